@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite drives for real, when they are missing.
+# Runs as root (CI) or through sudo; does nothing when everything is there.
+set -euo pipefail
+
+# command that must exist -> Debian package that provides it
+declare -A needed=(
+  [/usr/bin/chromium]=chromium
+)
+
+missing=()
+for path in "${!needed[@]}"; do
+  [ -x "$path" ] || missing+=("${needed[$path]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing Debian packages: ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-liberation >/dev/null

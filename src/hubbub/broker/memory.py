@@ -1,0 +1,25 @@
+"""The in-memory broker: one process, delivery at once, no copies."""
+
+from __future__ import annotations
+
+from hubbub.broker import Delivery
+
+
+class MemoryBroker:
+    """Delivers every publication synchronously to the one attached hub."""
+
+    __slots__ = ("_delivery",)
+
+    def __init__(self) -> None:
+        self._delivery: Delivery | None = None
+
+    def attach(self, delivery: Delivery) -> None:
+        self._delivery = delivery
+
+    def publish_to_room(self, room: str, payload: bytes, exclude: str | None = None) -> None:
+        if self._delivery is not None:
+            self._delivery.deliver_to_room(room, payload, exclude)
+
+    def publish_to_session(self, session_id: str, payload: bytes) -> None:
+        if self._delivery is not None:
+            self._delivery.deliver_to_session(session_id, payload)

@@ -1,0 +1,298 @@
+"""The hub: sessions, rooms and the routing of every message between them.
+
+Sans-I/O. The server adapter calls :meth:`Hub.connect`, :meth:`Hub.receive` and
+:meth:`Hub.disconnect`; everything the hub wants sent goes out through its
+:class:`~hubbub.core.outbox.Outbox` (one session) or its broker (a room, or a
+session that may sit on another node). Time comes from an injected clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from hubbub.broker import Broker
+from hubbub.broker.memory import MemoryBroker
+from hubbub.core.limits import Limits
+from hubbub.core.outbox import Outbox
+from hubbub.core.rooms import Room, RoomRegistry
+from hubbub.core.session import Session, TokenBucket
+from hubbub.protocol import codec
+from hubbub.protocol.errors import CloseCode, ErrorCode, ProtocolError
+from hubbub.protocol.messages import (
+    Chat,
+    ChatRelay,
+    Error,
+    IncomingMessage,
+    JoinRoom,
+    LeaveRoom,
+    Participant,
+    Ping,
+    Pong,
+    Ref,
+    RoomJoined,
+    RoomLeft,
+    Signal,
+    SignalRelay,
+    UserJoined,
+    UserLeft,
+)
+
+log = logging.getLogger("hubbub.core")
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _new_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _new_user_id() -> str:
+    return "user-" + secrets.token_hex(4)
+
+
+class Hub:
+    """All sessions and rooms of one server process."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        broker: Broker | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        new_session_id: Callable[[], str] = _new_id,
+        new_user_id: Callable[[], str] = _new_user_id,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.rooms = RoomRegistry()
+        self.sessions: dict[str, Session] = {}
+        self._outbox = outbox
+        self._broker: Broker = broker if broker is not None else MemoryBroker()
+        self._broker.attach(self)
+        self._clock = clock
+        self._new_session_id = new_session_id
+        self._new_user_id = new_user_id
+        self._handlers: dict[type[Any], Callable[[Session, Any], None]] = {
+            Signal: self._on_signal,
+            Chat: self._on_chat,
+            JoinRoom: self._on_join_room,
+            LeaveRoom: self._on_leave_room,
+            Ping: self._on_ping,
+        }
+
+    # -- what the adapter calls ---------------------------------------------
+
+    def connect(self, link: Any) -> Session:
+        """A client connected; ``link`` is the adapter's handle for it."""
+        limits = self.limits
+        session_id = self._new_session_id()
+        while session_id in self.sessions:  # pragma: no cover - 96 random bits
+            session_id = self._new_session_id()
+        budget = TokenBucket(limits.message_rate, limits.message_burst, self._clock())
+        session = self.sessions[session_id] = Session(session_id, link, budget)
+        return session
+
+    def receive(self, session: Session, text: str | bytes) -> None:
+        """One text frame from the session's client."""
+        if session.closing:
+            return
+        if not session.budget.take(self._clock()):
+            self._drop_for_rate(session)
+            return
+        session.dropped_in_a_row = 0
+        try:
+            message: IncomingMessage = codec.decode(text, max_depth=self.limits.max_json_depth)
+            self._handlers[type(message)](session, message)
+        except ProtocolError as error:
+            self._send_error(session, error)
+
+    def receive_binary(self, session: Session) -> None:
+        """A binary frame: counted against the rate, then refused."""
+        if session.closing:
+            return
+        if not session.budget.take(self._clock()):
+            self._drop_for_rate(session)
+            return
+        session.dropped_in_a_row = 0
+        self._send_error(
+            session,
+            ProtocolError(ErrorCode.BINARY_NOT_SUPPORTED, "hubbub speaks JSON in text frames"),
+        )
+
+    def disconnect(self, session: Session) -> None:
+        """The connection is gone (closed by either side, or lost)."""
+        if session.closed:
+            return
+        session.closing = session.closed = True
+        self._leave(session)
+        self.sessions.pop(session.session_id, None)
+
+    # -- what the broker calls ----------------------------------------------
+
+    def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
+        target = self.rooms.get(room)
+        if target is not None:
+            self._outbox.broadcast(target.members.values(), payload, exclude)
+
+    def deliver_to_session(self, session_id: str, payload: bytes) -> None:
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self._outbox.send(session, payload)
+
+    # -- message handlers ---------------------------------------------------
+
+    def _on_signal(self, session: Session, message: Signal) -> None:
+        room = session.room
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM, "join a room first", ref=message.ref)
+        target = room.members.get(message.target_user_id)
+        if target is None or target is session:
+            raise ProtocolError(
+                ErrorCode.NO_SUCH_PEER, "no such user in this room", ref=message.ref
+            )
+        assert session.user_id is not None  # a session in a room has a user id
+        payload = codec.encode(SignalRelay(signal=message.signal, from_user_id=session.user_id))
+        self._broker.publish_to_session(target.session_id, payload)
+
+    def _on_chat(self, session: Session, message: Chat) -> None:
+        room = session.room
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM, "join a room first", ref=message.ref)
+        if len(message.message) > self.limits.max_chat_length:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"a chat message holds at most {self.limits.max_chat_length} characters",
+                ref=message.ref,
+            )
+        assert session.user_id is not None
+        payload = codec.encode(ChatRelay(message=message.message, user_id=session.user_id))
+        self._broker.publish_to_room(room.name, payload, session.session_id)
+
+    def _on_join_room(self, session: Session, message: JoinRoom) -> None:
+        limits = self.limits
+        ref = message.ref
+        room_name = message.room
+        _check_name(room_name, "room", limits.max_room_name_length, ref)
+        user_id = message.user_id
+        if user_id is not None:
+            _check_name(user_id, "userId", limits.max_user_id_length, ref)
+        current = session.room
+        if current is not None and current.name == room_name:
+            raise ProtocolError(ErrorCode.ALREADY_IN_ROOM, "already in this room", ref=ref)
+        room = self.rooms.get(room_name)
+        if room is not None:
+            if user_id is not None and user_id in room.members:
+                raise ProtocolError(
+                    ErrorCode.USER_ID_TAKEN, "this user id is already in the room", ref=ref
+                )
+            if len(room) >= limits.max_participants:
+                raise ProtocolError(ErrorCode.ROOM_FULL, "the room is full", ref=ref)
+        if user_id is None:
+            user_id = self._free_user_id(room)
+        if current is not None:
+            self._leave(session)
+        room = self.rooms.get_or_create(room_name)
+        # Everyone already here joined first, so the newcomer is polite to each.
+        participants = [Participant(user_id=uid, polite=True) for uid in room.members]
+        session.user_id = user_id
+        self.rooms.add(room, session)
+        log.info(
+            "event=join session=%s room=%r user=%r members=%d",
+            session.session_id,
+            room_name,
+            user_id,
+            len(room),
+        )
+        self._outbox.send(
+            session,
+            codec.encode(
+                RoomJoined(
+                    room=room_name,
+                    user_id=user_id,
+                    session_id=session.session_id,
+                    participants=participants,
+                    ref=ref,
+                )
+            ),
+        )
+        self._broker.publish_to_room(
+            room_name, codec.encode(UserJoined(user_id=user_id, polite=False)), session.session_id
+        )
+
+    def _on_leave_room(self, session: Session, message: LeaveRoom) -> None:
+        room = session.room
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM, "not in a room", ref=message.ref)
+        self._leave(session)
+        self._outbox.send(session, codec.encode(RoomLeft(room=room.name, ref=message.ref)))
+
+    def _on_ping(self, session: Session, message: Ping) -> None:
+        self._outbox.send(session, codec.encode(Pong(ref=message.ref)))
+
+    # -- helpers --------------------------------------------------------------
+
+    def _leave(self, session: Session) -> None:
+        user_id = session.user_id
+        room = self.rooms.remove(session)
+        if room is None or user_id is None:
+            return
+        log.info(
+            "event=leave session=%s room=%r user=%r members=%d",
+            session.session_id,
+            room.name,
+            user_id,
+            len(room),
+        )
+        session.user_id = None
+        self._broker.publish_to_room(room.name, codec.encode(UserLeft(user_id=user_id)), None)
+
+    def _free_user_id(self, room: Room | None) -> str:
+        user_id = self._new_user_id()
+        while room is not None and user_id in room.members:
+            user_id = self._new_user_id()
+        return user_id
+
+    def _drop_for_rate(self, session: Session) -> None:
+        session.dropped_in_a_row += 1
+        dropped = session.dropped_in_a_row
+        limits = self.limits
+        if dropped == 1:
+            # One error per run of drops: answering every dropped message would
+            # turn a flood into a flood of errors.
+            self._send_error(
+                session,
+                ProtocolError(
+                    ErrorCode.RATE_LIMITED,
+                    f"slow down: at most {limits.message_rate:g} messages a second",
+                ),
+            )
+        if dropped >= limits.flood_disconnect_after:
+            log.info("event=flood session=%s dropped=%d", session.session_id, dropped)
+            session.closing = True
+            self._outbox.close(session, CloseCode.POLICY_VIOLATION, "message flood")
+
+    def _send_error(self, session: Session, error: ProtocolError) -> None:
+        self._outbox.send(
+            session, codec.encode(Error(code=error.code, message=error.message, ref=error.ref))
+        )
+        if error.close_code is not None:
+            session.closing = True
+            self._outbox.close(session, error.close_code, error.message)
+
+
+def _check_name(value: str, field: str, max_length: int, ref: Ref | None) -> None:
+    if not value:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{field} must not be empty", ref=ref)
+    if len(value) > max_length:
+        raise ProtocolError(
+            ErrorCode.TOO_LARGE, f"{field} holds at most {max_length} characters", ref=ref
+        )
+    if _CONTROL_CHARACTERS.search(value):
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f"{field} must not hold control characters", ref=ref
+        )

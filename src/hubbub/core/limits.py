@@ -1,0 +1,63 @@
+"""Every bound hubbub puts on a client, with its name, unit and default.
+
+Each one is a ``hubbub serve`` option (``--max-frame-bytes`` for
+``max_frame_bytes``...) whose help is the text given here, and has a line in
+``docs/protocol.md`` (a test checks both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+def _limit(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_frame_bytes: int = _limit(
+        64 * 1024,
+        "Largest WebSocket message accepted, in bytes; a larger one closes the "
+        "connection with 1009 before it is parsed.",
+    )
+    max_json_depth: int = _limit(32, "Deepest JSON nesting accepted in a message ([] is 1).")
+    max_room_name_length: int = _limit(128, "Longest room name, in characters.")
+    max_user_id_length: int = _limit(64, "Longest user id, in characters.")
+    max_chat_length: int = _limit(16_000, "Longest chat message, in characters.")
+    max_participants: int = _limit(1_000, "Most members one room may hold.")
+    message_rate: float = _limit(100.0, "Messages per second a connection may send, sustained.")
+    message_burst: int = _limit(
+        200, "Messages a connection may send at once above its rate (token bucket size)."
+    )
+    flood_disconnect_after: int = _limit(
+        200,
+        "Messages dropped for the rate in a row, with none accepted between, after which "
+        "the connection is closed with 1008.",
+    )
+    max_send_queue_bytes: int = _limit(
+        1024 * 1024,
+        "Bytes waiting to be sent to one client; a client that lets more pile up has "
+        "stopped reading and is disconnected with 4008.",
+    )
+    ping_interval: float = _limit(
+        20.0, "Seconds of silence from a client after which the server pings it."
+    )
+    ping_timeout: float = _limit(
+        20.0, "Seconds the server waits for any frame after a ping before dropping the client."
+    )
+
+    def __post_init__(self) -> None:
+        for limit in fields(self):
+            value = getattr(self, limit.name)
+            if value <= 0:
+                raise ValueError(f"{limit.name} must be positive, got {value!r}")
+
+    @staticmethod
+    def help(name: str) -> str:
+        """The documented meaning of one limit."""
+        for limit in fields(Limits):
+            if limit.name == name:
+                return str(limit.metadata["help"])
+        raise KeyError(name)

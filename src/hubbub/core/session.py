@@ -1,0 +1,67 @@
+"""One client connection as the core sees it, and its message budget."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hubbub.core.rooms import Room
+
+
+class TokenBucket:
+    """A token bucket: ``rate`` tokens a second, at most ``burst`` saved up."""
+
+    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = now
+
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one."""
+        tokens = self._tokens + (now - self._stamp) * self._rate
+        if tokens > self._burst:
+            tokens = self._burst
+        self._stamp = now
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
+            return True
+        self._tokens = tokens
+        return False
+
+
+class Session:
+    """A connected client: who it is, where it is, how fast it may talk.
+
+    ``link`` belongs to the server adapter (its connection object); the core only
+    hands it back through the outbox.
+    """
+
+    __slots__ = (
+        "budget",
+        "closed",
+        "closing",
+        "dropped_in_a_row",
+        "link",
+        "room",
+        "session_id",
+        "user_id",
+    )
+
+    def __init__(self, session_id: str, link: Any, budget: TokenBucket) -> None:
+        self.session_id = session_id
+        self.user_id: str | None = None
+        self.room: Room | None = None
+        self.link = link
+        self.budget = budget
+        self.dropped_in_a_row = 0
+        self.closing = False
+        """No more input is read: the hub asked for a close, or the link is gone."""
+        self.closed = False
+        """The hub has processed the disconnect."""
+
+    def __repr__(self) -> str:
+        room = self.room.name if self.room else None
+        return f"<Session {self.session_id} user={self.user_id!r} room={room!r}>"

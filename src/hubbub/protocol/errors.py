@@ -1,0 +1,83 @@
+"""Error codes sent to clients, and the close codes hubbub uses.
+
+Every refusal a client can see is one of the codes below; ``docs/protocol.md`` has
+one line for each. The text that goes with a code is written for the client and
+never carries internal detail (no exception text, no stack, no server paths).
+
+Exception tree::
+
+    ProtocolError          a client broke the protocol; answered with an ``error``
+    └── (carries a code)   message and, where ``close_code`` is set, a close
+
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class ErrorCode(StrEnum):
+    """The ``code`` field of an outgoing ``error`` message."""
+
+    BAD_JSON = "bad-json"
+    """The frame is not valid UTF-8 JSON, or not a JSON object."""
+    BAD_MESSAGE = "bad-message"
+    """The JSON does not match the message's schema (missing field, wrong type)."""
+    UNKNOWN_TYPE = "unknown-type"
+    """``type`` names no message hubbub knows."""
+    TOO_LARGE = "too-large"
+    """A field is longer than its limit (chat text, room name, user id...)."""
+    TOO_DEEP = "too-deep"
+    """JSON nested deeper than ``max_json_depth``."""
+    BINARY_NOT_SUPPORTED = "binary-not-supported"
+    """A binary frame arrived; hubbub speaks JSON text frames."""
+    NOT_IN_ROOM = "not-in-room"
+    """The message needs the connection to be in a room, and it is not."""
+    ALREADY_IN_ROOM = "already-in-room"
+    """``join-room`` for the room this connection is in already."""
+    NO_SUCH_PEER = "no-such-peer"
+    """``signal`` to a user who is not in the sender's room (or to oneself)."""
+    USER_ID_TAKEN = "user-id-taken"
+    """``join-room`` with a ``userId`` already present in that room."""
+    ROOM_FULL = "room-full"
+    """The room has ``max_participants`` members already."""
+    RATE_LIMITED = "rate-limited"
+    """The connection sent faster than its message rate; the message was dropped."""
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes (RFC 6455 section 7.4) that hubbub sends."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    """The server is shutting down; reconnect later."""
+    POLICY_VIOLATION = 1008
+    """A sustained flood: the connection kept sending over its rate."""
+    MESSAGE_TOO_BIG = 1009
+    """A frame larger than ``max_frame_bytes``."""
+    INTERNAL_ERROR = 1011
+    SLOW_CONSUMER = 4008
+    """The client did not read fast enough: its outgoing queue went over
+    ``max_send_queue_bytes``."""
+
+
+class ProtocolError(Exception):
+    """A message from the network broke the protocol.
+
+    ``message`` is safe to show to the client. Where ``close_code`` is set, the
+    connection is closed after the error is sent.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        ref: str | int | None = None,
+        close_code: CloseCode | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+        self.close_code = close_code

@@ -1,0 +1,115 @@
+"""The messages of hubbub's WebSocket protocol, as typed structs.
+
+Field names on the wire are camelCase, as in the seed protocol (``userId``,
+``targetUserId``, ``fromUserId``); attributes here are snake_case. Unknown fields
+in incoming messages are ignored, so a client may send more than hubbub reads.
+``docs/protocol.md`` describes every message with examples.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+Ref = Annotated[str, msgspec.Meta(max_length=64)] | int
+"""A client's own request id, echoed in the reply or error it caused."""
+
+
+class Incoming(msgspec.Struct, tag_field="type", rename="camel", frozen=True, kw_only=True):
+    """Base of every message a client sends."""
+
+    ref: Ref | None = None
+
+
+class JoinRoom(Incoming, tag="join-room", frozen=True):
+    room: str
+    user_id: str | None = None
+
+
+class LeaveRoom(Incoming, tag="leave-room", frozen=True):
+    pass
+
+
+class Signal(Incoming, tag="signal", frozen=True):
+    target_user_id: str
+    signal: msgspec.Raw
+    """Relayed byte for byte: hubbub never looks inside an offer, answer or candidate."""
+
+
+class Chat(Incoming, tag="chat", frozen=True):
+    message: str
+
+
+class Ping(Incoming, tag="ping", frozen=True):
+    pass
+
+
+IncomingMessage = JoinRoom | LeaveRoom | Signal | Chat | Ping
+
+INCOMING_TYPES: frozenset[str] = frozenset(
+    str(cls.__struct_config__.tag) for cls in (JoinRoom, LeaveRoom, Signal, Chat, Ping)
+)
+
+
+class Envelope(msgspec.Struct):
+    """What is read of a message that did not match its schema, to say why."""
+
+    type: str | None = None
+    ref: Ref | None = None
+
+
+# -- outgoing -----------------------------------------------------------------
+
+
+class Outgoing(msgspec.Struct, tag_field="type", rename="camel", omit_defaults=True):
+    """Base of every message the server sends."""
+
+
+class Participant(msgspec.Struct, rename="camel", omit_defaults=True):
+    user_id: str
+    polite: bool
+    """The receiver's role toward this participant in perfect negotiation:
+    the member who was in the room first is impolite."""
+
+
+class RoomJoined(Outgoing, tag="room-joined"):
+    room: str
+    user_id: str
+    session_id: str
+    participants: list[Participant]
+    ref: Ref | None = None
+
+
+class RoomLeft(Outgoing, tag="room-left"):
+    room: str
+    ref: Ref | None = None
+
+
+class UserJoined(Outgoing, tag="user-joined"):
+    user_id: str
+    polite: bool
+
+
+class UserLeft(Outgoing, tag="user-left"):
+    user_id: str
+
+
+class SignalRelay(Outgoing, tag="signal"):
+    signal: msgspec.Raw
+    from_user_id: str
+
+
+class ChatRelay(Outgoing, tag="chat"):
+    message: str
+    user_id: str
+
+
+class Pong(Outgoing, tag="pong"):
+    ref: Ref | None = None
+
+
+class Error(Outgoing, tag="error"):
+    code: str
+    message: str
+    ref: Ref | None = None

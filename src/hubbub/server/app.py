@@ -1,0 +1,182 @@
+"""The aiohttp application: the WebSocket endpoint and plain HTTP on one port.
+
+This adapter moves bytes between sockets and the sans-I/O :class:`~hubbub.core.Hub`;
+it decides nothing about rooms or messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import WSMsgType, web
+
+from hubbub import __version__
+from hubbub.core import Hub, Limits, Session
+from hubbub.protocol.errors import CloseCode
+from hubbub.server.connection import Connection, TransportOutbox
+from hubbub.server.frames import PING_FRAME, pong_frame
+
+log = logging.getLogger("hubbub.server")
+
+STATIC_DIR = Path(str(resources.files("hubbub") / "web" / "static"))
+
+CLOSE_TIMEOUT = 2.0
+"""Seconds the server waits for a client's answer to its close frame."""
+
+
+class HubServer:
+    """A hub with the connections it serves; one per server process."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.connections: set[Connection] = set()
+        self._loop = asyncio.get_running_loop()
+        self.outbox = TransportOutbox(
+            self.limits.max_send_queue_bytes, self._loop, self._disconnect
+        )
+        self.hub = Hub(self.outbox, limits=self.limits)
+        self._liveness: asyncio.Task[None] | None = None
+        self._shutting_down = False
+
+    # -- the WebSocket endpoint -----------------------------------------------
+
+    async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+        if self._shutting_down:
+            raise web.HTTPServiceUnavailable(text="shutting down")
+        ws = web.WebSocketResponse(
+            autoping=False,  # pings and pongs are ours: see _liveness_sweep
+            compress=False,
+            max_msg_size=self.limits.max_frame_bytes,
+            timeout=CLOSE_TIMEOUT,
+        )
+        await ws.prepare(request)
+        transport = request.transport
+        if transport is None:  # the client went away during the handshake
+            return ws
+        remote = request.remote or "-"
+        connection = Connection(transport, ws, remote)
+        hub = self.hub
+        session = hub.connect(connection)
+        connection.session = session
+        connection.last_heard = started = time.monotonic()
+        self.connections.add(connection)
+        log.info(
+            "event=connect session=%s remote=%s path=%s", session.session_id, remote, request.path
+        )
+        receive = ws.receive
+        try:
+            while True:
+                message = await receive()
+                kind = message.type
+                connection.last_heard = time.monotonic()
+                if kind is WSMsgType.TEXT:
+                    hub.receive(session, message.data)
+                elif kind is WSMsgType.BINARY:
+                    hub.receive_binary(session)
+                elif kind is WSMsgType.PING:
+                    if not transport.is_closing():
+                        transport.write(pong_frame(message.data))
+                elif kind is WSMsgType.PONG:
+                    connection.pinged_at = None
+                else:  # CLOSE, CLOSING, CLOSED, ERROR: the connection is over
+                    break
+        finally:
+            self.connections.discard(connection)
+            hub.disconnect(session)
+            log.info(
+                "event=disconnect session=%s remote=%s code=%s seconds=%.1f",
+                session.session_id,
+                remote,
+                ws.close_code,
+                time.monotonic() - started,
+            )
+        return ws
+
+    def _disconnect(self, session: Session) -> None:
+        self.hub.disconnect(session)
+
+    # -- liveness -------------------------------------------------------------
+
+    async def _liveness_sweep(self) -> None:
+        """Ping quiet clients; drop those that answer nothing in time.
+
+        A dead connection is dropped at most ``ping_interval + ping_timeout +``
+        one sweep period after the last frame heard from it.
+        """
+        limits = self.limits
+        period = min(1.0, limits.ping_interval / 4, limits.ping_timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for connection in list(self.connections):
+                transport = connection.transport
+                if transport.is_closing():
+                    continue
+                pinged_at = connection.pinged_at
+                if pinged_at is None or connection.last_heard > pinged_at:
+                    connection.pinged_at = None
+                    if now - connection.last_heard >= limits.ping_interval:
+                        transport.write(PING_FRAME)
+                        connection.pinged_at = now
+                elif now - pinged_at >= limits.ping_timeout:
+                    session = connection.session
+                    log.info(
+                        "event=timeout session=%s remote=%s",
+                        session.session_id if session else "-",
+                        connection.remote,
+                    )
+                    transport.abort()
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def start(self, app: web.Application) -> None:
+        self._liveness = asyncio.create_task(self._liveness_sweep())
+
+    async def shutdown(self, app: web.Application) -> None:
+        """Close every connection with 1001 (going away)."""
+        self._shutting_down = True
+        if self._liveness is not None:
+            self._liveness.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._liveness
+        closing = [
+            connection.ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down")
+            for connection in list(self.connections)
+        ]
+        if closing:
+            log.info("event=shutdown connections=%d", len(closing))
+            await asyncio.gather(*closing, return_exceptions=True)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+HUB_SERVER = web.AppKey("hub_server", HubServer)
+
+
+def create_app(limits: Limits | None = None) -> web.Application:
+    """The whole server as an aiohttp application (call inside a running loop)."""
+    app = web.Application()
+    server = HubServer(limits)
+    app[HUB_SERVER] = server
+
+    async def root(request: web.Request) -> web.StreamResponse:
+        # The seed's clients connect to the bare URL, so "/" is both the
+        # WebSocket endpoint and the start page.
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await server.handle_websocket(request)
+        return web.FileResponse(STATIC_DIR / "index.html")
+
+    app.router.add_get("/", root)
+    app.router.add_get("/ws", server.handle_websocket)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_static("/static/", STATIC_DIR, name="static")
+    app.on_startup.append(server.start)
+    app.on_shutdown.append(server.shutdown)
+    return app

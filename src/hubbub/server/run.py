@@ -1,0 +1,80 @@
+"""Running the server: the event loop, the listening socket, signals, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from hubbub.core import Limits
+from hubbub.server.app import create_app
+
+log = logging.getLogger("hubbub.server")
+
+LISTEN_BACKLOG = 4096
+"""Pending connections the kernel may hold: a reconnect storm arrives all at once,
+and a short backlog turns it into SYN retries a second apart."""
+
+SHUTDOWN_TIMEOUT = 2.0
+"""Seconds handlers get to finish after the connections were told to go."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    limits: Limits = field(default_factory=Limits)
+
+
+async def start_server(settings: ServerSettings) -> tuple[web.AppRunner, str]:
+    """Start listening; return the runner and the base URL (the real port if 0)."""
+    app = create_app(settings.limits)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
+    )
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_address=True
+    )
+    await site.start()
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    port = settings.port
+    for sock in sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            port = sock.getsockname()[1]
+            break
+    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    return runner, f"http://{host}:{port}"
+
+
+async def _serve(settings: ServerSettings) -> None:
+    runner, url = await start_server(settings)
+    log.info("event=listening url=%s", url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("event=stopping")
+        await runner.cleanup()
+        log.info("event=stopped")
+
+
+def serve(settings: ServerSettings) -> None:
+    """Run until SIGTERM or SIGINT, then close every connection with 1001."""
+    if sys.platform != "win32":
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    else:  # pragma: no cover
+        runner = asyncio.Runner()
+    with runner:
+        runner.run(_serve(settings))

@@ -1,0 +1,86 @@
+"""A real WebSocket client over a real socket, with helpers for reading hubbub's replies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+
+RECEIVE_TIMEOUT = 5.0
+
+
+class Client:
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse):
+        self._session = session
+        self.ws = ws
+
+    @classmethod
+    async def connect(cls, url: str, path: str = "/", **kwargs: Any) -> Client:
+        session = aiohttp.ClientSession()
+        try:
+            ws = await session.ws_connect(url.rstrip("/") + path, **kwargs)
+        except BaseException:
+            await session.close()
+            raise
+        return cls(session, ws)
+
+    async def send(self, message: dict[str, Any] | str) -> None:
+        await self.ws.send_str(message if isinstance(message, str) else json.dumps(message))
+
+    async def recv(self, timeout: float = RECEIVE_TIMEOUT) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            message = await self.ws.receive()
+        if message.type is not aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"expected a text frame, got {message.type!r} {message.data!r}")
+        return json.loads(message.data)
+
+    async def expect(self, type_: str, timeout: float = RECEIVE_TIMEOUT) -> dict[str, Any]:
+        message = await self.recv(timeout)
+        assert message["type"] == type_, message
+        return message
+
+    async def expect_error(self, code: str) -> dict[str, Any]:
+        message = await self.expect("error")
+        assert message["code"] == code, message
+        return message
+
+    async def nothing(self, within: float = 0.2) -> None:
+        # asyncio.timeout, not receive(timeout=): aiohttp restarts that one at
+        # every ping it answers.
+        try:
+            async with asyncio.timeout(within):
+                message = await self.ws.receive()
+        except TimeoutError:
+            return
+        raise AssertionError(f"expected nothing, got {message.type!r} {message.data!r}")
+
+    async def join(self, room: str, user_id: str | None = None, **extra: Any) -> dict[str, Any]:
+        message: dict[str, Any] = {"type": "join-room", "room": room, **extra}
+        if user_id is not None:
+            message["userId"] = user_id
+        await self.send(message)
+        return await self.expect("room-joined")
+
+    async def closed_with(self, timeout: float = RECEIVE_TIMEOUT) -> int | None:
+        """Read until the server closes; return its close code."""
+        while True:
+            message = await self.ws.receive(timeout=timeout)
+            if message.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                return self.ws.close_code
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self._session.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
