@@ -6,14 +6,8 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
 
-from hubbub import __version__
-from hubbub.core import Limits
-
-
-def _limit_flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+from hubbub import __version__, settings
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -26,27 +20,18 @@ def _build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="run the server",
-        description="Serve WebSockets, the web app and the HTTP API on one port.",
+        description="Serve WebSockets, the web app and the HTTP API on one port. Every "
+        "option can also be set in the environment or a TOML file (--config); the "
+        "command line wins over the environment, which wins over the file.",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on (0: any free)")
-    serve.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="least severe log lines shown",
+    settings.add_arguments(serve)
+
+    config = commands.add_parser(
+        "config",
+        help="print the effective settings (secrets masked)",
+        description="Print every setting as `hubbub serve` would use it, secrets masked.",
     )
-    limits = serve.add_argument_group("limits")
-    for limit in fields(Limits):
-        kind = float if limit.type in (float, "float") else int
-        limits.add_argument(
-            _limit_flag(limit.name),
-            dest=limit.name,
-            type=kind,
-            default=limit.default,
-            metavar=kind.__name__.upper(),
-            help=f"{limit.metadata['help']} (default: %(default)s)",
-        )
+    settings.add_arguments(config)
     return parser
 
 
@@ -61,15 +46,21 @@ def _configure_logging(level: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    if args.command != "serve":
+    if args.command is None:
         parser.print_help()
         return 2
-    from hubbub.server import ServerSettings, serve
-
+    command = args.command
+    del args.command
     try:
-        limits = Limits(**{limit.name: getattr(args, limit.name) for limit in fields(Limits)})
-    except ValueError as exc:
-        parser.error(str(exc))
-    _configure_logging(args.log_level)
-    serve(ServerSettings(host=args.host, port=args.port, limits=limits))
+        loaded = settings.load(args)
+    except settings.SettingsError as exc:
+        parser.exit(2, f"hubbub {command}: error: {exc}\n")
+    if command == "config":
+        for name, value in settings.effective(loaded):
+            print(f"{name} = {value}")
+        return 0
+    from hubbub.server import serve
+
+    _configure_logging(loaded.log_level)
+    serve(loaded)
     return 0

@@ -64,3 +64,17 @@ def test_version() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("hubbub ")
+
+
+def test_config_prints_the_effective_settings() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hubbub", "config", "--port", "9999"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"HUBBUB_MAX_CHAT_LENGTH": "77", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "port = 9999" in lines
+    assert "max_chat_length = 77" in lines

@@ -16,10 +16,11 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from hubbub import __version__
-from hubbub.core import Hub, Limits, Session
+from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
 from hubbub.server.connection import Connection, TransportOutbox
 from hubbub.server.frames import PING_FRAME, pong_frame
+from hubbub.settings import ServerSettings
 
 log = logging.getLogger("hubbub.server")
 
@@ -32,8 +33,9 @@ CLOSE_TIMEOUT = 2.0
 class HubServer:
     """A hub with the connections it serves; one per server process."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.limits = settings.limits
         self.connections: set[Connection] = set()
         self._loop = asyncio.get_running_loop()
         self.outbox = TransportOutbox(
@@ -160,10 +162,10 @@ async def _healthz(request: web.Request) -> web.Response:
 HUB_SERVER = web.AppKey("hub_server", HubServer)
 
 
-def create_app(limits: Limits | None = None) -> web.Application:
+def create_app(settings: ServerSettings | None = None) -> web.Application:
     """The whole server as an aiohttp application (call inside a running loop)."""
     app = web.Application()
-    server = HubServer(limits)
+    server = HubServer(settings or ServerSettings())
     app[HUB_SERVER] = server
 
     async def root(request: web.Request) -> web.StreamResponse:

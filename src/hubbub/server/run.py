@@ -7,12 +7,11 @@ import logging
 import signal
 import socket
 import sys
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from hubbub.core import Limits
 from hubbub.server.app import create_app
+from hubbub.settings import ServerSettings
 
 log = logging.getLogger("hubbub.server")
 
@@ -24,16 +23,9 @@ SHUTDOWN_TIMEOUT = 2.0
 """Seconds handlers get to finish after the connections were told to go."""
 
 
-@dataclass(frozen=True)
-class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    limits: Limits = field(default_factory=Limits)
-
-
 async def start_server(settings: ServerSettings) -> tuple[web.AppRunner, str]:
     """Start listening; return the runner and the base URL (the real port if 0)."""
-    app = create_app(settings.limits)
+    app = create_app(settings)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
     )

@@ -1,0 +1,299 @@
+"""One settings model: every option is a CLI flag, an environment variable and a
+key in a TOML config file.
+
+A setting named ``max_frame_bytes`` is ``--max-frame-bytes`` on the command line,
+``HUBBUB_MAX_FRAME_BYTES`` in the environment and ``max_frame_bytes`` in the file
+given with ``--config`` (or ``HUBBUB_CONFIG``). The command line wins over the
+environment, which wins over the file, which wins over the default. A value that
+does not fit is refused at start-up with the setting's name and the reason.
+
+To add a setting, add a field to :class:`ServerSettings` (or to
+:class:`~hubbub.core.Limits` for a bound on clients) with :func:`setting`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from hubbub.core import Limits
+
+ENV_PREFIX = "HUBBUB_"
+
+
+class SettingsError(ValueError):
+    """A setting's value is refused; the message names the setting and why."""
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    secret: bool = False,
+    choices: Sequence[str] | None = None,
+) -> Any:
+    """Declare a setting: its default, what it means, and whether to mask it."""
+    metadata = {"help": help, "secret": secret, "choices": tuple(choices or ())}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = setting("127.0.0.1", "Address to listen on.")
+    port: int = setting(8080, "Port to listen on (0: any free port).")
+    log_level: str = setting(
+        "info", "Least severe log lines shown.", choices=("debug", "info", "warning", "error")
+    )
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port: {self.port} is not a port number (0 to 65535)")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting as the outside world sees it."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    secret: bool
+    choices: tuple[str, ...]
+    in_limits: bool
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+def _options_of(cls: type, in_limits: bool) -> list[Option]:
+    hints = get_type_hints(cls)
+    options = []
+    for item in fields(cls):
+        if item.name == "limits":
+            continue
+        options.append(
+            Option(
+                name=item.name,
+                type=hints[item.name],
+                default=_default_of(item),
+                help=str(item.metadata.get("help", "")),
+                secret=bool(item.metadata.get("secret", False)),
+                choices=tuple(item.metadata.get("choices", ())),
+                in_limits=in_limits,
+            )
+        )
+    return options
+
+
+def _default_of(item: Field[Any]) -> Any:
+    if item.default is not MISSING:
+        return item.default
+    if item.default_factory is not MISSING:
+        return item.default_factory()
+    raise TypeError(f"setting {item.name} has no default")  # pragma: no cover
+
+
+OPTIONS: tuple[Option, ...] = (
+    *_options_of(ServerSettings, in_limits=False),
+    *_options_of(Limits, in_limits=True),
+)
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config`` and one flag per setting; unset flags stay out of the namespace."""
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML file of settings (env: HUBBUB_CONFIG)"
+    )
+    limits = parser.add_argument_group("limits (see docs/protocol.md#limits)")
+    for option in OPTIONS:
+        group = limits if option.in_limits else parser
+        shown_default = "none" if option.default in (None, []) else option.default
+        help_text = f"{option.help} (default: {shown_default}; env: {option.env})"
+        if option.type is bool:
+            group.add_argument(
+                option.flag,
+                dest=option.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        elif get_origin(option.type) is list:
+            group.add_argument(
+                option.flag,
+                dest=option.name,
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar="VALUE",
+                help=help_text + " (repeatable)",
+            )
+        else:
+            group.add_argument(
+                option.flag,
+                dest=option.name,
+                default=argparse.SUPPRESS,
+                metavar=_metavar(option),
+                help=help_text,
+            )
+
+
+def _metavar(option: Option) -> str:
+    if option.choices:
+        return "{" + ",".join(option.choices) + "}"
+    base = _base_type(option.type)
+    return {int: "INT", float: "SECONDS" if "seconds" in option.help.lower() else "NUMBER"}.get(
+        base, "TEXT"
+    )
+
+
+def _base_type(kind: Any) -> Any:
+    """``int`` of ``int``, ``str`` of ``str | None`` and of ``list[str]``."""
+    args = [arg for arg in get_args(kind) if arg is not type(None)]
+    if get_origin(kind) is list or args:
+        return args[0]
+    return kind
+
+
+def load(
+    cli: Mapping[str, Any] | argparse.Namespace,
+    environ: Mapping[str, str] | None = None,
+) -> ServerSettings:
+    """Settings from the command line, the environment and the config file."""
+    given = dict(vars(cli)) if isinstance(cli, argparse.Namespace) else dict(cli)
+    environ = os.environ if environ is None else environ
+    config_path = given.pop("config", None) or environ.get(ENV_PREFIX + "CONFIG")
+    values: dict[str, Any] = {}
+    if config_path:
+        values.update(_read_config(Path(config_path)))
+    for option in OPTIONS:
+        if option.env in environ:
+            values[option.name] = _convert(option, environ[option.env], source="env")
+    for name, raw in given.items():
+        if name in OPTIONS_BY_NAME:
+            values[name] = _convert(OPTIONS_BY_NAME[name], raw, source="flag")
+    return build(values)
+
+
+def build(values: Mapping[str, Any]) -> ServerSettings:
+    """Settings from converted values by name; anything left out keeps its default."""
+    server: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    for name, value in values.items():
+        option = OPTIONS_BY_NAME[name]
+        if option.choices and value not in option.choices:
+            raise SettingsError(f"{name}: {value!r} is not one of {', '.join(option.choices)}")
+        (limits if option.in_limits else server)[name] = value
+    try:
+        return ServerSettings(**server, limits=Limits(**limits))
+    except SettingsError:
+        raise
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise SettingsError(f"config: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config: {path} is not valid TOML: {exc}") from None
+    values = {}
+    for name, raw in data.items():
+        option = OPTIONS_BY_NAME.get(name)
+        if option is None:
+            raise SettingsError(f"config: {path} has an unknown setting {name!r}")
+        values[name] = _convert(option, raw, source="config")
+    return values
+
+
+def _convert(option: Option, raw: Any, source: str) -> Any:
+    """Turn a flag, env or TOML value into the setting's type, or say why not."""
+    kind = option.type
+    base = _base_type(kind)
+    name = option.name
+    try:
+        if get_origin(kind) is list:
+            if isinstance(raw, str):
+                items = [item.strip() for item in raw.split(",") if item.strip()]
+            elif isinstance(raw, list):
+                items = raw
+            else:
+                raise ValueError("expected a list")
+            return [_scalar(base, item) for item in items]
+        if raw is None or (source == "env" and raw == "" and type(None) in get_args(kind)):
+            return None
+        return _scalar(base, raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}: {raw!r} is not {_describe(base)}") from None
+
+
+def _scalar(base: Any, raw: Any) -> Any:
+    if base is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if base is int:
+        if isinstance(raw, (bool, float)):
+            raise ValueError("expected a whole number")
+        return int(raw)
+    if base is float:
+        if isinstance(raw, bool):
+            raise ValueError("expected a number")
+        return float(raw)
+    if base is Path:
+        return Path(raw)
+    if not isinstance(raw, str):
+        raise TypeError("expected text")
+    return raw
+
+
+def _describe(base: Any) -> str:
+    return {
+        bool: "true or false",
+        int: "a whole number",
+        float: "a number",
+        Path: "a path",
+    }.get(base, "text")
+
+
+def effective(settings: ServerSettings) -> list[tuple[str, str]]:
+    """Every setting and its value as shown to an operator, secrets masked."""
+    shown = []
+    for option in OPTIONS:
+        source = settings.limits if option.in_limits else settings
+        value = getattr(source, option.name)
+        if option.secret and value:
+            text = "********"
+        elif value is None:
+            text = "(none)"
+        elif isinstance(value, list):
+            text = ", ".join(str(item) for item in value) or "(none)"
+        else:
+            text = str(value)
+        shown.append((option.name, text))
+    return shown
+
+
+def with_limits(settings: ServerSettings, **limits: Any) -> ServerSettings:
+    """A copy with some limits changed (for tests and embedding)."""
+    return replace(settings, limits=replace(settings.limits, **limits))
