@@ -51,6 +51,12 @@ class ServerSettings:
     log_level: str = setting(
         "info", "Least severe log lines shown.", choices=("debug", "info", "warning", "error")
     )
+    api_key: str | None = setting(
+        None,
+        "Server API key for the HTTP API, sent by a backend as 'Authorization: Bearer KEY'. "
+        "Without one, the endpoints that need it answer 403.",
+        secret=True,
+    )
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:

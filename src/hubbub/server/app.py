@@ -20,6 +20,7 @@ from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
 from hubbub.server.connection import Connection, TransportOutbox
 from hubbub.server.frames import PING_FRAME, pong_frame
+from hubbub.server.http_api import Api, json_errors
 from hubbub.settings import ServerSettings
 
 log = logging.getLogger("hubbub.server")
@@ -164,9 +165,30 @@ HUB_SERVER = web.AppKey("hub_server", HubServer)
 
 def create_app(settings: ServerSettings | None = None) -> web.Application:
     """The whole server as an aiohttp application (call inside a running loop)."""
-    app = web.Application()
-    server = HubServer(settings or ServerSettings())
+    settings = settings or ServerSettings()
+    app = web.Application(middlewares=[json_errors])
+    server = HubServer(settings)
     app[HUB_SERVER] = server
+    api = Api(app, settings.api_key)
+
+    async def server_status(request: web.Request) -> web.Response:
+        hub = server.hub
+        return web.json_response(
+            {
+                "version": __version__,
+                "connections": len(server.connections),
+                "sessions": len(hub.sessions),
+                "rooms": len(hub.rooms),
+            }
+        )
+
+    api.route(
+        "GET",
+        "/api/server",
+        server_status,
+        summary="Version and live counts of this server",
+        responses={"200": {"description": "Counts of connections, sessions and rooms"}},
+    )
 
     async def root(request: web.Request) -> web.StreamResponse:
         # The seed's clients connect to the bare URL, so "/" is both the

@@ -1,0 +1,57 @@
+"""The HTTP API's conventions: API key, JSON errors, OpenAPI description."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from hubbub.server import ServerSettings, start_server
+from tests.wsclient import Client
+
+
+async def test_api_key_is_required_and_checked() -> None:
+    runner, url = await start_server(ServerSettings(port=0, api_key="s3cret"))
+    try:
+        async with aiohttp.ClientSession() as http, await Client.connect(url) as client:
+            await client.join("r", "a")
+            async with http.get(url + "/api/server") as response:
+                assert response.status == 401
+                assert (await response.json())["error"]["code"] == "unauthorized"
+            wrong = {"Authorization": "Bearer nope"}
+            async with http.get(url + "/api/server", headers=wrong) as response:
+                assert response.status == 401
+            right = {"Authorization": "Bearer s3cret"}
+            async with http.get(url + "/api/server", headers=right) as response:
+                assert response.status == 200
+                body = await response.json()
+                assert body["connections"] == 1
+                assert body["rooms"] == 1
+    finally:
+        await runner.cleanup()
+
+
+async def test_without_an_api_key_the_api_is_off() -> None:
+    runner, url = await start_server(ServerSettings(port=0))
+    try:
+        async with aiohttp.ClientSession() as http:
+            headers = {"Authorization": "Bearer anything"}
+            async with http.get(url + "/api/server", headers=headers) as response:
+                assert response.status == 403
+                assert (await response.json())["error"]["code"] == "api-disabled"
+    finally:
+        await runner.cleanup()
+
+
+async def test_unknown_api_paths_answer_json_and_openapi_lists_the_routes(hub_url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(hub_url + "/api/nothing-here") as response:
+            assert response.status == 404
+            assert (await response.json())["error"]["code"] == "not-found"
+        async with http.post(hub_url + "/api/openapi.json") as response:
+            assert response.status == 405
+            assert (await response.json())["error"]["code"] == "method-not-allowed"
+        async with http.get(hub_url + "/api/openapi.json") as response:
+            assert response.status == 200
+            spec = await response.json()
+            assert spec["openapi"].startswith("3.")
+            assert "get" in spec["paths"]["/api/server"]
+            assert spec["paths"]["/api/server"]["get"]["security"] == [{"apiKey": []}]
