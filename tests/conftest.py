@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 import uvloop
 
-from hubbub.core import Limits
 from hubbub.server import ServerSettings, start_server
 
 ServerFactory = Callable[..., Awaitable[str]]
@@ -24,8 +24,12 @@ async def start_hub() -> AsyncIterator[ServerFactory]:
     """Start an in-process server on an ephemeral port; returns its base URL."""
     runners = []
 
-    async def start(**limits: object) -> str:
-        settings = ServerSettings(host="127.0.0.1", port=0, limits=Limits(**limits))  # type: ignore[arg-type]
+    async def start(settings: ServerSettings | None = None, **limits: object) -> str:
+        """Start with ``settings`` (host and port are forced to 127.0.0.1:0), and
+        ``limits`` changed from theirs."""
+        settings = replace(settings or ServerSettings(), host="127.0.0.1", port=0)
+        if limits:
+            settings = replace(settings, limits=replace(settings.limits, **limits))
         runner, url = await start_server(settings)
         runners.append(runner)
         return url
