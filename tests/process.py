@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -10,12 +11,18 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-_LISTENING = re.compile(rb"event=listening url=(\S+)")
+# the start-up line, in text (event=listening url=...) or JSON ("url": "...") format
+_LISTENING = re.compile(rb"""event.{1,4}listening.{1,6}url.{1,4}(http[^\s"]+)""")
 
 
 @asynccontextmanager
-async def hubbub_serve(*args: str) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """Start ``hubbub serve --port 0 ARGS``; yield its URL and the process."""
+async def hubbub_serve(
+    *args: str, log: list[bytes] | None = None
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """Start ``hubbub serve --port 0 ARGS``; yield its URL and the process.
+
+    Every line the server logs is appended to ``log`` when one is given.
+    """
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -28,25 +35,33 @@ async def hubbub_serve(*args: str) -> AsyncIterator[tuple[str, asyncio.subproces
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stderr is not None
+    drain: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(20):
             while True:
                 line = await process.stderr.readline()
+                if log is not None:
+                    log.append(line)
                 if not line:
                     raise RuntimeError("hubbub serve exited before listening")
                 match = _LISTENING.search(line)
                 if match:
                     url = match.group(1).decode()
                     break
-        drain = asyncio.create_task(_drain(process.stderr))
+        drain = asyncio.create_task(_drain(process.stderr, log))
         yield url, process
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGKILL)
-            await process.wait()
-    drain.cancel()
+        await process.wait()
+        if drain is not None:
+            # the pipe ends with the process: this reads what is left, then stops
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await drain
 
 
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
+async def _drain(stream: asyncio.StreamReader, log: list[bytes] | None) -> None:
+    while line := await stream.readline():
+        if log is not None:
+            log.append(line)

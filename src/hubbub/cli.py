@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from collections.abc import Sequence
 
-from hubbub import __version__, settings
+from hubbub import __version__, logs, settings
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -35,14 +33,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -61,6 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from hubbub.server import serve
 
-    _configure_logging(loaded.log_level)
+    logs.configure(loaded.log_level, loaded.log_format, settings.secret_values(loaded))
     serve(loaded)
     return 0

@@ -51,6 +51,11 @@ class ServerSettings:
     log_level: str = setting(
         "info", "Least severe log lines shown.", choices=("debug", "info", "warning", "error")
     )
+    log_format: str = setting(
+        "text",
+        "Log lines as text (for a terminal) or JSON (for machines).",
+        choices=("text", "json"),
+    )
     api_key: str | None = setting(
         None,
         "Server API key for the HTTP API, sent by a backend as 'Authorization: Bearer KEY'. "
@@ -298,6 +303,19 @@ def effective(settings: ServerSettings) -> list[tuple[str, str]]:
             text = str(value)
         shown.append((option.name, text))
     return shown
+
+
+def secret_values(settings: ServerSettings) -> list[str]:
+    """The values of every secret setting, for the log redactor."""
+    values: list[str] = []
+    for option in OPTIONS:
+        if option.secret:
+            value = getattr(settings.limits if option.in_limits else settings, option.name)
+            if isinstance(value, list):
+                values.extend(str(item) for item in value)
+            elif value:
+                values.append(str(value))
+    return values
 
 
 def with_limits(settings: ServerSettings, **limits: Any) -> ServerSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import aiohttp.web
 
 from hubbub.server import ServerSettings, start_server
 from tests.wsclient import Client
@@ -55,3 +56,42 @@ async def test_unknown_api_paths_answer_json_and_openapi_lists_the_routes(hub_ur
             assert spec["openapi"].startswith("3.")
             assert "get" in spec["paths"]["/api/server"]
             assert spec["paths"]["/api/server"]["get"]["security"] == [{"apiKey": []}]
+
+
+async def test_readyz_reports_each_check(start_hub) -> None:
+    url = await start_hub()
+    async with aiohttp.ClientSession() as http, http.get(url + "/readyz") as response:
+        assert response.status == 200
+        assert (await response.json())["status"] == "ready"
+
+
+async def test_readyz_is_not_ready_when_a_check_fails() -> None:
+    from hubbub.server.app import HUB_SERVER, create_app
+
+    app = create_app(ServerSettings(port=0))
+    server = app[HUB_SERVER]
+
+    async def store_down() -> bool:
+        raise ConnectionRefusedError("store unreachable")
+
+    async def broker_up() -> bool:
+        return True
+
+    server.readiness_checks["store"] = store_down
+    server.readiness_checks["broker"] = broker_up
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/readyz") as response,
+        ):
+            assert response.status == 503
+            body = await response.json()
+            assert body == {"status": "not-ready", "checks": {"store": False, "broker": True}}
+            assert "unreachable" not in await response.text()
+    finally:
+        await runner.cleanup()

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
@@ -31,6 +32,9 @@ CLOSE_TIMEOUT = 2.0
 """Seconds the server waits for a client's answer to its close frame."""
 
 
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
 class HubServer:
     """A hub with the connections it serves; one per server process."""
 
@@ -45,6 +49,9 @@ class HubServer:
         self.hub = Hub(self.outbox, limits=self.limits)
         self._liveness: asyncio.Task[None] | None = None
         self._shutting_down = False
+        self.readiness_checks: dict[str, ReadinessCheck] = {}
+        """What ``/readyz`` asks: name -> a check that returns True when that part
+        (the store, the broker...) is reachable."""
 
     # -- the WebSocket endpoint -----------------------------------------------
 
@@ -99,6 +106,10 @@ class HubServer:
                 time.monotonic() - started,
             )
         return ws
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
 
     def _disconnect(self, session: Session) -> None:
         self.hub.disconnect(session)
@@ -157,7 +168,21 @@ class HubServer:
 
 
 async def _healthz(request: web.Request) -> web.Response:
+    """Alive: the process answers."""
     return web.json_response({"status": "ok", "version": __version__})
+
+
+READINESS_TIMEOUT = 2.0
+"""Seconds one readiness check may take before it counts as failed."""
+
+
+async def _run_check(check: ReadinessCheck) -> bool:
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT):
+            return await check()
+    except Exception:  # a failing dependency is "not ready", never a 500
+        log.warning("event=readiness-check-failed", exc_info=True)
+        return False
 
 
 HUB_SERVER = web.AppKey("hub_server", HubServer)
@@ -200,6 +225,19 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app.router.add_get("/", root)
     app.router.add_get("/ws", server.handle_websocket)
     app.router.add_get("/healthz", _healthz)
+
+    async def readyz(request: web.Request) -> web.Response:
+        """Ready: every dependency (store, broker) is reachable, and not shutting down."""
+        names = list(server.readiness_checks)
+        results = await asyncio.gather(*(_run_check(server.readiness_checks[n]) for n in names))
+        checks = dict(zip(names, results, strict=True))
+        ready = all(results) and not server.shutting_down
+        return web.json_response(
+            {"status": "ready" if ready else "not-ready", "checks": checks},
+            status=200 if ready else 503,
+        )
+
+    app.router.add_get("/readyz", readyz)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     app.on_startup.append(server.start)
     app.on_shutdown.append(server.shutdown)
