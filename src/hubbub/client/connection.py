@@ -1,0 +1,453 @@
+"""The client: one WebSocket to a hubbub server, one room, events as an async iterator.
+
+The client joins its room as soon as it connects and keeps the connection alive on
+its own: when the connection drops it reconnects with :class:`Backoff` and joins
+the same room under the same user id again, telling the application with
+:class:`Disconnected` and :class:`Reconnected` events. Requests that the server
+answers (``join-room``, ``leave-room``, ``ping``) carry a ``ref`` and are matched
+with their reply or error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import aiohttp
+import msgspec
+
+from hubbub.client.backoff import Backoff
+from hubbub.client.errors import (
+    Closed,
+    ConnectError,
+    JoinRefused,
+    NotConnected,
+    RequestFailed,
+)
+from hubbub.client.events import (
+    ChatMessage,
+    Disconnected,
+    Event,
+    KnownMessage,
+    Participant,
+    Reconnected,
+    RoomJoined,
+    RoomLeft,
+    ServerError,
+    ServerMessage,
+    UserJoined,
+    UserLeft,
+    decode_event,
+)
+
+log = logging.getLogger("hubbub.client")
+
+Listener = Callable[[Event], None]
+
+FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
+"""Close codes after which reconnecting would only be refused the same way (a
+protocol error, a flood, a frame too large). Others (1001 going away, 1006 lost,
+1011, 4008 slow reader) are retried."""
+
+RETRYABLE_JOIN_CODES = frozenset({"user-id-taken", "room-full", "rate-limited"})
+"""Join refusals that can pass with time when rejoining after a reconnect: the
+server may not yet have noticed that this client's old connection is dead."""
+
+DEFAULT_REQUEST_TIMEOUT = 10.0
+"""Seconds to wait for the reply to a request."""
+
+DEFAULT_HEARTBEAT = 15.0
+"""Seconds between WebSocket pings; a pong missing for half of it drops the connection."""
+
+DEFAULT_MAX_QUEUED_EVENTS = 1000
+"""Events kept for the iterator before the client stops reading from the server."""
+
+
+def websocket_url(url: str, token: str | None = None) -> str:
+    """``url`` as a WebSocket URL (``http`` becomes ``ws``), with ``token`` in the query."""
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"not a hubbub URL: {url!r} (use ws://, wss://, http:// or https://)")
+    query = parts.query
+    if token is not None:
+        query = (query + "&" if query else "") + urlencode({"token": token})
+    return urlunsplit((scheme, parts.netloc, parts.path or "/", query, ""))
+
+
+class Client:
+    """A connection to a hubbub server, in one room.
+
+    Use it as an async context manager, then iterate over its events::
+
+        async with Client("ws://127.0.0.1:8080", room="lobby", user="alice") as client:
+            await client.chat("hello")
+            async for event in client:
+                ...
+
+    ``user`` is the user id to ask for (the server picks one when it is None; on a
+    server with tokens the token says who the user is). ``token`` is passed to the
+    server in the URL's query. With ``reconnect`` False a lost connection ends the
+    iteration instead. With ``events`` False nothing is queued for the iterator:
+    listeners (:meth:`add_listener`) are then the only way to see events.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        room: str,
+        *,
+        user: str | None = None,
+        token: str | None = None,
+        reconnect: bool = True,
+        backoff: Backoff | None = None,
+        events: bool = True,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+        max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS,
+        join_fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.url = websocket_url(url, token)
+        self.room = room
+        self.user_id: str | None = user
+        self.session_id: str | None = None
+        self.participants: dict[str, Participant] = {}
+        """The other members of the room by user id, kept up to date."""
+        self.reconnect = reconnect
+        self.backoff = backoff or Backoff()
+        self.request_timeout = request_timeout
+        self.heartbeat = heartbeat
+        self._join_fields = dict(join_fields or {})
+        self._queue_events = events
+        self._max_queued_events = max_queued_events
+        self._events: deque[Event] = deque()
+        self._event_ready = asyncio.Event()
+        self._room_for_events = asyncio.Event()
+        self._room_for_events.set()
+        self._listeners: list[Listener] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[KnownMessage]] = {}
+        self._refs = itertools.count(1)
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._close_reason: str | None = None
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> RoomJoined:
+        """Connect and join the room; raise :class:`ConnectError` or
+        :class:`JoinRefused` when that fails. Reconnection applies from then on."""
+        if self._runner is not None:
+            raise RuntimeError("the client is started already")
+        self._session = aiohttp.ClientSession()
+        try:
+            ws, joined = await self._connect_and_join()
+        except BaseException:
+            await self._session.close()
+            raise
+        self._emit(joined)
+        self._runner = asyncio.create_task(self._run(ws), name="hubbub-client")
+        return joined
+
+    async def close(self) -> None:
+        """Leave: close the connection with 1000 and end the event iteration."""
+        self._closing = True
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        self._finish("closed")
+        if self._session is not None:
+            await self._session.close()
+
+    async def wait_closed(self) -> None:
+        """Return once the client is closed, or has given up reconnecting."""
+        await self._closed.wait()
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and not self._ws.closed
+
+    # -- events -----------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with every event, as it arrives, before it is queued for
+        the iterator. Listeners must not block; exceptions they raise are logged."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while True:
+            try:
+                event = await self.next_event()
+            except Closed:
+                return
+            yield event
+
+    async def next_event(self, timeout: float | None = None) -> Event:
+        """The next event; :class:`Closed` once there are no more, TimeoutError
+        when none comes within ``timeout`` seconds."""
+        if not self._queue_events:
+            raise RuntimeError("this client was made with events=False")
+        async with asyncio.timeout(timeout):
+            while not self._events:
+                if self._closed.is_set():
+                    raise Closed(self._close_reason or "closed")
+                self._event_ready.clear()
+                await self._event_ready.wait()
+        event = self._events.popleft()
+        if len(self._events) < self._max_queued_events:
+            self._room_for_events.set()
+        return event
+
+    # -- sending ----------------------------------------------------------------
+
+    async def chat(self, message: str) -> None:
+        """Send a chat message to the others in the room."""
+        await self.send({"type": "chat", "message": message})
+
+    async def signal(self, to: str, signal: Any) -> None:
+        """Relay ``signal`` (any JSON value) to the member ``to``."""
+        await self.send({"type": "signal", "targetUserId": to, "signal": signal})
+
+    async def ping(self) -> float:
+        """Round trip to the server through its ``ping`` message, in seconds."""
+        started = time.monotonic()
+        await self.request({"type": "ping"})
+        return time.monotonic() - started
+
+    async def leave(self) -> None:
+        """Leave the room (the connection stays open; :meth:`join` enters another)."""
+        await self.request({"type": "leave-room"})
+        self.participants.clear()
+        self._emit(RoomLeft(room=self.room))
+
+    async def join(self, room: str) -> RoomJoined:
+        """Move to ``room`` (leaving the current one once the server agrees)."""
+        reply = await self.request(self._join_message(room))
+        if not isinstance(reply, RoomJoined):
+            raise RequestFailed("bad-reply", f"expected room-joined, got {type(reply).__name__}")
+        self.room = room
+        return reply
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        """Send one message as it is (for protocol additions this client has no
+        method for). Raise :class:`NotConnected` while the connection is down."""
+        ws = self._ws
+        if self._closing or self._closed.is_set():
+            raise Closed(self._close_reason or "closed")
+        if ws is None or ws.closed:
+            raise NotConnected("the connection to the server is down")
+        await ws.send_str(msgspec.json.encode(message).decode())
+
+    async def request(self, message: Mapping[str, Any]) -> KnownMessage | ServerMessage:
+        """Send ``message`` with a fresh ``ref`` and return the server's reply to it;
+        raise :class:`RequestFailed` when the server answers with an ``error``."""
+        ref = f"c{next(self._refs)}"
+        future: asyncio.Future[KnownMessage | ServerMessage] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._pending[ref] = future  # type: ignore[assignment]
+        try:
+            await self.send({**message, "ref": ref})
+            async with asyncio.timeout(self.request_timeout):
+                reply = await future
+        finally:
+            self._pending.pop(ref, None)
+        if isinstance(reply, ServerError):
+            raise RequestFailed(reply.code, reply.message)
+        return reply
+
+    # -- the connection -----------------------------------------------------------
+
+    def _join_message(self, room: str) -> dict[str, Any]:
+        message: dict[str, Any] = {**self._join_fields, "type": "join-room", "room": room}
+        if self.user_id is not None:
+            message["userId"] = self.user_id
+        return message
+
+    async def _connect_and_join(self) -> tuple[aiohttp.ClientWebSocketResponse, RoomJoined]:
+        assert self._session is not None
+        try:
+            ws = await self._session.ws_connect(
+                self.url, heartbeat=self.heartbeat, autoping=True, compress=0
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            raise ConnectError(f"the server refused the connection: HTTP {exc.status}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ConnectError(f"cannot reach {self.url}: {exc}") from None
+        try:
+            joined = await self._join_on(ws)
+        except BaseException:
+            await ws.close()
+            raise
+        self._ws = ws
+        self._accept_joined(joined)
+        return ws, joined
+
+    async def _join_on(self, ws: aiohttp.ClientWebSocketResponse) -> RoomJoined:
+        """Join on a fresh connection, before the reader runs: nothing else can come
+        first on it."""
+        ref = "join"
+        await ws.send_str(
+            msgspec.json.encode({**self._join_message(self.room), "ref": ref}).decode()
+        )
+        async with asyncio.timeout(self.request_timeout):
+            while True:
+                frame = await ws.receive()
+                if frame.type is not aiohttp.WSMsgType.TEXT:
+                    raise ConnectError(
+                        f"the connection closed while joining (code {ws.close_code})"
+                    )
+                event = decode_event(frame.data)
+                if isinstance(event, RoomJoined):
+                    return event
+                if isinstance(event, ServerError) and event.ref == ref:
+                    raise JoinRefused(event.code, event.message)
+                # anything else before the reply (a newer server's greeting) is passed on
+                if event is not None:
+                    self._emit(event)
+
+    def _accept_joined(self, joined: RoomJoined) -> None:
+        self.room = joined.room
+        self.user_id = joined.user_id
+        self.session_id = joined.session_id
+        self.participants = {p.user_id: p for p in joined.participants}
+
+    async def _run(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            while True:
+                code, reason = await self._read(ws)
+                self._ws = None
+                self._fail_pending()
+                if self._closing:
+                    return
+                retry = self.reconnect and code not in FATAL_CLOSE_CODES
+                self._emit(Disconnected(code=code, reason=reason, will_retry=retry))
+                if not retry:
+                    self._finish(reason)
+                    return
+                reconnected = await self._reconnect()
+                if reconnected is None:
+                    return
+                ws = reconnected
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug of ours: say so, end the iteration, do not hang
+            log.exception("hubbub client stopped")
+            self._finish("internal error")
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, str]:
+        while True:
+            frame = await ws.receive()
+            if frame.type is aiohttp.WSMsgType.TEXT:
+                event = decode_event(frame.data)
+                if event is None:
+                    log.warning("hubbub client: skipped a frame that is not a message")
+                    continue
+                self._dispatch(event)
+                # backpressure: stop reading while the application is behind
+                await self._room_for_events.wait()
+            elif frame.type is aiohttp.WSMsgType.BINARY:
+                log.warning("hubbub client: skipped a binary frame")
+            else:
+                code = ws.close_code
+                if code is None or code == 1006:
+                    return None, "connection lost"
+                return code, str(frame.extra or f"closed by the server with {code}")
+
+    async def _reconnect(self) -> aiohttp.ClientWebSocketResponse | None:
+        attempt = 0
+        while True:
+            attempt += 1
+            await asyncio.sleep(self.backoff.delay(attempt))
+            try:
+                ws, joined = await self._connect_and_join()
+            except JoinRefused as refused:
+                if refused.code not in RETRYABLE_JOIN_CODES or self.backoff.gives_up_after(attempt):
+                    self._emit(ServerError(code=refused.code, message=refused.message))
+                    self._finish(str(refused))
+                    return None
+                log.info("hubbub client: rejoin refused (%s), retrying", refused.code)
+                continue
+            except (ConnectError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+                if self.backoff.gives_up_after(attempt):
+                    self._finish(f"gave up reconnecting: {exc}")
+                    return None
+                log.info("hubbub client: reconnect attempt %d failed: %s", attempt, exc)
+                continue
+            self._emit(Reconnected(attempts=attempt))
+            self._emit(joined)
+            return ws
+
+    def _dispatch(self, event: KnownMessage | ServerMessage) -> None:
+        ref = getattr(event, "ref", None)
+        if ref is not None:
+            future = self._pending.get(str(ref))
+            if future is not None and not future.done():
+                future.set_result(event)  # type: ignore[arg-type]
+                if isinstance(event, RoomJoined):
+                    self._accept_joined(event)
+                    self._emit(event)
+                if not isinstance(event, ServerError):
+                    return
+        if isinstance(event, UserJoined):
+            self.participants[event.user_id] = Participant(event.user_id, event.polite)
+        elif isinstance(event, UserLeft):
+            self.participants.pop(event.user_id, None)
+        self._emit(event)
+
+    def _emit(self, event: Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("hubbub client: a listener failed on %s", type(event).__name__)
+        if self._queue_events:
+            self._events.append(event)
+            self._event_ready.set()
+            if len(self._events) >= self._max_queued_events:
+                self._room_for_events.clear()
+
+    def _fail_pending(self) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(NotConnected("the connection to the server was lost"))
+        self._pending.clear()
+
+    def _finish(self, reason: str) -> None:
+        if self._closed.is_set():
+            return
+        self._close_reason = reason
+        self._closed.set()
+        self._fail_pending()
+        self._event_ready.set()
+
+
+__all__ = ["ChatMessage", "Client", "websocket_url"]

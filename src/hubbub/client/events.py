@@ -1,0 +1,156 @@
+"""What a :class:`~hubbub.client.Client` hands its user: one event per server message,
+plus the client's own news about its connection.
+
+Server messages are decoded into typed events where this client knows the type, and
+into :class:`ServerMessage` (the type and the raw fields) where it does not, so a
+newer server's additions reach the application instead of being dropped. Unknown
+fields in a known message are ignored, as ``docs/protocol.md`` asks of clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "ChatMessage",
+    "Disconnected",
+    "Event",
+    "Participant",
+    "Pong",
+    "Reconnected",
+    "RoomJoined",
+    "RoomLeft",
+    "ServerError",
+    "ServerMessage",
+    "SignalReceived",
+    "UserJoined",
+    "UserLeft",
+    "decode_event",
+]
+
+
+class _Message(msgspec.Struct, tag_field="type", rename="camel", frozen=True, kw_only=True):
+    """Base of the server messages this client knows."""
+
+
+class Participant(msgspec.Struct, rename="camel", frozen=True):
+    """Another member of the room, and this client's negotiation role toward it."""
+
+    user_id: str
+    polite: bool
+    """True when this client is the polite peer toward that member (it joined later)."""
+
+
+class RoomJoined(_Message, tag="room-joined", frozen=True):
+    """This client is in ``room`` as ``user_id``; ``participants`` were there first."""
+
+    room: str
+    user_id: str
+    session_id: str
+    participants: list[Participant]
+    ref: str | int | None = None
+
+
+class RoomLeft(_Message, tag="room-left", frozen=True):
+    room: str
+    ref: str | int | None = None
+
+
+class UserJoined(_Message, tag="user-joined", frozen=True):
+    user_id: str
+    polite: bool
+
+
+class UserLeft(_Message, tag="user-left", frozen=True):
+    user_id: str
+
+
+class ChatMessage(_Message, tag="chat", frozen=True):
+    message: str
+    user_id: str
+
+
+class SignalReceived(_Message, tag="signal", frozen=True):
+    """A ``signal`` relayed from ``from_user_id``; ``signal`` is any JSON value."""
+
+    signal: Any
+    from_user_id: str
+
+
+class Pong(_Message, tag="pong", frozen=True):
+    ref: str | int | None = None
+
+
+class ServerError(_Message, tag="error", frozen=True):
+    """The server refused something (see the error codes in ``docs/protocol.md``)."""
+
+    code: str
+    message: str
+    ref: str | int | None = None
+
+
+class ServerMessage(msgspec.Struct, frozen=True):
+    """A server message of a type this client does not know (yet)."""
+
+    type: str
+    data: dict[str, Any]
+
+
+class Disconnected(msgspec.Struct, frozen=True):
+    """The connection to the server is gone.
+
+    ``code`` is the WebSocket close code, or None when the connection was lost
+    without one. ``will_retry`` says whether the client is reconnecting.
+    """
+
+    code: int | None
+    reason: str
+    will_retry: bool
+
+
+class Reconnected(msgspec.Struct, frozen=True):
+    """The client is back in its room after ``attempts`` tries; a :class:`RoomJoined`
+    with the room as it is now follows."""
+
+    attempts: int
+
+
+KnownMessage = (
+    RoomJoined
+    | RoomLeft
+    | UserJoined
+    | UserLeft
+    | ChatMessage
+    | SignalReceived
+    | Pong
+    | ServerError
+)
+
+Event = KnownMessage | ServerMessage | Disconnected | Reconnected
+"""Everything ``async for event in client`` can yield."""
+
+_known = msgspec.json.Decoder(KnownMessage)
+_any = msgspec.json.Decoder(dict[str, Any])
+
+
+def decode_event(frame: str | bytes) -> KnownMessage | ServerMessage | None:
+    """One server frame as an event; None for a frame that is not a JSON object with
+    a string ``type`` (a broken server; the client logs and skips it)."""
+    try:
+        known: KnownMessage = _known.decode(frame)
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError:
+        return None
+    else:
+        return known
+    try:
+        data = _any.decode(frame)
+    except msgspec.DecodeError:
+        return None
+    kind = data.pop("type", None)
+    if not isinstance(kind, str):
+        return None
+    return ServerMessage(type=kind, data=data)

@@ -1,0 +1,170 @@
+"""hubbub.client against a real server over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import replace
+from typing import TypeVar
+
+import pytest
+
+from hubbub.client import (
+    Backoff,
+    ChatMessage,
+    Client,
+    ConnectError,
+    Disconnected,
+    Event,
+    JoinRefused,
+    Reconnected,
+    RequestFailed,
+    RoomJoined,
+    ServerError,
+    ServerMessage,
+    SignalReceived,
+    UserJoined,
+    UserLeft,
+    websocket_url,
+)
+from hubbub.client.events import decode_event
+from hubbub.server import ServerSettings, start_server
+from tests.conftest import ServerFactory
+
+WAIT = 10.0
+
+E = TypeVar("E", bound=Event)
+
+
+async def next_of(client: Client, kind: type[E]) -> E:
+    """The next event of ``kind``, skipping others."""
+    while True:
+        event = await client.next_event(timeout=WAIT)
+        if isinstance(event, kind):
+            return event
+
+
+async def test_join_chat_signal_and_presence(hub_url: str) -> None:
+    async with Client(hub_url, "r", user="alice") as alice:
+        assert alice.user_id == "alice"
+        assert isinstance(await alice.next_event(WAIT), RoomJoined)
+        async with Client(hub_url, "r", user="bob") as bob:
+            assert set(bob.participants) == {"alice"}
+            assert bob.participants["alice"].polite is True
+            joined = await next_of(alice, UserJoined)
+            assert joined == UserJoined(user_id="bob", polite=False)
+            assert set(alice.participants) == {"bob"}
+
+            await bob.chat("hello alice")
+            assert await next_of(alice, ChatMessage) == ChatMessage(
+                message="hello alice", user_id="bob"
+            )
+            await alice.signal("bob", {"type": "offer", "sdp": {"n": [1, 2]}})
+            assert await next_of(bob, SignalReceived) == SignalReceived(
+                signal={"type": "offer", "sdp": {"n": [1, 2]}}, from_user_id="alice"
+            )
+            assert await bob.ping() >= 0
+        assert await next_of(alice, UserLeft) == UserLeft(user_id="bob")
+        assert alice.participants == {}
+
+
+async def test_server_chosen_user_id_and_room_switch(hub_url: str) -> None:
+    async with Client(hub_url, "one") as client:
+        assert client.user_id is not None
+        assert client.user_id.startswith("user-")
+        joined = await client.join("two")
+        assert joined.room == "two"
+        assert client.room == "two"
+        await client.leave()
+        with pytest.raises(RequestFailed) as failed:
+            await client.leave()
+        assert failed.value.code == "not-in-room"
+
+
+async def test_refused_join_raises(hub_url: str) -> None:
+    async with Client(hub_url, "r", user="alice"):
+        with pytest.raises(JoinRefused) as refused:
+            async with Client(hub_url, "r", user="alice"):
+                pass
+        assert refused.value.code == "user-id-taken"
+
+
+async def test_unreachable_server_raises_connect_error() -> None:
+    with pytest.raises(ConnectError):
+        async with Client("ws://127.0.0.1:9", "r", user="alice"):
+            pass
+
+
+async def test_reconnects_after_a_server_restart_and_rejoins() -> None:
+    settings = ServerSettings(host="127.0.0.1", port=0)
+    runner, url = await start_server(settings)
+    port = int(url.rsplit(":", 1)[1])
+    backoff = Backoff(base=0.2, max_delay=0.5, random=random.Random(1))
+    try:
+        async with Client(url, "r", user="alice", backoff=backoff) as alice:
+            await next_of(alice, RoomJoined)
+            await runner.cleanup()  # closes every connection with 1001
+            gone = await next_of(alice, Disconnected)
+            assert gone.code == 1001
+            assert gone.will_retry
+            with pytest.raises(Exception):  # noqa: B017, PT011 - NotConnected or Closed
+                await alice.chat("nobody hears this")
+            await asyncio.sleep(0.5)
+            runner, _ = await start_server(replace(settings, port=port))
+            back = await next_of(alice, Reconnected)
+            assert back.attempts >= 1
+            rejoined = await next_of(alice, RoomJoined)
+            assert rejoined.user_id == "alice"
+            assert rejoined.room == "r"
+            async with Client(url, "r", user="bob") as bob:
+                await bob.chat("welcome back")
+                assert (await next_of(alice, ChatMessage)).message == "welcome back"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_fatal_close_ends_the_events(start_hub: ServerFactory) -> None:
+    url = await start_hub(max_frame_bytes=1024)
+    async with Client(url, "r", user="alice") as alice:
+        await alice.chat("x" * 2000)  # over max_frame_bytes: closed with 1009
+        gone = await next_of(alice, Disconnected)
+        assert gone.code == 1009
+        assert not gone.will_retry
+        rest = [event async for event in alice]
+        assert rest == []
+
+
+async def test_errors_without_a_request_arrive_as_events(hub_url: str) -> None:
+    async with Client(hub_url, "r", user="alice") as alice:
+        await alice.signal("nobody", {"x": 1})
+        error = await next_of(alice, ServerError)
+        assert error.code == "no-such-peer"
+
+
+def test_unknown_messages_become_server_messages() -> None:
+    assert decode_event(b'{"type":"presence","users":["a"]}') == ServerMessage(
+        type="presence", data={"users": ["a"]}
+    )
+    assert decode_event(b'{"type":"chat","message":"hi","userId":"b","id":7}') == ChatMessage(
+        message="hi", user_id="b"
+    )
+    assert decode_event(b"[1]") is None
+    assert decode_event(b"not json") is None
+
+
+def test_backoff_grows_with_jitter_and_stays_bounded() -> None:
+    backoff = Backoff(base=0.5, max_delay=4.0, random=random.Random(7))
+    for attempt in range(1, 20):
+        delays = [backoff.delay(attempt) for _ in range(50)]
+        bound = min(4.0, 0.5 * 2 ** (attempt - 1))
+        assert all(backoff.min_delay <= d <= max(bound, backoff.min_delay) for d in delays)
+        assert len(set(delays)) > 1  # jittered, not a fixed schedule
+    assert not Backoff().gives_up_after(1000)
+    assert Backoff(max_attempts=3).gives_up_after(3)
+
+
+def test_websocket_url() -> None:
+    assert websocket_url("http://h:1") == "ws://h:1/"
+    assert websocket_url("https://h/x", token="a b") == "wss://h/x?token=a+b"
+    with pytest.raises(ValueError, match="not a hubbub URL"):
+        websocket_url("ftp://h")
