@@ -1,26 +1,32 @@
 # Two commands from a fresh clone:
 #   make serve   set up, then run the server on http://127.0.0.1:8080 (ARGS="--port 9000 ...")
 #   make test    set up, then run the whole test suite: lint, types, unit, integration, browser
+# And the benchmarks (minutes; not part of the tests, which run them at smoke size):
+#   make bench   set up, then benchmark hubbub against its baselines into docs/benchmarks/
+#                (ARGS="--size quick --scenarios relay,fanout" for a shorter run)
 # Each creates its own virtual environment (.venv) and installs what it needs when missing.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint check-python system-deps clean
+.PHONY: serve test bench lint check-python system-deps clean
 
 serve: $(VENV)/.installed
 	$(BIN)/hubbub serve $(ARGS)
 
 test: $(VENV)/.installed-test system-deps
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m bench $(ARGS)
+
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 system-deps:
@@ -38,6 +44,10 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-bench
+
+$(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $@ $(VENV)/.installed
 
 clean:

@@ -1,0 +1,38 @@
+"""What the kernel says a process has used: CPU time and resident memory (Linux /proc)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    user: float
+    system: float
+
+    @property
+    def total(self) -> float:
+        return self.user + self.system
+
+    def __sub__(self, other: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.user - other.user, self.system - other.system)
+
+
+def cpu_times(pid: int) -> CpuTimes:
+    """CPU seconds the process has used, all its threads together, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        raw = stat.read()
+    # The command name (field 2) may hold spaces; the fields after it are plain.
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return CpuTimes(utime / _TICKS_PER_SECOND, stime / _TICKS_PER_SECOND)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of the process, from /proc/<pid>/statm."""
+    with open(f"/proc/{pid}/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * _PAGE_BYTES

@@ -1,0 +1,142 @@
+"""The run: every scenario's cases on every server, one fresh server process each."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench import machine, report
+from bench.scenario import SIZES, Run, Scenario
+from bench.scenarios import SCENARIOS
+from bench.servers import REPO, WORK_DIR, ServerKind, all_servers
+
+log = logging.getLogger("bench")
+
+DEFAULT_OUT = REPO / "docs" / "benchmarks"
+
+
+async def run_all(
+    scenarios: list[Scenario],
+    servers: list[ServerKind],
+    size: str,
+    out_dir: Path,
+    command: str,
+    shared_machine: bool,
+) -> dict[str, Any]:
+    started = time.monotonic()
+    work_dir = WORK_DIR / "runs" / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for server in servers:
+        server.prepare()
+        if server.missing:
+            log.warning("%s will not run: %s", server.label, server.missing)
+    seed_ws = next((s.extra.get("ws") for s in servers if s.name == "seed"), None)
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "size": size,
+        "shared_machine": shared_machine,
+        "machine": machine.machine(),
+        "versions": machine.versions(seed_ws),
+        "servers": {
+            s.name: {"label": s.label, "description": s.description, "missing": s.missing}
+            for s in servers
+        },
+        "scenarios": [],
+    }
+    run = Run(size=size, work_dir=work_dir)
+    for scenario in scenarios:
+        for case in scenario.cases(size):
+            entry: dict[str, Any] = {
+                "name": scenario.name,
+                "case": case.label,
+                "params": case.params,
+                "results": {},
+            }
+            for server in servers:
+                if server.missing or (scenario.servers and server.name not in scenario.servers):
+                    continue
+                log.info("%s / %s / %s", scenario.name, case.label, server.label)
+                entry["results"][server.name] = await _measure(run, scenario, server, case)
+                log.info("  %s", _brief(entry["results"][server.name]))
+            results["scenarios"].append(entry)
+    results["duration_s"] = round(time.monotonic() - started, 1)
+    results["notes"] = run.notes
+    report.write(results, out_dir)
+    return results
+
+
+async def _measure(run: Run, scenario: Scenario, kind: ServerKind, case: Any) -> dict[str, Any]:
+    try:
+        server = await kind.start(run.work_dir)
+    except Exception as error:
+        return {"error": f"start: {error}"}
+    try:
+        return await scenario.measure(run, server, case)
+    except Exception as error:
+        log.debug("%s", traceback.format_exc())
+        return {"error": f"{type(error).__name__}: {error}"}
+    finally:
+        await server.stop()
+
+
+def _brief(figures: dict[str, Any]) -> str:
+    return " ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in figures.items()
+        if not isinstance(value, dict | list)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = [s.name for s in SCENARIOS]
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark hubbub against the seed's Node server and python-socketio.",
+    )
+    parser.add_argument(
+        "--size", choices=SIZES, default="full", help="how big and long (default: full)"
+    )
+    parser.add_argument(
+        "--scenarios", default=",".join(names), help=f"comma-separated, of: {', '.join(names)}"
+    )
+    parser.add_argument(
+        "--servers",
+        default="hubbub,seed,socketio",
+        help="comma-separated, of: hubbub, seed, socketio",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the report goes")
+    parser.add_argument(
+        "--quiet-machine",
+        action="store_true",
+        help="say in the report that nothing else ran on the machine",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    wanted = args.scenarios.split(",")
+    unknown = set(wanted) - set(names)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    scenarios = [s for s in SCENARIOS if s.name in wanted]
+    servers = [s for s in all_servers() if s.name in args.servers.split(",")]
+    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = asyncio.run(
+        run_all(scenarios, servers, args.size, args.out, command.strip(), not args.quiet_machine)
+    )
+    failed = [
+        (entry["name"], server)
+        for entry in results["scenarios"]
+        for server, figures in entry["results"].items()
+        if "error" in figures
+    ]
+    for name, server in failed:
+        log.error("%s on %s failed", name, server)
+    log.info("report written to %s", args.out)
+    return 1 if failed else 0

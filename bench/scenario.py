@@ -1,0 +1,245 @@
+"""What a scenario is, and the runner-side tools it measures with.
+
+A scenario lives in one module of ``bench/scenarios/``: a :class:`Scenario`
+subclass (runner side: which cases, how to measure one, what to report) and a
+``Driver`` subclass of :class:`bench.loadgen.Driver` (the clients, inside each
+load generator process). ``bench/README.md`` walks through adding one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.procstat import CpuTimes
+from bench.servers import REPO, RunningServer
+
+SIZES = ("smoke", "quick", "full")
+"""smoke: seconds, for the test suite; quick: while developing; full: the report."""
+
+COMMAND_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration of a scenario, measured on every server."""
+
+    label: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One figure of a scenario's table (and plot, if ``plot``)."""
+
+    key: str
+    header: str
+    unit: str = ""
+    digits: int = 0
+    plot: bool = False
+    lower_is_better: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for hubbub: ``metric`` compared with the seed server's (``factor`` times
+    it) or with a fixed ``value``."""
+
+    metric: str
+    relation: str  # "<=" or ">="
+    factor: float = 1.0
+    value: float | None = None
+
+    def check(
+        self, figures: dict[str, Any], seed: dict[str, Any] | None
+    ) -> tuple[float, bool] | None:
+        """(the bound, whether hubbub meets it), or None when it cannot be told."""
+        ours = figures.get(self.metric)
+        if self.value is not None:
+            bound = self.value
+        elif seed is not None and seed.get(self.metric) is not None:
+            bound = self.factor * seed[self.metric]
+        else:
+            return None
+        if ours is None:
+            return None
+        return bound, (ours <= bound if self.relation == "<=" else ours >= bound)
+
+    def describe(self) -> str:
+        if self.value is not None:
+            return f"{self.relation} {self.value:g}"
+        factor = "" if self.factor == 1.0 else f"{self.factor:g} x "
+        return f"{self.relation} {factor}seed"
+
+
+class Scenario:
+    name: ClassVar[str]
+    """The module's name in bench/scenarios/, and the key in the results."""
+    title: ClassVar[str]
+    description: ClassVar[str]
+    columns: ClassVar[Sequence[Column]]
+    targets: ClassVar[Sequence[Target]] = ()
+    servers: ClassVar[Sequence[str] | None] = None
+    """Server names this scenario runs on; None: every one."""
+
+    def cases(self, size: str) -> list[Case]:
+        raise NotImplementedError
+
+    async def measure(self, run: Run, server: RunningServer, case: Case) -> dict[str, Any]:
+        """Measure one case on one freshly started server; return its figures."""
+        raise NotImplementedError
+
+
+@dataclass
+class Run:
+    """What a scenario's ``measure`` gets from the runner."""
+
+    size: str
+    work_dir: Path
+    notes: list[str] = field(default_factory=list)
+
+    async def generators(
+        self, scenario: Scenario, server: RunningServer, params: Sequence[dict[str, Any]]
+    ) -> Generators:
+        """Start one load generator process per entry of ``params``; wait for their setup."""
+        return await Generators.start(scenario.name, server, params, self.work_dir)
+
+
+class Generators:
+    """Load generator processes driving one server; commands go to all of them."""
+
+    def __init__(self, processes: list[asyncio.subprocess.Process]) -> None:
+        self.processes = processes
+
+    @classmethod
+    async def start(
+        cls,
+        scenario: str,
+        server: RunningServer,
+        params: Sequence[dict[str, Any]],
+        work_dir: Path,
+    ) -> Generators:
+        processes = []
+        log = open(work_dir / "generators.log", "ab")  # noqa: SIM115, ASYNC230 - a local file
+        try:
+            for index, part in enumerate(params):
+                job = {
+                    "scenario": scenario,
+                    "wire": server.kind.name,
+                    "url": server.url,
+                    "index": index,
+                    "params": part,
+                }
+                processes.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "bench.loadgen",
+                        json.dumps(job),
+                        cwd=REPO,
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=log,
+                        limit=64 * 1024 * 1024,
+                    )
+                )
+        finally:
+            log.close()
+        generators = cls(processes)
+        try:
+            await generators._replies()
+        except BaseException:
+            await generators.close()
+            raise
+        return generators
+
+    async def command(
+        self, word: str, timeout: float = COMMAND_TIMEOUT, only: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Send ``word`` to every process (or process ``only``); return their replies."""
+        chosen = self.processes if only is None else [self.processes[only]]
+        for process in chosen:
+            assert process.stdin is not None
+            process.stdin.write(word.encode() + b"\n")
+        return await self._replies(chosen, timeout)
+
+    async def _replies(
+        self,
+        processes: list[asyncio.subprocess.Process] | None = None,
+        timeout: float = COMMAND_TIMEOUT,
+    ) -> list[dict[str, Any]]:
+        async def reply(process: asyncio.subprocess.Process) -> dict[str, Any]:
+            assert process.stdout is not None
+            line = await process.stdout.readline()
+            if not line:
+                raise RuntimeError("a load generator exited (see generators.log)")
+            answer: dict[str, Any] = json.loads(line)
+            if not answer.pop("ok"):
+                raise RuntimeError(f"load generator: {answer['error']}")
+            return answer
+
+        async with asyncio.timeout(timeout):
+            return list(await asyncio.gather(*(reply(p) for p in processes or self.processes)))
+
+    async def close(self) -> None:
+        for process in self.processes:
+            if process.returncode is None and process.stdin is not None:
+                try:
+                    process.stdin.write(b"quit\n")
+                    process.stdin.close()
+                except (ConnectionError, RuntimeError):
+                    pass
+        for process in self.processes:
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+@dataclass
+class Window:
+    """A measured stretch of time: wall clock and the server's CPU time."""
+
+    server: RunningServer
+    started: float = 0.0
+    cpu_start: CpuTimes = field(default_factory=lambda: CpuTimes(0.0, 0.0))
+    seconds: float = 0.0
+    cpu: CpuTimes = field(default_factory=lambda: CpuTimes(0.0, 0.0))
+
+    def open(self) -> None:
+        self.cpu_start = self.server.cpu()
+        self.started = time.monotonic()
+
+    def close(self) -> None:
+        self.seconds = time.monotonic() - self.started
+        self.cpu = self.server.cpu() - self.cpu_start
+
+
+def generator_figures(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The load generators' own CPU use over the window, in percent of one core."""
+    shares = [
+        100.0 * r["generator_cpu_seconds"] / max(r["generator_wall_seconds"], 1e-9) for r in reports
+    ]
+    return {
+        "generator_processes": len(reports),
+        "generator_cpu_pct": sum(shares),
+        "generator_busiest_pct": max(shares) if shares else 0.0,
+    }
+
+
+def split(items: Sequence[Any], parts: int) -> list[list[Any]]:
+    """``items`` dealt into ``parts`` lists of near-equal length, in order."""
+    size, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for index in range(parts):
+        end = start + size + (1 if index < extra else 0)
+        out.append(list(items[start:end]))
+        start = end
+    return out

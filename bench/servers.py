@@ -1,0 +1,227 @@
+"""The servers under test: how to find, prepare, start, measure and stop each.
+
+Each runs as its own process on a free loopback port, so that /proc tells its CPU
+time and memory apart from the load generators'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procstat import CpuTimes, cpu_times, rss_bytes
+
+REPO = Path(__file__).resolve().parent.parent
+WORK_DIR = REPO / "bench" / ".work"
+"""Scratch space the benchmark may fill (the seed server's npm install); not in git."""
+
+SEED_SERVER_ENV = "HUBBUB_BENCH_SEED_SERVER"
+SEED_SERVER_RELATIVE = Path("shared") / "peers" / "seed-signaling-server"
+
+START_TIMEOUT = 30.0
+
+HUBBUB_BENCH_LIMITS = {
+    # The seed server and python-socketio put no rate on a client; hubbub's
+    # per-connection budget (100 messages/s by default) would throttle the load
+    # long before the server is busy. It is raised, not removed: the token bucket
+    # is still checked on every message.
+    "--message-rate": "10000000",
+    "--message-burst": "10000000",
+    "--flood-disconnect-after": "10000000",
+}
+
+
+@dataclass
+class RunningServer:
+    kind: ServerKind
+    process: asyncio.subprocess.Process
+    url: str
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu(self) -> CpuTimes:
+        return cpu_times(self.pid)
+
+    def rss(self) -> int:
+        return rss_bytes(self.pid)
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+@dataclass
+class ServerKind:
+    """One server under test."""
+
+    name: str
+    """Key in the results, and the wire format its clients speak (bench.loadgen.WIRES)."""
+    label: str
+    description: str
+    missing: str | None = None
+    """Why this server cannot run here (None: it can)."""
+    extra: dict[str, str | None] = field(default_factory=dict)
+
+    def prepare(self) -> None:
+        """Make it ready to start; sets ``missing`` if it cannot be."""
+
+    def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
+        raise NotImplementedError
+
+    async def start(self, log_dir: Path) -> RunningServer:
+        port = free_port()
+        argv, cwd, env = self.command(port)
+        log_path = log_dir / f"{self.name}.log"
+        with open(log_path, "ab") as log:  # noqa: ASYNC230 - a local file
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd,
+                env={**os.environ, **env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        server = RunningServer(self, process, f"ws://127.0.0.1:{port}", log_path)
+        try:
+            await _wait_listening(port, process)
+        except BaseException:
+            await server.stop()
+            raise
+        return server
+
+
+class Hubbub(ServerKind):
+    def __init__(self) -> None:
+        super().__init__(
+            "hubbub",
+            "hubbub",
+            "`hubbub serve` (aiohttp + uvloop + msgspec), log level warning, "
+            "message rate limit raised (see bench/servers.py)",
+        )
+
+    def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
+        argv = [sys.executable, "-m", "hubbub", "serve", "--port", str(port)]
+        argv += ["--log-level", "warning"]
+        for flag, value in HUBBUB_BENCH_LIMITS.items():
+            argv += [flag, value]
+        return argv, REPO, {}
+
+
+class SeedServer(ServerKind):
+    """The seed document's Node.js ``ws`` server, from the shared folder next to the repo."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "seed",
+            "seed (Node + ws)",
+            "the seed document's signaling server, verbatim, on Node.js and ws",
+        )
+        self.run_dir = WORK_DIR / "seed-signaling-server"
+
+    def source(self) -> Path | None:
+        override = os.environ.get(SEED_SERVER_ENV)
+        if override:
+            path = Path(override)
+            return path if (path / "signaling-server.js").is_file() else None
+        # ../shared/... from the repository; a worktree sits a level deeper.
+        for ancestor in REPO.parents:
+            candidate = ancestor / SEED_SERVER_RELATIVE
+            if (candidate / "signaling-server.js").is_file():
+                return candidate
+        return None
+
+    def prepare(self) -> None:
+        source = self.source()
+        if source is None:
+            self.missing = (
+                f"the seed server was not found (../{SEED_SERVER_RELATIVE} from the "
+                f"repository, or ${SEED_SERVER_ENV})"
+            )
+            return
+        self.extra["source"] = str(source)
+        node, npm = shutil.which("node"), shutil.which("npm")
+        if node is None or npm is None:
+            self.missing = "Node.js (node and npm) is not installed"
+            return
+        # The shared folder is read-only: copy it and install ws into the copy,
+        # from the seed's own package.json.
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "signaling-server.js"):
+            shutil.copyfile(source / name, self.run_dir / name)
+        ws_package = self.run_dir / "node_modules" / "ws" / "package.json"
+        if not ws_package.is_file():
+            result = subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--silent"],
+                cwd=self.run_dir,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if result.returncode != 0 or not ws_package.is_file():
+                self.missing = f"npm install of ws failed: {result.stderr.strip()[-300:]}"
+                return
+        self.extra["ws"] = json.loads(ws_package.read_text())["version"]
+
+    def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
+        return ["node", "signaling-server.js"], self.run_dir, {"PORT": str(port)}
+
+
+class SocketIOServer(ServerKind):
+    def __init__(self) -> None:
+        super().__init__(
+            "socketio",
+            "python-socketio",
+            "python-socketio's AsyncServer on aiohttp + uvloop, rooms-based equivalent "
+            "of the seed server (bench/socketio_server.py)",
+        )
+
+    def prepare(self) -> None:
+        try:
+            import socketio  # noqa: F401
+        except ImportError:
+            self.missing = "python-socketio is not installed"
+
+    def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
+        return [sys.executable, "-m", "bench.socketio_server", "--port", str(port)], REPO, {}
+
+
+def all_servers() -> list[ServerKind]:
+    return [Hubbub(), SeedServer(), SocketIOServer()]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _wait_listening(port: int, process: asyncio.subprocess.Process) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + START_TIMEOUT
+    while True:
+        if process.returncode is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before listening")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if loop.time() > deadline:
+                raise RuntimeError("the server did not listen in time") from None
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            return

@@ -1,0 +1,53 @@
+"""The benchmarks at smoke size: every scenario on every server that can run here.
+
+Figures are not checked against any bound (the machine may be busy); what is
+checked is that each scenario measured something real on each server and that the
+report was written, so that the benchmark cannot rot between full runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.runner import run_all
+from bench.scenarios import SCENARIOS
+from bench.servers import SeedServer, all_servers
+
+pytestmark = pytest.mark.bench
+
+
+async def test_every_scenario_measures_every_server(tmp_path: Path) -> None:
+    servers = all_servers()
+    results = await run_all(
+        SCENARIOS, servers, "smoke", tmp_path, "pytest smoke", shared_machine=True
+    )
+
+    node_here = shutil.which("node") is not None and shutil.which("npm") is not None
+    seed_here = node_here and SeedServer().source() is not None
+    expected = {"hubbub", "socketio"} | ({"seed"} if seed_here else set())
+    ran = {name for name, server in results["servers"].items() if not server["missing"]}
+    assert ran == expected
+    assert results["scenarios"]
+    for entry in results["scenarios"]:
+        scenario = next(s for s in SCENARIOS if s.name == entry["name"])
+        wanted = expected & set(scenario.servers or expected)
+        assert set(entry["results"]) == wanted, entry["name"]
+        for server, figures in entry["results"].items():
+            assert "error" not in figures, (entry["name"], server, figures)
+            for column in scenario.columns:
+                value = figures.get(column.key)
+                assert value is not None, (entry["name"], server, column.key)
+                assert value > 0, (entry["name"], server, column.key, value)
+
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written["versions"]["python"]
+    page = (tmp_path / "README.md").read_text()
+    for scenario in SCENARIOS:
+        assert scenario.title in page
+        assert (tmp_path / f"{scenario.name}.png").stat().st_size > 0
+    if not seed_here:
+        assert "not run" in page
