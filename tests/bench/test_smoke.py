@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from bench.runner import run_all
 from bench.scenarios import SCENARIOS
 from bench.servers import SeedServer, all_servers
