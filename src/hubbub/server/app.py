@@ -188,6 +188,26 @@ async def _run_check(check: ReadinessCheck) -> bool:
 HUB_SERVER = web.AppKey("hub_server", HubServer)
 
 
+def _static_file(name: str) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / name)
+
+
+async def _static_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers for the web app and the client library.
+
+    Pages and scripts are revalidated on every load (an ETag makes that a 304), so
+    an upgraded server is picked up at once. Scripts may be loaded by any site: an
+    app elsewhere imports ``/hubbub.js`` from its hubbub server, and a module script
+    from another origin needs CORS.
+    """
+    if request.method not in ("GET", "HEAD") or not isinstance(response, web.FileResponse):
+        return
+    response.headers.setdefault("Cache-Control", "no-cache")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.path.endswith(".js"):
+        response.headers.setdefault("Access-Control-Allow-Origin", "*")
+
+
 def create_app(settings: ServerSettings | None = None) -> web.Application:
     """The whole server as an aiohttp application (call inside a running loop)."""
     settings = settings or ServerSettings()
@@ -217,10 +237,13 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
 
     async def root(request: web.Request) -> web.StreamResponse:
         # The seed's clients connect to the bare URL, so "/" is both the
-        # WebSocket endpoint and the start page.
+        # WebSocket endpoint and the web app.
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await server.handle_websocket(request)
-        return web.FileResponse(STATIC_DIR / "index.html")
+        return _static_file("index.html")
+
+    async def client_library(request: web.Request) -> web.StreamResponse:
+        return _static_file("hubbub.js")
 
     app.router.add_get("/", root)
     app.router.add_get("/ws", server.handle_websocket)
@@ -238,7 +261,9 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         )
 
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/hubbub.js", client_library)
     app.router.add_static("/static/", STATIC_DIR, name="static")
+    app.on_response_prepare.append(_static_headers)
     app.on_startup.append(server.start)
     app.on_shutdown.append(server.shutdown)
     return app

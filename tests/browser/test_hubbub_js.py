@@ -1,0 +1,310 @@
+"""hubbub.js, the browser library, in real Chromium against ``hubbub serve``.
+
+The test page comes from its own loopback origin and imports ``/hubbub.js`` from the
+hub, as an app's site would. Several rooms can live in one page: each is a separate
+client with its own WebSocket and peer connections, which keeps these tests light.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from tests.browser.pages import page_server
+from tests.process import hubbub_serve
+
+pytestmark = pytest.mark.browser
+
+HARNESS_JS = (Path(__file__).parent / "harness.js").read_text()
+
+HARNESS = """<!doctype html>
+<html><head><meta charset="utf-8"><title>hubbub.js test</title></head>
+<body><button id="share">share</button>
+<script type="module">
+import * as hubbub from "%(hub)s/hubbub.js";
+window.hubbub = hubbub;
+window.HUB = "%(hub)s";
+%(harness)s
+window.ready = true;
+</script></body></html>
+"""
+
+
+def _harness(hub_url: str) -> str:
+    return HARNESS % {"hub": hub_url, "harness": HARNESS_JS}
+
+
+@dataclass
+class Hub:
+    url: str
+    page: Page
+
+
+@pytest.fixture
+async def hub(browser: Browser) -> AsyncIterator[Hub]:
+    async with (
+        hubbub_serve() as (url, _process),
+        page_server({"/": lambda request: _harness(url)}) as page_url,
+    ):
+        page = await browser.new_page()
+        await page.goto(page_url + "/")
+        await page.wait_for_function("window.ready === true")
+        yield Hub(url, page)
+        await page.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_join_resolves_on_room_joined_and_rejects_refusals(hub: Hub) -> None:
+    page = hub.page
+    assert await page.evaluate("enter('alice')") == "alice"
+    assert await page.evaluate("rooms.alice.state") == "open"
+    assert await page.evaluate("rooms.alice.sessionId.length") >= 16
+
+    # Refusals come back as HubbubError with the server's code, and nothing is left open.
+    taken = await page.evaluate(
+        "hubbub.join(HUB, {room: 'test', userId: 'alice'}).then(() => 'joined', (e) => e.code)"
+    )
+    assert taken == "user-id-taken"
+    unreachable = await page.evaluate(
+        "(url) => hubbub.join(url, {room: 'test'}).then(() => 'joined', (e) => e.code)",
+        f"ws://127.0.0.1:{_free_port()}/",
+    )
+    assert unreachable == "unreachable"
+
+    # A newcomer knows at once who is there; the others hear of it.
+    assert await page.evaluate("enter('bob')") == "bob"
+    assert await page.evaluate("[...rooms.bob.participants.keys()]") == ["alice"]
+    assert await page.evaluate("rooms.bob.participants.get('alice').polite") is True
+    await page.wait_for_function("seen({user: 'alice', type: 'participant-joined', from: 'bob'})")
+    assert await page.evaluate("rooms.alice.participants.get('bob').polite") is False
+
+    # Chat reaches the others, not the sender.
+    await page.evaluate("rooms.bob.sendChat('hi alice')")
+    await page.wait_for_function(
+        "seen({user: 'alice', type: 'chat', from: 'bob', message: 'hi alice'})"
+    )
+    assert await page.evaluate("seen({user: 'bob', type: 'chat'})") == 0
+
+    # A server-assigned name when none is given.
+    assigned = await page.evaluate("hubbub.join(HUB, {room: 'test'}).then((r) => r.userId)")
+    assert assigned.startswith("user-")
+
+    await page.evaluate("rooms.bob.leave()")
+    await page.wait_for_function("seen({user: 'alice', type: 'participant-left', from: 'bob'})")
+    assert await page.evaluate("rooms.bob.state") == "closed"
+
+
+async def test_sha256_matches_webcrypto(hub: Hub) -> None:
+    # Every padding case (55, 56, 63, 64, 65 bytes...) and updates split anywhere.
+    mismatches = await hub.page.evaluate("sha256Mismatches()")
+    assert mismatches == []
+
+
+FRAMES_DECODED = """async ([user, peer]) => {
+  const pc = rooms[user].participants.get(peer).peerConnection;
+  let frames = 0;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded ?? 0;
+  });
+  return frames;
+}"""
+
+
+async def _frames_advance(page: Page, user: str, peer: str) -> None:
+    await page.wait_for_function(
+        f"""(async () => (await ({FRAMES_DECODED})(["{user}", "{peer}"])) > 0)()""",
+        timeout=30_000,
+        polling=500,
+    )
+    before = await page.evaluate(FRAMES_DECODED, [user, peer])
+    await asyncio.sleep(1.0)
+    assert await page.evaluate(FRAMES_DECODED, [user, peer]) > before, (user, peer)
+
+
+async def test_media_negotiation_channels_and_ice_restart(hub: Hub) -> None:
+    page = hub.page
+    # Both join with no camera, then turn it on at the same moment: both sides offer
+    # at once, and perfect negotiation has to settle the collision.
+    await page.evaluate("enter('alice')")
+    await page.evaluate("enter('bob')")
+    await page.wait_for_function(
+        "rooms.alice.participants.get('bob')?.connectionState === 'connected'"
+        " && rooms.bob.participants.get('alice')?.connectionState === 'connected'",
+        timeout=30_000,
+    )
+    await page.evaluate(
+        "Promise.all([rooms.alice.setCamera(true), rooms.bob.setCamera(true),"
+        " rooms.alice.setMicrophone(true), rooms.bob.setMicrophone(true)])"
+    )
+    await page.wait_for_function(
+        "seen({user: 'alice', type: 'stream', from: 'bob', kind: 'camera'})"
+        " && seen({user: 'bob', type: 'stream', from: 'alice', kind: 'camera'})",
+        timeout=30_000,
+    )
+    await _frames_advance(page, "alice", "bob")
+    await _frames_advance(page, "bob", "alice")
+    # Chromium decodes remote audio (and so measures its level) only when it plays.
+    await page.evaluate(
+        """() => {
+          for (const { stream } of rooms.bob.participants.get('alice').streams.values()) {
+            const audio = new Audio();
+            audio.muted = true;
+            audio.srcObject = stream;
+            audio.play();
+            document.body.append(audio);
+          }
+        }"""
+    )
+    await page.wait_for_function(
+        "rooms.bob.participants.get('alice').media.video === true"
+        " && rooms.bob.participants.get('alice').audioLevel() > 0",
+        timeout=20_000,
+    )
+
+    # Camera off: the others are told, and the camera track stops.
+    await page.evaluate("rooms.alice.setCamera(false)")
+    await page.wait_for_function("rooms.bob.participants.get('alice').media.video === false")
+    assert await page.evaluate("rooms.alice.localStream.getVideoTracks().length") == 0
+
+    # Screen sharing adds a stream the others see as a screen; stopping removes it.
+    await page.evaluate(
+        "document.getElementById('share').onclick = () => rooms.alice.startScreenShare()"
+    )
+    await page.click("#share")  # getDisplayMedia needs a user gesture
+    await page.wait_for_function(
+        "seen({user: 'bob', type: 'stream', from: 'alice', kind: 'screen'})", timeout=30_000
+    )
+    assert await page.evaluate("rooms.bob.participants.get('alice').media.screen") is True
+    await page.evaluate("rooms.alice.stopScreenShare()")
+    await page.wait_for_function(
+        "seen({user: 'bob', type: 'stream-removed', from: 'alice', kind: 'screen'})",
+        timeout=30_000,
+    )
+
+    # App channels: reliable and ordered by default; unordered without retransmits.
+    received = await page.evaluate("channelExchange()")
+    notes = [data for label, sender, data in received["got"] if label == "notes"]
+    assert notes == [f"note {i}" for i in range(50)]
+    assert ["game", "alice", "move 1"] in received["got"]
+    assert received["options"] == {"ordered": False, "maxRetransmits": 0}
+    with pytest.raises(Exception, match="hubbub-"):
+        await page.evaluate("rooms.alice.channel('hubbub-file:x')")
+
+    # An ICE restart gathers new credentials and the call carries on.
+    ufrag = """(user) => rooms[user].participants.get(user === 'alice' ? 'bob' : 'alice')
+      .peerConnection.localDescription.sdp.match(/a=ice-ufrag:(\\S+)/)[1]"""
+    before = await page.evaluate(ufrag, "alice")
+    await page.evaluate("rooms.alice.participants.get('bob')._link.restartIce()")
+    await page.wait_for_function(
+        f"({ufrag})('alice') !== {before!r}"
+        " && rooms.alice.participants.get('bob').peerConnection.iceConnectionState === 'connected'"
+        " && rooms.alice.participants.get('bob').peerConnection.signalingState === 'stable'",
+        timeout=30_000,
+    )
+    await _frames_advance(page, "alice", "bob")
+
+
+async def test_files_offer_accept_reject_cancel(hub: Hub) -> None:
+    page = hub.page
+    await page.evaluate("enter('alice')")
+    await page.evaluate("enter('bob')")
+    result = await page.evaluate("fileScenarios()")
+    assert result["got"] == result["sent"] == result["announced"]
+    assert result["size"] == 3 * 1024 * 1024 + 17
+    assert result["states"] == ["done", "done"]
+    assert result["decisions"][0] == ["data.bin", 3 * 1024 * 1024 + 17, "alice"]
+    assert result["progress"] == sorted(result["progress"])
+    assert result["progress"][-1] == 3 * 1024 * 1024 + 17
+    assert result["rejection"] == "file-rejected"
+    assert result["sender"] == ["file-cancelled", "cancelled"]
+    assert result["receiver"] == ["file-cancelled", "cancelled"]
+
+
+async def test_reconnects_when_the_server_comes_back(browser: Browser) -> None:
+    port = _free_port()
+    async with page_server({"/": lambda request: _harness(f"http://127.0.0.1:{port}")}) as page_url:
+        page = await browser.new_page()
+        async with hubbub_serve("--port", str(port)) as (_url, process):
+            await page.goto(page_url + "/")
+            await page.wait_for_function("window.ready === true")
+            await page.evaluate("enter('alice', {limits: {reconnectMaxMs: 1000}})")
+            await page.evaluate("enter('bob', {limits: {reconnectMaxMs: 1000}})")
+            process.kill()
+            await process.wait()
+            await page.wait_for_function(
+                "rooms.alice.state === 'reconnecting' && rooms.bob.state === 'reconnecting'",
+                timeout=10_000,
+            )
+        async with hubbub_serve("--port", str(port)):
+            await page.wait_for_function(
+                "rooms.alice.state === 'open' && rooms.bob.state === 'open'", timeout=20_000
+            )
+            await page.wait_for_function(
+                "rooms.alice.participants.has('bob') && rooms.bob.participants.has('alice')",
+                timeout=10_000,
+            )
+            await page.evaluate("rooms.alice.sendChat('back again')")
+            await page.wait_for_function(
+                "seen({user: 'bob', type: 'chat', from: 'alice', message: 'back again'})"
+            )
+            assert (
+                await page.evaluate(
+                    "seen({user: 'alice', type: 'connection-state', state: 'reconnecting'})"
+                )
+                == 1
+            )
+        await page.close()
+
+
+async def test_calls_the_seed_conference_client(browser: Browser) -> None:
+    """hubbub.js keeps the seed's signal shapes, so the seed's own client calls it."""
+    from tests.browser.test_seed_conference_client import PAGE, SEED_CLIENT, VIDEO_PLAYING
+
+    async with hubbub_serve() as (url, _process):
+        pages = {
+            "/": lambda request: _harness(url),
+            "/seed": lambda request: (
+                PAGE
+                % {
+                    "ws_url": url.replace("http://", "ws://") + "/",
+                    "seed_client": SEED_CLIENT,
+                    "room": "test",
+                    "user": "sam",
+                }
+            ),
+        }
+        async with page_server(pages) as page_url:
+            page = await browser.new_page()
+            await page.goto(page_url + "/")
+            await page.wait_for_function("window.ready === true")
+            camera = "navigator.mediaDevices.getUserMedia({audio: true, video: true})"
+            # One hubbub.js client there before the seed client (it offers), one after
+            # (the seed client offers to it).
+            await page.evaluate(f"(async () => enter('early', {{stream: await {camera}}}))()")
+            seed = await browser.new_page()
+            await seed.goto(page_url + "/seed")
+            await page.wait_for_function("rooms.early.participants.has('sam')", timeout=20_000)
+            await page.evaluate(f"(async () => enter('late', {{stream: await {camera}}}))()")
+            for user in ("early", "late"):
+                await page.wait_for_function(
+                    f"seen({{user: '{user}', type: 'stream', from: 'sam', kind: 'camera'}})",
+                    timeout=30_000,
+                )
+                await _frames_advance(page, user, "sam")
+            await seed.wait_for_function(VIDEO_PLAYING, arg=["early", "late"], timeout=30_000)
+            await seed.close()
+            await page.wait_for_function(
+                "!rooms.early.participants.has('sam') && !rooms.late.participants.has('sam')"
+            )
+            await page.close()
