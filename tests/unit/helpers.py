@@ -42,7 +42,7 @@ class Clock:
 class Harness:
     """A hub and named clients; ``take(name)`` pops what a client was sent."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, **hub_options: Any) -> None:
         self.outbox = RecordingOutbox()
         self.clock = Clock()
         counter = itertools.count(1)
@@ -51,6 +51,7 @@ class Harness:
             limits=limits,
             clock=self.clock,
             new_session_id=lambda: f"s{next(counter)}",
+            **hub_options,
         )
         self.clients: dict[str, Session] = {}
 
@@ -66,10 +67,12 @@ class Harness:
     def take(self, name: str) -> list[dict[str, Any]]:
         return self.outbox.sent.pop(self.clients[name].session_id, [])
 
-    def join(self, name: str, room: str, user_id: str | None = None) -> dict[str, Any]:
+    def join(
+        self, name: str, room: str, user_id: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
         if name not in self.clients:
             self.connect(name)
-        message: dict[str, Any] = {"type": "join-room", "room": room}
+        message: dict[str, Any] = {"type": "join-room", "room": room, **extra}
         if user_id is not None:
             message["userId"] = user_id
         self.send(name, message)

@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hubbub.protocol import ErrorCode, ProtocolError, decode, encode
-from hubbub.protocol.messages import INCOMING_TYPES, Chat, Error, Signal
+from hubbub.protocol.messages import (
+    INCOMING_TYPES,
+    Chat,
+    EndRoom,
+    Error,
+    JoinRoom,
+    RemoveParticipant,
+    Signal,
+)
 
 DOCUMENTED_CODES = {code.value for code in ErrorCode}
 
@@ -30,6 +38,7 @@ message_like = st.fixed_dictionaries(
         "signal": json_values,
         "message": json_values,
         "ref": json_values,
+        "token": json_values,
     },
 )
 
@@ -93,3 +102,21 @@ def test_error_encoding_leaves_out_an_absent_ref() -> None:
         "code": "bad-json",
         "message": "m",
     }
+
+
+def test_the_messages_of_token_mode_and_admins() -> None:
+    assert decode('{"type":"join-room","room":"r","token":"t.o.k"}', max_depth=8) == JoinRoom(
+        room="r", token="t.o.k"
+    )
+    assert decode('{"type":"remove-participant","userId":"bob","ref":3}', max_depth=8) == (
+        RemoveParticipant(user_id="bob", ref=3)
+    )
+    assert decode('{"type":"end-room"}', max_depth=8) == EndRoom()
+    for bad in (
+        '{"type":"remove-participant"}',
+        '{"type":"remove-participant","userId":7}',
+        '{"type":"join-room","room":"r","token":["t"]}',
+    ):
+        with pytest.raises(ProtocolError) as caught:
+            decode(bad, max_depth=8)
+        assert caught.value.code == "bad-message"

@@ -8,6 +8,7 @@ session that may sit on another node). Time comes from an injected clock.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import re
 import secrets
@@ -15,6 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hubbub.auth.admission import Admission
+from hubbub.auth.grants import Grant, Identity
+from hubbub.auth.turn import IceServerConfig
 from hubbub.broker import Broker
 from hubbub.broker.memory import MemoryBroker
 from hubbub.core.limits import Limits
@@ -26,14 +30,20 @@ from hubbub.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from hubbub.protocol.messages import (
     Chat,
     ChatRelay,
+    EndRoom,
     Error,
+    IceServer,
+    IceServers,
     IncomingMessage,
     JoinRoom,
     LeaveRoom,
     Participant,
+    ParticipantRemoved,
     Ping,
     Pong,
     Ref,
+    RemoveParticipant,
+    RoomEnded,
     RoomJoined,
     RoomLeft,
     Signal,
@@ -67,8 +77,14 @@ class Hub:
         clock: Callable[[], float] = time.monotonic,
         new_session_id: Callable[[], str] = _new_id,
         new_user_id: Callable[[], str] = _new_user_id,
+        admission: Admission | None = None,
+        ice_servers: IceServerConfig | None = None,
     ) -> None:
         self.limits = limits or Limits()
+        self.admission = admission or Admission()
+        self._ice = ice_servers if ice_servers else None
+        self._ice_refresh: list[tuple[float, str]] = []
+        """(when, session id): a heap of the TURN credentials to renew."""
         self.rooms = RoomRegistry()
         self.sessions: dict[str, Session] = {}
         self._outbox = outbox
@@ -83,18 +99,21 @@ class Hub:
             JoinRoom: self._on_join_room,
             LeaveRoom: self._on_leave_room,
             Ping: self._on_ping,
+            RemoveParticipant: self._on_remove_participant,
+            EndRoom: self._on_end_room,
         }
 
     # -- what the adapter calls ---------------------------------------------
 
-    def connect(self, link: Any) -> Session:
-        """A client connected; ``link`` is the adapter's handle for it."""
+    def connect(self, link: Any, identity: Identity | None = None) -> Session:
+        """A client connected; ``link`` is the adapter's handle for it, ``identity``
+        what it proved in the handshake (a token), if anything."""
         limits = self.limits
         session_id = self._new_session_id()
         while session_id in self.sessions:  # pragma: no cover - 96 random bits
             session_id = self._new_session_id()
         budget = TokenBucket(limits.message_rate, limits.message_burst, self._clock())
-        session = self.sessions[session_id] = Session(session_id, link, budget)
+        session = self.sessions[session_id] = Session(session_id, link, budget, identity)
         return session
 
     def receive(self, session: Session, text: str | bytes) -> None:
@@ -132,6 +151,54 @@ class Hub:
         self._leave(session)
         self.sessions.pop(session.session_id, None)
 
+    def remove_participant(self, room_name: str, user_id: str) -> bool:
+        """Take ``user_id`` out of the room and close its connection (admin)."""
+        room = self.rooms.get(room_name)
+        member = room.members.get(user_id) if room is not None else None
+        if member is None:
+            return False
+        log.info("event=remove session=%s room=%r user=%r", member.session_id, room_name, user_id)
+        self._leave(member)
+        self._close(member, CloseCode.REMOVED, "removed from the room")
+        return True
+
+    def end_room(self, room_name: str, keep: Session | None = None) -> int:
+        """Take every member out of the room and close their connections (admin);
+        ``keep`` (the admin who asked) leaves the room but stays connected.
+        Returns how many members there were."""
+        room = self.rooms.get(room_name)
+        if room is None:
+            return 0
+        members = list(room.members.values())
+        log.info("event=end-room room=%r members=%d", room_name, len(members))
+        for member in members:
+            # Nobody stays to hear user-left: everyone goes at once, unannounced.
+            self.rooms.remove(member)
+            member.user_id = None
+            member.hidden = False
+            if member is not keep:
+                self._close(member, CloseCode.ROOM_ENDED, "the room was ended")
+        return len(members)
+
+    def refresh_ice_servers(self) -> int:
+        """Send fresh TURN credentials to every session whose are due; the
+        adapter calls this about once a second. Returns how many were sent."""
+        heap = self._ice_refresh
+        now = self._clock()
+        sent = 0
+        while heap and heap[0][0] <= now:
+            due, session_id = heapq.heappop(heap)
+            session = self.sessions.get(session_id)
+            if session is None or session.room is None or session.ice_refresh_at != due:
+                continue
+            servers, expires_at = self._ice_servers_for(session)
+            self._outbox.send(
+                session,
+                codec.encode(IceServers(ice_servers=servers, ice_servers_expire_at=expires_at)),
+            )
+            sent += 1
+        return sent
+
     # -- what the broker calls ----------------------------------------------
 
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
@@ -150,6 +217,7 @@ class Hub:
         room = session.room
         if room is None:
             raise ProtocolError(ErrorCode.NOT_IN_ROOM, "join a room first", ref=message.ref)
+        self.admission.require(session.identity, Grant.SIGNAL, message.ref)
         target = room.members.get(message.target_user_id)
         if target is None or target is session:
             raise ProtocolError(
@@ -163,6 +231,7 @@ class Hub:
         room = session.room
         if room is None:
             raise ProtocolError(ErrorCode.NOT_IN_ROOM, "join a room first", ref=message.ref)
+        self.admission.require(session.identity, Grant.CHAT, message.ref)
         if len(message.message) > self.limits.max_chat_length:
             raise ProtocolError(
                 ErrorCode.TOO_LARGE,
@@ -184,45 +253,79 @@ class Hub:
         current = session.room
         if current is not None and current.name == room_name:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM, "already in this room", ref=ref)
+        identity = self.admission.admit(
+            room=room_name, user_id=user_id, token=message.token, shown=session.identity, ref=ref
+        )
+        if identity.user_id is not None:
+            user_id = identity.user_id
         room = self.rooms.get(room_name)
+        replaced: Session | None = None
         if room is not None:
             if user_id is not None and user_id in room.members:
-                raise ProtocolError(
-                    ErrorCode.USER_ID_TAKEN, "this user id is already in the room", ref=ref
-                )
-            if len(room) >= limits.max_participants:
+                # A token proves the id is its holder's: the newcomer takes the
+                # place. Without one, nobody takes over another's slot.
+                if not identity.verified:
+                    raise ProtocolError(
+                        ErrorCode.USER_ID_TAKEN, "this user id is already in the room", ref=ref
+                    )
+                replaced = room.members[user_id]
+            if replaced is None and len(room) >= limits.max_participants:
                 raise ProtocolError(ErrorCode.ROOM_FULL, "the room is full", ref=ref)
+        elif len(self.rooms) >= limits.max_rooms:
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_ROOMS, "the server holds as many rooms as it may", ref=ref
+            )
         if user_id is None:
             user_id = self._free_user_id(room)
         if current is not None:
             self._leave(session)
+        if replaced is not None:
+            log.info("event=replace session=%s by=%s", replaced.session_id, session.session_id)
+            self._leave(replaced)
+            self._close(replaced, CloseCode.REPLACED, "the same user joined from elsewhere")
         room = self.rooms.get_or_create(room_name)
         # Everyone already here joined first, so the newcomer is polite to each.
-        participants = [Participant(user_id=uid, polite=True) for uid in room.members]
+        participants = [
+            Participant(
+                user_id=uid,
+                polite=True,
+                name=member.identity.name if member.identity else None,
+                grants=_grant_names(member.identity),
+            )
+            for uid, member in room.members.items()
+            if not member.hidden
+        ]
         session.user_id = user_id
+        session.identity = identity
+        session.hidden = identity.may(Grant.HIDDEN)
         self.rooms.add(room, session)
         log.info(
-            "event=join session=%s room=%r user=%r members=%d",
+            "event=join session=%s room=%r user=%r members=%d verified=%s hidden=%s",
             session.session_id,
             room_name,
             user_id,
             len(room),
+            identity.verified,
+            session.hidden,
         )
-        self._outbox.send(
-            session,
-            codec.encode(
-                RoomJoined(
-                    room=room_name,
-                    user_id=user_id,
-                    session_id=session.session_id,
-                    participants=participants,
-                    ref=ref,
-                )
-            ),
+        grants = _grant_names(identity)
+        joined = RoomJoined(
+            room=room_name,
+            user_id=user_id,
+            session_id=session.session_id,
+            participants=participants,
+            ref=ref,
+            name=identity.name,
+            grants=grants,
         )
-        self._broker.publish_to_room(
-            room_name, codec.encode(UserJoined(user_id=user_id, polite=False)), session.session_id
-        )
+        if self._ice is not None:
+            joined.ice_servers, joined.ice_servers_expire_at = self._ice_servers_for(session)
+        self._outbox.send(session, codec.encode(joined))
+        if not session.hidden:
+            announcement = UserJoined(
+                user_id=user_id, polite=False, name=identity.name, grants=grants
+            )
+            self._broker.publish_to_room(room_name, codec.encode(announcement), session.session_id)
 
     def _on_leave_room(self, session: Session, message: LeaveRoom) -> None:
         room = session.room
@@ -233,6 +336,29 @@ class Hub:
 
     def _on_ping(self, session: Session, message: Ping) -> None:
         self._outbox.send(session, codec.encode(Pong(ref=message.ref)))
+
+    def _on_remove_participant(self, session: Session, message: RemoveParticipant) -> None:
+        room = session.room
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM, "join a room first", ref=message.ref)
+        self.admission.require(session.identity, Grant.ADMIN, message.ref)
+        target = room.members.get(message.user_id)
+        if target is None or target is session:
+            raise ProtocolError(
+                ErrorCode.NO_SUCH_PEER, "no such user in this room", ref=message.ref
+            )
+        self.remove_participant(room.name, message.user_id)
+        self._outbox.send(
+            session, codec.encode(ParticipantRemoved(user_id=message.user_id, ref=message.ref))
+        )
+
+    def _on_end_room(self, session: Session, message: EndRoom) -> None:
+        room = session.room
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM, "join a room first", ref=message.ref)
+        self.admission.require(session.identity, Grant.ADMIN, message.ref)
+        self.end_room(room.name, keep=session)
+        self._outbox.send(session, codec.encode(RoomEnded(room=room.name, ref=message.ref)))
 
     # -- helpers --------------------------------------------------------------
 
@@ -249,7 +375,26 @@ class Hub:
             len(room),
         )
         session.user_id = None
+        if session.hidden:
+            session.hidden = False
+            return
         self._broker.publish_to_room(room.name, codec.encode(UserLeft(user_id=user_id)), None)
+
+    def _close(self, session: Session, code: CloseCode, reason: str) -> None:
+        session.closing = True
+        self._outbox.close(session, code, reason)
+
+    def _ice_servers_for(self, session: Session) -> tuple[list[IceServer], int | None]:
+        """The session's ICE servers, its TURN credentials renewed ahead of expiry."""
+        ice = self._ice
+        if ice is None or session.user_id is None:  # pragma: no cover - callers check
+            return [], None
+        servers, expires_at = ice.for_user(session.user_id)
+        if expires_at is not None:
+            due = self._clock() + ice.refresh_after
+            session.ice_refresh_at = due
+            heapq.heappush(self._ice_refresh, (due, session.session_id))
+        return servers, expires_at
 
     def _free_user_id(self, room: Room | None) -> str:
         user_id = self._new_user_id()
@@ -283,6 +428,13 @@ class Hub:
         if error.close_code is not None:
             session.closing = True
             self._outbox.close(session, error.close_code, error.message)
+
+
+def _grant_names(identity: Identity | None) -> list[str] | None:
+    """What a member's token grants, as shown to the room; nothing without a token."""
+    if identity is None or not identity.verified:
+        return None
+    return sorted(grant.value for grant in identity.grants)
 
 
 def _check_name(value: str, field: str, max_length: int, ref: Ref | None) -> None:

@@ -27,6 +27,19 @@ class Limits:
     max_user_id_length: int = _limit(64, "Longest user id, in characters.")
     max_chat_length: int = _limit(16_000, "Longest chat message, in characters.")
     max_participants: int = _limit(1_000, "Most members one room may hold.")
+    max_rooms: int = _limit(
+        10_000, "Most rooms the server holds at once; a join that would make one more is refused."
+    )
+    max_connections: int = _limit(
+        50_000,
+        "Most WebSocket connections the server holds at once; past it the handshake "
+        "is answered 503.",
+    )
+    max_connections_per_ip: int = _limit(
+        1_000,
+        "Most WebSocket connections from one IP address at once; past it the handshake "
+        "is answered 429.",
+    )
     message_rate: float = _limit(100.0, "Messages per second a connection may send, sustained.")
     message_burst: int = _limit(
         200, "Messages a connection may send at once above its rate (token bucket size)."

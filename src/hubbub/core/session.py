@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from hubbub.auth.grants import Identity
     from hubbub.core.rooms import Room
 
 
@@ -44,16 +45,26 @@ class Session:
         "closed",
         "closing",
         "dropped_in_a_row",
+        "hidden",
+        "ice_refresh_at",
+        "identity",
         "link",
         "room",
         "session_id",
         "user_id",
     )
 
-    def __init__(self, session_id: str, link: Any, budget: TokenBucket) -> None:
+    def __init__(
+        self, session_id: str, link: Any, budget: TokenBucket, identity: Identity | None = None
+    ) -> None:
         self.session_id = session_id
         self.user_id: str | None = None
         self.room: Room | None = None
+        self.identity = identity
+        """Who the session is: what it proved at connect, then what it joined with."""
+        self.hidden = False
+        """In its room without being announced (the ``hidden`` grant)."""
+        self.ice_refresh_at: float | None = None
         self.link = link
         self.budget = budget
         self.dropped_in_a_row = 0

@@ -43,6 +43,20 @@ class ErrorCode(StrEnum):
     """The room has ``max_participants`` members already."""
     RATE_LIMITED = "rate-limited"
     """The connection sent faster than its message rate; the message was dropped."""
+    TOKEN_REQUIRED = "token-required"
+    """``join-room`` without an access token on a server in ``token`` mode."""
+    TOKEN_INVALID = "token-invalid"
+    """The token is malformed, signed with another key or algorithm (``alg: none``
+    included), or its claims are missing or unusable."""
+    TOKEN_EXPIRED = "token-expired"
+    """The token's ``exp`` has passed."""
+    TOKEN_NOT_YET_VALID = "token-not-yet-valid"
+    """The token's ``nbf`` is still to come."""
+    FORBIDDEN = "forbidden"
+    """The identity does not grant this: another room, a missing grant, a
+    ``userId`` that is not the token's subject."""
+    TOO_MANY_ROOMS = "too-many-rooms"
+    """The server holds ``max_rooms`` rooms already; a new one cannot be made."""
 
 
 class CloseCode(IntEnum):
@@ -56,9 +70,16 @@ class CloseCode(IntEnum):
     MESSAGE_TOO_BIG = 1009
     """A frame larger than ``max_frame_bytes``."""
     INTERNAL_ERROR = 1011
+    REMOVED = 4003
+    """An admin removed this participant from the room."""
+    ROOM_ENDED = 4004
+    """An admin ended the room."""
     SLOW_CONSUMER = 4008
     """The client did not read fast enough: its outgoing queue went over
     ``max_send_queue_bytes``."""
+    REPLACED = 4009
+    """The same identity joined the room again, from another connection; the
+    newer one has the place. Do not reconnect automatically."""
 
 
 class ProtocolError(Exception):

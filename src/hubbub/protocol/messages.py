@@ -25,6 +25,8 @@ class Incoming(msgspec.Struct, tag_field="type", rename="camel", frozen=True, kw
 class JoinRoom(Incoming, tag="join-room", frozen=True):
     room: str
     user_id: str | None = None
+    token: str | None = None
+    """An access token; the identity comes from it, not from ``user_id``."""
 
 
 class LeaveRoom(Incoming, tag="leave-room", frozen=True):
@@ -45,10 +47,21 @@ class Ping(Incoming, tag="ping", frozen=True):
     pass
 
 
-IncomingMessage = JoinRoom | LeaveRoom | Signal | Chat | Ping
+class RemoveParticipant(Incoming, tag="remove-participant", frozen=True):
+    """Admin: take a member out of the sender's room."""
+
+    user_id: str
+
+
+class EndRoom(Incoming, tag="end-room", frozen=True):
+    """Admin: take every member out of the sender's room."""
+
+
+IncomingMessage = JoinRoom | LeaveRoom | Signal | Chat | Ping | RemoveParticipant | EndRoom
 
 INCOMING_TYPES: frozenset[str] = frozenset(
-    str(cls.__struct_config__.tag) for cls in (JoinRoom, LeaveRoom, Signal, Chat, Ping)
+    str(cls.__struct_config__.tag)
+    for cls in (JoinRoom, LeaveRoom, Signal, Chat, Ping, RemoveParticipant, EndRoom)
 )
 
 
@@ -71,6 +84,18 @@ class Participant(msgspec.Struct, rename="camel", omit_defaults=True):
     polite: bool
     """The receiver's role toward this participant in perfect negotiation:
     the member who was in the room first is impolite."""
+    name: str | None = None
+    """The display name from the member's token."""
+    grants: list[str] | None = None
+    """What the member's token grants; absent for members without a token."""
+
+
+class IceServer(msgspec.Struct, rename="camel", omit_defaults=True):
+    """One entry of ``RTCConfiguration.iceServers``, as the browser takes it."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
 
 
 class RoomJoined(Outgoing, tag="room-joined"):
@@ -78,6 +103,28 @@ class RoomJoined(Outgoing, tag="room-joined"):
     user_id: str
     session_id: str
     participants: list[Participant]
+    ref: Ref | None = None
+    name: str | None = None
+    grants: list[str] | None = None
+    ice_servers: list[IceServer] | None = None
+    ice_servers_expire_at: int | None = None
+    """Unix seconds after which the TURN credentials in ``ice_servers`` are refused."""
+
+
+class IceServers(Outgoing, tag="ice-servers"):
+    """Fresh TURN credentials, sent before the ones in hand expire."""
+
+    ice_servers: list[IceServer]
+    ice_servers_expire_at: int | None = None
+
+
+class ParticipantRemoved(Outgoing, tag="participant-removed"):
+    user_id: str
+    ref: Ref | None = None
+
+
+class RoomEnded(Outgoing, tag="room-ended"):
+    room: str
     ref: Ref | None = None
 
 
@@ -89,6 +136,8 @@ class RoomLeft(Outgoing, tag="room-left"):
 class UserJoined(Outgoing, tag="user-joined"):
     user_id: str
     polite: bool
+    name: str | None = None
+    grants: list[str] | None = None
 
 
 class UserLeft(Outgoing, tag="user-left"):

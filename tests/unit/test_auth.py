@@ -1,0 +1,230 @@
+"""Tokens, grants and admission in the core, with no network."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hubbub.auth import (
+    Admission,
+    AuthMode,
+    Grant,
+    KeyConfigError,
+    RoomScope,
+    TokenError,
+    TokenVerifier,
+    VerificationKeys,
+)
+from hubbub.auth.turn import IceServerConfig, turn_credentials
+from hubbub.core import Limits
+from hubbub.protocol import ErrorCode
+from tests.tokens import SECRET, signed, token
+from tests.unit.helpers import Harness
+
+VERIFIER = TokenVerifier(VerificationKeys.load(SECRET, None))
+
+
+def token_hub(**options: object) -> Harness:
+    return Harness(admission=Admission(AuthMode.TOKEN, VERIFIER), **options)
+
+
+def test_room_scope() -> None:
+    scope = RoomScope.parse(["team", "support-*"])
+    assert scope.allows("team")
+    assert scope.allows("support-")
+    assert scope.allows("support-1")
+    assert not scope.allows("team2")
+    assert not scope.allows("support")
+    assert RoomScope.parse(["*"]).allows("anything")
+    assert not RoomScope.parse([]).allows("anything")
+
+
+def test_keys_are_checked_at_start() -> None:
+    with pytest.raises(KeyConfigError, match="32 bytes"):
+        VerificationKeys.load("short", None)
+    with pytest.raises(KeyConfigError, match="needs token_secret"):
+        TokenVerifier(VerificationKeys.load(None, None))
+
+
+def test_a_verified_identity() -> None:
+    identity = VERIFIER.verify(token("alice", ["team"], grants=["join", "admin"], name="Al"))
+    assert identity.user_id == "alice"
+    assert identity.name == "Al"
+    assert identity.verified
+    assert identity.grants == {Grant.JOIN, Grant.ADMIN}
+    assert identity.rooms.allows("team")
+
+
+def test_a_user_id_longer_than_the_limit_is_refused() -> None:
+    verifier = TokenVerifier(VerificationKeys.load(SECRET, None), max_user_id_length=8)
+    with pytest.raises(TokenError) as refused:
+        verifier.verify(token("a-very-long-user-id"))
+    assert refused.value.code is ErrorCode.TOKEN_INVALID
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=400))
+def test_any_text_as_a_token_is_an_identity_or_a_token_error(text: str) -> None:
+    try:
+        VERIFIER.verify(text)
+    except TokenError as error:
+        code = error.code
+    else:  # pragma: no cover - random text is no token signed with our secret
+        code = None
+    assert code is not None
+    assert code.value.startswith("token-")
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(
+        st.sampled_from(["sub", "exp", "nbf", "rooms", "grants", "name", "iat", "aud"]),
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10) | st.lists(st.text()),
+    )
+)
+def test_any_claims_signed_with_the_key_are_checked_not_trusted(claims: dict) -> None:
+    try:
+        identity = VERIFIER.verify(signed(claims))
+    except TokenError as error:
+        refused: TokenError | None = error
+    else:
+        refused = None
+        assert isinstance(identity.user_id, str)
+        assert identity.user_id
+    if refused is not None:
+        assert refused.code.value.startswith("token-")
+
+
+def test_turn_credentials_follow_the_turn_rest_scheme() -> None:
+    # echo -n 1700000000:alice | openssl dgst -sha1 -hmac secret -binary | base64
+    assert turn_credentials("secret", "alice", 1_700_000_000) == (
+        "1700000000:alice",
+        "d8soP47RbdIKLDUOpnJPVQyq5Ts=",
+    )
+    config = IceServerConfig(
+        stun_uris=["stun:s"],
+        turn_uris=["turn:t"],
+        turn_secret="secret",
+        turn_ttl=60,
+        wall_clock=lambda: 1_000.0,
+    )
+    servers, expires_at = config.for_user("bob")
+    assert expires_at == 1_060
+    assert servers[0].urls == ["stun:s"]
+    assert servers[1].username == "1060:bob"
+    assert config.refresh_after == 45
+
+
+# -- the hub with admission ---------------------------------------------------
+
+
+def test_token_mode_needs_a_token_and_takes_the_identity_from_it() -> None:
+    h = token_hub()
+    h.connect("a")
+    h.send("a", {"type": "join-room", "room": "r", "userId": "a"})
+    assert h.take("a")[0]["code"] == "token-required"
+    joined = h.join("a", "r", token=token("alice"))
+    assert joined["userId"] == "alice"
+    assert joined["grants"] == ["chat", "join", "screen", "signal"]
+
+
+def test_a_verified_newcomer_replaces_the_older_session() -> None:
+    h = token_hub()
+    h.join("old", "r", token=token("alice"))
+    h.join("bob", "r", token=token("bob"))
+    h.take("old")
+    joined = h.join("new", "r", token=token("alice"))
+    assert [p["userId"] for p in joined["participants"]] == ["bob"]
+    assert h.outbox.closed[h.clients["old"].session_id][0] == 4009
+    assert h.take("bob") == [
+        {"type": "user-left", "userId": "alice"},
+        {
+            "type": "user-joined",
+            "userId": "alice",
+            "polite": False,
+            "grants": ["chat", "join", "screen", "signal"],
+        },
+    ]
+    assert h.hub.rooms.get("r").members["alice"] is h.clients["new"]
+    # the replaced session is gone from the room for good
+    h.hub.disconnect(h.clients["old"])
+    assert h.take("bob") == []
+
+
+def test_replacement_does_not_count_against_a_full_room() -> None:
+    h = token_hub(limits=Limits(max_participants=1))
+    h.join("old", "r", token=token("alice"))
+    assert h.join("new", "r", token=token("alice"))["userId"] == "alice"
+
+
+def test_an_unverified_joiner_cannot_take_a_verified_id_in_open_mode() -> None:
+    h = Harness(admission=Admission(AuthMode.OPEN, VERIFIER))
+    h.join("real", "r", token=token("alice"))
+    h.connect("squatter")
+    h.send("squatter", {"type": "join-room", "room": "r", "userId": "alice"})
+    assert h.take("squatter")[0]["code"] == "user-id-taken"
+
+
+def test_too_many_rooms() -> None:
+    h = Harness(limits=Limits(max_rooms=2))
+    h.join("a", "r1")
+    h.join("b", "r2")
+    h.join("c", "r1")
+    h.connect("d")
+    h.send("d", {"type": "join-room", "room": "r3", "ref": 9})
+    assert h.take("d") == [
+        {
+            "type": "error",
+            "code": "too-many-rooms",
+            "message": "the server holds as many rooms as it may",
+            "ref": 9,
+        }
+    ]
+    h.send("a", {"type": "leave-room"})
+    h.send("b", {"type": "leave-room"})
+    assert h.join("d", "r3")["room"] == "r3"
+
+
+def test_ice_servers_in_room_joined_and_renewed_before_expiry() -> None:
+    wall = [1_000.0]
+    config = IceServerConfig(
+        turn_uris=["turn:127.0.0.1:3478"],
+        turn_secret="s",
+        turn_ttl=100,
+        wall_clock=lambda: wall[0],
+    )
+    h = Harness(ice_servers=config)
+    joined = h.join("a", "r", "alice")
+    assert joined["iceServersExpireAt"] == 1_100
+    assert joined["iceServers"][0]["username"] == "1100:alice"
+    h.clock.now += 74
+    wall[0] += 74
+    assert h.hub.refresh_ice_servers() == 0
+    h.clock.now += 1
+    wall[0] += 1
+    assert h.hub.refresh_ice_servers() == 1
+    (pushed,) = h.take("a")
+    assert pushed["type"] == "ice-servers"
+    assert pushed["iceServersExpireAt"] == 1_175
+    assert pushed["iceServers"][0]["username"] == "1175:alice"
+    # and again, 75 s later, while the member stays
+    h.clock.now += 75
+    assert h.hub.refresh_ice_servers() == 1
+    h.send("a", {"type": "leave-room"})
+    h.clock.now += 1000
+    assert h.hub.refresh_ice_servers() == 0
+
+
+def test_open_mode_messages_are_unchanged() -> None:
+    h = Harness()
+    h.join("a", "r", "alice")
+    joined = h.join("b", "r", "bob")
+    assert joined == {
+        "type": "room-joined",
+        "room": "r",
+        "userId": "bob",
+        "sessionId": "s2",
+        "participants": [{"userId": "alice", "polite": True}],
+    }
+    assert h.take("a") == [{"type": "user-joined", "userId": "bob", "polite": False}]
