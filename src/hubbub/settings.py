@@ -14,6 +14,7 @@ To add a setting, add a field to :class:`ServerSettings` (or to
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -62,11 +63,106 @@ class ServerSettings:
         "Without one, the endpoints that need it answer 403.",
         secret=True,
     )
+    auth: str = setting(
+        "open",
+        "Who may join: 'open', anyone under a user id it picks (for a machine of one's "
+        "own); 'token', only clients with an access token signed by the application "
+        "(see docs/security.md).",
+        choices=("open", "token"),
+    )
+    allow_open_on_network: bool = setting(
+        False,
+        "Serve in open mode on an address other than loopback. Without it, hubbub serve "
+        "refuses: in open mode anyone who reaches the port can join any room.",
+    )
+    token_secret: str | None = setting(
+        None,
+        "Shared secret (at least 32 bytes) that access tokens are signed with (HS256).",
+        secret=True,
+    )
+    token_public_key: Path | None = setting(
+        None,
+        "PEM file of the public key that access tokens are signed for: Ed25519 (EdDSA) "
+        "or P-256 (ES256).",
+    )
+    allowed_origin: list[str] = setting(
+        [],
+        "Origin a browser page may connect from (https://app.example.com); a WebSocket "
+        "handshake with any other Origin is answered 403. None given: any origin.",
+    )
+    trusted_proxy: list[str] = setting(
+        [],
+        "Address of a reverse proxy in front of hubbub; for connections from it, the "
+        "client's address is taken from X-Forwarded-For (for the per-address limits).",
+    )
+    tls_cert: Path | None = setting(
+        None, "PEM certificate chain: serve https:// and wss:// directly (with tls_key)."
+    )
+    tls_key: Path | None = setting(None, "PEM private key of tls_cert.")
+    stun_uri: list[str] = setting(
+        [], "STUN server handed to clients in iceServers (stun:stun.example.com:3478)."
+    )
+    turn_uri: list[str] = setting(
+        [],
+        "TURN server handed to clients in iceServers with per-user credentials "
+        "(turn:turn.example.com:3478?transport=udp, turns:turn.example.com:5349).",
+    )
+    turn_secret: str | None = setting(
+        None,
+        "Secret shared with the TURN server (coturn's static-auth-secret) that TURN "
+        "credentials are made with.",
+        secret=True,
+    )
+    turn_ttl: int = setting(
+        3600,
+        "Seconds a TURN credential is valid; fresh ones are sent when three quarters "
+        "of that have passed.",
+    )
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port: {self.port} is not a port number (0 to 65535)")
+        if self.auth == "token" and not (self.token_secret or self.token_public_key):
+            raise SettingsError(
+                "auth: token mode needs token_secret or token_public_key to check tokens with"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingsError("tls_cert and tls_key go together: give both or neither")
+        if self.turn_uri and not self.turn_secret:
+            raise SettingsError("turn_uri: TURN credentials need turn_secret")
+        if self.turn_ttl <= 0:
+            raise SettingsError(f"turn_ttl must be positive, got {self.turn_ttl}")
+        for origin in self.allowed_origin:
+            if origin != origin.rstrip("/") or "://" not in origin:
+                raise SettingsError(
+                    f"allowed_origin: {origin!r} is not an origin (scheme://host[:port])"
+                )
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether the server listens on this machine only."""
+        return is_loopback_host(self.host)
+
+    def exposure_problem(self) -> str | None:
+        """Why the server must not listen as configured, or None."""
+        if self.auth == "open" and not self.is_loopback and not self.allow_open_on_network:
+            return (
+                f"refusing to serve on {self.host} in open mode: anyone who reaches it could "
+                "join any room under any name. Use --auth token with --token-secret or "
+                "--token-public-key, or listen on 127.0.0.1, or pass "
+                "--allow-open-on-network if that is what you want."
+            )
+        return None
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

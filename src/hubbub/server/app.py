@@ -17,12 +17,23 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from hubbub import __version__
+from hubbub.auth import (
+    Admission,
+    AuthMode,
+    Identity,
+    KeyConfigError,
+    TokenVerifier,
+    VerificationKeys,
+)
+from hubbub.auth.turn import IceServerConfig
 from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
+from hubbub.server import admin_api
 from hubbub.server.connection import Connection, TransportOutbox
 from hubbub.server.frames import PING_FRAME, pong_frame
-from hubbub.server.http_api import Api, json_errors
-from hubbub.settings import ServerSettings
+from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
+from hubbub.server.http_api import Api, ApiError, json_errors
+from hubbub.settings import ServerSettings, SettingsError
 
 log = logging.getLogger("hubbub.server")
 
@@ -46,7 +57,28 @@ class HubServer:
         self.outbox = TransportOutbox(
             self.limits.max_send_queue_bytes, self._loop, self._disconnect
         )
-        self.hub = Hub(self.outbox, limits=self.limits)
+        try:
+            self.keys = VerificationKeys.load(settings.token_secret, settings.token_public_key)
+        except KeyConfigError as exc:
+            raise SettingsError(str(exc)) from None
+        verifier = (
+            TokenVerifier(self.keys, max_user_id_length=self.limits.max_user_id_length)
+            if self.keys
+            else None
+        )
+        self.admission = Admission(AuthMode(settings.auth), verifier)
+        self.gate = HandshakeGate(
+            self.limits, self.admission, settings.allowed_origin, settings.trusted_proxy
+        )
+        ice_servers = IceServerConfig(
+            stun_uris=settings.stun_uri,
+            turn_uris=settings.turn_uri,
+            turn_secret=settings.turn_secret,
+            turn_ttl=settings.turn_ttl,
+        )
+        self.hub = Hub(
+            self.outbox, limits=self.limits, admission=self.admission, ice_servers=ice_servers
+        )
         self._liveness: asyncio.Task[None] | None = None
         self._shutting_down = False
         self.readiness_checks: dict[str, ReadinessCheck] = {}
@@ -57,21 +89,37 @@ class HubServer:
 
     async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
         if self._shutting_down:
-            raise web.HTTPServiceUnavailable(text="shutting down")
+            raise ApiError(503, "shutting-down", "the server is shutting down")
+        gate = self.gate
+        remote = gate.client_address(request)
+        try:
+            identity = gate.check(request, remote)
+        except ApiError as refusal:
+            log.info("event=refused remote=%s status=%d", remote, refusal.status)
+            raise
+        gate.opened(remote)
+        try:
+            return await self._serve_websocket(request, remote, identity)
+        finally:
+            gate.closed(remote)
+
+    async def _serve_websocket(
+        self, request: web.Request, remote: str, identity: Identity | None
+    ) -> web.StreamResponse:
         ws = web.WebSocketResponse(
             autoping=False,  # pings and pongs are ours: see _liveness_sweep
             compress=False,
             max_msg_size=self.limits.max_frame_bytes,
             timeout=CLOSE_TIMEOUT,
+            protocols=(SUBPROTOCOL,),
         )
         await ws.prepare(request)
         transport = request.transport
         if transport is None:  # the client went away during the handshake
             return ws
-        remote = request.remote or "-"
         connection = Connection(transport, ws, remote)
         hub = self.hub
-        session = hub.connect(connection)
+        session = hub.connect(connection, identity)
         connection.session = session
         connection.last_heard = started = time.monotonic()
         self.connections.add(connection)
@@ -126,6 +174,7 @@ class HubServer:
         period = min(1.0, limits.ping_interval / 4, limits.ping_timeout / 4)
         while True:
             await asyncio.sleep(period)
+            self.hub.refresh_ice_servers()
             now = time.monotonic()
             for connection in list(self.connections):
                 transport = connection.transport
@@ -244,6 +293,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
 
     async def client_library(request: web.Request) -> web.StreamResponse:
         return _static_file("hubbub.js")
+
+    admin_api.add_routes(api, server.hub, server.keys)
 
     app.router.add_get("/", root)
     app.router.add_get("/ws", server.handle_websocket)

@@ -6,12 +6,13 @@ import asyncio
 import logging
 import signal
 import socket
+import ssl
 import sys
 
 from aiohttp import web
 
 from hubbub.server.app import create_app
-from hubbub.settings import ServerSettings
+from hubbub.settings import ServerSettings, SettingsError
 
 log = logging.getLogger("hubbub.server")
 
@@ -24,14 +25,27 @@ SHUTDOWN_TIMEOUT = 2.0
 
 
 async def start_server(settings: ServerSettings) -> tuple[web.AppRunner, str]:
-    """Start listening; return the runner and the base URL (the real port if 0)."""
+    """Start listening; return the runner and the base URL (the real port if 0).
+
+    Refuses (:class:`SettingsError`) to serve open mode beyond loopback unless
+    ``allow_open_on_network`` says so.
+    """
+    problem = settings.exposure_problem()
+    if problem is not None:
+        raise SettingsError(problem)
+    ssl_context = tls_context(settings)
     app = create_app(settings)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
     )
     await runner.setup()
     site = web.TCPSite(
-        runner, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_address=True
+        runner,
+        settings.host,
+        settings.port,
+        backlog=LISTEN_BACKLOG,
+        reuse_address=True,
+        ssl_context=ssl_context,
     )
     await site.start()
     server = site._server
@@ -42,7 +56,29 @@ async def start_server(settings: ServerSettings) -> tuple[web.AppRunner, str]:
             port = sock.getsockname()[1]
             break
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-    return runner, f"http://{host}:{port}"
+    scheme = "https" if ssl_context is not None else "http"
+    if not settings.is_loopback and not settings.allowed_origin:
+        log.warning(
+            "event=no-origin-check: any web page may open WebSockets here; "
+            "name the app's origins with --allowed-origin"
+        )
+    return runner, f"{scheme}://{host}:{port}"
+
+
+def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
+    """The server's TLS context from ``tls_cert`` and ``tls_key``, if given."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(
+            f"tls_cert/tls_key: cannot load {settings.tls_cert} with {settings.tls_key}: "
+            f"{getattr(exc, 'strerror', None) or exc.__class__.__name__}"
+        ) from None
+    return context
 
 
 async def _serve(settings: ServerSettings) -> None:

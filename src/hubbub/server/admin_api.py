@@ -1,0 +1,136 @@
+"""HTTP API for an application's backend: mint access tokens, remove a participant,
+end a room. Every endpoint needs the server API key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from hubbub.auth import Grant, TokenError, VerificationKeys, mint_token
+from hubbub.auth.tokens import HMAC_ALGORITHM, MAX_NAME_LENGTH, parse_grants
+from hubbub.core import Hub
+from hubbub.server.http_api import Api, ApiError, read_json
+
+DEFAULT_TOKEN_TTL = 3600
+"""Seconds a token minted without ``ttl`` is valid."""
+
+MAX_TOKEN_TTL = 7 * 24 * 3600
+"""Longest ``ttl`` a minted token may have, in seconds."""
+
+
+class TokenRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    user_id: str
+    rooms: list[str]
+    grants: list[str] | None = None
+    name: str | None = None
+    ttl: int = DEFAULT_TOKEN_TTL
+
+
+TOKEN_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["userId", "rooms"],
+    "additionalProperties": False,
+    "properties": {
+        "userId": {"type": "string", "minLength": 1},
+        "rooms": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Exact room names, or prefixes ending in '*'",
+        },
+        "grants": {"type": "array", "items": {"enum": [grant.value for grant in Grant]}},
+        "name": {"type": "string", "maxLength": MAX_NAME_LENGTH},
+        "ttl": {"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_TTL},
+    },
+}
+
+
+def add_routes(api: Api, hub: Hub, keys: VerificationKeys) -> None:
+    async def create_token(request: web.Request) -> web.Response:
+        secret = keys.by_algorithm.get(HMAC_ALGORITHM)
+        if secret is None:
+            raise ApiError(
+                409,
+                "minting-unavailable",
+                "this server mints tokens only with a token secret (--token-secret); "
+                "tokens for a public key are signed where the private key is",
+            )
+        try:
+            body = msgspec.convert(await read_json(request), TokenRequest)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, "bad-request", str(exc)) from None
+        limits = hub.limits
+        if not 0 < len(body.user_id) <= limits.max_user_id_length or not body.user_id.isprintable():
+            raise ApiError(400, "bad-request", "userId is not a usable user id")
+        if not 0 < body.ttl <= MAX_TOKEN_TTL:
+            raise ApiError(400, "bad-request", f"ttl is 1 to {MAX_TOKEN_TTL} seconds")
+        if body.name is not None and not 0 < len(body.name) <= MAX_NAME_LENGTH:
+            raise ApiError(400, "bad-request", f"name holds 1 to {MAX_NAME_LENGTH} characters")
+        try:
+            grants = parse_grants(body.grants) if body.grants is not None else None
+        except TokenError as error:
+            raise ApiError(400, "bad-request", error.message) from None
+        token, expires_at = mint_token(
+            secret,
+            user_id=body.user_id,
+            rooms=body.rooms,
+            grants=grants,
+            name=body.name,
+            ttl=body.ttl,
+        )
+        return web.json_response({"token": token, "expiresAt": expires_at}, status=201)
+
+    api.route(
+        "POST",
+        "/api/tokens",
+        create_token,
+        summary="Mint an access token (HS256, with the server's token secret)",
+        request_body=TOKEN_REQUEST_SCHEMA,
+        responses={
+            "201": {"description": "The token and its expiry (unix seconds)"},
+            "409": {"description": "The server has no token secret to sign with"},
+        },
+    )
+
+    async def remove_participant(request: web.Request) -> web.Response:
+        room = request.match_info["room"]
+        user_id = request.match_info["user_id"]
+        if not hub.remove_participant(room, user_id):
+            raise ApiError(404, "no-such-participant", "no such user in that room")
+        return web.json_response({"removed": user_id})
+
+    api.route(
+        "DELETE",
+        "/api/rooms/{room}/participants/{user_id}",
+        remove_participant,
+        summary="Remove a participant; its connection is closed with 4003",
+        parameters=[_path_parameter("room"), _path_parameter("user_id")],
+        responses={
+            "200": {"description": "Removed"},
+            "404": {"description": "No such user in that room"},
+        },
+    )
+
+    async def end_room(request: web.Request) -> web.Response:
+        room = request.match_info["room"]
+        members = hub.end_room(room)
+        if not members:
+            raise ApiError(404, "no-such-room", "no room of that name has members")
+        return web.json_response({"ended": room, "members": members})
+
+    api.route(
+        "DELETE",
+        "/api/rooms/{room}",
+        end_room,
+        summary="End a room; every member's connection is closed with 4004",
+        parameters=[_path_parameter("room")],
+        responses={
+            "200": {"description": "Ended; how many members it had"},
+            "404": {"description": "No room of that name has members"},
+        },
+    )
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}

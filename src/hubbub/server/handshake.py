@@ -1,0 +1,118 @@
+"""What is checked before a WebSocket upgrade is accepted.
+
+In order: the connection limits (total, then per client address), the browser's
+``Origin`` against the allow-list, and an access token offered in
+``Sec-WebSocket-Protocol``. A refusal is an HTTP answer with a documented status
+and a JSON body (``{"error": {"code", "message"}}``); a browser sees only that the
+connection failed, so a client that wants the reason shows its token in
+``join-room`` instead.
+
+Why ``Sec-WebSocket-Protocol``: it is the one header a browser lets a page set on
+a WebSocket, and unlike a URL it is not written to access logs. The client offers
+``hubbub`` and ``hubbub.token.<jwt>``; the server answers ``hubbub``, never the
+token.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+
+from aiohttp import hdrs, web
+
+from hubbub.auth import Admission, Identity, TokenError
+from hubbub.core import Limits
+from hubbub.server.http_api import ApiError
+
+SUBPROTOCOL = "hubbub"
+TOKEN_SUBPROTOCOL_PREFIX = "hubbub.token."
+
+
+class HandshakeGate:
+    """Admits or refuses WebSocket handshakes, and counts open connections."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        admission: Admission,
+        allowed_origins: list[str],
+        trusted_proxies: list[str],
+    ) -> None:
+        self._limits = limits
+        self._admission = admission
+        self._origins = {origin.lower() for origin in allowed_origins}
+        self._proxies = {_normal_ip(proxy) for proxy in trusted_proxies}
+        self.open_by_address: Counter[str] = Counter()
+        self.open_total = 0
+
+    def client_address(self, request: web.Request) -> str:
+        """The client's IP address; behind a trusted proxy, the one it reports."""
+        peer = _normal_ip(request.remote or "-")
+        if peer not in self._proxies:
+            return peer
+        forwarded = request.headers.getall(hdrs.X_FORWARDED_FOR, [])
+        hops = [hop.strip() for header in forwarded for hop in header.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            address = _normal_ip(hop)
+            if address not in self._proxies:
+                return address
+        return peer
+
+    def check(self, request: web.Request, address: str) -> Identity | None:
+        """Refuse the handshake with an :class:`ApiError`, or return the identity
+        its token proves (None without a token)."""
+        limits = self._limits
+        if self.open_total >= limits.max_connections:
+            raise ApiError(503, "connection-limit", "the server is at its connection limit")
+        if self.open_by_address[address] >= limits.max_connections_per_ip:
+            raise ApiError(
+                429, "address-connection-limit", "too many connections from this address"
+            )
+        origin = request.headers.get(hdrs.ORIGIN)
+        if self._origins and origin is not None and origin.lower() not in self._origins:
+            raise ApiError(403, "origin-not-allowed", "this origin may not connect")
+        return self._token_identity(request)
+
+    def _token_identity(self, request: web.Request) -> Identity | None:
+        offered = [
+            item.strip()
+            for header in request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, [])
+            for item in header.split(",")
+        ]
+        tokens = [item for item in offered if item.startswith(TOKEN_SUBPROTOCOL_PREFIX)]
+        if not tokens:
+            return None
+        if SUBPROTOCOL not in offered or len(tokens) > 1:
+            # Without "hubbub" to answer with, the only protocol left to echo
+            # would be the token itself.
+            raise ApiError(
+                400,
+                "subprotocol-required",
+                f"offer '{SUBPROTOCOL}' and one '{TOKEN_SUBPROTOCOL_PREFIX}<token>'",
+            )
+        try:
+            return self._admission.identify(tokens[0].removeprefix(TOKEN_SUBPROTOCOL_PREFIX))
+        except TokenError as error:
+            raise ApiError(401, error.code.value, error.message) from None
+
+    def opened(self, address: str) -> None:
+        self.open_total += 1
+        self.open_by_address[address] += 1
+
+    def closed(self, address: str) -> None:
+        self.open_total -= 1
+        left = self.open_by_address[address] - 1
+        if left > 0:
+            self.open_by_address[address] = left
+        else:
+            del self.open_by_address[address]
+
+
+def _normal_ip(text: str) -> str:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
