@@ -1,0 +1,154 @@
+"""Limits and abuse over real sockets: connection counts, rooms, origins, frames."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hubbub.server import ServerSettings
+from tests.integration.test_limits import _masked_frame, _raw_websocket, _read_close_code
+from tests.wsclient import Client
+
+
+async def _refused_status(url: str, **kwargs: Any) -> int:
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(url + "/", **kwargs)
+        return refused.value.status
+
+
+async def test_connections_per_address(start_hub) -> None:
+    url = await start_hub(max_connections_per_ip=3)
+    clients = [await Client.connect(url) for _ in range(3)]
+    try:
+        assert await _refused_status(url) == 429
+        await clients[0].close()
+        await asyncio.sleep(0.1)
+        async with await Client.connect(url) as again:
+            await again.join("r", "again")
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_connections_in_total(start_hub) -> None:
+    url = await start_hub(max_connections=2)
+    async with await Client.connect(url) as a, await Client.connect(url):
+        assert await _refused_status(url) == 503
+        await a.join("r", "a")  # those in are served as before
+
+
+async def test_a_trusted_proxy_speaks_for_its_clients(start_hub) -> None:
+    url = await start_hub(ServerSettings(trusted_proxy=["127.0.0.1"]), max_connections_per_ip=1)
+    first = {"X-Forwarded-For": "203.0.113.7"}
+    async with (
+        await Client.connect(url, headers=first),
+        await Client.connect(url, headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.8"}),
+    ):
+        assert await _refused_status(url, headers=first) == 429
+    # without the trust, the header is nobody's word
+    url = await start_hub(max_connections_per_ip=1)
+    async with await Client.connect(url, headers=first):
+        assert await _refused_status(url, headers={"X-Forwarded-For": "203.0.113.9"}) == 429
+
+
+async def test_a_handshake_flood_from_one_address_leaves_others_served(start_hub) -> None:
+    url = await start_hub(max_connections_per_ip=20)
+    async with aiohttp.ClientSession() as http:
+        attempts = await asyncio.gather(
+            *(http.ws_connect(url + "/") for _ in range(60)), return_exceptions=True
+        )
+        accepted = [ws for ws in attempts if isinstance(ws, aiohttp.ClientWebSocketResponse)]
+        refused = [e for e in attempts if isinstance(e, aiohttp.WSServerHandshakeError)]
+        assert len(accepted) == 20
+        assert len(refused) == 40
+        assert {error.status for error in refused} == {429}
+        for ws in accepted:
+            await ws.close()
+    async with await Client.connect(url) as client:
+        await client.join("r", "after")
+
+
+async def test_rooms_in_total(start_hub) -> None:
+    url = await start_hub(max_rooms=2)
+    async with (
+        await Client.connect(url) as a,
+        await Client.connect(url) as b,
+        await Client.connect(url) as c,
+    ):
+        await a.join("r1", "a")
+        await b.join("r2", "b")
+        await c.send({"type": "join-room", "room": "r3", "userId": "c"})
+        await c.expect_error("too-many-rooms")
+        await c.join("r1", "c")  # an existing room is no new room
+
+
+async def test_origin_allow_list(start_hub) -> None:
+    url = await start_hub(ServerSettings(allowed_origin=["https://app.example.com"]))
+    assert await _refused_status(url, headers={"Origin": "https://evil.example.net"}) == 403
+    assert await _refused_status(url, headers={"Origin": "https://app.example.com.evil"}) == 403
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            url + "/",
+            headers={
+                "Origin": "http://app.example.com",
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version": "13",
+            },
+        ) as response,
+    ):
+        assert response.status == 403
+        assert (await response.json())["error"]["code"] == "origin-not-allowed"
+    async with await Client.connect(url, headers={"Origin": "https://app.example.com"}) as ok:
+        await ok.join("r", "browser")
+    async with await Client.connect(url) as no_origin:  # not a browser: no Origin to check
+        await no_origin.join("r", "backend")
+
+
+async def test_a_huge_frame_is_refused_from_its_header_alone(start_hub) -> None:
+    url = await start_hub(max_frame_bytes=1024)
+    reader, writer = await _raw_websocket(url)
+    # announce 1 GiB, send none of it: the close must come without waiting for it
+    writer.write(struct.pack("!BBQ", 0x81, 0x80 | 127, 1 << 30) + b"\x00\x00\x00\x00")
+    await writer.drain()
+    assert await _read_close_code(reader) == 1009
+    writer.close()
+
+
+async def test_deep_nesting_and_long_strings_are_refused_and_the_connection_lives(
+    start_hub,
+) -> None:
+    url = await start_hub(max_json_depth=16, max_frame_bytes=200_000)
+    async with await Client.connect(url) as client:
+        await client.send('{"type":"chat","message":"x","extra":' + "[" * 20 + "]" * 20 + "}")
+        await client.expect_error("too-deep")
+        await client.send("[" * 90_000 + "]" * 90_000)
+        await client.expect_error("too-deep")
+        await client.send({"type": "join-room", "room": "r" * 129})
+        await client.expect_error("too-large")
+        await client.send({"type": "join-room", "room": "r", "userId": "u" * 65})
+        await client.expect_error("too-large")
+        await client.join("r", "fine")
+        await client.send({"type": "chat", "message": "m" * 16_001})
+        await client.expect_error("too-large")
+
+
+async def test_a_flood_of_joins_is_rate_limited(start_hub) -> None:
+    url = await start_hub(message_rate=5, message_burst=5, flood_disconnect_after=30)
+    reader, writer = await _raw_websocket(url)
+    for i in range(100):
+        join = json.dumps({"type": "join-room", "room": f"r{i}", "userId": "u"}).encode()
+        writer.write(_masked_frame(0x1, join))
+    await writer.drain()
+    assert await _read_close_code(reader) == 1008
+    writer.close()
+    async with await Client.connect(url) as other:
+        await other.join("r0", "other")
