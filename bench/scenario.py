@@ -44,6 +44,8 @@ class Column:
     digits: int = 0
     plot: bool = False
     lower_is_better: bool = False
+    may_be_zero: bool = False
+    """The figure can truly be zero (the smoke test checks the others are above it)."""
 
 
 @dataclass(frozen=True)
