@@ -6,6 +6,7 @@ set -euo pipefail
 # command that must exist -> Debian package that provides it
 declare -A needed=(
   [/usr/bin/chromium]=chromium
+  [/usr/bin/turnserver]=coturn
 )
 
 missing=()
