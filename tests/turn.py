@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aioice import stun
-from aioice.turn import create_turn_endpoint
+from aioice.turn import TurnClientUdpProtocol, create_turn_endpoint
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 REALM = "hubbub.test"
@@ -32,35 +32,48 @@ def _free_port() -> int:
                 return port
 
 
+TEST_OPTIONS = [
+    "--listening-ip=127.0.0.1",
+    "--relay-ip=127.0.0.1",
+    "--use-auth-secret",
+    f"--realm={REALM}",
+    "--no-tls",
+    "--no-dtls",
+    "--no-cli",
+    "--fingerprint",
+    # Both peers of a test are on loopback; production must refuse loopback peers.
+    "--allow-loopback-peers",
+]
+
+
 @asynccontextmanager
-async def coturn(secret: str) -> AsyncIterator[int]:
-    """Run ``turnserver`` with ephemeral credentials checked against ``secret``;
-    yield its port. Relays to loopback peers are allowed here only because both
-    peers of the test are on loopback; production must refuse them."""
+async def coturn(secret: str, config: str | None = None) -> AsyncIterator[int]:
+    """Run ``turnserver`` on a free port with ephemeral credentials checked against
+    ``secret``; yield the port. With ``config`` (the text of a turnserver.conf) it
+    runs that configuration instead of the test one, on loopback and free ports."""
     port = _free_port()
     relay_base = random.randrange(40_000, 60_000, 50)
     with tempfile.TemporaryDirectory(prefix="hubbub-coturn-") as workdir:
+        common = [
+            f"--listening-port={port}",
+            f"--min-port={relay_base}",
+            f"--max-port={relay_base + 49}",
+            "--relay-threads=1",
+            f"--pidfile={workdir}/turn.pid",
+            f"--db={workdir}/turndb",
+        ]
+        if config is None:
+            argv = ["-n", *TEST_OPTIONS, f"--static-auth-secret={secret}", *common]
+        else:
+            config_path = Path(workdir) / "turnserver.conf"
+            config_path.write_text(config)
+            argv = ["-c", str(config_path), "--listening-ip=127.0.0.1",
+                    "--relay-ip=127.0.0.1", *common]  # fmt: skip
         log_path = Path(workdir) / "turn.log"
         with log_path.open("wb") as log:
             process = await asyncio.create_subprocess_exec(
                 TURNSERVER,
-                "-n",
-                "--listening-ip=127.0.0.1",
-                "--relay-ip=127.0.0.1",
-                f"--listening-port={port}",
-                f"--min-port={relay_base}",
-                f"--max-port={relay_base + 49}",
-                "--use-auth-secret",
-                f"--static-auth-secret={secret}",
-                f"--realm={REALM}",
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-                "--fingerprint",
-                "--allow-loopback-peers",
-                "--relay-threads=1",
-                f"--pidfile={workdir}/turn.pid",
-                f"--db={workdir}/turndb",
+                *argv,
                 "--log-file=stdout",
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
@@ -118,4 +131,25 @@ async def allocate(port: int, username: str, password: str) -> tuple[str, int]:
         relayed: tuple[str, int] = transport.get_extra_info("sockname")
         return relayed
     finally:
+        transport.close()
+
+
+async def bind_channel(port: int, username: str, password: str, peer: tuple[str, int]) -> None:
+    """Allocate a relay, then ask for a channel to ``peer`` (which makes a
+    permission for it); raise ``TransactionFailed`` if the server refuses. Nothing
+    is sent to the peer."""
+    loop = asyncio.get_running_loop()
+    server = ("127.0.0.1", port)
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: TurnClientUdpProtocol(
+            server, username=username, password=password, lifetime=60, channel_refresh_time=50
+        ),
+        remote_addr=server,
+    )
+    try:
+        await protocol.connect()
+        await protocol.channel_bind(0x4000, peer)
+    finally:
+        if protocol.refresh_task is not None:
+            protocol.refresh_task.cancel()
         transport.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,9 @@ from aiortc import (
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from hubbub.auth.turn import turn_credentials
+from tests.security.test_tls import make_certificate
 from tests.tokens import token, token_settings
-from tests.turn import allocate, coturn
+from tests.turn import allocate, bind_channel, coturn
 from tests.wsclient import Client
 
 TURN_SECRET = "turn-secret-shared-with-coturn"
@@ -139,8 +141,11 @@ async def test_relay_only_peers_connect_through_coturn_with_hubbub_credentials(
 async def test_coturn_refuses_expired_and_forged_credentials() -> None:
     async with coturn(TURN_SECRET) as turn_port:
         now = int(time.time())
-        # the control: a fresh credential made with the shared secret is taken
-        await allocate(turn_port, *turn_credentials(TURN_SECRET, "alice", now + 600))
+        # the control: a fresh credential made with the shared secret is taken, and
+        # this test configuration (unlike production's) relays to loopback
+        fresh = turn_credentials(TURN_SECRET, "alice", now + 600)
+        await allocate(turn_port, *fresh)
+        await bind_channel(turn_port, *fresh, ("127.0.0.1", 9))
         for username, password in (
             turn_credentials(TURN_SECRET, "alice", now - 60),  # expired
             turn_credentials("not-the-shared-secret", "alice", now + 600),  # forged
@@ -173,3 +178,48 @@ async def test_fresh_credentials_arrive_before_the_old_expire_and_work(start_hub
             assert stun_server == joined["iceServers"][0]
             assert pushed["iceServersExpireAt"] > first_expiry
             await allocate(turn_port, turn["username"], turn["credential"])
+
+
+TEST_OWNED = {
+    "listening-port",
+    "tls-listening-port",
+    "external-ip",
+    "min-port",
+    "max-port",
+    "cert",
+    "pkey",
+    "log-file",
+    "static-auth-secret",
+}
+
+
+def documented_coturn_config() -> str:
+    """docs/deploy.md's turnserver.conf, with the test's own certificate, on loopback."""
+    text = (Path(__file__).parents[2] / "docs" / "deploy.md").read_text()
+    config = text.split("`/etc/turnserver.conf`:\n\n```ini\n", 1)[1].split("```", 1)[0]
+    kept = []
+    for line in config.splitlines():
+        name = line.split("=", 1)[0].strip()
+        # where it listens and logs is the test's; what it allows is the document's
+        if name in TEST_OWNED:
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+async def test_the_documented_coturn_config_takes_hubbub_credentials_and_guards_the_lan(
+    tmp_path: Path,
+) -> None:
+    cert, key = make_certificate(tmp_path)
+    config = documented_coturn_config()
+    assert "denied-peer-ip=127.0.0.0-127.255.255.255" in config
+    config += f"\nstatic-auth-secret={TURN_SECRET}\ncert={cert}\npkey={key}\n"
+    async with coturn(TURN_SECRET, config=config) as turn_port:
+        credentials = turn_credentials(TURN_SECRET, "alice", int(time.time()) + 600)
+        await allocate(turn_port, *credentials)
+        # a relay to the TURN host itself, or into a private network, is refused
+        private = [("127.0.0.1", 22), ("10.1.2.3", 80), ("192.168.1.1", 80)]
+        for peer in [*private, ("169.254.169.254", 80)]:
+            with pytest.raises(stun.TransactionFailed) as refused:
+                await bind_channel(turn_port, *credentials, peer)
+            assert refused.value.response.attributes["ERROR-CODE"][0] == 403, peer
