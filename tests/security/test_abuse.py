@@ -12,6 +12,7 @@ import pytest
 
 from hubbub.server import ServerSettings
 from tests.integration.test_limits import _masked_frame, _raw_websocket, _read_close_code
+from tests.tokens import token, token_settings
 from tests.wsclient import Client
 
 
@@ -152,3 +153,27 @@ async def test_a_flood_of_joins_is_rate_limited(start_hub) -> None:
     writer.close()
     async with await Client.connect(url) as other:
         await other.join("r0", "other")
+
+
+async def test_in_token_mode_a_connection_that_proves_nothing_is_closed(start_hub) -> None:
+    url = await start_hub(token_settings(), auth_timeout=0.5)
+    async with await Client.connect(url) as idle, await Client.connect(url) as member:
+        await member.join("team", token=token("member"))
+        await idle.send({"type": "join-room", "room": "team", "token": "forged"})
+        await idle.expect_error("token-invalid")
+        assert await idle.closed_with() == 4001
+        await member.nothing(within=1.0)  # a member who showed a token stays
+        await member.send({"type": "ping", "ref": 1})
+        await member.expect("pong")
+    # a token in the handshake counts as shown
+    protocols = ["hubbub", "hubbub.token." + token("early")]
+    async with await Client.connect(url, protocols=protocols) as early:
+        await early.nothing(within=1.0)
+        await early.join("team")
+
+
+async def test_in_open_mode_there_is_no_auth_deadline(start_hub) -> None:
+    url = await start_hub(auth_timeout=0.3)
+    async with await Client.connect(url) as client:
+        await client.nothing(within=1.0)
+        await client.join("r", "late")

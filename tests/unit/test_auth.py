@@ -228,3 +228,83 @@ def test_open_mode_messages_are_unchanged() -> None:
         "participants": [{"userId": "alice", "polite": True}],
     }
     assert h.take("a") == [{"type": "user-joined", "userId": "bob", "polite": False}]
+
+
+def test_a_token_shown_at_connect_admits_until_its_expiry_only() -> None:
+    wall = [0.0]
+    admission = Admission(AuthMode.TOKEN, VERIFIER, wall_clock=lambda: wall[0])
+    h = Harness(admission=admission)
+    identity = VERIFIER.verify(token("alice", ttl=600))
+    assert identity.expires_at is not None
+    h.hub.connect("a", identity)
+    h.clients["a"] = next(iter(h.hub.sessions.values()))
+    wall[0] = identity.expires_at
+    assert h.join("a", "r1")["userId"] == "alice"
+    wall[0] = identity.expires_at + 60
+    h.send("a", {"type": "join-room", "room": "r2", "ref": 1})
+    assert h.take("a")[0]["code"] == "token-expired"
+    assert h.join("a", "r2", token=token("alice"))["room"] == "r2"
+
+
+TOKENS = [
+    token("alice", ["r1", "r2"]),
+    token("alice", "r1", grants=["join", "hidden"]),
+    token("bob", "*", grants=["join", "chat", "admin"]),
+    token("carol", "r*", grants=["join", "signal", "hidden", "admin"]),
+    token("dave", "r2", ttl=-60),
+    "forged.token.value",
+]
+
+hub_messages = st.one_of(
+    st.builds(
+        lambda room, user, tok: {"type": "join-room", "room": room, "userId": user, "token": tok},
+        st.sampled_from(["r1", "r2", "r3"]),
+        st.sampled_from([None, "alice", "bob", "mallory"]),
+        st.sampled_from([None, *TOKENS]),
+    ),
+    st.builds(lambda: {"type": "leave-room"}),
+    st.builds(lambda text: {"type": "chat", "message": text}, st.text(max_size=5)),
+    st.builds(
+        lambda user: {"type": "signal", "targetUserId": user, "signal": {"x": 1}},
+        st.sampled_from(["alice", "bob", "carol", "nobody"]),
+    ),
+    st.builds(
+        lambda user: {"type": "remove-participant", "userId": user},
+        st.sampled_from(["alice", "bob", "carol"]),
+    ),
+    st.builds(lambda: {"type": "end-room"}),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([AuthMode.OPEN, AuthMode.TOKEN]),
+    st.lists(
+        st.tuples(st.sampled_from(["c1", "c2", "c3", "c4"]), hub_messages | st.just("bye")),
+        max_size=40,
+    ),
+)
+def test_any_sequence_of_messages_keeps_the_hub_consistent(mode: AuthMode, steps: list) -> None:
+    h = Harness(admission=Admission(mode, VERIFIER), limits=Limits(max_participants=3))
+    for name in ("c1", "c2", "c3", "c4"):
+        h.connect(name)
+    for name, message in steps:
+        session = h.clients[name]
+        if message == "bye":
+            h.hub.disconnect(session)
+            h.connect(name)
+            continue
+        h.send(name, {key: value for key, value in message.items() if value is not None})
+        for sent in h.take(name):
+            if sent["type"] == "error":
+                assert sent["code"] in {code.value for code in ErrorCode}
+    # every room member is a live session that knows it is in that room, once
+    for room in h.hub.rooms:
+        assert room.members
+        for user_id, member in room.members.items():
+            assert member.room is room
+            assert member.user_id == user_id
+            assert not member.closed
+    for session in h.hub.sessions.values():
+        if session.room is not None:
+            assert session.room.members.get(session.user_id or "") is session

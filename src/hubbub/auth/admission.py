@@ -13,10 +13,12 @@ it with, is honoured (so a bot can be hidden, an operator admin).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from enum import StrEnum
 
 from hubbub.auth.grants import OPEN_IDENTITY, Grant, Identity
-from hubbub.auth.tokens import TokenError, TokenVerifier
+from hubbub.auth.tokens import CLOCK_LEEWAY, TokenError, TokenVerifier
 from hubbub.protocol.errors import ErrorCode, ProtocolError
 from hubbub.protocol.messages import Ref
 
@@ -29,11 +31,18 @@ class AuthMode(StrEnum):
 class Admission:
     """The admission rules of one server."""
 
-    def __init__(self, mode: AuthMode = AuthMode.OPEN, verifier: TokenVerifier | None = None):
+    def __init__(
+        self,
+        mode: AuthMode = AuthMode.OPEN,
+        verifier: TokenVerifier | None = None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ):
         if mode is AuthMode.TOKEN and verifier is None:
             raise ValueError("token mode needs a token verifier")
         self.mode = mode
         self._verifier = verifier
+        self._wall_clock = wall_clock
 
     def identify(self, token: str) -> Identity:
         """The identity a token vouches for, or :class:`TokenError`."""
@@ -61,6 +70,16 @@ class Admission:
                 identity = self.identify(token)
             except TokenError as error:
                 raise ProtocolError(error.code, error.message, ref=ref) from None
+        elif (
+            identity is not None
+            and identity.expires_at is not None
+            and self._wall_clock() > identity.expires_at + CLOCK_LEEWAY
+        ):
+            raise ProtocolError(
+                ErrorCode.TOKEN_EXPIRED,
+                "the token this connection showed has expired; send a fresh one",
+                ref=ref,
+            )
         if identity is None:
             if self.mode is AuthMode.TOKEN:
                 raise ProtocolError(

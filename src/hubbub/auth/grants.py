@@ -72,6 +72,9 @@ class Identity:
     grants: frozenset[Grant]
     name: str | None = None
     verified: bool = False
+    expires_at: float | None = None
+    """The token's ``exp`` (unix seconds): a connection that showed its token at
+    connect may join rooms on it until then, not after."""
 
     def may(self, grant: Grant) -> bool:
         return grant in self.grants

@@ -170,6 +170,7 @@ class TokenVerifier:
             grants=parse_grants(claims.grants) if claims.grants is not None else PARTICIPANT_GRANTS,
             name=claims.name,
             verified=True,
+            expires_at=float(claims.exp),
         )
 
 

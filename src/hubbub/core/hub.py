@@ -151,6 +151,10 @@ class Hub:
         self._leave(session)
         self.sessions.pop(session.session_id, None)
 
+    def close(self, session: Session, code: CloseCode, reason: str) -> None:
+        """Close a session's connection; no more of its input is read."""
+        self._close(session, code, reason)
+
     def remove_participant(self, room_name: str, user_id: str) -> bool:
         """Take ``user_id`` out of the room and close its connection (admin)."""
         room = self.rooms.get(room_name)

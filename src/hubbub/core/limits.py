@@ -54,6 +54,11 @@ class Limits:
         "Bytes waiting to be sent to one client; a client that lets more pile up has "
         "stopped reading and is disconnected with 4008.",
     )
+    auth_timeout: float = _limit(
+        20.0,
+        "Seconds a connection to a server in token mode has to show a valid access token "
+        "(at the handshake or in join-room) before it is closed with 4001.",
+    )
     ping_interval: float = _limit(
         20.0, "Seconds of silence from a client after which the server pings it."
     )

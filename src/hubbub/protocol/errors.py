@@ -70,6 +70,8 @@ class CloseCode(IntEnum):
     MESSAGE_TOO_BIG = 1009
     """A frame larger than ``max_frame_bytes``."""
     INTERNAL_ERROR = 1011
+    AUTH_TIMEOUT = 4001
+    """Token mode: no valid access token was shown within ``auth_timeout``."""
     REMOVED = 4003
     """An admin removed this participant from the room."""
     ROOM_ENDED = 4004

@@ -121,7 +121,7 @@ class HubServer:
         hub = self.hub
         session = hub.connect(connection, identity)
         connection.session = session
-        connection.last_heard = started = time.monotonic()
+        connection.last_heard = connection.opened_at = started = time.monotonic()
         self.connections.add(connection)
         log.info(
             "event=connect session=%s remote=%s path=%s", session.session_id, remote, request.path
@@ -176,9 +176,29 @@ class HubServer:
             await asyncio.sleep(period)
             self.hub.refresh_ice_servers()
             now = time.monotonic()
+            # In token mode a connection that has proven nothing holds a slot
+            # only for a while: unauthenticated sockets cannot pile up.
+            auth_deadline = (
+                now - limits.auth_timeout if self.admission.mode is AuthMode.TOKEN else None
+            )
             for connection in list(self.connections):
                 transport = connection.transport
                 if transport.is_closing():
+                    continue
+                session = connection.session
+                if (
+                    auth_deadline is not None
+                    and connection.opened_at <= auth_deadline
+                    and session is not None
+                    and session.identity is None
+                    and not session.closing
+                ):
+                    log.info(
+                        "event=auth-timeout session=%s remote=%s",
+                        session.session_id,
+                        connection.remote,
+                    )
+                    self.hub.close(session, CloseCode.AUTH_TIMEOUT, "no access token shown")
                     continue
                 pinged_at = connection.pinged_at
                 if pinged_at is None or connection.last_heard > pinged_at:

@@ -37,6 +37,7 @@ class Connection:
         "__weakref__",
         "close_task",
         "last_heard",
+        "opened_at",
         "pinged_at",
         "remote",
         "session",
@@ -50,6 +51,7 @@ class Connection:
         self.remote = remote
         self.session: Session | None = None
         self.last_heard = 0.0
+        self.opened_at = 0.0
         self.pinged_at: float | None = None
         self.close_task: asyncio.Task[bool] | None = None
 
