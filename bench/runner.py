@@ -29,6 +29,7 @@ async def run_all(
     out_dir: Path,
     command: str,
     shared_machine: bool,
+    profile: bool = False,
 ) -> dict[str, Any]:
     started = time.monotonic()
     work_dir = WORK_DIR / "runs" / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -51,7 +52,9 @@ async def run_all(
         },
         "scenarios": [],
     }
-    run = Run(size=size, work_dir=work_dir)
+    run = Run(size=size, work_dir=work_dir, profile=profile)
+    if profile:
+        log.info("flame graphs of the Python servers go to %s", work_dir)
     for scenario in scenarios:
         for case in scenario.cases(size):
             entry: dict[str, Any] = {
@@ -78,6 +81,9 @@ async def _measure(run: Run, scenario: Scenario, kind: ServerKind, case: Any) ->
         server = await kind.start(run.work_dir)
     except Exception as error:
         return {"error": f"start: {error}"}
+    if run.profile:
+        slug = "".join(c if c.isalnum() else "-" for c in case.label).strip("-")
+        server.profile_to = run.work_dir / f"profile-{scenario.name}-{slug}-{kind.name}.svg"
     try:
         return await scenario.measure(run, server, case)
     except Exception as error:
@@ -118,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="say in the report that nothing else ran on the machine",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record a py-spy flame graph of each Python server's measured window "
+        "(into bench/.work/runs/...); the figures of such a run are not comparable",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     wanted = args.scenarios.split(",")
@@ -128,7 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     servers = [s for s in all_servers() if s.name in args.servers.split(",")]
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     results = asyncio.run(
-        run_all(scenarios, servers, args.size, args.out, command.strip(), not args.quiet_machine)
+        run_all(
+            scenarios,
+            servers,
+            args.size,
+            args.out,
+            command.strip(),
+            not args.quiet_machine,
+            args.profile,
+        )
     )
     failed = [
         (entry["name"], server)

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -104,6 +108,7 @@ class Run:
 
     size: str
     work_dir: Path
+    profile: bool = False
     notes: list[str] = field(default_factory=list)
 
     async def generators(
@@ -215,13 +220,30 @@ class Window:
     seconds: float = 0.0
     cpu: CpuTimes = field(default_factory=lambda: CpuTimes(0.0, 0.0))
 
+    profiler: subprocess.Popen[bytes] | None = None
+
     def open(self) -> None:
+        target = self.server.profile_to
+        py_spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        if target is not None and self.server.kind.python and py_spy:
+            # py-spy samples from outside the process (--nonblocking: without
+            # pausing it), 100 times a second.
+            command = [py_spy, "record", "--pid", str(self.server.pid), "--rate", "100"]
+            command += ["--output", str(target), "--format", "flamegraph", "--nonblocking"]
+            self.profiler = subprocess.Popen(
+                command,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         self.cpu_start = self.server.cpu()
         self.started = time.monotonic()
 
     def close(self) -> None:
         self.seconds = time.monotonic() - self.started
         self.cpu = self.server.cpu() - self.cpu_start
+        if self.profiler is not None:
+            self.profiler.send_signal(signal.SIGINT)  # py-spy writes its output, then exits
+            self.profiler.wait(30)
 
 
 def generator_figures(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -47,6 +47,8 @@ class RunningServer:
     process: asyncio.subprocess.Process
     url: str
     log_path: Path
+    profile_to: Path | None = None
+    """Where a py-spy flame graph of each measured window goes (Python servers only)."""
 
     @property
     def pid(self) -> int:
@@ -79,6 +81,8 @@ class ServerKind:
     missing: str | None = None
     """Why this server cannot run here (None: it can)."""
     extra: dict[str, str | None] = field(default_factory=dict)
+    python: bool = True
+    """Runs on CPython (py-spy can profile it)."""
 
     def prepare(self) -> None:
         """Make it ready to start; sets ``missing`` if it cannot be."""
@@ -133,6 +137,7 @@ class SeedServer(ServerKind):
             "seed",
             "seed (Node + ws)",
             "the seed document's signaling server, verbatim, on Node.js and ws",
+            python=False,
         )
         self.run_dir = WORK_DIR / "seed-signaling-server"
 
