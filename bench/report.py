@@ -9,7 +9,12 @@ from typing import Any
 from bench.scenario import Column, Scenario
 from bench.scenarios import SCENARIOS
 
-SERVER_COLOURS = {"hubbub": "#2b7bb9", "seed": "#7f7f7f", "socketio": "#e0a030"}
+SERVER_COLOURS = {
+    "hubbub": "#2b7bb9",
+    "hubbub-ref": "#9cc3e4",
+    "seed": "#7f7f7f",
+    "socketio": "#e0a030",
+}
 
 
 def write(results: dict[str, Any], out_dir: Path) -> None:

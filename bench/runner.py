@@ -15,7 +15,7 @@ from typing import Any
 from bench import machine, report
 from bench.scenario import SIZES, Run, Scenario
 from bench.scenarios import SCENARIOS
-from bench.servers import REPO, WORK_DIR, ServerKind, all_servers
+from bench.servers import REPO, WORK_DIR, HubbubAt, ServerKind, all_servers
 
 log = logging.getLogger("bench")
 
@@ -29,7 +29,7 @@ async def run_all(
     out_dir: Path,
     command: str,
     shared_machine: bool,
-    profile: bool = False,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
     work_dir = WORK_DIR / "runs" / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -83,7 +83,9 @@ async def _measure(run: Run, scenario: Scenario, kind: ServerKind, case: Any) ->
         return {"error": f"start: {error}"}
     if run.profile:
         slug = "".join(c if c.isalnum() else "-" for c in case.label).strip("-")
-        server.profile_to = run.work_dir / f"profile-{scenario.name}-{slug}-{kind.name}.svg"
+        suffix = {"flamegraph": "svg", "speedscope": "json", "raw": "txt"}[run.profile]
+        server.profile_to = run.work_dir / f"profile-{scenario.name}-{slug}-{kind.name}.{suffix}"
+        server.profile_format = run.profile
     try:
         return await scenario.measure(run, server, case)
     except Exception as error:
@@ -125,10 +127,17 @@ def main(argv: list[str] | None = None) -> int:
         help="say in the report that nothing else ran on the machine",
     )
     parser.add_argument(
+        "--compare-with",
+        metavar="REF",
+        help="also run hubbub as it was at this git revision (a commit, a branch), "
+        "to measure a change before and after in the same run",
+    )
+    parser.add_argument(
         "--profile",
-        action="store_true",
-        help="record a py-spy flame graph of each Python server's measured window "
-        "(into bench/.work/runs/...); the figures of such a run are not comparable",
+        choices=("flamegraph", "speedscope", "raw"),
+        help="record a py-spy profile of each Python server's measured window, in this "
+        "format (raw: collapsed stacks), into bench/.work/runs/...; the figures of such "
+        "a run are not comparable",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -138,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     scenarios = [s for s in SCENARIOS if s.name in wanted]
     servers = [s for s in all_servers() if s.name in args.servers.split(",")]
+    if args.compare_with:
+        servers.insert(1, HubbubAt(args.compare_with))
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     results = asyncio.run(
         run_all(

@@ -108,7 +108,8 @@ class Run:
 
     size: str
     work_dir: Path
-    profile: bool = False
+    profile: str | None = None
+    """py-spy output format, when profiling."""
     notes: list[str] = field(default_factory=list)
 
     async def generators(
@@ -138,7 +139,7 @@ class Generators:
             for index, part in enumerate(params):
                 job = {
                     "scenario": scenario,
-                    "wire": server.kind.name,
+                    "wire": server.kind.wire,
                     "url": server.url,
                     "index": index,
                     "params": part,
@@ -229,7 +230,8 @@ class Window:
             # py-spy samples from outside the process (--nonblocking: without
             # pausing it), 100 times a second.
             command = [py_spy, "record", "--pid", str(self.server.pid), "--rate", "100"]
-            command += ["--output", str(target), "--format", "flamegraph", "--nonblocking"]
+            command += ["--output", str(target), "--format", self.server.profile_format]
+            command += ["--nonblocking"]
             self.profiler = subprocess.Popen(
                 command,
                 stdout=subprocess.DEVNULL,

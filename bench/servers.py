@@ -48,7 +48,8 @@ class RunningServer:
     url: str
     log_path: Path
     profile_to: Path | None = None
-    """Where a py-spy flame graph of each measured window goes (Python servers only)."""
+    """Where a py-spy profile of each measured window goes (Python servers only)."""
+    profile_format: str = "flamegraph"
 
     @property
     def pid(self) -> int:
@@ -83,6 +84,11 @@ class ServerKind:
     extra: dict[str, str | None] = field(default_factory=dict)
     python: bool = True
     """Runs on CPython (py-spy can profile it)."""
+    wire: str = ""
+    """The wire format its clients speak (bench.loadgen.WIRES); its name when empty."""
+
+    def __post_init__(self) -> None:
+        self.wire = self.wire or self.name
 
     def prepare(self) -> None:
         """Make it ready to start; sets ``missing`` if it cannot be."""
@@ -118,7 +124,7 @@ class Hubbub(ServerKind):
             "hubbub",
             "hubbub",
             "`hubbub serve` (aiohttp + uvloop + msgspec), log level warning, "
-            "message rate limit raised (see bench/servers.py)",
+            "message rate limit and per-address connection cap raised (see bench/README.md)",
         )
 
     def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
@@ -127,6 +133,45 @@ class Hubbub(ServerKind):
         for flag, value in HUBBUB_BENCH_LIMITS.items():
             argv += [flag, value]
         return argv, REPO, {}
+
+
+class HubbubAt(Hubbub):
+    """hubbub as it was at another git revision, to measure a change before and after
+    in the same run (``--compare-with REF``)."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__()
+        self.ref = ref
+        self.name = "hubbub-ref"
+        self.wire = "hubbub"
+        self.label = f"hubbub at {ref}"
+        self.source = WORK_DIR / "hubbub-ref"
+
+    def prepare(self) -> None:
+        try:
+            commit = subprocess.run(
+                ["git", "-C", str(REPO), "rev-parse", "--short", self.ref],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            shutil.rmtree(self.source, ignore_errors=True)
+            self.source.mkdir(parents=True)
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", commit, "src"],
+                capture_output=True,
+                check=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(self.source)], input=archive, check=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            self.missing = f"cannot check out {self.ref}: {error}"
+            return
+        self.label = f"hubbub at {commit}"
+        self.description = f"`hubbub serve` from commit {commit}, run as hubbub is"
+
+    def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
+        argv, cwd, env = super().command(port)
+        return argv, cwd, {**env, "PYTHONPATH": str(self.source / "src")}
 
 
 class SeedServer(ServerKind):
