@@ -223,6 +223,7 @@ class HubServer:
     async def shutdown(self, app: web.Application) -> None:
         """Close every connection with 1001 (going away)."""
         self._shutting_down = True
+        self.outbox.flush()  # what was sent before the shutdown goes before the close
         if self._liveness is not None:
             self._liveness.cancel()
             with contextlib.suppress(asyncio.CancelledError):
