@@ -30,6 +30,17 @@ export const DEFAULTS = Object.freeze({
   typingIdleMs: 3000, // "typing" ends by itself this long after the last keystroke
 });
 
+/**
+ * Close codes after which the library does not reconnect by itself
+ * (docs/protocol.md#close-codes), with what each means.
+ */
+export const FINAL_CLOSE_CODES = Object.freeze({
+  1008: "flooded", // too many messages too fast: coming back at once would do it again
+  4003: "removed", // an admin removed this participant
+  4004: "room-ended", // an admin ended the room
+  4009: "replaced", // the same identity joined from elsewhere (another tab or device)
+});
+
 const FILE_LABEL_PREFIX = "hubbub-file:";
 const CONTROL_LABEL = "hubbub-control";
 const RESERVED_PREFIX = "hubbub-";
@@ -99,7 +110,8 @@ export class Emitter extends EventTarget {
  * @param {object} options
  * @param {string} options.room  the room to join
  * @param {string} [options.userId]  the name to join under (the server assigns one if left out)
- * @param {string} [options.token]  an access token, when the server asks for one
+ * @param {string|function(): (string|Promise<string>)} [options.token]  an access token, when
+ *   the server asks for one; a function is called for a fresh one on every (re)join
  * @param {MediaStream} [options.stream]  camera and microphone to send
  * @param {RTCIceServer[]} [options.iceServers]  overrides what the server sends
  * @param {boolean} [options.reconnect=true]  reconnect by itself when the connection drops
@@ -157,6 +169,9 @@ export class Room extends Emitter {
     this.name = options.room;
     this.userId = options.userId ?? null;
     this.sessionId = null;
+    this.displayName = null;
+    this.grants = null;
+    this.closeReason = null;
     this.state = "connecting";
     /** @type {Map<string, Participant>} */
     this.participants = new Map();
@@ -203,7 +218,8 @@ export class Room extends Emitter {
   }
 
   /** Open the socket and join; resolves on `room-joined`. */
-  _connectOnce() {
+  async _connectOnce() {
+    const token = typeof this._token === "function" ? await this._token() : this._token;
     return new Promise((resolve, reject) => {
       let settled = false;
       const ws = new WebSocket(this.url);
@@ -240,7 +256,7 @@ export class Room extends Emitter {
       ws.onopen = () => {
         const message = { type: "join-room", room: this.name, ref };
         if (this.userId) message.userId = this.userId;
-        if (this._token) message.token = this._token;
+        if (token) message.token = token;
         ws.send(JSON.stringify(message));
       };
       ws.onmessage = (event) => this._onServerFrame(event.data);
@@ -337,6 +353,8 @@ export class Room extends Emitter {
     const rejoin = this.sessionId !== null;
     this.userId = message.userId;
     this.sessionId = message.sessionId;
+    this.displayName = typeof message.name === "string" ? message.name : message.userId;
+    this.grants = Array.isArray(message.grants) ? message.grants : null;
     if (message.iceServers) this._serverIceServers = message.iceServers;
     if (Array.isArray(message.history)) this.history = message.history.map(normalizeChat);
     // A fresh join (first, or after a drop) starts every peer connection anew: the
@@ -395,11 +413,11 @@ export class Room extends Emitter {
     return this._send({ type: "signal", targetUserId: userId, signal });
   }
 
-  _setState(state) {
+  _setState(state, reason = null) {
     if (state === this.state) return;
     const previous = this.state;
     this.state = state;
-    this.emit("connection-state", { state, previous });
+    this.emit("connection-state", { state, previous, reason });
   }
 
   // Liveness: browsers cannot send WebSocket pings, so the library sends `ping`
@@ -433,7 +451,9 @@ export class Room extends Emitter {
       pending.reject(new HubbubError("not-connected", "the connection to the server was lost"));
     }
     if (this._closing || this.state === "closed" || this.state === "reconnecting") return;
-    if (!this._reconnect || event.code === 1008) {
+    const final = FINAL_CLOSE_CODES[event.code];
+    if (final) this.closeReason = { code: final, closeCode: event.code };
+    if (!this._reconnect || final) {
       this._shutdown();
       return;
     }
@@ -493,7 +513,12 @@ export class Room extends Emitter {
         /* closed */
       }
     }
-    this._setState("closed");
+    this._setState("closed", this.closeReason);
+  }
+
+  /** Whether the server lets this side do `grant` (`screen`, `chat`...); open mode allows all but admin. */
+  can(grant) {
+    return this.grants ? this.grants.includes(grant) : grant !== "admin" && grant !== "hidden";
   }
 
   // -- ICE servers -------------------------------------------------------------
@@ -624,6 +649,7 @@ export class Room extends Emitter {
    */
   async startScreenShare({ replaceCamera = false, audio = false } = {}) {
     if (this.screenStream) return this.screenStream;
+    if (!this.can("screen")) throw new HubbubError("forbidden", "this session may not share a screen");
     const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio });
     this.screenStream = stream;
     for (const track of stream.getTracks()) {
@@ -760,6 +786,7 @@ export class Participant {
     this.userId = userId;
     this.displayName = userId;
     this.polite = polite;
+    this.grants = null; // null: no token, every grant but admin
     this.status = "online";
     this.typing = false;
     this.media = { audio: true, video: true, screen: false };
@@ -772,7 +799,8 @@ export class Participant {
   }
 
   _update(info) {
-    if (typeof info.displayName === "string" && info.displayName) this.displayName = info.displayName;
+    if (typeof info.name === "string" && info.name) this.displayName = info.name;
+    if (Array.isArray(info.grants)) this.grants = info.grants;
     if (typeof info.status === "string") this.status = info.status;
   }
 
@@ -852,13 +880,19 @@ export class Participant {
       this._streamKinds = { ...signal.streams };
       for (const [id, entry] of this.streams) {
         const kind = this._streamKinds[id];
-        if (kind && kind !== entry.kind) {
+        if (kind === "screen" && !this._mayShareScreen()) {
+          this._removeRemoteStream(id);
+        } else if (kind && kind !== entry.kind) {
           entry.kind = kind;
           this.room.emit("stream", { participant: this, stream: entry.stream, kind });
         }
       }
     }
     this.room.emit("participant-updated", { participant: this });
+  }
+
+  _mayShareScreen() {
+    return !this.grants || this.grants.includes("screen");
   }
 
   _kindOf(streamId) {
@@ -871,7 +905,10 @@ export class Participant {
   _addRemoteTrack(track, stream) {
     let entry = this.streams.get(stream.id);
     if (!entry) {
-      entry = { stream, kind: this._kindOf(stream.id) };
+      const kind = this._kindOf(stream.id);
+      // The server cannot tell a screen from a camera; its grants are for clients to honour.
+      if (kind === "screen" && !this._mayShareScreen()) return;
+      entry = { stream, kind };
       this.streams.set(stream.id, entry);
       stream.addEventListener("removetrack", () => {
         if (stream.getTracks().length === 0) this._removeRemoteStream(stream.id);

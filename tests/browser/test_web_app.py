@@ -1,0 +1,243 @@
+"""The web app at ``/``, driven like a person would: real Chromium pages with fake
+camera and microphone, against ``hubbub serve`` on an ephemeral port.
+
+Few pages carry video at a time (each encodes a stream per peer), and every wait is
+generous: the machine that runs these may be busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.process import hubbub_serve
+
+pytestmark = pytest.mark.browser
+
+WAIT = 30_000
+
+
+def tile(user: str, kind: str = "camera") -> str:
+    return f'.tile[data-user="{user}"][data-kind="{kind}"]'
+
+
+VIDEO_PLAYING = """(selector) => {
+  const video = document.querySelector(selector + " video");
+  return Boolean(video) && video.videoWidth > 0 && video.currentTime > 0.3 && !video.paused;
+}"""
+
+
+async def join_app(page: Page, url: str, room: str, name: str) -> None:
+    await page.goto(f"{url}/?room={room}")
+    await page.fill("#name-input", name)
+    await page.click("#join-button")
+    await page.wait_for_selector("#call-screen:not([hidden])", timeout=WAIT)
+
+
+async def video_advances(page: Page, selector: str) -> None:
+    try:
+        await page.wait_for_function(VIDEO_PLAYING, arg=selector, timeout=WAIT)
+    except Exception:
+        print(selector, await page.evaluate("""[...document.querySelectorAll(".tile")].map(t => [t.dataset.user, t.dataset.kind, t.className, t.querySelector("video").videoWidth, t.querySelector("video").currentTime, t.querySelector("video").paused, !!t.querySelector("video").srcObject])"""))
+        raise
+    current = f"document.querySelector('{selector} video').currentTime"
+    before = await page.evaluate(current)
+    await asyncio.sleep(1.0)
+    assert await page.evaluate(current) > before + 0.3, selector
+
+
+async def chat(page: Page, text: str) -> None:
+    await page.fill("#chat-input", text)
+    await page.press("#chat-input", "Enter")
+
+
+def shown(sender: str, text: str) -> str:
+    return (
+        f"[...document.querySelectorAll('.message-item[data-from=\"{sender}\"] .bubble')]"
+        f".some((bubble) => bubble.textContent === {text!r})"
+    )
+
+
+async def test_three_way_call_chat_screen_share_and_leaving(browser: Browser) -> None:
+    async with hubbub_serve() as (url, _process):
+        names = ["ada", "bob", "cy"]
+        pages: dict[str, Page] = {}
+        for name in names:
+            pages[name] = await browser.new_page()
+            await join_app(pages[name], url, "standup", name)
+
+        # Everyone sees the two others' video playing, frames decoded and time advancing.
+        for name, page in pages.items():
+            for other in names:
+                if other != name:
+                    await video_advances(page, tile(other))
+        assert await pages["ada"].locator(".tile").count() == 3
+
+        # Chat reaches everyone; the sender sees its own message once.
+        await chat(pages["bob"], "hello from bob")
+        for name in ("ada", "cy"):
+            await pages[name].wait_for_function(shown("bob", "hello from bob"), timeout=WAIT)
+        assert await pages["bob"].locator(".message-item.mine").count() == 1
+
+        # Presence: the others are online in the people list, with their media state.
+        await pages["ada"].click("#tab-people")
+        for other in ("bob", "cy"):
+            await pages["ada"].wait_for_selector(
+                f'.person[data-user="{other}"] .presence[data-status="online"]', timeout=WAIT
+            )
+        await pages["ada"].click("#tab-chat")
+
+        # Muting shows on the others' tiles.
+        await pages["bob"].click("#toggle-mic")
+        await pages["bob"].click("#toggle-camera")
+        await pages["bob"].wait_for_selector('#toggle-mic[aria-pressed="false"]')
+        for name in ("ada", "cy"):
+            await pages[name].wait_for_selector(f"{tile('bob')}.audio-off.video-off", timeout=WAIT)
+        await pages["bob"].click("#toggle-camera")
+        for name in ("ada", "cy"):
+            await pages[name].wait_for_selector(f"{tile('bob')}:not(.video-off)", timeout=WAIT)
+            await video_advances(pages[name], tile("bob"))
+
+        # Screen sharing: the others get a new tile with the screen, until it stops.
+        await pages["cy"].click("#toggle-screen")
+        await pages["cy"].wait_for_selector('#toggle-screen[aria-pressed="true"]', timeout=WAIT)
+        for name in ("ada", "bob"):
+            await video_advances(pages[name], tile("cy", "screen"))
+        await pages["cy"].click("#toggle-screen")
+        for name in ("ada", "bob"):
+            await pages[name].wait_for_selector(
+                tile("cy", "screen"), state="detached", timeout=WAIT
+            )
+
+        # Closing the page takes cy out of the others' grid and people list.
+        await pages["cy"].close()
+        for name in ("ada", "bob"):
+            await pages[name].wait_for_selector(tile("cy"), state="detached", timeout=WAIT)
+            await pages[name].wait_for_selector('.person[data-user="cy"]', state="detached")
+            assert await pages[name].locator(".tile").count() == 2
+        for page in (pages["ada"], pages["bob"]):
+            await page.close()
+
+
+PROGRESS_RECORDER = """() => {
+  window.progressSeen = [];
+  new MutationObserver(() => {
+    for (const bar of document.querySelectorAll('.file-card progress')) {
+      window.progressSeen.push([Number(bar.getAttribute('value')), Number(bar.max)]);
+    }
+  }).observe(document.getElementById('messages'),
+             {subtree: true, attributes: true, attributeFilter: ['value'], childList: true});
+}"""
+
+
+async def test_a_file_goes_peer_to_peer_with_progress_on_both_sides(
+    browser: Browser, tmp_path: Path
+) -> None:
+    size = 20 * 1024 * 1024
+    data = os.urandom(size)
+    source = tmp_path / "dataset.bin"
+    source.write_bytes(data)
+    async with hubbub_serve() as (url, _process):
+        sender = await browser.new_page()
+        receiver = await browser.new_page()
+        await join_app(sender, url, "files", "ada")
+        await join_app(receiver, url, "files", "bob")
+        for page in (sender, receiver):
+            await page.evaluate(PROGRESS_RECORDER)
+        await sender.click("#tab-people")
+        button = sender.locator('.person[data-user="bob"] .send-file')
+        await button.wait_for(timeout=WAIT)
+        assert await button.get_attribute("aria-label") == "Send a file to bob"
+        async with sender.expect_file_chooser() as chooser:
+            await button.click()
+        await (await chooser.value).set_files(source)
+
+        card = '.file-card[data-direction="receive"]'
+        await receiver.wait_for_selector(f'{card}[data-state="offered"]', timeout=WAIT)
+        assert "dataset.bin" in await receiver.inner_text(card)
+        await receiver.click(f"{card} .accept-file")
+        await receiver.wait_for_selector(f'{card}[data-state="done"]', timeout=120_000)
+        await sender.wait_for_selector(
+            '.file-card[data-direction="send"][data-state="done"]', timeout=WAIT
+        )
+        async with receiver.expect_download() as download_info:
+            await receiver.click(f"{card} .save-file")
+        download = await download_info.value
+        saved = tmp_path / "saved.bin"
+        await download.save_as(saved)
+        assert download.suggested_filename == "dataset.bin"
+        assert hashlib.sha256(saved.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+        # Both sides showed the bytes moving, not just the end.
+        for page in (sender, receiver):
+            seen = await page.evaluate("window.progressSeen")
+            assert any(0 < value < size for value, _max in seen), seen[:5]
+            assert [size, size] in seen
+        await sender.close()
+        await receiver.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_clear_messages_and_the_reconnecting_state(browser: Browser) -> None:
+    port = _free_port()
+    page = await browser.new_page()
+    async with hubbub_serve("--port", str(port)) as (url, process):
+        await join_app(page, url, "solo", "ada")
+        # A name already in the room is refused, and the join screen says why.
+        other = await browser.new_page()
+        await other.goto(f"{url}/?room=solo")
+        await other.fill("#name-input", "ada")
+        await other.click("#join-button")
+        await other.wait_for_selector("#join-error:not([hidden])", timeout=WAIT)
+        assert "already in this room" in await other.inner_text("#join-error")
+        assert await other.get_attribute("#name-input", "aria-invalid") == "true"
+
+        # The server goes away: the call shows it is reconnecting...
+        process.kill()
+        await process.wait()
+        await page.wait_for_selector("#connection-banner:not([hidden])", timeout=WAIT)
+        assert "Reconnecting" in await page.inner_text("#connection-banner")
+        # ...and a join attempt meanwhile says the server cannot be reached.
+        await other.click("#join-button")
+        await other.wait_for_function(
+            "document.getElementById('join-error').textContent.includes('Cannot reach')",
+            timeout=WAIT,
+        )
+        await other.close()
+    async with hubbub_serve("--port", str(port)):
+        await page.wait_for_selector("#connection-banner", state="hidden", timeout=WAIT)
+        assert await page.locator(tile("ada")).count() == 1
+    await page.close()
+
+
+async def test_a_denied_camera_is_explained_and_the_call_goes_on() -> None:
+    # Without --use-fake-ui-for-media-stream, Chromium asks, and headless, the answer is no.
+    args = [arg for arg in CHROMIUM_ARGS if arg != "--use-fake-ui-for-media-stream"]
+    async with hubbub_serve() as (url, _process), async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{url}/?room=nocam")
+            await page.wait_for_selector("#media-message:not([hidden])", timeout=WAIT)
+            assert "blocked" in await page.inner_text("#media-message")
+            assert await page.get_attribute("#preview-camera", "aria-pressed") == "false"
+            await page.fill("#name-input", "ada")
+            await page.click("#join-button")
+            await page.wait_for_selector("#call-screen:not([hidden])", timeout=WAIT)
+            await page.wait_for_selector(f"{tile('ada')}.video-off.audio-off")
+            await chat(page, "no camera, still here")
+            await page.wait_for_function(shown("ada", "no camera, still here"))
+        finally:
+            await browser.close()
