@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playwright.async_api import Page, async_playwright  # noqa: E402
-
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from tests.process import hubbub_serve  # noqa: E402
 
@@ -39,9 +38,7 @@ async def main() -> None:
             first = await browser.new_page(viewport=DESKTOP)
             await first.goto(f"{url}/?room=design-review")
             await first.fill("#name-input", "Ada")
-            await first.wait_for_function(
-                "document.getElementById('preview-video').videoWidth > 0"
-            )
+            await first.wait_for_function("document.getElementById('preview-video').videoWidth > 0")
             await asyncio.sleep(0.5)
             await first.screenshot(path=OUT / "join.png")
             await first.click("#join-button")

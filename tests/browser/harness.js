@@ -3,9 +3,11 @@
 window.hubbub = hubbub;
 window.rooms = {};
 window.events = [];
-// Join as `user` and record what the room tells, for the test to look at.
+// Join as `user` (with a token, `user` only names the room object) and record what
+// the room tells, for the test to look at.
 window.enter = async (user, options = {}) => {
-  const room = await hubbub.join(HUB, { room: options.room ?? "test", userId: user, ...options });
+  const userId = options.token ? undefined : user;
+  const room = await hubbub.join(HUB, { room: options.room ?? "test", userId, ...options });
   for (const type of ["participant-joined", "participant-left", "chat", "stream", "stream-removed",
                       "connection-state", "typing", "presence"]) {
     room.on(type, (detail) => events.push({

@@ -21,6 +21,8 @@ from tests.process import hubbub_serve
 
 pytestmark = pytest.mark.browser
 
+WAIT_MS = 30_000
+
 HARNESS_JS = (Path(__file__).parent / "harness.js").read_text()
 
 HARNESS = """<!doctype html>
@@ -308,3 +310,83 @@ async def test_calls_the_seed_conference_client(browser: Browser) -> None:
                 "!rooms.early.participants.has('sam') && !rooms.late.participants.has('sam')"
             )
             await page.close()
+
+
+TOKEN_SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+
+
+async def test_tokens_names_grants_turn_credentials_and_replacement(browser: Browser) -> None:
+    from hubbub.auth.tokens import mint_token
+
+    def token(user: str, name: str, grants: list[str] | None = None) -> str:
+        return mint_token(
+            TOKEN_SECRET, user_id=user, rooms=["test"], ttl=600, name=name, grants=grants
+        )[0]
+
+    args = ["--auth", "token", "--token-secret", TOKEN_SECRET]
+    args += [
+        "--turn-uri",
+        "turn:127.0.0.1:9?transport=udp",
+        "--turn-secret",
+        "t",
+        "--turn-ttl",
+        "4",
+    ]
+    async with (
+        hubbub_serve(*args) as (url, _process),
+        page_server({"/": lambda request: _harness(url)}) as page_url,
+    ):
+        page = await browser.new_page()
+        await page.goto(page_url + "/")
+        await page.wait_for_function("window.ready === true")
+        ada = token("ada", "Ada Lovelace")
+        viewer = token("vic", "Vic", ["join", "chat", "signal"])
+        # A function gives a token for each join; the identity comes from it.
+        assert await page.evaluate(f"enter('first', {{token: () => {ada!r}}})") == "ada"
+        assert await page.evaluate("[rooms.first.displayName, rooms.first.can('screen')]") == [
+            "Ada Lovelace",
+            True,
+        ]
+        await page.evaluate(f"enter('vic', {{token: {viewer!r}}})")
+        assert await page.evaluate("rooms.vic.participants.get('ada').displayName") == (
+            "Ada Lovelace"
+        )
+        await page.wait_for_function("rooms.first.participants.get('vic')?.displayName === 'Vic'")
+        # Without the screen grant, sharing is refused before the browser is asked.
+        refused = await page.evaluate(
+            "rooms.vic.startScreenShare().then(() => 'shared', (e) => e.code)"
+        )
+        assert refused == "forbidden"
+
+        # TURN credentials from the server go into the peer connections, and fresh
+        # ones replace them before they expire.
+        await page.wait_for_function(
+            "rooms.vic.participants.get('ada').peerConnection !== null", timeout=WAIT_MS
+        )
+        servers = await page.evaluate(
+            "rooms.vic.participants.get('ada').peerConnection.getConfiguration().iceServers"
+        )
+        assert servers[0]["urls"] == ["turn:127.0.0.1:9?transport=udp"]
+        assert servers[0]["username"].endswith(":vic")
+        first_username = servers[0]["username"]
+        await page.evaluate("rooms.vic.once('ice-servers')")
+        refreshed = await page.evaluate(
+            "rooms.vic.participants.get('ada').peerConnection.getConfiguration().iceServers"
+        )
+        assert refreshed[0]["username"] != first_username
+
+        # The same identity joining again takes the place; the old session is closed
+        # for good (4009), with no attempt to reconnect.
+        assert await page.evaluate(f"enter('second', {{token: {ada!r}}})") == "ada"
+        await page.wait_for_function("rooms.first.state === 'closed'", timeout=WAIT_MS)
+        assert await page.evaluate("rooms.first.closeReason") == {
+            "code": "replaced",
+            "closeCode": 4009,
+        }
+        assert (
+            await page.evaluate(
+                "seen({user: 'first', type: 'connection-state', state: 'reconnecting'})"
+            )
+            == 0
+        )
+        await page.close()

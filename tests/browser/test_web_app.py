@@ -41,12 +41,20 @@ async def join_app(page: Page, url: str, room: str, name: str) -> None:
     await page.wait_for_selector("#call-screen:not([hidden])", timeout=WAIT)
 
 
+TILES = """[...document.querySelectorAll(".tile")].map((tile) => {
+  const video = tile.querySelector("video");
+  return [tile.dataset.user, tile.dataset.kind, tile.className, video.videoWidth,
+          video.currentTime, video.paused, Boolean(video.srcObject)];
+})"""
+
+
 async def video_advances(page: Page, selector: str) -> None:
     try:
         await page.wait_for_function(VIDEO_PLAYING, arg=selector, timeout=WAIT)
-    except Exception:
-        print(selector, await page.evaluate("""[...document.querySelectorAll(".tile")].map(t => [t.dataset.user, t.dataset.kind, t.className, t.querySelector("video").videoWidth, t.querySelector("video").currentTime, t.querySelector("video").paused, !!t.querySelector("video").srcObject])"""))
-        raise
+    except Exception as error:
+        raise AssertionError(
+            f"{selector} not playing; tiles: {await page.evaluate(TILES)}"
+        ) from error
     current = f"document.querySelector('{selector} video').currentTime"
     before = await page.evaluate(current)
     await asyncio.sleep(1.0)

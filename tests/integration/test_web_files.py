@@ -12,6 +12,8 @@ async def test_root_serves_the_app_and_upgrades_websockets(hub_url: str) -> None
         assert response.status == 200
         assert response.content_type == "text/html"
         assert response.headers["Cache-Control"] == "no-cache"
+        page = await response.text()
+        assert '<script type="module" src="static/app.js">' in page
     async with await Client.connect(hub_url) as client:
         joined = await client.join("r", "a")
         assert joined["type"] == "room-joined"

@@ -335,6 +335,7 @@ function startCall(room) {
   $("join-screen").hidden = true;
   $("call-screen").hidden = false;
   $("room-title").textContent = room.name;
+  $("toggle-screen").hidden = !room.can("screen") || !navigator.mediaDevices?.getDisplayMedia;
   document.title = `${room.name} · hubbub`;
   history.replaceState(null, "", inviteUrl(room.name));
   $("messages").replaceChildren();
@@ -377,7 +378,7 @@ function startCall(room) {
   on("typing", ({ userId, typing }) => setTyping(userId, typing));
   on("presence", ({ participant }) => updateParticipant(participant));
   on("file-offer", ({ transfer }) => fileCard(transfer));
-  on("connection-state", ({ state: connection }) => showConnection(connection));
+  on("connection-state", ({ state: connection, reason }) => showConnection(connection, reason));
   on("local-stream", () => updateLocalMedia());
 
   for (const entry of room.history ?? []) chatMessage({ ...entry, mine: entry.userId === room.userId }, true);
@@ -424,11 +425,18 @@ function tileKey(userId, kind) {
   return `${userId}:${kind}`;
 }
 
+function nameOf(userId) {
+  const room = state.room;
+  if (room && userId === room.userId) return room.displayName ?? userId;
+  return room?.participants.get(userId)?.displayName ?? userId;
+}
+
 function addTile(userId, kind, { local = false } = {}) {
   const key = tileKey(userId, kind);
   if (state.tiles.has(key)) return state.tiles.get(key);
-  const name = local ? `${userId} (you)` : userId;
-  const label = kind === "screen" ? `${userId}'s screen` : name;
+  const displayName = nameOf(userId);
+  const name = local ? `${displayName} (you)` : displayName;
+  const label = kind === "screen" ? `${local ? "Your" : `${displayName}'s`} screen` : name;
   const video = el("video", { autoplay: true, playsinline: true, "aria-hidden": "true" });
   video.muted = true; // sound plays through one <audio> per participant
   if (local && kind === "camera") video.classList.add("mirror");
@@ -436,7 +444,7 @@ function addTile(userId, kind, { local = false } = {}) {
     "figure",
     { class: "tile", dataset: { user: userId, kind }, "aria-label": label },
     video,
-    el("div", { class: "tile-placeholder" }, avatar(userId)),
+    el("div", { class: "tile-placeholder" }, avatar(displayName)),
     el("figcaption", {}, icon("mic-off", "muted-icon"), el("span", { class: "name" }, label)),
     el("span", { class: "tile-status" }),
   );
@@ -585,6 +593,7 @@ function stopSpeakerLoop() {
 
 function addPerson(userId, { local = false } = {}) {
   if (document.querySelector(`.person[data-user="${CSS.escape(userId)}"]`)) return;
+  const name = nameOf(userId);
   const sendButton = local
     ? null
     : el(
@@ -592,8 +601,8 @@ function addPerson(userId, { local = false } = {}) {
         {
           type: "button",
           class: "icon-button send-file",
-          "aria-label": `Send a file to ${userId}`,
-          title: `Send a file to ${userId}`,
+          "aria-label": `Send a file to ${name}`,
+          title: `Send a file to ${name}`,
           onclick: () => pickFileFor(userId),
         },
         icon("clip"),
@@ -604,13 +613,13 @@ function addPerson(userId, { local = false } = {}) {
     el(
       "span",
       { class: "avatar-wrap" },
-      avatar(userId),
+      avatar(name),
       el("span", { class: "presence", dataset: { status: local ? "online" : "connecting" }, role: "img", "aria-label": local ? "online" : "connecting" }),
     ),
     el(
       "span",
       { class: "person-text" },
-      el("span", { class: "person-name" }, local ? `${userId} (you)` : userId),
+      el("span", { class: "person-name" }, local ? `${name} (you)` : name),
       el("span", { class: "person-state" }),
     ),
     el("span", { class: "person-media" }),
@@ -665,7 +674,7 @@ function chatMessage(entry, fromHistory = false) {
   const list = $("messages");
   const continued = state.lastSender === entry.userId;
   state.lastSender = entry.userId;
-  const name = entry.mine ? "You" : entry.displayName ?? entry.userId;
+  const name = entry.mine ? "You" : entry.displayName ?? nameOf(entry.userId);
   const item = el(
     "li",
     { class: `message-item${entry.mine ? " mine" : ""}${continued ? " continued" : ""}`, dataset: { from: entry.userId } },
@@ -715,7 +724,7 @@ function clearUnread() {
 function setTyping(userId, typing) {
   if (typing) state.typing.add(userId);
   else state.typing.delete(userId);
-  const names = [...state.typing];
+  const names = [...state.typing].map(nameOf);
   let text = "";
   if (names.length === 1) text = `${names[0]} is typing…`;
   else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
@@ -769,13 +778,14 @@ function sendFiles(userId, files) {
 
 function fileCard(transfer) {
   const incoming = transfer.direction === "receive";
+  const peerName = nameOf(transfer.userId);
   const progress = el("progress", { max: String(Math.max(1, transfer.size)), value: "0", "aria-label": `${transfer.name}: progress` });
   const status = el("div", { class: "file-status", "aria-live": "polite" });
   const actions = el("div", { class: "file-actions" });
   const detail = el(
     "div",
     { class: "file-detail" },
-    `${formatBytes(transfer.size)} · ${incoming ? `from ${transfer.userId}` : `to ${transfer.userId}`}`,
+    `${formatBytes(transfer.size)} · ${incoming ? "from" : "to"} ${nameOf(transfer.userId)}`,
   );
   const card = el(
     "li",
@@ -800,7 +810,7 @@ function fileCard(transfer) {
     const percent = transfer.size ? Math.floor((transfer.bytes / transfer.size) * 100) : 100;
     switch (transfer.state) {
       case "offered":
-        status.textContent = incoming ? `${transfer.userId} wants to send you this file.` : `Waiting for ${transfer.userId} to accept…`;
+        status.textContent = incoming ? `${peerName} wants to send you this file.` : `Waiting for ${peerName} to accept…`;
         break;
       case "transferring": {
         const now = performance.now();
@@ -816,10 +826,10 @@ function fileCard(transfer) {
         status.textContent = "Checking the file…";
         break;
       case "done":
-        status.textContent = incoming ? "Received and verified (SHA-256)." : `Delivered to ${transfer.userId} and verified.`;
+        status.textContent = incoming ? "Received and verified (SHA-256)." : `Delivered to ${peerName} and verified.`;
         break;
       case "rejected":
-        status.textContent = incoming ? "Declined." : `${transfer.userId} declined the file.`;
+        status.textContent = incoming ? "Declined." : `${peerName} declined the file.`;
         break;
       case "cancelled":
         status.textContent = `Cancelled${transfer.error && transfer.error !== "cancelled" ? `: ${transfer.error}` : "."}`;
@@ -855,7 +865,7 @@ function fileCard(transfer) {
   state.lastSender = null;
   if (incoming) {
     noteUnread();
-    toast(`${transfer.userId} wants to send you ${transfer.name}`);
+    toast(`${peerName} wants to send you ${transfer.name}`);
   }
 }
 
@@ -884,7 +894,14 @@ function selectTab(name) {
   if (name === "chat") clearUnread();
 }
 
-function showConnection(connection) {
+const CLOSED_TEXT = {
+  replaced: "You joined this room from another tab or device, so this one left the call.",
+  removed: "An admin removed you from the room.",
+  "room-ended": "An admin ended the room.",
+  flooded: "The server disconnected this page for sending too much, too fast.",
+};
+
+function showConnection(connection, reason = null) {
   const banner = $("connection-banner");
   banner.classList.toggle("closed", connection === "closed");
   $("rejoin-button").hidden = connection !== "closed";
@@ -892,7 +909,7 @@ function showConnection(connection) {
     $("connection-text").textContent = "Connection to the server lost. Reconnecting… Calls already running carry on.";
     banner.hidden = false;
   } else if (connection === "closed") {
-    $("connection-text").textContent = "Disconnected from the server.";
+    $("connection-text").textContent = CLOSED_TEXT[reason?.code] ?? "Disconnected from the server.";
     banner.hidden = false;
   } else {
     if (!banner.hidden && connection === "open") toast("Reconnected.");
