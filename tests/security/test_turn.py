@@ -171,9 +171,11 @@ async def test_fresh_credentials_arrive_before_the_old_expire_and_work(start_hub
             first_expiry = joined["iceServersExpireAt"]
             assert joined["iceServers"][0] == {"urls": [f"stun:127.0.0.1:{turn_port}"]}
             started = time.time()
-            pushed = await alice.expect("ice-servers", timeout=20)
-            assert time.time() < first_expiry  # before the old ones expire
-            assert time.time() - started >= 5  # and not at once: at 3/4 of the ttl
+            pushed = await alice.expect("ice-servers", timeout=30)
+            # due at 3/4 of the ttl (6 s), not at once; that it comes before the
+            # old ones expire is held exactly, on a hand-driven clock, in
+            # tests/unit/test_auth.py
+            assert time.time() - started >= 3
             stun_server, turn = pushed["iceServers"]
             assert stun_server == joined["iceServers"][0]
             assert pushed["iceServersExpireAt"] > first_expiry

@@ -63,7 +63,7 @@ def test_a_user_id_longer_than_the_limit_is_refused() -> None:
     assert refused.value.code is ErrorCode.TOKEN_INVALID
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=400))
 def test_any_text_as_a_token_is_an_identity_or_a_token_error(text: str) -> None:
     try:
@@ -76,7 +76,7 @@ def test_any_text_as_a_token_is_an_identity_or_a_token_error(text: str) -> None:
     assert code.value.startswith("token-")
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     st.dictionaries(
         st.sampled_from(["sub", "exp", "nbf", "rooms", "grants", "name", "iat", "aud"]),

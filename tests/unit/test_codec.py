@@ -54,25 +54,25 @@ def _decode_or_protocol_error(data: str | bytes) -> None:
         assert "Traceback" not in error.message
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=300))
 def test_any_bytes(data: bytes) -> None:
     _decode_or_protocol_error(data)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(st.text(max_size=300))
 def test_any_text(text: str) -> None:
     _decode_or_protocol_error(text)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(json_values)
 def test_any_json(value: object) -> None:
     _decode_or_protocol_error(json.dumps(value))
 
 
-@settings(max_examples=600)
+@settings(max_examples=600, deadline=None)
 @given(message_like)
 def test_anything_shaped_like_a_message(value: dict) -> None:
     _decode_or_protocol_error(json.dumps(value))
