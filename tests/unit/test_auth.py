@@ -308,3 +308,15 @@ def test_any_sequence_of_messages_keeps_the_hub_consistent(mode: AuthMode, steps
     for session in h.hub.sessions.values():
         if session.room is not None:
             assert session.room.members.get(session.user_id or "") is session
+
+
+def test_the_renewal_queue_stays_the_size_of_the_live_sessions() -> None:
+    config = IceServerConfig(turn_uris=["turn:t"], turn_secret="s", turn_ttl=3600)
+    h = Harness(ice_servers=config)
+    h.join("stays", "r", "stays")
+    for i in range(500):
+        h.clock.now += 0.1  # within the message rate
+        h.join("churn", f"room-{i % 7}", "churn")  # each join leaves the last room
+    assert len(h.hub._ice_refresh) <= 2 * len(h.hub.sessions) + 65
+    h.clock.now += 3600
+    assert h.hub.refresh_ice_servers() == 2  # the one who stayed, and the last join

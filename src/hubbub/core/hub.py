@@ -397,7 +397,19 @@ class Hub:
         if expires_at is not None:
             due = self._clock() + ice.refresh_after
             session.ice_refresh_at = due
-            heapq.heappush(self._ice_refresh, (due, session.session_id))
+            heap = self._ice_refresh
+            heapq.heappush(heap, (due, session.session_id))
+            if len(heap) > 2 * len(self.sessions) + 64:
+                # Entries of sessions that left stay until due; under churn, drop
+                # them now so that the heap stays the size of the live sessions.
+                self._ice_refresh = heap = [
+                    (when, sid)
+                    for when, sid in heap
+                    if (live := self.sessions.get(sid)) is not None
+                    and live.room is not None
+                    and live.ice_refresh_at == when
+                ]
+                heapq.heapify(heap)
         return servers, expires_at
 
     def _free_user_id(self, room: Room | None) -> str:
