@@ -177,3 +177,15 @@ async def test_in_open_mode_there_is_no_auth_deadline(start_hub) -> None:
     async with await Client.connect(url) as client:
         await client.nothing(within=1.0)
         await client.join("r", "late")
+
+
+async def test_an_ipv6_client_counts_by_its_slash_64(start_hub) -> None:
+    url = await start_hub(ServerSettings(trusted_proxy=["127.0.0.1"]), max_connections_per_ip=2)
+    same_network = [{"X-Forwarded-For": f"2001:db8:1:2::{n}"} for n in (1, 2, 3)]
+    async with (
+        await Client.connect(url, headers=same_network[0]),
+        await Client.connect(url, headers=same_network[1]),
+    ):
+        assert await _refused_status(url, headers=same_network[2]) == 429
+        async with await Client.connect(url, headers={"X-Forwarded-For": "2001:db8:1:3::1"}):
+            pass

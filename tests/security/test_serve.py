@@ -197,3 +197,31 @@ def test_hubbub_token_prints_a_token_the_server_takes(tmp_path) -> None:
     result = _run("token", "--user", "a", "--room", "t", "--grant", "god", "--token-secret", SECRET)
     assert result.returncode == 2
     assert "unknown grant" in result.stderr
+
+
+def test_hubbub_token_signs_with_a_private_key(tmp_path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from hubbub.auth import TokenVerifier, VerificationKeys
+    from tests.tokens import write_public_key
+
+    public_key, private_key = write_public_key(tmp_path, "ed25519")
+    private_path = tmp_path / "private.pem"
+    private_path.write_bytes(
+        private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    result = _run(
+        "token", "--user", "bob", "--room", "team-*", "--name", "Bob",
+        "--private-key", str(private_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    identity = TokenVerifier(VerificationKeys.load(None, public_key)).verify(result.stdout.strip())
+    assert (identity.user_id, identity.name) == ("bob", "Bob")
+    assert identity.rooms.allows("team-1")
+    result = _run("token", "--user", "bob", "--room", "t", "--private-key", str(public_key))
+    assert result.returncode == 2
+    assert "not an unencrypted PEM private key" in result.stderr

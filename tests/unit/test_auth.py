@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -320,3 +321,22 @@ def test_the_renewal_queue_stays_the_size_of_the_live_sessions() -> None:
     assert len(h.hub._ice_refresh) <= 2 * len(h.hub.sessions) + 65
     h.clock.now += 3600
     assert h.hub.refresh_ice_servers() == 2  # the one who stayed, and the last join
+
+
+def test_public_key_files_of_other_kinds_are_refused(tmp_path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
+    path = tmp_path / "p384.pem"
+    path.write_bytes(
+        p384.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    with pytest.raises(KeyConfigError, match="neither an Ed25519 nor a P-256"):
+        VerificationKeys.load(None, path)
+    (tmp_path / "junk.pem").write_text("junk")
+    with pytest.raises(KeyConfigError, match="not a PEM public key"):
+        VerificationKeys.load(None, tmp_path / "junk.pem")
+    with pytest.raises(KeyConfigError, match="cannot read"):
+        VerificationKeys.load(None, tmp_path / "absent.pem")

@@ -37,8 +37,8 @@ class Limits:
     )
     max_connections_per_ip: int = _limit(
         1_000,
-        "Most WebSocket connections from one IP address at once; past it the handshake "
-        "is answered 429.",
+        "Most WebSocket connections from one IP address (IPv6: one /64) at once; past it "
+        "the handshake is answered 429.",
     )
     message_rate: float = _limit(100.0, "Messages per second a connection may send, sustained.")
     message_burst: int = _limit(

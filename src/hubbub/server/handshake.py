@@ -64,7 +64,7 @@ class HandshakeGate:
         limits = self._limits
         if self.open_total >= limits.max_connections:
             raise ApiError(503, "connection-limit", "the server is at its connection limit")
-        if self.open_by_address[address] >= limits.max_connections_per_ip:
+        if self.open_by_address[address_key(address)] >= limits.max_connections_per_ip:
             raise ApiError(
                 429, "address-connection-limit", "too many connections from this address"
             )
@@ -97,15 +97,28 @@ class HandshakeGate:
 
     def opened(self, address: str) -> None:
         self.open_total += 1
-        self.open_by_address[address] += 1
+        self.open_by_address[address_key(address)] += 1
 
     def closed(self, address: str) -> None:
         self.open_total -= 1
-        left = self.open_by_address[address] - 1
+        key = address_key(address)
+        left = self.open_by_address[key] - 1
         if left > 0:
-            self.open_by_address[address] = left
+            self.open_by_address[key] = left
         else:
-            del self.open_by_address[address]
+            del self.open_by_address[key]
+
+
+def address_key(address: str) -> str:
+    """What the per-address limit counts: an IPv4 address, or an IPv6 /64 (one
+    subscriber's network: a client that has one has 2**64 addresses to spread over)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return address
 
 
 def _normal_ip(text: str) -> str:
