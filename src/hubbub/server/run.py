@@ -59,8 +59,8 @@ async def start_server(settings: ServerSettings) -> tuple[web.AppRunner, str]:
     scheme = "https" if ssl_context is not None else "http"
     if not settings.is_loopback and not settings.allowed_origin:
         log.warning(
-            "event=no-origin-check: any web page may open WebSockets here; "
-            "name the app's origins with --allowed-origin"
+            "event=no-origin-check detail=%r",
+            "any web page may open WebSockets here; name the app's origins with --allowed-origin",
         )
     return runner, f"{scheme}://{host}:{port}"
 
