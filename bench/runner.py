@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--servers",
         default="hubbub,seed,socketio",
-        help="comma-separated, of: hubbub, seed, socketio",
+        help="comma-separated, of: hubbub, seed, socketio (and hubbub-ref with "
+        "--compare-with), measured in this order",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the report goes")
     parser.add_argument(
@@ -146,9 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     scenarios = [s for s in SCENARIOS if s.name in wanted]
-    servers = [s for s in all_servers() if s.name in args.servers.split(",")]
-    if args.compare_with:
-        servers.insert(1, HubbubAt(args.compare_with))
+    known = all_servers() + ([HubbubAt(args.compare_with)] if args.compare_with else [])
+    wanted_servers = args.servers.split(",")
+    if args.compare_with and "hubbub-ref" not in wanted_servers:
+        wanted_servers.insert(1, "hubbub-ref")
+    # In the order given: the order they are measured in, case by case.
+    servers = [s for name in wanted_servers for s in known if s.name == name]
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
     results = asyncio.run(
         run_all(
