@@ -14,13 +14,12 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from hubbub import __version__
 from hubbub.auth import (
     Admission,
     AuthMode,
-    Identity,
     KeyConfigError,
     TokenVerifier,
     VerificationKeys,
@@ -29,8 +28,8 @@ from hubbub.auth.turn import IceServerConfig
 from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
 from hubbub.server import admin_api
-from hubbub.server.connection import Connection, TransportOutbox
-from hubbub.server.frames import PING_FRAME, pong_frame
+from hubbub.server.connection import Connection, HubWebSocketResponse, TransportOutbox
+from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
 from hubbub.server.http_api import Api, ApiError, json_errors
 from hubbub.settings import ServerSettings, SettingsError
@@ -98,62 +97,58 @@ class HubServer:
             log.info("event=refused remote=%s status=%d", remote, refusal.status)
             raise
         gate.opened(remote)
+        # One coroutine for the whole connection (no helper awaited from here):
+        # every frame of it is held for as long as the client stays.
         try:
-            return await self._serve_websocket(request, remote, identity)
-        finally:
-            gate.closed(remote)
-
-    async def _serve_websocket(
-        self, request: web.Request, remote: str, identity: Identity | None
-    ) -> web.StreamResponse:
-        ws = web.WebSocketResponse(
-            autoping=False,  # pings and pongs are ours: see _liveness_sweep
-            compress=False,
-            max_msg_size=self.limits.max_frame_bytes,
-            timeout=CLOSE_TIMEOUT,
-            protocols=(SUBPROTOCOL,),
-        )
-        await ws.prepare(request)
-        transport = request.transport
-        if transport is None:  # the client went away during the handshake
-            return ws
-        connection = Connection(transport, ws, remote)
-        hub = self.hub
-        session = hub.connect(connection, identity)
-        connection.session = session
-        connection.last_heard = connection.opened_at = started = time.monotonic()
-        self.connections.add(connection)
-        log.info(
-            "event=connect session=%s remote=%s path=%s", session.session_id, remote, request.path
-        )
-        receive = ws.receive
-        try:
-            while True:
-                message = await receive()
-                kind = message.type
-                connection.last_heard = time.monotonic()
-                if kind is WSMsgType.TEXT:
-                    hub.receive(session, message.data)
-                elif kind is WSMsgType.BINARY:
-                    hub.receive_binary(session)
-                elif kind is WSMsgType.PING:
-                    if not transport.is_closing():
-                        transport.write(pong_frame(message.data))
-                elif kind is WSMsgType.PONG:
-                    connection.pinged_at = None
-                else:  # CLOSE, CLOSING, CLOSED, ERROR: the connection is over
-                    break
-        finally:
-            self.connections.discard(connection)
-            hub.disconnect(session)
+            ws = HubWebSocketResponse(
+                autoping=False,  # pings and pongs are ours: see _liveness_sweep
+                compress=False,
+                max_msg_size=self.limits.max_frame_bytes,
+                timeout=CLOSE_TIMEOUT,
+                protocols=(SUBPROTOCOL,),
+            )
+            await ws.prepare(request)
+            transport = request.transport
+            if transport is None:  # the client went away during the handshake
+                return ws
+            hub = self.hub
+            connection = Connection(transport, ws, remote, hub)
+            session = hub.connect(connection, identity)
+            connection.session = session
+            connection.last_heard = connection.opened_at = time.monotonic()
+            self.connections.add(connection)
             log.info(
-                "event=disconnect session=%s remote=%s code=%s seconds=%.1f",
+                "event=connect session=%s remote=%s path=%s",
                 session.session_id,
                 remote,
-                ws.close_code,
-                time.monotonic() - started,
+                request.path,
             )
-        return ws
+            receive = ws.receive
+            queue = ws.direct_queue
+            if queue is not None:
+                # From here on, messages are handled as they are parsed (see
+                # DirectQueue); receive() below sees what needs aiohttp: a close,
+                # an error (and messages that came before this line).
+                queue.handler = connection.on_message
+            try:
+                while True:
+                    if queue is not None:
+                        await queue.wait()
+                    if not connection.on_message(await receive()):
+                        break
+            finally:
+                self.connections.discard(connection)
+                hub.disconnect(session)
+                log.info(
+                    "event=disconnect session=%s remote=%s code=%s seconds=%.1f",
+                    session.session_id,
+                    remote,
+                    ws.close_code,
+                    time.monotonic() - connection.opened_at,
+                )
+            return ws
+        finally:
+            gate.closed(remote)
 
     @property
     def shutting_down(self) -> bool:

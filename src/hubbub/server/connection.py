@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web, web_ws
+from aiohttp._websocket.reader import WebSocketDataQueue
 
 from hubbub.core.session import Session
 from hubbub.protocol.errors import CloseCode
-from hubbub.server.frames import close_frame, text_frame
+from hubbub.server.frames import close_frame, pong_frame, text_frame
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from aiohttp import WSMessage
+
+    from hubbub.core import Hub
 
 log = logging.getLogger("hubbub.server")
 
@@ -39,6 +45,7 @@ class Connection:
     __slots__ = (
         "__weakref__",
         "close_task",
+        "hub",
         "last_heard",
         "opened_at",
         "pinged_at",
@@ -48,15 +55,109 @@ class Connection:
         "ws",
     )
 
-    def __init__(self, transport: asyncio.Transport, ws: web.WebSocketResponse, remote: str):
+    def __init__(
+        self, transport: asyncio.Transport, ws: web.WebSocketResponse, remote: str, hub: Hub
+    ):
         self.transport = transport
         self.ws = ws
         self.remote = remote
+        self.hub = hub
         self.session: Session | None = None
         self.last_heard = 0.0
         self.opened_at = 0.0
         self.pinged_at: float | None = None
         self.close_task: asyncio.Task[bool] | None = None
+
+    def on_message(self, message: WSMessage) -> bool:
+        """Hand one received message to the hub; False: the connection is over
+        (a close, an error), which aiohttp's ``receive()`` must see to."""
+        kind = message[0]
+        self.last_heard = time.monotonic()
+        session = self.session
+        if session is None:  # pragma: no cover - set before any message is read
+            return True
+        if kind is WSMsgType.TEXT:
+            self.hub.receive(session, message[1])
+        elif kind is WSMsgType.PONG:
+            self.pinged_at = None
+        elif kind is WSMsgType.PING:
+            if not self.transport.is_closing():
+                self.transport.write(pong_frame(message[1]))
+        elif kind is WSMsgType.BINARY:
+            self.hub.receive_binary(session)
+        else:  # CLOSE, CLOSING, CLOSED, ERROR
+            return False
+        return True
+
+
+class DirectQueue(WebSocketDataQueue):
+    """aiohttp's queue of received WebSocket messages, with a way around it.
+
+    Once a handler is attached, each message the frame parser produces is handed
+    to it at once, inside the read callback: no future, no task wake-up and no
+    ``receive()`` call per message, and no coroutine frames held per idle
+    connection. What the handler declines (a close, an error, the end of the
+    stream) is queued as before, for ``receive()``, and wakes :meth:`wait`.
+    Messages queued before the handler was attached are read first, in order.
+    """
+
+    __slots__ = ("_wake", "handler")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handler: Callable[[WSMessage], bool] | None = None
+        """Takes a message; returns False to have it queued for ``receive()``."""
+        self._wake: asyncio.Future[None] | None = None
+
+    def feed_data(self, data: Any, size: int) -> None:
+        handler = self.handler
+        if handler is not None and not self._buffer and handler(data):
+            return
+        super().feed_data(data, size)
+        self._wake_up()
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        self._wake_up()
+
+    def set_exception(self, *args: Any) -> None:
+        super().set_exception(*args)
+        self._wake_up()
+
+    async def wait(self) -> None:
+        """Until something is queued for ``receive()``, or the stream ended."""
+        if self._buffer or self.is_eof():
+            return
+        self._wake = wake = asyncio.get_running_loop().create_future()
+        try:
+            await wake
+        finally:
+            self._wake = None
+
+    def _wake_up(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+
+class HubWebSocketResponse(web.WebSocketResponse):
+    """A WebSocket response whose received messages go through a :class:`DirectQueue`."""
+
+    def _post_start(self, *args: Any, **kwargs: Any) -> None:
+        # aiohttp builds its queue from this module-level name; for the length of
+        # this synchronous call (nothing else runs meanwhile), it builds ours.
+        original = getattr(web_ws, "WebSocketDataQueue")  # noqa: B009 - not exported
+        setattr(web_ws, "WebSocketDataQueue", DirectQueue)  # noqa: B010
+        try:
+            super()._post_start(*args, **kwargs)
+        finally:
+            setattr(web_ws, "WebSocketDataQueue", original)  # noqa: B010
+
+    @property
+    def direct_queue(self) -> DirectQueue | None:
+        """The queue, if aiohttp built ours (it does in the versions we know)."""
+        reader = self._reader
+        return reader if isinstance(reader, DirectQueue) else None
 
 
 class TransportOutbox:
