@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -86,7 +87,13 @@ class HubServer:
 
     # -- the WebSocket endpoint -----------------------------------------------
 
-    async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+    async def handle_websocket(
+        self, request: web.Request, *, web_app: bool = False
+    ) -> web.StreamResponse:
+        """A WebSocket connection, for its whole life; with ``web_app``, a plain GET
+        (no upgrade) gets the web app's page instead."""
+        if web_app and request.headers.get("Upgrade", "").lower() != "websocket":
+            return _static_file("index.html")
         if self._shutting_down:
             raise ApiError(503, "shutting-down", "the server is shutting down")
         gate = self.gate
@@ -300,19 +307,14 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         responses={"200": {"description": "Counts of connections, sessions and rooms"}},
     )
 
-    async def root(request: web.Request) -> web.StreamResponse:
-        # The seed's clients connect to the bare URL, so "/" is both the
-        # WebSocket endpoint and the web app.
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await server.handle_websocket(request)
-        return _static_file("index.html")
-
     async def client_library(request: web.Request) -> web.StreamResponse:
         return _static_file("hubbub.js")
 
     admin_api.add_routes(api, server.hub, server.keys)
 
-    app.router.add_get("/", root)
+    # The seed's clients connect to the bare URL, so "/" is both the WebSocket
+    # endpoint and the web app.
+    app.router.add_get("/", functools.partial(server.handle_websocket, web_app=True))
     app.router.add_get("/ws", server.handle_websocket)
     app.router.add_get("/healthz", _healthz)
 

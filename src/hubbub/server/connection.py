@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web, web_ws
 from aiohttp._websocket.reader import WebSocketDataQueue
+from aiohttp.http_parser import HttpRequestParser
 
 from hubbub.core.session import Session
 from hubbub.protocol.errors import CloseCode
@@ -140,6 +142,17 @@ class DirectQueue(WebSocketDataQueue):
             wake.set_result(None)
 
 
+_NO_MORE_REQUESTS: deque[Any] = deque(maxlen=0)
+"""The request queue of every upgraded connection: empty, and staying so."""
+
+
+_NO_BACKGROUND_SENDS: frozenset[Any] = frozenset()
+
+
+def _no_mask() -> int:  # pragma: no cover - never called
+    raise RuntimeError("a server does not mask its frames")
+
+
 class HubWebSocketResponse(web.WebSocketResponse):
     """A WebSocket response whose received messages go through a :class:`DirectQueue`."""
 
@@ -152,6 +165,23 @@ class HubWebSocketResponse(web.WebSocketResponse):
             super()._post_start(*args, **kwargs)
         finally:
             setattr(web_ws, "WebSocketDataQueue", original)  # noqa: B010
+        # What serves HTTP requests is done with once the connection is upgraded
+        # (aiohttp reads through the WebSocket parser from then on), but would be
+        # held for the life of the connection: about 1.5 KB of each one's memory.
+        protocol: Any = args[0].protocol if args else None
+        if not getattr(protocol, "_upgraded", False):
+            return
+        if isinstance(getattr(protocol, "_parser", None), HttpRequestParser):
+            protocol._parser = None  # aiohttp checks for None
+        messages = getattr(protocol, "_messages", None)
+        if type(messages) is deque and not messages:
+            protocol._messages = _NO_MORE_REQUESTS
+        writer: Any = self._writer
+        if getattr(writer, "use_mask", True) is False:
+            writer.get_random_bits = _no_mask  # a server's frames are never masked
+        if getattr(writer, "compress", 1) == 0 and hasattr(writer, "_background_tasks"):
+            # Only compression starts background sends; hubbub does not compress.
+            writer._background_tasks = _NO_BACKGROUND_SENDS
 
     @property
     def direct_queue(self) -> DirectQueue | None:
