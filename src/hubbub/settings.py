@@ -63,6 +63,13 @@ class ServerSettings:
         "Without one, the endpoints that need it answer 403.",
         secret=True,
     )
+    metrics_key: str | None = setting(
+        None,
+        "Key Prometheus sends to scrape /metrics ('Authorization: Bearer KEY'), so that "
+        "the scraper need not hold the API key. /metrics also takes the API key; with "
+        "neither set it answers 403.",
+        secret=True,
+    )
     auth: str = setting(
         "open",
         "Who may join: 'open', anyone under a user id it picks (for a machine of one's "

@@ -32,5 +32,8 @@ class Broker(Protocol):
     def publish_to_session(self, session_id: str, payload: bytes) -> None:
         """One session, wherever connected."""
 
+    def lag_seconds(self) -> float:
+        """How far deliveries lag behind publications now (for the metrics)."""
+
 
 __all__ = ["Broker", "Delivery"]

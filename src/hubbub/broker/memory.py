@@ -23,3 +23,6 @@ class MemoryBroker:
     def publish_to_session(self, session_id: str, payload: bytes) -> None:
         if self._delivery is not None:
             self._delivery.deliver_to_session(session_id, payload)
+
+    def lag_seconds(self) -> float:
+        return 0.0  # delivered inside publish

@@ -21,6 +21,7 @@ from hubbub.auth.grants import Grant, Identity
 from hubbub.auth.turn import IceServerConfig
 from hubbub.broker import Broker
 from hubbub.broker.memory import MemoryBroker
+from hubbub.core.counters import HubCounters
 from hubbub.core.limits import Limits
 from hubbub.core.outbox import Outbox
 from hubbub.core.rooms import Room, RoomRegistry
@@ -87,6 +88,7 @@ class Hub:
         """(when, session id): a heap of the TURN credentials to renew."""
         self.rooms = RoomRegistry()
         self.sessions: dict[str, Session] = {}
+        self.counters = HubCounters()
         self._outbox = outbox
         self._broker: Broker = broker if broker is not None else MemoryBroker()
         self._broker.attach(self)
@@ -126,7 +128,9 @@ class Hub:
         session.dropped_in_a_row = 0
         try:
             message: IncomingMessage = codec.decode(text, max_depth=self.limits.max_json_depth)
-            self._handlers[type(message)](session, message)
+            kind = type(message)
+            self.counters.received[kind] += 1
+            self._handlers[kind](session, message)
         except ProtocolError as error:
             self._send_error(session, error)
 
@@ -419,6 +423,7 @@ class Hub:
         return user_id
 
     def _drop_for_rate(self, session: Session) -> None:
+        self.counters.rate_limited += 1
         session.dropped_in_a_row += 1
         dropped = session.dropped_in_a_row
         limits = self.limits
@@ -438,6 +443,7 @@ class Hub:
             self._outbox.close(session, CloseCode.POLICY_VIOLATION, "message flood")
 
     def _send_error(self, session: Session, error: ProtocolError) -> None:
+        self.counters.errors[error.code] += 1
         self._outbox.send(
             session, codec.encode(Error(code=error.code, message=error.message, ref=error.ref))
         )

@@ -26,13 +26,15 @@ from hubbub.auth import (
     VerificationKeys,
 )
 from hubbub.auth.turn import IceServerConfig
+from hubbub.broker.memory import MemoryBroker
 from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
-from hubbub.server import admin_api
+from hubbub.server import admin_api, metrics
 from hubbub.server.connection import Connection, HubWebSocketResponse, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
-from hubbub.server.http_api import Api, ApiError, json_errors
+from hubbub.server.http_api import Api, ApiError, bearer_matches, json_errors
+from hubbub.server.metrics import Exposition, ServerMetrics
 from hubbub.settings import ServerSettings, SettingsError
 
 log = logging.getLogger("hubbub.server")
@@ -44,6 +46,9 @@ CLOSE_TIMEOUT = 2.0
 
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+MetricSource = Callable[[Exposition], None]
+"""Adds metric families of one part (the store, webhooks...) to a scrape."""
 
 
 class HubServer:
@@ -76,8 +81,15 @@ class HubServer:
             turn_secret=settings.turn_secret,
             turn_ttl=settings.turn_ttl,
         )
+        self.broker = MemoryBroker()
+        self.metrics = ServerMetrics()
+        self.metric_sources: list[MetricSource] = []
         self.hub = Hub(
-            self.outbox, limits=self.limits, admission=self.admission, ice_servers=ice_servers
+            self.outbox,
+            broker=self.broker,
+            limits=self.limits,
+            admission=self.admission,
+            ice_servers=ice_servers,
         )
         self._liveness: asyncio.Task[None] | None = None
         self._shutting_down = False
@@ -102,6 +114,7 @@ class HubServer:
             identity = gate.check(request, remote)
         except ApiError as refusal:
             log.info("event=refused remote=%s status=%d", remote, refusal.status)
+            self.metrics.refused(refusal.status)
             raise
         gate.opened(remote)
         # One coroutine for the whole connection (no helper awaited from here):
@@ -124,6 +137,7 @@ class HubServer:
             connection.session = session
             connection.last_heard = connection.opened_at = time.monotonic()
             self.connections.add(connection)
+            self.metrics.connections_opened += 1
             log.info(
                 "event=connect session=%s remote=%s path=%s",
                 session.session_id,
@@ -174,8 +188,11 @@ class HubServer:
         """
         limits = self.limits
         period = min(1.0, limits.ping_interval / 4, limits.ping_timeout / 4)
+        loop = self._loop
         while True:
+            due = loop.time() + period
             await asyncio.sleep(period)
+            self.metrics.event_loop_lag = max(0.0, loop.time() - due)
             self.hub.refresh_ice_servers()
             now = time.monotonic()
             # In token mode a connection that has proven nothing holds a slot
@@ -330,6 +347,25 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         )
 
     app.router.add_get("/readyz", readyz)
+
+    async def metrics_endpoint(request: web.Request) -> web.Response:
+        """Prometheus metrics; the scraper sends the metrics key or the API key."""
+        keys = [key for key in (settings.metrics_key, settings.api_key) if key]
+        if not keys:
+            raise ApiError(
+                403,
+                "metrics-disabled",
+                "this server has no metrics key or API key set (--metrics-key, --api-key)",
+            )
+        if not any(bearer_matches(request, key) for key in keys):
+            raise ApiError(
+                401, "unauthorized", "send the metrics key as 'Authorization: Bearer KEY'"
+            )
+        return web.Response(
+            text=metrics.render(server), headers={"Content-Type": metrics.CONTENT_TYPE}
+        )
+
+    app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/hubbub.js", client_library)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     app.on_response_prepare.append(_static_headers)

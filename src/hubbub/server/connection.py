@@ -193,7 +193,16 @@ class HubWebSocketResponse(web.WebSocketResponse):
 class TransportOutbox:
     """The :class:`~hubbub.core.outbox.Outbox` of a running server."""
 
-    __slots__ = ("_corked", "_disconnect", "_flush_scheduled", "_loop", "_max_queue")
+    __slots__ = (
+        "_corked",
+        "_disconnect",
+        "_flush_scheduled",
+        "_loop",
+        "_max_queue",
+        "closes",
+        "sent",
+        "slow_consumers",
+    )
 
     def __init__(
         self,
@@ -207,6 +216,12 @@ class TransportOutbox:
         self._corked: dict[Connection, list[bytes]] = {}
         """Frames written this turn of the loop, per connection, in order."""
         self._flush_scheduled = False
+        self.sent: dict[bytes, int] = {}
+        """Messages queued to clients, each recipient counted, by ``type`` (as bytes)."""
+        self.closes: dict[int, int] = {}
+        """Connections the server closed, by close code."""
+        self.slow_consumers = 0
+        """Clients cut off for not reading (4008)."""
 
     def send(self, session: Session, payload: bytes) -> None:
         connection: Connection = session.link
@@ -217,11 +232,14 @@ class TransportOutbox:
             self._shed(session, transport)
             return
         self._cork(connection, text_frame(payload))
+        kind = _type_of(payload)
+        self.sent[kind] = self.sent.get(kind, 0) + 1
 
     def broadcast(self, sessions: Iterable[Session], payload: bytes, exclude: str | None) -> None:
         frame = text_frame(payload)
         max_queue = self._max_queue
         corked = self._corked
+        queued = 0
         for session in sessions:
             if session.session_id == exclude:
                 continue
@@ -237,6 +255,10 @@ class TransportOutbox:
                 corked[connection] = [frame]
             else:
                 pending.append(frame)
+            queued += 1
+        if queued:
+            kind = _type_of(payload)
+            self.sent[kind] = self.sent.get(kind, 0) + queued
         if corked and not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
@@ -268,6 +290,7 @@ class TransportOutbox:
         connection: Connection = session.link
         self.flush_connection(connection)  # what was sent before the close goes first
         if connection.close_task is None and not connection.ws.closed:
+            self.closes[code] = self.closes.get(code, 0) + 1
             connection.close_task = self._loop.create_task(
                 connection.ws.close(code=code, message=reason.encode())
             )
@@ -282,12 +305,20 @@ class TransportOutbox:
             connection.remote,
             transport.get_write_buffer_size(),
         )
+        self.slow_consumers += 1
+        self.closes[CloseCode.SLOW_CONSUMER] = self.closes.get(CloseCode.SLOW_CONSUMER, 0) + 1
         transport.write(_SLOW_CONSUMER_CLOSE)
         transport.close()  # flushes what it can, then closes
         self._loop.call_later(SLOW_CONSUMER_GRACE, transport.abort)
         # Not now: we may be inside a loop over the room this session leaves.
         session.closing = True
         self._loop.call_soon(self._disconnect, session)
+
+
+def _type_of(payload: bytes) -> bytes:
+    """The ``type`` of an encoded outgoing message: msgspec writes a struct's tag
+    first, so every payload starts ``{"type":"``."""
+    return payload[9 : payload.find(b'"', 9)]
 
 
 def _write(connection: Connection, frames: list[bytes]) -> None:

@@ -101,11 +101,7 @@ class Api:
         """Refuse the request unless it carries the server API key."""
         if not self._api_key:
             raise ApiError(403, "api-disabled", "this server has no API key set (--api-key)")
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), self._api_key.encode()
-        ):
+        if not bearer_matches(request, self._api_key):
             raise ApiError(401, "unauthorized", "send the API key as 'Authorization: Bearer KEY'")
 
     def openapi(self) -> dict[str, Any]:
@@ -121,6 +117,13 @@ class Api:
 
     async def _openapi(self, request: web.Request) -> web.Response:
         return web.json_response(self.openapi())
+
+
+def bearer_matches(request: web.Request, key: str) -> bool:
+    """Whether the request carries ``Authorization: Bearer <key>`` (compared in
+    constant time)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), key.encode())
 
 
 def _error_response(description: str) -> dict[str, Any]:
