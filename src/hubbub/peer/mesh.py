@@ -1,0 +1,490 @@
+"""A mesh of aiortc peer connections, one per other member of the room.
+
+The mesh listens to a :class:`~hubbub.client.Client`: a member who joins after us
+gets an offer from us (we are impolite toward them), a member who was there first
+offers to us, and ``signal`` messages are routed to the peer they come from.
+Everything a peer does (our offers, their signals) runs in order in one task per
+peer, so a description is always applied before the candidates that follow it.
+
+aiortc gathers all its candidates before it sends a description (no trickle):
+our candidates travel inside the SDP. Candidates that a browser trickles are added
+as they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+)
+
+from hubbub.client import (
+    Client,
+    Event,
+    NotConnected,
+    Reconnected,
+    RoomJoined,
+    SignalReceived,
+    UserJoined,
+    UserLeft,
+)
+from hubbub.peer import files
+from hubbub.peer.media import MediaSource
+from hubbub.peer.negotiation import Move, decide
+from hubbub.peer.signals import (
+    BadSignal,
+    Candidate,
+    description_signal,
+    parse_signal,
+)
+
+log = logging.getLogger("hubbub.peer")
+
+MAX_PENDING_SIGNALS = 256
+"""Signals from one member waiting to be handled; past it they are dropped (a
+member flooding us with signals gets nowhere)."""
+
+POLITE_OFFER_AFTER = 5.0
+"""Seconds a polite peer waits for the other's first offer before it offers itself
+(the other may be a client that never offers first)."""
+
+FILE_CHANNEL_PREFIX = "hubbub-file:"
+
+PeerCallback = Callable[["Peer"], Awaitable[None] | None]
+TrackCallback = Callable[["Peer", MediaStreamTrack], Awaitable[None] | None]
+ChannelCallback = Callable[["Peer", RTCDataChannel], Awaitable[None] | None]
+
+_OFFER = object()
+
+
+class PeerClosed(Exception):
+    """The peer connection was closed (the member left, or the mesh closed)."""
+
+
+class Peer:
+    """The connection to one other member of the room.
+
+    ``pc`` is the aiortc ``RTCPeerConnection`` (it may be replaced once, before the
+    connection is up, to settle an offer collision: see
+    :mod:`hubbub.peer.negotiation`).
+    """
+
+    def __init__(self, mesh: Mesh, user_id: str, polite: bool) -> None:
+        self.user_id = user_id
+        self.polite = polite
+        self.tracks: list[MediaStreamTrack] = []
+        self.channels: dict[str, RTCDataChannel] = {}
+        self._mesh = mesh
+        self._inbox: asyncio.Queue[object] = asyncio.Queue(MAX_PENDING_SIGNALS)
+        self._making_offer = False
+        self._ignore_offer = False
+        self._connected = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.pc = self._new_peer_connection()
+        self._worker = asyncio.create_task(self._work(), name=f"hubbub-peer-{user_id}")
+        if not polite:
+            self._inbox.put_nowait(_OFFER)
+        else:
+            self._spawn(self._offer_if_nobody_does())
+
+    # -- public -----------------------------------------------------------------
+
+    @property
+    def connection_state(self) -> str:
+        return str(self.pc.connectionState)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set() and not self._closed.is_set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Return once the peer connection is up; raise :class:`PeerClosed` if it
+        closes first, TimeoutError after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout):
+            closed = asyncio.ensure_future(self._closed.wait())
+            connected = asyncio.ensure_future(self._connected.wait())
+            try:
+                await asyncio.wait({closed, connected}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closed.cancel()
+                connected.cancel()
+        if self._closed.is_set():
+            raise PeerClosed(self.user_id)
+
+    async def open_channel(
+        self,
+        label: str,
+        *,
+        ordered: bool = True,
+        max_retransmits: int | None = None,
+        max_packet_life_time: int | None = None,
+        protocol: str = "",
+        timeout: float | None = None,
+    ) -> RTCDataChannel:
+        """Open a data channel once the connection is up, and return it open.
+
+        Reliable and ordered by default; ``ordered=False, max_retransmits=0`` for
+        data that is stale once late (game state, positions).
+        """
+        await self.wait_connected(timeout)
+        needs_negotiation = self.pc.sctp is None
+        channel = self.pc.createDataChannel(
+            label,
+            ordered=ordered,
+            maxRetransmits=max_retransmits,
+            maxPacketLifeTime=max_packet_life_time,
+            protocol=protocol,
+        )
+        if needs_negotiation:  # the other's offer had no data section: offer one
+            self._queue(_OFFER)
+        await files.wait_open(channel, timeout)
+        self.channels[label] = channel
+        return channel
+
+    async def send_file(
+        self,
+        path: str | Path,
+        *,
+        progress: files.Progress | None = None,
+        timeout: float | None = None,
+    ) -> files.TransferResult:
+        """Send a file over its own channel (``docs/peer-protocol.md``); return how
+        it went. Resumes where the receiver says it has the start already."""
+        await self.wait_connected(timeout)
+        sender = files.FileSender(Path(path), progress=progress)
+        channel = self.pc.createDataChannel(FILE_CHANNEL_PREFIX + sender.transfer_id)
+        return await sender.run(channel, max_message_size=_max_message_size(self.pc))
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._worker.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+        await self.pc.close()
+        self._mesh._changed()
+
+    # -- negotiation ------------------------------------------------------------
+
+    def _new_peer_connection(self) -> RTCPeerConnection:
+        mesh = self._mesh
+        pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=list(mesh.ice_servers), alwaysNegotiateDataChannels=True)
+        )
+        sending = set()
+        if mesh.media is not None:
+            for track in mesh.media.tracks():
+                pc.addTrack(track)
+                sending.add(track.kind)
+        if mesh.receive_media:
+            for kind in ("audio", "video"):
+                if kind not in sending:
+                    pc.addTransceiver(kind, direction="recvonly")
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc is not self.pc:
+                return
+            state = pc.connectionState
+            log.debug("peer %s: connection %s", self.user_id, state)
+            if state == "connected":
+                self._connected.set()
+            elif state in ("failed", "closed") and self._connected.is_set():
+                # aiortc cannot restart ICE: the connection is over
+                self._spawn(self.close())
+            self._mesh._changed()
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if pc is not self.pc:
+                return
+            self.tracks.append(track)
+            self._mesh._call(self._mesh.on_track, self, track)
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if pc is not self.pc:
+                return
+            if channel.label.startswith(FILE_CHANNEL_PREFIX):
+                self._spawn(self._mesh._receive_file(self, channel))
+                return
+            self.channels[channel.label] = channel
+            self._mesh._call(self._mesh.on_datachannel, self, channel)
+
+        return pc
+
+    def _queue(self, item: object) -> None:
+        try:
+            self._inbox.put_nowait(item)
+        except asyncio.QueueFull:
+            log.warning("peer %s: too many pending signals, one dropped", self.user_id)
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _offer_if_nobody_does(self) -> None:
+        await asyncio.sleep(self._mesh.polite_offer_after)
+        if self.pc.remoteDescription is None and self.pc.signalingState == "stable":
+            self._queue(_OFFER)
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            try:
+                if item is _OFFER:
+                    await self._make_offer()
+                else:
+                    await self._handle_signal(item)
+            except asyncio.CancelledError:
+                raise
+            except (NotConnected, BadSignal) as exc:
+                log.info("peer %s: %s", self.user_id, exc)
+            except Exception:
+                # aiortc refused a description or candidate: the peer sent something
+                # we cannot use. Log it and go on with the next signal.
+                log.exception("peer %s: negotiation step failed", self.user_id)
+
+    async def _make_offer(self) -> None:
+        pc = self.pc
+        if pc.signalingState != "stable":
+            return
+        self._making_offer = True
+        try:
+            await pc.setLocalDescription(await pc.createOffer())
+        finally:
+            self._making_offer = False
+        await self._mesh.client.signal(self.user_id, description_signal(pc.localDescription))
+
+    async def _handle_signal(self, value: Any) -> None:
+        signal = parse_signal(value)
+        if isinstance(signal, Candidate):
+            if self._ignore_offer:
+                return  # belongs to an offer we ignored
+            if self.pc.remoteDescription is None:
+                log.debug("peer %s: candidate before any description, dropped", self.user_id)
+                return
+            await self.pc.addIceCandidate(signal.candidate)
+            return
+        description = signal.description
+        move = decide(
+            description.type,
+            polite=self.polite,
+            signaling_state=self.pc.signalingState,
+            making_offer=self._making_offer,
+        )
+        log.debug("peer %s: %s -> %s", self.user_id, description.type, move.value)
+        if move is Move.IGNORE:
+            self._ignore_offer = description.type == "offer"
+            return
+        if move is Move.APPLY_ANSWER:
+            await self.pc.setRemoteDescription(description)
+            return
+        if move is Move.REPLACE_AND_ACCEPT:
+            old, self.pc = self.pc, self._new_peer_connection()
+            await old.close()
+        self._ignore_offer = False
+        pc = self.pc
+        await pc.setRemoteDescription(description)
+        await pc.setLocalDescription(await pc.createAnswer())
+        await self._mesh.client.signal(self.user_id, description_signal(pc.localDescription))
+
+
+class Mesh:
+    """Peer connections to every other member of the client's room.
+
+    ::
+
+        async with Client(url, room="r", user="bot") as client, Mesh(client) as mesh:
+            peer = await mesh.wait_for_peer("alice")
+            channel = await peer.open_channel("chat")
+            channel.send("hi")
+
+    ``ice_servers`` are ``RTCIceServer`` or dicts as a browser takes them
+    (``{"urls": ..., "username": ..., "credential": ...}``); none by default, so
+    only host candidates are used. ``media`` is sent to every peer;
+    ``receive_media`` asks every peer for audio and video even when we send none.
+    ``on_track``, ``on_datachannel`` and ``on_peer`` are called (and awaited, if
+    they return an awaitable, in their own task) as tracks, channels and peers
+    arrive. Files offered to us are taken by ``files`` (a :class:`files.FileInbox`),
+    or refused when it is None.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        ice_servers: Iterable[RTCIceServer | Mapping[str, Any]] = (),
+        media: MediaSource | None = None,
+        receive_media: bool = False,
+        on_peer: PeerCallback | None = None,
+        on_track: TrackCallback | None = None,
+        on_datachannel: ChannelCallback | None = None,
+        files: files.FileInbox | None = None,
+        polite_offer_after: float = POLITE_OFFER_AFTER,
+    ) -> None:
+        self.client = client
+        self.ice_servers = [_ice_server(server) for server in ice_servers]
+        self.media = media
+        self.receive_media = receive_media
+        self.on_peer = on_peer
+        self.on_track = on_track
+        self.on_datachannel = on_datachannel
+        self.files = files
+        self.polite_offer_after = polite_offer_after
+        self.peers: dict[str, Peer] = {}
+        self._change = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self._reconnected = False
+
+    async def __aenter__(self) -> Mesh:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        """Connect to the members present and to those who come."""
+        if self._started:
+            return
+        self._started = True
+        self.client.add_listener(self._on_event)
+        for participant in self.client.participants.values():
+            self._add_peer(participant.user_id, participant.polite)
+
+    async def close(self) -> None:
+        self.client.remove_listener(self._on_event)
+        peers = list(self.peers.values())
+        self.peers.clear()
+        await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_for_peer(self, user_id: str, timeout: float | None = None) -> Peer:
+        """The peer ``user_id`` once it is connected (waiting for them to join)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                peer = self.peers.get(user_id)
+                if peer is not None and peer.connected:
+                    return peer
+                self._change.clear()
+                if peer is not None:
+                    waiter = asyncio.ensure_future(peer.wait_connected())
+                    change = asyncio.ensure_future(self._change.wait())
+                    await asyncio.wait({waiter, change}, return_when=asyncio.FIRST_COMPLETED)
+                    for future in (waiter, change):
+                        future.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, PeerClosed):
+                        await waiter
+                else:
+                    await self._change.wait()
+
+    # -- events from the client ---------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, SignalReceived):
+            peer = self.peers.get(event.from_user_id)
+            if peer is None:
+                participant = self.client.participants.get(event.from_user_id)
+                if participant is None:
+                    return
+                peer = self._add_peer(participant.user_id, participant.polite)
+            peer._queue(event.signal)
+        elif isinstance(event, UserJoined):
+            self._drop_peer(event.user_id)  # a new session under an old name
+            self._add_peer(event.user_id, event.polite)
+        elif isinstance(event, UserLeft):
+            self._drop_peer(event.user_id)
+        elif isinstance(event, Reconnected):
+            self._reconnected = True
+        elif isinstance(event, RoomJoined) and self._reconnected:
+            # Back after a reconnection: the others saw us leave and come back and
+            # will connect anew, so every old peer connection goes.
+            self._reconnected = False
+            for user_id in list(self.peers):
+                self._drop_peer(user_id)
+            for participant in event.participants:
+                self._add_peer(participant.user_id, participant.polite)
+
+    def _add_peer(self, user_id: str, polite: bool) -> Peer:
+        peer = Peer(self, user_id, polite)
+        self.peers[user_id] = peer
+        self._changed()
+        self._call(self.on_peer, peer)
+        return peer
+
+    def _drop_peer(self, user_id: str) -> None:
+        peer = self.peers.pop(user_id, None)
+        if peer is not None:
+            self._spawn(peer.close())
+            self._changed()
+
+    def _changed(self) -> None:
+        self._change.set()
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _call(self, callback: Callable[..., Awaitable[None] | None] | None, *args: Any) -> None:
+        if callback is None:
+            return
+        try:
+            result = callback(*args)
+        except Exception:
+            log.exception("a mesh callback failed")
+            return
+        if result is not None:
+            self._spawn(_logged(result))
+
+    async def _receive_file(self, peer: Peer, channel: RTCDataChannel) -> None:
+        receiver = files.FileReceiver(channel, self.files, peer.user_id)
+        await receiver.run()
+
+
+async def _logged(awaitable: Awaitable[None]) -> None:
+    try:
+        await awaitable
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("a mesh callback failed")
+
+
+def _ice_server(server: RTCIceServer | Mapping[str, Any]) -> RTCIceServer:
+    if isinstance(server, RTCIceServer):
+        return server
+    return RTCIceServer(
+        urls=server["urls"],
+        username=server.get("username"),
+        credential=server.get("credential"),
+    )
+
+
+def _max_message_size(pc: RTCPeerConnection) -> int:
+    sctp = pc.sctp
+    remote = getattr(sctp, "_remote_max_message_size", None) if sctp is not None else None
+    return int(remote) if isinstance(remote, int) and remote > 0 else 65536

@@ -1,0 +1,85 @@
+"""The ``signal`` values peers exchange (``docs/peer-protocol.md``), to and from aiortc.
+
+Parsing is lenient where browsers and the seed's clients differ (an ``sdp`` given as
+a bare string, a candidate line with or without its ``a=`` prefix) and strict
+about the rest: a value that is not one of the known shapes is
+:class:`BadSignal`, which the mesh logs and drops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCIceCandidate, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+MAX_SDP_LENGTH = 256 * 1024
+"""Characters: the longest session description accepted from a peer."""
+
+
+class BadSignal(ValueError):
+    """A signal that is none of the shapes of the peer protocol."""
+
+
+@dataclass(frozen=True)
+class Description:
+    description: RTCSessionDescription
+
+
+@dataclass(frozen=True)
+class Candidate:
+    candidate: RTCIceCandidate | None
+    """None marks the end of the remote's candidates."""
+
+
+Signal = Description | Candidate
+
+
+def description_signal(description: RTCSessionDescription) -> dict[str, Any]:
+    return {
+        "type": description.type,
+        "sdp": {"type": description.type, "sdp": description.sdp},
+    }
+
+
+def parse_signal(value: Any) -> Signal:
+    if not isinstance(value, dict):
+        raise BadSignal("a signal is a JSON object")
+    kind = value.get("type")
+    if kind in ("offer", "answer"):
+        sdp = value.get("sdp")
+        if isinstance(sdp, dict):
+            sdp = sdp.get("sdp")
+        if not isinstance(sdp, str) or not sdp or len(sdp) > MAX_SDP_LENGTH:
+            raise BadSignal(f"the {kind} has no usable sdp")
+        return Description(RTCSessionDescription(sdp=sdp, type=kind))
+    if kind == "ice-candidate":
+        return Candidate(_parse_candidate(value.get("candidate")))
+    raise BadSignal(f"unknown signal type {str(kind)[:32]!r}")
+
+
+def _parse_candidate(init: Any) -> RTCIceCandidate | None:
+    if init is None:
+        return None
+    if not isinstance(init, dict):
+        raise BadSignal("candidate is an RTCIceCandidateInit object")
+    line = init.get("candidate")
+    if line is None or line == "":
+        return None
+    if not isinstance(line, str) or len(line) > 1024:
+        raise BadSignal("candidate.candidate is a candidate line")
+    line = line.removeprefix("a=").removeprefix("candidate:")
+    if len(line.split()) < 8:
+        raise BadSignal("unreadable candidate line")
+    try:
+        candidate = candidate_from_sdp(line)
+    except (ValueError, IndexError) as exc:
+        raise BadSignal("unreadable candidate line") from exc
+    mid = init.get("sdpMid")
+    index = init.get("sdpMLineIndex")
+    candidate.sdpMid = mid if isinstance(mid, str) else None
+    candidate.sdpMLineIndex = index if isinstance(index, int) else None
+    if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+        candidate.sdpMLineIndex = 0
+    return candidate

@@ -1,0 +1,81 @@
+"""hubbub.peer: real aiortc peers, connected through a real server, host candidates only."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from aiortc import RTCDataChannel
+
+from hubbub.client import Client
+from hubbub.peer import FileInbox, Mesh, Peer
+
+WAIT = 60.0
+
+
+async def test_two_python_peers_open_channels_both_ways(hub_url: str) -> None:
+    got: defaultdict[str, asyncio.Queue[str | bytes]] = defaultdict(asyncio.Queue)
+
+    def on_channel(peer: Peer, channel: RTCDataChannel) -> None:
+        channel.on("message", got[channel.label].put_nowait)
+
+    async with (
+        Client(hub_url, "p", user="alice", events=False) as alice,
+        Mesh(alice, on_datachannel=on_channel) as alice_mesh,
+        Client(hub_url, "p", user="bob", events=False) as bob,
+        Mesh(bob, on_datachannel=on_channel) as bob_mesh,
+    ):
+        to_bob = await alice_mesh.wait_for_peer("bob", timeout=WAIT)
+        to_alice = await bob_mesh.wait_for_peer("alice", timeout=WAIT)
+        assert to_bob.polite is False
+        assert to_alice.polite is True
+
+        reliable = await to_bob.open_channel("notes", timeout=WAIT)
+        reliable.send("hello bob")
+        reliable.send(b"\x00\x01")
+        async with asyncio.timeout(WAIT):
+            assert await got["notes"].get() == "hello bob"
+            assert await got["notes"].get() == b"\x00\x01"
+
+        # unordered, no retransmits: on loopback nothing is lost, but nothing waits
+        game = await to_alice.open_channel("game", ordered=False, max_retransmits=0)
+        assert game.ordered is False
+        assert game.maxRetransmits == 0
+        for n in range(200):
+            game.send(f"tick {n}")
+        received: set[str] = set()
+        async with asyncio.timeout(WAIT):
+            while len(received) < 150:
+                received.add(str(await got["game"].get()))
+        assert received <= {f"tick {n}" for n in range(200)}
+
+
+async def test_a_large_file_arrives_intact(hub_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "big.bin"
+    size = 50 * 1024 * 1024
+    with source.open("wb") as file:
+        for _ in range(size // (1 << 20)):
+            file.write(os.urandom(1 << 20))
+    inbox = FileInbox(tmp_path / "inbox")
+    progress: list[int] = []
+    async with (
+        Client(hub_url, "f", user="alice", events=False) as alice,
+        Mesh(alice) as alice_mesh,
+        Client(hub_url, "f", user="bob", events=False) as bob,
+        Mesh(bob, files=inbox),
+    ):
+        peer = await alice_mesh.wait_for_peer("bob", timeout=WAIT)
+        result = await peer.send_file(source, progress=lambda done, total: progress.append(done))
+        assert result.ok, result.reason
+        received = await inbox.next_result(timeout=WAIT)
+    assert received.ok
+    assert received.from_user == "alice"
+    assert received.path == tmp_path / "inbox" / "big.bin"
+    expected = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert received.sha256 == expected
+    assert hashlib.sha256(received.path.read_bytes()).hexdigest() == expected
+    assert progress[-1] == size
+    assert not list((tmp_path / "inbox").glob("*.hubbub-part*"))
