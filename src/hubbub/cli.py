@@ -65,6 +65,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--token-secret", help="shared secret (HS256)")
     token.add_argument("--config", metavar="FILE", help="TOML file of settings")
+
+    from hubbub.commands import add_client_commands
+
+    add_client_commands(commands)
     return parser
 
 
@@ -124,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if getattr(args, "run", None) is not None:  # a client command: chat, send, ...
+        return int(args.run(args))
     command = args.command
     del args.command
     if command == "token":

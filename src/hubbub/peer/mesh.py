@@ -126,6 +126,10 @@ class Peer:
         if self._closed.is_set():
             raise PeerClosed(self.user_id)
 
+    async def wait_closed(self) -> None:
+        """Return once the peer connection is closed (the member left, or it failed)."""
+        await self._closed.wait()
+
     async def open_channel(
         self,
         label: str,
@@ -224,7 +228,9 @@ class Peer:
             if pc is not self.pc:
                 return
             if channel.label.startswith(FILE_CHANNEL_PREFIX):
-                self._spawn(self._mesh._receive_file(self, channel))
+                # the mesh's task, not the peer's: it must outlive the peer to
+                # report a broken transfer
+                self._mesh._spawn(self._mesh._receive_file(self, channel))
                 return
             self.channels[channel.label] = channel
             self._mesh._call(self._mesh.on_datachannel, self, channel)

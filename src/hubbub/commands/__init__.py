@@ -1,0 +1,17 @@
+"""The ``hubbub`` commands that act as a client of a server: chat, send, receive, record.
+
+Each module adds its subcommand with ``add_parser`` and runs it with ``run``; the
+``hubbub`` command (``hubbub.cli``) only registers them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hubbub.commands import chat, record, transfer
+
+
+def add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    chat.add_parser(commands)
+    transfer.add_parsers(commands)
+    record.add_parser(commands)

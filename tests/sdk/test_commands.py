@@ -1,0 +1,166 @@
+"""The hubbub chat, send, receive and record commands, as real processes against a
+real ``hubbub serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import av
+import numpy as np
+
+from tests.process import hubbub_serve
+
+WAIT = 90.0
+
+
+@asynccontextmanager
+async def hubbub(*args: str, stdin: bool = False) -> AsyncIterator[asyncio.subprocess.Process]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubbub",
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+        await process.wait()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` (a file growing, which nothing signals) until it holds."""
+    async with asyncio.timeout(WAIT):
+        while not condition():  # noqa: ASYNC110 - polling the file system
+            await asyncio.sleep(0.02)
+
+
+async def read_until(stream: asyncio.StreamReader | None, text: str) -> str:
+    """Lines of ``stream`` up to the first holding ``text``."""
+    assert stream is not None
+    seen = []
+    async with asyncio.timeout(WAIT):
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"ended before {text!r}; got {seen}")
+            seen.append(line)
+            if text in line:
+                return "".join(seen)
+
+
+async def test_chat_between_two_terminals() -> None:
+    async with (
+        hubbub_serve() as (url, _server),
+        hubbub("chat", "--url", url, "--room", "c", "--user", "ann", stdin=True) as ann,
+    ):
+        await read_until(ann.stdout, "* in c as ann, with nobody else")
+        async with hubbub("chat", "--url", url, "--room", "c", "--user", "ben", stdin=True) as ben:
+            await read_until(ben.stdout, "* in c as ben, with ann")
+            await read_until(ann.stdout, "* ben joined")
+            assert ben.stdin is not None
+            ben.stdin.write(b"hello ann\n/who\n")
+            await ben.stdin.drain()
+            assert "ben: hello ann" in await read_until(ann.stdout, "hello ann")
+            await read_until(ben.stdout, "with ann")
+            ben.stdin.write(b"/quit\n")
+            await ben.stdin.drain()
+            assert await ben.wait() == 0
+        await read_until(ann.stdout, "* ben left")
+
+
+async def test_errors_are_one_clear_line(tmp_path: Path) -> None:
+    async with hubbub("chat", "--url", "ws://127.0.0.1:9", "--room", "c") as chat:
+        _, err = await chat.communicate()
+        assert chat.returncode == 1
+        assert err.decode().startswith("hubbub chat: error: cannot reach ws://127.0.0.1:9/")
+        assert "Traceback" not in err.decode()
+    async with hubbub_serve() as (url, _server):
+        missing = str(tmp_path / "nope.bin")
+        async with hubbub("send", missing, "--url", url, "--room", "r", "--to", "x") as send:
+            _, err = await send.communicate()
+            assert send.returncode == 1
+            assert err.decode().strip() == f"hubbub send: error: no such file: {missing}"
+        async with hubbub("chat", "--url", url, "--room", "r", "--user", "x" * 100) as chat:
+            _, err = await chat.communicate()
+            assert chat.returncode == 1
+            assert "refused to let us in: too-large" in err.decode()
+
+
+async def test_send_and_receive_resume_after_the_sender_dies(tmp_path: Path) -> None:
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(24 * 1024 * 1024))
+    out = tmp_path / "out"
+    part = out / "data.bin.hubbub-part"
+    async with hubbub_serve() as (url, _server):
+        room = ["--url", url, "--room", "files"]
+        async with hubbub(
+            "receive", *room, "--user", "rx", "--out", str(out), "--count", "1"
+        ) as rx:
+            await read_until(rx.stdout, "receiving in files as rx")
+            async with hubbub("send", str(source), *room, "--user", "tx", "--to", "rx") as tx:
+                await until(lambda: part.exists() and part.stat().st_size > 2 * 1024 * 1024)
+                tx.send_signal(signal.SIGKILL)
+                await tx.wait()
+            kept = part.stat().st_size
+            assert 0 < kept < source.stat().st_size
+            await read_until(rx.stderr, "broke")
+            async with hubbub("send", str(source), *room, "--user", "tx", "--to", "rx") as tx:
+                stdout, stderr = await asyncio.wait_for(tx.communicate(), WAIT)
+                assert tx.returncode == 0, stderr.decode()
+                assert "resumed at" in stdout.decode()
+            output = await read_until(rx.stdout, "received")
+            assert "sha256 verified, resumed at" in output
+            assert await asyncio.wait_for(rx.wait(), WAIT) == 0
+    received = out / "data.bin"
+    assert (
+        hashlib.sha256(received.read_bytes()).digest()
+        == hashlib.sha256(source.read_bytes()).digest()
+    )
+    assert not part.exists()
+
+
+async def test_record_a_python_peer(tmp_path: Path) -> None:
+    """A peer sending the generated test pattern and tone is recorded by the bot."""
+    from hubbub.client import Client
+    from hubbub.peer import MediaSource, Mesh
+
+    out = tmp_path / "rec.mkv"
+    media = MediaSource.test_pattern()
+    async with hubbub_serve() as (url, _server):
+        async with Client(url, "rec", user="cam", events=False) as cam, Mesh(cam, media=media):  # noqa: SIM117
+            async with hubbub(
+                "record", "--url", url, "--room", "rec", "--user", "cam",
+                "--out", str(out), "--duration", "4",
+            ) as bot:  # fmt: skip
+                stdout, stderr = await asyncio.wait_for(bot.communicate(), WAIT)
+                assert bot.returncode == 0, stderr.decode()
+                assert "recording cam (audio, video)" in stdout.decode()
+        media.stop()
+    assert_recording_has_moving_video(out, audio=True)
+
+
+def assert_recording_has_moving_video(path: Path, *, audio: bool) -> None:
+    """The file decodes; its video frames are not blank and change over time."""
+    with av.open(str(path)) as container:
+        kinds = {stream.type for stream in container.streams}
+        assert "video" in kinds
+        if audio:
+            assert "audio" in kinds
+        frames = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
+    assert len(frames) >= 10, len(frames)
+    last = frames[-1].astype(np.int16)
+    assert last.std() > 10, "the picture is flat"
+    assert np.abs(last - frames[len(frames) // 2].astype(np.int16)).mean() > 1, "no motion"
