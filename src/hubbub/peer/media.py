@@ -15,7 +15,7 @@ import fractions
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -150,12 +150,13 @@ class MediaSource:
         player = MediaPlayer(str(path), loop=loop, **options)
         return cls(audio=player.audio, video=player.video, player=player)
 
-    def tracks(self) -> list[MediaStreamTrack]:
-        """A fresh subscription to each track, for one more peer connection."""
+    def tracks(self, kinds: Collection[str] | None = None) -> list[MediaStreamTrack]:
+        """A fresh subscription to each track (of ``kinds``, or all), for one more
+        peer connection."""
         return [
             self._relay.subscribe(track, buffered=False)
             for track in (self.audio, self.video)
-            if track is not None
+            if track is not None and (kinds is None or track.kind in kinds)
         ]
 
     def stop(self) -> None:

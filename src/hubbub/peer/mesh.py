@@ -84,6 +84,8 @@ class Peer:
         self.polite = polite
         self.tracks: list[MediaStreamTrack] = []
         self.channels: dict[str, RTCDataChannel] = {}
+        self.moves: list[Move] = []
+        """The negotiation moves made for this peer's descriptions, in order."""
         self._mesh = mesh
         self._inbox: asyncio.Queue[object] = asyncio.Queue(MAX_PENDING_SIGNALS)
         self._making_offer = False
@@ -91,6 +93,7 @@ class Peer:
         self._connected = asyncio.Event()
         self._closed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._media_attached_to: RTCPeerConnection | None = None
         self.pc = self._new_peer_connection()
         self._worker = asyncio.create_task(self._work(), name=f"hubbub-peer-{user_id}")
         if not polite:
@@ -193,15 +196,6 @@ class Peer:
         pc = RTCPeerConnection(
             RTCConfiguration(iceServers=list(mesh.ice_servers), alwaysNegotiateDataChannels=True)
         )
-        sending = set()
-        if mesh.media is not None:
-            for track in mesh.media.tracks():
-                pc.addTrack(track)
-                sending.add(track.kind)
-        if mesh.receive_media:
-            for kind in ("audio", "video"):
-                if kind not in sending:
-                    pc.addTransceiver(kind, direction="recvonly")
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -236,6 +230,24 @@ class Peer:
             self._mesh._call(self._mesh.on_datachannel, self, channel)
 
         return pc
+
+    def _attach_media(self, pc: RTCPeerConnection, offered: set[str] | None) -> None:
+        """Add what we send and receive to ``pc``, once: before our own offer
+        (``offered`` None), or after the other's offer, to the kinds it offers
+        (aiortc cannot answer with a transceiver the offer did not ask for)."""
+        if self._media_attached_to is pc:
+            return
+        self._media_attached_to = pc
+        mesh = self._mesh
+        sending = set()
+        if mesh.media is not None:
+            for track in mesh.media.tracks(offered):
+                pc.addTrack(track)
+                sending.add(track.kind)
+        if mesh.receive_media and offered is None:
+            for kind in ("audio", "video"):
+                if kind not in sending:
+                    pc.addTransceiver(kind, direction="recvonly")
 
     def _queue(self, item: object) -> None:
         try:
@@ -274,6 +286,7 @@ class Peer:
         pc = self.pc
         if pc.signalingState != "stable":
             return
+        self._attach_media(pc, None)
         self._making_offer = True
         try:
             await pc.setLocalDescription(await pc.createOffer())
@@ -299,6 +312,7 @@ class Peer:
             making_offer=self._making_offer,
         )
         log.debug("peer %s: %s -> %s", self.user_id, description.type, move.value)
+        self.moves.append(move)
         if move is Move.IGNORE:
             self._ignore_offer = description.type == "offer"
             return
@@ -311,6 +325,7 @@ class Peer:
         self._ignore_offer = False
         pc = self.pc
         await pc.setRemoteDescription(description)
+        self._attach_media(pc, {transceiver.kind for transceiver in pc.getTransceivers()})
         await pc.setLocalDescription(await pc.createAnswer())
         await self._mesh.client.signal(self.user_id, description_signal(pc.localDescription))
 
@@ -399,11 +414,13 @@ class Mesh:
                 if peer is not None:
                     waiter = asyncio.ensure_future(peer.wait_connected())
                     change = asyncio.ensure_future(self._change.wait())
-                    await asyncio.wait({waiter, change}, return_when=asyncio.FIRST_COMPLETED)
-                    for future in (waiter, change):
-                        future.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, PeerClosed):
-                        await waiter
+                    try:
+                        await asyncio.wait({waiter, change}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        for future in (waiter, change):
+                            future.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, PeerClosed):
+                            await waiter
                 else:
                     await self._change.wait()
 
