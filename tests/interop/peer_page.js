@@ -61,13 +61,16 @@ async function main() {
     try {
       p.makingOffer = true;
       await p.pc.setLocalDescription();
+      const description = p.pc.localDescription;
+      if (description.type !== "offer") return;  // rolled back meanwhile
       log(`${id}: offer sent`);
-      signal(id, { type: "offer", sdp: p.pc.localDescription.toJSON() });
+      signal(id, { type: "offer", sdp: description.toJSON() });
     } catch (e) { log(`${id}: offer failed ${e}`); } finally { p.makingOffer = false; }
   }
 
   async function onSignal(from, value) {
-    const p = state.peers[from];
+    // a hidden member (a recorder) is in no list: its offer makes the peer
+    const p = state.peers[from] || (value.type === "offer" ? peer(from, false) : null);
     if (!p) return;
     const pc = p.pc;
     try {
@@ -97,6 +100,7 @@ async function main() {
 
   ws.onmessage = ({ data }) => {
     const m = JSON.parse(data);
+    if (m.type === "user-joined" || m.type === "user-left") log(`${m.type} ${m.userId}`);
     if (m.type === "room-joined") {
       state.joined = true; state.userId = m.userId;
       for (const other of m.participants) {

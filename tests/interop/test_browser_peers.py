@@ -31,20 +31,35 @@ async def open_page(browser: Browser, page_url: str, hub: str, user: str, **opti
     return page
 
 
-async def test_python_records_the_browsers_video(
+async def test_a_hidden_bot_records_the_browsers_video(
     browser: Browser, page_url: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "browser.mkv"
-    async with hubbub_serve() as (url, _server):
+    secret = "s" * 32
+    async with hubbub_serve("--token-secret", secret) as (url, _server):
+        token = await mint_token(secret, "rec", "x", "join", "signal", "hidden")
         page = await open_page(browser, page_url, url, "web", send="1", audio="1")
         async with hubbub(
             "record", "--url", url, "--room", "x", "--user", "web", "--out", str(out),
-            "--duration", "5",
+            "--duration", "5", "--token", token,
         ) as bot:  # fmt: skip
             stdout, stderr = await asyncio.wait_for(bot.communicate(), WAIT * 2)
-        assert bot.returncode == 0, stderr.decode() + str(await page.evaluate("peerState.log"))
+        log = await page.evaluate("peerState.log")
+        assert bot.returncode == 0, stderr.decode() + str(log)
         assert "recording web (audio, video)" in stdout.decode()
+        # hidden: the browser was never told the bot joined or left
+        assert not [line for line in log if line.endswith(" rec")], log
     assert_recording_has_moving_video(out, audio=True)
+
+
+async def mint_token(secret: str, user: str, room: str, *grants: str) -> str:
+    args = ["token", "--user", user, "--room", room, "--token-secret", secret]
+    for grant in grants:
+        args += ["--grant", grant]
+    async with hubbub(*args) as minting:
+        stdout, stderr = await minting.communicate()
+    assert minting.returncode == 0, stderr.decode()
+    return stdout.decode().strip()
 
 
 async def test_browser_plays_python_video_and_channels_go_both_ways(
@@ -109,10 +124,17 @@ async def test_offers_that_collide_still_connect(
             if page is None:
                 # the browser joins as the newcomer and offers at once as well
                 page = await open_page(browser, page_url, url, "web", send="1", offerOnJoin="1")
-            peer = await mesh.wait_for_peer("web", timeout=WAIT)
-            await page.wait_for_function(
-                "peerState.peers.py && peerState.peers.py.connected", timeout=WAIT * 1000
-            )
+            try:
+                peer = await mesh.wait_for_peer("web", timeout=WAIT)
+                await page.wait_for_function(
+                    "peerState.peers.py && peerState.peers.py.connected", timeout=WAIT * 1000
+                )
+            except TimeoutError:
+                python_side = mesh.peers.get("web")
+                raise AssertionError(
+                    f"browser: {await page.evaluate('peerState.log')}; python: "
+                    f"{python_side and (python_side.moves, python_side.connection_state)}"
+                ) from None
             log = await page.evaluate("peerState.log")
             if python_first:
                 assert Move.IGNORE in peer.moves

@@ -165,6 +165,6 @@ def test_backoff_grows_with_jitter_and_stays_bounded() -> None:
 
 def test_websocket_url() -> None:
     assert websocket_url("http://h:1") == "ws://h:1/"
-    assert websocket_url("https://h/x", token="a b") == "wss://h/x?token=a+b"
+    assert websocket_url("https://h/x?a=1") == "wss://h/x?a=1"
     with pytest.raises(ValueError, match="not a hubbub URL"):
         websocket_url("ftp://h")

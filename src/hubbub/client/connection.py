@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import msgspec
@@ -35,6 +35,7 @@ from hubbub.client.events import (
     ChatMessage,
     Disconnected,
     Event,
+    IceServers,
     KnownMessage,
     Participant,
     Reconnected,
@@ -51,10 +52,11 @@ log = logging.getLogger("hubbub.client")
 
 Listener = Callable[[Event], None]
 
-FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
+FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010, 4003, 4004, 4009})
 """Close codes after which reconnecting would only be refused the same way (a
-protocol error, a flood, a frame too large). Others (1001 going away, 1006 lost,
-1011, 4008 slow reader) are retried."""
+protocol error, a flood, a frame too large), or is not wanted: an admin removed us
+(4003) or ended the room (4004), or our identity joined from elsewhere (4009).
+Others (1001 going away, 1006 lost, 1011, 4008 slow reader) are retried."""
 
 RETRYABLE_JOIN_CODES = frozenset({"user-id-taken", "room-full", "rate-limited"})
 """Join refusals that can pass with time when rejoining after a reconnect: the
@@ -70,16 +72,13 @@ DEFAULT_MAX_QUEUED_EVENTS = 1000
 """Events kept for the iterator before the client stops reading from the server."""
 
 
-def websocket_url(url: str, token: str | None = None) -> str:
-    """``url`` as a WebSocket URL (``http`` becomes ``ws``), with ``token`` in the query."""
+def websocket_url(url: str) -> str:
+    """``url`` as a WebSocket URL (``http`` becomes ``ws``, ``https`` ``wss``)."""
     parts = urlsplit(url)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     if scheme not in ("ws", "wss"):
         raise ValueError(f"not a hubbub URL: {url!r} (use ws://, wss://, http:// or https://)")
-    query = parts.query
-    if token is not None:
-        query = (query + "&" if query else "") + urlencode({"token": token})
-    return urlunsplit((scheme, parts.netloc, parts.path or "/", query, ""))
+    return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 
 class Client:
@@ -94,7 +93,8 @@ class Client:
 
     ``user`` is the user id to ask for (the server picks one when it is None; on a
     server with tokens the token says who the user is). ``token`` is passed to the
-    server in the URL's query. With ``reconnect`` False a lost connection ends the
+    server in each ``join-room`` (never in the URL, which logs keep).
+    With ``reconnect`` False a lost connection ends the
     iteration instead. With ``events`` False nothing is queued for the iterator:
     listeners (:meth:`add_listener`) are then the only way to see events.
     """
@@ -114,12 +114,17 @@ class Client:
         max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS,
         join_fields: Mapping[str, Any] | None = None,
     ) -> None:
-        self.url = websocket_url(url, token)
+        self.url = websocket_url(url)
+        self.token = token
         self.room = room
         self.user_id: str | None = user
         self.session_id: str | None = None
         self.participants: dict[str, Participant] = {}
         """The other members of the room by user id, kept up to date."""
+        self.grants: frozenset[str] | None = None
+        """What our token grants, as the server said (None without a token)."""
+        self.ice_servers: list[dict[str, Any]] = []
+        """The ``iceServers`` for new peer connections, kept fresh by the server."""
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
         self.request_timeout = request_timeout
@@ -290,6 +295,8 @@ class Client:
         message: dict[str, Any] = {**self._join_fields, "type": "join-room", "room": room}
         if self.user_id is not None:
             message["userId"] = self.user_id
+        if self.token is not None:
+            message["token"] = self.token
         return message
 
     async def _connect_and_join(self) -> tuple[aiohttp.ClientWebSocketResponse, RoomJoined]:
@@ -339,6 +346,8 @@ class Client:
         self.user_id = joined.user_id
         self.session_id = joined.session_id
         self.participants = {p.user_id: p for p in joined.participants}
+        self.grants = frozenset(joined.grants) if joined.grants is not None else None
+        self.ice_servers = joined.ice_servers
 
     async def _run(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
@@ -418,7 +427,11 @@ class Client:
                 if not isinstance(event, ServerError):
                     return
         if isinstance(event, UserJoined):
-            self.participants[event.user_id] = Participant(event.user_id, event.polite)
+            self.participants[event.user_id] = Participant(
+                event.user_id, event.polite, event.name, event.grants
+            )
+        elif isinstance(event, IceServers):
+            self.ice_servers = event.ice_servers
         elif isinstance(event, UserLeft):
             self.participants.pop(event.user_id, None)
         self._emit(event)

@@ -17,6 +17,7 @@ __all__ = [
     "ChatMessage",
     "Disconnected",
     "Event",
+    "IceServers",
     "Participant",
     "Pong",
     "Reconnected",
@@ -41,6 +42,9 @@ class Participant(msgspec.Struct, rename="camel", frozen=True):
     user_id: str
     polite: bool
     """True when this client is the polite peer toward that member (it joined later)."""
+    name: str | None = None
+    """The display name from the member's token, if it has one."""
+    grants: list[str] | None = None
 
 
 class RoomJoined(_Message, tag="room-joined", frozen=True):
@@ -51,6 +55,12 @@ class RoomJoined(_Message, tag="room-joined", frozen=True):
     session_id: str
     participants: list[Participant]
     ref: str | int | None = None
+    name: str | None = None
+    grants: list[str] | None = None
+    """What this client's token grants (None without a token)."""
+    ice_servers: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    """``RTCConfiguration.iceServers`` from the server: STUN, and TURN with credentials."""
+    ice_servers_expire_at: float | None = None
 
 
 class RoomLeft(_Message, tag="room-left", frozen=True):
@@ -61,6 +71,15 @@ class RoomLeft(_Message, tag="room-left", frozen=True):
 class UserJoined(_Message, tag="user-joined", frozen=True):
     user_id: str
     polite: bool
+    name: str | None = None
+    grants: list[str] | None = None
+
+
+class IceServers(_Message, tag="ice-servers", frozen=True):
+    """Fresh TURN credentials for the peer connections made from now on."""
+
+    ice_servers: list[dict[str, Any]]
+    ice_servers_expire_at: float | None = None
 
 
 class UserLeft(_Message, tag="user-left", frozen=True):
@@ -122,6 +141,7 @@ KnownMessage = (
     | RoomLeft
     | UserJoined
     | UserLeft
+    | IceServers
     | ChatMessage
     | SignalReceived
     | Pong

@@ -47,7 +47,7 @@ async def record(args: argparse.Namespace) -> int:
 
     from hubbub.peer import Mesh, Peer, Recording
 
-    if args.user is None:
+    if args.user is None and args.token is None:  # with a token, it says who we are
         args.user = "recorder-" + secrets.token_hex(3)
     target: str = args.target
     if not args.out.parent.exists():

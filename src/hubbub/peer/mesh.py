@@ -79,7 +79,7 @@ class Peer:
     :mod:`hubbub.peer.negotiation`).
     """
 
-    def __init__(self, mesh: Mesh, user_id: str, polite: bool) -> None:
+    def __init__(self, mesh: Mesh, user_id: str, polite: bool, *, offer: bool = True) -> None:
         self.user_id = user_id
         self.polite = polite
         self.tracks: list[MediaStreamTrack] = []
@@ -96,7 +96,10 @@ class Peer:
         self._media_attached_to: RTCPeerConnection | None = None
         self.pc = self._new_peer_connection()
         self._worker = asyncio.create_task(self._work(), name=f"hubbub-peer-{user_id}")
-        if not polite:
+        if not offer:
+            pass  # a hidden member offered to us: we answer
+        elif not polite or mesh.hidden:
+            # impolite, or hidden (nobody knows we are here, so nobody offers)
             self._inbox.put_nowait(_OFFER)
         else:
             self._spawn(self._offer_if_nobody_does())
@@ -194,7 +197,7 @@ class Peer:
     def _new_peer_connection(self) -> RTCPeerConnection:
         mesh = self._mesh
         pc = RTCPeerConnection(
-            RTCConfiguration(iceServers=list(mesh.ice_servers), alwaysNegotiateDataChannels=True)
+            RTCConfiguration(iceServers=mesh.ice_servers_now(), alwaysNegotiateDataChannels=True)
         )
 
         @pc.on("connectionstatechange")
@@ -313,8 +316,10 @@ class Peer:
         )
         log.debug("peer %s: %s -> %s", self.user_id, description.type, move.value)
         self.moves.append(move)
+        # as in the pattern, every description decides afresh whether the candidates
+        # that follow it are dropped
+        self._ignore_offer = move is Move.IGNORE and description.type == "offer"
         if move is Move.IGNORE:
-            self._ignore_offer = description.type == "offer"
             return
         if move is Move.APPLY_ANSWER:
             await self.pc.setRemoteDescription(description)
@@ -322,7 +327,6 @@ class Peer:
         if move is Move.REPLACE_AND_ACCEPT:
             old, self.pc = self.pc, self._new_peer_connection()
             await old.close()
-        self._ignore_offer = False
         pc = self.pc
         await pc.setRemoteDescription(description)
         self._attach_media(pc, {transceiver.kind for transceiver in pc.getTransceivers()})
@@ -341,8 +345,9 @@ class Mesh:
             channel.send("hi")
 
     ``ice_servers`` are ``RTCIceServer`` or dicts as a browser takes them
-    (``{"urls": ..., "username": ..., "credential": ...}``); none by default, so
-    only host candidates are used. ``media`` is sent to every peer;
+    (``{"urls": ..., "username": ..., "credential": ...}``); by default those the
+    server gives (STUN, TURN with fresh credentials), and none when it gives none,
+    so only host candidates are used. ``media`` is sent to every peer;
     ``receive_media`` asks every peer for audio and video even when we send none.
     ``on_track``, ``on_datachannel`` and ``on_peer`` are called (and awaited, if
     they return an awaitable, in their own task) as tracks, channels and peers
@@ -354,7 +359,7 @@ class Mesh:
         self,
         client: Client,
         *,
-        ice_servers: Iterable[RTCIceServer | Mapping[str, Any]] = (),
+        ice_servers: Iterable[RTCIceServer | Mapping[str, Any]] | None = None,
         media: MediaSource | None = None,
         receive_media: bool = False,
         on_peer: PeerCallback | None = None,
@@ -364,7 +369,9 @@ class Mesh:
         polite_offer_after: float = POLITE_OFFER_AFTER,
     ) -> None:
         self.client = client
-        self.ice_servers = [_ice_server(server) for server in ice_servers]
+        self.ice_servers = (
+            None if ice_servers is None else [_ice_server(server) for server in ice_servers]
+        )
         self.media = media
         self.receive_media = receive_media
         self.on_peer = on_peer
@@ -377,6 +384,23 @@ class Mesh:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._reconnected = False
+
+    @property
+    def hidden(self) -> bool:
+        """Whether we joined hidden (the others are not told we are here)."""
+        return self.client.grants is not None and "hidden" in self.client.grants
+
+    def ice_servers_now(self) -> list[RTCIceServer]:
+        """The ICE servers for a new peer connection."""
+        if self.ice_servers is not None:
+            return list(self.ice_servers)
+        servers = []
+        for server in self.client.ice_servers:
+            try:
+                servers.append(_ice_server(server))
+            except (KeyError, TypeError, ValueError):
+                log.warning("an ICE server from the server is unusable; skipped")
+        return servers
 
     async def __aenter__(self) -> Mesh:
         self.start()
@@ -431,9 +455,13 @@ class Mesh:
             peer = self.peers.get(event.from_user_id)
             if peer is None:
                 participant = self.client.participants.get(event.from_user_id)
-                if participant is None:
+                if participant is not None:
+                    peer = self._add_peer(participant.user_id, participant.polite)
+                elif isinstance(event.signal, dict) and event.signal.get("type") == "offer":
+                    # a hidden member (a recorder, a bot) offers: we answer it
+                    peer = self._add_peer(event.from_user_id, False, offer=False)
+                else:
                     return
-                peer = self._add_peer(participant.user_id, participant.polite)
             peer._queue(event.signal)
         elif isinstance(event, UserJoined):
             self._drop_peer(event.user_id)  # a new session under an old name
@@ -451,8 +479,8 @@ class Mesh:
             for participant in event.participants:
                 self._add_peer(participant.user_id, participant.polite)
 
-    def _add_peer(self, user_id: str, polite: bool) -> Peer:
-        peer = Peer(self, user_id, polite)
+    def _add_peer(self, user_id: str, polite: bool, *, offer: bool = True) -> Peer:
+        peer = Peer(self, user_id, polite, offer=offer)
         self.peers[user_id] = peer
         self._changed()
         self._call(self.on_peer, peer)

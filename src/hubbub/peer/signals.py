@@ -50,6 +50,8 @@ def parse_signal(value: Any) -> Signal:
     if kind in ("offer", "answer"):
         sdp = value.get("sdp")
         if isinstance(sdp, dict):
+            if sdp.get("type", kind) != kind:
+                raise BadSignal(f"an {kind} signal that holds an {str(sdp.get('type'))[:16]}")
             sdp = sdp.get("sdp")
         if not isinstance(sdp, str) or not sdp or len(sdp) > MAX_SDP_LENGTH:
             raise BadSignal(f"the {kind} has no usable sdp")
