@@ -1,17 +1,32 @@
+"""Chromium pages running hubbub.js, served from their own loopback origin and
+importing ``/hubbub.js`` from the hub, as an app's site would."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Browser, async_playwright
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 
-PAGE_SCRIPT = (Path(__file__).parent / "peer_page.js").read_text()
-PAGE = f"""<!doctype html><html><head><meta charset="utf-8"><title>peer</title></head>
-<body><script>{PAGE_SCRIPT}</script></body></html>"""
+PAGE_SCRIPT = (Path(__file__).parent / "page.js").read_text()
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>hubbub.js peer</title></head>
+<body><script type="module">
+import * as hubbub from "%(hub)s/hubbub.js";
+window.hubbub = hubbub;
+window.HUB = "%(hub)s";
+%(script)s
+window.ready = true;
+</script></body></html>
+"""
+
+
+def page_html(hub_url: str) -> str:
+    return PAGE % {"hub": hub_url, "script": PAGE_SCRIPT}
 
 
 @pytest.fixture
@@ -27,23 +42,3 @@ async def browser() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
-
-
-@pytest.fixture
-async def page_url() -> AsyncIterator[str]:
-    """The test page, served from its own origin on loopback."""
-
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        await runner.cleanup()

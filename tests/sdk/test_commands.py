@@ -40,6 +40,21 @@ async def hubbub(*args: str, stdin: bool = False) -> AsyncIterator[asyncio.subpr
         await process.wait()
 
 
+async def finish(process: asyncio.subprocess.Process, timeout: float = WAIT) -> tuple[str, str]:
+    """Wait for ``process`` to exit; its stdout and stderr. On a timeout, kill it and
+    fail with what it printed."""
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.send_signal(signal.SIGKILL)
+        stdout, stderr = await process.communicate()
+        raise AssertionError(
+            f"still running after {timeout:g} s; stdout: {stdout.decode()[-2000:]}; "
+            f"stderr: {stderr.decode()[-2000:]}"
+        ) from None
+    return stdout.decode(), stderr.decode()
+
+
 async def until(condition: Callable[[], bool]) -> None:
     """Poll ``condition`` (a file growing, which nothing signals) until it holds."""
     async with asyncio.timeout(WAIT):
@@ -118,9 +133,9 @@ async def test_send_and_receive_resume_after_the_sender_dies(tmp_path: Path) -> 
             assert 0 < kept < source.stat().st_size
             await read_until(rx.stderr, "broke")
             async with hubbub("send", str(source), *room, "--user", "tx", "--to", "rx") as tx:
-                stdout, stderr = await asyncio.wait_for(tx.communicate(), WAIT)
-                assert tx.returncode == 0, stderr.decode()
-                assert "resumed at" in stdout.decode()
+                stdout, stderr = await finish(tx)
+                assert tx.returncode == 0, stderr
+                assert "resumed at" in stdout
             output = await read_until(rx.stdout, "received")
             assert "sha256 verified, resumed at" in output
             assert await asyncio.wait_for(rx.wait(), WAIT) == 0
@@ -145,9 +160,9 @@ async def test_record_a_python_peer(tmp_path: Path) -> None:
                 "record", "--url", url, "--room", "rec", "--user", "cam",
                 "--out", str(out), "--duration", "4",
             ) as bot:  # fmt: skip
-                stdout, stderr = await asyncio.wait_for(bot.communicate(), WAIT)
-                assert bot.returncode == 0, stderr.decode()
-                assert "recording cam (audio, video)" in stdout.decode()
+                stdout, stderr = await finish(bot)
+                assert bot.returncode == 0, stderr
+                assert "recording cam (audio, video)" in stdout
         media.stop()
     assert_recording_has_moving_video(out, audio=True)
 

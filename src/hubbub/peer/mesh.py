@@ -44,6 +44,7 @@ from hubbub.peer.negotiation import Move, decide
 from hubbub.peer.signals import (
     BadSignal,
     Candidate,
+    UnknownSignal,
     description_signal,
     parse_signal,
 )
@@ -58,13 +59,19 @@ POLITE_OFFER_AFTER = 5.0
 """Seconds a polite peer waits for the other's first offer before it offers itself
 (the other may be a client that never offers first)."""
 
+RESERVED_PREFIX = "hubbub-"
+"""Channel labels hubbub keeps for itself (docs/peer-protocol.md)."""
 FILE_CHANNEL_PREFIX = "hubbub-file:"
+CONTROL_CHANNEL = "hubbub-control"
 
 PeerCallback = Callable[["Peer"], Awaitable[None] | None]
 TrackCallback = Callable[["Peer", MediaStreamTrack], Awaitable[None] | None]
 ChannelCallback = Callable[["Peer", RTCDataChannel], Awaitable[None] | None]
 
 _OFFER = object()
+"""Queued to make an offer (renegotiation)."""
+_FIRST_OFFER = object()
+"""Queued to make the first offer, unless the other has made one since."""
 
 
 class PeerClosed(Exception):
@@ -98,9 +105,9 @@ class Peer:
         self._worker = asyncio.create_task(self._work(), name=f"hubbub-peer-{user_id}")
         if not offer:
             pass  # a hidden member offered to us: we answer
-        elif not polite or mesh.hidden:
+        elif not polite or mesh.hidden or mesh.polite_offer_after <= 0:
             # impolite, or hidden (nobody knows we are here, so nobody offers)
-            self._inbox.put_nowait(_OFFER)
+            self._inbox.put_nowait(_FIRST_OFFER)
         else:
             self._spawn(self._offer_if_nobody_does())
 
@@ -151,6 +158,8 @@ class Peer:
         Reliable and ordered by default; ``ordered=False, max_retransmits=0`` for
         data that is stale once late (game state, positions).
         """
+        if label.startswith(RESERVED_PREFIX):
+            raise ValueError(f"channel labels starting with {RESERVED_PREFIX!r} are hubbub's own")
         await self.wait_connected(timeout)
         needs_negotiation = self.pc.sctp is None
         channel = self.pc.createDataChannel(
@@ -196,9 +205,7 @@ class Peer:
 
     def _new_peer_connection(self) -> RTCPeerConnection:
         mesh = self._mesh
-        pc = RTCPeerConnection(
-            RTCConfiguration(iceServers=mesh.ice_servers_now(), alwaysNegotiateDataChannels=True)
-        )
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=mesh.ice_servers_now()))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -229,6 +236,8 @@ class Peer:
                 # report a broken transfer
                 self._mesh._spawn(self._mesh._receive_file(self, channel))
                 return
+            if channel.label.startswith(RESERVED_PREFIX):
+                return  # hubbub's own (hubbub.js's "hubbub-control"): accepted, not the app's
             self.channels[channel.label] = channel
             self._mesh._call(self._mesh.on_datachannel, self, channel)
 
@@ -251,6 +260,11 @@ class Peer:
             for kind in ("audio", "video"):
                 if kind not in sending:
                     pc.addTransceiver(kind, direction="recvonly")
+        if offered is None and pc.sctp is None:
+            # As hubbub.js does: the first offer carries a data section (after the
+            # media ones, where browsers expect it), so that app and file channels
+            # open later without another offer.
+            pc.createDataChannel(CONTROL_CHANNEL)
 
     def _queue(self, item: object) -> None:
         try:
@@ -265,19 +279,23 @@ class Peer:
 
     async def _offer_if_nobody_does(self) -> None:
         await asyncio.sleep(self._mesh.polite_offer_after)
-        if self.pc.remoteDescription is None and self.pc.signalingState == "stable":
-            self._queue(_OFFER)
+        self._queue(_FIRST_OFFER)
 
     async def _work(self) -> None:
         while True:
             item = await self._inbox.get()
             try:
-                if item is _OFFER:
+                if item is _FIRST_OFFER:
+                    if self.pc.remoteDescription is None:  # else the other offered first
+                        await self._make_offer()
+                elif item is _OFFER:
                     await self._make_offer()
                 else:
                     await self._handle_signal(item)
             except asyncio.CancelledError:
                 raise
+            except UnknownSignal:
+                pass
             except (NotConnected, BadSignal) as exc:
                 log.info("peer %s: %s", self.user_id, exc)
             except Exception:

@@ -22,6 +22,11 @@ class BadSignal(ValueError):
     """A signal that is none of the shapes of the peer protocol."""
 
 
+class UnknownSignal(BadSignal):
+    """A signal of a type this peer does not use (``media-state``, say): ignored, as
+    the peer protocol asks."""
+
+
 @dataclass(frozen=True)
 class Description:
     description: RTCSessionDescription
@@ -58,7 +63,7 @@ def parse_signal(value: Any) -> Signal:
         return Description(RTCSessionDescription(sdp=sdp, type=kind))
     if kind == "ice-candidate":
         return Candidate(_parse_candidate(value.get("candidate")))
-    raise BadSignal(f"unknown signal type {str(kind)[:32]!r}")
+    raise UnknownSignal(f"unknown signal type {str(kind)[:32]!r}")
 
 
 def _parse_candidate(init: Any) -> RTCIceCandidate | None:
