@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from bench.scenario import Scenario
 from bench.scenarios.fanout import Fanout
+from bench.scenarios.file_transfer import FileTransfer
 from bench.scenarios.idle import Idle
 from bench.scenarios.join_storm import JoinStorm
 from bench.scenarios.relay import Relay
 from bench.scenarios.webrtc import WebRTCSetup
 
-SCENARIOS: list[Scenario] = [Relay(), Fanout(), JoinStorm(), Idle(), WebRTCSetup()]
+SCENARIOS: list[Scenario] = [
+    Relay(),
+    Fanout(),
+    JoinStorm(),
+    Idle(),
+    WebRTCSetup(),
+    FileTransfer(),
+]

@@ -22,6 +22,7 @@ import mimetypes
 import os
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -44,6 +45,8 @@ MAX_NAME_BYTES = 200
 CONTROL_TIMEOUT = 60.0
 """Seconds to wait for the other side's next control message."""
 PART_SUFFIX = ".hubbub-part"
+DONE_GRACE = 5.0
+"""Seconds the receiver waits, after ``file-done``, for the sender to close the channel."""
 IDLE_CHECK = 5.0
 """Seconds between the receiver's checks that bytes still arrive."""
 
@@ -79,6 +82,9 @@ class TransferResult:
     path: Path | None = None
     """Where the receiver put the file."""
     from_user: str | None = None
+    seconds: float | None = None
+    """On the sender, for a transfer that went through: from the receiver's
+    ``file-accept`` to its ``file-done``."""
 
 
 class _Channel:
@@ -219,11 +225,13 @@ class FileSender:
                 return TransferResult(
                     False, name, size, sha256, 0, "the receiver sent a bad offset"
                 )
+            started = time.monotonic()
             await self._send_bytes(link, offset, size, min(self.chunk_size, max_message_size))
             link.send({"kind": "file-end", "id": self.transfer_id, "sha256": sha256})
             done = await link.next()
             if done.get("kind") == "file-done" and done.get("ok") is True:
-                return TransferResult(True, name, size, sha256, offset)
+                seconds = time.monotonic() - started
+                return TransferResult(True, name, size, sha256, offset, seconds=seconds)
             reason = str(done.get("reason") or done.get("kind"))[:200]
             return TransferResult(False, name, size, sha256, offset, reason)
         except ChannelClosed:
@@ -495,6 +503,11 @@ class FileReceiver:
         part.rename(final)
         meta.unlink(missing_ok=True)
         link.send({"kind": "file-done", "id": offer.transfer_id, "ok": True})
+        # the sender closes the channel once it has read file-done; until then, a
+        # receiver that quit right away could take file-done down with it
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DONE_GRACE):
+                await link.closed.wait()
         return TransferResult(
             True, final.name, offer.size, actual, offset, None, final, self.from_user
         )

@@ -181,11 +181,12 @@ class Peer:
         *,
         progress: files.Progress | None = None,
         timeout: float | None = None,
+        chunk_size: int = files.CHUNK_SIZE,
     ) -> files.TransferResult:
         """Send a file over its own channel (``docs/peer-protocol.md``); return how
         it went. Resumes where the receiver says it has the start already."""
         await self.wait_connected(timeout)
-        sender = files.FileSender(Path(path), progress=progress)
+        sender = files.FileSender(Path(path), progress=progress, chunk_size=chunk_size)
         channel = self.pc.createDataChannel(FILE_CHANNEL_PREFIX + sender.transfer_id)
         return await sender.run(channel, max_message_size=_max_message_size(self.pc))
 
@@ -199,6 +200,8 @@ class Peer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker
         await self.pc.close()
+        if self._mesh.peers.get(self.user_id) is self:
+            del self._mesh.peers[self.user_id]
         self._mesh._changed()
 
     # -- negotiation ------------------------------------------------------------
