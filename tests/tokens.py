@@ -26,7 +26,7 @@ def token(
     *,
     grants: list[str] | None = None,
     name: str | None = None,
-    ttl: float = 600,
+    ttl: float = 86400,
     key: Any = SECRET,
     algorithm: str = "HS256",
 ) -> str:
@@ -67,7 +67,9 @@ def hmac_signed_by_hand(claims: dict[str, Any], secret: bytes) -> str:
 
 def claims_for(user: str, rooms: list[str], **extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"sub": user, "rooms": rooms, "iat": now, "exp": now + 600, **extra}
+    # a day: parametrized tests make their tokens when the suite is collected, and
+    # the whole suite can take longer than minutes on a busy machine
+    return {"sub": user, "rooms": rooms, "iat": now, "exp": now + 86400, **extra}
 
 
 def token_settings(**changes: Any) -> ServerSettings:
