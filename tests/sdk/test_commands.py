@@ -158,7 +158,7 @@ async def test_record_a_python_peer(tmp_path: Path) -> None:
         async with Client(url, "rec", user="cam", events=False) as cam, Mesh(cam, media=media):  # noqa: SIM117
             async with hubbub(
                 "record", "--url", url, "--room", "rec", "--user", "cam",
-                "--out", str(out), "--duration", "4",
+                "--out", str(out), "--duration", "8",
             ) as bot:  # fmt: skip
                 stdout, stderr = await finish(bot)
                 assert bot.returncode == 0, stderr
