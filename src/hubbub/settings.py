@@ -26,6 +26,22 @@ from hubbub.core import Limits
 
 ENV_PREFIX = "HUBBUB_"
 
+WEBHOOK_EVENTS = (
+    "room.started",
+    "room.finished",
+    "participant.joined",
+    "participant.left",
+    "chat.message",
+    "call.ringing",
+    "call.accepted",
+    "call.ended",
+)
+"""Every event a webhook can carry (docs/operations.md#webhooks)."""
+
+DEFAULT_WEBHOOK_EVENTS = [event for event in WEBHOOK_EVENTS if event != "chat.message"]
+"""All but chat messages, which a backend asks for by name: there are as many as
+there are messages."""
+
 
 class SettingsError(ValueError):
     """A setting's value is refused; the message names the setting and why."""
@@ -125,6 +141,33 @@ class ServerSettings:
         "Seconds a TURN credential is valid; fresh ones are sent when three quarters "
         "of that have passed.",
     )
+    webhook_url: list[str] = setting(
+        [],
+        "URL of an application's backend that events are POSTed to (JSON, signed with "
+        "webhook_secret; see docs/operations.md#webhooks).",
+    )
+    webhook_secret: str | None = setting(
+        None,
+        "Secret (at least 16 characters) the webhooks are signed with: HMAC-SHA256 in "
+        "the Hubbub-Signature header.",
+        secret=True,
+    )
+    webhook_event: list[str] = setting(
+        DEFAULT_WEBHOOK_EVENTS,
+        "Event the webhooks carry: " + ", ".join(WEBHOOK_EVENTS) + ".",
+    )
+    webhook_queue_size: int = setting(
+        10_000,
+        "Events waiting per webhook URL; beyond it new ones are dropped (and counted).",
+    )
+    webhook_timeout: float = setting(5.0, "Seconds one webhook request may take.")
+    webhook_attempts: int = setting(
+        5, "Attempts at delivering one event before it is given up (1: no retries)."
+    )
+    webhook_backoff: float = setting(
+        1.0, "Seconds before the first retry of a webhook; doubled after each failure."
+    )
+    webhook_backoff_max: float = setting(60.0, "Seconds between webhook retries at most.")
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -140,11 +183,32 @@ class ServerSettings:
             raise SettingsError("turn_uri: TURN credentials need turn_secret")
         if self.turn_ttl <= 0:
             raise SettingsError(f"turn_ttl must be positive, got {self.turn_ttl}")
+        self._check_webhooks()
         for origin in self.allowed_origin:
             if origin != origin.rstrip("/") or "://" not in origin:
                 raise SettingsError(
                     f"allowed_origin: {origin!r} is not an origin (scheme://host[:port])"
                 )
+
+    def _check_webhooks(self) -> None:
+        for url in self.webhook_url:
+            if not url.startswith(("http://", "https://")):
+                raise SettingsError(f"webhook_url: {url!r} is not an http:// or https:// URL")
+        if self.webhook_url and len(self.webhook_secret or "") < 16:
+            raise SettingsError(
+                "webhook_secret: webhooks are signed; give a secret of at least 16 characters"
+            )
+        for event in self.webhook_event:
+            if event not in WEBHOOK_EVENTS:
+                raise SettingsError(
+                    f"webhook_event: {event!r} is not one of {', '.join(WEBHOOK_EVENTS)}"
+                )
+        for name in ("webhook_queue_size", "webhook_attempts"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("webhook_timeout", "webhook_backoff", "webhook_backoff_max"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
 
     @property
     def is_loopback(self) -> bool:

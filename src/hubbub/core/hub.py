@@ -249,6 +249,7 @@ class Hub:
         assert session.user_id is not None
         payload = codec.encode(ChatRelay(message=message.message, user_id=session.user_id))
         self._broker.publish_to_room(room.name, payload, session.session_id)
+        self.rooms.observer.chat_message(room.name, session.user_id, {"message": message.message})
 
     def _on_join_room(self, session: Session, message: JoinRoom) -> None:
         limits = self.limits

@@ -3,8 +3,51 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, Protocol
 
 from hubbub.core.session import Session
+
+
+class RoomObserver(Protocol):
+    """Told what happens in rooms, as it happens (the webhooks listen here).
+
+    Called synchronously from the hub; an observer with slow work to do queues it
+    and returns at once.
+    """
+
+    def room_started(self, room: str) -> None:
+        """The room's first member joined."""
+
+    def room_finished(self, room: str) -> None:
+        """The room's last member left."""
+
+    def participant_joined(self, room: str, session: Session) -> None:
+        """``session`` joined ``room`` (under ``session.user_id``)."""
+
+    def participant_left(self, room: str, session: Session, user_id: str) -> None:
+        """``session`` left ``room``, where it was ``user_id``."""
+
+    def chat_message(self, room: str, user_id: str, message: dict[str, Any]) -> None:
+        """``user_id`` sent a chat message to ``room``: the fields it was relayed with."""
+
+
+class NoRoomObserver:
+    """Nobody listening."""
+
+    def room_started(self, room: str) -> None:
+        pass
+
+    def room_finished(self, room: str) -> None:
+        pass
+
+    def participant_joined(self, room: str, session: Session) -> None:
+        pass
+
+    def participant_left(self, room: str, session: Session, user_id: str) -> None:
+        pass
+
+    def chat_message(self, room: str, user_id: str, message: dict[str, Any]) -> None:
+        pass
 
 
 class Room:
@@ -31,10 +74,11 @@ class Room:
 class RoomRegistry:
     """The rooms that have members; a room exists while someone is in it."""
 
-    __slots__ = ("_rooms",)
+    __slots__ = ("_rooms", "observer")
 
     def __init__(self) -> None:
         self._rooms: dict[str, Room] = {}
+        self.observer: RoomObserver = NoRoomObserver()
 
     def get(self, name: str) -> Room | None:
         return self._rooms.get(name)
@@ -48,17 +92,27 @@ class RoomRegistry:
     def add(self, room: Room, session: Session) -> None:
         if session.user_id is None:  # pragma: no cover - the hub sets it first
             raise ValueError("a session joins a room with a user id")
+        started = not room.members
         room.members[session.user_id] = session
         session.room = room
+        if started:
+            self.observer.room_started(room.name)
+        self.observer.participant_joined(room.name, session)
 
     def remove(self, session: Session) -> Room | None:
         """Take the session out of its room; drop the room once empty."""
         room = session.room
         if room is None or session.user_id is None:
             return None
-        if room.members.get(session.user_id) is session:
-            del room.members[session.user_id]
+        user_id = session.user_id
+        left = room.members.get(user_id) is session
+        if left:
+            del room.members[user_id]
         session.room = None
+        if left:
+            self.observer.participant_left(room.name, session, user_id)
+            if not room.members:
+                self.observer.room_finished(room.name)
         if not room.members:
             self._rooms.pop(room.name, None)
         return room

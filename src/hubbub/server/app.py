@@ -35,6 +35,7 @@ from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
 from hubbub.server.http_api import Api, ApiError, bearer_matches, json_errors
 from hubbub.server.metrics import Exposition, ServerMetrics
+from hubbub.server.webhooks import Webhooks
 from hubbub.settings import ServerSettings, SettingsError
 
 log = logging.getLogger("hubbub.server")
@@ -91,6 +92,10 @@ class HubServer:
             admission=self.admission,
             ice_servers=ice_servers,
         )
+        self.webhooks = Webhooks(settings) if settings.webhook_url else None
+        if self.webhooks is not None:
+            self.hub.rooms.observer = self.webhooks.queue
+            self.metric_sources.append(self.webhooks.add_metrics)
         self._liveness: asyncio.Task[None] | None = None
         self._shutting_down = False
         self.readiness_checks: dict[str, ReadinessCheck] = {}
@@ -237,7 +242,14 @@ class HubServer:
     # -- lifecycle --------------------------------------------------------------
 
     async def start(self, app: web.Application) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.start()
         self._liveness = asyncio.create_task(self._liveness_sweep())
+
+    async def cleanup(self, app: web.Application) -> None:
+        """After the connections are gone: deliver the last events (their leaving)."""
+        if self.webhooks is not None:
+            await self.webhooks.stop()
 
     async def shutdown(self, app: web.Application) -> None:
         """Close every connection with 1001 (going away)."""
@@ -371,4 +383,5 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app.on_response_prepare.append(_static_headers)
     app.on_startup.append(server.start)
     app.on_shutdown.append(server.shutdown)
+    app.on_cleanup.append(server.cleanup)
     return app
