@@ -1,5 +1,5 @@
-"""HTTP API for an application's backend: mint access tokens, remove a participant,
-end a room. Every endpoint needs the server API key."""
+"""HTTP API for an application's backend: mint access tokens, list rooms, remove a
+participant, end a room. Every endpoint needs the server API key."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aiohttp import web
 
 from hubbub.auth import Grant, TokenError, VerificationKeys, mint_token
 from hubbub.auth.tokens import HMAC_ALGORITHM, MAX_NAME_LENGTH, parse_grants
-from hubbub.core import Hub
+from hubbub.core import Hub, Session
 from hubbub.server.http_api import Api, ApiError, read_json
 
 DEFAULT_TOKEN_TTL = 3600
@@ -93,6 +93,28 @@ def add_routes(api: Api, hub: Hub, keys: VerificationKeys) -> None:
         },
     )
 
+    async def list_rooms(request: web.Request) -> web.Response:
+        rooms = [
+            {
+                "name": room.name,
+                "participants": [
+                    _participant(user_id, member) for user_id, member in room.members.items()
+                ],
+            }
+            for room in hub.rooms
+            if room.members
+        ]
+        rooms.sort(key=lambda room: str(room["name"]))
+        return web.json_response({"rooms": rooms})
+
+    api.route(
+        "GET",
+        "/api/rooms",
+        list_rooms,
+        summary="The rooms with members, and their members in the order they joined",
+        responses={"200": {"description": "Rooms by name, each with its participants"}},
+    )
+
     async def remove_participant(request: web.Request) -> web.Response:
         room = request.match_info["room"]
         user_id = request.match_info["user_id"]
@@ -130,6 +152,18 @@ def add_routes(api: Api, hub: Hub, keys: VerificationKeys) -> None:
             "404": {"description": "No room of that name has members"},
         },
     )
+
+
+def _participant(user_id: str, member: Session) -> dict[str, Any]:
+    identity = member.identity
+    shown: dict[str, Any] = {"userId": user_id, "sessionId": member.session_id}
+    if identity is not None and identity.name is not None:
+        shown["name"] = identity.name
+    if identity is not None and identity.verified:
+        shown["grants"] = sorted(grant.value for grant in identity.grants)
+    if member.hidden:
+        shown["hidden"] = True
+    return shown
 
 
 def _path_parameter(name: str) -> dict[str, Any]:

@@ -293,6 +293,23 @@ def _static_file(name: str) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / name)
 
 
+ADMIN_PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+"""The admin page loads and talks to nothing but this server, and no other site may
+frame it (a click on a framed page could remove participants)."""
+
+
+async def _admin_page(request: web.Request) -> web.FileResponse:
+    """The admin page; the key is entered in it, so serving it gives nothing away."""
+    response = _static_file("admin.html")
+    response.headers["Content-Security-Policy"] = ADMIN_PAGE_POLICY
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 async def _static_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Headers for the web app and the client library.
 
@@ -378,6 +395,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         )
 
     app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/admin", _admin_page)
     app.router.add_get("/hubbub.js", client_library)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     app.on_response_prepare.append(_static_headers)

@@ -1,0 +1,83 @@
+"""The admin page at ``/admin`` in real Chromium: the key entered once, live rooms and
+their participants, rates from the metrics, and its buttons acting on the server."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from hubbub.server import ServerSettings
+from tests.wsclient import Client
+
+pytestmark = pytest.mark.browser
+
+WAIT = 30_000
+API_KEY = "admin-page-test-key"
+
+
+async def test_the_admin_page_lists_a_live_room_and_its_participants(
+    start_hub, browser: Browser
+) -> None:
+    url = await start_hub(ServerSettings(api_key=API_KEY))
+    page = await browser.new_page()
+    clients = [await Client.connect(url) for _ in range(3)]
+    chatting: asyncio.Task[None] | None = None
+    try:
+        await clients[0].join("standup", "alice")
+        await clients[1].join("standup", "bob")
+        await clients[2].join("<b>odd</b>", "carol")
+
+        response = await page.goto(f"{url}/admin")
+        assert response is not None
+        assert response.ok
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+        # a wrong key is refused, and the page says why
+        await page.fill("#api-key", "not-the-key")
+        await page.click("#key-form button[type=submit]")
+        await page.wait_for_selector("#key-error:has-text('API key')", timeout=WAIT)
+        assert await page.is_hidden("#dashboard")
+
+        await page.fill("#api-key", API_KEY)
+        await page.click("#key-form button[type=submit]")
+        row = 'tr[data-room="standup"]'
+        await page.wait_for_selector(row, timeout=WAIT)
+        users = await page.locator(f"{row} li .user-id").all_text_contents()
+        assert users == ["alice", "bob"]
+        # a room name is shown as text, never run as HTML
+        odd = page.locator("td.room-name", has_text="<b>odd</b>")
+        await odd.wait_for(timeout=WAIT)
+        assert await page.locator("td.room-name b").count() == 0
+        await expect(page.locator("#fig-participants")).to_have_text("3", timeout=WAIT)
+
+        # live rates: chat flows, the page shows messages per second from the counters
+        async def chat() -> None:
+            while True:
+                await clients[0].send({"type": "chat", "message": "tick"})
+                await asyncio.sleep(0.05)
+
+        chatting = asyncio.create_task(chat())
+        await expect(page.locator("#fig-chat-rate")).to_have_text(
+            re.compile(r"^[0-9.]*[1-9][0-9.]*$"), timeout=WAIT
+        )
+        chatting.cancel()
+
+        # the key is kept for the tab: a reload shows the rooms without asking again
+        await page.reload()
+        await page.wait_for_selector(row, timeout=WAIT)
+
+        # removing a participant from the page closes its connection with 4003
+        await page.click(f'{row} li[data-user-id="bob"] button')
+        assert await clients[1].closed_with(timeout=20) == 4003
+        await page.wait_for_selector(
+            f'{row} li[data-user-id="bob"]', state="detached", timeout=WAIT
+        )
+    finally:
+        if chatting is not None:
+            chatting.cancel()
+        await page.close()
+        for client in clients:
+            await client.close()
