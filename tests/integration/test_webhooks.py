@@ -217,3 +217,16 @@ async def test_a_slow_receiver_does_not_slow_chat(start_hub, receiver) -> None:
     # webhook_queue_size kept (the one in flight among them), the rest dropped
     assert now("hubbub_webhook_queued") == 10
     assert now("hubbub_webhook_dropped_total") == count + 1 - 10
+
+
+def test_the_documented_example_request_verifies() -> None:
+    section = OPERATIONS.split("### The request", 1)[1].split("### Verifying", 1)[0]
+    request = re.search(r"```http\n(.*?)```", section, re.DOTALL)
+    secret = re.search(r'webhook_secret = "([^"]+)"', section)
+    assert request is not None
+    assert secret is not None
+    head, body = request.group(1).split("\n\n", 1)
+    signature = re.search(r"Hubbub-Signature: (\S+)", head)
+    assert signature is not None
+    assert verify(secret.group(1), body.strip().encode(), signature.group(1), tolerance=10**10)
+    assert not verify(secret.group(1), body.strip().encode(), signature.group(1))  # too old
