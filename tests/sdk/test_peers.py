@@ -79,3 +79,45 @@ async def test_a_large_file_arrives_intact(hub_url: str, tmp_path: Path) -> None
     assert hashlib.sha256(received.path.read_bytes()).hexdigest() == expected
     assert progress[-1] == size
     assert not list((tmp_path / "inbox").glob("*.hubbub-part*"))
+
+
+async def test_bulk_data_is_acknowledged_every_second_packet(hub_url: str) -> None:
+    """The receiver of a one-way stream sends about one SACK for two data packets
+    (hubbub.peer.sctp), not one for each, and everything still arrives in order."""
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def on_channel(peer: Peer, channel: RTCDataChannel) -> None:
+        channel.on("message", got.put_nowait)
+
+    async with (
+        Client(hub_url, "s", user="alice", events=False) as alice,
+        Mesh(alice) as alice_mesh,
+        Client(hub_url, "s", user="bob", events=False) as bob,
+        Mesh(bob, on_datachannel=on_channel) as bob_mesh,
+    ):
+        to_bob = await alice_mesh.wait_for_peer("bob", timeout=WAIT)
+        to_alice = await bob_mesh.wait_for_peer("alice", timeout=WAIT)
+        channel = await to_bob.open_channel("bulk", timeout=WAIT)
+        before = await _packets(to_alice)
+        messages = [bytes([n]) * 60_000 for n in range(100)]  # about 5,000 packets
+        for message in messages:
+            channel.send(message)
+        async with asyncio.timeout(WAIT):
+            for message in messages:
+                assert await got.get() == message
+        await asyncio.sleep(0.5)  # the last delayed SACK
+        after = await _packets(to_alice)
+        assert channel.bufferedAmount == 0
+    received = after[0] - before[0]
+    sent = after[1] - before[1]
+    assert received >= 5000, received
+    assert sent < 0.6 * received, (sent, received)
+
+
+async def _packets(peer: Peer) -> tuple[int, int]:
+    """Packets (received, sent) on the data channels' DTLS transport (aiortc's
+    getStats only reports the media transports)."""
+    assert peer.pc.sctp is not None
+    report = peer.pc.sctp.transport._get_stats()
+    (stats,) = report.values()
+    return stats.packetsReceived, stats.packetsSent

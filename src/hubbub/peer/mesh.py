@@ -41,6 +41,7 @@ from hubbub.client import (
 from hubbub.peer import files
 from hubbub.peer.media import MediaSource
 from hubbub.peer.negotiation import Move, decide
+from hubbub.peer.sctp import delay_sacks
 from hubbub.peer.signals import (
     BadSignal,
     Candidate,
@@ -169,6 +170,7 @@ class Peer:
             maxPacketLifeTime=max_packet_life_time,
             protocol=protocol,
         )
+        _tune_sctp(self.pc)
         if needs_negotiation:  # the other's offer had no data section: offer one
             self._queue(_OFFER)
         await files.wait_open(channel, timeout)
@@ -188,6 +190,7 @@ class Peer:
         await self.wait_connected(timeout)
         sender = files.FileSender(Path(path), progress=progress, chunk_size=chunk_size)
         channel = self.pc.createDataChannel(FILE_CHANNEL_PREFIX + sender.transfer_id)
+        _tune_sctp(self.pc)
         return await sender.run(channel, max_message_size=_max_message_size(self.pc))
 
     async def close(self) -> None:
@@ -268,6 +271,7 @@ class Peer:
             # media ones, where browsers expect it), so that app and file channels
             # open later without another offer.
             pc.createDataChannel(CONTROL_CHANNEL)
+        _tune_sctp(pc)
 
     def _queue(self, item: object) -> None:
         try:
@@ -554,6 +558,11 @@ def _ice_server(server: RTCIceServer | Mapping[str, Any]) -> RTCIceServer:
         username=server.get("username"),
         credential=server.get("credential"),
     )
+
+
+def _tune_sctp(pc: RTCPeerConnection) -> None:
+    if pc.sctp is not None:
+        delay_sacks(pc.sctp)
 
 
 def _max_message_size(pc: RTCPeerConnection) -> int:
