@@ -41,7 +41,7 @@ def _memory_gib() -> float:
     return 0.0
 
 
-def _load_average() -> list[float]:
+def load_average() -> list[float]:
     try:
         return [round(value, 2) for value in os.getloadavg()]
     except OSError:
@@ -63,7 +63,7 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "kernel": platform.release(),
-        "load_average_at_start": _load_average(),
+        "load_average_at_start": load_average(),
     }
 
 

@@ -8,6 +8,11 @@ from typing import Any
 
 from bench.scenario import Column, Scenario
 from bench.scenarios import SCENARIOS
+from bench.servers import REPO
+
+ANALYSIS = REPO / "bench" / "analysis.md"
+"""Written by hand: what the figures mean and what costs the time; the report
+includes it as it is, so that a rerun keeps it."""
 
 SERVER_COLOURS = {
     "hubbub": "#2b7bb9",
@@ -20,6 +25,11 @@ SERVER_COLOURS = {
 def write(results: dict[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    render(results, out_dir)
+
+
+def render(results: dict[str, Any], out_dir: Path) -> None:
+    """The markdown page and the plots, from results already measured."""
     plots = _plots(results, out_dir)
     (out_dir / "README.md").write_text(markdown(results, plots))
 
@@ -51,8 +61,9 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
         f"- Run: `{results['command']}` (size `{results['size']}`), {results['date']}, "
         f"{results.get('duration_s', 0):.0f} s.",
         f"- Machine: {machine['cpu_model']}, {machine['cores']} cores, "
-        f"{machine['memory_gib']} GiB memory, Linux {machine['kernel']}; load average at "
-        f"start {', '.join(str(v) for v in machine['load_average_at_start'])}.",
+        f"{machine['memory_gib']} GiB memory, Linux {machine['kernel']}; load average "
+        f"(1, 5, 15 min) at start {_loads(machine.get('load_average_at_start'))}, at the end "
+        f"{_loads(machine.get('load_average_at_end'))}.",
     ]
     if results["shared_machine"]:
         lines.append(
@@ -98,7 +109,13 @@ def markdown(results: dict[str, Any], plots: dict[str, str]) -> str:
             lines += ["", f"![{scenario.title}]({plots[name]})"]
     if results.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
+    if ANALYSIS.is_file():
+        lines += ["", ANALYSIS.read_text().strip()]
     return "\n".join(lines) + "\n"
+
+
+def _loads(values: list[float] | None) -> str:
+    return ", ".join(str(v) for v in values) if values else "unknown"
 
 
 def _header(column: Column) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import json
 import logging
 import sys
 import time
@@ -71,6 +72,7 @@ async def run_all(
                 log.info("  %s", _brief(entry["results"][server.name]))
             results["scenarios"].append(entry)
     results["duration_s"] = round(time.monotonic() - started, 1)
+    results["machine"]["load_average_at_end"] = machine.load_average()
     results["notes"] = run.notes
     report.write(results, out_dir)
     return results
@@ -140,8 +142,19 @@ def main(argv: list[str] | None = None) -> int:
         "format (raw: collapsed stacks), into bench/.work/runs/...; the figures of such "
         "a run are not comparable",
     )
+    parser.add_argument(
+        "--render",
+        metavar="RESULTS_JSON",
+        type=Path,
+        help="measure nothing: write the markdown page and plots again from a results.json "
+        "(into --out), after a change to the report or to bench/analysis.md",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.render is not None:
+        report.render(json.loads(args.render.read_text()), args.out)
+        log.info("report written to %s", args.out)
+        return 0
     wanted = args.scenarios.split(",")
     unknown = set(wanted) - set(names)
     if unknown:
