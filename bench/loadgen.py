@@ -30,6 +30,10 @@ _decode = msgspec.json.decode
 
 CONNECT_TIMEOUT = 30.0
 """Seconds one client may take to connect (a storm of thousands queues up)."""
+CONNECT_ATTEMPTS = 3
+"""A connection reset or refused during the connect is tried again this many times
+in all (a busy server's full accept queue, an overloaded machine); each attempt is
+logged to the run's generators.log."""
 
 
 # -- wire formats ---------------------------------------------------------------
@@ -178,12 +182,21 @@ async def connect(
     def factory() -> Client:
         return Client(wire, on_message, name)
 
-    async with asyncio.timeout(timeout):
-        _, client = await ws_connect(
-            factory, wire.url(base_url), websocket_handshake_timeout=timeout
-        )
-        await client._ready
-    return client  # type: ignore[no-any-return]
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            async with asyncio.timeout(timeout):
+                _, client = await ws_connect(
+                    factory, wire.url(base_url), websocket_handshake_timeout=timeout
+                )
+                if client is None:  # picows: the connection was lost in the handshake
+                    raise ConnectionError("connection lost during the handshake")
+                await client._ready
+            return client  # type: ignore[no-any-return]
+        except (ConnectionError, OSError) as error:
+            if attempt + 1 == CONNECT_ATTEMPTS:
+                raise
+            print(f"connect {name}: {error!r}; trying again", file=sys.stderr)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # -- the process --------------------------------------------------------------------
