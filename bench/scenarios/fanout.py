@@ -1,9 +1,13 @@
 """Fanout: one room, one sender, ``chat`` to every other member.
 
-The sender keeps ``in_flight`` chats outstanding: a chat is done once every member
-in the sender's own generator process has it (the others get the same bytes from
-the same server write). Every member, in every process, records its latency from
-the timestamp in the chat (one system-wide monotonic clock). Figures:
+The sender keeps ``in_flight`` chats outstanding: a chat is done once every member,
+in every generator process, has it. The sender's own process counts its members;
+each other process, once all of its members have a chat, says so with a ``signal``
+from one of them (its witness) to the sender: one relayed message per process per
+chat, on every server alike. So the pace is that of the slowest process, and no
+process falls behind and gathers a backlog (which would show as latency that is
+the generator's, not the server's). Every member, in every process, records its
+latency from the timestamp in the chat (one system-wide monotonic clock). Figures:
 deliveries/s, p50/p99 latency to every recipient, server CPU per delivery.
 """
 
@@ -79,7 +83,12 @@ class Fanout(Scenario):
             self,
             server,
             [
-                {"members": part, "sender": index == 0, "in_flight": p["in_flight"]}
+                {
+                    "members": part,
+                    "sender": index == 0,
+                    "in_flight": p["in_flight"],
+                    "other_processes": len(parts) - 1,
+                }
                 for index, part in enumerate(parts)
             ],
         )
@@ -133,7 +142,9 @@ class Driver(BaseDriver):
         self.deliveries = 0
         self.latencies: list[float] = []
         self.chats = 0
-        self.received: dict[int, int] = {}  # chat number -> local members that have it
+        self.received: dict[int, int] = {}  # chat number -> parties that have it
+        self.witness: Client | None = None
+        self.to_sender: Callable[[str], bytes] | None = None
         self.next_number = 0
         self.chat_template: Callable[[str], bytes] | None = None
 
@@ -151,8 +162,13 @@ class Driver(BaseDriver):
                 client = await self.connect(self.on_member_message, f"m{number}")
                 client.send({"type": "join-room", "room": room, "userId": f"m{number}"})
                 self.members.append(client)
+                if self.witness is None and not self.params["sender"]:
+                    self.witness = client
 
         await asyncio.gather(*(member(number) for number in self.params["members"]))
+        self.to_sender = self.wire.template(
+            {"type": "signal", "targetUserId": "m0", "signal": {"n": 0}}, "signal.n"
+        )
         return {}
 
     async def on_probe(self) -> dict[str, Any]:
@@ -164,7 +180,10 @@ class Driver(BaseDriver):
         return {"missing": len(self.members) - len(self.probed)}
 
     def on_sender_message(self, client: Client, message: Message) -> None:
-        pass  # user-joined, user-left: nothing to do
+        # A witness's word that its process has a chat; user-joined and
+        # user-left need nothing.
+        if message["type"] == "signal":
+            self._one_more_has(int(message["signal"]["n"]))
 
     def on_member_message(self, client: Client, message: Message) -> None:
         if message["type"] != "chat":
@@ -178,14 +197,27 @@ class Driver(BaseDriver):
         if self.counting:
             self.deliveries += 1
             self.latencies.append(now - float(sent))
-        if self.sender is not None and self.running:
-            key = int(number)
-            have = self.received.get(key, 0) + 1
-            if have == len(self.members):
-                del self.received[key]
+        # Counted even before this process hears "run": the sender may be quicker.
+        self._one_more_has(int(number))
+
+    def _one_more_has(self, number: int) -> None:
+        """Count one more party that has chat ``number``: a member here, or (in
+        the sender's process) another process. Once all have it, the sender sends
+        the next chat, or this process's witness tells the sender it has it."""
+        needed = len(self.members)
+        if self.sender is not None:
+            needed += self.params["other_processes"]
+        have = self.received.get(number, 0) + 1
+        if have < needed:
+            self.received[number] = have
+            return
+        self.received.pop(number, None)
+        if self.sender is not None:
+            if self.running:
                 self._send_chat()
-            else:
-                self.received[key] = have
+        elif self.witness is not None:
+            assert self.to_sender is not None
+            self.witness.send_raw(self.to_sender(str(number)))
 
     def _send_chat(self) -> None:
         assert self.sender is not None
