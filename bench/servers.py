@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,8 @@ class RunningServer:
     profile_to: Path | None = None
     """Where a py-spy profile of each measured window goes (Python servers only)."""
     profile_format: str = "flamegraph"
+    data_dir: Path | None = None
+    """The folder of its database, fresh for this start (servers that store data)."""
 
     @property
     def pid(self) -> int:
@@ -69,6 +72,8 @@ class RunningServer:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 @dataclass
@@ -86,6 +91,9 @@ class ServerKind:
     """Runs on CPython (py-spy can profile it)."""
     wire: str = ""
     """The wire format its clients speak (bench.loadgen.WIRES); its name when empty."""
+    data_env: str | None = None
+    """The environment variable naming its data folder, for a server that stores
+    data: each start gets an empty one (in the run's folder, removed at the stop)."""
 
     def __post_init__(self) -> None:
         self.wire = self.wire or self.name
@@ -99,6 +107,10 @@ class ServerKind:
     async def start(self, log_dir: Path) -> RunningServer:
         port = free_port()
         argv, cwd, env = self.command(port)
+        data_dir = None
+        if self.data_env is not None:
+            data_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-data-", dir=log_dir))
+            env = {**env, self.data_env: str(data_dir)}
         log_path = log_dir / f"{self.name}.log"
         with open(log_path, "ab") as log:  # noqa: ASYNC230 - a local file
             process = await asyncio.create_subprocess_exec(
@@ -109,7 +121,7 @@ class ServerKind:
                 stdout=log,
                 stderr=log,
             )
-        server = RunningServer(self, process, f"ws://127.0.0.1:{port}", log_path)
+        server = RunningServer(self, process, f"ws://127.0.0.1:{port}", log_path, data_dir=data_dir)
         try:
             await _wait_listening(port, process)
         except BaseException:
@@ -124,8 +136,12 @@ class Hubbub(ServerKind):
             "hubbub",
             "hubbub",
             "`hubbub serve` (aiohttp + uvloop + msgspec), log level warning, "
-            "message rate limit and per-address connection cap raised (see bench/README.md)",
+            "message rate limit and per-address connection cap raised (see bench/README.md), "
+            "chat stored in SQLite (a fresh database in the run's folder)",
         )
+        # An environment variable rather than --data-dir: a revision from before
+        # the store (--compare-with) ignores it.
+        self.data_env = "HUBBUB_DATA_DIR"
 
     def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
         argv = [sys.executable, "-m", "hubbub", "serve", "--port", str(port)]
