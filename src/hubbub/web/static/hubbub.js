@@ -26,6 +26,7 @@ export const DEFAULTS = Object.freeze({
   fileHighWaterBytes: 1024 * 1024, // stop writing to a file channel above this bufferedAmount...
   fileLowWaterBytes: 256 * 1024, // ...and resume below this (bufferedAmountLowThreshold)
   maxIncomingFileBytes: 4 * 1024 * 1024 * 1024, // larger file offers are rejected
+  nativeHashMaxBytes: 256 * 1024 * 1024, // files up to this size are hashed by WebCrypto, whole
   progressIntervalMs: 100, // at most one progress event per transfer in this time
   typingIdleMs: 3000, // "typing" ends by itself this long after the last keystroke
 });
@@ -400,6 +401,9 @@ export class Room extends Emitter {
     this.participants.delete(userId);
     participant._closeLink();
     participant.typing = false;
+    for (const transfer of [...this._transfers.values()]) {
+      if (transfer.peer === participant) transfer._fail(`${userId} left`, "cancelled");
+    }
     this.emit("participant-left", { participant });
   }
 
@@ -752,7 +756,7 @@ export class Room extends Emitter {
     });
     transfer._file = file;
     this._transfers.set(transfer.id, transfer);
-    transfer._startSending(participant._ensureLink());
+    transfer._startSending(participant);
     return transfer;
   }
 
@@ -850,8 +854,20 @@ export class Participant {
     if (!this._link) {
       clearTimeout(this._firstOfferTimer);
       this._link = new PeerLink(this.room, this, options);
+      for (const resolve of this._linkWaiters ?? []) resolve(this._link);
+      this._linkWaiters = [];
     }
     return this._link;
+  }
+
+  // A newcomer does not offer before the first offer comes (or its wait is over):
+  // what needs the connection waits for it rather than starting a second negotiation.
+  _whenLinked() {
+    if (this._link) return Promise.resolve(this._link);
+    return new Promise((resolve) => {
+      this._linkWaiters ??= [];
+      this._linkWaiters.push(resolve);
+    });
   }
 
   _onSignal(signal) {
@@ -1034,9 +1050,32 @@ class PeerLink {
 
   openAppChannel(channel) {
     if (this.closed || this.appChannels.has(channel.label)) return;
-    const dataChannel = this.pc.createDataChannel(channel.label, channel.options);
-    this.appChannels.set(channel.label, dataChannel);
-    channel._attach(this.participant, dataChannel);
+    this.appChannels.set(channel.label, null);
+    this.sctpConnected().then(
+      () => {
+        if (this.closed || this.room._channels.get(channel.label) !== channel) return;
+        const dataChannel = this.pc.createDataChannel(channel.label, channel.options);
+        this.appChannels.set(channel.label, dataChannel);
+        channel._attach(this.participant, dataChannel);
+      },
+      () => {},
+    );
+  }
+
+  /**
+   * Resolves once the SCTP association is up. Data channels are opened only then: a
+   * channel made while an offer is out can be caught in that offer's rollback (perfect
+   * negotiation's polite side) and never open.
+   */
+  sctpConnected() {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.closed) reject(new HubbubError("closed", "the peer connection is closed"));
+        else if (this.pc.sctp?.state === "connected") resolve();
+        else setTimeout(check, 100);
+      };
+      check();
+    });
   }
 
   _onDataChannel(dataChannel) {
@@ -1306,8 +1345,17 @@ export class FileTransfer extends Emitter {
 
   // -- sender --------------------------------------------------------------------
 
-  async _startSending(link) {
+  async _startSending(participant) {
     const limits = this.room.limits;
+    let link;
+    try {
+      link = await participant._whenLinked();
+      await link.sctpConnected();
+    } catch {
+      this._fail("the connection closed");
+      return;
+    }
+    if (this._finished()) return;
     const channel = link.pc.createDataChannel(FILE_LABEL_PREFIX + this.id, { ordered: true });
     this._channel = channel;
     channel.binaryType = "arraybuffer";
@@ -1345,12 +1393,23 @@ export class FileTransfer extends Emitter {
       else channel.addEventListener("open", resolve, { once: true });
     });
     if (this._finished()) return;
+    // WebCrypto is native and many times faster than hashing in JavaScript, but it takes
+    // the whole input at once: files that fit in memory are hashed before they are
+    // offered; larger ones are hashed while they stream (`sha256: null` in the offer).
+    if (nativeHash(this.size, limits)) {
+      try {
+        this.sha256 = await sha256Hex(await this._file.arrayBuffer());
+      } catch {
+        this.sha256 = null;
+      }
+      if (this._finished()) return;
+    }
     this._control({
       kind: "file-offer",
       name: this.name,
       size: this.size,
       mime: this.mime,
-      sha256: null, // hashed while sending; it comes in file-end
+      sha256: this.sha256,
     });
     if (!(await answered) || this._finished()) return;
     if (acceptOffset < 0 || acceptOffset > this.size) {
@@ -1360,7 +1419,7 @@ export class FileTransfer extends Emitter {
     this._setState("transferring");
     this.startedAt = performance.now();
     try {
-      const sha256 = await this._pump(link, channel, acceptOffset);
+      const sha256 = await this._pump(link, channel, acceptOffset, this.sha256 === null);
       if (this._finished()) return;
       this.sha256 = sha256;
       this._control({ kind: "file-end", sha256 });
@@ -1387,14 +1446,14 @@ export class FileTransfer extends Emitter {
     }
   }
 
-  async _pump(link, channel, offset) {
+  async _pump(link, channel, offset, hashing) {
     const limits = this.room.limits;
     const file = this._file;
     const maxMessage = link.pc.sctp?.maxMessageSize || limits.fileChunkBytes;
     const chunk = Math.max(1024, Math.min(limits.fileChunkBytes, maxMessage));
-    const hash = new Sha256();
+    const hash = hashing ? new Sha256() : null;
     // Bytes before the offset are on the receiver already; they count in the hash.
-    for (let at = 0; at < offset; at += limits.fileReadBytes) {
+    for (let at = 0; hashing && at < offset; at += limits.fileReadBytes) {
       hash.update(new Uint8Array(await file.slice(at, Math.min(offset, at + limits.fileReadBytes)).arrayBuffer()));
     }
     let sent = offset;
@@ -1402,7 +1461,7 @@ export class FileTransfer extends Emitter {
     channel.onbufferedamountlow = () => drained?.();
     for (let at = offset; at < this.size; at += limits.fileReadBytes) {
       const block = new Uint8Array(await file.slice(at, Math.min(this.size, at + limits.fileReadBytes)).arrayBuffer());
-      hash.update(block);
+      hash?.update(block);
       for (let start = 0; start < block.byteLength; start += chunk) {
         if (this._finished()) return null;
         if (channel.bufferedAmount > limits.fileHighWaterBytes) {
@@ -1419,7 +1478,7 @@ export class FileTransfer extends Emitter {
         this._progress(Math.max(offset, sent - channel.bufferedAmount));
       }
     }
-    return hash.hex();
+    return hash ? hash.hex() : this.sha256;
   }
 
   // -- receiver ------------------------------------------------------------------
@@ -1428,7 +1487,7 @@ export class FileTransfer extends Emitter {
     this._channel = channel;
     channel.binaryType = "arraybuffer";
     const parts = [];
-    const hash = new Sha256();
+    let hash = null; // incremental, unless the offer's hash can be checked natively at the end
     let received = 0;
     let offered = false;
     channel.onmessage = (event) => {
@@ -1439,7 +1498,7 @@ export class FileTransfer extends Emitter {
         received += bytes.byteLength;
         if (received > this.size) return this.cancel("more data than the file's size");
         parts.push(bytes);
-        hash.update(bytes);
+        hash?.update(bytes);
         this._progress(received);
         return;
       }
@@ -1448,32 +1507,50 @@ export class FileTransfer extends Emitter {
       if (message.kind === "file-offer" && !offered) {
         offered = true;
         this._onOffer(message);
+        if (!(this.sha256 && nativeHash(this.size, this.room.limits))) hash = new Sha256();
       } else if (message.kind === "file-end" && this.state === "transferring") {
         this._progress(received, true);
         this._setState("verifying");
-        const actual = hash.hex();
-        const expected = message.sha256 ?? this.sha256;
-        if (received !== this.size) {
-          this._control({ kind: "file-done", ok: false, reason: "size mismatch" });
-          this._fail(`received ${received} of ${this.size} bytes`);
-        } else if (typeof expected !== "string" || expected.toLowerCase() !== actual || (this.sha256 && this.sha256 !== actual)) {
-          this._control({ kind: "file-done", ok: false, reason: "sha256 mismatch" });
-          this._fail("the file's SHA-256 does not match");
-        } else {
-          this.sha256 = actual;
-          this.blob = new Blob(parts, { type: this.mime });
-          parts.length = 0;
-          this._control({ kind: "file-done", ok: true });
-          this.finishedAt = performance.now();
-          this._setState("done");
-          this.room._transfers.delete(this.id);
-          this._resolve(this.blob);
-        }
+        this._verify(message, parts, hash, received);
       } else if (message.kind === "file-cancel") {
         this._fail(String(message.reason ?? "cancelled by the sender"), "cancelled");
       }
     };
     channel.onclose = () => this._fail("the connection closed");
+  }
+
+  async _verify(message, parts, hash, received) {
+    const blob = new Blob(parts, { type: this.mime });
+    parts.length = 0;
+    let actual = hash?.hex();
+    if (!hash && received === this.size) {
+      try {
+        actual = await sha256Hex(await blob.arrayBuffer());
+      } catch {
+        actual = null;
+      }
+    }
+    if (this._finished()) return;
+    const expected = message.sha256 ?? this.sha256;
+    if (received !== this.size) {
+      this._control({ kind: "file-done", ok: false, reason: "size mismatch" });
+      this._fail(`received ${received} of ${this.size} bytes`);
+    } else if (
+      typeof expected !== "string" ||
+      expected.toLowerCase() !== actual ||
+      (this.sha256 && this.sha256 !== actual)
+    ) {
+      this._control({ kind: "file-done", ok: false, reason: "sha256 mismatch" });
+      this._fail("the file's SHA-256 does not match");
+    } else {
+      this.sha256 = actual;
+      this.blob = blob;
+      this._control({ kind: "file-done", ok: true });
+      this.finishedAt = performance.now();
+      this._setState("done");
+      this.room._transfers.delete(this.id);
+      this._resolve(this.blob);
+    }
   }
 
   _onOffer(message) {
@@ -1517,6 +1594,15 @@ export class FileTransfer extends Emitter {
     this._control({ kind: "file-reject", reason });
     this._fail(reason, "rejected");
   }
+}
+
+function nativeHash(size, limits) {
+  return Boolean(globalThis.crypto?.subtle) && size <= limits.nativeHashMaxBytes;
+}
+
+async function sha256Hex(buffer) {
+  const digest = await crypto.subtle.digest("SHA-256", buffer);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function parseControl(text) {
