@@ -47,11 +47,14 @@ TEST_OPTIONS = [
 
 
 @asynccontextmanager
-async def coturn(secret: str, config: str | None = None) -> AsyncIterator[int]:
-    """Run ``turnserver`` on a free port with ephemeral credentials checked against
-    ``secret``; yield the port. With ``config`` (the text of a turnserver.conf) it
-    runs that configuration instead of the test one, on loopback and free ports."""
-    port = _free_port()
+async def coturn(
+    secret: str, config: str | None = None, port: int | None = None
+) -> AsyncIterator[int]:
+    """Run ``turnserver`` on a free port (or ``port``) with ephemeral credentials
+    checked against ``secret``; yield the port. With ``config`` (the text of a
+    turnserver.conf) it runs that configuration instead of the test one, on loopback
+    and free ports."""
+    port = port or _free_port()
     relay_base = random.randrange(40_000, 60_000, 50)
     with tempfile.TemporaryDirectory(prefix="hubbub-coturn-") as workdir:
         common = [

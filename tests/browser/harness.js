@@ -9,10 +9,12 @@ window.enter = async (user, options = {}) => {
   const userId = options.token ? undefined : user;
   const room = await hubbub.join(HUB, { room: options.room ?? "test", userId, ...options });
   for (const type of ["participant-joined", "participant-left", "chat", "stream", "stream-removed",
-                      "connection-state", "typing", "presence"]) {
+                      "connection-state", "typing", "presence", "reconnecting", "ice-restart",
+                      "peer-state"]) {
     room.on(type, (detail) => events.push({
       user, type, from: detail.participant?.userId ?? detail.userId, kind: detail.kind,
       message: detail.message, state: detail.state, typing: detail.typing, status: detail.status,
+      attempt: detail.attempt, delayMs: detail.delayMs,
     }));
   }
   rooms[user] = room;

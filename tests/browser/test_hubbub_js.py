@@ -107,6 +107,17 @@ async def test_join_resolves_on_room_joined_and_rejects_refusals(hub: Hub) -> No
     assert await page.evaluate("rooms.bob.state") == "closed"
 
 
+async def test_reconnect_delays_grow_with_jitter(hub: Hub) -> None:
+    samples = await hub.page.evaluate(
+        """() => [1, 2, 3, 4, 5, 6, 10].map((attempt) => [attempt,
+             Array.from({length: 200}, () => hubbub.reconnectDelay(attempt))])"""
+    )
+    for attempt, delays in samples:
+        ceiling = min(10_000, 500 * 2 ** (attempt - 1))
+        assert all(ceiling / 2 <= delay <= ceiling for delay in delays), (attempt, delays)
+        assert len(set(delays)) > 20, (attempt, delays)  # spread, not one value
+
+
 async def test_sha256_matches_webcrypto(hub: Hub) -> None:
     # Every padding case (55, 56, 63, 64, 65 bytes...) and updates split anywhere.
     mismatches = await hub.page.evaluate("sha256Mismatches()")
@@ -124,11 +135,11 @@ FRAMES_DECODED = """async ([user, peer]) => {
 
 
 async def _frames_advance(page: Page, user: str, peer: str) -> None:
-    await page.wait_for_function(
-        f"""(async () => (await ({FRAMES_DECODED})(["{user}", "{peer}"])) > 0)()""",
-        timeout=30_000,
-        polling=500,
-    )
+    # wait_for_function takes a promise for a truthy value: getStats() is polled from here.
+    for _ in range(60):
+        if await page.evaluate(FRAMES_DECODED, [user, peer]) > 0:
+            break
+        await asyncio.sleep(0.5)
     before = await page.evaluate(FRAMES_DECODED, [user, peer])
     await asyncio.sleep(1.0)
     assert await page.evaluate(FRAMES_DECODED, [user, peer]) > before, (user, peer)
@@ -194,6 +205,34 @@ async def test_media_negotiation_channels_and_ice_restart(hub: Hub) -> None:
         timeout=30_000,
     )
 
+    # Instead of the camera: the camera goes off while the screen is shared, and comes
+    # back when sharing stops.
+    await page.evaluate("rooms.alice.setCamera(true)")
+    await page.wait_for_function("rooms.bob.participants.get('alice').media.video === true")
+    await page.evaluate(
+        "document.getElementById('share').onclick ="
+        " () => rooms.alice.startScreenShare({replaceCamera: true})"
+    )
+    await page.click("#share")
+    await page.wait_for_function(
+        "(() => { const m = rooms.bob.participants.get('alice').media;"
+        " return m.screen === true && m.video === false; })()",
+        timeout=30_000,
+    )
+    assert await page.evaluate("rooms.alice.localStream.getVideoTracks().length") == 0
+    await page.evaluate("rooms.alice.stopScreenShare()")
+    await page.wait_for_function(
+        "(() => { const m = rooms.bob.participants.get('alice').media;"
+        " return m.screen === false && m.video === true; })()",
+        timeout=30_000,
+    )
+    assert await page.evaluate("rooms.alice.media") == {
+        "audio": True,
+        "video": True,
+        "screen": False,
+    }
+    await _frames_advance(page, "bob", "alice")
+
     # App channels: reliable and ordered by default; unordered without retransmits.
     received = await page.evaluate("channelExchange()")
     notes = [data for label, sender, data in received["got"] if label == "notes"]
@@ -240,22 +279,40 @@ async def test_reconnects_when_the_server_comes_back(browser: Browser) -> None:
         async with hubbub_serve("--port", str(port)) as (_url, process):
             await page.goto(page_url + "/")
             await page.wait_for_function("window.ready === true")
+            # Bob retries slowly, so that only "try now" brings him back quickly.
             await page.evaluate("enter('alice', {limits: {reconnectMaxMs: 1000}})")
-            await page.evaluate("enter('bob', {limits: {reconnectMaxMs: 1000}})")
+            await page.evaluate(
+                "enter('bob', {limits: {reconnectMinMs: 60000, reconnectMaxMs: 60000}})"
+            )
+            assert await page.evaluate(CHANNEL_ROUND_TRIP, "before") == "before"
             process.kill()
             await process.wait()
             await page.wait_for_function(
                 "rooms.alice.state === 'reconnecting' && rooms.bob.state === 'reconnecting'",
                 timeout=10_000,
             )
-        async with hubbub_serve("--port", str(port)):
+            # Attempts back off, up to the longest delay, with jitter.
             await page.wait_for_function(
-                "rooms.alice.state === 'open' && rooms.bob.state === 'open'", timeout=20_000
+                "seen({user: 'alice', type: 'reconnecting', attempt: 3})", timeout=20_000
             )
+            delays = await page.evaluate(
+                "events.filter((e) => e.user === 'alice' && e.type === 'reconnecting')"
+                ".map((e) => [e.attempt, e.delayMs])"
+            )
+            for attempt, delay in delays:
+                ceiling = min(1000, 500 * 2 ** (attempt - 1))
+                assert ceiling / 2 <= delay <= ceiling, delays
+        async with hubbub_serve("--port", str(port)):
+            await page.wait_for_function("rooms.alice.state === 'open'", timeout=20_000)
+            assert await page.evaluate("rooms.bob.state") == "reconnecting"
+            await page.evaluate("rooms.bob.reconnectNow()")
+            await page.wait_for_function("rooms.bob.state === 'open'", timeout=20_000)
             await page.wait_for_function(
                 "rooms.alice.participants.has('bob') && rooms.bob.participants.has('alice')",
                 timeout=10_000,
             )
+            # The peer connection is made anew, and data flows on it again.
+            assert await page.evaluate(CHANNEL_ROUND_TRIP, "after") == "after"
             await page.evaluate("rooms.alice.sendChat('back again')")
             await page.wait_for_function(
                 "seen({user: 'bob', type: 'chat', from: 'alice', message: 'back again'})"
@@ -390,3 +447,91 @@ async def test_tokens_names_grants_turn_credentials_and_replacement(browser: Bro
             == 0
         )
         await page.close()
+
+
+SELECTED_CANDIDATE_TYPE = """async ([user, peer]) => {
+  const stats = await rooms[user].participants.get(peer).peerConnection.getStats();
+  let type = null;
+  stats.forEach((s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId) {
+      const pair = stats.get(s.selectedCandidatePairId);
+      type = stats.get(pair.localCandidateId)?.candidateType ?? null;
+    }
+  });
+  return type;
+}"""
+
+CHANNEL_ROUND_TRIP = """async (text) => {
+  const a = rooms.alice.channel("probe");
+  const b = rooms.bob.channel("probe");
+  const wait = (test) => new Promise((resolve) => {
+    const check = () => test() ? resolve() : setTimeout(check, 50);
+    check();
+  });
+  await wait(() => a.peers.includes("bob"));
+  const got = new Promise((resolve) => {
+    const off = b.on("message", ({ data }) => { if (data === text) { off(); resolve(data); } });
+  });
+  a.send(text);
+  return got;
+}"""
+
+
+async def test_a_failed_connection_restarts_ice_and_comes_back(browser: Browser) -> None:
+    """The relay the call runs through (relay-only, so there is no other path) goes
+    down: the peer connection fails, restarts ICE, and is back once the TURN server is."""
+    from contextlib import AsyncExitStack
+
+    from tests.turn import _free_port as free_turn_port
+    from tests.turn import coturn
+
+    secret = "ice-restart-test-secret"
+    turn_port = free_turn_port()
+    turn = AsyncExitStack()
+    await turn.enter_async_context(coturn(secret, port=turn_port))
+    try:
+        async with (
+            hubbub_serve(
+                "--turn-uri", f"turn:127.0.0.1:{turn_port}?transport=udp",
+                "--turn-secret", secret,
+            ) as (url, _process),
+            page_server({"/": lambda request: _harness(url)}) as page_url,
+        ):  # fmt: skip
+            page = await browser.new_page()
+            await page.goto(page_url + "/")
+            await page.wait_for_function("window.ready === true")
+            options = "{iceTransportPolicy: 'relay', limits: {iceDisconnectedRestartMs: 1000}}"
+            await page.evaluate(f"enter('alice', {options})")
+            await page.evaluate(f"enter('bob', {options})")
+            await page.wait_for_function(
+                "rooms.alice.participants.get('bob')?.connectionState === 'connected'",
+                timeout=WAIT_MS,
+            )
+            assert await page.evaluate(CHANNEL_ROUND_TRIP, "before") == "before"
+            assert await page.evaluate(SELECTED_CANDIDATE_TYPE, ["alice", "bob"]) == "relay"
+
+            await turn.aclose()
+            await page.wait_for_function(
+                "['disconnected', 'failed'].includes("
+                "rooms.alice.participants.get('bob').connectionState)",
+                timeout=60_000,
+            )
+            async with coturn(secret, port=turn_port):
+                try:
+                    await page.wait_for_function(
+                        "seen({user: 'alice', type: 'ice-restart'})"
+                        " && rooms.alice.participants.get('bob').connectionState === 'connected'"
+                        " && rooms.bob.participants.get('alice').connectionState === 'connected'",
+                        timeout=90_000,
+                    )
+                except Exception as error:
+                    happened = await page.evaluate(
+                        "events.filter((e) => ['ice-restart', 'peer-state'].includes(e.type))"
+                        ".map((e) => [e.user, e.type, e.state ?? e.attempt])"
+                    )
+                    raise AssertionError(f"no recovery: {happened}") from error
+                assert await page.evaluate(CHANNEL_ROUND_TRIP, "after") == "after"
+                assert await page.evaluate(SELECTED_CANDIDATE_TYPE, ["alice", "bob"]) == "relay"
+            await page.close()
+    finally:
+        await turn.aclose()

@@ -217,6 +217,10 @@ async def test_clear_messages_and_the_reconnecting_state(browser: Browser) -> No
         await process.wait()
         await page.wait_for_selector("#connection-banner:not([hidden])", timeout=WAIT)
         assert "Reconnecting" in await page.inner_text("#connection-banner")
+        await page.wait_for_selector("#retry-now:not([hidden])")
+        await page.wait_for_function(
+            "document.getElementById('retry-countdown').textContent.startsWith('Attempt')"
+        )
         # ...and a join attempt meanwhile says the server cannot be reached.
         await other.click("#join-button")
         await other.wait_for_function(
@@ -249,3 +253,147 @@ async def test_a_denied_camera_is_explained_and_the_call_goes_on() -> None:
             await page.wait_for_function(shown("ada", "no camera, still here"))
         finally:
             await browser.close()
+
+
+# Roles a person operates or reads as a thing of its own: each needs a name that a
+# screen reader can say.
+NAMED_ROLES = {
+    "button", "link", "textbox", "searchbox", "checkbox", "radio", "switch", "tab",
+    "combobox", "listbox", "slider", "menuitem", "progressbar", "image", "img",
+}  # fmt: skip
+
+
+async def unnamed_controls(page: Page) -> list[str]:
+    """What Chromium's accessibility tree holds with a role from NAMED_ROLES and no
+    accessible name (hidden and aria-hidden nodes are not in the tree)."""
+    cdp = await page.context.new_cdp_session(page)
+    try:
+        tree = await cdp.send("Accessibility.getFullAXTree")
+        unnamed = []
+        for node in tree["nodes"]:
+            if node.get("ignored"):
+                continue
+            role = node.get("role", {}).get("value")
+            name = str(node.get("name", {}).get("value", "")).strip()
+            if role in NAMED_ROLES and not name:
+                described = await cdp.send(
+                    "DOM.describeNode", {"backendNodeId": node["backendDOMNodeId"]}
+                )
+                element = described["node"]
+                unnamed.append(f"{role}: <{element['localName']} {element.get('attributes')}>")
+        return unnamed
+    finally:
+        await cdp.detach()
+
+
+async def checked_roles(page: Page) -> set[str]:
+    cdp = await page.context.new_cdp_session(page)
+    try:
+        tree = await cdp.send("Accessibility.getFullAXTree")
+        return {
+            node.get("role", {}).get("value") for node in tree["nodes"] if not node.get("ignored")
+        }
+    finally:
+        await cdp.detach()
+
+
+FITS_THE_WIDTH = """() => {
+  const width = document.documentElement.clientWidth;
+  const outside = [...document.querySelectorAll("button, input, textarea, a, h1")]
+    .filter((node) => node.offsetParent !== null)
+    .filter((node) => {
+      const box = node.getBoundingClientRect();
+      return box.width > 0 && (box.left < -1 || box.right > width + 1);
+    })
+    .map((node) => node.id || node.className);
+  return { overflow: document.documentElement.scrollWidth - width, outside };
+}"""
+
+
+async def tab_to(page: Page, element_id: str, limit: int = 60) -> None:
+    """Press Tab until the element has the focus, as a keyboard user would."""
+    for _ in range(limit):
+        if await page.evaluate("document.activeElement?.id") == element_id:
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"#{element_id} is not reachable with Tab")
+
+
+async def test_keyboard_phone_width_screen_reader_names_invite_link_and_speaking(
+    browser: Browser,
+) -> None:
+    async with hubbub_serve() as (url, _process):
+        # Ada on a desktop, with a clipboard; bob on a phone-sized screen.
+        desk = await browser.new_context(
+            viewport={"width": 1280, "height": 800},
+            permissions=["clipboard-read", "clipboard-write"],
+        )
+        ada = await desk.new_page()
+        await ada.goto(f"{url}/?room=a11y")
+        assert await unnamed_controls(ada) == []
+
+        # The join screen by keyboard alone: Tab to the name, type it, Enter.
+        await tab_to(ada, "name-input")
+        await ada.keyboard.type("ada")
+        await ada.keyboard.press("Enter")
+        await ada.wait_for_selector("#call-screen:not([hidden])", timeout=WAIT)
+
+        phone = await browser.new_context(
+            viewport={"width": 375, "height": 720}, is_mobile=True, has_touch=True
+        )
+        bob = await phone.new_page()
+        await bob.goto(f"{url}/?room=a11y")
+        fit = await bob.evaluate(FITS_THE_WIDTH)
+        assert fit == {"overflow": 0, "outside": []}, fit
+        await bob.fill("#name-input", "bob")
+        await bob.click("#join-button")
+        await bob.wait_for_selector("#call-screen:not([hidden])", timeout=WAIT)
+        await video_advances(bob, tile("ada"))
+        await video_advances(ada, tile("bob"))
+
+        # Who is speaking: the fake microphone beeps, and bob's tile lights up for ada.
+        await ada.wait_for_selector(f"{tile('bob')}.speaking", timeout=WAIT)
+
+        # Every control, in the call too, has a name a screen reader can say.
+        assert await unnamed_controls(ada) == []
+        await ada.click("#tab-people")
+        await ada.wait_for_selector('.person[data-user="bob"] .send-file')
+        assert await unnamed_controls(ada) == []
+        await ada.click("#tab-chat")
+        roles = await checked_roles(ada)
+        assert {"tab", "tabpanel", "log"} <= roles, roles
+
+        # The invite link lands on the clipboard and opens the same room.
+        await ada.click("#copy-invite")
+        # (wait_for_function does not await a promise: the clipboard is polled from here)
+        for _ in range(WAIT // 250):
+            if await ada.evaluate("navigator.clipboard.readText()") == f"{url}/?room=a11y":
+                break
+            await asyncio.sleep(0.25)
+        assert await ada.evaluate("navigator.clipboard.readText()") == f"{url}/?room=a11y"
+
+        # On the phone the call fits the width, every control in view; the chat opens
+        # over the video and Escape closes it.
+        fit = await bob.evaluate(FITS_THE_WIDTH)
+        assert fit == {"overflow": 0, "outside": []}, fit
+        assert await bob.get_attribute("#toggle-panel", "aria-pressed") == "false"
+        assert await unnamed_controls(bob) == []
+
+        # The call by keyboard: Tab to the microphone, Space turns it off, and the others see.
+        await tab_to(bob, "toggle-mic")
+        await bob.keyboard.press("Space")
+        await bob.wait_for_selector('#toggle-mic[aria-pressed="false"]')
+        await ada.wait_for_selector(f"{tile('bob')}.audio-off", timeout=WAIT)
+        await tab_to(bob, "toggle-panel")
+        await bob.keyboard.press("Enter")
+        await bob.wait_for_selector("#side-panel:not(.collapsed)")
+        await tab_to(bob, "chat-input")
+        await bob.keyboard.type("typed, not clicked")
+        await bob.keyboard.press("Enter")
+        await ada.wait_for_function(shown("bob", "typed, not clicked"), timeout=WAIT)
+        await bob.keyboard.press("Escape")
+        await bob.wait_for_selector("#side-panel.collapsed", state="hidden")
+        assert await bob.evaluate("document.activeElement.id") == "toggle-panel"
+
+        await phone.close()
+        await desk.close()

@@ -379,6 +379,7 @@ function startCall(room) {
   on("presence", ({ participant }) => updateParticipant(participant));
   on("file-offer", ({ transfer }) => fileCard(transfer));
   on("connection-state", ({ state: connection, reason }) => showConnection(connection, reason));
+  on("reconnecting", ({ attempt, delayMs }) => showReconnectAttempt(attempt, delayMs));
   on("local-stream", () => updateLocalMedia());
 
   for (const entry of room.history ?? []) chatMessage({ ...entry, mine: entry.userId === room.userId }, true);
@@ -400,6 +401,7 @@ function leaveCall({ rejoin = false } = {}) {
   for (const off of state.cleanup.splice(0)) off();
   room.leave();
   stopSpeakerLoop();
+  showReconnectAttempt(0, 0);
   state.room = null;
   state.initialized = false;
   state.tiles.clear();
@@ -506,8 +508,8 @@ function updateParticipant(participant) {
     tile.classList.toggle("video-off", !participant.media.video || !hasVideo);
     tile.classList.toggle("audio-off", !participant.media.audio);
     const connecting = !["connected", "closed"].includes(participant.connectionState);
-    tile.querySelector(".tile-status").textContent =
-      participant.connectionState === "failed" ? "Reconnecting…" : connecting ? "Connecting…" : "";
+    const lost = ["failed", "disconnected"].includes(participant.connectionState);
+    tile.querySelector(".tile-status").textContent = lost ? "Reconnecting…" : connecting ? "Connecting…" : "";
   }
   updatePerson(participant);
 }
@@ -894,17 +896,37 @@ function selectTab(name) {
   if (name === "chat") clearUnread();
 }
 
+// The countdown to the next attempt is for the eye only: a screen reader hears the
+// banner's text once, not every second.
+function showReconnectAttempt(attempt, delayMs) {
+  clearInterval(state.countdownTimer);
+  const node = $("retry-countdown");
+  node.textContent = "";
+  if (!attempt) return;
+  const due = Date.now() + delayMs;
+  const tick = () => {
+    const seconds = Math.ceil((due - Date.now()) / 1000);
+    node.textContent = seconds > 0 ? `Attempt ${attempt}, next in ${seconds} s` : `Attempt ${attempt}…`;
+    if (seconds <= 0) clearInterval(state.countdownTimer);
+  };
+  tick();
+  state.countdownTimer = setInterval(tick, 500);
+}
+
 const CLOSED_TEXT = {
   replaced: "You joined this room from another tab or device, so this one left the call.",
   removed: "An admin removed you from the room.",
   "room-ended": "An admin ended the room.",
   flooded: "The server disconnected this page for sending too much, too fast.",
+  "gave-up": "The server could not be reached for several minutes.",
 };
 
 function showConnection(connection, reason = null) {
   const banner = $("connection-banner");
   banner.classList.toggle("closed", connection === "closed");
   $("rejoin-button").hidden = connection !== "closed";
+  $("retry-now").hidden = connection !== "reconnecting";
+  if (connection !== "reconnecting") showReconnectAttempt(0, 0);
   if (connection === "reconnecting") {
     $("connection-text").textContent = "Connection to the server lost. Reconnecting… Calls already running carry on.";
     banner.hidden = false;
@@ -947,6 +969,7 @@ function setupCallScreen() {
   $("close-panel").addEventListener("click", () => setPanelOpen(false));
   $("leave").addEventListener("click", () => leaveCall());
   $("rejoin-button").addEventListener("click", () => leaveCall({ rejoin: true }));
+  $("retry-now").addEventListener("click", () => state.room?.reconnectNow());
   $("enable-sound").addEventListener("click", () => {
     for (const audio of state.audio.values()) audio.play().catch(() => {});
     $("sound-banner").hidden = true;

@@ -21,6 +21,7 @@ export const DEFAULTS = Object.freeze({
   reconnectGiveUpMs: 5 * 60 * 1000, // stop trying to reconnect after this long
   firstOfferWaitMs: 4000, // a newcomer waits this long for a peer's first offer, then offers itself
   iceDisconnectedRestartMs: 4000, // a peer connection "disconnected" this long gets an ICE restart
+  iceRestartMaxMs: 30000, // a restart that does not reconnect is tried again, waiting up to this long
   fileChunkBytes: 64 * 1024, // binary message size for files (capped by the peer's maxMessageSize)
   fileReadBytes: 1024 * 1024, // bytes read from disk at a time when sending a file
   fileHighWaterBytes: 1024 * 1024, // stop writing to a file channel above this bufferedAmount...
@@ -45,6 +46,7 @@ export const FINAL_CLOSE_CODES = Object.freeze({
 const FILE_LABEL_PREFIX = "hubbub-file:";
 const CONTROL_LABEL = "hubbub-control";
 const RESERVED_PREFIX = "hubbub-";
+const OPTIONAL_REF = "optional:";
 
 /** An error the server or the library reports, with a code (see docs/protocol.md). */
 export class HubbubError extends Error {
@@ -115,6 +117,8 @@ export class Emitter extends EventTarget {
  *   the server asks for one; a function is called for a fresh one on every (re)join
  * @param {MediaStream} [options.stream]  camera and microphone to send
  * @param {RTCIceServer[]} [options.iceServers]  overrides what the server sends
+ * @param {"all"|"relay"} [options.iceTransportPolicy="all"]  `relay` sends everything
+ *   through TURN, so peers never learn each other's addresses
  * @param {boolean} [options.reconnect=true]  reconnect by itself when the connection drops
  * @param {object} [options.limits]  changes to {@link DEFAULTS}
  */
@@ -139,6 +143,19 @@ function randomId(length = 16) {
   return Array.from(bytes, (b) => "abcdefghijklmnopqrstuvwxyz0123456789"[b % 36]).join("");
 }
 
+/** Join errors a reconnection retries; any other refusal ends it. */
+const RETRIED_JOIN_ERRORS = ["unreachable", "timeout", "closed", "user-id-taken", "not-connected"];
+
+/**
+ * The wait before reconnection attempt `attempt` (1, 2, ...): exponential backoff
+ * from `reconnectMinMs` to `reconnectMaxMs`, with jitter over the upper half so that
+ * clients dropped together (a server restart) do not all come back at once.
+ */
+export function reconnectDelay(attempt, limits = DEFAULTS) {
+  const ceiling = Math.min(limits.reconnectMaxMs, limits.reconnectMinMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling * (0.5 + Math.random() * 0.5));
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -158,8 +175,10 @@ function sleep(ms) {
  * - `presence` `{participant, status}`, `typing` `{userId, typing}`
  * - `file-offer` `{transfer}`: someone offers a file; call `transfer.accept()` or `reject()`
  * - `channel` `{channel}`: a peer opened an app data channel this side had not opened
- * - `connection-state` `{state, previous}`: `connecting`, `open`, `reconnecting`, `closed`
+ * - `connection-state` `{state, previous, reason}`: `connecting`, `open`, `reconnecting`, `closed`
+ * - `reconnecting` `{attempt, delayMs}`: the next attempt to reach the server, and when
  * - `peer-state` `{participant, state}`: the RTCPeerConnection's connectionState
+ * - `ice-restart` `{participant, attempt}`: a peer connection that failed restarts ICE
  * - `local-stream` `{stream, kind}`: what this side sends changed
  * - `ice-servers` `{iceServers}`, `error` `{error}`, `message` (every server message)
  */
@@ -180,6 +199,7 @@ export class Room extends Emitter {
     this._token = options.token ?? null;
     this._options = options;
     this._configuredIceServers = options.iceServers ?? null;
+    this._iceTransportPolicy = options.iceTransportPolicy === "relay" ? "relay" : "all";
     this._serverIceServers = null;
     this._reconnect = options.reconnect !== false;
     this._ws = null;
@@ -192,6 +212,11 @@ export class Room extends Emitter {
     this._pingTimer = null;
     this._pongTimer = null;
     this._closing = false;
+    this._wakeReconnect = null;
+    this._unsupported = new Set(); // message types the server answered `unknown-type`
+    this._onOnline = () => this.reconnectNow();
+    /** How many attempts this reconnection has made (0 while connected). */
+    this.reconnectAttempt = 0;
     this.history = [];
     // What this side sends: the camera stream carries microphone and camera tracks.
     this.localStream = options.stream ?? null;
@@ -218,9 +243,26 @@ export class Room extends Emitter {
     return `h${this._refCounter}`;
   }
 
-  /** Open the socket and join; resolves on `room-joined`. */
-  async _connectOnce() {
+  // A session starts with a hello: `join-room` (below). Resuming will be a second kind
+  // of hello, `resume {sessionId, resumeToken, lastSeq}`, tried first by
+  // `_reconnectOnce` when `room-joined` gave a `resumeToken`; what it replays arrives
+  // as ordinary messages, and a refusal falls back to this fresh join.
+  async _joinMessage() {
     const token = typeof this._token === "function" ? await this._token() : this._token;
+    const message = { type: "join-room", room: this.name };
+    if (this.userId) message.userId = this.userId;
+    if (token) message.token = token;
+    return message;
+  }
+
+  /** One attempt to get back into the room after the connection dropped. */
+  async _reconnectOnce() {
+    await this._connectOnce(await this._joinMessage());
+  }
+
+  /** Open the socket and send `hello`; resolves once the server has answered it. */
+  async _connectOnce(hello = null) {
+    hello ??= await this._joinMessage();
     return new Promise((resolve, reject) => {
       let settled = false;
       const ws = new WebSocket(this.url);
@@ -254,12 +296,7 @@ export class Room extends Emitter {
         reject: fail,
       });
       // Handlers go on before anything can happen: the socket opens on a later task.
-      ws.onopen = () => {
-        const message = { type: "join-room", room: this.name, ref };
-        if (this.userId) message.userId = this.userId;
-        if (token) message.token = token;
-        ws.send(JSON.stringify(message));
-      };
+      ws.onopen = () => ws.send(JSON.stringify({ ...hello, ref }));
       ws.onmessage = (event) => this._onServerFrame(event.data);
       ws.onerror = () => {};
       ws.onclose = (event) => {
@@ -308,6 +345,15 @@ export class Room extends Emitter {
     }
     if (!message || typeof message !== "object") return;
     this._heardFromServer();
+    if (
+      message.type === "error" &&
+      message.code === "unknown-type" &&
+      typeof message.ref === "string" &&
+      message.ref.startsWith(OPTIONAL_REF)
+    ) {
+      this._unsupported.add(message.ref.slice(OPTIONAL_REF.length));
+      return;
+    }
     if (message.ref !== undefined && this._pending.has(message.ref)) {
       const pending = this._pending.get(message.ref);
       if (message.type === "error") {
@@ -469,27 +515,52 @@ export class Room extends Emitter {
     // Peer connections carry on by themselves while the server is away: media keeps
     // flowing; only signaling (and so renegotiation) waits.
     const started = Date.now();
-    let delay = this.limits.reconnectMinMs;
-    while (!this._closing) {
-      await sleep(delay * (0.5 + Math.random() * 0.5));
-      if (this._closing) return;
-      try {
-        await this._connectOnce();
-        return;
-      } catch (error) {
-        // `user-id-taken`: the server has not yet noticed the old connection is gone.
-        if (error.code && !["unreachable", "timeout", "closed", "user-id-taken"].includes(error.code)) {
-          this.emit("error", { error });
+    globalThis.addEventListener?.("online", this._onOnline);
+    try {
+      for (let attempt = 1; !this._closing; attempt++) {
+        const delayMs = reconnectDelay(attempt, this.limits);
+        this.reconnectAttempt = attempt;
+        this.emit("reconnecting", { attempt, delayMs });
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, delayMs);
+          this._wakeReconnect = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this._wakeReconnect = null;
+        if (this._closing) return;
+        try {
+          await this._reconnectOnce();
+          return;
+        } catch (error) {
+          // `user-id-taken`: the server has not yet noticed the old connection is gone.
+          if (error.code && !RETRIED_JOIN_ERRORS.includes(error.code)) {
+            this.emit("error", { error });
+            this.closeReason = { code: error.code };
+            this._shutdown();
+            return;
+          }
+        }
+        if (Date.now() - started > this.limits.reconnectGiveUpMs) {
+          this.closeReason = { code: "gave-up" };
           this._shutdown();
           return;
         }
       }
-      if (Date.now() - started > this.limits.reconnectGiveUpMs) {
-        this._shutdown();
-        return;
-      }
-      delay = Math.min(delay * 2, this.limits.reconnectMaxMs);
+    } finally {
+      this._wakeReconnect = null;
+      this.reconnectAttempt = 0;
+      globalThis.removeEventListener?.("online", this._onOnline);
     }
+  }
+
+  /**
+   * While reconnecting, try again now rather than when the backoff says (a "try now"
+   * button; the browser coming back online does it by itself). No effect otherwise.
+   */
+  reconnectNow() {
+    this._wakeReconnect?.();
   }
 
   /** Leave the room: closes every peer connection and the server connection. */
@@ -532,7 +603,7 @@ export class Room extends Emitter {
   }
 
   _rtcConfiguration() {
-    return { iceServers: this.iceServers };
+    return { iceServers: this.iceServers, iceTransportPolicy: this._iceTransportPolicy };
   }
 
   _setServerIceServers(iceServers) {
@@ -584,7 +655,14 @@ export class Room extends Emitter {
     if (!typing) clearTimeout(this._typingTimer);
     if (this._typingSent === typing) return;
     this._typingSent = typing;
-    this._send({ type: "typing", typing });
+    this._sendOptional({ type: "typing", typing });
+  }
+
+  // A message of a kind an older server may not know: the first `unknown-type` answer
+  // turns that kind off for this room, silently.
+  _sendOptional(message) {
+    if (this._unsupported.has(message.type)) return false;
+    return this._send({ ...message, ref: `${OPTIONAL_REF}${message.type}` });
   }
 
   // -- local media ---------------------------------------------------------------
@@ -619,7 +697,9 @@ export class Room extends Emitter {
   }
 
   /** Turn the camera on or off. Off stops the camera (its light goes out); on opens it again. */
-  async setCamera(on, constraints = true) {
+  async setCamera(on, constraints = this._cameraConstraints ?? true) {
+    this._cameraConstraints = constraints;
+    this._cameraReplaced = false;
     const stream = this.localStream;
     if (on) {
       if (stream?.getVideoTracks().some((t) => t.readyState === "live")) {
@@ -648,8 +728,9 @@ export class Room extends Emitter {
 
   /**
    * Share the screen (or a window or tab): `getDisplayMedia` asks the user what. With
-   * `replaceCamera`, the camera is turned off while sharing. Resolves with the stream;
-   * the share stops when `stopScreenShare()` is called or the user ends it in the browser.
+   * `replaceCamera`, the camera is turned off while sharing and back on when it stops.
+   * Resolves with the stream; the share stops when `stopScreenShare()` is called or the
+   * user ends it in the browser.
    */
   async startScreenShare({ replaceCamera = false, audio = false } = {}) {
     if (this.screenStream) return this.screenStream;
@@ -661,7 +742,11 @@ export class Room extends Emitter {
         if (this.screenStream === stream) this.stopScreenShare();
       });
     }
-    if (replaceCamera && this._media.video) await this.setCamera(false);
+    this._cameraReplaced = false;
+    if (replaceCamera && this._media.video) {
+      await this.setCamera(false);
+      this._cameraReplaced = true;
+    }
     for (const participant of this.participants.values()) participant._link?.syncSenders();
     this._mediaChanged("screen");
     return stream;
@@ -675,6 +760,10 @@ export class Room extends Emitter {
     for (const track of stream.getTracks()) track.stop();
     for (const participant of this.participants.values()) participant._link?.syncSenders();
     this._mediaChanged("screen");
+    if (this._cameraReplaced) {
+      this._cameraReplaced = false;
+      await this.setCamera(true, this._cameraConstraints);
+    }
   }
 
   _mediaState() {
@@ -1153,22 +1242,51 @@ class PeerLink {
     this.room.emit("peer-state", { participant: this.participant, state });
   }
 
-  // A connection that fails (or stays disconnected) restarts ICE; restartIce() makes
-  // this side offer, and perfect negotiation sorts out both sides doing it at once.
+  // A connection that fails (or stays disconnected) restarts ICE: new credentials,
+  // new candidates (a new network, a TURN server back up). restartIce() makes this side
+  // offer, and perfect negotiation sorts out both sides doing it at once. A restart
+  // that does not bring the connection back is tried again, each time waiting twice
+  // as long, until it connects or the participant leaves.
   _onIceState() {
     const state = this.pc.iceConnectionState;
-    clearTimeout(this._restartTimer);
-    if (state === "failed") {
-      this.restartIce();
-    } else if (state === "disconnected") {
-      this._restartTimer = setTimeout(() => {
-        if (!this.closed && this.pc.iceConnectionState === "disconnected") this.restartIce();
-      }, this.room.limits.iceDisconnectedRestartMs);
+    const limits = this.room.limits;
+    if (state === "connected" || state === "completed") {
+      clearTimeout(this._restartTimer);
+      this._restartTimer = null;
+      this._restarts = 0;
+    } else if (state === "failed") {
+      clearTimeout(this._restartTimer);
+      this._restartTimer = setTimeout(() => this._restartIfDown(), this._restartBackoff());
+    } else if (state === "disconnected" && !this._restartTimer) {
+      const wait = Math.max(limits.iceDisconnectedRestartMs, this._restartBackoff());
+      this._restartTimer = setTimeout(() => this._restartIfDown(), wait);
     }
   }
 
+  _restartBackoff() {
+    if (!this._restarts) return 0;
+    const limits = this.room.limits;
+    return Math.min(limits.iceRestartMaxMs, limits.iceDisconnectedRestartMs * 2 ** (this._restarts - 1));
+  }
+
+  _restartIfDown() {
+    this._restartTimer = null;
+    if (this.closed) return;
+    const state = this.pc.iceConnectionState;
+    if (state === "connected" || state === "completed") return;
+    // The offer goes through the server: while it is away, wait for it (a fresh join
+    // makes a new connection anyway).
+    if (this.room.state === "open") this.restartIce();
+    // Not back after the restart (or the wait for the server)? Try again, later.
+    const retry = Math.min(this.room.limits.iceRestartMaxMs, 2 * Math.max(1000, this._restartBackoff()));
+    this._restartTimer = setTimeout(() => this._restartIfDown(), retry);
+  }
+
+  /** Restart ICE now: new credentials and candidates, media carrying on meanwhile. */
   restartIce() {
     if (this.closed) return;
+    this._restarts = (this._restarts ?? 0) + 1;
+    this.room.emit("ice-restart", { participant: this.participant, attempt: this._restarts });
     this.pc.restartIce();
   }
 
