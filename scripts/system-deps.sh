@@ -13,6 +13,9 @@ missing=()
 for path in "${!needed[@]}"; do
   [ -x "$path" ] || missing+=("${needed[$path]}")
 done
+# PostgreSQL's server binaries live under a versioned folder; the store tests start
+# their own server from them.
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing Debian packages: ${missing[*]}" >&2

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import uvloop
 
 from hubbub.server import ServerSettings, start_server
+from tests.postgres import PostgresServer
 
 ServerFactory = Callable[..., Awaitable[str]]
 
@@ -20,14 +22,16 @@ def pytest_asyncio_loop_factories(
 
 
 @pytest.fixture
-async def start_hub() -> AsyncIterator[ServerFactory]:
+async def start_hub(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     """Start an in-process server on an ephemeral port; returns its base URL."""
     runners = []
 
     async def start(settings: ServerSettings | None = None, **limits: object) -> str:
-        """Start with ``settings`` (host and port are forced to 127.0.0.1:0), and
-        ``limits`` changed from theirs."""
-        settings = replace(settings or ServerSettings(), host="127.0.0.1", port=0)
+        """Start with ``settings`` (host and port are forced to 127.0.0.1:0, and the
+        data folder to a fresh one unless given), and ``limits`` changed from theirs."""
+        if settings is None:
+            settings = ServerSettings(data_dir=tmp_path / f"data-{len(runners)}")
+        settings = replace(settings, host="127.0.0.1", port=0)
         if limits:
             settings = replace(settings, limits=replace(settings.limits, **limits))
         runner, url = await start_server(settings)
@@ -42,3 +46,29 @@ async def start_hub() -> AsyncIterator[ServerFactory]:
 @pytest.fixture
 async def hub_url(start_hub: ServerFactory) -> str:
     return await start_hub()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run, started on first use."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database on the test PostgreSQL server."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> ServerSettings:
+    """Server settings for each store backend, with fresh storage."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        return ServerSettings(data_dir=tmp_path / "data", database_url=url)
+    return ServerSettings(data_dir=tmp_path / "data")

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,8 +22,22 @@ async def hubbub_serve(
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     """Start ``hubbub serve --port 0 ARGS``; yield its URL and the process.
 
-    Every line the server logs is appended to ``log`` when one is given.
+    Every line the server logs is appended to ``log`` when one is given. Unless
+    ARGS name a store, the data folder is a fresh temporary one.
     """
+    if "--data-dir" in args or "--database-url" in args:
+        async with _serve(*args, log=log) as running:
+            yield running
+    else:
+        with tempfile.TemporaryDirectory(prefix="hubbub-data-") as data_dir:
+            async with _serve("--data-dir", data_dir, *args, log=log) as running:
+                yield running
+
+
+@asynccontextmanager
+async def _serve(
+    *args: str, log: list[bytes] | None = None
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -42,6 +42,8 @@ DEFAULT_WEBHOOK_EVENTS = [event for event in WEBHOOK_EVENTS if event != "chat.me
 """All but chat messages, which a backend asks for by name: there are as many as
 there are messages."""
 
+DEFAULT_DATA_DIR = Path("hubbub-data")
+
 
 class SettingsError(ValueError):
     """A setting's value is refused; the message names the setting and why."""
@@ -168,6 +170,40 @@ class ServerSettings:
         1.0, "Seconds before the first retry of a webhook; doubled after each failure."
     )
     webhook_backoff_max: float = setting(60.0, "Seconds between webhook retries at most.")
+    data_dir: Path = setting(
+        DEFAULT_DATA_DIR,
+        "Folder for the SQLite database (hubbub.db), created if missing. Not used with "
+        "--database-url.",
+    )
+    database_url: str | None = setting(
+        None,
+        "PostgreSQL database to store history and notifications in "
+        "(postgresql://user:password@host/name) instead of SQLite under --data-dir.",
+        secret=True,
+    )
+    history_on_join: int = setting(
+        50, "Chat messages sent in room-joined: the room's last ones (0: none)."
+    )
+    retention_messages: int | None = setting(
+        None, "Chat messages kept per room; older ones are deleted (default: all kept)."
+    )
+    retention_seconds: float | None = setting(
+        None, "Seconds chat messages are kept; older ones are deleted (default: forever)."
+    )
+    retention_interval: float = setting(60.0, "Seconds between two passes of the retention task.")
+    store_batch_max: int = setting(
+        1000, "Most chat messages written in one transaction (group commit)."
+    )
+    store_batch_delay: float = setting(
+        0.001,
+        "Seconds a batch of chat messages waits to fill before it is written (0: write at "
+        "once; batches still form while the previous one is being written).",
+    )
+    store_max_pending: int = setting(
+        50_000,
+        "Chat messages waiting to be written, over which new ones are refused with "
+        "store-unavailable.",
+    )
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -189,6 +225,23 @@ class ServerSettings:
                 raise SettingsError(
                     f"allowed_origin: {origin!r} is not an origin (scheme://host[:port])"
                 )
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise SettingsError("database_url: only postgresql:// URLs are supported")
+        for name in ("history_on_join", "store_batch_delay"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name} must not be negative")
+        for name in (
+            "retention_messages",
+            "retention_seconds",
+            "retention_interval",
+            "store_batch_max",
+            "store_max_pending",
+        ):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise SettingsError(f"{name} must be positive, got {value!r}")
 
     def _check_webhooks(self) -> None:
         for url in self.webhook_url:

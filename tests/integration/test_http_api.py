@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import aiohttp.web
 
@@ -9,8 +11,8 @@ from hubbub.server import ServerSettings, start_server
 from tests.wsclient import Client
 
 
-async def test_api_key_is_required_and_checked() -> None:
-    runner, url = await start_server(ServerSettings(port=0, api_key="s3cret"))
+async def test_api_key_is_required_and_checked(tmp_path: Path) -> None:
+    runner, url = await start_server(ServerSettings(port=0, api_key="s3cret", data_dir=tmp_path))
     try:
         async with aiohttp.ClientSession() as http, await Client.connect(url) as client:
             await client.join("r", "a")
@@ -30,8 +32,8 @@ async def test_api_key_is_required_and_checked() -> None:
         await runner.cleanup()
 
 
-async def test_without_an_api_key_the_api_is_off() -> None:
-    runner, url = await start_server(ServerSettings(port=0))
+async def test_without_an_api_key_the_api_is_off(tmp_path: Path) -> None:
+    runner, url = await start_server(ServerSettings(port=0, data_dir=tmp_path))
     try:
         async with aiohttp.ClientSession() as http:
             headers = {"Authorization": "Bearer anything"}

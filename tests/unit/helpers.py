@@ -8,7 +8,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from hubbub.core import Hub, Limits, Session
+from hubbub.core.storage import PendingChat
 from hubbub.protocol.errors import CloseCode
+from hubbub.protocol.messages import Ref
+from hubbub.store import RoomState, StoredChat, assign_sequence
 
 
 class RecordingOutbox:
@@ -31,6 +34,103 @@ class RecordingOutbox:
         self.closed[session.session_id] = (int(code), reason)
 
 
+class MemoryStorage:
+    """The hub's storage requests, answered from memory when ``answer()`` is called.
+
+    Requests wait, as they would for a real store, so tests can look at the hub
+    in between; ``fail_next`` makes the next answers failures.
+    """
+
+    def __init__(self) -> None:
+        self.hub: Hub | None = None
+        self.requests: list[tuple[str, tuple[Any, ...]]] = []
+        self.messages: dict[str, list[StoredChat]] = {}
+        self.last_seqs: dict[str, int] = {}
+        self.now_ms = 1_700_000_000_000
+        self.capacity = 1_000_000
+        self.fail_next = 0
+        self._ids = itertools.count(1)
+
+    def append_chat(self, pending: PendingChat) -> bool:
+        queued = sum(1 for kind, _ in self.requests if kind == "append")
+        if queued >= self.capacity:
+            return False
+        self.requests.append(("append", (pending,)))
+        return True
+
+    def load_room(self, room: str, recent: int) -> None:
+        self.requests.append(("room", (room, recent)))
+
+    def load_history(
+        self, session_id: str, room: str, before_seq: int | None, limit: int, ref: Ref | None
+    ) -> None:
+        self.requests.append(("history", (session_id, room, before_seq, limit, ref)))
+
+    def answer(self) -> int:
+        """Answer every waiting request (and those they cause); return how many."""
+        assert self.hub is not None
+        answered = 0
+        while self.requests:
+            requests, self.requests = self.requests, []
+            appends = [args[0] for kind, args in requests if kind == "append"]
+            if appends:
+                answered += 1
+                if self._failing():
+                    self.hub.chat_failed(appends)
+                else:
+                    self.hub.chat_stored(appends, self._append(appends))
+            for kind, args in requests:
+                if kind == "append":
+                    continue
+                answered += 1
+                failing = self._failing()
+                if kind == "room":
+                    room, recent = args
+                    if failing:
+                        self.hub.room_load_failed(room)
+                    else:
+                        stored = self.messages.get(room, [])
+                        state = RoomState(
+                            self.last_seqs.get(room, 0), stored[-recent:] if recent else []
+                        )
+                        self.hub.room_loaded(room, state)
+                elif kind == "history":
+                    session_id, room, before, limit, ref = args
+                    if failing:
+                        self.hub.store_failed(session_id, ref)
+                    else:
+                        older = [
+                            m
+                            for m in self.messages.get(room, [])
+                            if before is None or m.seq < before
+                        ]
+                        self.hub.history_loaded(session_id, room, older[-limit:], ref)
+        return answered
+
+    def _failing(self) -> bool:
+        if self.fail_next:
+            self.fail_next -= 1
+            return True
+        return False
+
+    def _append(self, appends: list[PendingChat]) -> list[StoredChat]:
+        drafts = [p.draft for p in appends]
+        for draft in drafts:
+            self.last_seqs.setdefault(draft.room, 0)
+        existing = {
+            (m.room, m.user_id, m.client_id): m
+            for stored in self.messages.values()
+            for m in stored
+            if m.client_id is not None
+        }
+        results, rows = assign_sequence(
+            drafts, self.last_seqs, existing, self.now_ms, lambda: f"m{next(self._ids)}"
+        )
+        for row in rows:
+            self.messages.setdefault(row.room, []).append(row)
+        return results
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -42,30 +142,60 @@ class Clock:
 class Harness:
     """A hub and named clients; ``take(name)`` pops what a client was sent."""
 
-    def __init__(self, limits: Limits | None = None, **hub_options: Any) -> None:
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        *,
+        history_on_join: int = 50,
+        auto: bool = True,
+        **hub_options: Any,
+    ) -> None:
         self.outbox = RecordingOutbox()
         self.clock = Clock()
+        self.storage = MemoryStorage()
+        self.auto = auto
+        """Answer storage requests after each message sent (else call ``answer()``)."""
         counter = itertools.count(1)
         self.hub = Hub(
             self.outbox,
+            storage=self.storage,
             limits=limits,
+            history_on_join=history_on_join,
             clock=self.clock,
             new_session_id=lambda: f"s{next(counter)}",
             **hub_options,
         )
+        self.storage.hub = self.hub
         self.clients: dict[str, Session] = {}
+
+    def answer(self) -> int:
+        return self.storage.answer()
 
     def connect(self, name: str) -> Session:
         session = self.hub.connect(link=name)
         self.clients[name] = session
         return session
 
-    def send(self, name: str, message: dict[str, Any] | str) -> None:
+    def send(self, name: str, message: dict[str, Any] | str, *, connect: bool = False) -> None:
+        if connect and name not in self.clients:
+            self.connect(name)
         text = message if isinstance(message, str) else json.dumps(message)
         self.hub.receive(self.clients[name], text)
+        if self.auto:
+            self.storage.answer()
 
     def take(self, name: str) -> list[dict[str, Any]]:
         return self.outbox.sent.pop(self.clients[name].session_id, [])
+
+    def join_now(
+        self, name: str, room: str, user_id: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """Join, answering the storage requests even when ``auto`` is off."""
+        auto, self.auto = self.auto, True
+        try:
+            return self.join(name, room, user_id, **extra)
+        finally:
+            self.auto = auto
 
     def join(
         self, name: str, room: str, user_id: str | None = None, **extra: Any

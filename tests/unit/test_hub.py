@@ -17,6 +17,11 @@ def codes(messages: list[dict]) -> list[str]:
     return [m["code"] for m in messages if m["type"] == "error"]
 
 
+def chat_text(message: dict) -> tuple[str, str]:
+    assert message["type"] == "chat", message
+    return message["userId"], message["message"]
+
+
 class TestJoin:
     def test_first_member_sees_an_empty_room(self, h: Harness) -> None:
         joined = h.join("a", "room1", "alice")
@@ -26,6 +31,8 @@ class TestJoin:
             "userId": "alice",
             "sessionId": h.clients["a"].session_id,
             "participants": [],
+            "history": [],
+            "lastSeq": 0,
         }
 
     def test_newcomer_gets_participants_in_join_order_and_others_get_user_joined(
@@ -99,7 +106,7 @@ class TestJoin:
         assert codes(h.take("b")) == ["user-id-taken"]
         assert h.take("a") == []
         h.send("a", {"type": "chat", "message": "still here?"})
-        assert h.take("b") == [{"type": "chat", "message": "still here?", "userId": "alice"}]
+        assert [chat_text(m) for m in h.take("b")] == [("alice", "still here?")]
 
     def test_joining_the_same_room_again_is_refused(self, h: Harness) -> None:
         h.join("a", "room1", "alice")
@@ -227,8 +234,17 @@ class TestChat:
         h.join("x", "elsewhere", "xavier")
         h.take("a")
         h.send("b", {"type": "chat", "message": "hello"})
-        assert h.take("a") == [{"type": "chat", "message": "hello", "userId": "bob"}]
-        assert h.take("b") == []
+        assert h.take("a") == [
+            {
+                "type": "chat",
+                "message": "hello",
+                "userId": "bob",
+                "id": "m1",
+                "seq": 1,
+                "ts": h.storage.now_ms,
+            }
+        ]
+        assert h.take("b") == [{"type": "chat-ack", "id": "m1", "seq": 1, "ts": h.storage.now_ms}]
         assert h.take("x") == []
 
     def test_long_chat_is_refused(self) -> None:
@@ -289,7 +305,7 @@ class TestBadInput:
         h.join("b", "r", "bob")
         h.take("a")
         h.send("b", {"type": "chat", "message": "[[[[" * 20})
-        assert h.take("a") == [{"type": "chat", "message": "[[[[" * 20, "userId": "bob"}]
+        assert [chat_text(m) for m in h.take("a")] == [("bob", "[[[[" * 20)]
 
     def test_unknown_fields_are_ignored(self, h: Harness) -> None:
         h.connect("a")

@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -26,13 +27,18 @@ from hubbub.core.limits import Limits
 from hubbub.core.outbox import Outbox
 from hubbub.core.rooms import Room, RoomRegistry
 from hubbub.core.session import Session, TokenBucket
+from hubbub.core.storage import PendingChat, Storage
 from hubbub.protocol import codec
 from hubbub.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from hubbub.protocol.messages import (
     Chat,
+    ChatAck,
+    ChatEntry,
     ChatRelay,
     EndRoom,
     Error,
+    History,
+    HistoryPage,
     IceServer,
     IceServers,
     IncomingMessage,
@@ -52,6 +58,7 @@ from hubbub.protocol.messages import (
     UserJoined,
     UserLeft,
 )
+from hubbub.store import ChatDraft, RoomState, StoredChat
 
 log = logging.getLogger("hubbub.core")
 
@@ -73,8 +80,10 @@ class Hub:
         self,
         outbox: Outbox,
         *,
+        storage: Storage,
         broker: Broker | None = None,
         limits: Limits | None = None,
+        history_on_join: int = 50,
         clock: Callable[[], float] = time.monotonic,
         new_session_id: Callable[[], str] = _new_id,
         new_user_id: Callable[[], str] = _new_user_id,
@@ -86,10 +95,12 @@ class Hub:
         self._ice = ice_servers if ice_servers else None
         self._ice_refresh: list[tuple[float, str]] = []
         """(when, session id): a heap of the TURN credentials to renew."""
-        self.rooms = RoomRegistry()
+        self.history_on_join = history_on_join
+        self.rooms = RoomRegistry(recent=history_on_join)
         self.sessions: dict[str, Session] = {}
         self.counters = HubCounters()
         self._outbox = outbox
+        self._storage = storage
         self._broker: Broker = broker if broker is not None else MemoryBroker()
         self._broker.attach(self)
         self._clock = clock
@@ -98,6 +109,7 @@ class Hub:
         self._handlers: dict[type[Any], Callable[[Session, Any], None]] = {
             Signal: self._on_signal,
             Chat: self._on_chat,
+            History: self._on_history,
             JoinRoom: self._on_join_room,
             LeaveRoom: self._on_leave_room,
             Ping: self._on_ping,
@@ -128,9 +140,30 @@ class Hub:
         session.dropped_in_a_row = 0
         try:
             message: IncomingMessage = codec.decode(text, max_depth=self.limits.max_json_depth)
-            kind = type(message)
-            self.counters.received[kind] += 1
-            self._handlers[kind](session, message)
+        except ProtocolError as error:
+            self._send_error(session, error)
+            return
+        self.counters.received[type(message)] += 1
+        held = session.held
+        if held is not None:
+            # A join is waiting for its room: what follows it waits too, in order.
+            if len(held) >= self.limits.message_burst:
+                self._send_error(
+                    session,
+                    ProtocolError(
+                        ErrorCode.RATE_LIMITED,
+                        "slow down: too many messages while joining",
+                        ref=message.ref,
+                    ),
+                )
+                return
+            held.append(message)
+            return
+        self._dispatch(session, message)
+
+    def _dispatch(self, session: Session, message: IncomingMessage) -> None:
+        try:
+            self._handlers[type(message)](session, message)
         except ProtocolError as error:
             self._send_error(session, error)
 
@@ -152,6 +185,7 @@ class Hub:
         if session.closed:
             return
         session.closing = session.closed = True
+        session.held = None
         self._leave(session)
         self.sessions.pop(session.session_id, None)
 
@@ -207,6 +241,94 @@ class Hub:
             sent += 1
         return sent
 
+    # -- what the storage adapter calls -----------------------------------------
+
+    def chat_stored(self, pending: list[PendingChat], results: list[StoredChat]) -> None:
+        """A batch of chat messages is durably stored: relay them, acknowledge them."""
+        broker = self._broker
+        for request, stored in zip(pending, results, strict=True):
+            room = request.room
+            session_id = request.session.session_id
+            if not stored.duplicate:
+                room.remember(stored)
+                relay = ChatRelay(
+                    message=stored.text,
+                    user_id=stored.user_id,
+                    id=stored.id,
+                    seq=stored.seq,
+                    ts=stored.ts,
+                    client_id=stored.client_id,
+                )
+                broker.publish_to_room(room.name, codec.encode(relay), session_id)
+                fields: dict[str, Any] = {
+                    "message": stored.text,
+                    "id": stored.id,
+                    "seq": stored.seq,
+                    "ts": stored.ts,
+                }
+                if stored.client_id is not None:
+                    fields["clientId"] = stored.client_id
+                self.rooms.observer.chat_message(room.name, stored.user_id, fields)
+            ack = ChatAck(
+                id=stored.id,
+                seq=stored.seq,
+                ts=stored.ts,
+                client_id=stored.client_id,
+                duplicate=stored.duplicate,
+                ref=request.ref,
+            )
+            broker.publish_to_session(session_id, codec.encode(ack))
+            self._chat_done(room)
+
+    def chat_failed(self, pending: list[PendingChat]) -> None:
+        """A batch could not be stored: nothing of it was, and nothing was relayed."""
+        for request in pending:
+            self._store_failed(request.session.session_id, request.ref)
+            self._chat_done(request.room)
+
+    def room_loaded(self, room_name: str, state: RoomState) -> None:
+        """A room's state came from the store: the joins waiting for it go ahead."""
+        room = self.rooms.get(room_name)
+        if room is None or not room.loading:  # pragma: no cover - one load per room
+            return
+        room.loaded(state.last_seq, state.recent)
+        parked, room.parked = room.parked, []
+        for session, message, identity in parked:
+            if session.closed:
+                continue
+            session.joining = None
+            try:
+                self._complete_join(session, message, identity, room)
+            except ProtocolError as error:
+                self._send_error(session, error)
+            self._release_held(session)
+        self.rooms.drop_if_empty(room)
+
+    def room_load_failed(self, room_name: str) -> None:
+        """A room's state could not be read: the joins waiting for it are refused."""
+        room = self.rooms.get(room_name)
+        if room is None or not room.loading:  # pragma: no cover - one load per room
+            return
+        parked, room.parked = room.parked, []
+        room.loading = False
+        self.rooms.drop_if_empty(room)
+        for session, message, _ in parked:
+            if session.closed:
+                continue
+            session.joining = None
+            self._store_failed(session.session_id, message.ref)
+            self._release_held(session)
+
+    def history_loaded(
+        self, session_id: str, room: str, messages: list[StoredChat], ref: Ref | None
+    ) -> None:
+        page = HistoryPage(room=room, messages=[_entry(m) for m in messages], ref=ref)
+        self._broker.publish_to_session(session_id, codec.encode(page))
+
+    def store_failed(self, session_id: str, ref: Ref | None) -> None:
+        """A read or write asked for by a session failed."""
+        self._store_failed(session_id, ref)
+
     # -- what the broker calls ----------------------------------------------
 
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
@@ -246,10 +368,34 @@ class Hub:
                 f"a chat message holds at most {self.limits.max_chat_length} characters",
                 ref=message.ref,
             )
+        client_id = message.client_id
+        if client_id is not None:
+            _check_name(client_id, "clientId", self.limits.max_client_id_length, message.ref)
         assert session.user_id is not None
-        payload = codec.encode(ChatRelay(message=message.message, user_id=session.user_id))
-        self._broker.publish_to_room(room.name, payload, session.session_id)
-        self.rooms.observer.chat_message(room.name, session.user_id, {"message": message.message})
+        draft = ChatDraft(
+            room=room.name, user_id=session.user_id, text=message.message, client_id=client_id
+        )
+        if not self._storage.append_chat(PendingChat(session, room, message.ref, draft)):
+            raise ProtocolError(
+                ErrorCode.STORE_UNAVAILABLE,
+                "too many messages are waiting to be stored; send it again later",
+                ref=message.ref,
+            )
+        room.chats_queued += 1
+
+    def _on_history(self, session: Session, message: History) -> None:
+        room = session.room
+        ref = message.ref
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM, "join a room first", ref=ref)
+        most = self.limits.max_history_page
+        limit = most if message.limit is None else min(message.limit, most)
+        if limit < 1:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "limit must be at least 1", ref=ref)
+        before = message.before_seq
+        if before is not None and before < 1:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "beforeSeq must be at least 1", ref=ref)
+        self._storage.load_history(session.session_id, room.name, before, limit, ref)
 
     def _on_join_room(self, session: Session, message: JoinRoom) -> None:
         limits = self.limits
@@ -265,25 +411,44 @@ class Hub:
         identity = self.admission.admit(
             room=room_name, user_id=user_id, token=message.token, shown=session.identity, ref=ref
         )
-        if identity.user_id is not None:
-            user_id = identity.user_id
         room = self.rooms.get(room_name)
-        replaced: Session | None = None
-        if room is not None:
-            if user_id is not None and user_id in room.members:
-                # A token proves the id is its holder's: the newcomer takes the
-                # place. Without one, nobody takes over another's slot.
-                if not identity.verified:
-                    raise ProtocolError(
-                        ErrorCode.USER_ID_TAKEN, "this user id is already in the room", ref=ref
-                    )
-                replaced = room.members[user_id]
-            if replaced is None and len(room) >= limits.max_participants:
-                raise ProtocolError(ErrorCode.ROOM_FULL, "the room is full", ref=ref)
-        elif len(self.rooms) >= limits.max_rooms:
+        if room is None and len(self.rooms) >= limits.max_rooms:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_ROOMS, "the server holds as many rooms as it may", ref=ref
             )
+        if room is None or room.loading:
+            # The room's history and last sequence number come from the store
+            # first; the join, and whatever this session sends next, wait for it.
+            if room is None:
+                room = self.rooms.create(room_name)
+                self._storage.load_room(room_name, self.history_on_join)
+            room.parked.append((session, message, identity))
+            session.joining = room_name
+            session.held = deque()
+            return
+        self._complete_join(session, message, identity, room)
+
+    def _complete_join(
+        self, session: Session, message: JoinRoom, identity: Identity, room: Room
+    ) -> None:
+        limits = self.limits
+        ref = message.ref
+        room_name = room.name
+        user_id = message.user_id if identity.user_id is None else identity.user_id
+        current = session.room
+        if current is not None and current.name == room_name:
+            raise ProtocolError(ErrorCode.ALREADY_IN_ROOM, "already in this room", ref=ref)
+        replaced: Session | None = None
+        if user_id is not None and user_id in room.members:
+            # A token proves the id is its holder's: the newcomer takes the
+            # place. Without one, nobody takes over another's slot.
+            if not identity.verified:
+                raise ProtocolError(
+                    ErrorCode.USER_ID_TAKEN, "this user id is already in the room", ref=ref
+                )
+            replaced = room.members[user_id]
+        if replaced is None and len(room) >= limits.max_participants:
+            raise ProtocolError(ErrorCode.ROOM_FULL, "the room is full", ref=ref)
         if user_id is None:
             user_id = self._free_user_id(room)
         if current is not None:
@@ -292,7 +457,6 @@ class Hub:
             log.info("event=replace session=%s by=%s", replaced.session_id, session.session_id)
             self._leave(replaced)
             self._close(replaced, CloseCode.REPLACED, "the same user joined from elsewhere")
-        room = self.rooms.get_or_create(room_name)
         # Everyone already here joined first, so the newcomer is polite to each.
         participants = [
             Participant(
@@ -323,6 +487,8 @@ class Hub:
             user_id=user_id,
             session_id=session.session_id,
             participants=participants,
+            history=[_entry(m) for m in room.recent],
+            last_seq=room.last_seq,
             ref=ref,
             name=identity.name,
             grants=grants,
@@ -334,7 +500,7 @@ class Hub:
             announcement = UserJoined(
                 user_id=user_id, polite=False, name=identity.name, grants=grants
             )
-            self._broker.publish_to_room(room_name, codec.encode(announcement), session.session_id)
+            self._publish_in_order(room, codec.encode(announcement), session.session_id)
 
     def _on_leave_room(self, session: Session, message: LeaveRoom) -> None:
         room = session.room
@@ -387,7 +553,39 @@ class Hub:
         if session.hidden:
             session.hidden = False
             return
-        self._broker.publish_to_room(room.name, codec.encode(UserLeft(user_id=user_id)), None)
+        self._publish_in_order(room, codec.encode(UserLeft(user_id=user_id)), None)
+
+    def _publish_in_order(self, room: Room, payload: bytes, exclude: str | None) -> None:
+        """Publish to a room behind the chat queued there before: chat reaches the
+        room once stored, and a member's leave must not overtake its last words."""
+        if room.busy:
+            room.waiting.append((room.chats_queued, payload, exclude))
+        else:
+            self._broker.publish_to_room(room.name, payload, exclude)
+
+    def _chat_done(self, room: Room) -> None:
+        room.chats_done += 1
+        waiting = room.waiting
+        while waiting and waiting[0][0] <= room.chats_done:
+            _, payload, exclude = waiting.popleft()
+            self._broker.publish_to_room(room.name, payload, exclude)
+        self.rooms.drop_if_empty(room)
+
+    def _release_held(self, session: Session) -> None:
+        """Handle what a session sent while its join waited, until another join waits."""
+        held = session.held
+        while held and session.joining is None and not session.closing:
+            self._dispatch(session, held.popleft())
+        if session.joining is None:
+            session.held = None
+
+    def _store_failed(self, session_id: str, ref: Ref | None) -> None:
+        error = Error(
+            code=ErrorCode.STORE_UNAVAILABLE,
+            message="the store is unavailable; nothing was stored, try again later",
+            ref=ref,
+        )
+        self._broker.publish_to_session(session_id, codec.encode(error))
 
     def _close(self, session: Session, code: CloseCode, reason: str) -> None:
         session.closing = True
@@ -458,6 +656,17 @@ def _grant_names(identity: Identity | None) -> list[str] | None:
     if identity is None or not identity.verified:
         return None
     return sorted(grant.value for grant in identity.grants)
+
+
+def _entry(message: StoredChat) -> ChatEntry:
+    return ChatEntry(
+        id=message.id,
+        seq=message.seq,
+        ts=message.ts,
+        user_id=message.user_id,
+        message=message.text,
+        client_id=message.client_id,
+    )
 
 
 def _check_name(value: str, field: str, max_length: int, ref: Ref | None) -> None:

@@ -26,6 +26,10 @@ class Limits:
     max_room_name_length: int = _limit(128, "Longest room name, in characters.")
     max_user_id_length: int = _limit(64, "Longest user id, in characters.")
     max_chat_length: int = _limit(16_000, "Longest chat message, in characters.")
+    max_client_id_length: int = _limit(64, "Longest chat clientId, in characters.")
+    max_history_page: int = _limit(
+        100, "Most chat messages in one history reply; a larger limit asked for is lowered."
+    )
     max_participants: int = _limit(1_000, "Most members one room may hold.")
     max_rooms: int = _limit(
         10_000, "Most rooms the server holds at once; a join that would make one more is refused."

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 from hubbub.core.session import Session
+from hubbub.store import StoredChat
 
 
 class RoomObserver(Protocol):
@@ -51,18 +53,65 @@ class NoRoomObserver:
 
 
 class Room:
-    """Members of one room, in the order they joined.
+    """Members of one room, in the order they joined, and its recent chat.
 
     The join order gives the negotiation roles: of any two members, the one who
     joined first is the impolite peer.
+
+    A room's state comes from the store when its first member joins: until it is
+    there (``loading``), joins wait in ``parked``.
     """
 
-    __slots__ = ("members", "name")
+    __slots__ = (
+        "chats_done",
+        "chats_queued",
+        "last_seq",
+        "loading",
+        "members",
+        "name",
+        "parked",
+        "recent",
+        "waiting",
+    )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, recent: int) -> None:
         self.name = name
         self.members: dict[str, Session] = {}
         """user id -> session; a dict keeps insertion (join) order."""
+        self.loading = True
+        self.parked: list[tuple[Session, Any, Any]] = []
+        """Joins waiting for the room's state: (session, join-room message, identity)."""
+        self.last_seq = 0
+        self.recent: deque[StoredChat] = deque(maxlen=recent)
+        """The last messages, oldest first, for room-joined."""
+        self.chats_queued = 0
+        self.chats_done = 0
+        """Chat messages sent to the store from this room, and those answered."""
+        self.waiting: deque[tuple[int, bytes, str | None]] = deque()
+        """Room messages (user-joined, user-left...) held until the chat queued
+        before them is stored: (chats queued then, payload, session to skip)."""
+
+    @property
+    def busy(self) -> bool:
+        """Chat of this room is on its way to the store, or messages wait behind it."""
+        return self.chats_done < self.chats_queued or bool(self.waiting)
+
+    def remember(self, message: StoredChat) -> None:
+        """A message was stored: keep it for the next joiners."""
+        if message.seq > self.last_seq:
+            self.last_seq = message.seq
+            if self.recent.maxlen:
+                self.recent.append(message)
+
+    def loaded(self, last_seq: int, recent: list[StoredChat]) -> None:
+        """The store's state arrived; messages stored meanwhile are kept."""
+        merged = {message.seq: message for message in recent}
+        for message in self.recent:
+            merged.setdefault(message.seq, message)
+        self.recent.clear()
+        self.recent.extend(merged[seq] for seq in sorted(merged))
+        self.last_seq = max(self.last_seq, last_seq)
+        self.loading = False
 
     def __len__(self) -> int:
         return len(self.members)
@@ -72,21 +121,20 @@ class Room:
 
 
 class RoomRegistry:
-    """The rooms that have members; a room exists while someone is in it."""
+    """The rooms that have members or joins on the way; a room ends when empty."""
 
-    __slots__ = ("_rooms", "observer")
+    __slots__ = ("_recent", "_rooms", "observer")
 
-    def __init__(self) -> None:
+    def __init__(self, recent: int = 0) -> None:
         self._rooms: dict[str, Room] = {}
         self.observer: RoomObserver = NoRoomObserver()
+        self._recent = recent
 
     def get(self, name: str) -> Room | None:
         return self._rooms.get(name)
 
-    def get_or_create(self, name: str) -> Room:
-        room = self._rooms.get(name)
-        if room is None:
-            room = self._rooms[name] = Room(name)
+    def create(self, name: str) -> Room:
+        room = self._rooms[name] = Room(name, self._recent)
         return room
 
     def add(self, room: Room, session: Session) -> None:
@@ -113,9 +161,17 @@ class RoomRegistry:
             self.observer.participant_left(room.name, session, user_id)
             if not room.members:
                 self.observer.room_finished(room.name)
-        if not room.members:
-            self._rooms.pop(room.name, None)
+        self.drop_if_empty(room)
         return room
+
+    def drop_if_empty(self, room: Room) -> None:
+        if (
+            not room.members
+            and not room.loading
+            and not room.busy
+            and self._rooms.get(room.name) is room
+        ):
+            del self._rooms[room.name]
 
     def __len__(self) -> int:
         return len(self._rooms)

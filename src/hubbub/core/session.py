@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,9 +46,11 @@ class Session:
         "closed",
         "closing",
         "dropped_in_a_row",
+        "held",
         "hidden",
         "ice_refresh_at",
         "identity",
+        "joining",
         "link",
         "room",
         "session_id",
@@ -72,6 +75,10 @@ class Session:
         """No more input is read: the hub asked for a close, or the link is gone."""
         self.closed = False
         """The hub has processed the disconnect."""
+        self.joining: str | None = None
+        """The room this session's join waits for (its state is being loaded)."""
+        self.held: deque[Any] | None = None
+        """Messages that arrived while a join waited, handled in order after it."""
 
     def __repr__(self) -> str:
         room = self.room.name if self.room else None

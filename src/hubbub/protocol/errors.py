@@ -57,6 +57,10 @@ class ErrorCode(StrEnum):
     ``userId`` that is not the token's subject."""
     TOO_MANY_ROOMS = "too-many-rooms"
     """The server holds ``max_rooms`` rooms already; a new one cannot be made."""
+    STORE_UNAVAILABLE = "store-unavailable"
+    """The store could not take or give what was asked (it failed, or too much is
+    waiting for it); nothing was stored. Send it again later (with the same
+    ``clientId`` for a chat message)."""
 
 
 class CloseCode(IntEnum):

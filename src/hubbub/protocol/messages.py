@@ -41,6 +41,14 @@ class Signal(Incoming, tag="signal", frozen=True):
 
 class Chat(Incoming, tag="chat", frozen=True):
     message: str
+    client_id: str | None = None
+    """The client's own id for this message: sent again (after a lost connection,
+    say), it is stored once and acknowledged with the first copy's id and seq."""
+
+
+class History(Incoming, tag="history", frozen=True):
+    before_seq: int | None = None
+    limit: int | None = None
 
 
 class Ping(Incoming, tag="ping", frozen=True):
@@ -57,12 +65,12 @@ class EndRoom(Incoming, tag="end-room", frozen=True):
     """Admin: take every member out of the sender's room."""
 
 
-IncomingMessage = JoinRoom | LeaveRoom | Signal | Chat | Ping | RemoveParticipant | EndRoom
-
-INCOMING_TYPES: frozenset[str] = frozenset(
-    str(cls.__struct_config__.tag)
-    for cls in (JoinRoom, LeaveRoom, Signal, Chat, Ping, RemoveParticipant, EndRoom)
+_INCOMING = (JoinRoom, LeaveRoom, Signal, Chat, History, Ping, RemoveParticipant, EndRoom)
+IncomingMessage = (
+    JoinRoom | LeaveRoom | Signal | Chat | History | Ping | RemoveParticipant | EndRoom
 )
+
+INCOMING_TYPES: frozenset[str] = frozenset(str(cls.__struct_config__.tag) for cls in _INCOMING)
 
 
 class Envelope(msgspec.Struct):
@@ -98,11 +106,26 @@ class IceServer(msgspec.Struct, rename="camel", omit_defaults=True):
     credential: str | None = None
 
 
+class ChatEntry(msgspec.Struct, rename="camel", omit_defaults=True):
+    """A stored chat message, as history carries it."""
+
+    id: str
+    seq: int
+    ts: int
+    user_id: str
+    message: str
+    client_id: str | None = None
+
+
 class RoomJoined(Outgoing, tag="room-joined"):
     room: str
     user_id: str
     session_id: str
     participants: list[Participant]
+    history: list[ChatEntry]
+    """The room's last messages, oldest first."""
+    last_seq: int
+    """The room's last chat sequence number (0: none yet)."""
     ref: Ref | None = None
     name: str | None = None
     grants: list[str] | None = None
@@ -152,6 +175,25 @@ class SignalRelay(Outgoing, tag="signal"):
 class ChatRelay(Outgoing, tag="chat"):
     message: str
     user_id: str
+    id: str
+    seq: int
+    ts: int
+    client_id: str | None = None
+
+
+class ChatAck(Outgoing, tag="chat-ack"):
+    id: str
+    seq: int
+    ts: int
+    client_id: str | None = None
+    duplicate: bool = False
+    ref: Ref | None = None
+
+
+class HistoryPage(Outgoing, tag="history"):
+    room: str
+    messages: list[ChatEntry]
+    ref: Ref | None = None
 
 
 class Pong(Outgoing, tag="pong"):

@@ -35,6 +35,7 @@ from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
 from hubbub.server.http_api import Api, ApiError, bearer_matches, json_errors
 from hubbub.server.metrics import Exposition, ServerMetrics
+from hubbub.server.storage import StoreBridge, create_store
 from hubbub.server.webhooks import Webhooks
 from hubbub.settings import ServerSettings, SettingsError
 
@@ -85,17 +86,21 @@ class HubServer:
         self.broker = MemoryBroker()
         self.metrics = ServerMetrics()
         self.metric_sources: list[MetricSource] = []
+        self.storage = StoreBridge(create_store(settings), settings)
         self.hub = Hub(
             self.outbox,
+            storage=self.storage,
             broker=self.broker,
             limits=self.limits,
             admission=self.admission,
             ice_servers=ice_servers,
+            history_on_join=settings.history_on_join,
         )
         self.webhooks = Webhooks(settings) if settings.webhook_url else None
         if self.webhooks is not None:
             self.hub.rooms.observer = self.webhooks.queue
             self.metric_sources.append(self.webhooks.add_metrics)
+        self.storage.attach(self.hub)
         self._liveness: asyncio.Task[None] | None = None
         self._shutting_down = False
         self.readiness_checks: dict[str, ReadinessCheck] = {}
@@ -244,10 +249,13 @@ class HubServer:
     async def start(self, app: web.Application) -> None:
         if self.webhooks is not None:
             await self.webhooks.start()
+        await self.storage.start()
         self._liveness = asyncio.create_task(self._liveness_sweep())
 
     async def cleanup(self, app: web.Application) -> None:
-        """After the connections are gone: deliver the last events (their leaving)."""
+        """After the connections are gone: write what is queued, close the store,
+        then deliver the last events (their leaving, the last chat stored)."""
+        await self.storage.stop()
         if self.webhooks is not None:
             await self.webhooks.stop()
 

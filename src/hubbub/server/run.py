@@ -13,6 +13,7 @@ from aiohttp import web
 
 from hubbub.server.app import create_app
 from hubbub.settings import ServerSettings, SettingsError
+from hubbub.store import StoreError
 
 log = logging.getLogger("hubbub.server")
 
@@ -38,7 +39,11 @@ async def start_server(settings: ServerSettings) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
     )
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        await runner.cleanup()
+        raise
     site = web.TCPSite(
         runner,
         settings.host,
@@ -105,4 +110,8 @@ def serve(settings: ServerSettings) -> None:
     else:  # pragma: no cover
         runner = asyncio.Runner()
     with runner:
-        runner.run(_serve(settings))
+        try:
+            runner.run(_serve(settings))
+        except StoreError as exc:
+            print(f"hubbub serve: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None

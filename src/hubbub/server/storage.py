@@ -1,0 +1,152 @@
+"""The store as the server adapter runs it: opening it, feeding the hub's requests
+to it, handing the answers back, and the retention task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from hubbub.core import Hub
+from hubbub.core.storage import PendingChat
+from hubbub.protocol.messages import Ref
+from hubbub.settings import ServerSettings
+from hubbub.store import Retention, Store, StoredChat, StoreError
+from hubbub.store.writer import ChatWriter
+
+log = logging.getLogger("hubbub.store")
+
+T = TypeVar("T")
+
+
+def create_store(settings: ServerSettings) -> Store:
+    """The backend the settings name: PostgreSQL with a database URL, else SQLite."""
+    if settings.database_url:
+        from hubbub.store.postgres import PostgresStore
+
+        return PostgresStore(settings.database_url)
+    from hubbub.store.sqlite import DATABASE_FILE, SqliteStore
+
+    return SqliteStore(settings.data_dir / DATABASE_FILE)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class StoreBridge:
+    """The hub's :class:`~hubbub.core.storage.Storage`, carried out on a real store."""
+
+    def __init__(self, store: Store, settings: ServerSettings) -> None:
+        self.store = store
+        self._settings = settings
+        self._hub: Hub | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._retention: asyncio.Task[None] | None = None
+        self.writer: ChatWriter[PendingChat] = ChatWriter(
+            store,
+            self._stored,
+            self._failed,
+            max_batch=settings.store_batch_max,
+            max_pending=settings.store_max_pending,
+            delay=settings.store_batch_delay,
+        )
+
+    def attach(self, hub: Hub) -> None:
+        self._hub = hub
+
+    @property
+    def hub(self) -> Hub:
+        if self._hub is None:  # pragma: no cover - attached at creation
+            raise RuntimeError("no hub attached")
+        return self._hub
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.writer.start()
+        settings = self._settings
+        if settings.retention_messages is not None or settings.retention_seconds is not None:
+            self._retention = asyncio.create_task(self._retain())
+
+    async def stop(self) -> None:
+        """Write what is queued, then close the store."""
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+        await self.writer.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
+
+    # -- the hub's requests -------------------------------------------------------
+
+    def append_chat(self, pending: PendingChat) -> bool:
+        return self.writer.add(pending, pending.draft)
+
+    def load_room(self, room: str, recent: int) -> None:
+        async def load() -> None:
+            try:
+                state = await self.store.room_state(room, recent)
+            except StoreError as exc:
+                log.error("event=store-failed op=load-room room=%r error=%s", room, exc)
+                self.hub.room_load_failed(room)
+                return
+            self.hub.room_loaded(room, state)
+
+        self._spawn(load())
+
+    def load_history(
+        self, session_id: str, room: str, before_seq: int | None, limit: int, ref: Ref | None
+    ) -> None:
+        async def load() -> None:
+            messages = await self._attempt(
+                "history", lambda: self.store.history(room, before_seq, limit)
+            )
+            if messages is None:
+                self.hub.store_failed(session_id, ref)
+            else:
+                self.hub.history_loaded(session_id, room, messages, ref)
+
+        self._spawn(load())
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _stored(self, pending: list[PendingChat], results: list[StoredChat]) -> None:
+        self.hub.chat_stored(pending, results)
+
+    def _failed(self, pending: list[PendingChat], error: StoreError) -> None:
+        self.hub.chat_failed(pending)
+
+    @staticmethod
+    async def _attempt(op: str, work: Callable[[], Awaitable[T]]) -> T | None:
+        try:
+            return await work()
+        except StoreError as exc:
+            log.error("event=store-failed op=%s error=%s", op, exc)
+            return None
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _retain(self) -> None:
+        settings = self._settings
+        retention = Retention(
+            max_messages=settings.retention_messages,
+            max_age_ms=None
+            if settings.retention_seconds is None
+            else int(settings.retention_seconds * 1000),
+        )
+        while True:
+            try:
+                removed = await self.store.prune(retention, now_ms())
+                if removed:
+                    log.info("event=retention removed=%d", removed)
+            except StoreError as exc:
+                log.error("event=store-failed op=retention error=%s", exc)
+            await asyncio.sleep(settings.retention_interval)

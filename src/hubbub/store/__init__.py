@@ -1,0 +1,200 @@
+"""Where chat history, notifications and last-seen times last: the store interface.
+
+Two backends sit beside this file: :mod:`hubbub.store.sqlite` (the default, one
+file under ``--data-dir``) and :mod:`hubbub.store.postgres` (``--database-url``).
+One contract test suite (``tests/store/test_contract.py``) runs against both.
+
+The core never awaits a store: it asks the server adapter, which calls the store
+and feeds the result back to the hub. Chat appends arrive in batches (see
+:class:`hubbub.store.writer.ChatWriter`): one transaction and one fsync per batch.
+
+Sequence numbers are per room, strictly increasing, with no gaps, and never
+reused: a room's last number lives in its own row, which retention never deletes,
+and a batch that fails commits nothing, numbers included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message is fit for an operator."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer hubbub: refused rather than misread."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDraft:
+    """A chat message on its way to the store."""
+
+    room: str
+    user_id: str
+    text: str
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChat:
+    """A chat message as stored, with what the server gave it."""
+
+    room: str
+    seq: int
+    id: str
+    ts: int
+    """Milliseconds since the Unix epoch, UTC."""
+    user_id: str
+    text: str
+    client_id: str | None = None
+    duplicate: bool = False
+    """This ``clientId`` from this sender in this room was stored before: these are
+    the first copy's fields, and nothing new was stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomState:
+    """What a room's first joiner needs: its last sequence number and recent messages."""
+
+    last_seq: int
+    recent: list[StoredChat]
+    """Oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: int
+    user_id: str
+    ts: int
+    """Milliseconds since the Unix epoch, UTC."""
+    payload: dict[str, Any]
+    """What the backend sent (``title``, ``body``, ``data``)."""
+    read: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history to keep; ``None`` keeps everything on that count."""
+
+    max_messages: int | None = None
+    """Most messages kept per room; older ones go first."""
+    max_age_ms: int | None = None
+    """Messages older than this many milliseconds go."""
+
+
+class Store(Protocol):
+    """The operations every backend provides, all safe to call concurrently."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date; refuse a newer one (:class:`SchemaTooNew`)."""
+
+    async def close(self) -> None:
+        """Finish what is in progress and release the database."""
+
+    async def append_chats(self, drafts: list[ChatDraft], now_ms: int) -> list[StoredChat]:
+        """Store a batch in one transaction; one result per draft, in order.
+
+        A draft whose ``(room, user_id, client_id)`` was stored before (in an earlier
+        batch or earlier in this one) stores nothing and gets the first copy back
+        with ``duplicate=True``. The others get the room's next sequence numbers in
+        the order given. Nothing is stored if this raises.
+        """
+
+    async def room_state(self, room: str, recent: int) -> RoomState:
+        """The room's last sequence number (0 if it has none) and its last ``recent`` messages."""
+
+    async def history(self, room: str, before_seq: int | None, limit: int) -> list[StoredChat]:
+        """Up to ``limit`` messages with ``seq < before_seq`` (all, if ``None``), oldest first."""
+
+    async def rooms(self, limit: int) -> list[tuple[str, int]]:
+        """Rooms that ever had a message, with their last sequence number, by name."""
+
+    async def add_notification(
+        self, user_id: str, payload: dict[str, Any], now_ms: int
+    ) -> Notification:
+        """Store a notification for a user, unread."""
+
+    async def unread_notifications(self, user_id: str, limit: int) -> list[Notification]:
+        """The user's oldest ``limit`` unread notifications, oldest first."""
+
+    async def mark_read(self, user_id: str, ids: list[int], now_ms: int) -> list[int]:
+        """Mark the user's notifications read; return the ids that were unread."""
+
+    async def set_last_seen(self, user_id: str, ts_ms: int) -> None:
+        """Remember when the user was last connected."""
+
+    async def last_seen(self, user_id: str) -> int | None:
+        """When the user was last connected, or ``None`` if never recorded."""
+
+    async def prune(self, retention: Retention, now_ms: int) -> int:
+        """Apply retention to chat history; return how many messages went."""
+
+
+def assign_sequence(
+    drafts: list[ChatDraft],
+    last_seqs: dict[str, int],
+    existing: dict[tuple[str, str, str], StoredChat],
+    now_ms: int,
+    new_id: Any,
+) -> tuple[list[StoredChat], list[StoredChat]]:
+    """The part of an append every backend shares, run inside its transaction.
+
+    ``last_seqs`` holds each room's last number (updated in place); ``existing``
+    the stored copies of the drafts' client ids. Returns one result per draft and
+    the rows to insert.
+    """
+    results: list[StoredChat] = []
+    rows: list[StoredChat] = []
+    seen = dict(existing)
+    for draft in drafts:
+        key = None
+        if draft.client_id is not None:
+            key = (draft.room, draft.user_id, draft.client_id)
+            first = seen.get(key)
+            if first is not None:
+                results.append(_as_duplicate(first))
+                continue
+        seq = last_seqs[draft.room] + 1
+        last_seqs[draft.room] = seq
+        row = StoredChat(
+            room=draft.room,
+            seq=seq,
+            id=new_id(),
+            ts=now_ms,
+            user_id=draft.user_id,
+            text=draft.text,
+            client_id=draft.client_id,
+        )
+        rows.append(row)
+        results.append(row)
+        if key is not None:
+            seen[key] = row
+    return results, rows
+
+
+def _as_duplicate(first: StoredChat) -> StoredChat:
+    return StoredChat(
+        room=first.room,
+        seq=first.seq,
+        id=first.id,
+        ts=first.ts,
+        user_id=first.user_id,
+        text=first.text,
+        client_id=first.client_id,
+        duplicate=True,
+    )
+
+
+__all__ = [
+    "ChatDraft",
+    "Notification",
+    "Retention",
+    "RoomState",
+    "SchemaTooNew",
+    "Store",
+    "StoreError",
+    "StoredChat",
+    "assign_sequence",
+]

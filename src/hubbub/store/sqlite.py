@@ -1,0 +1,324 @@
+"""The SQLite store: the default, one file under ``--data-dir``.
+
+Python's ``sqlite3`` blocks, so the database is used from two threads of its own,
+never from the event loop: one writer (every write, in order, one transaction per
+call) and one reader (WAL mode lets it read while the writer writes). Commits are
+``synchronous=FULL``: when an append returns, its batch is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hubbub.store import (
+    ChatDraft,
+    Notification,
+    Retention,
+    RoomState,
+    StoredChat,
+    StoreError,
+    assign_sequence,
+)
+from hubbub.store.migrations import check_not_newer, migrations
+
+DATABASE_FILE = "hubbub.db"
+"""The database's name inside ``--data-dir``."""
+
+BUSY_TIMEOUT_MS = 5000
+"""How long a statement waits for a lock held by another process on the file."""
+
+T = TypeVar("T")
+
+_MESSAGE_COLUMNS = "room, seq, id, ts, user_id, body, client_id"
+
+
+def _new_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _chat(row: tuple[Any, ...]) -> StoredChat:
+    return StoredChat(
+        room=row[0],
+        seq=row[1],
+        id=row[2],
+        ts=row[3],
+        user_id=row[4],
+        text=row[5],
+        client_id=row[6],
+    )
+
+
+class SqliteStore:
+    """A :class:`~hubbub.store.Store` in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-writer")
+        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-reader")
+
+    # -- plumbing -------------------------------------------------------------
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            db = self._writer
+            if db is None:
+                raise StoreError("the store is closed")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        return await self._call(self._write_thread, run)
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            db = self._reader
+            if db is None:
+                raise StoreError("the store is closed")
+            return work(db)
+
+        return await self._call(self._read_thread, run)
+
+    @staticmethod
+    async def _call(thread: ThreadPoolExecutor, run: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(thread, run)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def open(self) -> None:
+        def run() -> None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the data folder {self.path.parent}: {exc.strerror}"
+                ) from None
+            self._writer = self._connect()
+            self._migrate(self._writer)
+            self._reader = self._connect()
+
+        await self._call(self._write_thread, run)
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        known = migrations("sqlite")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS hubbub_schema (version INTEGER NOT NULL)")
+            row = db.execute("SELECT version FROM hubbub_schema").fetchone()
+            version = row[0] if row else 0
+            check_not_newer(version, len(known), f"at {self.path}")
+            for number, sql in known[version:]:
+                # executescript would commit on its own; one statement at a time
+                # keeps each migration inside this transaction.
+                for statement in _statements(sql):
+                    db.execute(statement)
+                if number == 1 and row is None:
+                    db.execute("INSERT INTO hubbub_schema (version) VALUES (1)")
+                else:
+                    db.execute("UPDATE hubbub_schema SET version = ?", (number,))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    async def close(self) -> None:
+        def close_writer() -> None:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+        def close_reader() -> None:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._read_thread, close_reader)
+        await loop.run_in_executor(self._write_thread, close_writer)
+        self._read_thread.shutdown()
+        self._write_thread.shutdown()
+
+    # -- chat -------------------------------------------------------------------
+
+    async def append_chats(self, drafts: list[ChatDraft], now_ms: int) -> list[StoredChat]:
+        def work(db: sqlite3.Connection) -> list[StoredChat]:
+            last_seqs: dict[str, int] = {}
+            for room in {draft.room for draft in drafts}:
+                row = db.execute("SELECT last_seq FROM rooms WHERE name = ?", (room,)).fetchone()
+                last_seqs[room] = row[0] if row else 0
+            existing: dict[tuple[str, str, str], StoredChat] = {}
+            for draft in drafts:
+                if draft.client_id is None:
+                    continue
+                key = (draft.room, draft.user_id, draft.client_id)
+                if key in existing:
+                    continue
+                found = db.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+                    " WHERE room = ? AND user_id = ? AND client_id = ?",
+                    key,
+                ).fetchone()
+                if found is not None:
+                    existing[key] = _chat(found)
+            results, rows = assign_sequence(drafts, last_seqs, existing, now_ms, _new_id)
+            db.executemany(
+                f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(r.room, r.seq, r.id, r.ts, r.user_id, r.text, r.client_id) for r in rows],
+            )
+            db.executemany(
+                "INSERT INTO rooms (name, last_seq) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq",
+                list(last_seqs.items()),
+            )
+            return results
+
+        return await self._write(work)
+
+    async def room_state(self, room: str, recent: int) -> RoomState:
+        def work(db: sqlite3.Connection) -> RoomState:
+            row = db.execute("SELECT last_seq FROM rooms WHERE name = ?", (room,)).fetchone()
+            if row is None:
+                return RoomState(last_seq=0, recent=[])
+            rows = db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?",
+                (room, recent),
+            ).fetchall()
+            return RoomState(last_seq=row[0], recent=[_chat(r) for r in reversed(rows)])
+
+        return await self._read(work)
+
+    async def history(self, room: str, before_seq: int | None, limit: int) -> list[StoredChat]:
+        before = before_seq if before_seq is not None else 2**62
+
+        def work(db: sqlite3.Connection) -> list[StoredChat]:
+            rows = db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq < ?"
+                " ORDER BY seq DESC LIMIT ?",
+                (room, before, limit),
+            ).fetchall()
+            return [_chat(r) for r in reversed(rows)]
+
+        return await self._read(work)
+
+    async def rooms(self, limit: int) -> list[tuple[str, int]]:
+        def work(db: sqlite3.Connection) -> list[tuple[str, int]]:
+            rows = db.execute(
+                "SELECT name, last_seq FROM rooms ORDER BY name LIMIT ?", (limit,)
+            ).fetchall()
+            return [(name, last_seq) for name, last_seq in rows]
+
+        return await self._read(work)
+
+    # -- notifications and users ------------------------------------------------
+
+    async def add_notification(
+        self, user_id: str, payload: dict[str, Any], now_ms: int
+    ) -> Notification:
+        encoded = json.dumps(payload, separators=(",", ":"))
+
+        def work(db: sqlite3.Connection) -> Notification:
+            row = db.execute(
+                "INSERT INTO notifications (user_id, ts, payload) VALUES (?, ?, ?) RETURNING id",
+                (user_id, now_ms, encoded),
+            ).fetchone()
+            return Notification(id=row[0], user_id=user_id, ts=now_ms, payload=payload)
+
+        return await self._write(work)
+
+    async def unread_notifications(self, user_id: str, limit: int) -> list[Notification]:
+        def work(db: sqlite3.Connection) -> list[Notification]:
+            rows = db.execute(
+                "SELECT id, ts, payload FROM notifications"
+                " WHERE user_id = ? AND read_at IS NULL ORDER BY id LIMIT ?",
+                (user_id, limit),
+            ).fetchall()
+            return [
+                Notification(id=i, user_id=user_id, ts=ts, payload=json.loads(payload))
+                for i, ts, payload in rows
+            ]
+
+        return await self._read(work)
+
+    async def mark_read(self, user_id: str, ids: list[int], now_ms: int) -> list[int]:
+        def work(db: sqlite3.Connection) -> list[int]:
+            marked = []
+            for notification_id in ids:
+                row = db.execute(
+                    "UPDATE notifications SET read_at = ?"
+                    " WHERE id = ? AND user_id = ? AND read_at IS NULL RETURNING id",
+                    (now_ms, notification_id, user_id),
+                ).fetchone()
+                if row is not None:
+                    marked.append(row[0])
+            return marked
+
+        return await self._write(work)
+
+    async def set_last_seen(self, user_id: str, ts_ms: int) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO users (user_id, last_seen) VALUES (?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET last_seen = excluded.last_seen",
+                (user_id, ts_ms),
+            )
+
+        await self._write(work)
+
+    async def last_seen(self, user_id: str) -> int | None:
+        def work(db: sqlite3.Connection) -> int | None:
+            row = db.execute("SELECT last_seen FROM users WHERE user_id = ?", (user_id,)).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._read(work)
+
+    # -- retention ----------------------------------------------------------------
+
+    async def prune(self, retention: Retention, now_ms: int) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            removed = 0
+            if retention.max_age_ms is not None:
+                cursor = db.execute(
+                    "DELETE FROM messages WHERE ts < ?", (now_ms - retention.max_age_ms,)
+                )
+                removed += cursor.rowcount
+            if retention.max_messages is not None:
+                cursor = db.execute(
+                    "DELETE FROM messages WHERE EXISTS (SELECT 1 FROM rooms"
+                    " WHERE rooms.name = messages.room AND messages.seq <= rooms.last_seq - ?)",
+                    (retention.max_messages,),
+                )
+                removed += cursor.rowcount
+            return removed
+
+        return await self._write(work)
+
+
+def _statements(sql: str) -> list[str]:
+    """The statements of a migration file (no semicolons inside them)."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]

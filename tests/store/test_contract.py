@@ -1,0 +1,216 @@
+"""One contract, every store backend: SQLite (a file) and PostgreSQL (a real server)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from hubbub.store import ChatDraft, Retention, SchemaTooNew, Store
+from hubbub.store.postgres import PostgresStore
+from hubbub.store.sqlite import DATABASE_FILE, SqliteStore
+
+Opener = Callable[[], Store]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Makes a store on the same fresh database each time it is called."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        return lambda: PostgresStore(url)
+    return lambda: SqliteStore(tmp_path / DATABASE_FILE)
+
+
+@pytest.fixture
+async def store(open_store: Opener) -> AsyncIterator[Store]:
+    opened = open_store()
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def draft(text: str, room: str = "r", user: str = "alice", client_id: str | None = None):
+    return ChatDraft(room=room, user_id=user, text=text, client_id=client_id)
+
+
+async def test_sequence_numbers_are_per_room_and_gapless(store: Store) -> None:
+    first = await store.append_chats([draft("a"), draft("b", room="s"), draft("c")], 1000)
+    assert [(m.room, m.seq) for m in first] == [("r", 1), ("s", 1), ("r", 2)]
+    assert all(m.ts == 1000 and not m.duplicate for m in first)
+    assert len({m.id for m in first}) == 3
+    second = await store.append_chats([draft("d"), draft("e")], 2000)
+    assert [m.seq for m in second] == [3, 4]
+    state = await store.room_state("r", 10)
+    assert state.last_seq == 4
+    assert [(m.seq, m.text, m.user_id) for m in state.recent] == [
+        (1, "a", "alice"),
+        (2, "c", "alice"),
+        (3, "d", "alice"),
+        (4, "e", "alice"),
+    ]
+    assert (await store.room_state("s", 10)).last_seq == 1
+    assert await store.room_state("nobody", 10) == type(state)(last_seq=0, recent=[])
+
+
+async def test_client_id_is_stored_once_and_answered_with_the_first(store: Store) -> None:
+    [first] = await store.append_chats([draft("hi", client_id="c1")], 1000)
+    again = await store.append_chats(
+        [draft("hi again", client_id="c1"), draft("other", client_id="c2")], 2000
+    )
+    assert again[0].duplicate
+    assert (again[0].id, again[0].seq, again[0].ts, again[0].text) == (
+        first.id,
+        first.seq,
+        1000,
+        "hi",
+    )
+    assert again[1].seq == 2
+    assert not again[1].duplicate
+    # The same client id twice in one batch, from another sender, in another room.
+    batch = await store.append_chats(
+        [
+            draft("x", client_id="c3"),
+            draft("x", client_id="c3"),
+            draft("y", user="bob", client_id="c1"),
+            draft("z", room="s", client_id="c1"),
+        ],
+        3000,
+    )
+    assert [(m.seq, m.duplicate) for m in batch] == [(3, False), (3, True), (4, False), (1, False)]
+    assert batch[0].id == batch[1].id
+    state = await store.room_state("r", 50)
+    assert [m.seq for m in state.recent] == [1, 2, 3, 4]
+    assert state.recent[0].client_id == "c1"
+
+
+async def test_history_pages_back(store: Store) -> None:
+    await store.append_chats([draft(str(n)) for n in range(1, 11)], 1000)
+    page = await store.history("r", None, 3)
+    assert [m.seq for m in page] == [8, 9, 10]
+    page = await store.history("r", 8, 3)
+    assert [m.seq for m in page] == [5, 6, 7]
+    page = await store.history("r", 3, 5)
+    assert [m.seq for m in page] == [1, 2]
+    assert await store.history("r", 1, 5) == []
+    assert await store.history("elsewhere", None, 5) == []
+    assert [m.text for m in await store.history("r", 3, 1)] == ["2"]
+
+
+async def test_rooms_lists_rooms_with_their_last_sequence(store: Store) -> None:
+    await store.append_chats([draft("a", room="b-room"), draft("b", room="a-room")], 1)
+    await store.append_chats([draft("c", room="b-room")], 2)
+    assert await store.rooms(10) == [("a-room", 1), ("b-room", 2)]
+    assert await store.rooms(1) == [("a-room", 1)]
+
+
+async def test_retention_by_count_and_age_never_reuses_numbers(store: Store) -> None:
+    for n in range(10):
+        await store.append_chats([draft(f"r{n}"), draft(f"s{n}", room="s")], 1000 + n)
+    removed = await store.prune(Retention(max_messages=4), 5000)
+    assert removed == 12
+    assert [m.seq for m in (await store.room_state("r", 50)).recent] == [7, 8, 9, 10]
+    removed = await store.prune(Retention(max_age_ms=1000), 2008)
+    assert removed == 4  # ts 1007 in both rooms: older than 2008 - 1000
+    assert [m.seq for m in (await store.history("s", None, 50))] == [9, 10]
+    await store.prune(Retention(max_age_ms=1), 10_000)
+    assert (await store.room_state("r", 50)).recent == []
+    [after] = await store.append_chats([draft("after")], 20_000)
+    assert after.seq == 11
+    assert await store.prune(Retention(), 30_000) == 0
+
+
+async def test_notifications_stay_unread_until_marked(store: Store) -> None:
+    first = await store.add_notification("bob", {"title": "hi", "data": {"n": 1}}, 1000)
+    second = await store.add_notification("bob", {"body": "two"}, 2000)
+    await store.add_notification("carol", {"title": "not bob's"}, 3000)
+    assert second.id > first.id
+    unread = await store.unread_notifications("bob", 10)
+    assert [(n.id, n.ts, n.payload) for n in unread] == [
+        (first.id, 1000, {"title": "hi", "data": {"n": 1}}),
+        (second.id, 2000, {"body": "two"}),
+    ]
+    assert [n.id for n in await store.unread_notifications("bob", 1)] == [first.id]
+    # Another user's id and an unknown id are not marked; a read one not twice.
+    carol = (await store.unread_notifications("carol", 10))[0].id
+    assert await store.mark_read("bob", [first.id, carol, 999_999], 4000) == [first.id]
+    assert await store.mark_read("bob", [first.id], 5000) == []
+    assert [n.id for n in await store.unread_notifications("bob", 10)] == [second.id]
+    assert [n.id for n in await store.unread_notifications("carol", 10)] == [carol]
+
+
+async def test_last_seen(store: Store) -> None:
+    assert await store.last_seen("alice") is None
+    await store.set_last_seen("alice", 1000)
+    await store.set_last_seen("alice", 2000)
+    assert await store.last_seen("alice") == 2000
+
+
+async def test_data_survives_reopening(open_store: Opener) -> None:
+    store = open_store()
+    await store.open()
+    await store.append_chats([draft("a", client_id="c1"), draft("b")], 1000)
+    await store.add_notification("bob", {"title": "t"}, 1000)
+    await store.close()
+    store = open_store()
+    await store.open()
+    try:
+        [again, new] = await store.append_chats([draft("a", client_id="c1"), draft("c")], 2000)
+        assert again.duplicate
+        assert again.seq == 1
+        assert new.seq == 3
+        assert len(await store.unread_notifications("bob", 10)) == 1
+    finally:
+        await store.close()
+
+
+async def test_concurrent_appends_from_many_writers_stay_gapless(open_store: Opener) -> None:
+    """Several stores on one database (as several nodes would be) append at once."""
+    stores = [open_store() for _ in range(3)]
+    for store in stores:
+        await store.open()
+    try:
+        results = await asyncio.gather(
+            *(
+                store.append_chats(
+                    [draft("x", client_id=f"{i}-{batch}-{n}") for n in range(5)], batch
+                )
+                for i, store in enumerate(stores)
+                for batch in range(4)
+            )
+        )
+        seqs = sorted(m.seq for batch in results for m in batch)
+        assert seqs == list(range(1, 61))
+        # The same client ids again from every writer at once: all duplicates.
+        again = await asyncio.gather(
+            *(store.append_chats([draft("x", client_id="0-0-0")], 9) for store in stores)
+        )
+        assert {(m.seq, m.duplicate) for [m] in again} == {(again[0][0].seq, True)}
+        assert (await stores[0].room_state("r", 1)).last_seq == 60
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_newer_schema_is_refused(
+    open_store: Opener, request: pytest.FixtureRequest
+) -> None:
+    store = open_store()
+    await store.open()
+    await store.close()
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as db:
+            db.execute("UPDATE hubbub_schema SET version = 999")
+    else:
+        assert isinstance(store, PostgresStore)
+        db = await asyncpg.connect(store.url)
+        await db.execute("UPDATE hubbub_schema SET version = 999")
+        await db.close()
+    newer = open_store()
+    with pytest.raises(SchemaTooNew, match=r"schema version 999.*newer hubbub"):
+        await newer.open()
+    await newer.close()
