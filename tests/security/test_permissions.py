@@ -79,6 +79,7 @@ async def test_hidden_members_are_not_announced(start_hub) -> None:
         await alice.send({"type": "chat", "message": "on the record"})
         assert (await recorder.expect("chat"))["message"] == "on the record"
         await bob.expect("chat")
+        await alice.expect("chat-ack")
         await recorder.send({"type": "leave-room"})
         await recorder.expect("room-left")
         await alice.nothing()

@@ -227,6 +227,8 @@ def test_open_mode_messages_are_unchanged() -> None:
         "userId": "bob",
         "sessionId": "s2",
         "participants": [{"userId": "alice", "polite": True}],
+        "history": [],
+        "lastSeq": 0,
     }
     assert h.take("a") == [{"type": "user-joined", "userId": "bob", "polite": False}]
 

@@ -255,7 +255,10 @@ class HubServer:
     async def cleanup(self, app: web.Application) -> None:
         """After the connections are gone: write what is queued, close the store,
         then deliver the last events (their leaving, the last chat stored)."""
-        await self.storage.stop()
+        try:
+            await self.storage.stop()
+        except Exception:
+            log.exception("event=store-close-failed")
         if self.webhooks is not None:
             await self.webhooks.stop()
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +37,43 @@ BUSY_TIMEOUT_MS = 5000
 """How long a statement waits for a lock held by another process on the file."""
 
 T = TypeVar("T")
+
+
+class _Worker:
+    """One daemon thread running calls in order: a database connection's home.
+
+    A daemon, so that a server that is killed or never closes its store cannot
+    hang the interpreter's exit; SQLite's journal makes an unfinished write harmless.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._calls.get()
+            if item is None:
+                return
+            call, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    async def call(self, work: Callable[[], T]) -> T:
+        future: Future[T] = Future()
+        self._calls.put((work, future))
+        return await asyncio.wrap_future(future)
+
+    def stop(self) -> None:
+        self._calls.put(None)
+
 
 _MESSAGE_COLUMNS = "room, seq, id, ts, user_id, body, client_id"
 
@@ -62,8 +101,8 @@ class SqliteStore:
         self.path = path
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-writer")
-        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="hubbub-sqlite-reader")
+        self._write_thread = _Worker("hubbub-sqlite-writer")
+        self._read_thread = _Worker("hubbub-sqlite-reader")
 
     # -- plumbing -------------------------------------------------------------
 
@@ -93,9 +132,9 @@ class SqliteStore:
         return await self._call(self._read_thread, run)
 
     @staticmethod
-    async def _call(thread: ThreadPoolExecutor, run: Callable[[], T]) -> T:
+    async def _call(thread: _Worker, run: Callable[[], T]) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(thread, run)
+            return await thread.call(run)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite: {exc}") from exc
 
@@ -157,11 +196,10 @@ class SqliteStore:
                 self._reader.close()
                 self._reader = None
 
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._read_thread, close_reader)
-        await loop.run_in_executor(self._write_thread, close_writer)
-        self._read_thread.shutdown()
-        self._write_thread.shutdown()
+        await self._read_thread.call(close_reader)
+        await self._write_thread.call(close_writer)
+        self._read_thread.stop()
+        self._write_thread.stop()
 
     # -- chat -------------------------------------------------------------------
 
