@@ -8,7 +8,9 @@ from typing import Any
 
 import aiohttp
 
-RECEIVE_TIMEOUT = 5.0
+RECEIVE_TIMEOUT = 20.0
+"""Seconds to wait for an expected message: generous, for a busy machine; a test
+that fails waits this long, one that passes does not."""
 
 
 class Client:

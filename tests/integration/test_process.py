@@ -22,9 +22,11 @@ async def test_sigterm_closes_every_connection_with_1001_and_exits_quickly() -> 
             process.send_signal(signal.SIGTERM)
             codes = await asyncio.gather(*(_close_code_skipping_joins(c) for c in clients))
             assert codes == [1001] * len(clients)
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(30):
                 assert await process.wait() == 0
-            assert time.monotonic() - started < 5
+            # The server gives clients 2 s to answer its close; the rest is room
+            # for a busy machine.
+            assert time.monotonic() - started < 15
         finally:
             for client in clients:
                 await client.close()

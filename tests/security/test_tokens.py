@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -36,19 +37,36 @@ async def test_without_a_token_nobody_joins(start_hub) -> None:
 
 
 @pytest.mark.parametrize(
-    ("bad_token", "code"),
+    ("make_bad_token", "code"),
+    # Made when the test runs, not at collection: a slow run must not see a
+    # token expire before its test starts.
     [
-        (token("alice", "team", key="another-secret-of-at-least-32-bytes!!"), "token-invalid"),
-        (unsigned(claims_for("alice", ["team"])), "token-invalid"),
-        (token("alice", "team", ttl=-3600), "token-expired"),
-        (signed(claims_for("alice", ["team"], nbf=int(time.time()) + 3600)), "token-not-yet-valid"),
-        (signed({"sub": "alice", "rooms": ["team"]}), "token-invalid"),  # no exp
-        (signed({"exp": int(time.time()) + 60, "rooms": ["team"]}), "token-invalid"),  # no sub
-        (signed(claims_for("alice", ["team"], grants=["join", "superuser"])), "token-invalid"),
-        (signed(claims_for("", ["team"])), "token-invalid"),
-        (signed(claims_for("alice", "team-but-not-a-list-of-rooms" and 7)), "token-invalid"),
-        ("not.a.jwt", "token-invalid"),
-        ("", "token-invalid"),
+        (
+            lambda: token("alice", "team", key="another-secret-of-at-least-32-bytes!!"),
+            "token-invalid",
+        ),
+        (lambda: unsigned(claims_for("alice", ["team"])), "token-invalid"),
+        (lambda: token("alice", "team", ttl=-3600), "token-expired"),
+        (
+            lambda: signed(claims_for("alice", ["team"], nbf=int(time.time()) + 3600)),
+            "token-not-yet-valid",
+        ),
+        (lambda: signed({"sub": "alice", "rooms": ["team"]}), "token-invalid"),  # no exp
+        (
+            lambda: signed({"exp": int(time.time()) + 60, "rooms": ["team"]}),
+            "token-invalid",
+        ),  # no sub
+        (
+            lambda: signed(claims_for("alice", ["team"], grants=["join", "superuser"])),
+            "token-invalid",
+        ),
+        (lambda: signed(claims_for("", ["team"])), "token-invalid"),
+        (
+            lambda: signed(claims_for("alice", "team-but-not-a-list-of-rooms" and 7)),
+            "token-invalid",
+        ),
+        (lambda: "not.a.jwt", "token-invalid"),
+        (lambda: "", "token-invalid"),
     ],
     ids=[
         "wrong-secret",
@@ -64,7 +82,10 @@ async def test_without_a_token_nobody_joins(start_hub) -> None:
         "empty",
     ],
 )
-async def test_bad_tokens_are_refused_with_their_code(start_hub, bad_token: str, code: str) -> None:
+async def test_bad_tokens_are_refused_with_their_code(
+    start_hub, make_bad_token: Callable[[], str], code: str
+) -> None:
+    bad_token = make_bad_token()
     url = await start_hub(token_settings())
     async with await Client.connect(url) as client:
         await client.send({"type": "join-room", "room": "team", "token": bad_token})
@@ -125,17 +146,22 @@ async def test_token_in_the_subprotocol_header(start_hub) -> None:
 
 
 @pytest.mark.parametrize(
-    ("protocols", "status", "code"),
+    ("make_protocols", "status", "code"),
     [
-        ([SUBPROTOCOL, "hubbub.token." + token("a", ttl=-60)], 401, "token-expired"),
-        ([SUBPROTOCOL, "hubbub.token." + unsigned(claims_for("a", ["*"]))], 401, "token-invalid"),
-        (["hubbub.token." + token("a")], 400, "subprotocol-required"),
+        (lambda: [SUBPROTOCOL, "hubbub.token." + token("a", ttl=-60)], 401, "token-expired"),
+        (
+            lambda: [SUBPROTOCOL, "hubbub.token." + unsigned(claims_for("a", ["*"]))],
+            401,
+            "token-invalid",
+        ),
+        (lambda: ["hubbub.token." + token("a")], 400, "subprotocol-required"),
     ],
     ids=["expired", "alg-none", "token-without-hubbub"],
 )
 async def test_a_bad_subprotocol_token_is_refused_at_the_handshake(
-    start_hub, protocols: list[str], status: int, code: str
+    start_hub, make_protocols: Callable[[], list[str]], status: int, code: str
 ) -> None:
+    protocols = make_protocols()
     url = await start_hub(token_settings())
     async with aiohttp.ClientSession() as http:
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:

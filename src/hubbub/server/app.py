@@ -191,7 +191,8 @@ class HubServer:
     # -- liveness -------------------------------------------------------------
 
     async def _liveness_sweep(self) -> None:
-        """Ping quiet clients; drop those that answer nothing in time.
+        """Ping quiet clients; drop those that answer nothing in time, and cut
+        off those whose outgoing queue is over its bound.
 
         A dead connection is dropped at most ``ping_interval + ping_timeout +``
         one sweep period after the last frame heard from it.
@@ -212,7 +213,7 @@ class HubServer:
             )
             for connection in list(self.connections):
                 transport = connection.transport
-                if transport.is_closing():
+                if transport.is_closing() or self.outbox.shed_if_backlogged(connection):
                     continue
                 session = connection.session
                 if (

@@ -295,6 +295,26 @@ class TransportOutbox:
                 connection.ws.close(code=code, message=reason.encode())
             )
 
+    def shed_if_backlogged(self, connection: Connection) -> bool:
+        """Cut the client off if its queue is over the bound; True if it was.
+
+        A send checks the queue before it adds to it, so a client whose queue went
+        over with the last burst it was sent (a batch of stored chat, say) would
+        never be checked again while nothing more is sent to it: the liveness
+        sweep calls this for every connection.
+        """
+        session = connection.session
+        transport = connection.transport
+        if (
+            session is None
+            or session.closing
+            or transport.is_closing()
+            or transport.get_write_buffer_size() <= self._max_queue
+        ):
+            return False
+        self._shed(session, transport)
+        return True
+
     def _shed(self, session: Session, transport: asyncio.Transport) -> None:
         """Cut off a client that stopped reading."""
         connection: Connection = session.link
