@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,12 +14,30 @@ from tests.postgres import PostgresServer
 
 ServerFactory = Callable[..., Awaitable[str]]
 
+DEFAULT_DATA_DIR = ServerSettings().data_dir
+
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     # The server runs on uvloop in production; the tests run it on uvloop too.
     return {"uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir_of_servers_started_by_tests(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Servers the tests start as processes (the benchmarks' among them) keep their
+    data in a temporary folder, never in ``./hubbub-data`` of the checkout: a
+    database left there by another version would be refused, or be read."""
+    saved = os.environ.get("HUBBUB_DATA_DIR")
+    os.environ["HUBBUB_DATA_DIR"] = str(tmp_path_factory.mktemp("hubbub-data"))
+    yield
+    if saved is None:
+        del os.environ["HUBBUB_DATA_DIR"]
+    else:
+        os.environ["HUBBUB_DATA_DIR"] = saved
 
 
 @pytest.fixture
@@ -29,8 +48,10 @@ async def start_hub(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     async def start(settings: ServerSettings | None = None, **limits: object) -> str:
         """Start with ``settings`` (host and port are forced to 127.0.0.1:0, and the
         data folder to a fresh one unless given), and ``limits`` changed from theirs."""
-        if settings is None:
-            settings = ServerSettings(data_dir=tmp_path / f"data-{len(runners)}")
+        if settings is None or settings.data_dir == DEFAULT_DATA_DIR:
+            settings = replace(
+                settings or ServerSettings(), data_dir=tmp_path / f"data-{len(runners)}"
+            )
         settings = replace(settings, host="127.0.0.1", port=0)
         if limits:
             settings = replace(settings, limits=replace(settings.limits, **limits))

@@ -67,10 +67,10 @@ async def test_readyz_reports_each_check(start_hub) -> None:
         assert (await response.json())["status"] == "ready"
 
 
-async def test_readyz_is_not_ready_when_a_check_fails() -> None:
+async def test_readyz_is_not_ready_when_a_check_fails(tmp_path: Path) -> None:
     from hubbub.server.app import HUB_SERVER, create_app
 
-    app = create_app(ServerSettings(port=0))
+    app = create_app(ServerSettings(port=0, data_dir=tmp_path))
     server = app[HUB_SERVER]
 
     async def store_down() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import replace
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -95,8 +96,8 @@ async def test_unreachable_server_raises_connect_error() -> None:
             pass
 
 
-async def test_reconnects_after_a_server_restart_and_rejoins() -> None:
-    settings = ServerSettings(host="127.0.0.1", port=0)
+async def test_reconnects_after_a_server_restart_and_rejoins(tmp_path: Path) -> None:
+    settings = ServerSettings(host="127.0.0.1", port=0, data_dir=tmp_path)
     runner, url = await start_server(settings)
     port = int(url.rsplit(":", 1)[1])
     backoff = Backoff(base=0.2, max_delay=0.5, random=random.Random(1))
