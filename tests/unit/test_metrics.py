@@ -36,10 +36,10 @@ def test_exposition_escapes_label_values_and_parses_back() -> None:
 def test_the_type_of_every_kind_of_outgoing_message_is_read_from_its_bytes() -> None:
     messages = [
         Pong(ref=1),
-        ChatRelay(message='{"type":"fake"}', user_id="u"),
+        ChatRelay(message='{"type":"fake"}', user_id="u", id="m1", seq=1, ts=1),
         Error(code="bad-json", message="m"),
         UserLeft(user_id="u"),
-        RoomJoined(room="r", user_id="u", session_id="s", participants=[]),
+        RoomJoined(room="r", user_id="u", session_id="s", participants=[], history=[], last_seq=0),
     ]
     assert [_type_of(codec.encode(m)) for m in messages] == [
         b"pong",
