@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 120.0
+"""Seconds PostgreSQL may take to accept connections: generous, for a busy machine."""
 
 
 def binaries() -> Path | None:
@@ -99,8 +100,23 @@ class PostgresServer:
                     "PostgreSQL did not start: " + (self.root / "postgres.log").read_text()
                 )
             time.sleep(0.05)
-        # The socket appears a little before connections are accepted.
-        self._run(str(self._bin / "pg_isready"), "-h", str(self.socket_dir), "-t", "30")
+        # The socket appears a little before connections are accepted, and
+        # pg_isready answers "rejecting" (1) at once while the server starts up.
+        while True:
+            ready = subprocess.run(
+                [str(self._bin / "pg_isready"), "-h", str(self.socket_dir), "-t", "5"],
+                capture_output=True,
+                cwd=self.root,
+                timeout=60,
+                **self._as,
+            )
+            if ready.returncode == 0:
+                break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "PostgreSQL did not start: " + (self.root / "postgres.log").read_text()
+                )
+            time.sleep(0.1)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://hubbub@/{database}?host={self.socket_dir}"

@@ -184,6 +184,11 @@ class ServerSettings:
     history_on_join: int = setting(
         50, "Chat messages sent in room-joined: the room's last ones (0: none)."
     )
+    offline_on_join: int = setting(
+        50,
+        "Offline members (who chatted in the room and are not in it) listed in "
+        "room-joined, most recently seen first (0: none).",
+    )
     retention_messages: int | None = setting(
         None, "Chat messages kept per room; older ones are deleted (default: all kept)."
     )
@@ -229,7 +234,7 @@ class ServerSettings:
             ("postgresql://", "postgres://")
         ):
             raise SettingsError("database_url: only postgresql:// URLs are supported")
-        for name in ("history_on_join", "store_batch_delay"):
+        for name in ("history_on_join", "offline_on_join", "store_batch_delay"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
         for name in (

@@ -16,11 +16,12 @@ async def test_room_joined_lists_the_participants(hub_url: str) -> None:
         second = await b.join("r")
         assert second["userId"].startswith("user-")
         assert second["sessionId"] != first["sessionId"]
-        assert second["participants"] == [{"userId": "alice", "polite": True}]
+        assert second["participants"] == [{"userId": "alice", "polite": True, "status": "online"}]
         assert await a.recv() == {
             "type": "user-joined",
             "userId": second["userId"],
             "polite": False,
+            "status": "online",
         }
 
 

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from hubbub.store import ChatDraft, Retention, SchemaTooNew, Store
+from hubbub.store.migrations import migrations
 from hubbub.store.postgres import PostgresStore
 from hubbub.store.sqlite import DATABASE_FILE, SqliteStore
 
@@ -150,11 +151,78 @@ async def test_last_seen(store: Store) -> None:
     assert await store.last_seen("alice") == 2000
 
 
+async def test_room_users_are_those_who_chatted_with_when_last_seen(store: Store) -> None:
+    assert await store.room_users("r", 10) == []
+    await store.append_chats([draft("a"), draft("b", user="bob"), draft("c", room="s")], 1000)
+    await store.append_chats([draft("d", user="bob")], 2000)
+    assert await store.room_users("r", 10) == [("bob", 2000), ("alice", 1000)]
+    assert await store.room_users("r", 1) == [("bob", 2000)]
+    assert await store.room_users("s", 10) == [("alice", 1000)]
+    # Left later: seen then. Never moved back by an older time.
+    await store.record_seen([("r", "alice", 3000), ("s", "alice", 500)])
+    assert await store.room_users("r", 10) == [("alice", 3000), ("bob", 2000)]
+    assert await store.room_users("s", 10) == [("alice", 1000)]
+    assert await store.last_seen("alice") == 3000
+    await store.record_seen([("r", "alice", 2500)])
+    assert await store.last_seen("alice") == 3000
+    assert (await store.room_users("r", 1)) == [("alice", 3000)]
+    # Someone recorded without a message of theirs is one of the room's users too;
+    # retention, which deletes messages, keeps last-seen times.
+    await store.record_seen([("t", "carol", 4000), ("t", "dave", 4000)])
+    assert await store.room_users("t", 10) == [("carol", 4000), ("dave", 4000)]
+    await store.prune(Retention(max_age_ms=1), 10_000)
+    assert await store.room_users("r", 10) == [("alice", 3000), ("bob", 2000)]
+    await store.record_seen([])
+
+
+async def test_rooms_page_by_name(store: Store) -> None:
+    names = ["b", "a", "é", "a-b", "Z"]
+    await store.append_chats([draft("x", room=name) for name in names], 1)
+    assert [name for name, _ in await store.rooms(10)] == sorted(names)
+    assert [name for name, _ in await store.rooms(2)] == ["Z", "a"]
+    assert [name for name, _ in await store.rooms(2, "a")] == ["a-b", "b"]
+    assert [name for name, _ in await store.rooms(10, "b")] == ["é"]
+    assert await store.rooms(10, "é") == []
+
+
+async def test_a_database_of_schema_1_is_brought_up_to_date(
+    open_store: Opener, tmp_path: Path
+) -> None:
+    """Messages stored before room_users existed make their senders room users."""
+    store = open_store()
+    first = migrations("sqlite" if isinstance(store, SqliteStore) else "postgres")[0][1]
+    rows = [("r", 1, "m1", 1000, "alice", "hi", None), ("r", 2, "m2", 2000, "alice", "yo", None)]
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as db:
+            db.executescript(first)
+            db.execute("CREATE TABLE hubbub_schema (version INTEGER NOT NULL)")
+            db.execute("INSERT INTO hubbub_schema VALUES (1)")
+            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            db.execute("INSERT INTO rooms VALUES ('r', 2)")
+    else:
+        assert isinstance(store, PostgresStore)
+        db = await asyncpg.connect(store.url)
+        await db.execute(first)
+        await db.execute("CREATE TABLE hubbub_schema (version INTEGER NOT NULL)")
+        await db.execute("INSERT INTO hubbub_schema VALUES (1)")
+        await db.executemany("INSERT INTO messages VALUES ($1, $2, $3, $4, $5, $6, $7)", rows)
+        await db.execute("INSERT INTO rooms VALUES ('r', 2)")
+        await db.close()
+    await store.open()
+    try:
+        assert await store.room_users("r", 10) == [("alice", 2000)]
+        [next_message] = await store.append_chats([draft("again")], 3000)
+        assert next_message.seq == 3
+    finally:
+        await store.close()
+
+
 async def test_data_survives_reopening(open_store: Opener) -> None:
     store = open_store()
     await store.open()
     await store.append_chats([draft("a", client_id="c1"), draft("b")], 1000)
     await store.add_notification("bob", {"title": "t"}, 1000)
+    await store.record_seen([("r", "bob", 1500)])
     await store.close()
     store = open_store()
     await store.open()
@@ -164,6 +232,7 @@ async def test_data_survives_reopening(open_store: Opener) -> None:
         assert again.seq == 1
         assert new.seq == 3
         assert len(await store.unread_notifications("bob", 10)) == 1
+        assert await store.room_users("r", 10) == [("alice", 2000), ("bob", 1500)]
     finally:
         await store.close()
 

@@ -46,6 +46,8 @@ class MemoryStorage:
         self.requests: list[tuple[str, tuple[Any, ...]]] = []
         self.messages: dict[str, list[StoredChat]] = {}
         self.last_seqs: dict[str, int] = {}
+        self.seen: dict[str, dict[str, int]] = {}
+        """room -> user id -> last seen (ms): the store's room_users."""
         self.now_ms = 1_700_000_000_000
         self.capacity = 1_000_000
         self.fail_next = 0
@@ -65,6 +67,10 @@ class MemoryStorage:
         self, session_id: str, room: str, before_seq: int | None, limit: int, ref: Ref | None
     ) -> None:
         self.requests.append(("history", (session_id, room, before_seq, limit, ref)))
+
+    def record_seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        seen = self.seen.setdefault(room, {})
+        seen[user_id] = max(seen.get(user_id, ts_ms), ts_ms)
 
     def answer(self) -> int:
         """Answer every waiting request (and those they cause); return how many."""
@@ -90,8 +96,9 @@ class MemoryStorage:
                         self.hub.room_load_failed(room)
                     else:
                         stored = self.messages.get(room, [])
+                        seen = sorted(self.seen.get(room, {}).items(), key=lambda item: -item[1])
                         state = RoomState(
-                            self.last_seqs.get(room, 0), stored[-recent:] if recent else []
+                            self.last_seqs.get(room, 0), stored[-recent:] if recent else [], seen
                         )
                         self.hub.room_loaded(room, state)
                 elif kind == "history":
@@ -128,6 +135,7 @@ class MemoryStorage:
         )
         for row in rows:
             self.messages.setdefault(row.room, []).append(row)
+            self.record_seen(row.room, row.user_id, row.ts)
         return results
 
 

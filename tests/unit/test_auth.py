@@ -144,6 +144,7 @@ def test_a_verified_newcomer_replaces_the_older_session() -> None:
             "type": "user-joined",
             "userId": "alice",
             "polite": False,
+            "status": "online",
             "grants": ["chat", "join", "screen", "signal"],
         },
     ]
@@ -226,11 +227,13 @@ def test_open_mode_messages_are_unchanged() -> None:
         "room": "r",
         "userId": "bob",
         "sessionId": "s2",
-        "participants": [{"userId": "alice", "polite": True}],
+        "participants": [{"userId": "alice", "polite": True, "status": "online"}],
         "history": [],
         "lastSeq": 0,
     }
-    assert h.take("a") == [{"type": "user-joined", "userId": "bob", "polite": False}]
+    assert h.take("a") == [
+        {"type": "user-joined", "userId": "bob", "polite": False, "status": "online"}
+    ]
 
 
 def test_a_token_shown_at_connect_admits_until_its_expiry_only() -> None:

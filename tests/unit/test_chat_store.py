@@ -150,9 +150,10 @@ def test_a_room_lives_while_its_chat_is_in_flight() -> None:
     joined = h.take("a")[0]  # no load: the room is still here
     assert (joined["type"], joined["history"]) == ("room-joined", [])
     h.answer()
-    assert [(m["type"], m.get("message")) for m in h.take("a")] == [
-        ("chat", "in flight"),
-        ("user-left", None),
+    assert [(m["type"], m.get("message"), m.get("status")) for m in h.take("a")] == [
+        ("chat", "in flight", None),
+        ("user-left", None, None),
+        ("presence", None, "offline"),  # olga chatted: one of the room's offline members
     ]
     h.send("a", {"type": "leave-room"})
     assert len(h.hub.rooms) == 0
@@ -222,6 +223,7 @@ def test_a_leave_reaches_the_room_after_the_leavers_own_chat() -> None:
     assert [(m["type"], m.get("userId")) for m in h.take("a")] == [
         ("chat", "bob"),
         ("user-left", "bob"),
+        ("presence", "bob"),  # offline: bob chatted
         ("user-joined", "bob"),
     ]
 

@@ -40,14 +40,20 @@ class TestJoin:
     ) -> None:
         h.join("a", "room1", "alice")
         h.join("b", "room1", "bob")
-        assert h.take("a") == [{"type": "user-joined", "userId": "bob", "polite": False}]
+        assert h.take("a") == [
+            {"type": "user-joined", "userId": "bob", "polite": False, "status": "online"}
+        ]
         joined = h.join("c", "room1", "carol")
         assert joined["participants"] == [
-            {"userId": "alice", "polite": True},
-            {"userId": "bob", "polite": True},
+            {"userId": "alice", "polite": True, "status": "online"},
+            {"userId": "bob", "polite": True, "status": "online"},
         ]
-        assert h.take("a") == [{"type": "user-joined", "userId": "carol", "polite": False}]
-        assert h.take("b") == [{"type": "user-joined", "userId": "carol", "polite": False}]
+        assert h.take("a") == [
+            {"type": "user-joined", "userId": "carol", "polite": False, "status": "online"}
+        ]
+        assert h.take("b") == [
+            {"type": "user-joined", "userId": "carol", "polite": False, "status": "online"}
+        ]
         assert h.take("c") == []
 
     def test_user_id_left_out_is_assigned(self, h: Harness) -> None:
@@ -93,7 +99,9 @@ class TestJoin:
         h.take("a")
         h.join("b", "room2", "bob")
         assert h.take("a") == [{"type": "user-left", "userId": "bob"}]
-        assert h.take("c") == [{"type": "user-joined", "userId": "bob", "polite": False}]
+        assert h.take("c") == [
+            {"type": "user-joined", "userId": "bob", "polite": False, "status": "online"}
+        ]
         h.send("a", {"type": "chat", "message": "only alice here"})
         assert h.take("b") == []
 

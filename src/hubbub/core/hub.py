@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from hubbub.auth.admission import Admission
 from hubbub.auth.grants import Grant, Identity
 from hubbub.auth.turn import IceServerConfig
@@ -31,6 +33,9 @@ from hubbub.core.storage import PendingChat, Storage
 from hubbub.protocol import codec
 from hubbub.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from hubbub.protocol.messages import (
+    OFFLINE,
+    ONLINE,
+    SETTABLE_STATUSES,
     Chat,
     ChatAck,
     ChatEntry,
@@ -44,17 +49,23 @@ from hubbub.protocol.messages import (
     IncomingMessage,
     JoinRoom,
     LeaveRoom,
+    OfflineMember,
     Participant,
     ParticipantRemoved,
     Ping,
     Pong,
+    PresenceUpdate,
     Ref,
     RemoveParticipant,
+    RoomBroadcast,
     RoomEnded,
     RoomJoined,
     RoomLeft,
+    SetPresence,
     Signal,
     SignalRelay,
+    Typing,
+    TypingRelay,
     UserJoined,
     UserLeft,
 )
@@ -84,7 +95,9 @@ class Hub:
         broker: Broker | None = None,
         limits: Limits | None = None,
         history_on_join: int = 50,
+        offline_on_join: int = 50,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         new_session_id: Callable[[], str] = _new_id,
         new_user_id: Callable[[], str] = _new_user_id,
         admission: Admission | None = None,
@@ -96,6 +109,7 @@ class Hub:
         self._ice_refresh: list[tuple[float, str]] = []
         """(when, session id): a heap of the TURN credentials to renew."""
         self.history_on_join = history_on_join
+        self.offline_on_join = offline_on_join
         self.rooms = RoomRegistry(recent=history_on_join)
         self.sessions: dict[str, Session] = {}
         self.counters = HubCounters()
@@ -104,6 +118,7 @@ class Hub:
         self._broker: Broker = broker if broker is not None else MemoryBroker()
         self._broker.attach(self)
         self._clock = clock
+        self._wall_clock = wall_clock
         self._new_session_id = new_session_id
         self._new_user_id = new_user_id
         self._handlers: dict[type[Any], Callable[[Session, Any], None]] = {
@@ -113,6 +128,8 @@ class Hub:
             JoinRoom: self._on_join_room,
             LeaveRoom: self._on_leave_room,
             Ping: self._on_ping,
+            SetPresence: self._on_presence,
+            Typing: self._on_typing,
             RemoveParticipant: self._on_remove_participant,
             EndRoom: self._on_end_room,
         }
@@ -213,14 +230,32 @@ class Hub:
             return 0
         members = list(room.members.values())
         log.info("event=end-room room=%r members=%d", room_name, len(members))
+        now_ms = self._now_ms()
         for member in members:
             # Nobody stays to hear user-left: everyone goes at once, unannounced.
+            if member.chatted and member.user_id is not None and not member.hidden:
+                self._storage.record_seen(room_name, member.user_id, now_ms)
             self.rooms.remove(member)
             member.user_id = None
             member.hidden = False
+            member.typing = False
+            member.chatted = False
             if member is not keep:
                 self._close(member, CloseCode.ROOM_ENDED, "the room was ended")
         return len(members)
+
+    def broadcast(self, room_name: str, data: bytes, event: str | None = None) -> int:
+        """Send the application's message (``data``: encoded JSON) to everyone in
+        the room, wherever they are connected; returns its time (ms since the epoch)."""
+        ts = self._now_ms()
+        message = RoomBroadcast(room=room_name, data=msgspec.Raw(data), ts=ts, event=event)
+        payload = codec.encode(message)
+        room = self.rooms.get(room_name)
+        if room is not None:
+            self._publish_in_order(room, payload, None)
+        else:
+            self._broker.publish_to_room(room_name, payload, None)
+        return ts
 
     def refresh_ice_servers(self) -> int:
         """Send fresh TURN credentials to every session whose are due; the
@@ -251,6 +286,7 @@ class Hub:
             session_id = request.session.session_id
             if not stored.duplicate:
                 room.remember(stored)
+                room.saw(stored.user_id, stored.ts, self.offline_on_join)
                 relay = ChatRelay(
                     message=stored.text,
                     user_id=stored.user_id,
@@ -291,7 +327,7 @@ class Hub:
         room = self.rooms.get(room_name)
         if room is None or not room.loading:  # pragma: no cover - one load per room
             return
-        room.loaded(state.last_seq, state.recent)
+        room.loaded(state.last_seq, state.recent, state.seen)
         parked, room.parked = room.parked, []
         for session, message, identity in parked:
             if session.closed:
@@ -381,7 +417,11 @@ class Hub:
                 "too many messages are waiting to be stored; send it again later",
                 ref=message.ref,
             )
+        if session.typing:
+            # Ahead of the chat: the indicator goes as the message is on its way.
+            self._stop_typing(session, room)
         room.chats_queued += 1
+        session.chatted = True
 
     def _on_history(self, session: Session, message: History) -> None:
         room = session.room
@@ -405,6 +445,8 @@ class Hub:
         user_id = message.user_id
         if user_id is not None:
             _check_name(user_id, "userId", limits.max_user_id_length, ref)
+        if message.status is not None:
+            _check_status(message.status, ref)
         current = session.room
         if current is not None and current.name == room_name:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM, "already in this room", ref=ref)
@@ -462,15 +504,19 @@ class Hub:
             Participant(
                 user_id=uid,
                 polite=True,
+                status=member.status,
                 name=member.identity.name if member.identity else None,
                 grants=_grant_names(member.identity),
             )
             for uid, member in room.members.items()
             if not member.hidden
         ]
+        if message.status is not None:
+            session.status = message.status
         session.user_id = user_id
         session.identity = identity
         session.hidden = identity.may(Grant.HIDDEN)
+        session.chatted = False
         self.rooms.add(room, session)
         log.info(
             "event=join session=%s room=%r user=%r members=%d verified=%s hidden=%s",
@@ -492,13 +538,23 @@ class Hub:
             ref=ref,
             name=identity.name,
             grants=grants,
+            status=None if session.status == ONLINE else session.status,
+            offline=[
+                OfflineMember(user_id=uid, last_seen=ts)
+                for uid, ts in room.offline(self.offline_on_join)
+            ]
+            or None,
         )
         if self._ice is not None:
             joined.ice_servers, joined.ice_servers_expire_at = self._ice_servers_for(session)
         self._outbox.send(session, codec.encode(joined))
         if not session.hidden:
             announcement = UserJoined(
-                user_id=user_id, polite=False, name=identity.name, grants=grants
+                user_id=user_id,
+                polite=False,
+                status=session.status,
+                name=identity.name,
+                grants=grants,
             )
             self._publish_in_order(room, codec.encode(announcement), session.session_id)
 
@@ -511,6 +567,73 @@ class Hub:
 
     def _on_ping(self, session: Session, message: Ping) -> None:
         self._outbox.send(session, codec.encode(Pong(ref=message.ref)))
+
+    def _on_presence(self, session: Session, message: SetPresence) -> None:
+        ref = message.ref
+        _check_status(message.status, ref)
+        limits = self.limits
+        budget = session.presence_budget
+        if budget is None:
+            budget = session.presence_budget = TokenBucket(
+                limits.presence_rate, limits.presence_burst, self._clock()
+            )
+        if not budget.take(self._clock()):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"slow down: at most {limits.presence_rate:g} presence changes a second",
+                ref=ref,
+            )
+        changed = session.status != message.status
+        session.status = message.status
+        room = session.room
+        user_id = session.user_id
+        if room is not None and user_id is not None:
+            if changed and not session.hidden:
+                update = PresenceUpdate(status=message.status, user_id=user_id)
+                self._publish_in_order(room, codec.encode(update), session.session_id)
+            reply = PresenceUpdate(status=message.status, user_id=user_id, ref=ref)
+        else:
+            # Out of a room: the status is kept for the next join.
+            reply = PresenceUpdate(status=message.status, ref=ref)
+        self._outbox.send(session, codec.encode(reply))
+
+    def _on_typing(self, session: Session, message: Typing) -> None:
+        ref = message.ref
+        room = session.room
+        if room is None:
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM, "join a room first", ref=ref)
+        self.admission.require(session.identity, Grant.CHAT, ref)
+        assert session.user_id is not None
+        if not message.active:
+            # Only a member the room sees typing has anything to stop; each stop
+            # follows a start, so stops need no budget of their own.
+            if session.typing:
+                self._stop_typing(session, room)
+            return
+        limits = self.limits
+        budget = session.typing_budget
+        if budget is None:
+            budget = session.typing_budget = TokenBucket(
+                limits.typing_rate, limits.typing_burst, self._clock()
+            )
+        if not budget.take(self._clock()):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"slow down: at most {limits.typing_rate:g} typing messages a second",
+                ref=ref,
+            )
+        if session.hidden:
+            return
+        session.typing = True
+        relay = TypingRelay(user_id=session.user_id, active=True)
+        self._publish_in_order(room, codec.encode(relay), session.session_id)
+
+    def _stop_typing(self, session: Session, room: Room) -> None:
+        # In order, as the start was: a stop must never overtake its start.
+        session.typing = False
+        assert session.user_id is not None
+        payload = codec.encode(TypingRelay(user_id=session.user_id, active=False))
+        self._publish_in_order(room, payload, session.session_id)
 
     def _on_remove_participant(self, session: Session, message: RemoveParticipant) -> None:
         room = session.room
@@ -550,10 +673,23 @@ class Hub:
             len(room),
         )
         session.user_id = None
+        chatted, session.chatted = session.chatted, False
         if session.hidden:
             session.hidden = False
+            session.typing = False
             return
+        if session.typing:
+            session.typing = False
+            stop = TypingRelay(user_id=user_id, active=False)
+            self._publish_in_order(room, codec.encode(stop), None)
         self._publish_in_order(room, codec.encode(UserLeft(user_id=user_id)), None)
+        if chatted or user_id in room.seen:
+            # One of the room's offline members from now on.
+            now_ms = self._now_ms()
+            room.saw(user_id, now_ms, self.offline_on_join)
+            self._storage.record_seen(room.name, user_id, now_ms)
+            offline = PresenceUpdate(status=OFFLINE, user_id=user_id, last_seen=now_ms)
+            self._publish_in_order(room, codec.encode(offline), None)
 
     def _publish_in_order(self, room: Room, payload: bytes, exclude: str | None) -> None:
         """Publish to a room behind the chat queued there before: chat reaches the
@@ -578,6 +714,9 @@ class Hub:
             self._dispatch(session, held.popleft())
         if session.joining is None:
             session.held = None
+
+    def _now_ms(self) -> int:
+        return int(self._wall_clock() * 1000)
 
     def _store_failed(self, session_id: str, ref: Ref | None) -> None:
         error = Error(
@@ -667,6 +806,15 @@ def _entry(message: StoredChat) -> ChatEntry:
         message=message.text,
         client_id=message.client_id,
     )
+
+
+def _check_status(status: str, ref: Ref | None) -> None:
+    if status not in SETTABLE_STATUSES:
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE,
+            "status is one of " + ", ".join(sorted(SETTABLE_STATUSES)),
+            ref=ref,
+        )
 
 
 def _check_name(value: str, field: str, max_length: int, ref: Ref | None) -> None:

@@ -30,6 +30,22 @@ class Limits:
     max_history_page: int = _limit(
         100, "Most chat messages in one history reply; a larger limit asked for is lowered."
     )
+    typing_rate: float = _limit(
+        2.0,
+        "typing messages with active true a connection may send per second, sustained; "
+        "more are refused with rate-limited.",
+    )
+    typing_burst: int = _limit(
+        5, "typing messages with active true a connection may send at once above typing_rate."
+    )
+    presence_rate: float = _limit(
+        1.0,
+        "presence messages a connection may send per second, sustained; more are "
+        "refused with rate-limited.",
+    )
+    presence_burst: int = _limit(
+        5, "presence messages a connection may send at once above presence_rate."
+    )
     max_participants: int = _limit(1_000, "Most members one room may hold.")
     max_rooms: int = _limit(
         10_000, "Most rooms the server holds at once; a join that would make one more is refused."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from hubbub.core.session import Session
@@ -71,6 +71,7 @@ class Room:
         "name",
         "parked",
         "recent",
+        "seen",
         "waiting",
     )
 
@@ -87,6 +88,10 @@ class Room:
         self.chats_queued = 0
         self.chats_done = 0
         """Chat messages sent to the store from this room, and those answered."""
+        self.seen: dict[str, int] = {}
+        """Who chatted here -> when last seen here (ms since the epoch): the room's
+        offline members are those of them not among ``members``. Loaded with the
+        room (the most recently seen), then kept up to date by the hub."""
         self.waiting: deque[tuple[int, bytes, str | None]] = deque()
         """Room messages (user-joined, user-left...) held until the chat queued
         before them is stored: (chats queued then, payload, session to skip)."""
@@ -103,8 +108,34 @@ class Room:
             if self.recent.maxlen:
                 self.recent.append(message)
 
-    def loaded(self, last_seq: int, recent: list[StoredChat]) -> None:
+    def saw(self, user_id: str, ts_ms: int, keep: int) -> None:
+        """``user_id`` chatted here, or left, at ``ts_ms``; ``seen`` keeps about
+        ``keep`` entries (the most recent, and the members)."""
+        seen = self.seen
+        if seen.get(user_id, -1) < ts_ms:
+            seen[user_id] = ts_ms
+        if len(seen) > 2 * keep + 16:
+            latest = sorted(seen.items(), key=lambda item: item[1], reverse=True)
+            self.seen = {
+                uid: ts for i, (uid, ts) in enumerate(latest) if i < keep or uid in self.members
+            }
+
+    def offline(self, limit: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` offline members, most recently seen first."""
+        if limit <= 0:
+            return []
+        members = self.members
+        found = [(uid, ts) for uid, ts in self.seen.items() if uid not in members]
+        found.sort(key=lambda item: (-item[1], item[0]))
+        return found[:limit]
+
+    def loaded(
+        self, last_seq: int, recent: list[StoredChat], seen: Iterable[tuple[str, int]] = ()
+    ) -> None:
         """The store's state arrived; messages stored meanwhile are kept."""
+        for user_id, ts_ms in seen:
+            if self.seen.get(user_id, -1) < ts_ms:
+                self.seen[user_id] = ts_ms
         merged = {message.seq: message for message in recent}
         for message in self.recent:
             merged.setdefault(message.seq, message)

@@ -43,6 +43,7 @@ class Session:
 
     __slots__ = (
         "budget",
+        "chatted",
         "closed",
         "closing",
         "dropped_in_a_row",
@@ -52,8 +53,12 @@ class Session:
         "identity",
         "joining",
         "link",
+        "presence_budget",
         "room",
         "session_id",
+        "status",
+        "typing",
+        "typing_budget",
         "user_id",
     )
 
@@ -79,6 +84,15 @@ class Session:
         """The room this session's join waits for (its state is being loaded)."""
         self.held: deque[Any] | None = None
         """Messages that arrived while a join waited, handled in order after it."""
+        self.status = "online"
+        """Its presence status, as the client set it (``online``, ``away``, ``busy``)."""
+        self.typing = False
+        """The room was told this member is typing, and not yet that it stopped."""
+        self.chatted = False
+        """It sent chat in its current room: it leaves as one of the room's offline members."""
+        self.typing_budget: TokenBucket | None = None
+        self.presence_budget: TokenBucket | None = None
+        """Made on first use: most connections never type or change status."""
 
     def __repr__(self) -> str:
         room = self.room.name if self.room else None

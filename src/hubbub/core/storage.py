@@ -39,10 +39,15 @@ class Storage(Protocol):
         """
 
     def load_room(self, room: str, recent: int) -> None:
-        """Read a room's last sequence number and ``recent`` last messages.
+        """Read a room's last sequence number, ``recent`` last messages, and who
+        chatted there (the most recently seen).
 
         Answered with ``Hub.room_loaded`` or ``Hub.room_load_failed``.
         """
+
+    def record_seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        """Remember that ``user_id``, who chatted in ``room``, was last there at
+        ``ts_ms``. Nothing answers it: a failure loses only a last-seen time."""
 
     def load_history(
         self, session_id: str, room: str, before_seq: int | None, limit: int, ref: Ref | None

@@ -27,6 +27,8 @@ class JoinRoom(Incoming, tag="join-room", frozen=True):
     user_id: str | None = None
     token: str | None = None
     """An access token; the identity comes from it, not from ``user_id``."""
+    status: str | None = None
+    """The presence status to join with (``online`` if left out)."""
 
 
 class LeaveRoom(Incoming, tag="leave-room", frozen=True):
@@ -55,6 +57,15 @@ class Ping(Incoming, tag="ping", frozen=True):
     pass
 
 
+class SetPresence(Incoming, tag="presence", frozen=True):
+    status: str
+    """One of :data:`SETTABLE_STATUSES`."""
+
+
+class Typing(Incoming, tag="typing", frozen=True):
+    active: bool
+
+
 class RemoveParticipant(Incoming, tag="remove-participant", frozen=True):
     """Admin: take a member out of the sender's room."""
 
@@ -65,10 +76,35 @@ class EndRoom(Incoming, tag="end-room", frozen=True):
     """Admin: take every member out of the sender's room."""
 
 
-_INCOMING = (JoinRoom, LeaveRoom, Signal, Chat, History, Ping, RemoveParticipant, EndRoom)
-IncomingMessage = (
-    JoinRoom | LeaveRoom | Signal | Chat | History | Ping | RemoveParticipant | EndRoom
+_INCOMING = (
+    JoinRoom,
+    LeaveRoom,
+    Signal,
+    Chat,
+    History,
+    Ping,
+    SetPresence,
+    Typing,
+    RemoveParticipant,
+    EndRoom,
 )
+IncomingMessage = (
+    JoinRoom
+    | LeaveRoom
+    | Signal
+    | Chat
+    | History
+    | Ping
+    | SetPresence
+    | Typing
+    | RemoveParticipant
+    | EndRoom
+)
+
+ONLINE = "online"
+OFFLINE = "offline"
+SETTABLE_STATUSES: frozenset[str] = frozenset({ONLINE, "away", "busy"})
+"""The presence statuses a client may set; ``offline`` is the server's to say."""
 
 INCOMING_TYPES: frozenset[str] = frozenset(str(cls.__struct_config__.tag) for cls in _INCOMING)
 
@@ -92,6 +128,8 @@ class Participant(msgspec.Struct, rename="camel", omit_defaults=True):
     polite: bool
     """The receiver's role toward this participant in perfect negotiation:
     the member who was in the room first is impolite."""
+    status: str
+    """Its presence status: ``online``, ``away`` or ``busy``."""
     name: str | None = None
     """The display name from the member's token."""
     grants: list[str] | None = None
@@ -117,6 +155,14 @@ class ChatEntry(msgspec.Struct, rename="camel", omit_defaults=True):
     client_id: str | None = None
 
 
+class OfflineMember(msgspec.Struct, rename="camel"):
+    """Someone who chatted in the room and is not in it now."""
+
+    user_id: str
+    last_seen: int
+    """When it was last in the room, in milliseconds since the Unix epoch."""
+
+
 class RoomJoined(Outgoing, tag="room-joined"):
     room: str
     user_id: str
@@ -132,6 +178,10 @@ class RoomJoined(Outgoing, tag="room-joined"):
     ice_servers: list[IceServer] | None = None
     ice_servers_expire_at: int | None = None
     """Unix seconds after which the TURN credentials in ``ice_servers`` are refused."""
+    status: str | None = None
+    """The joiner's own presence status, when it is not ``online``."""
+    offline: list[OfflineMember] | None = None
+    """The room's offline members, most recently seen first; absent when none."""
 
 
 class IceServers(Outgoing, tag="ice-servers"):
@@ -159,6 +209,7 @@ class RoomLeft(Outgoing, tag="room-left"):
 class UserJoined(Outgoing, tag="user-joined"):
     user_id: str
     polite: bool
+    status: str
     name: str | None = None
     grants: list[str] | None = None
 
@@ -194,6 +245,33 @@ class HistoryPage(Outgoing, tag="history"):
     room: str
     messages: list[ChatEntry]
     ref: Ref | None = None
+
+
+class PresenceUpdate(Outgoing, tag="presence"):
+    """A member's presence status changed; ``offline`` (with ``last_seen``) when a
+    member who chatted in the room left it."""
+
+    status: str
+    user_id: str | None = None
+    """Whose status; absent only in the reply to a ``presence`` sent outside a room."""
+    last_seen: int | None = None
+    """With ``offline``: when it left, in milliseconds since the Unix epoch."""
+    ref: Ref | None = None
+
+
+class TypingRelay(Outgoing, tag="typing"):
+    user_id: str
+    active: bool
+
+
+class RoomBroadcast(Outgoing, tag="broadcast"):
+    """A message from the application's backend to everyone in the room."""
+
+    room: str
+    data: msgspec.Raw
+    ts: int
+    """When the server sent it, in milliseconds since the Unix epoch."""
+    event: str | None = None
 
 
 class Pong(Outgoing, tag="pong"):

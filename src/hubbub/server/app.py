@@ -29,7 +29,7 @@ from hubbub.auth.turn import IceServerConfig
 from hubbub.broker.memory import MemoryBroker
 from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
-from hubbub.server import admin_api, metrics
+from hubbub.server import admin_api, metrics, rooms_api
 from hubbub.server.connection import Connection, HubWebSocketResponse, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
@@ -95,6 +95,7 @@ class HubServer:
             admission=self.admission,
             ice_servers=ice_servers,
             history_on_join=settings.history_on_join,
+            offline_on_join=settings.offline_on_join,
         )
         self.webhooks = Webhooks(settings) if settings.webhook_url else None
         if self.webhooks is not None:
@@ -256,6 +257,10 @@ class HubServer:
     async def cleanup(self, app: web.Application) -> None:
         """After the connections are gone: write what is queued, close the store,
         then deliver the last events (their leaving, the last chat stored)."""
+        # Every session leaves its room before the store closes, so that what
+        # leaving writes (last-seen times) is written too.
+        for session in list(self.hub.sessions.values()):
+            self.hub.disconnect(session)
         try:
             await self.storage.stop()
         except Exception:
@@ -369,6 +374,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         return _static_file("hubbub.js")
 
     admin_api.add_routes(api, server.hub, server.keys)
+    rooms_api.add_routes(api, server.hub, server.storage.store, settings)
 
     # The seed's clients connect to the bare URL, so "/" is both the WebSocket
     # endpoint and the web app.

@@ -14,7 +14,7 @@ from hubbub.core import Hub
 from hubbub.core.storage import PendingChat
 from hubbub.protocol.messages import Ref
 from hubbub.settings import ServerSettings
-from hubbub.store import Retention, Store, StoredChat, StoreError
+from hubbub.store import Retention, RoomState, Store, StoredChat, StoreError
 from hubbub.store.writer import ChatWriter
 
 log = logging.getLogger("hubbub.store")
@@ -46,6 +46,9 @@ class StoreBridge:
         self._hub: Hub | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._retention: asyncio.Task[None] | None = None
+        self._seen: dict[tuple[str, str], int] = {}
+        """Last-seen times waiting to be written: (room, user id) -> ms."""
+        self._seen_flush: asyncio.Task[None] | None = None
         self.writer: ChatWriter[PendingChat] = ChatWriter(
             store,
             self._stored,
@@ -78,6 +81,9 @@ class StoreBridge:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention
         await self.writer.close()
+        if self._seen_flush is not None:
+            await self._seen_flush
+        await self._write_seen()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
@@ -91,6 +97,9 @@ class StoreBridge:
         async def load() -> None:
             try:
                 state = await self.store.room_state(room, recent)
+                if self._settings.offline_on_join:
+                    seen = await self.store.room_users(room, self._settings.offline_on_join)
+                    state = RoomState(state.last_seq, state.recent, seen)
             except StoreError as exc:
                 log.error("event=store-failed op=load-room room=%r error=%s", room, exc)
                 self.hub.room_load_failed(room)
@@ -98,6 +107,35 @@ class StoreBridge:
             self.hub.room_loaded(room, state)
 
         self._spawn(load())
+
+    def record_seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        # Gathered and written together: a crowd that leaves at once (a restart,
+        # a network cut) costs one transaction, not one fsync per member.
+        key = (room, user_id)
+        if self._seen.get(key, -1) < ts_ms:
+            self._seen[key] = ts_ms
+        if self._seen_flush is None:
+            self._seen_flush = asyncio.ensure_future(self._write_seen_soon())
+
+    async def _write_seen_soon(self) -> None:
+        # Stays the flush in progress until nothing is left to write: stop()
+        # waits for it, so that no write is in flight when the store closes.
+        try:
+            await asyncio.sleep(self._settings.store_batch_delay)
+            while self._seen:
+                await self._write_seen()
+        finally:
+            self._seen_flush = None
+
+    async def _write_seen(self) -> None:
+        seen, self._seen = self._seen, {}
+        if not seen:
+            return
+        entries = [(room, user_id, ts) for (room, user_id), ts in seen.items()]
+        try:
+            await self.store.record_seen(entries)
+        except StoreError as exc:
+            log.error("event=store-failed op=record-seen users=%d error=%s", len(entries), exc)
 
     def load_history(
         self, session_id: str, room: str, before_seq: int | None, limit: int, ref: Ref | None

@@ -15,7 +15,7 @@ and a batch that fails commits nothing, numbers included.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -61,6 +61,9 @@ class RoomState:
     last_seq: int
     recent: list[StoredChat]
     """Oldest first."""
+    seen: list[tuple[str, int]] = field(default_factory=list)
+    """Who chatted in the room, with when each was last seen there (ms), most
+    recently seen first: see :meth:`Store.room_users`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +111,21 @@ class Store(Protocol):
     async def history(self, room: str, before_seq: int | None, limit: int) -> list[StoredChat]:
         """Up to ``limit`` messages with ``seq < before_seq`` (all, if ``None``), oldest first."""
 
-    async def rooms(self, limit: int) -> list[tuple[str, int]]:
-        """Rooms that ever had a message, with their last sequence number, by name."""
+    async def rooms(self, limit: int, after: str | None = None) -> list[tuple[str, int]]:
+        """Rooms that ever had a message, with their last sequence number, by name;
+        with ``after``, only those whose name sorts after it."""
+
+    async def room_users(self, room: str, limit: int) -> list[tuple[str, int]]:
+        """The users who chatted in the room, with when each was last seen there
+        (milliseconds since the Unix epoch), most recently seen first.
+
+        A stored chat message makes its sender one of them, last seen then.
+        """
+
+    async def record_seen(self, seen: list[tuple[str, str, int]]) -> None:
+        """``(room, user_id, ts_ms)``: the user was in the room until then. Sets their
+        last-seen time there (:meth:`room_users`) and overall (:meth:`last_seen`);
+        neither is ever moved back. One transaction for the lot."""
 
     async def add_notification(
         self, user_id: str, payload: dict[str, Any], now_ms: int

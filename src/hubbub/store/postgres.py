@@ -8,9 +8,11 @@ so numbers stay gapless and a client id is stored once.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
@@ -30,6 +32,29 @@ POOL_SIZE = 4
 
 _MIGRATION_LOCK = 0x6875_6262_7562  # "hubbub": one node migrates at a time
 _MESSAGE_COLUMNS = "room, seq, id, ts, user_id, body, client_id"
+_SEEN_CONFLICT = (
+    " ON CONFLICT (room, user_id)"
+    " DO UPDATE SET last_seen = GREATEST(room_users.last_seen, excluded.last_seen)"
+)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _translated(
+    method: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """The database's failures as :class:`StoreError`, which the server handles."""
+
+    @functools.wraps(method)
+    async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"PostgreSQL: {exc}") from exc
+
+    return run
 
 
 def _new_id() -> str:
@@ -156,10 +181,20 @@ class PostgresStore:
                         list(last_seqs),
                         list(last_seqs.values()),
                     )
+                    senders = sorted({(r.room, r.user_id) for r in rows})
+                    await db.execute(
+                        "INSERT INTO room_users (room, user_id, last_seen)"
+                        " SELECT room, user_id, $3 FROM unnest($1::text[], $2::text[])"
+                        " AS v(room, user_id)" + _SEEN_CONFLICT,
+                        [room for room, _ in senders],
+                        [user for _, user in senders],
+                        now_ms,
+                    )
                 return results
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
 
+    @_translated
     async def room_state(self, room: str, recent: int) -> RoomState:
         async with self._ready().acquire() as db, db.transaction(isolation="repeatable_read"):
             last = await db.fetchval("SELECT last_seq FROM rooms WHERE name = $1", room)
@@ -173,6 +208,7 @@ class PostgresStore:
             )
         return RoomState(last_seq=last, recent=[_chat(r) for r in reversed(rows)])
 
+    @_translated
     async def history(self, room: str, before_seq: int | None, limit: int) -> list[StoredChat]:
         before = before_seq if before_seq is not None else 2**62
         rows = await self._ready().fetch(
@@ -184,14 +220,43 @@ class PostgresStore:
         )
         return [_chat(r) for r in reversed(rows)]
 
-    async def rooms(self, limit: int) -> list[tuple[str, int]]:
+    @_translated
+    async def rooms(self, limit: int, after: str | None = None) -> list[tuple[str, int]]:
         rows = await self._ready().fetch(
-            "SELECT name, last_seq FROM rooms WHERE last_seq > 0 ORDER BY name LIMIT $1", limit
+            'SELECT name, last_seq FROM rooms WHERE last_seq > 0 AND name COLLATE "C" > $1'
+            ' ORDER BY name COLLATE "C" LIMIT $2',
+            "" if after is None else after,
+            limit,
         )
         return [(row[0], row[1]) for row in rows]
 
+    @_translated
+    async def room_users(self, room: str, limit: int) -> list[tuple[str, int]]:
+        rows = await self._ready().fetch(
+            "SELECT user_id, last_seen FROM room_users WHERE room = $1"
+            ' ORDER BY last_seen DESC, user_id COLLATE "C" LIMIT $2',
+            room,
+            limit,
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    @_translated
+    async def record_seen(self, seen: list[tuple[str, str, int]]) -> None:
+        async with self._ready().acquire() as db, db.transaction():
+            await db.executemany(
+                "INSERT INTO room_users (room, user_id, last_seen) VALUES ($1, $2, $3)"
+                + _SEEN_CONFLICT,
+                sorted(seen),  # one lock order for every writer
+            )
+            await db.executemany(
+                "INSERT INTO users (user_id, last_seen) VALUES ($1, $2) ON CONFLICT (user_id)"
+                " DO UPDATE SET last_seen = GREATEST(users.last_seen, excluded.last_seen)",
+                sorted((user_id, ts_ms) for _, user_id, ts_ms in seen),
+            )
+
     # -- notifications and users ------------------------------------------------
 
+    @_translated
     async def add_notification(
         self, user_id: str, payload: dict[str, Any], now_ms: int
     ) -> Notification:
@@ -203,6 +268,7 @@ class PostgresStore:
         )
         return Notification(id=notification_id, user_id=user_id, ts=now_ms, payload=payload)
 
+    @_translated
     async def unread_notifications(self, user_id: str, limit: int) -> list[Notification]:
         rows = await self._ready().fetch(
             "SELECT id, ts, payload FROM notifications"
@@ -212,6 +278,7 @@ class PostgresStore:
         )
         return [Notification(id=row[0], user_id=user_id, ts=row[1], payload=row[2]) for row in rows]
 
+    @_translated
     async def mark_read(self, user_id: str, ids: list[int], now_ms: int) -> list[int]:
         rows = await self._ready().fetch(
             "UPDATE notifications SET read_at = $1"
@@ -223,6 +290,7 @@ class PostgresStore:
         marked = {row[0] for row in rows}
         return [i for i in ids if i in marked]
 
+    @_translated
     async def set_last_seen(self, user_id: str, ts_ms: int) -> None:
         await self._ready().execute(
             "INSERT INTO users (user_id, last_seen) VALUES ($1, $2)"
@@ -231,6 +299,7 @@ class PostgresStore:
             ts_ms,
         )
 
+    @_translated
     async def last_seen(self, user_id: str) -> int | None:
         value = await self._ready().fetchval(
             "SELECT last_seen FROM users WHERE user_id = $1", user_id
@@ -239,6 +308,7 @@ class PostgresStore:
 
     # -- retention ----------------------------------------------------------------
 
+    @_translated
     async def prune(self, retention: Retention, now_ms: int) -> int:
         removed = 0
         async with self._ready().acquire() as db, db.transaction():

@@ -76,6 +76,11 @@ class _Worker:
 
 
 _MESSAGE_COLUMNS = "room, seq, id, ts, user_id, body, client_id"
+_SEEN_UPSERT = (
+    "INSERT INTO room_users (room, user_id, last_seen) VALUES (?, ?, ?)"
+    " ON CONFLICT (room, user_id)"
+    " DO UPDATE SET last_seen = MAX(room_users.last_seen, excluded.last_seen)"
+)
 
 
 def _new_id() -> str:
@@ -233,6 +238,10 @@ class SqliteStore:
                 " ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq",
                 list(last_seqs.items()),
             )
+            db.executemany(
+                _SEEN_UPSERT,
+                [(room, user, now_ms) for room, user in {(r.room, r.user_id) for r in rows}],
+            )
             return results
 
         return await self._write(work)
@@ -263,14 +272,38 @@ class SqliteStore:
 
         return await self._read(work)
 
-    async def rooms(self, limit: int) -> list[tuple[str, int]]:
+    async def rooms(self, limit: int, after: str | None = None) -> list[tuple[str, int]]:
         def work(db: sqlite3.Connection) -> list[tuple[str, int]]:
             rows = db.execute(
-                "SELECT name, last_seq FROM rooms ORDER BY name LIMIT ?", (limit,)
+                "SELECT name, last_seq FROM rooms WHERE last_seq > 0 AND name > ?"
+                " ORDER BY name LIMIT ?",
+                ("" if after is None else after, limit),
             ).fetchall()
             return [(name, last_seq) for name, last_seq in rows]
 
         return await self._read(work)
+
+    async def room_users(self, room: str, limit: int) -> list[tuple[str, int]]:
+        def work(db: sqlite3.Connection) -> list[tuple[str, int]]:
+            rows = db.execute(
+                "SELECT user_id, last_seen FROM room_users WHERE room = ?"
+                " ORDER BY last_seen DESC, user_id LIMIT ?",
+                (room, limit),
+            ).fetchall()
+            return [(user_id, last_seen) for user_id, last_seen in rows]
+
+        return await self._read(work)
+
+    async def record_seen(self, seen: list[tuple[str, str, int]]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(_SEEN_UPSERT, seen)
+            db.executemany(
+                "INSERT INTO users (user_id, last_seen) VALUES (?, ?) ON CONFLICT (user_id)"
+                " DO UPDATE SET last_seen = MAX(users.last_seen, excluded.last_seen)",
+                [(user_id, ts_ms) for _, user_id, ts_ms in seen],
+            )
+
+        await self._write(work)
 
     # -- notifications and users ------------------------------------------------
 

@@ -1,0 +1,346 @@
+"""HTTP API for an application's backend about rooms: what is in them, their
+history, and messages from the backend to everyone in one. Every endpoint needs
+the server API key."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from hubbub.core import Hub
+from hubbub.protocol.messages import ChatEntry
+from hubbub.server.http_api import Api, ApiError, read_json
+from hubbub.settings import ServerSettings
+from hubbub.store import Store, StoredChat, StoreError
+
+DEFAULT_ROOMS_PAGE = 100
+"""Rooms in one ``GET /api/rooms`` answer when ``limit`` is left out."""
+
+MAX_ROOMS_PAGE = 1000
+"""Most rooms in one ``GET /api/rooms`` answer."""
+
+MAX_EVENT_LENGTH = 64
+"""Longest ``event`` name of a broadcast, in characters."""
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class BroadcastRequest(msgspec.Struct, forbid_unknown_fields=True):
+    data: Any
+    event: str | None = None
+
+
+BROADCAST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "additionalProperties": False,
+    "properties": {
+        "data": {"description": "Any JSON value; clients receive it as it is"},
+        "event": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_EVENT_LENGTH,
+            "description": "A name for the kind of message, for clients to tell them apart",
+        },
+    },
+}
+
+_MEMBER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["userId", "status"],
+    "properties": {
+        "userId": {"type": "string"},
+        "status": {"enum": ["online", "away", "busy"]},
+        "name": {"type": "string"},
+        "grants": {"type": "array", "items": {"type": "string"}},
+        "hidden": {"type": "boolean"},
+    },
+}
+
+_OFFLINE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["userId", "lastSeen"],
+    "properties": {"userId": {"type": "string"}, "lastSeen": {"type": "integer"}},
+}
+
+_CHAT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "seq", "ts", "userId", "message"],
+    "properties": {
+        "id": {"type": "string"},
+        "seq": {"type": "integer"},
+        "ts": {"type": "integer"},
+        "userId": {"type": "string"},
+        "message": {"type": "string"},
+        "clientId": {"type": "string"},
+    },
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query_parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}  # fmt: skip
+
+
+def add_routes(api: Api, hub: Hub, store: Store, settings: ServerSettings) -> None:
+    limits = settings.limits
+
+    def room_name(request: web.Request) -> str:
+        name = request.match_info["room"]
+        if not name or len(name) > limits.max_room_name_length or _CONTROL_CHARACTERS.search(name):
+            raise ApiError(400, "bad-request", "not a room name")
+        return name
+
+    def integer(request: web.Request, name: str, default: int | None, low: int) -> int | None:
+        given = request.query.get(name)
+        if given is None:
+            return default
+        try:
+            value = int(given)
+        except ValueError:
+            raise ApiError(400, "bad-request", f"{name} is an integer") from None
+        if value < low:
+            raise ApiError(400, "bad-request", f"{name} is at least {low}")
+        return value
+
+    async def stored(work: Any) -> Any:
+        try:
+            return await work
+        except StoreError:
+            raise ApiError(
+                503, "store-unavailable", "the store is unavailable; try again later"
+            ) from None
+
+    # -- POST /api/rooms/{room}/broadcast ----------------------------------------
+
+    async def broadcast(request: web.Request) -> web.Response:
+        room = room_name(request)
+        body = await read_json(request, max_bytes=limits.max_frame_bytes)
+        try:
+            message = msgspec.convert(body, BroadcastRequest)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, "bad-request", str(exc)) from None
+        event = message.event
+        if event is not None and (
+            not 0 < len(event) <= MAX_EVENT_LENGTH or _CONTROL_CHARACTERS.search(event)
+        ):
+            raise ApiError(
+                400, "bad-request", f"event holds 1 to {MAX_EVENT_LENGTH} printable characters"
+            )
+        ts = hub.broadcast(room, msgspec.json.encode(message.data), event)
+        live = hub.rooms.get(room)
+        return web.json_response(
+            {"room": room, "ts": ts, "members": len(live.members) if live else 0}
+        )
+
+    api.route(
+        "POST",
+        "/api/rooms/{room}/broadcast",
+        broadcast,
+        summary="Send a message to everyone in a room, as broadcast (not stored)",
+        parameters=[_path_parameter("room")],
+        request_body=BROADCAST_SCHEMA,
+        responses={
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "room": {"type": "string"},
+                        "ts": {"type": "integer"},
+                        "members": {"type": "integer"},
+                    },
+                },
+                "Sent; when, and to how many members connected to this server",
+            ),
+            "400": {"description": "Not a room name, or a body that is not as described"},
+            "413": {"description": "A body over max_frame_bytes"},
+        },
+    )
+
+    # -- GET /api/rooms ----------------------------------------------------------
+
+    async def list_rooms(request: web.Request) -> web.Response:
+        limit = integer(request, "limit", DEFAULT_ROOMS_PAGE, 1)
+        assert limit is not None
+        limit = min(limit, MAX_ROOMS_PAGE)
+        after = request.query.get("after")
+        # One more than asked from the store: if the merged list is longer than
+        # the page, there is a next page.
+        found: dict[str, dict[str, Any]] = {}
+        for name, last_seq in await stored(store.rooms(limit + 1, after)):
+            found[name] = {"room": name, "members": 0, "lastSeq": last_seq}
+        for live in hub.rooms:
+            if live.loading or not live.members or (after is not None and live.name <= after):
+                continue
+            entry = found.setdefault(live.name, {"room": live.name, "lastSeq": 0})
+            entry["members"] = len(live.members)
+            entry["lastSeq"] = max(entry["lastSeq"], live.last_seq)
+        names = sorted(found)
+        page = [found[name] for name in names[:limit]]
+        more = len(names) > limit
+        return web.json_response({"rooms": page, "next": page[-1]["room"] if more else None})
+
+    api.route(
+        "GET",
+        "/api/rooms",
+        list_rooms,
+        summary="Rooms with members or stored chat, by name",
+        parameters=[
+            _query_parameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_ROOMS_PAGE},
+                f"most rooms in the answer (default {DEFAULT_ROOMS_PAGE})",
+            ),
+            _query_parameter("after", {"type": "string"}, "only rooms whose name sorts after this"),
+        ],
+        responses={
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "rooms": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "room": {"type": "string"},
+                                    "members": {"type": "integer"},
+                                    "lastSeq": {"type": "integer"},
+                                },
+                            },
+                        },
+                        "next": {
+                            "type": ["string", "null"],
+                            "description": "pass as after for the next page; null: no more",
+                        },
+                    },
+                },
+                "A page of rooms",
+            ),
+        },
+    )
+
+    # -- GET /api/rooms/{room} ---------------------------------------------------
+
+    async def show_room(request: web.Request) -> web.Response:
+        name = room_name(request)
+        live = hub.rooms.get(name)
+        members: list[dict[str, Any]] = []
+        last_seq = 0
+        offline: list[tuple[str, int]]
+        if live is not None and not live.loading:
+            for user_id, member in live.members.items():
+                entry: dict[str, Any] = {"userId": user_id, "status": member.status}
+                identity = member.identity
+                if identity is not None and identity.name:
+                    entry["name"] = identity.name
+                if identity is not None and identity.verified:
+                    entry["grants"] = sorted(grant.value for grant in identity.grants)
+                if member.hidden:
+                    entry["hidden"] = True
+                members.append(entry)
+            last_seq = live.last_seq
+            offline = live.offline(settings.offline_on_join)
+        else:
+            state = await stored(store.room_state(name, 0))
+            last_seq = state.last_seq
+            offline = await stored(store.room_users(name, settings.offline_on_join))
+        if not members and not offline and not last_seq:
+            raise ApiError(404, "no-such-room", "no room of that name has members or chat")
+        return web.json_response(
+            {
+                "room": name,
+                "lastSeq": last_seq,
+                "members": members,
+                "offline": [{"userId": uid, "lastSeen": ts} for uid, ts in offline],
+            }
+        )
+
+    api.route(
+        "GET",
+        "/api/rooms/{room}",
+        show_room,
+        summary="A room's members with their status, and its offline members",
+        parameters=[_path_parameter("room")],
+        responses={
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "room": {"type": "string"},
+                        "lastSeq": {"type": "integer"},
+                        "members": {"type": "array", "items": _MEMBER_SCHEMA},
+                        "offline": {"type": "array", "items": _OFFLINE_SCHEMA},
+                    },
+                },
+                "The room",
+            ),
+            "404": {"description": "No room of that name has members or chat"},
+            "503": {"description": "The store is unavailable"},
+        },
+    )
+
+    # -- GET /api/rooms/{room}/messages ------------------------------------------
+
+    async def messages(request: web.Request) -> web.Response:
+        name = room_name(request)
+        before = integer(request, "beforeSeq", None, 1)
+        limit = integer(request, "limit", limits.max_history_page, 1)
+        assert limit is not None
+        found = await stored(store.history(name, before, min(limit, limits.max_history_page)))
+        body = {"room": name, "messages": [_entry(m) for m in found]}
+        return web.Response(body=msgspec.json.encode(body), content_type="application/json")
+
+    api.route(
+        "GET",
+        "/api/rooms/{room}/messages",
+        messages,
+        summary="A page of a room's stored chat, oldest first, as history gives it",
+        parameters=[
+            _path_parameter("room"),
+            _query_parameter(
+                "beforeSeq", {"type": "integer", "minimum": 1}, "only messages with a lower seq"
+            ),
+            _query_parameter(
+                "limit",
+                {"type": "integer", "minimum": 1},
+                "most messages (default and most: max_history_page)",
+            ),
+        ],
+        responses={
+            "200": _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "room": {"type": "string"},
+                        "messages": {"type": "array", "items": _CHAT_SCHEMA},
+                    },
+                },
+                "The messages just before beforeSeq (the newest without it), oldest first",
+            ),
+            "400": {"description": "Not a room name, or a bad beforeSeq or limit"},
+            "503": {"description": "The store is unavailable"},
+        },
+    )
+
+
+def _entry(message: StoredChat) -> ChatEntry:
+    return ChatEntry(
+        id=message.id,
+        seq=message.seq,
+        ts=message.ts,
+        user_id=message.user_id,
+        message=message.text,
+        client_id=message.client_id,
+    )
