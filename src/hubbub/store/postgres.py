@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import secrets
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -24,6 +23,7 @@ from hubbub.store import (
     StoredChat,
     StoreError,
     assign_sequence,
+    new_ids,
 )
 from hubbub.store.migrations import check_not_newer, migrations
 
@@ -55,10 +55,6 @@ def _translated(
             raise StoreError(f"PostgreSQL: {exc}") from exc
 
     return run
-
-
-def _new_id() -> str:
-    return secrets.token_urlsafe(12)
 
 
 def _chat(row: Any) -> StoredChat:
@@ -160,7 +156,9 @@ class PostgresStore:
                     for row in found:
                         chat = _chat(row)
                         existing[(chat.room, chat.user_id, row[6])] = chat
-                results, rows = assign_sequence(drafts, last_seqs, existing, now_ms, _new_id)
+                results, rows = assign_sequence(
+                    drafts, last_seqs, existing, now_ms, new_ids(len(drafts))
+                )
                 if rows:
                     await db.execute(
                         f"INSERT INTO messages ({_MESSAGE_COLUMNS}) SELECT * FROM unnest("

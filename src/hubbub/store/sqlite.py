@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
-import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from hubbub.store import (
     StoredChat,
     StoreError,
     assign_sequence,
+    new_ids,
 )
 from hubbub.store.migrations import check_not_newer, migrations
 
@@ -76,15 +76,21 @@ class _Worker:
 
 
 _MESSAGE_COLUMNS = "room, seq, id, ts, user_id, body, client_id"
+_EARLIER_COPIES = (
+    "SELECT m.room, m.seq, m.id, m.ts, m.user_id, m.body, m.client_id"
+    " FROM json_each(?) AS k JOIN messages AS m"
+    " ON m.room = json_extract(k.value, '$[0]')"
+    " AND m.user_id = json_extract(k.value, '$[1]')"
+    " AND m.client_id = json_extract(k.value, '$[2]')"
+    " WHERE m.client_id IS NOT NULL"
+)
+"""Stored messages with the (room, user id, client id) of a batch's drafts, given
+as a JSON list of triples."""
 _SEEN_UPSERT = (
     "INSERT INTO room_users (room, user_id, last_seen) VALUES (?, ?, ?)"
     " ON CONFLICT (room, user_id)"
     " DO UPDATE SET last_seen = MAX(room_users.last_seen, excluded.last_seen)"
 )
-
-
-def _new_id() -> str:
-    return secrets.token_urlsafe(12)
 
 
 def _chat(row: tuple[Any, ...]) -> StoredChat:
@@ -215,20 +221,17 @@ class SqliteStore:
                 row = db.execute("SELECT last_seq FROM rooms WHERE name = ?", (room,)).fetchone()
                 last_seqs[room] = row[0] if row else 0
             existing: dict[tuple[str, str, str], StoredChat] = {}
-            for draft in drafts:
-                if draft.client_id is None:
-                    continue
-                key = (draft.room, draft.user_id, draft.client_id)
-                if key in existing:
-                    continue
-                found = db.execute(
-                    f"SELECT {_MESSAGE_COLUMNS} FROM messages"
-                    " WHERE room = ? AND user_id = ? AND client_id = ?",
-                    key,
-                ).fetchone()
-                if found is not None:
-                    existing[key] = _chat(found)
-            results, rows = assign_sequence(drafts, last_seqs, existing, now_ms, _new_id)
+            keys = {(d.room, d.user_id, d.client_id) for d in drafts if d.client_id is not None}
+            if keys:
+                # One query for the whole batch: a lookup per message would cost
+                # more than the rest of the append.
+                found = db.execute(_EARLIER_COPIES, (json.dumps(list(keys)),)).fetchall()
+                for row in found:
+                    chat = _chat(row)
+                    existing[(chat.room, chat.user_id, row[6])] = chat
+            results, rows = assign_sequence(
+                drafts, last_seqs, existing, now_ms, new_ids(len(drafts))
+            )
             db.executemany(
                 f"INSERT INTO messages ({_MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(r.room, r.seq, r.id, r.ts, r.user_id, r.text, r.client_id) for r in rows],
