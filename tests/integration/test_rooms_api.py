@@ -129,38 +129,50 @@ async def test_every_room_endpoint_needs_the_api_key(api, method: str, path: str
                 assert await _error(response) == (401, "unauthorized")
 
 
-async def test_rooms_are_listed_by_name_and_paged(api) -> None:
+async def test_rooms_with_members_are_listed_by_name_and_paged(api) -> None:
     url, http = api
-    async with await Client.connect(url) as a, await Client.connect(url) as b:
-        for room in ("c-stored", "a-stored", "b-stored"):
-            await a.join(room, "alice")
-            await a.send({"type": "chat", "message": "x"})
-            await a.expect("chat-ack")
-        await a.join("d-live", "alice")
-        await b.join("b-stored", "bob")
+    async with (
+        await Client.connect(url) as a,
+        await Client.connect(url) as b,
+        await Client.connect(url) as c,
+    ):
+        await a.join("stored-only", "alice")
+        await a.send({"type": "chat", "message": "x"})
+        await a.expect("chat-ack")
+        joined_a = await a.join("c-room", "alice")
+        await a.send({"type": "chat", "message": "y"})
+        await a.expect("chat-ack")
+        joined_b = await b.join("a-room", "bob", status="away")
+        joined_c = await c.join("c-room", "carol")
         async with http.get(url + "/api/rooms") as response:
             assert response.status == 200
             listed = await response.json()
         assert listed == {
             "rooms": [
-                {"room": "a-stored", "members": 0, "lastSeq": 1},
-                {"room": "b-stored", "members": 1, "lastSeq": 1},
-                {"room": "c-stored", "members": 0, "lastSeq": 1},
-                {"room": "d-live", "members": 1, "lastSeq": 0},
+                {
+                    "name": "a-room",
+                    "participants": [
+                        {"userId": "bob", "sessionId": joined_b["sessionId"], "status": "away"}
+                    ],
+                    "lastSeq": 0,
+                },
+                {
+                    "name": "c-room",
+                    "participants": [
+                        {"userId": "alice", "sessionId": joined_a["sessionId"], "status": "online"},
+                        {"userId": "carol", "sessionId": joined_c["sessionId"], "status": "online"},
+                    ],
+                    "lastSeq": 1,
+                },
             ],
             "next": None,
         }
-        pages = []
-        after = None
-        while True:
-            query = "?limit=3" + (f"&after={quote(after)}" if after else "")
-            async with http.get(url + "/api/rooms" + query) as response:
-                page = await response.json()
-            pages.append([room["room"] for room in page["rooms"]])
-            after = page["next"]
-            if after is None:
-                break
-        assert pages == [["a-stored", "b-stored", "c-stored"], ["d-live"]]
+        async with http.get(url + "/api/rooms?limit=1") as response:
+            page = await response.json()
+        assert ([r["name"] for r in page["rooms"]], page["next"]) == (["a-room"], "a-room")
+        async with http.get(url + f"/api/rooms?limit=1&after={quote('a-room')}") as response:
+            page = await response.json()
+        assert ([r["name"] for r in page["rooms"]], page["next"]) == (["c-room"], None)
         for query in ("?limit=0", "?limit=x", "?limit=-1"):
             async with http.get(url + "/api/rooms" + query) as response:
                 assert await _error(response) == (400, "bad-request")
@@ -171,7 +183,7 @@ async def test_one_room_with_members_status_and_offline_members(api) -> None:
     async with http.get(url + "/api/rooms/team") as response:
         assert await _error(response) == (404, "no-such-room")
     async with await Client.connect(url) as a:
-        await a.join("team", "alice", status="busy")
+        joined = await a.join("team", "alice", status="busy")
         async with await Client.connect(url) as b:
             await b.join("team", "bob")
             await b.send({"type": "chat", "message": "hi"})
@@ -185,7 +197,9 @@ async def test_one_room_with_members_status_and_offline_members(api) -> None:
             assert await response.json() == {
                 "room": "team",
                 "lastSeq": 1,
-                "members": [{"userId": "alice", "status": "busy"}],
+                "members": [
+                    {"userId": "alice", "sessionId": joined["sessionId"], "status": "busy"}
+                ],
                 "offline": [{"userId": "bob", "lastSeen": bob_seen}],
             }
     # Nobody in it: from the store.
@@ -206,18 +220,25 @@ async def test_a_room_shows_names_grants_and_hidden_members(start_hub) -> None:
         await Client.connect(url) as bot,
         aiohttp.ClientSession(headers=AUTH) as http,
     ):
-        await a.join("team", token=token("alice", "team", name="Alice"))
-        await bot.join("team", token=token("bot", "team", grants=["join", "hidden"]))
+        joined_a = await a.join("team", token=token("alice", "team", name="Alice"))
+        joined_bot = await bot.join("team", token=token("bot", "team", grants=["join", "hidden"]))
         async with http.get(url + "/api/rooms/team") as response:
             shown = await response.json()
         assert shown["members"] == [
             {
                 "userId": "alice",
+                "sessionId": joined_a["sessionId"],
                 "status": "online",
                 "name": "Alice",
                 "grants": ["chat", "join", "screen", "signal"],
             },
-            {"userId": "bot", "status": "online", "grants": ["hidden", "join"], "hidden": True},
+            {
+                "userId": "bot",
+                "sessionId": joined_bot["sessionId"],
+                "status": "online",
+                "grants": ["hidden", "join"],
+                "hidden": True,
+            },
         ]
 
 

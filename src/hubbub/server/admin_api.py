@@ -19,6 +19,12 @@ DEFAULT_TOKEN_TTL = 3600
 MAX_TOKEN_TTL = 7 * 24 * 3600
 """Longest ``ttl`` a minted token may have, in seconds."""
 
+DEFAULT_ROOMS_PAGE = 100
+"""Rooms in one ``GET /api/rooms`` answer when ``limit`` is left out."""
+
+MAX_ROOMS_PAGE = 1000
+"""Most rooms in one ``GET /api/rooms`` answer."""
+
 
 class TokenRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     user_id: str
@@ -94,25 +100,56 @@ def add_routes(api: Api, hub: Hub, keys: VerificationKeys) -> None:
     )
 
     async def list_rooms(request: web.Request) -> web.Response:
+        limit = _query_integer(request, "limit", DEFAULT_ROOMS_PAGE, 1)
+        limit = min(limit, MAX_ROOMS_PAGE)
+        after = request.query.get("after")
+        live = sorted(
+            (room for room in hub.rooms if room.members and (after is None or room.name > after)),
+            key=lambda room: room.name,
+        )
+        page = live[:limit]
         rooms = [
             {
                 "name": room.name,
                 "participants": [
-                    _participant(user_id, member) for user_id, member in room.members.items()
+                    participant(user_id, member) for user_id, member in room.members.items()
                 ],
+                "lastSeq": room.last_seq,
             }
-            for room in hub.rooms
-            if room.members
+            for room in page
         ]
-        rooms.sort(key=lambda room: str(room["name"]))
-        return web.json_response({"rooms": rooms})
+        more = len(live) > limit
+        return web.json_response({"rooms": rooms, "next": page[-1].name if more else None})
 
     api.route(
         "GET",
         "/api/rooms",
         list_rooms,
-        summary="The rooms with members, and their members in the order they joined",
-        responses={"200": {"description": "Rooms by name, each with its participants"}},
+        summary="The rooms with members, by name, and their members in the order they joined",
+        parameters=[
+            {
+                "name": "limit",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROOMS_PAGE},
+                "description": f"most rooms in the answer (default {DEFAULT_ROOMS_PAGE})",
+            },
+            {
+                "name": "after",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "only rooms whose name sorts after this (code point order)",
+            },
+        ],
+        responses={
+            "200": {
+                "description": "Rooms by name, each with its participants (and their "
+                "status) and last chat sequence number; next: the after of the next "
+                "page, null on the last"
+            },
+            "400": {"description": "A limit that is not an integer of at least 1"},
+        },
     )
 
     async def remove_participant(request: web.Request) -> web.Response:
@@ -154,9 +191,27 @@ def add_routes(api: Api, hub: Hub, keys: VerificationKeys) -> None:
     )
 
 
-def _participant(user_id: str, member: Session) -> dict[str, Any]:
+def _query_integer(request: web.Request, name: str, default: int, low: int) -> int:
+    given = request.query.get(name)
+    if given is None:
+        return default
+    try:
+        value = int(given)
+    except ValueError:
+        raise ApiError(400, "bad-request", f"{name} is an integer") from None
+    if value < low:
+        raise ApiError(400, "bad-request", f"{name} is at least {low}")
+    return value
+
+
+def participant(user_id: str, member: Session) -> dict[str, Any]:
+    """A room member as the HTTP API shows it."""
     identity = member.identity
-    shown: dict[str, Any] = {"userId": user_id, "sessionId": member.session_id}
+    shown: dict[str, Any] = {
+        "userId": user_id,
+        "sessionId": member.session_id,
+        "status": member.status,
+    }
     if identity is not None and identity.name is not None:
         shown["name"] = identity.name
     if identity is not None and identity.verified:

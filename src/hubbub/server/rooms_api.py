@@ -12,15 +12,10 @@ from aiohttp import web
 
 from hubbub.core import Hub
 from hubbub.protocol.messages import ChatEntry
+from hubbub.server.admin_api import participant
 from hubbub.server.http_api import Api, ApiError, read_json
 from hubbub.settings import ServerSettings
 from hubbub.store import Store, StoredChat, StoreError
-
-DEFAULT_ROOMS_PAGE = 100
-"""Rooms in one ``GET /api/rooms`` answer when ``limit`` is left out."""
-
-MAX_ROOMS_PAGE = 1000
-"""Most rooms in one ``GET /api/rooms`` answer."""
 
 MAX_EVENT_LENGTH = 64
 """Longest ``event`` name of a broadcast, in characters."""
@@ -50,9 +45,10 @@ BROADCAST_SCHEMA: dict[str, Any] = {
 
 _MEMBER_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["userId", "status"],
+    "required": ["userId", "sessionId", "status"],
     "properties": {
         "userId": {"type": "string"},
+        "sessionId": {"type": "string"},
         "status": {"enum": ["online", "away", "busy"]},
         "name": {"type": "string"},
         "grants": {"type": "array", "items": {"type": "string"}},
@@ -168,69 +164,6 @@ def add_routes(api: Api, hub: Hub, store: Store, settings: ServerSettings) -> No
         },
     )
 
-    # -- GET /api/rooms ----------------------------------------------------------
-
-    async def list_rooms(request: web.Request) -> web.Response:
-        limit = integer(request, "limit", DEFAULT_ROOMS_PAGE, 1)
-        assert limit is not None
-        limit = min(limit, MAX_ROOMS_PAGE)
-        after = request.query.get("after")
-        # One more than asked from the store: if the merged list is longer than
-        # the page, there is a next page.
-        found: dict[str, dict[str, Any]] = {}
-        for name, last_seq in await stored(store.rooms(limit + 1, after)):
-            found[name] = {"room": name, "members": 0, "lastSeq": last_seq}
-        for live in hub.rooms:
-            if live.loading or not live.members or (after is not None and live.name <= after):
-                continue
-            entry = found.setdefault(live.name, {"room": live.name, "lastSeq": 0})
-            entry["members"] = len(live.members)
-            entry["lastSeq"] = max(entry["lastSeq"], live.last_seq)
-        names = sorted(found)
-        page = [found[name] for name in names[:limit]]
-        more = len(names) > limit
-        return web.json_response({"rooms": page, "next": page[-1]["room"] if more else None})
-
-    api.route(
-        "GET",
-        "/api/rooms",
-        list_rooms,
-        summary="Rooms with members or stored chat, by name",
-        parameters=[
-            _query_parameter(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": MAX_ROOMS_PAGE},
-                f"most rooms in the answer (default {DEFAULT_ROOMS_PAGE})",
-            ),
-            _query_parameter("after", {"type": "string"}, "only rooms whose name sorts after this"),
-        ],
-        responses={
-            "200": _json(
-                {
-                    "type": "object",
-                    "properties": {
-                        "rooms": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "room": {"type": "string"},
-                                    "members": {"type": "integer"},
-                                    "lastSeq": {"type": "integer"},
-                                },
-                            },
-                        },
-                        "next": {
-                            "type": ["string", "null"],
-                            "description": "pass as after for the next page; null: no more",
-                        },
-                    },
-                },
-                "A page of rooms",
-            ),
-        },
-    )
-
     # -- GET /api/rooms/{room} ---------------------------------------------------
 
     async def show_room(request: web.Request) -> web.Response:
@@ -240,16 +173,7 @@ def add_routes(api: Api, hub: Hub, store: Store, settings: ServerSettings) -> No
         last_seq = 0
         offline: list[tuple[str, int]]
         if live is not None and not live.loading:
-            for user_id, member in live.members.items():
-                entry: dict[str, Any] = {"userId": user_id, "status": member.status}
-                identity = member.identity
-                if identity is not None and identity.name:
-                    entry["name"] = identity.name
-                if identity is not None and identity.verified:
-                    entry["grants"] = sorted(grant.value for grant in identity.grants)
-                if member.hidden:
-                    entry["hidden"] = True
-                members.append(entry)
+            members = [participant(user_id, member) for user_id, member in live.members.items()]
             last_seq = live.last_seq
             offline = live.offline(settings.offline_on_join)
         else:
