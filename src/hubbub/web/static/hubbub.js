@@ -655,7 +655,7 @@ export class Room extends Emitter {
     if (!typing) clearTimeout(this._typingTimer);
     if (this._typingSent === typing) return;
     this._typingSent = typing;
-    this._sendOptional({ type: "typing", typing });
+    this._sendOptional({ type: "typing", active: typing });
   }
 
   // A message of a kind an older server may not know: the first `unknown-type` answer
