@@ -7,6 +7,7 @@ instance of the scenario in ``SCENARIOS`` (see bench/README.md).
 from __future__ import annotations
 
 from bench.scenario import Scenario
+from bench.scenarios.chat_store import ChatStore
 from bench.scenarios.fanout import Fanout
 from bench.scenarios.file_transfer import FileTransfer
 from bench.scenarios.idle import Idle
@@ -17,6 +18,7 @@ from bench.scenarios.webrtc import WebRTCSetup
 SCENARIOS: list[Scenario] = [
     Relay(),
     Fanout(),
+    ChatStore(),
     JoinStorm(),
     Idle(),
     WebRTCSetup(),
