@@ -5,13 +5,15 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
+from hubbub.auth.grants import Identity
 from hubbub.core import Hub, Limits, Session
 from hubbub.core.storage import PendingChat
 from hubbub.protocol.errors import CloseCode
 from hubbub.protocol.messages import Ref
-from hubbub.store import RoomState, StoredChat, assign_sequence
+from hubbub.store import Notification, RoomState, StoredChat, assign_sequence
 
 
 class RecordingOutbox:
@@ -52,6 +54,8 @@ class MemoryStorage:
         self.capacity = 1_000_000
         self.fail_next = 0
         self._ids = itertools.count(1)
+        self.notifications: list[Notification] = []
+        self._notification_ids = itertools.count(1)
 
     def append_chat(self, pending: PendingChat) -> bool:
         queued = sum(1 for kind, _ in self.requests if kind == "append")
@@ -71,6 +75,24 @@ class MemoryStorage:
     def record_seen(self, room: str, user_id: str, ts_ms: int) -> None:
         seen = self.seen.setdefault(room, {})
         seen[user_id] = max(seen.get(user_id, ts_ms), ts_ms)
+
+    def load_notifications(
+        self, session_id: str, user_id: str, limit: int, ref: Ref | None, asked: bool
+    ) -> None:
+        self.requests.append(("unread", (session_id, user_id, limit, ref, asked)))
+
+    def mark_notifications_read(
+        self, session_id: str, user_id: str, ids: list[int], ref: Ref | None
+    ) -> None:
+        self.requests.append(("mark-read", (session_id, user_id, ids, ref)))
+
+    def add_notification(self, user_id: str, **payload: Any) -> Notification:
+        """What the HTTP API does before ``Hub.notify``."""
+        notification = Notification(
+            id=next(self._notification_ids), user_id=user_id, ts=self.now_ms, payload=payload
+        )
+        self.notifications.append(notification)
+        return notification
 
     def answer(self) -> int:
         """Answer every waiting request (and those they cause); return how many."""
@@ -112,6 +134,28 @@ class MemoryStorage:
                             if before is None or m.seq < before
                         ]
                         self.hub.history_loaded(session_id, room, older[-limit:], ref)
+                elif kind == "unread":
+                    session_id, user_id, limit, ref, asked = args
+                    if failing:
+                        self.hub.store_failed(session_id, ref)
+                    else:
+                        unread = [
+                            n for n in self.notifications if n.user_id == user_id and not n.read
+                        ]
+                        self.hub.notifications_loaded(
+                            session_id, user_id, unread[:limit], len(unread) > limit, ref, asked
+                        )
+                elif kind == "mark-read":
+                    session_id, user_id, ids, ref = args
+                    if failing:
+                        self.hub.store_failed(session_id, ref)
+                    else:
+                        marked = []
+                        for index, n in enumerate(self.notifications):
+                            if n.id in ids and n.user_id == user_id and not n.read:
+                                self.notifications[index] = replace(n, read=True)
+                                marked.append(n.id)
+                        self.hub.notifications_marked(session_id, user_id, marked, ref)
         return answered
 
     def _failing(self) -> bool:
@@ -179,9 +223,11 @@ class Harness:
     def answer(self) -> int:
         return self.storage.answer()
 
-    def connect(self, name: str) -> Session:
-        session = self.hub.connect(link=name)
+    def connect(self, name: str, identity: Identity | None = None) -> Session:
+        session = self.hub.connect(link=name, identity=identity)
         self.clients[name] = session
+        if self.auto:
+            self.storage.answer()
         return session
 
     def send(self, name: str, message: dict[str, Any] | str, *, connect: bool = False) -> None:
@@ -215,5 +261,10 @@ class Harness:
             message["userId"] = user_id
         self.send(name, message)
         replies = self.take(name)
-        assert replies[-1]["type"] == "room-joined", replies
-        return replies[-1]
+        kinds = [reply["type"] for reply in replies]
+        assert "room-joined" in kinds, replies
+        at = kinds.index("room-joined")
+        if replies[at + 1 :]:
+            # What came after the join (unread notifications...) stays to be taken.
+            self.outbox.sent[self.clients[name].session_id] = replies[at + 1 :]
+        return replies[at]

@@ -14,7 +14,7 @@ it with, is honoured (so a bot can be hidden, an operator admin).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from enum import StrEnum
 
 from hubbub.auth.grants import OPEN_IDENTITY, Grant, Identity
@@ -58,11 +58,14 @@ class Admission:
         token: str | None,
         shown: Identity | None,
         ref: Ref | None,
+        invited: Collection[str] = (),
     ) -> Identity:
         """The identity a ``join-room`` enters ``room`` with, or a ``ProtocolError``.
 
         ``token`` came in the message; ``shown`` is what the connection proved at
         connect (a token in ``Sec-WebSocket-Protocol``). The message's token wins.
+        ``invited`` are the users who may enter ``room`` whatever their token's
+        rooms say (the two parties of the call held there).
         """
         identity = shown
         if token is not None:
@@ -92,7 +95,10 @@ class Admission:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, "userId must be the token's subject (or left out)", ref=ref
             )
-        if not identity.may(Grant.JOIN) or not identity.rooms.allows(room):
+        if not identity.may(Grant.JOIN) or not (
+            identity.rooms.allows(room)
+            or (identity.user_id is not None and identity.user_id in invited)
+        ):
             raise ProtocolError(ErrorCode.FORBIDDEN, "the token does not grant this room", ref=ref)
         return identity
 

@@ -26,3 +26,7 @@ class MemoryBroker:
 
     def lag_seconds(self) -> float:
         return 0.0  # delivered inside publish
+
+    def publish_to_user(self, user_id: str, payload: bytes, exclude: str | None = None) -> None:
+        if self._delivery is not None:
+            self._delivery.deliver_to_user(user_id, payload, exclude)

@@ -24,24 +24,51 @@ from hubbub.auth.grants import Grant, Identity
 from hubbub.auth.turn import IceServerConfig
 from hubbub.broker import Broker
 from hubbub.broker.memory import MemoryBroker
+from hubbub.core.calls import (
+    AlreadyInCall,
+    Busy,
+    Call,
+    CallMove,
+    CallRegistry,
+    CallState,
+    NoSuchCall,
+    Party,
+    UserUnavailable,
+)
 from hubbub.core.counters import HubCounters
+from hubbub.core.events import CallEvent, HubObserver, NoObserver
 from hubbub.core.limits import Limits
 from hubbub.core.outbox import Outbox
 from hubbub.core.rooms import Room, RoomRegistry
 from hubbub.core.session import Session, TokenBucket
 from hubbub.core.storage import PendingChat, Storage
+from hubbub.core.users import UserRegistry
 from hubbub.protocol import codec
 from hubbub.protocol.errors import CloseCode, ErrorCode, ProtocolError
 from hubbub.protocol.messages import (
     OFFLINE,
     ONLINE,
     SETTABLE_STATUSES,
+    CallAccept,
+    CallAccepted,
+    CallAnsweredElsewhere,
+    CallCancel,
+    CallCancelled,
+    CallDecline,
+    CallDeclined,
+    CallEnd,
+    CallEnded,
+    CallIncoming,
+    CallMissed,
+    CallRequest,
+    CallRinging,
     Chat,
     ChatAck,
     ChatEntry,
     ChatRelay,
     EndRoom,
     Error,
+    GetNotifications,
     History,
     HistoryPage,
     IceServer,
@@ -49,7 +76,13 @@ from hubbub.protocol.messages import (
     IncomingMessage,
     JoinRoom,
     LeaveRoom,
+    MarkNotificationsRead,
+    NotificationEntry,
+    NotificationList,
+    NotificationPush,
+    NotificationsRead,
     OfflineMember,
+    Outgoing,
     Participant,
     ParticipantRemoved,
     Ping,
@@ -69,7 +102,7 @@ from hubbub.protocol.messages import (
     UserJoined,
     UserLeft,
 )
-from hubbub.store import ChatDraft, RoomState, StoredChat
+from hubbub.store import ChatDraft, Notification, RoomState, StoredChat
 
 log = logging.getLogger("hubbub.core")
 
@@ -102,6 +135,8 @@ class Hub:
         new_user_id: Callable[[], str] = _new_user_id,
         admission: Admission | None = None,
         ice_servers: IceServerConfig | None = None,
+        observer: HubObserver | None = None,
+        new_call_id: Callable[[], str] = _new_id,
     ) -> None:
         self.limits = limits or Limits()
         self.admission = admission or Admission()
@@ -113,6 +148,10 @@ class Hub:
         self.rooms = RoomRegistry(recent=history_on_join)
         self.sessions: dict[str, Session] = {}
         self.counters = HubCounters()
+        self.users = UserRegistry()
+        self.calls = CallRegistry()
+        self.observer: HubObserver = observer if observer is not None else NoObserver()
+        self._new_call_id = new_call_id
         self._outbox = outbox
         self._storage = storage
         self._broker: Broker = broker if broker is not None else MemoryBroker()
@@ -132,6 +171,13 @@ class Hub:
             Typing: self._on_typing,
             RemoveParticipant: self._on_remove_participant,
             EndRoom: self._on_end_room,
+            GetNotifications: self._on_get_notifications,
+            MarkNotificationsRead: self._on_mark_notifications_read,
+            CallRequest: self._on_call_request,
+            CallAccept: self._on_call_accept,
+            CallDecline: self._on_call_decline,
+            CallCancel: self._on_call_cancel,
+            CallEnd: self._on_call_end,
         }
 
     # -- what the adapter calls ---------------------------------------------
@@ -145,6 +191,8 @@ class Hub:
             session_id = self._new_session_id()
         budget = TokenBucket(limits.message_rate, limits.message_burst, self._clock())
         session = self.sessions[session_id] = Session(session_id, link, budget, identity)
+        if identity is not None and identity.user_id is not None:
+            self._address(session, identity.user_id)
         return session
 
     def receive(self, session: Session, text: str | bytes) -> None:
@@ -203,6 +251,7 @@ class Hub:
             return
         session.closing = session.closed = True
         session.held = None
+        self._unaddress(session)
         self._leave(session)
         self.sessions.pop(session.session_id, None)
 
@@ -236,6 +285,7 @@ class Hub:
             if member.chatted and member.user_id is not None and not member.hidden:
                 self._storage.record_seen(room_name, member.user_id, now_ms)
             self.rooms.remove(member)
+            self._left_room(member, room_name)
             member.user_id = None
             member.hidden = False
             member.typing = False
@@ -275,6 +325,37 @@ class Hub:
             )
             sent += 1
         return sent
+
+    def expire_calls(self) -> int:
+        """End the calls that rang unanswered for ``call_ring_timeout``; the adapter
+        calls this about once a second. Returns how many were missed."""
+        missed = 0
+        for call in self.calls.due(self._clock()):
+            if call.apply(CallMove.TIMEOUT):
+                self._call_ended(call, CallState.RINGING)
+                missed += 1
+        return missed
+
+    def notify(self, notification: Notification) -> int:
+        """A stored notification goes live to every connection of its user; returns
+        how many of them are connected to this server."""
+        user_id = notification.user_id
+        payload = notification.payload
+        push = NotificationPush(
+            id=notification.id,
+            ts=notification.ts,
+            title=payload.get("title"),
+            body=payload.get("body"),
+            data=payload.get("data"),
+        )
+        self._broker.publish_to_user(user_id, codec.encode(push))
+        return len(self.users.sessions(user_id))
+
+    def notifications_read(self, user_id: str, ids: list[int]) -> None:
+        """The user's notifications were marked read (by its backend): its
+        connections are told, so that every one of them shows them read."""
+        if ids:
+            self._broker.publish_to_user(user_id, codec.encode(NotificationsRead(ids=ids)))
 
     # -- what the storage adapter calls -----------------------------------------
 
@@ -361,6 +442,48 @@ class Hub:
         page = HistoryPage(room=room, messages=[_entry(m) for m in messages], ref=ref)
         self._broker.publish_to_session(session_id, codec.encode(page))
 
+    def notifications_loaded(
+        self,
+        session_id: str,
+        user_id: str,
+        notifications: list[Notification],
+        more: bool,
+        ref: Ref | None,
+        asked: bool,
+    ) -> None:
+        """The user's unread notifications, for one of its connections: sent when
+        asked for, or when there are any."""
+        session = self.sessions.get(session_id)
+        if session is None or session.addressed_as != user_id:
+            return
+        if not notifications and not asked:
+            return
+        entries = [
+            NotificationEntry(
+                id=n.id,
+                ts=n.ts,
+                title=n.payload.get("title"),
+                body=n.payload.get("body"),
+                data=n.payload.get("data"),
+            )
+            for n in notifications
+        ]
+        reply = NotificationList(notifications=entries, more=more, ref=ref)
+        self._outbox.send(session, codec.encode(reply))
+
+    def notifications_marked(
+        self, session_id: str, user_id: str, ids: list[int], ref: Ref | None
+    ) -> None:
+        """Notifications were marked read from one connection: it gets the ids that
+        were unread, and so do the user's other connections."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            self._outbox.send(session, codec.encode(NotificationsRead(ids=ids, ref=ref)))
+        if ids:
+            self._broker.publish_to_user(
+                user_id, codec.encode(NotificationsRead(ids=ids)), session_id
+            )
+
     def store_failed(self, session_id: str, ref: Ref | None) -> None:
         """A read or write asked for by a session failed."""
         self._store_failed(session_id, ref)
@@ -376,6 +499,11 @@ class Hub:
         session = self.sessions.get(session_id)
         if session is not None:
             self._outbox.send(session, payload)
+
+    def deliver_to_user(self, user_id: str, payload: bytes, exclude: str | None) -> None:
+        sessions = self.users.sessions(user_id)
+        if sessions:
+            self._outbox.broadcast(sessions, payload, exclude)
 
     # -- message handlers ---------------------------------------------------
 
@@ -450,8 +578,14 @@ class Hub:
         current = session.room
         if current is not None and current.name == room_name:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM, "already in this room", ref=ref)
+        call = self.calls.in_room(room_name)
         identity = self.admission.admit(
-            room=room_name, user_id=user_id, token=message.token, shown=session.identity, ref=ref
+            room=room_name,
+            user_id=user_id,
+            token=message.token,
+            shown=session.identity,
+            ref=ref,
+            invited=(call.caller, call.callee) if call is not None else (),
         )
         room = self.rooms.get(room_name)
         if room is None and len(self.rooms) >= limits.max_rooms:
@@ -557,6 +691,7 @@ class Hub:
                 grants=grants,
             )
             self._publish_in_order(room, codec.encode(announcement), session.session_id)
+        self._address(session, user_id)
 
     def _on_leave_room(self, session: Session, message: LeaveRoom) -> None:
         room = session.room
@@ -658,11 +793,206 @@ class Hub:
         self.end_room(room.name, keep=session)
         self._outbox.send(session, codec.encode(RoomEnded(room=room.name, ref=message.ref)))
 
+    def _on_get_notifications(self, session: Session, message: GetNotifications) -> None:
+        ref = message.ref
+        user_id = self._identified(session, ref)
+        most = self.limits.max_notification_page
+        limit = most if message.limit is None else min(message.limit, most)
+        if limit < 1:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "limit must be at least 1", ref=ref)
+        self._storage.load_notifications(session.session_id, user_id, limit, ref, True)
+
+    def _on_mark_notifications_read(self, session: Session, message: MarkNotificationsRead) -> None:
+        ref = message.ref
+        user_id = self._identified(session, ref)
+        ids = list(dict.fromkeys(message.ids))
+        if not ids:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "ids must not be empty", ref=ref)
+        most = self.limits.max_notification_page
+        if len(ids) > most:
+            raise ProtocolError(ErrorCode.TOO_LARGE, f"ids holds at most {most} ids", ref=ref)
+        self._storage.mark_notifications_read(session.session_id, user_id, ids, ref)
+
+    def _on_call_request(self, session: Session, message: CallRequest) -> None:
+        ref = message.ref
+        caller = self._identified(session, ref)
+        self.admission.require(session.identity, Grant.SIGNAL, ref)
+        callee = message.target_user_id
+        _check_name(callee, "targetUserId", self.limits.max_user_id_length, ref)
+        if callee == caller:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "a user cannot call itself", ref=ref)
+        calls = self.calls
+        if calls.of_user(caller) is not None:
+            raise AlreadyInCall(ref)
+        if not self.users.connected(callee):
+            raise UserUnavailable(ref)
+        if calls.of_user(callee) is not None:
+            raise Busy(ref)
+        call_id = self._new_call_id()
+        while calls.get(call_id) is not None:  # pragma: no cover - 96 random bits
+            call_id = self._new_call_id()
+        call = Call(
+            call_id,
+            caller,
+            session.session_id,
+            callee,
+            self._clock() + self.limits.call_ring_timeout,
+        )
+        calls.place(call)
+        log.info("event=call-ringing call=%s caller=%r callee=%r", call_id, caller, callee)
+        ringing = CallRinging(call_id=call_id, target_user_id=callee, ref=ref)
+        self._outbox.send(session, codec.encode(ringing))
+        name = session.identity.name if session.identity is not None else None
+        incoming = CallIncoming(call_id=call_id, from_user_id=caller, name=name)
+        self._broker.publish_to_user(callee, codec.encode(incoming))
+        self.observer.call_changed(CallEvent("ringing", call_id, caller, callee))
+
+    def _on_call_accept(self, session: Session, message: CallAccept) -> None:
+        ref = message.ref
+        call, party = self._call_of(session, message.call_id, ref)
+        call.apply(CallMove.ACCEPT, party, ref)
+        call.callee_session = session.session_id
+        room = "call-" + self._new_call_id()
+        while self.rooms.get(room) is not None or self.calls.in_room(room) is not None:
+            room = "call-" + self._new_call_id()  # pragma: no cover - 96 random bits
+        self.calls.accepted(call, room)
+        log.info("event=call-accepted call=%s room=%r", call.call_id, room)
+        broker = self._broker
+        to_caller = CallAccepted(call_id=call.call_id, room=room, peer_user_id=call.callee)
+        broker.publish_to_session(call.caller_session, codec.encode(to_caller))
+        to_callee = CallAccepted(call_id=call.call_id, room=room, peer_user_id=call.caller, ref=ref)
+        self._outbox.send(session, codec.encode(to_callee))
+        elsewhere = CallAnsweredElsewhere(call_id=call.call_id)
+        broker.publish_to_user(call.callee, codec.encode(elsewhere), session.session_id)
+        self.observer.call_changed(
+            CallEvent("accepted", call.call_id, call.caller, call.callee, room=room)
+        )
+
+    def _on_call_decline(self, session: Session, message: CallDecline) -> None:
+        self._end_call(session, message.call_id, CallMove.DECLINE, message.ref)
+
+    def _on_call_cancel(self, session: Session, message: CallCancel) -> None:
+        self._end_call(session, message.call_id, CallMove.CANCEL, message.ref)
+
+    def _on_call_end(self, session: Session, message: CallEnd) -> None:
+        self._end_call(session, message.call_id, CallMove.HANG_UP, message.ref)
+
+    # -- calls ------------------------------------------------------------------
+
+    def _call_of(self, session: Session, call_id: str, ref: Ref | None) -> tuple[Call, Party]:
+        """The sender's call of that id, and the sender's part in it."""
+        user_id = self._identified(session, ref)
+        call = self.calls.get(call_id)
+        party = call.party(user_id) if call is not None else None
+        if call is None or party is None:
+            raise NoSuchCall(ref)
+        return call, party
+
+    def _end_call(self, session: Session, call_id: str, move: CallMove, ref: Ref | None) -> None:
+        call, party = self._call_of(session, call_id, ref)
+        was = call.state
+        call.apply(move, party, ref)
+        self._call_ended(call, was, by=session, ref=ref)
+
+    def _call_gone(self, call: Call, move: CallMove, user_id: str) -> None:
+        """A party's connection closed or left the call's room."""
+        was = call.state
+        if call.apply(move):
+            self._call_ended(call, was, by_user=user_id)
+
+    def _call_ended(
+        self,
+        call: Call,
+        was: CallState,
+        *,
+        by: Session | None = None,
+        by_user: str | None = None,
+        ref: Ref | None = None,
+    ) -> None:
+        """The one place an ended call is told to its parties and observers.
+
+        The caller's connection and the callee's (every one of them if the call
+        was still ringing) hear of it; ``by``, the connection whose message ended
+        it, gets the reply with its ``ref``.
+        """
+        self.calls.forget(call)
+        reason = call.reason or "hung-up"
+        call_id = call.call_id
+        log.info("event=call-ended call=%s reason=%s", call_id, reason)
+        ender = (by.addressed_as if by is not None else by_user) or ""
+        plain = codec.encode(_call_over(reason, call_id, ender, None))
+        broker = self._broker
+        by_id = by.session_id if by is not None else None
+        if call.caller_session != by_id:
+            broker.publish_to_session(call.caller_session, plain)
+        if was is CallState.RINGING:
+            broker.publish_to_user(call.callee, plain, by_id)
+        elif call.callee_session is not None and call.callee_session != by_id:
+            broker.publish_to_session(call.callee_session, plain)
+        if by is not None:
+            self._outbox.send(by, codec.encode(_call_over(reason, call_id, ender, ref)))
+        self.observer.call_changed(
+            CallEvent("ended", call_id, call.caller, call.callee, room=call.room, reason=reason)
+        )
+
+    def _left_room(self, session: Session, room_name: str) -> None:
+        """A connection left a room: if it was a party's connection in the call
+        held there, the call is over."""
+        call = self.calls.in_room(room_name)
+        if call is None:
+            return
+        if session.session_id == call.caller_session:
+            self._call_gone(call, CallMove.LEFT, call.caller)
+        elif session.session_id == call.callee_session:
+            self._call_gone(call, CallMove.LEFT, call.callee)
+
+    # -- user addressing ----------------------------------------------------------
+
+    def _identified(self, session: Session, ref: Ref | None) -> str:
+        user_id = session.addressed_as
+        if user_id is None:
+            raise ProtocolError(
+                ErrorCode.UNIDENTIFIED,
+                "who are you? join a room, or show an access token, first",
+                ref=ref,
+            )
+        return user_id
+
+    def _address(self, session: Session, user_id: str) -> None:
+        """Make the connection part of ``user_id``'s personal stream; its unread
+        notifications are on their way."""
+        if session.addressed_as == user_id:
+            return
+        self._unaddress(session)
+        self.users.address(session, user_id)
+        self._storage.load_notifications(
+            session.session_id, user_id, self.limits.max_notification_page, None, False
+        )
+
+    def _unaddress(self, session: Session) -> None:
+        """The connection leaves its user's stream (it closed, or is someone else
+        now): a call that rested on it is over."""
+        user_id = self.users.forget(session)
+        if user_id is None:
+            return
+        call = self.calls.of_user(user_id)
+        if call is None:
+            return
+        if session.session_id == call.caller_session:
+            self._call_gone(call, CallMove.CALLER_GONE, user_id)
+        elif user_id == call.callee and (
+            session.session_id == call.callee_session
+            or (call.state is CallState.RINGING and not self.users.connected(user_id))
+        ):
+            self._call_gone(call, CallMove.CALLEE_GONE, user_id)
+
     # -- helpers --------------------------------------------------------------
 
     def _leave(self, session: Session) -> None:
         user_id = session.user_id
         room = self.rooms.remove(session)
+        if room is not None:
+            self._left_room(session, room.name)
         if room is None or user_id is None:
             return
         log.info(
@@ -788,6 +1118,17 @@ class Hub:
         if error.close_code is not None:
             session.closing = True
             self._outbox.close(session, error.close_code, error.message)
+
+
+def _call_over(reason: str, call_id: str, ender: str, ref: Ref | None) -> Outgoing:
+    """What the parties of a call that ended for ``reason`` are told."""
+    if reason == "declined":
+        return CallDeclined(call_id=call_id, ref=ref)
+    if reason == "cancelled":
+        return CallCancelled(call_id=call_id, ref=ref)
+    if reason == "missed":
+        return CallMissed(call_id=call_id)
+    return CallEnded(call_id=call_id, reason=reason, by_user_id=ender, ref=ref)
 
 
 def _grant_names(identity: Identity | None) -> list[str] | None:

@@ -46,6 +46,18 @@ class Limits:
     presence_burst: int = _limit(
         5, "presence messages a connection may send at once above presence_rate."
     )
+    max_notification_bytes: int = _limit(
+        8 * 1024,
+        "Largest notification a backend may send a user (its title, body and data as JSON), "
+        "in bytes.",
+    )
+    max_notification_page: int = _limit(
+        100,
+        "Most notifications in one notifications reply, and most ids in one notification-read.",
+    )
+    call_ring_timeout: float = _limit(
+        30.0, "Seconds a call rings unanswered before both parties get call-missed."
+    )
     max_participants: int = _limit(1_000, "Most members one room may hold.")
     max_rooms: int = _limit(
         10_000, "Most rooms the server holds at once; a join that would make one more is refused."

@@ -42,6 +42,7 @@ class Session:
     """
 
     __slots__ = (
+        "addressed_as",
         "budget",
         "chatted",
         "closed",
@@ -70,6 +71,9 @@ class Session:
         self.room: Room | None = None
         self.identity = identity
         """Who the session is: what it proved at connect, then what it joined with."""
+        self.addressed_as: str | None = None
+        """The user whose personal stream this connection belongs to (see
+        :mod:`hubbub.core.users`)."""
         self.hidden = False
         """In its room without being announced (the ``hidden`` grant)."""
         self.ice_refresh_at: float | None = None

@@ -53,3 +53,19 @@ class Storage(Protocol):
         self, session_id: str, room: str, before_seq: int | None, limit: int, ref: Ref | None
     ) -> None:
         """Read a page of history. Answered with ``Hub.history_loaded`` or ``Hub.store_failed``."""
+
+    def load_notifications(
+        self, session_id: str, user_id: str, limit: int, ref: Ref | None, asked: bool
+    ) -> None:
+        """Read the user's oldest ``limit`` unread notifications (and whether more wait).
+
+        ``asked``: the client asked (``notifications``), rather than the connection
+        being addressed as the user. Answered with ``Hub.notifications_loaded`` or
+        ``Hub.store_failed``.
+        """
+
+    def mark_notifications_read(
+        self, session_id: str, user_id: str, ids: list[int], ref: Ref | None
+    ) -> None:
+        """Mark the user's notifications read. Answered with
+        ``Hub.notifications_marked`` (with the ids that were unread) or ``Hub.store_failed``."""

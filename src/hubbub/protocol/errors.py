@@ -61,6 +61,21 @@ class ErrorCode(StrEnum):
     """The store could not take or give what was asked (it failed, or too much is
     waiting for it); nothing was stored. Send it again later (with the same
     ``clientId`` for a chat message)."""
+    UNIDENTIFIED = "unidentified"
+    """The message needs to know who the connection is (notifications, calls), and
+    it does not yet: it showed no token and has not joined a room."""
+    USER_UNAVAILABLE = "user-unavailable"
+    """``call-request`` to a user with no connection to this server."""
+    BUSY = "busy"
+    """``call-request`` to a user who is in a call already (ringing or talking)."""
+    ALREADY_IN_CALL = "already-in-call"
+    """``call-request`` from a user who is in a call already."""
+    NO_SUCH_CALL = "no-such-call"
+    """A call message with a ``callId`` that names no current call of the sender's."""
+    CALL_NOT_RINGING = "call-not-ringing"
+    """``call-accept``, ``call-decline`` or ``call-cancel`` once the call was answered."""
+    CALL_NOT_ACTIVE = "call-not-active"
+    """``call-end`` for a call that has not been answered yet."""
 
 
 class CloseCode(IntEnum):

@@ -8,7 +8,7 @@ in incoming messages are ignored, so a client may send more than hubbub reads.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -76,6 +76,40 @@ class EndRoom(Incoming, tag="end-room", frozen=True):
     """Admin: take every member out of the sender's room."""
 
 
+class GetNotifications(Incoming, tag="notifications", frozen=True):
+    """The user's unread notifications, oldest first."""
+
+    limit: int | None = None
+
+
+class MarkNotificationsRead(Incoming, tag="notification-read", frozen=True):
+    ids: list[int]
+
+
+class CallRequest(Incoming, tag="call-request", frozen=True):
+    """Ring a user on every one of its connections."""
+
+    target_user_id: str
+
+
+class CallAccept(Incoming, tag="call-accept", frozen=True):
+    call_id: str
+
+
+class CallDecline(Incoming, tag="call-decline", frozen=True):
+    call_id: str
+
+
+class CallCancel(Incoming, tag="call-cancel", frozen=True):
+    call_id: str
+
+
+class CallEnd(Incoming, tag="call-end", frozen=True):
+    """Hang up a call in progress."""
+
+    call_id: str
+
+
 _INCOMING = (
     JoinRoom,
     LeaveRoom,
@@ -87,6 +121,13 @@ _INCOMING = (
     Typing,
     RemoveParticipant,
     EndRoom,
+    GetNotifications,
+    MarkNotificationsRead,
+    CallRequest,
+    CallAccept,
+    CallDecline,
+    CallCancel,
+    CallEnd,
 )
 IncomingMessage = (
     JoinRoom
@@ -99,6 +140,13 @@ IncomingMessage = (
     | Typing
     | RemoveParticipant
     | EndRoom
+    | GetNotifications
+    | MarkNotificationsRead
+    | CallRequest
+    | CallAccept
+    | CallDecline
+    | CallCancel
+    | CallEnd
 )
 
 ONLINE = "online"
@@ -272,6 +320,93 @@ class RoomBroadcast(Outgoing, tag="broadcast"):
     ts: int
     """When the server sent it, in milliseconds since the Unix epoch."""
     event: str | None = None
+
+
+class NotificationEntry(msgspec.Struct, rename="camel", omit_defaults=True):
+    """A stored notification, as ``notifications`` lists it."""
+
+    id: int
+    ts: int
+    title: str | None = None
+    body: str | None = None
+    data: Any = None
+
+
+class NotificationPush(Outgoing, tag="notification"):
+    """A notification for the user, delivered live to every connection of it."""
+
+    id: int
+    ts: int
+    title: str | None = None
+    body: str | None = None
+    data: Any = None
+
+
+class NotificationList(Outgoing, tag="notifications"):
+    notifications: list[NotificationEntry]
+    """Unread, oldest first."""
+    more: bool = False
+    """More unread notifications wait after these."""
+    ref: Ref | None = None
+
+
+class NotificationsRead(Outgoing, tag="notification-read"):
+    """These notifications are read now (on any of the user's connections)."""
+
+    ids: list[int]
+    ref: Ref | None = None
+
+
+class CallRinging(Outgoing, tag="call-ringing"):
+    """To the caller: the call is placed and the callee's connections ring."""
+
+    call_id: str
+    target_user_id: str
+    ref: Ref | None = None
+
+
+class CallIncoming(Outgoing, tag="call-incoming"):
+    call_id: str
+    from_user_id: str
+    name: str | None = None
+    """The caller's display name, from its token."""
+
+
+class CallAccepted(Outgoing, tag="call-accepted"):
+    """To both parties: the call is on; join ``room`` to talk."""
+
+    call_id: str
+    room: str
+    peer_user_id: str
+    ref: Ref | None = None
+
+
+class CallAnsweredElsewhere(Outgoing, tag="call-answered-elsewhere"):
+    """To the callee's other connections: one of them took the call."""
+
+    call_id: str
+
+
+class CallDeclined(Outgoing, tag="call-declined"):
+    call_id: str
+    ref: Ref | None = None
+
+
+class CallCancelled(Outgoing, tag="call-cancelled"):
+    call_id: str
+    ref: Ref | None = None
+
+
+class CallMissed(Outgoing, tag="call-missed"):
+    call_id: str
+
+
+class CallEnded(Outgoing, tag="call-ended"):
+    call_id: str
+    reason: str
+    """``hung-up``, ``left`` (a party left the call's room) or ``disconnected``."""
+    by_user_id: str
+    ref: Ref | None = None
 
 
 class Pong(Outgoing, tag="pong"):

@@ -29,7 +29,7 @@ from hubbub.auth.turn import IceServerConfig
 from hubbub.broker.memory import MemoryBroker
 from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
-from hubbub.server import admin_api, metrics, rooms_api
+from hubbub.server import admin_api, metrics, rooms_api, users_api
 from hubbub.server.connection import Connection, HubWebSocketResponse, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
@@ -206,6 +206,7 @@ class HubServer:
             await asyncio.sleep(period)
             self.metrics.event_loop_lag = max(0.0, loop.time() - due)
             self.hub.refresh_ice_servers()
+            self.hub.expire_calls()
             now = time.monotonic()
             # In token mode a connection that has proven nothing holds a slot
             # only for a while: unauthenticated sockets cannot pile up.
@@ -375,6 +376,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
 
     admin_api.add_routes(api, server.hub, server.keys)
     rooms_api.add_routes(api, server.hub, server.storage.store, settings)
+    users_api.add_routes(api, server.hub, server.storage.store)
 
     # The seed's clients connect to the bare URL, so "/" is both the WebSocket
     # endpoint and the web app.

@@ -151,6 +151,36 @@ class StoreBridge:
 
         self._spawn(load())
 
+    def load_notifications(
+        self, session_id: str, user_id: str, limit: int, ref: Ref | None, asked: bool
+    ) -> None:
+        async def load() -> None:
+            # One more than asked for says whether more wait.
+            found = await self._attempt(
+                "unread-notifications", lambda: self.store.unread_notifications(user_id, limit + 1)
+            )
+            if found is None:
+                self.hub.store_failed(session_id, ref)
+            else:
+                more = len(found) > limit
+                self.hub.notifications_loaded(session_id, user_id, found[:limit], more, ref, asked)
+
+        self._spawn(load())
+
+    def mark_notifications_read(
+        self, session_id: str, user_id: str, ids: list[int], ref: Ref | None
+    ) -> None:
+        async def mark() -> None:
+            marked = await self._attempt(
+                "mark-read", lambda: self.store.mark_read(user_id, ids, now_ms())
+            )
+            if marked is None:
+                self.hub.store_failed(session_id, ref)
+            else:
+                self.hub.notifications_marked(session_id, user_id, marked, ref)
+
+        self._spawn(mark())
+
     # -- plumbing -----------------------------------------------------------------
 
     def _stored(self, pending: list[PendingChat], results: list[StoredChat]) -> None:
@@ -165,6 +195,11 @@ class StoreBridge:
             return await work()
         except StoreError as exc:
             log.error("event=store-failed op=%s error=%s", op, exc)
+            return None
+        except Exception:
+            # A driver error the backend did not wrap: the client still gets its
+            # answer (store-unavailable), and the task does not die unheard.
+            log.exception("event=store-failed op=%s", op)
             return None
 
     def _spawn(self, work: Awaitable[None]) -> None:

@@ -82,6 +82,11 @@ class Notification:
     payload: dict[str, Any]
     """What the backend sent (``title``, ``body``, ``data``)."""
     read: bool = False
+    key: str | None = None
+    """The backend's own key for it, if it gave one."""
+    duplicate: bool = False
+    """A notification with this key was stored for this user before: this is that
+    one, and nothing new was stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +140,13 @@ class Store(Protocol):
         neither is ever moved back. One transaction for the lot."""
 
     async def add_notification(
-        self, user_id: str, payload: dict[str, Any], now_ms: int
+        self, user_id: str, payload: dict[str, Any], now_ms: int, key: str | None = None
     ) -> Notification:
-        """Store a notification for a user, unread."""
+        """Store a notification for a user, unread.
+
+        With a ``key`` that this user's notifications already have, nothing is
+        stored: the first one comes back, with ``duplicate=True``.
+        """
 
     async def unread_notifications(self, user_id: str, limit: int) -> list[Notification]:
         """The user's oldest ``limit`` unread notifications, oldest first."""

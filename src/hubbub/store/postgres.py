@@ -256,25 +256,52 @@ class PostgresStore:
 
     @_translated
     async def add_notification(
-        self, user_id: str, payload: dict[str, Any], now_ms: int
+        self, user_id: str, payload: dict[str, Any], now_ms: int, key: str | None = None
     ) -> Notification:
-        notification_id = await self._ready().fetchval(
-            "INSERT INTO notifications (user_id, ts, payload) VALUES ($1, $2, $3) RETURNING id",
-            user_id,
-            now_ms,
-            payload,
+        try:
+            async with self._ready().acquire() as db, db.transaction():
+                notification_id = await db.fetchval(
+                    "INSERT INTO notifications (user_id, ts, payload, key) VALUES ($1, $2, $3, $4)"
+                    " ON CONFLICT (user_id, key) WHERE key IS NOT NULL DO NOTHING RETURNING id",
+                    user_id,
+                    now_ms,
+                    payload,
+                    key,
+                )
+                if notification_id is not None:
+                    return Notification(
+                        id=notification_id, user_id=user_id, ts=now_ms, payload=payload, key=key
+                    )
+                first = await db.fetchrow(
+                    "SELECT id, ts, payload, read_at FROM notifications"
+                    " WHERE user_id = $1 AND key = $2",
+                    user_id,
+                    key,
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"PostgreSQL: {exc}") from exc
+        return Notification(
+            id=first[0],
+            user_id=user_id,
+            ts=first[1],
+            payload=first[2],
+            read=first[3] is not None,
+            key=key,
+            duplicate=True,
         )
-        return Notification(id=notification_id, user_id=user_id, ts=now_ms, payload=payload)
 
     @_translated
     async def unread_notifications(self, user_id: str, limit: int) -> list[Notification]:
         rows = await self._ready().fetch(
-            "SELECT id, ts, payload FROM notifications"
+            "SELECT id, ts, payload, key FROM notifications"
             " WHERE user_id = $1 AND read_at IS NULL ORDER BY id LIMIT $2",
             user_id,
             limit,
         )
-        return [Notification(id=row[0], user_id=user_id, ts=row[1], payload=row[2]) for row in rows]
+        return [
+            Notification(id=row[0], user_id=user_id, ts=row[1], payload=row[2], key=row[3])
+            for row in rows
+        ]
 
     @_translated
     async def mark_read(self, user_id: str, ids: list[int], now_ms: int) -> list[int]:

@@ -311,29 +311,46 @@ class SqliteStore:
     # -- notifications and users ------------------------------------------------
 
     async def add_notification(
-        self, user_id: str, payload: dict[str, Any], now_ms: int
+        self, user_id: str, payload: dict[str, Any], now_ms: int, key: str | None = None
     ) -> Notification:
         encoded = json.dumps(payload, separators=(",", ":"))
 
         def work(db: sqlite3.Connection) -> Notification:
+            if key is not None:
+                first = db.execute(
+                    "SELECT id, ts, payload, read_at FROM notifications"
+                    " WHERE user_id = ? AND key = ?",
+                    (user_id, key),
+                ).fetchone()
+                if first is not None:
+                    return Notification(
+                        id=first[0],
+                        user_id=user_id,
+                        ts=first[1],
+                        payload=json.loads(first[2]),
+                        read=first[3] is not None,
+                        key=key,
+                        duplicate=True,
+                    )
             row = db.execute(
-                "INSERT INTO notifications (user_id, ts, payload) VALUES (?, ?, ?) RETURNING id",
-                (user_id, now_ms, encoded),
+                "INSERT INTO notifications (user_id, ts, payload, key) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
+                (user_id, now_ms, encoded, key),
             ).fetchone()
-            return Notification(id=row[0], user_id=user_id, ts=now_ms, payload=payload)
+            return Notification(id=row[0], user_id=user_id, ts=now_ms, payload=payload, key=key)
 
         return await self._write(work)
 
     async def unread_notifications(self, user_id: str, limit: int) -> list[Notification]:
         def work(db: sqlite3.Connection) -> list[Notification]:
             rows = db.execute(
-                "SELECT id, ts, payload FROM notifications"
+                "SELECT id, ts, payload, key FROM notifications"
                 " WHERE user_id = ? AND read_at IS NULL ORDER BY id LIMIT ?",
                 (user_id, limit),
             ).fetchall()
             return [
-                Notification(id=i, user_id=user_id, ts=ts, payload=json.loads(payload))
-                for i, ts, payload in rows
+                Notification(id=i, user_id=user_id, ts=ts, payload=json.loads(payload), key=key)
+                for i, ts, payload, key in rows
             ]
 
         return await self._read(work)
