@@ -283,3 +283,92 @@ async def test_a_newer_schema_is_refused(
     with pytest.raises(SchemaTooNew, match=r"schema version 999.*newer hubbub"):
         await newer.open()
     await newer.close()
+
+
+async def test_a_notification_key_stores_once_per_user(store: Store) -> None:
+    first = await store.add_notification("bob", {"title": "invoice"}, 1000, key="inv-1")
+    assert not first.duplicate
+    assert first.key == "inv-1"
+    again = await store.add_notification("bob", {"title": "changed"}, 2000, key="inv-1")
+    assert again.duplicate
+    assert (again.id, again.ts, again.payload, again.read) == (
+        first.id,
+        1000,
+        {"title": "invoice"},
+        False,
+    )
+    other_user = await store.add_notification("carol", {"title": "invoice"}, 3000, key="inv-1")
+    assert not other_user.duplicate
+    unkeyed = [await store.add_notification("bob", {"body": "x"}, 4000) for _ in range(2)]
+    assert unkeyed[0].id != unkeyed[1].id
+    assert not any(n.duplicate for n in unkeyed)
+    unread = await store.unread_notifications("bob", 10)
+    assert [(n.id, n.key) for n in unread] == [
+        (first.id, "inv-1"),
+        (unkeyed[0].id, None),
+        (unkeyed[1].id, None),
+    ]
+    # Once read, the key still stores nothing new, and says it was read.
+    await store.mark_read("bob", [first.id], 5000)
+    read = await store.add_notification("bob", {"title": "invoice"}, 6000, key="inv-1")
+    assert read.duplicate
+    assert read.read
+    assert read.id == first.id
+
+
+async def test_a_notification_key_is_stored_once_whatever_writes_it(open_store: Opener) -> None:
+    """The same key sent at once to several nodes on one database."""
+    stores = [open_store() for _ in range(3)]
+    for store in stores:
+        await store.open()
+    try:
+        results = await asyncio.gather(
+            *(
+                store.add_notification("bob", {"title": "once"}, 1000, key="k")
+                for store in stores
+                for _ in range(3)
+            )
+        )
+        assert len({n.id for n in results}) == 1
+        assert sum(not n.duplicate for n in results) == 1
+        assert len(await stores[0].unread_notifications("bob", 10)) == 1
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_database_of_the_first_version_is_brought_up_to_date(
+    open_store: Opener,
+) -> None:
+    """Written by a hubbub that knew only migration 1; its notifications stay."""
+    store = open_store()
+    [(_, first_sql)] = migrations("sqlite" if isinstance(store, SqliteStore) else "postgres")[:1]
+    setup = [
+        first_sql,
+        "CREATE TABLE hubbub_schema (version INTEGER NOT NULL)",
+        "INSERT INTO hubbub_schema (version) VALUES (1)",
+        "INSERT INTO notifications (user_id, ts, payload)"
+        " VALUES ('bob', 1000, '{\"title\": \"old\"}')",
+    ]
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as db:
+            for sql in setup:
+                db.executescript(sql)
+    else:
+        assert isinstance(store, PostgresStore)
+        db = await asyncpg.connect(store.url)
+        for sql in setup:
+            await db.execute(sql)
+        await db.close()
+    await store.open()
+    try:
+        [old] = await store.unread_notifications("bob", 10)
+        assert old.payload == {"title": "old"}
+        keyed = await store.add_notification("bob", {"title": "new"}, 2000, key="k")
+        assert not keyed.duplicate
+        assert (await store.add_notification("bob", {}, 3000, key="k")).duplicate
+    finally:
+        await store.close()
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as db:
+            assert db.execute("SELECT version FROM hubbub_schema").fetchall() == [(2,)]
