@@ -3,6 +3,7 @@ server, on both store backends where the store is involved."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -139,6 +140,37 @@ async def test_unread_notifications_wait_for_the_next_connect_and_survive_a_rest
         # A later notification's id is larger: ids go on across the restart.
         later = await notify(http, url, "carol", {"title": "after"})
         assert later["id"] > read_later["id"]
+
+
+async def test_many_connecting_at_once_each_get_their_own_unread(tmp_path: Path) -> None:
+    """Their reads go to the store together: each still gets exactly its own."""
+    users = [f"user{n}" for n in range(40)]
+    async with running(ServerSettings(data_dir=tmp_path)) as url, aiohttp.ClientSession() as http:
+        sent = {user: await notify(http, url, user, {"title": user}) for user in users[::2]}
+        clients = await asyncio.gather(*(Client.connect(url) for _ in users))
+        try:
+            await asyncio.gather(
+                *(
+                    client.send({"type": "join-room", "room": "r", "userId": user})
+                    for client, user in zip(clients, users, strict=True)
+                )
+            )
+            for client, user in zip(clients, users, strict=True):
+                await client.expect("room-joined")
+                seen = []
+                while "notifications" not in seen and user in sent:
+                    message = await client.recv()
+                    seen.append(message["type"])
+                    if message["type"] == "notifications":
+                        assert [n["id"] for n in message["notifications"]] == [sent[user]["id"]]
+                        assert message["notifications"][0]["title"] == user
+                await client.send({"type": "ping"})
+            for client, user in zip(clients, users, strict=True):
+                while (message := await client.recv())["type"] == "user-joined":
+                    pass
+                assert message["type"] == "pong", (user, message)
+        finally:
+            await asyncio.gather(*(client.close() for client in clients))
 
 
 async def test_a_backend_marks_read_and_every_connection_hears_of_it(tmp_path: Path) -> None:

@@ -372,3 +372,17 @@ async def test_a_database_of_the_first_version_is_brought_up_to_date(
     if isinstance(store, SqliteStore):
         with sqlite3.connect(store.path) as db:
             assert db.execute("SELECT version FROM hubbub_schema").fetchall() == [(2,)]
+
+
+async def test_unread_for_many_users_in_one_read(store: Store) -> None:
+    for n in range(4):
+        await store.add_notification("bob", {"title": f"b{n}"}, 1000 + n)
+    carol = await store.add_notification("carol", {"title": "c"}, 2000)
+    read = await store.add_notification("dave", {"title": "read"}, 3000)
+    await store.mark_read("dave", [read.id], 4000)
+    many = [f"user-{n}" for n in range(1200)]  # more than one query's worth of ids
+    found = await store.unread_for_users(["bob", "carol", "dave", "nobody", *many], 3)
+    assert set(found) == {"bob", "carol"}
+    assert [n.payload["title"] for n in found["bob"]] == ["b0", "b1", "b2"]
+    assert found["carol"] == [carol]
+    assert await store.unread_for_users([], 3) == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -49,6 +50,9 @@ class StoreBridge:
         self._seen: dict[tuple[str, str], int] = {}
         """Last-seen times waiting to be written: (room, user id) -> ms."""
         self._seen_flush: asyncio.Task[None] | None = None
+        self._unread_waiting: list[tuple[str, str, int]] = []
+        """(session id, user id, limit): unread notifications to read, together."""
+        self._unread_task: asyncio.Task[None] | None = None
         self.writer: ChatWriter[PendingChat] = ChatWriter(
             store,
             self._stored,
@@ -84,6 +88,8 @@ class StoreBridge:
         if self._seen_flush is not None:
             await self._seen_flush
         await self._write_seen()
+        if self._unread_task is not None:
+            await asyncio.gather(self._unread_task, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
@@ -154,6 +160,15 @@ class StoreBridge:
     def load_notifications(
         self, session_id: str, user_id: str, limit: int, ref: Ref | None, asked: bool
     ) -> None:
+        if not asked:
+            # Connections addressed as a user (every first join, every connect with
+            # a token) are many in a reconnect storm: their reads wait for the one
+            # in flight and go together, one query for all of them.
+            self._unread_waiting.append((session_id, user_id, limit))
+            if self._unread_task is None:
+                self._unread_task = asyncio.ensure_future(self._load_unread())
+            return
+
         async def load() -> None:
             # One more than asked for says whether more wait.
             found = await self._attempt(
@@ -180,6 +195,26 @@ class StoreBridge:
                 self.hub.notifications_marked(session_id, user_id, marked, ref)
 
         self._spawn(mark())
+
+    async def _load_unread(self) -> None:
+        try:
+            while self._unread_waiting:
+                waiting, self._unread_waiting = self._unread_waiting, []
+                limit = max(limit for _, _, limit in waiting)
+                users = list(dict.fromkeys(user_id for _, user_id, _ in waiting))
+                read = functools.partial(self.store.unread_for_users, users, limit + 1)
+                found = await self._attempt("unread-notifications", read)
+                hub = self.hub
+                for session_id, user_id, wanted in waiting:
+                    if found is None:
+                        hub.store_failed(session_id, None)
+                        continue
+                    unread = found.get(user_id, [])
+                    hub.notifications_loaded(
+                        session_id, user_id, unread[:wanted], len(unread) > wanted, None, False
+                    )
+        finally:
+            self._unread_task = None
 
     # -- plumbing -----------------------------------------------------------------
 

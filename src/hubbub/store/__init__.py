@@ -151,6 +151,12 @@ class Store(Protocol):
     async def unread_notifications(self, user_id: str, limit: int) -> list[Notification]:
         """The user's oldest ``limit`` unread notifications, oldest first."""
 
+    async def unread_for_users(
+        self, user_ids: list[str], limit: int
+    ) -> dict[str, list[Notification]]:
+        """Each user's oldest ``limit`` unread notifications, oldest first, in one
+        read; users with none are left out."""
+
     async def mark_read(self, user_id: str, ids: list[int], now_ms: int) -> list[int]:
         """Mark the user's notifications read; return the ids that were unread."""
 

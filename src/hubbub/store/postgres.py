@@ -304,6 +304,25 @@ class PostgresStore:
         ]
 
     @_translated
+    async def unread_for_users(
+        self, user_ids: list[str], limit: int
+    ) -> dict[str, list[Notification]]:
+        rows = await self._ready().fetch(
+            "SELECT user_id, id, ts, payload, key FROM (SELECT user_id, id, ts, payload, key,"
+            " ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY id) AS n FROM notifications"
+            " WHERE read_at IS NULL AND user_id = ANY($1::text[])) AS unread"
+            " WHERE n <= $2 ORDER BY user_id, id",
+            user_ids,
+            limit,
+        )
+        found: dict[str, list[Notification]] = {}
+        for row in rows:
+            found.setdefault(row[0], []).append(
+                Notification(id=row[1], user_id=row[0], ts=row[2], payload=row[3], key=row[4])
+            )
+        return found
+
+    @_translated
     async def mark_read(self, user_id: str, ids: list[int], now_ms: int) -> list[int]:
         rows = await self._ready().fetch(
             "UPDATE notifications SET read_at = $1"

@@ -91,6 +91,8 @@ _SEEN_UPSERT = (
     " ON CONFLICT (room, user_id)"
     " DO UPDATE SET last_seen = MAX(room_users.last_seen, excluded.last_seen)"
 )
+_IDS_PER_QUERY = 500
+"""User ids in one ``IN (...)``: well under SQLite's limit on bound parameters."""
 
 
 def _chat(row: tuple[Any, ...]) -> StoredChat:
@@ -352,6 +354,31 @@ class SqliteStore:
                 Notification(id=i, user_id=user_id, ts=ts, payload=json.loads(payload), key=key)
                 for i, ts, payload, key in rows
             ]
+
+        return await self._read(work)
+
+    async def unread_for_users(
+        self, user_ids: list[str], limit: int
+    ) -> dict[str, list[Notification]]:
+        def work(db: sqlite3.Connection) -> dict[str, list[Notification]]:
+            found: dict[str, list[Notification]] = {}
+            for start in range(0, len(user_ids), _IDS_PER_QUERY):
+                chunk = user_ids[start : start + _IDS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    "SELECT user_id, id, ts, payload, key FROM (SELECT user_id, id, ts,"
+                    " payload, key, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY id) AS n"
+                    f" FROM notifications WHERE read_at IS NULL AND user_id IN ({marks}))"
+                    " WHERE n <= ? ORDER BY user_id, id",
+                    (*chunk, limit),
+                ).fetchall()
+                for user_id, i, ts, payload, key in rows:
+                    found.setdefault(user_id, []).append(
+                        Notification(
+                            id=i, user_id=user_id, ts=ts, payload=json.loads(payload), key=key
+                        )
+                    )
+            return found
 
         return await self._read(work)
 
