@@ -154,6 +154,29 @@ async def test_chat_messages_are_sent_when_asked_for(start_hub, receiver) -> Non
     assert body["data"]["message"] == "hello, backend"
 
 
+async def test_calls_are_sent_as_they_ring_are_taken_and_end(start_hub, receiver) -> None:
+    events = ["call.ringing", "call.accepted", "call.ended"]
+    url = await start_hub(settings(receiver, webhook_event=events))
+    async with await Client.connect(url) as alice, await Client.connect(url) as bob:
+        await alice.join("lobby", "alice")
+        await bob.join("home", "bob")
+        await alice.send({"type": "call-request", "targetUserId": "bob"})
+        call_id = (await alice.expect("call-ringing"))["callId"]
+        await bob.expect("call-incoming")
+        await bob.send({"type": "call-accept", "callId": call_id})
+        room = (await bob.expect("call-accepted"))["room"]
+        await alice.expect("call-accepted")
+        await alice.send({"type": "call-end", "callId": call_id})
+        await bob.expect("call-ended")
+    await receiver.wait_for(lambda: len(receiver.requests) >= 3)
+    bodies = receiver.delivered()
+    assert [body["event"] for body in bodies] == events
+    assert all(body["data"]["callId"] == call_id for body in bodies)
+    assert all((b["data"]["caller"], b["data"]["callee"]) == ("alice", "bob") for b in bodies)
+    assert bodies[1]["data"]["room"] == room
+    assert bodies[2]["data"]["reason"] == "hung-up"
+
+
 async def test_a_receiver_failing_twice_gets_the_event_on_the_third_attempt(
     start_hub, receiver
 ) -> None:

@@ -100,6 +100,7 @@ class HubServer:
         self.webhooks = Webhooks(settings) if settings.webhook_url else None
         if self.webhooks is not None:
             self.hub.rooms.observer = self.webhooks.queue
+            self.hub.observer = self.webhooks.queue
             self.metric_sources.append(self.webhooks.add_metrics)
         self.storage.attach(self.hub)
         self._liveness: asyncio.Task[None] | None = None

@@ -27,12 +27,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import msgspec
 
 from hubbub import __version__
+from hubbub.core.events import CallEvent
 from hubbub.settings import WEBHOOK_EVENTS, ServerSettings
 
 if TYPE_CHECKING:
@@ -50,18 +51,6 @@ PARTICIPANT_LEFT = "participant.left"
 CHAT_MESSAGE = "chat.message"
 
 EVENTS = WEBHOOK_EVENTS
-
-
-class CallEvent(Protocol):
-    """A call that changed state, as the hub's call state machine reports it."""
-
-    kind: str
-    """``ringing``, ``accepted`` or ``ended``: the webhook is ``call.<kind>``."""
-    call_id: str
-    caller: str
-    callee: str
-    room: str | None
-    reason: str | None
 
 
 SHUTDOWN_GRACE = 2.0
