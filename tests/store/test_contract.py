@@ -371,7 +371,7 @@ async def test_a_database_of_the_first_version_is_brought_up_to_date(
         await store.close()
     if isinstance(store, SqliteStore):
         with sqlite3.connect(store.path) as db:
-            assert db.execute("SELECT version FROM hubbub_schema").fetchall() == [(2,)]
+            assert db.execute("SELECT version FROM hubbub_schema").fetchall() == [(3,)]
 
 
 async def test_unread_for_many_users_in_one_read(store: Store) -> None:
