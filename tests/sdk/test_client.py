@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
@@ -14,6 +17,7 @@ from hubbub.client import (
     Backoff,
     ChatMessage,
     Client,
+    Closed,
     ConnectError,
     Disconnected,
     Event,
@@ -56,10 +60,11 @@ async def test_join_chat_signal_and_presence(hub_url: str) -> None:
             assert joined == UserJoined(user_id="bob", polite=False)
             assert set(alice.participants) == {"bob"}
 
-            await bob.chat("hello alice")
-            assert await next_of(alice, ChatMessage) == ChatMessage(
-                message="hello alice", user_id="bob"
-            )
+            ack = await bob.chat("hello alice")
+            said = await next_of(alice, ChatMessage)
+            assert (said.message, said.user_id) == ("hello alice", "bob")
+            if ack is not None:  # a server that stores chat
+                assert (said.id, said.seq, said.client_id) == (ack.id, ack.seq, ack.client_id)
             await alice.signal("bob", {"type": "offer", "sdp": {"n": [1, 2]}})
             assert await next_of(bob, SignalReceived) == SignalReceived(
                 signal={"type": "offer", "sdp": {"n": [1, 2]}}, from_user_id="alice"
@@ -108,16 +113,23 @@ async def test_reconnects_after_a_server_restart_and_rejoins(tmp_path: Path) -> 
             gone = await next_of(alice, Disconnected)
             assert gone.code == 1001
             assert gone.will_retry
-            with pytest.raises(Exception):  # noqa: B017, PT011 - NotConnected or Closed
-                await alice.chat("nobody hears this")
+            # kept while the connection is down, sent once it is back
+            sent_while_down = asyncio.ensure_future(alice.chat("sent while down"))
             await asyncio.sleep(0.5)
+            assert alice.unacknowledged == ["sent while down"]
             runner, _ = await start_server(replace(settings, port=port))
             back = await next_of(alice, Reconnected)
             assert back.attempts >= 1
             rejoined = await next_of(alice, RoomJoined)
             assert rejoined.user_id == "alice"
             assert rejoined.room == "r"
+            ack = await asyncio.wait_for(sent_while_down, WAIT)
+            assert ack is not None
+            assert alice.unacknowledged == []
             async with Client(url, "r", user="bob") as bob:
+                assert [m.message for m in (await next_of(bob, RoomJoined)).history] == [
+                    "sent while down"
+                ]
                 await bob.chat("welcome back")
                 assert (await next_of(alice, ChatMessage)).message == "welcome back"
     finally:
@@ -127,7 +139,10 @@ async def test_reconnects_after_a_server_restart_and_rejoins(tmp_path: Path) -> 
 async def test_a_fatal_close_ends_the_events(start_hub: ServerFactory) -> None:
     url = await start_hub(max_frame_bytes=1024)
     async with Client(url, "r", user="alice") as alice:
-        await alice.chat("x" * 2000)  # over max_frame_bytes: closed with 1009
+        # over max_frame_bytes: closed with 1009 (a client waiting for the message's
+        # chat-ack hears that it may not be stored)
+        with contextlib.suppress(Closed):
+            await alice.chat("x" * 2000)
         gone = await next_of(alice, Disconnected)
         assert gone.code == 1009
         assert not gone.will_retry
@@ -146,7 +161,7 @@ def test_unknown_messages_become_server_messages() -> None:
     assert decode_event(b'{"type":"presence","users":["a"]}') == ServerMessage(
         type="presence", data={"users": ["a"]}
     )
-    assert decode_event(b'{"type":"chat","message":"hi","userId":"b","id":7}') == ChatMessage(
+    assert decode_event(b'{"type":"chat","message":"hi","userId":"b","extra":7}') == ChatMessage(
         message="hi", user_id="b"
     )
     assert decode_event(b"[1]") is None
@@ -169,3 +184,87 @@ def test_websocket_url() -> None:
     assert websocket_url("https://h/x?a=1") == "wss://h/x?a=1"
     with pytest.raises(ValueError, match="not a hubbub URL"):
         websocket_url("ftp://h")
+
+
+async def test_history_on_join_and_by_page(hub_url: str) -> None:
+    async with Client(hub_url, "h", user="alice") as alice:
+        assert alice.stores_chat
+        acks = [await alice.chat(f"message {n}") for n in range(1, 6)]
+        assert [ack.seq for ack in acks if ack is not None] == [1, 2, 3, 4, 5]
+        async with Client(hub_url, "h", user="bob") as bob:
+            joined = await next_of(bob, RoomJoined)
+            assert joined.last_seq == 5
+            assert [m.message for m in joined.history] == [f"message {n}" for n in range(1, 6)]
+            assert {m.user_id for m in joined.history} == {"alice"}
+            page = await bob.history(before_seq=4, limit=2)
+            assert [(m.seq, m.message) for m in page] == [(2, "message 2"), (3, "message 3")]
+            assert [m.seq for m in await bob.history(limit=1)] == [5]
+            assert await bob.history(before_seq=1) == []
+            await alice.chat("live")
+            live = await next_of(bob, ChatMessage)
+            assert (live.seq, bob.last_seq) == (6, 6)
+
+
+@asynccontextmanager
+async def dropping_first_ack(url: str) -> AsyncIterator[str]:
+    """A TCP relay to the server at ``url`` that cuts the first connection as the
+    server's first ``chat-ack`` comes through (instead of passing it on): the message
+    is stored, and its sender never hears so."""
+    host, port = url.removeprefix("ws://").removeprefix("http://").split(":")
+    cut = False
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, watch: bool) -> None:
+        nonlocal cut
+        try:
+            while data := await reader.read(65536):
+                if watch and not cut and b'"chat-ack"' in data:
+                    cut = True
+                    break
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.transport.abort()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        await asyncio.gather(
+            pipe(reader, upstream_writer, watch=False),
+            pipe(upstream_reader, writer, watch=True),
+        )
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    try:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+async def test_a_chat_whose_ack_is_lost_is_stored_once(hub_url: str) -> None:
+    backoff = Backoff(base=0.1, max_delay=0.2, random=random.Random(1))
+    async with (
+        Client(hub_url, "once", user="bob") as bob,
+        dropping_first_ack(hub_url) as relay_url,
+        Client(relay_url, "once", user="alice", backoff=backoff) as alice,
+    ):
+        ack = await asyncio.wait_for(alice.chat("only once"), WAIT)
+        assert ack is not None
+        assert ack.duplicate  # stored on the first try; the resend found it
+        assert (await next_of(alice, Disconnected)).will_retry
+        history = await bob.history()
+        assert [(m.message, m.seq, m.client_id) for m in history] == [
+            ("only once", ack.seq, ack.client_id)
+        ]
+        await alice.chat("after")
+        said = [await next_of(bob, ChatMessage) for _ in range(2)]
+        assert [m.message for m in said] == ["only once", "after"]
+
+
+async def test_a_chat_refused_for_good_raises(start_hub: ServerFactory) -> None:
+    url = await start_hub(max_chat_length=10)
+    async with Client(url, "r", user="alice") as alice:
+        with pytest.raises(RequestFailed) as refused:
+            await alice.chat("x" * 11)
+        assert refused.value.code == "too-large"
+        assert alice.unacknowledged == []

@@ -94,6 +94,15 @@ async def test_chat_between_two_terminals() -> None:
             await ben.stdin.drain()
             assert await ben.wait() == 0
         await read_until(ann.stdout, "* ben left")
+        # a later terminal is shown what was said before it came
+        async with hubbub("chat", "--url", url, "--room", "c", "--user", "cy", stdin=True) as cy:
+            shown = await read_until(cy.stdout, "ben: hello ann")
+            assert "* in c as cy, with ann" in shown
+            assert cy.stdin is not None
+            cy.stdin.write(b"/history\n/quit\n")
+            await cy.stdin.drain()
+            assert "* no older messages" in await read_until(cy.stdout, "no older messages")
+            assert await cy.wait() == 0
 
 
 async def test_errors_are_one_clear_line(tmp_path: Path) -> None:

@@ -24,9 +24,11 @@ from hubbub.client.errors import (
     RequestFailed,
 )
 from hubbub.client.events import (
+    ChatAck,
     ChatMessage,
     Disconnected,
     Event,
+    History,
     IceServers,
     Participant,
     Pong,
@@ -36,18 +38,21 @@ from hubbub.client.events import (
     ServerError,
     ServerMessage,
     SignalReceived,
+    StoredChat,
     UserJoined,
     UserLeft,
 )
 
 __all__ = [
     "Backoff",
+    "ChatAck",
     "ChatMessage",
     "Client",
     "Closed",
     "ConnectError",
     "Disconnected",
     "Event",
+    "History",
     "HubbubClientError",
     "IceServers",
     "JoinRefused",
@@ -61,6 +66,7 @@ __all__ = [
     "ServerError",
     "ServerMessage",
     "SignalReceived",
+    "StoredChat",
     "UserJoined",
     "UserLeft",
     "websocket_url",

@@ -4,8 +4,14 @@ The client joins its room as soon as it connects and keeps the connection alive 
 its own: when the connection drops it reconnects with :class:`Backoff` and joins
 the same room under the same user id again, telling the application with
 :class:`Disconnected` and :class:`Reconnected` events. Requests that the server
-answers (``join-room``, ``leave-room``, ``ping``) carry a ``ref`` and are matched
-with their reply or error.
+answers (``join-room``, ``leave-room``, ``ping``, ``history``) carry a ``ref`` and
+are matched with their reply or error.
+
+On a server that stores chat, each chat message carries a ``clientId`` of ours and
+stays in an outbox until its ``chat-ack`` comes: it is sent again after a
+reconnection, after a refusal that passes with time (``store-unavailable``,
+``rate-limited``), and when no answer comes, always with the same ``clientId``, so
+the server stores it exactly once.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,9 +39,11 @@ from hubbub.client.errors import (
     RequestFailed,
 )
 from hubbub.client.events import (
+    ChatAck,
     ChatMessage,
     Disconnected,
     Event,
+    History,
     IceServers,
     KnownMessage,
     Participant,
@@ -43,6 +52,7 @@ from hubbub.client.events import (
     RoomLeft,
     ServerError,
     ServerMessage,
+    StoredChat,
     UserJoined,
     UserLeft,
     decode_event,
@@ -70,6 +80,36 @@ DEFAULT_HEARTBEAT = 15.0
 
 DEFAULT_MAX_QUEUED_EVENTS = 1000
 """Events kept for the iterator before the client stops reading from the server."""
+
+RETRYABLE_CHAT_CODES = frozenset({"store-unavailable", "rate-limited"})
+"""Chat refusals after which the same message is sent again (after a backoff delay)."""
+
+CHAT_REF_PREFIX = "chat:"
+"""The ``ref`` of a chat message is this and its ``clientId``."""
+
+
+class _OutgoingChat:
+    """A chat message in the outbox: sent, and sent again, until it is acknowledged."""
+
+    def __init__(self, client_id: str, message: str) -> None:
+        self.client_id = client_id
+        self.message = message
+        self.acked: asyncio.Future[ChatAck] = asyncio.get_running_loop().create_future()
+        self.retries = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def frame(self) -> dict[str, Any]:
+        return {
+            "type": "chat",
+            "message": self.message,
+            "clientId": self.client_id,
+            "ref": CHAT_REF_PREFIX + self.client_id,
+        }
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 def websocket_url(url: str) -> str:
@@ -125,6 +165,8 @@ class Client:
         """What our token grants, as the server said (None without a token)."""
         self.ice_servers: list[dict[str, Any]] = []
         """The ``iceServers`` for new peer connections, kept fresh by the server."""
+        self.last_seq: int | None = None
+        """The room's last chat sequence number seen (None: the server stores no chat)."""
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
         self.request_timeout = request_timeout
@@ -145,6 +187,10 @@ class Client:
         self._closing = False
         self._closed = asyncio.Event()
         self._close_reason: str | None = None
+        self._outbox: dict[str, _OutgoingChat] = {}
+        self._client_ids = itertools.count(1)
+        self._client_id_prefix = secrets.token_hex(6)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -181,6 +227,9 @@ class Client:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._finish("closed")
         if self._session is not None:
             await self._session.close()
@@ -233,9 +282,53 @@ class Client:
 
     # -- sending ----------------------------------------------------------------
 
-    async def chat(self, message: str) -> None:
-        """Send a chat message to the others in the room."""
-        await self.send({"type": "chat", "message": message})
+    @property
+    def stores_chat(self) -> bool:
+        """Whether the server stores chat (and acknowledges it): it said ``lastSeq``."""
+        return self.last_seq is not None
+
+    @property
+    def unacknowledged(self) -> list[str]:
+        """Chat messages sent and not yet acknowledged, in the order they were sent."""
+        return [entry.message for entry in self._outbox.values()]
+
+    async def chat(self, message: str) -> ChatAck | None:
+        """Send a chat message to the others in the room.
+
+        On a server that stores chat, return its :class:`ChatAck` once it is stored.
+        Until then the message is kept and sent again, with the same ``clientId``,
+        after a reconnection or a passing refusal: the server stores it once, however
+        often it is sent. Cancelling this wait does not take the message back. Raise
+        :class:`RequestFailed` when the server refuses it for good (``too-large``...),
+        :class:`Closed` when the client closes first. On a server that stores nothing,
+        send it once and return None (:class:`NotConnected` while the connection is
+        down)."""
+        if not self.stores_chat:
+            await self.send({"type": "chat", "message": message})
+            return None
+        if self._closing or self._closed.is_set():
+            raise Closed(self._close_reason or "closed")
+        client_id = f"{self._client_id_prefix}-{next(self._client_ids)}"
+        entry = _OutgoingChat(client_id, message)
+        self._outbox[client_id] = entry
+        await self._send_chat(entry)
+        return await asyncio.shield(entry.acked)
+
+    async def history(
+        self, before_seq: int | None = None, limit: int | None = None
+    ) -> list[StoredChat]:
+        """A page of the room's stored chat, oldest first: the ``limit`` messages (the
+        server's page size when None) before ``before_seq`` (the newest when None).
+        An empty list: there is nothing older."""
+        message: dict[str, Any] = {"type": "history"}
+        if before_seq is not None:
+            message["beforeSeq"] = before_seq
+        if limit is not None:
+            message["limit"] = limit
+        reply = await self.request(message)
+        if not isinstance(reply, History):
+            raise RequestFailed("bad-reply", f"expected history, got {type(reply).__name__}")
+        return reply.messages
 
     async def signal(self, to: str, signal: Any) -> None:
         """Relay ``signal`` (any JSON value) to the member ``to``."""
@@ -348,6 +441,7 @@ class Client:
         self.participants = {p.user_id: p for p in joined.participants}
         self.grants = frozenset(joined.grants) if joined.grants is not None else None
         self.ice_servers = joined.ice_servers
+        self.last_seq = joined.last_seq
 
     async def _run(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
@@ -413,10 +507,75 @@ class Client:
                 continue
             self._emit(Reconnected(attempts=attempt))
             self._emit(joined)
+            await self._restore()
             return ws
+
+    async def _restore(self) -> None:
+        """What a new connection owes the old one's unfinished business: the chat
+        messages not yet acknowledged, in the order they were first sent."""
+        for entry in list(self._outbox.values()):
+            await self._send_chat(entry)
+
+    async def _send_chat(self, entry: _OutgoingChat) -> None:
+        """Send ``entry`` if the connection is up (else the reconnection will), and
+        send it again if no answer comes within ``request_timeout``."""
+        entry.cancel_timer()
+        if entry.acked.done():
+            return
+        ws = self._ws
+        if ws is None or ws.closed:
+            return
+        entry.timer = asyncio.get_running_loop().call_later(
+            self.request_timeout, self._resend_later, entry
+        )
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(msgspec.json.encode(entry.frame()).decode())
+
+    def _resend_later(self, entry: _OutgoingChat) -> None:
+        entry.timer = None
+        if self._outbox.get(entry.client_id) is entry and not entry.acked.done():
+            self._spawn(self._send_chat(entry))
+
+    def _chat_refused(self, entry: _OutgoingChat, error: ServerError) -> None:
+        if error.code in RETRYABLE_CHAT_CODES:
+            entry.retries += 1
+            entry.cancel_timer()
+            entry.timer = asyncio.get_running_loop().call_later(
+                self.backoff.delay(entry.retries), self._resend_later, entry
+            )
+            return
+        self._settle(entry, RequestFailed(error.code, error.message))
+
+    def _settle(self, entry: _OutgoingChat, outcome: ChatAck | BaseException) -> None:
+        entry.cancel_timer()
+        self._outbox.pop(entry.client_id, None)
+        if entry.acked.done():
+            return
+        if isinstance(outcome, BaseException):
+            entry.acked.set_exception(outcome)
+            entry.acked.add_done_callback(_retrieved)  # nobody may be waiting any more
+        else:
+            entry.acked.set_result(outcome)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _dispatch(self, event: KnownMessage | ServerMessage) -> None:
         ref = getattr(event, "ref", None)
+        if isinstance(event, ChatAck):
+            entry = self._outbox.get(event.client_id or "")
+            if entry is not None:
+                self._settle(entry, event)
+            self._seen_seq(event.seq)
+        elif isinstance(event, ChatMessage) and event.seq is not None:
+            self._seen_seq(event.seq)
+        elif isinstance(event, ServerError) and str(ref).startswith(CHAT_REF_PREFIX):
+            entry = self._outbox.get(str(ref).removeprefix(CHAT_REF_PREFIX))
+            if entry is not None:
+                self._chat_refused(entry, event)
+                return  # retried, or raised by chat(): not an event of its own
         if ref is not None:
             future = self._pending.get(str(ref))
             if future is not None and not future.done():
@@ -448,6 +607,10 @@ class Client:
             if len(self._events) >= self._max_queued_events:
                 self._room_for_events.clear()
 
+    def _seen_seq(self, seq: int) -> None:
+        if self.last_seq is None or seq > self.last_seq:
+            self.last_seq = seq
+
     def _fail_pending(self) -> None:
         for future in self._pending.values():
             if not future.done():
@@ -460,7 +623,14 @@ class Client:
         self._close_reason = reason
         self._closed.set()
         self._fail_pending()
+        for entry in list(self._outbox.values()):
+            self._settle(entry, Closed(f"{reason}; the message may not have been stored"))
         self._event_ready.set()
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 __all__ = ["ChatMessage", "Client", "websocket_url"]

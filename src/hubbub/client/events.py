@@ -14,9 +14,11 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "ChatAck",
     "ChatMessage",
     "Disconnected",
     "Event",
+    "History",
     "IceServers",
     "Participant",
     "Pong",
@@ -26,6 +28,7 @@ __all__ = [
     "ServerError",
     "ServerMessage",
     "SignalReceived",
+    "StoredChat",
     "UserJoined",
     "UserLeft",
     "decode_event",
@@ -47,8 +50,25 @@ class Participant(msgspec.Struct, rename="camel", frozen=True):
     grants: list[str] | None = None
 
 
+class StoredChat(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """A chat message the server has stored, as ``history`` lists it."""
+
+    id: str
+    seq: int
+    """The room's sequence number: 1, 2, 3... with no gaps."""
+    ts: int
+    """When the server stored it, in milliseconds since 1970-01-01 UTC."""
+    user_id: str
+    message: str
+    client_id: str | None = None
+
+
 class RoomJoined(_Message, tag="room-joined", frozen=True):
-    """This client is in ``room`` as ``user_id``; ``participants`` were there first."""
+    """This client is in ``room`` as ``user_id``; ``participants`` were there first.
+
+    On a server that stores chat, ``history`` holds the room's last messages (oldest
+    first) and ``last_seq`` the room's last sequence number; every message after
+    it arrives live. ``last_seq`` is None on a server that stores nothing."""
 
     room: str
     user_id: str
@@ -61,6 +81,9 @@ class RoomJoined(_Message, tag="room-joined", frozen=True):
     ice_servers: list[dict[str, Any]] = msgspec.field(default_factory=list)
     """``RTCConfiguration.iceServers`` from the server: STUN, and TURN with credentials."""
     ice_servers_expire_at: float | None = None
+    history: list[StoredChat] = msgspec.field(default_factory=list)
+    last_seq: int | None = None
+    resume_token: str | None = None
 
 
 class RoomLeft(_Message, tag="room-left", frozen=True):
@@ -87,8 +110,35 @@ class UserLeft(_Message, tag="user-left", frozen=True):
 
 
 class ChatMessage(_Message, tag="chat", frozen=True):
+    """Another member's chat message; ``id``, ``seq`` and ``ts`` are there when the
+    server stores chat (as in :class:`StoredChat`)."""
+
     message: str
     user_id: str
+    id: str | None = None
+    seq: int | None = None
+    ts: int | None = None
+    client_id: str | None = None
+
+
+class ChatAck(_Message, tag="chat-ack", frozen=True):
+    """Our chat message ``client_id`` is stored as ``id``/``seq``; ``duplicate``
+    when it had been stored before (a resend after a lost connection)."""
+
+    id: str
+    seq: int
+    ts: int
+    client_id: str | None = None
+    duplicate: bool = False
+    ref: str | int | None = None
+
+
+class History(_Message, tag="history", frozen=True):
+    """A page of the room's stored chat, oldest first (the reply to ``history``)."""
+
+    room: str
+    messages: list[StoredChat]
+    ref: str | int | None = None
 
 
 class SignalReceived(_Message, tag="signal", frozen=True):
@@ -143,6 +193,8 @@ KnownMessage = (
     | UserLeft
     | IceServers
     | ChatMessage
+    | ChatAck
+    | History
     | SignalReceived
     | Pong
     | ServerError

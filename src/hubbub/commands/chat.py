@@ -1,9 +1,11 @@
 """``hubbub chat``: an interactive chat in a room, in the terminal.
 
 Lines typed are sent as chat messages; what others say, who comes and who goes is
-printed as it happens. ``/who`` lists the room, ``/quit`` (or end of input) leaves.
-Messages of types this client does not know (a newer server's additions) are
-printed as they are.
+printed as it happens. On a server that stores chat, the room's last messages are
+printed on joining, and again those missed while the connection was down;
+``/history`` pages further back. ``/who`` lists the room, ``/quit`` (or end of
+input) leaves. Messages of types this client does not know (a newer server's
+additions) are printed as they are.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from typing import TextIO
 
 from hubbub.client import (
+    ChatAck,
     ChatMessage,
     Client,
     Disconnected,
@@ -25,9 +28,11 @@ from hubbub.client import (
     RoomJoined,
     ServerError,
     ServerMessage,
+    StoredChat,
     UserJoined,
     UserLeft,
 )
+from hubbub.client.errors import HubbubClientError
 from hubbub.commands.common import add_connection_arguments, make_client, run_command
 
 
@@ -35,22 +40,30 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser(
         "chat",
         help="chat in a room from the terminal",
-        description="Join a room and chat: type a line to send it; /who lists the room, "
-        "/quit leaves.",
+        description="Join a room and chat: type a line to send it; /history shows older "
+        "messages, /who lists the room, /quit leaves.",
     )
     add_connection_arguments(parser)
     parser.set_defaults(command_name="chat", run=lambda args: run_command(args, chat))
 
 
-def _stamp() -> str:
-    return time.strftime("%H:%M")
+HISTORY_PAGE = 20
+"""Messages printed by one ``/history``."""
+
+
+def _stamp(ts: int | None = None) -> str:
+    return time.strftime("%H:%M", time.localtime(None if ts is None else ts / 1000))
+
+
+def render_stored(message: StoredChat) -> str:
+    return f"[{_stamp(message.ts)}] {message.user_id}: {message.message}"
 
 
 def render(event: Event, me: str | None) -> str | None:
     """The line printed for an event, or None for events not shown."""
     match event:
-        case ChatMessage(user_id=who, message=text):
-            return f"[{_stamp()}] {who}: {text}"
+        case ChatMessage(user_id=who, message=text, ts=ts):
+            return f"[{_stamp(ts)}] {who}: {text}"
         case UserJoined(user_id=who):
             return f"* {who} joined"
         case UserLeft(user_id=who):
@@ -69,11 +82,27 @@ def render(event: Event, me: str | None) -> str | None:
     return None
 
 
+class _Seen:
+    """The sequence numbers printed so far: the oldest (where ``/history`` goes on)
+    and the newest (what a rejoin need not print again)."""
+
+    def __init__(self) -> None:
+        self.oldest: int | None = None
+        self.newest: int | None = None
+
+    def add(self, seq: int | None) -> None:
+        if seq is None:
+            return
+        self.oldest = seq if self.oldest is None else min(self.oldest, seq)
+        self.newest = seq if self.newest is None else max(self.newest, seq)
+
+
 async def chat(args: argparse.Namespace, *, stdin: TextIO | None = None) -> int:
+    seen = _Seen()
     async with make_client(args) as client:
-        reader = asyncio.ensure_future(_print_events(client))
+        reader = asyncio.ensure_future(_print_events(client, seen))
         try:
-            await _read_lines(client, stdin or sys.stdin)
+            await _read_lines(client, stdin or sys.stdin, seen)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -81,15 +110,43 @@ async def chat(args: argparse.Namespace, *, stdin: TextIO | None = None) -> int:
     return 0
 
 
-async def _print_events(client: Client) -> None:
+async def _print_events(client: Client, seen: _Seen) -> None:
     async for event in client:
+        if isinstance(event, ChatAck):
+            seen.add(event.seq)
+            continue
         line = render(event, client.user_id)
         if line is not None:
             print(line, flush=True)
+        if isinstance(event, RoomJoined):
+            await _print_history(client, event, seen)
+        elif isinstance(event, ChatMessage):
+            seen.add(event.seq)
 
 
-async def _read_lines(client: Client, stdin: TextIO) -> None:
+async def _print_history(client: Client, joined: RoomJoined, seen: _Seen) -> None:
+    """The stored messages not printed yet: those in ``room-joined``, and on a rejoin
+    the ones between the last printed and those (missed while away)."""
+    messages = joined.history
+    newest = seen.newest
+    if newest is not None and messages and messages[0].seq > newest + 1:
+        with contextlib.suppress(HubbubClientError):
+            missed = await client.history(before_seq=messages[0].seq)
+            while missed and missed[0].seq > newest + 1:
+                older = await client.history(before_seq=missed[0].seq)
+                if not older:
+                    break
+                missed = older + missed
+            messages = missed + messages
+    for message in messages:
+        if newest is None or message.seq > newest:
+            print(render_stored(message), flush=True)
+            seen.add(message.seq)
+
+
+async def _read_lines(client: Client, stdin: TextIO, seen: _Seen) -> None:
     loop = asyncio.get_running_loop()
+    sending: set[asyncio.Task[None]] = set()
     while True:
         line = await loop.run_in_executor(None, stdin.readline)
         if not line:
@@ -98,12 +155,45 @@ async def _read_lines(client: Client, stdin: TextIO) -> None:
         if not text.strip():
             continue
         if text.strip() == "/quit":
+            if sending:  # what was typed is stored before we go
+                await asyncio.wait(sending, timeout=client.request_timeout)
             return
+        if text.strip() == "/history":
+            await _print_older(client, seen)
+            continue
         if text.strip() == "/who":
             others = ", ".join(sorted(client.participants)) or "nobody else"
             print(f"* in {client.room} as {client.user_id}, with {others}", flush=True)
             continue
-        try:
-            await client.chat(text)
-        except NotConnected:
-            print("! not connected; the message was not sent", flush=True)
+        # stored-chat servers answer with chat-ack: wait for it in the background
+        task = asyncio.ensure_future(_send(client, text))
+        sending.add(task)
+        task.add_done_callback(sending.discard)
+
+
+async def _send(client: Client, text: str) -> None:
+    try:
+        await client.chat(text)
+    except NotConnected:
+        print("! not connected; the message was not sent", flush=True)
+    except HubbubClientError as exc:
+        print(f"! the message was not sent: {exc}", flush=True)
+
+
+async def _print_older(client: Client, seen: _Seen) -> None:
+    if not client.stores_chat:
+        print("! this server keeps no history", flush=True)
+        return
+    if seen.oldest == 1:
+        print("* no older messages", flush=True)
+        return
+    try:
+        older = await client.history(before_seq=seen.oldest, limit=HISTORY_PAGE)
+    except HubbubClientError as exc:
+        print(f"! {exc}", flush=True)
+        return
+    if not older:
+        print("* no older messages", flush=True)
+    for message in older:
+        print(render_stored(message), flush=True)
+        seen.add(message.seq)
