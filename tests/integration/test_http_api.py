@@ -64,7 +64,9 @@ async def test_readyz_reports_each_check(start_hub) -> None:
     url = await start_hub()
     async with aiohttp.ClientSession() as http, http.get(url + "/readyz") as response:
         assert response.status == 200
-        assert (await response.json())["status"] == "ready"
+        body = await response.json()
+        assert body["status"] == "ready"
+        assert body["checks"]["store"] is True
 
 
 async def test_readyz_is_not_ready_when_a_check_fails(tmp_path: Path) -> None:

@@ -118,6 +118,9 @@ async def test_counts_follow_clients_as_they_connect_join_and_chat(start_hub) ->
         assert now("hubbub_errors_total", code="bad-json") == 1
         assert now("hubbub_errors_total", code="no-such-peer") == 1
         assert now("hubbub_errors_total", code="room-full") == 0
+        # the five chats were committed in at least one timed batch
+        assert now("hubbub_store_write_seconds_count") >= 1
+        assert now("hubbub_store_write_seconds_sum") > 0
     finally:
         await a.close()
         await b.close()

@@ -87,6 +87,7 @@ class HubServer:
         self.metrics = ServerMetrics()
         self.metric_sources: list[MetricSource] = []
         self.storage = StoreBridge(create_store(settings), settings)
+        self.storage.writer.on_commit = self.metrics.store_writes.observe
         self.hub = Hub(
             self.outbox,
             storage=self.storage,
@@ -108,6 +109,12 @@ class HubServer:
         self.readiness_checks: dict[str, ReadinessCheck] = {}
         """What ``/readyz`` asks: name -> a check that returns True when that part
         (the store, the broker...) is reachable."""
+        self.readiness_checks["store"] = self._store_reachable
+
+    async def _store_reachable(self) -> bool:
+        """The store answers a small read."""
+        await self.storage.store.rooms(1)
+        return True
 
     # -- the WebSocket endpoint -----------------------------------------------
 

@@ -57,6 +57,8 @@ class ChatWriter(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         """Batches committed so far (for tests and metrics)."""
+        self.on_commit: Callable[[float], None] | None = None
+        """Told each committed batch's duration in seconds (the write-latency metric)."""
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -99,6 +101,7 @@ class ChatWriter(Generic[T]):
             batch = [queue.popleft() for _ in range(size)]
             tokens = [token for token, _ in batch]
             drafts = [draft for _, draft in batch]
+            started = time.perf_counter()
             try:
                 results = await self._store.append_chats(drafts, int(self._wall_clock() * 1000))
             except StoreError as exc:
@@ -110,6 +113,8 @@ class ChatWriter(Generic[T]):
                 self._report(self._failed, tokens, StoreError(type(exc).__name__))
                 continue
             self.batches += 1
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - started)
             self._report(self._stored, tokens, results)
 
     @staticmethod
