@@ -14,7 +14,7 @@ window.enter = async (user, options = {}) => {
     room.on(type, (detail) => events.push({
       user, type, from: detail.participant?.userId ?? detail.userId, kind: detail.kind,
       message: detail.message, state: detail.state, typing: detail.typing, status: detail.status,
-      attempt: detail.attempt, delayMs: detail.delayMs,
+      attempt: detail.attempt, delayMs: detail.delayMs, missed: detail.missed,
     }));
   }
   rooms[user] = room;

@@ -272,11 +272,12 @@ async def test_files_offer_accept_reject_cancel(hub: Hub) -> None:
     assert result["receiver"] == ["file-cancelled", "cancelled"]
 
 
-async def test_reconnects_when_the_server_comes_back(browser: Browser) -> None:
+async def test_reconnects_when_the_server_comes_back(browser: Browser, tmp_path: Path) -> None:
     port = _free_port()
+    args = ("--port", str(port), "--data-dir", str(tmp_path))
     async with page_server({"/": lambda request: _harness(f"http://127.0.0.1:{port}")}) as page_url:
         page = await browser.new_page()
-        async with hubbub_serve("--port", str(port)) as (_url, process):
+        async with hubbub_serve(*args) as (_url, process):
             await page.goto(page_url + "/")
             await page.wait_for_function("window.ready === true")
             # Bob retries slowly, so that only "try now" brings him back quickly.
@@ -285,6 +286,8 @@ async def test_reconnects_when_the_server_comes_back(browser: Browser) -> None:
                 "enter('bob', {limits: {reconnectMinMs: 60000, reconnectMaxMs: 60000}})"
             )
             assert await page.evaluate(CHANNEL_ROUND_TRIP, "before") == "before"
+            await page.evaluate("rooms.alice.sendChat('first')")
+            await page.wait_for_function("seen({user: 'bob', type: 'chat', message: 'first'})")
             process.kill()
             await process.wait()
             await page.wait_for_function(
@@ -302,11 +305,25 @@ async def test_reconnects_when_the_server_comes_back(browser: Browser) -> None:
             for attempt, delay in delays:
                 ceiling = min(1000, 500 * 2 ** (attempt - 1))
                 assert ceiling / 2 <= delay <= ceiling, delays
-        async with hubbub_serve("--port", str(port)):
+            # Chat written while away waits in the library, pending.
+            await page.evaluate("window.away = rooms.alice.sendChat('while away')")
+            assert await page.evaluate("window.away.then((entry) => entry.status)") == "pending"
+        async with hubbub_serve(*args):
             await page.wait_for_function("rooms.alice.state === 'open'", timeout=20_000)
+            # ...and is sent once alice is back, until the server has stored it.
+            await page.wait_for_function("rooms.alice.pendingChats.length === 0", timeout=20_000)
+            assert await page.evaluate("window.away.then((e) => [e.status, e.seq])") == [
+                "sent",
+                2,
+            ]
             assert await page.evaluate("rooms.bob.state") == "reconnecting"
             await page.evaluate("rooms.bob.reconnectNow()")
             await page.wait_for_function("rooms.bob.state === 'open'", timeout=20_000)
+            # Bob was away when it was sent: he gets it on rejoining, once, marked missed.
+            await page.wait_for_function(
+                "seen({user: 'bob', type: 'chat', message: 'while away', missed: true})",
+                timeout=10_000,
+            )
             await page.wait_for_function(
                 "rooms.alice.participants.has('bob') && rooms.bob.participants.has('alice')",
                 timeout=10_000,
@@ -317,6 +334,10 @@ async def test_reconnects_when_the_server_comes_back(browser: Browser) -> None:
             await page.wait_for_function(
                 "seen({user: 'bob', type: 'chat', from: 'alice', message: 'back again'})"
             )
+            bob_got = await page.evaluate(
+                "events.filter((e) => e.user === 'bob' && e.type === 'chat').map((e) => e.message)"
+            )
+            assert bob_got == ["first", "while away", "back again"]
             assert (
                 await page.evaluate(
                     "seen({user: 'alice', type: 'connection-state', state: 'reconnecting'})"
@@ -535,3 +556,77 @@ async def test_a_failed_connection_restarts_ice_and_comes_back(browser: Browser)
             await page.close()
     finally:
         await turn.aclose()
+
+
+async def test_chat_is_stored_acknowledged_and_paged_back(browser: Browser) -> None:
+    async with (
+        hubbub_serve("--history-on-join", "5", "--max-chat-length", "100") as (url, _process),
+        page_server({"/": lambda request: _harness(url)}) as page_url,
+    ):
+        page = await browser.new_page()
+        await page.goto(page_url + "/")
+        await page.wait_for_function("window.ready === true")
+        await page.evaluate("enter('alice')")
+        await page.evaluate("enter('bob')")
+        # Each message is pending until the server has stored it, then sent with its seq.
+        statuses = await page.evaluate(
+            """async () => {
+              const entries = [];
+              for (let i = 0; i < 12; i++) entries.push(await rooms.alice.sendChat("m" + i));
+              const pending = entries.map((e) => e.status);
+              await new Promise((resolve) => {
+                const check = () => entries.every((e) => e.status === "sent")
+                  ? resolve() : setTimeout(check, 50);
+                check();
+              });
+              return { pending, seqs: entries.map((e) => e.seq),
+                       ids: new Set(entries.map((e) => e.id)).size,
+                       left: rooms.alice.pendingChats.length };
+            }"""
+        )
+        assert set(statuses["pending"]) <= {"pending", "sent"}
+        assert "pending" in statuses["pending"]
+        assert statuses["seqs"] == list(range(1, 13))
+        assert statuses["ids"] == 12
+        assert statuses["left"] == 0
+        await page.wait_for_function("seen({user: 'bob', type: 'chat', message: 'm11'})")
+        bob_got = await page.evaluate(
+            "events.filter((e) => e.user === 'bob' && e.type === 'chat').map((e) => e.message)"
+        )
+        assert bob_got == [f"m{i}" for i in range(12)]
+
+        # A late joiner gets the last messages with room-joined, and pages back.
+        await page.evaluate("enter('carol')")
+        history = await page.evaluate("rooms.carol.history.map((e) => [e.seq, e.message])")
+        assert history == [[seq, f"m{seq - 1}"] for seq in range(8, 13)]
+        assert await page.evaluate("rooms.carol.chatSeq") == 12
+        older = await page.evaluate(
+            "rooms.carol.loadOlderChat(4).then((page) => page.map((e) => e.seq))"
+        )
+        assert older == [4, 5, 6, 7]
+        rest = await page.evaluate(
+            "rooms.carol.loadOlderChat(10).then((page) => page.map((e) => e.seq))"
+        )
+        assert rest == [1, 2, 3]
+        assert await page.evaluate("rooms.carol.historyComplete") is True
+        assert await page.evaluate("rooms.carol.loadOlderChat()") == []
+        assert await page.evaluate("rooms.carol.history.map((e) => e.seq)") == list(range(1, 13))
+
+        # Longer than the library's limit: refused at once, nothing sent.
+        local = await page.evaluate(
+            "rooms.bob.sendChat('x'.repeat(16001)).then(() => 'sent', (e) => e.code)"
+        )
+        assert local == "too-large"
+        # A refusal that sending again cannot cure is final, and says why.
+        failed = await page.evaluate(
+            """async () => {
+              const entry = await rooms.alice.sendChat("x".repeat(101));
+              await new Promise((resolve) => {
+                const check = () => entry.status !== "pending" ? resolve() : setTimeout(check, 50);
+                check();
+              });
+              return [entry.status, entry.error?.code];
+            }"""
+        )
+        assert failed == ["failed", "too-large"]
+        await page.close()

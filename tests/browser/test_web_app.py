@@ -397,3 +397,58 @@ async def test_keyboard_phone_width_screen_reader_names_invite_link_and_speaking
 
         await phone.close()
         await desk.close()
+
+
+MESSAGES_SHOWN = """() => [...document.querySelectorAll('#messages .message-item .bubble')]
+  .map((bubble) => bubble.textContent)"""
+
+
+async def test_chat_history_older_messages_and_delivery_across_a_restart(
+    browser: Browser, tmp_path: Path
+) -> None:
+    port = _free_port()
+    args = ("--port", str(port), "--history-on-join", "5", "--data-dir", str(tmp_path))
+    ada = await browser.new_page()
+    bob = await browser.new_page()
+    async with hubbub_serve(*args) as (url, process):
+        await join_app(ada, url, "history", "ada")
+        for i in range(12):
+            await chat(ada, f"note {i}")
+        await ada.wait_for_function(
+            "document.querySelectorAll('.message-item.mine[data-status=\"sent\"]').length === 12",
+            timeout=WAIT,
+        )
+        # "Sent" shows under the last one only.
+        assert await ada.locator(".message-item.mine .delivery:visible").all_inner_texts() == [
+            "Sent"
+        ]
+
+        # A late joiner sees the last messages at once, and older ones on the way up.
+        await join_app(bob, url, "history", "bob")
+        await bob.wait_for_function(f"({MESSAGES_SHOWN})().length === 5", timeout=WAIT)
+        assert await bob.evaluate(MESSAGES_SHOWN) == [f"note {i}" for i in range(7, 12)]
+        older = bob.locator(".load-older")
+        while await older.is_visible():
+            await older.click()
+            await bob.wait_for_function(
+                "!document.querySelector('.load-older').textContent.includes('Loading')"
+            )
+        assert await bob.evaluate(MESSAGES_SHOWN) == [f"note {i}" for i in range(12)]
+
+        # The server goes away: a message written meanwhile waits, marked as sending...
+        process.kill()
+        await process.wait()
+        await ada.wait_for_selector("#connection-banner:not([hidden])", timeout=WAIT)
+        await chat(ada, "written while away")
+        pending = '.message-item.mine[data-status="pending"]'
+        await ada.wait_for_selector(pending, timeout=WAIT)
+        assert await ada.inner_text(f"{pending} .delivery") == "Sending…"
+    # ...and goes out once the server is back (with its store): stored once, seen once.
+    async with hubbub_serve(*args):
+        await ada.wait_for_selector(pending, state="detached", timeout=WAIT)
+        await ada.wait_for_selector('.message-item.mine[data-status="sent"][data-seq="13"]')
+        await bob.wait_for_function(shown("ada", "written while away"), timeout=WAIT)
+        await bob.wait_for_selector("#connection-banner", state="hidden", timeout=WAIT)
+        assert (await bob.evaluate(MESSAGES_SHOWN)).count("written while away") == 1
+    await ada.close()
+    await bob.close()

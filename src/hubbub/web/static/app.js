@@ -375,6 +375,7 @@ function startCall(room) {
     }
   });
   on("chat", (entry) => chatMessage(entry));
+  on("chat-status", ({ entry }) => onChatStatus(entry));
   on("typing", ({ userId, typing }) => setTyping(userId, typing));
   on("presence", ({ participant }) => updateParticipant(participant));
   on("file-offer", ({ transfer }) => fileCard(transfer));
@@ -382,6 +383,7 @@ function startCall(room) {
   on("reconnecting", ({ attempt, delayMs }) => showReconnectAttempt(attempt, delayMs));
   on("local-stream", () => updateLocalMedia());
 
+  setupOlderMessages(room);
   for (const entry of room.history ?? []) chatMessage({ ...entry, mine: entry.userId === room.userId }, true);
   for (const participant of room.participants.values()) {
     addPerson(participant.userId);
@@ -672,14 +674,17 @@ function updateCounts() {
 
 // -- chat --------------------------------------------------------------------------
 
+const DELIVERY_TEXT = { pending: "Sending…", sent: "Sent", failed: "Not sent" };
+
 function chatMessage(entry, fromHistory = false) {
   const list = $("messages");
-  const continued = state.lastSender === entry.userId;
-  state.lastSender = entry.userId;
   const name = entry.mine ? "You" : entry.displayName ?? nameOf(entry.userId);
+  const dataset = { from: entry.userId };
+  if (typeof entry.seq === "number") dataset.seq = String(entry.seq);
+  if (entry.clientId) dataset.clientId = entry.clientId;
   const item = el(
     "li",
-    { class: `message-item${entry.mine ? " mine" : ""}${continued ? " continued" : ""}`, dataset: { from: entry.userId } },
+    { class: `message-item${entry.mine ? " mine" : ""}`, dataset },
     el(
       "div",
       { class: "message-meta" },
@@ -688,12 +693,80 @@ function chatMessage(entry, fromHistory = false) {
     ),
     el("div", { class: "bubble" }, entry.message),
   );
-  appendToLog(item);
+  if (entry.mine && entry.status) item.append(el("div", { class: "delivery" }));
+  // Stored messages go in `seq` order (older pages, messages missed while away);
+  // the rest in the order they come.
+  const later =
+    typeof entry.seq === "number" &&
+    [...list.querySelectorAll(".message-item[data-seq]")].find((node) => Number(node.dataset.seq) > entry.seq);
+  if (later) {
+    later.before(item);
+    later.classList.remove("continued");
+  } else {
+    if (state.lastSender === entry.userId) item.classList.add("continued");
+    state.lastSender = entry.userId;
+    appendToLog(item);
+  }
+  if (entry.mine && entry.status) setDelivery(item, entry);
   if (!entry.mine && !fromHistory) {
     setTyping(entry.userId, false);
     noteUnread();
   }
-  return list;
+  return item;
+}
+
+function setDelivery(item, entry) {
+  item.dataset.status = entry.status;
+  item.classList.toggle("pending", entry.status === "pending");
+  if (typeof entry.seq === "number") item.dataset.seq = String(entry.seq);
+  const text = DELIVERY_TEXT[entry.status] ?? "";
+  const detail = entry.status === "failed" && entry.error ? `: ${entry.error.message}` : "";
+  item.querySelector(".delivery").textContent = text + detail;
+  // "Sent" shows under the last of one's own messages only; "Sending…" under each.
+  const mine = [...$("messages").querySelectorAll(".message-item.mine")];
+  for (const node of mine) node.classList.toggle("latest-mine", node === mine.at(-1));
+}
+
+function onChatStatus(entry) {
+  const item = document.querySelector(`.message-item[data-client-id="${CSS.escape(entry.clientId)}"]`);
+  if (item) setDelivery(item, entry);
+}
+
+// Older messages: a button at the top of the list (for the keyboard), pressed by
+// itself when scrolled into view.
+function setupOlderMessages(room) {
+  const list = $("messages");
+  const button = el("button", { type: "button", class: "ghost-button load-older" }, "Load older messages");
+  const holder = el("li", { class: "older-item" }, button);
+  list.prepend(holder);
+  let loading = false;
+  const update = () => {
+    holder.hidden = !room.storesChat || room.historyComplete;
+  };
+  const load = async () => {
+    if (loading || room.historyComplete || state.room !== room) return;
+    loading = true;
+    button.textContent = "Loading…";
+    const before = list.scrollHeight - list.scrollTop;
+    try {
+      const older = await room.loadOlderChat();
+      for (const entry of older) chatMessage(entry, true);
+      list.scrollTop = list.scrollHeight - before; // the message in view stays in view
+    } catch {
+      toast("Older messages could not be loaded.");
+    } finally {
+      loading = false;
+      button.textContent = "Load older messages";
+      update();
+    }
+  };
+  button.addEventListener("click", load);
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((entry) => entry.isIntersecting) && list.scrollHeight > list.clientHeight) load();
+  }, { root: list });
+  observer.observe(button);
+  state.cleanup.push(() => observer.disconnect());
+  update();
 }
 
 function systemMessage(text) {
@@ -741,10 +814,11 @@ async function sendChat() {
   const text = input.value.trim();
   if (!text || !state.room) return;
   try {
+    // Shown at once as "Sending…"; the library sends it until the server has stored it.
     const entry = await state.room.sendChat(text);
     input.value = "";
     autosize(input);
-    chatMessage({ ...entry, mine: true });
+    chatMessage(entry);
   } catch {
     toast("Not connected: the message was not sent.");
   }

@@ -30,6 +30,9 @@ export const DEFAULTS = Object.freeze({
   nativeHashMaxBytes: 256 * 1024 * 1024, // files up to this size are hashed by WebCrypto, whole
   progressIntervalMs: 100, // at most one progress event per transfer in this time
   typingIdleMs: 3000, // "typing" ends by itself this long after the last keystroke
+  maxChatLength: 16000, // longer messages are refused before sending (the server's max_chat_length)
+  chatAckTimeoutMs: 10000, // a chat message with no `chat-ack` after this long is sent again
+  historyPageSize: 50, // messages asked for by each `loadOlderChat()`
 });
 
 /**
@@ -47,6 +50,9 @@ const FILE_LABEL_PREFIX = "hubbub-file:";
 const CONTROL_LABEL = "hubbub-control";
 const RESERVED_PREFIX = "hubbub-";
 const OPTIONAL_REF = "optional:";
+const CHAT_REF = "chat:";
+// Refusals after which a chat message is sent again later; any other is final.
+const CHAT_RETRIED_ERRORS = ["store-unavailable", "rate-limited", "not-in-room"];
 
 /** An error the server or the library reports, with a code (see docs/protocol.md). */
 export class HubbubError extends Error {
@@ -171,7 +177,8 @@ function sleep(ms) {
  *   `participant-updated` `{participant}` (media state, status, name)
  * - `stream` `{participant, stream, kind}` (kind `camera` or `screen`),
  *   `stream-removed` `{participant, stream, kind}`, `track` `{participant, track, stream}`
- * - `chat` `{userId, message, mine, id?, seq?, ts?}`
+ * - `chat` `{userId, message, mine, id?, seq?, ts?, missed?}`; `chat-status` `{entry}`
+ *   when a message this side sent is stored (`sent`) or refused (`failed`)
  * - `presence` `{participant, status}`, `typing` `{userId, typing}`
  * - `file-offer` `{transfer}`: someone offers a file; call `transfer.accept()` or `reject()`
  * - `channel` `{channel}`: a peer opened an app data channel this side had not opened
@@ -217,7 +224,14 @@ export class Room extends Emitter {
     this._onOnline = () => this.reconnectNow();
     /** How many attempts this reconnection has made (0 while connected). */
     this.reconnectAttempt = 0;
+    /** Stored chat, oldest first: what `room-joined` carried, then older pages. */
     this.history = [];
+    /** Whether the server stores chat (it sends `history` and `chat-ack`). */
+    this.storesChat = false;
+    /** The highest chat `seq` this side has seen; 0 before any. */
+    this.chatSeq = 0;
+    this.historyComplete = false; // no older messages are left to load
+    this._outgoingChats = new Map(); // clientId -> entry, until its `chat-ack`
     // What this side sends: the camera stream carries microphone and camera tracks.
     this.localStream = options.stream ?? null;
     this.screenStream = null;
@@ -354,6 +368,10 @@ export class Room extends Emitter {
       this._unsupported.add(message.ref.slice(OPTIONAL_REF.length));
       return;
     }
+    if (message.type === "error" && typeof message.ref === "string" && message.ref.startsWith(CHAT_REF)) {
+      this._onChatRefused(message.ref.slice(CHAT_REF.length), message);
+      return;
+    }
     if (message.ref !== undefined && this._pending.has(message.ref)) {
       const pending = this._pending.get(message.ref);
       if (message.type === "error") {
@@ -385,6 +403,9 @@ export class Room extends Emitter {
       case "chat":
         this._onChat(message, false);
         break;
+      case "chat-ack":
+        this._onChatAck(message);
+        break;
       case "ice-servers":
         this._setServerIceServers(message.iceServers);
         break;
@@ -403,7 +424,7 @@ export class Room extends Emitter {
     this.displayName = typeof message.name === "string" ? message.name : message.userId;
     this.grants = Array.isArray(message.grants) ? message.grants : null;
     if (message.iceServers) this._serverIceServers = message.iceServers;
-    if (Array.isArray(message.history)) this.history = message.history.map(normalizeChat);
+    this._onJoinedHistory(message, rejoin);
     // A fresh join (first, or after a drop) starts every peer connection anew: the
     // others saw this side leave and will offer again.
     const listed = new Map((message.participants ?? []).map((p) => [p.userId, p]));
@@ -429,6 +450,8 @@ export class Room extends Emitter {
       }
       participant._startAsNewcomer();
     }
+    // What was sent while away (or whose `chat-ack` was lost with the connection).
+    for (const entry of this._outgoingChats.values()) this._transmitChat(entry);
   }
 
   _onUserJoined(message) {
@@ -578,6 +601,11 @@ export class Room extends Emitter {
     clearTimeout(this._typingTimer);
     for (const participant of this.participants.values()) participant._closeLink();
     for (const transfer of this._transfers.values()) transfer._fail("left the room", "cancelled");
+    for (const entry of this._outgoingChats.values()) {
+      this._chatSettled(entry, "failed", {
+        error: new HubbubError("not-connected", "left the room before the message was stored"),
+      });
+    }
     const ws = this._ws;
     this._ws = null;
     if (ws) {
@@ -616,29 +644,169 @@ export class Room extends Emitter {
   // -- chat, typing ------------------------------------------------------------
 
   /**
-   * Send a chat message to the room. Resolves once the server has taken it; returns
-   * the message as the room shows it (the sender gets no copy from the server).
+   * Send a chat message to the room. Resolves at once with the message as the room
+   * shows it (the sender gets no copy from the server), `status: "pending"`. The
+   * library sends it (again, after a reconnection or when no `chat-ack` comes) under
+   * the same `clientId` until the server has stored it; then the entry gets its `id`,
+   * `seq` and `ts`, `status: "sent"`, and `chat-status` fires. A refusal that sending
+   * again would not cure (too long, say) makes it `failed`, with `error`.
    */
   async sendChat(message) {
+    if (this.state === "closed") throw new HubbubError("not-connected", "the room is closed");
     const text = String(message);
-    const clientId = randomId(16);
-    if (!this._send({ type: "chat", message: text, clientId })) {
-      throw new HubbubError("not-connected", "not connected to the server");
+    // Over the server's frame limit the connection would close, again at each resend.
+    if (text.length > this.limits.maxChatLength) {
+      throw new HubbubError("too-large", `a chat message holds at most ${this.limits.maxChatLength} characters`);
     }
+    const entry = {
+      userId: this.userId,
+      message: text,
+      clientId: randomId(16),
+      mine: true,
+      ts: Date.now(),
+      status: "pending",
+    };
+    this._outgoingChats.set(entry.clientId, entry);
     this._sendTyping(false);
-    const entry = { userId: this.userId, message: text, clientId, mine: true, ts: Date.now() };
+    this._transmitChat(entry);
     return entry;
+  }
+
+  /** The messages sent but not yet stored, in the order they were sent. */
+  get pendingChats() {
+    return [...this._outgoingChats.values()];
+  }
+
+  _transmitChat(entry) {
+    clearTimeout(entry._retry);
+    if (this._outgoingChats.get(entry.clientId) !== entry) return;
+    const sent = this._send({
+      type: "chat",
+      message: entry.message,
+      clientId: entry.clientId,
+      ref: CHAT_REF + entry.clientId,
+    });
+    if (sent && !this.storesChat) {
+      // A server without a store relays at once and sends no `chat-ack`.
+      this._chatSettled(entry, "sent");
+      return;
+    }
+    // Sent again if no answer comes (lost with the connection, or dropped as too fast);
+    // the server stores a clientId once, whatever the number of copies.
+    if (sent) entry._retry = setTimeout(() => this._transmitChat(entry), this.limits.chatAckTimeoutMs);
+  }
+
+  _chatSettled(entry, status, fields = {}) {
+    clearTimeout(entry._retry);
+    delete entry._retry;
+    this._outgoingChats.delete(entry.clientId);
+    Object.assign(entry, fields, { status });
+    if (typeof entry.seq === "number") this.chatSeq = Math.max(this.chatSeq, entry.seq);
+    this.emit("chat-status", { entry });
+  }
+
+  _onChatAck(message) {
+    const entry = this._outgoingChats.get(message.clientId);
+    if (!entry) return;
+    const fields = {};
+    for (const field of ["id", "seq", "ts"]) if (message[field] !== undefined) fields[field] = message[field];
+    this._chatSettled(entry, "sent", fields);
+  }
+
+  _onChatRefused(clientId, error) {
+    const entry = this._outgoingChats.get(clientId);
+    if (!entry) return;
+    clearTimeout(entry._retry);
+    if (CHAT_RETRIED_ERRORS.includes(error.code)) {
+      entry._retry = setTimeout(() => this._transmitChat(entry), this.limits.chatAckTimeoutMs / 4);
+      return;
+    }
+    this._chatSettled(entry, "failed", { error: new HubbubError(error.code, error.message) });
   }
 
   _onChat(message, mine) {
     const entry = normalizeChat(message);
     entry.mine = mine;
+    if (typeof entry.seq === "number") this.chatSeq = Math.max(this.chatSeq, entry.seq);
     const participant = this.participants.get(entry.userId);
     if (participant?.typing) {
       participant.typing = false;
       this.emit("typing", { userId: entry.userId, typing: false, participant });
     }
     this.emit("chat", entry);
+  }
+
+  // `room-joined` carries the last stored messages. On a first join they are the
+  // history; on a rejoin, those after the last one seen were missed while away: they
+  // are told as `chat` (with `missed: true`), older pages fetched first when more than
+  // one page was missed. Messages of this side's own among them count as acknowledged.
+  _onJoinedHistory(message, rejoin) {
+    if (!Array.isArray(message.history)) return;
+    this.storesChat = true;
+    const history = message.history.map((m) => this._ownChat(normalizeChat(m)));
+    const lastSeq = Number.isSafeInteger(message.lastSeq) ? message.lastSeq : history.at(-1)?.seq ?? 0;
+    if (!rejoin) {
+      this.history = history;
+      this.historyComplete = lastSeq === 0 || history[0]?.seq <= 1;
+      this.chatSeq = Math.max(this.chatSeq, lastSeq);
+      return;
+    }
+    const since = this.chatSeq;
+    this.chatSeq = Math.max(this.chatSeq, lastSeq);
+    const missed = history.filter((entry) => entry.seq > since);
+    if (missed.length === 0) return;
+    const gap = missed[0].seq > since + 1 && since > 0;
+    // (on the next tick: the room is open by then, so the history requests can go out)
+    Promise.resolve()
+      .then(() => (gap ? this._fetchBetween(since, missed[0].seq) : []))
+      .catch(() => [])
+      .then((older) => {
+        for (const entry of [...older, ...missed]) {
+          if (entry.mine) continue;
+          this.emit("chat", { ...entry, missed: true });
+        }
+      });
+  }
+
+  _ownChat(entry) {
+    entry.mine = entry.userId === this.userId;
+    const pending = entry.clientId !== undefined && this._outgoingChats.get(entry.clientId);
+    if (pending && entry.mine) this._chatSettled(pending, "sent", { id: entry.id, seq: entry.seq, ts: entry.ts });
+    return entry;
+  }
+
+  // Stored messages with afterSeq < seq < beforeSeq, oldest first, page by page.
+  async _fetchBetween(afterSeq, beforeSeq) {
+    const pages = [];
+    let before = beforeSeq;
+    while (before > afterSeq + 1) {
+      const reply = await this._request({ type: "history", beforeSeq: before, limit: 100 }, ["history"]);
+      const page = (reply.messages ?? []).map((m) => this._ownChat(normalizeChat(m)));
+      const wanted = page.filter((entry) => entry.seq > afterSeq);
+      pages.unshift(wanted);
+      if (wanted.length < page.length || page.length === 0) break;
+      before = page[0].seq;
+    }
+    return pages.flat();
+  }
+
+  /**
+   * Load the stored messages before the oldest one known (`limit`, by default
+   * `historyPageSize`). Resolves with them, oldest first, and puts them at the start of
+   * `room.history`; an empty list means there is nothing older (`historyComplete`).
+   */
+  async loadOlderChat(limit = this.limits.historyPageSize) {
+    if (!this.storesChat || this.historyComplete) return [];
+    const oldest = this.history[0]?.seq;
+    const request = { type: "history", limit };
+    if (oldest !== undefined) request.beforeSeq = oldest;
+    else if (this.chatSeq > 0) request.beforeSeq = this.chatSeq + 1;
+    const reply = await this._request(request, ["history"]);
+    const messages = (reply.messages ?? []).map((m) => this._ownChat(normalizeChat(m)));
+    const older = oldest === undefined ? messages : messages.filter((entry) => entry.seq < oldest);
+    this.history = [...older, ...this.history];
+    if (older.length === 0 || older[0].seq <= 1) this.historyComplete = true;
+    return older;
   }
 
   /**
