@@ -630,3 +630,51 @@ async def test_chat_is_stored_acknowledged_and_paged_back(browser: Browser) -> N
         )
         assert failed == ["failed", "too-large"]
         await page.close()
+
+
+async def test_presence_offline_members_and_typing(hub: Hub) -> None:
+    page = hub.page
+    await page.evaluate("enter('alice', {limits: {typingExpireMs: 1500}})")
+    await page.evaluate("enter('bob', {status: 'busy'})")
+    await page.wait_for_function("rooms.alice.participants.get('bob')?.status === 'busy'")
+    assert await page.evaluate("rooms.bob.participants.get('alice').status") == "online"
+
+    # A status set later reaches the room.
+    await page.evaluate("rooms.bob.setStatus('away')")
+    assert await page.evaluate("rooms.bob.status") == "away"
+    await page.wait_for_function(
+        "seen({user: 'alice', type: 'presence', from: 'bob', status: 'away'})"
+    )
+    assert await page.evaluate("rooms.alice.participants.get('bob').status") == "away"
+    refused = await page.evaluate("rooms.bob.setStatus('asleep').then(() => 'set', (e) => e.code)")
+    assert refused == "bad-options"
+
+    # Typing shows, and ends with the message it was for.
+    await page.evaluate("rooms.bob.typing()")
+    await page.wait_for_function("seen({user: 'alice', type: 'typing', from: 'bob', typing: true})")
+    assert await page.evaluate("rooms.alice.participants.get('bob').typing") is True
+    await page.evaluate("rooms.bob.sendChat('done typing')")
+    await page.wait_for_function(
+        "seen({user: 'alice', type: 'typing', from: 'bob', typing: false})"
+    )
+    # Typing nobody renews ends by itself on the other side (the sender here never
+    # says it stopped).
+    await page.evaluate("enter('carol', {limits: {typingIdleMs: 600000}})")
+    await page.evaluate("rooms.carol.typing()")
+    await page.wait_for_function(
+        "seen({user: 'alice', type: 'typing', from: 'carol', typing: true})"
+    )
+    await page.wait_for_function(
+        "seen({user: 'alice', type: 'typing', from: 'carol', typing: false})", timeout=10_000
+    )
+
+    # Bob chatted here: once gone, he is an offline member, with when he was last seen.
+    await page.evaluate("rooms.bob.leave()")
+    await page.wait_for_function(
+        "seen({user: 'alice', type: 'presence', from: 'bob', status: 'offline'})"
+    )
+    offline = await page.evaluate("rooms.alice.offline")
+    assert [entry["userId"] for entry in offline] == ["bob"]
+    assert offline[0]["lastSeen"] > 0
+    await page.evaluate("enter('dave')")
+    assert await page.evaluate("rooms.dave.offline.map((e) => e.userId)") == ["bob"]

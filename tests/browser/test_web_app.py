@@ -100,7 +100,27 @@ async def test_three_way_call_chat_screen_share_and_leaving(browser: Browser) ->
             await pages["ada"].wait_for_selector(
                 f'.person[data-user="{other}"] .presence[data-status="online"]', timeout=WAIT
             )
+        # A status chosen in the people list shows on the others' dots.
+        await pages["bob"].click("#tab-people")
+        await pages["bob"].select_option("#status-select", "away")
+        await pages["ada"].wait_for_selector(
+            '.person[data-user="bob"] .presence[data-status="away"]', timeout=WAIT
+        )
         await pages["ada"].click("#tab-chat")
+        await pages["bob"].click("#tab-chat")
+
+        # Typing shows under the others' chat, and ends with the message.
+        await pages["cy"].fill("#chat-input", "on my w")
+        await pages["cy"].type("#chat-input", "a")
+        await pages["ada"].wait_for_function(
+            "document.getElementById('typing').textContent === 'cy is typing…'", timeout=WAIT
+        )
+        await pages["cy"].type("#chat-input", "y")
+        await pages["cy"].press("#chat-input", "Enter")
+        await pages["ada"].wait_for_function(shown("cy", "on my way"), timeout=WAIT)
+        await pages["ada"].wait_for_function(
+            "document.getElementById('typing').textContent === ''", timeout=WAIT
+        )
 
         # Muting shows on the others' tiles.
         await pages["bob"].click("#toggle-mic")
@@ -128,7 +148,10 @@ async def test_three_way_call_chat_screen_share_and_leaving(browser: Browser) ->
         await pages["cy"].close()
         for name in ("ada", "bob"):
             await pages[name].wait_for_selector(tile("cy"), state="detached", timeout=WAIT)
-            await pages[name].wait_for_selector('.person[data-user="cy"]', state="detached")
+            await pages[name].wait_for_selector('#people .person[data-user="cy"]', state="detached")
+            # cy chatted here, so cy is listed as gone, with when last seen.
+            gone = '#offline-people .person[data-user="cy"] .presence[data-status="offline"]'
+            await pages[name].wait_for_selector(gone, state="attached", timeout=WAIT)
             assert await pages[name].locator(".tile").count() == 2
         for page in (pages["ada"], pages["bob"]):
             await page.close()

@@ -354,6 +354,7 @@ function startCall(room) {
     addPerson(participant.userId);
     addTile(participant.userId, "camera");
     updateParticipant(participant);
+    renderOffline(room);
     if (room.state === "open" && state.initialized) systemMessage(`${participant.displayName} joined`);
   });
   on("participant-left", ({ participant }) => {
@@ -377,7 +378,11 @@ function startCall(room) {
   on("chat", (entry) => chatMessage(entry));
   on("chat-status", ({ entry }) => onChatStatus(entry));
   on("typing", ({ userId, typing }) => setTyping(userId, typing));
-  on("presence", ({ participant }) => updateParticipant(participant));
+  on("presence", ({ participant, userId, status }) => {
+    if (participant) updateParticipant(participant);
+    else if (userId === room.userId) updateLocalMedia();
+    if (status === "offline") renderOffline(room);
+  });
   on("file-offer", ({ transfer }) => fileCard(transfer));
   on("connection-state", ({ state: connection, reason }) => showConnection(connection, reason));
   on("reconnecting", ({ attempt, delayMs }) => showReconnectAttempt(attempt, delayMs));
@@ -390,6 +395,7 @@ function startCall(room) {
     addTile(participant.userId, "camera");
     updateParticipant(participant);
   }
+  renderOffline(room);
   state.initialized = true;
   showConnection(room.state);
   startSpeakerLoop();
@@ -539,7 +545,8 @@ function updateLocalMedia() {
   setPressed("toggle-mic", media.audio, media.audio ? "Turn off microphone" : "Turn on microphone");
   setPressed("toggle-camera", media.video, media.video ? "Turn off camera" : "Turn on camera");
   setPressed("toggle-screen", media.screen, media.screen ? "Stop sharing screen" : "Share screen");
-  updatePerson({ userId: room.userId, media, connectionState: "connected", status: "online", local: true });
+  updatePerson({ userId: room.userId, media, connectionState: "connected", status: room.status, local: true });
+  $("status-select").value = room.status;
 }
 
 function setPressed(id, pressed, title) {
@@ -664,6 +671,39 @@ function updatePerson(participant) {
     `microphone ${participant.media?.audio ? "on" : "off"}, camera ${participant.media?.video ? "on" : "off"}`,
   );
   media.setAttribute("role", "img");
+}
+
+// Who chatted here and is gone, with when they were last seen.
+function renderOffline(room) {
+  const here = new Set([room.userId, ...room.participants.keys()]);
+  const gone = room.offline.filter((entry) => !here.has(entry.userId));
+  $("offline-heading").hidden = $("offline-people").hidden = gone.length === 0;
+  $("offline-people").replaceChildren(
+    ...gone.map(({ userId, lastSeen }) =>
+      el(
+        "li",
+        { class: "person", dataset: { user: userId, offline: "true" } },
+        el(
+          "span",
+          { class: "avatar-wrap" },
+          avatar(userId),
+          el("span", { class: "presence", dataset: { status: "offline" }, role: "img", "aria-label": "offline" }),
+        ),
+        el(
+          "span",
+          { class: "person-text" },
+          el("span", { class: "person-name" }, userId),
+          el("span", { class: "person-state" }, lastSeen ? `last seen ${formatLastSeen(lastSeen)}` : "offline"),
+        ),
+      ),
+    ),
+  );
+}
+
+function formatLastSeen(ts) {
+  const date = new Date(ts);
+  const today = new Date().toDateString() === date.toDateString();
+  return today ? `at ${formatTime(ts)}` : date.toLocaleDateString([], { month: "short", day: "numeric" });
 }
 
 function updateCounts() {
@@ -1080,6 +1120,19 @@ function setupCallScreen() {
   $("chat-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sendChat();
+  });
+
+  $("status-select").addEventListener("change", async (event) => {
+    const room = state.room;
+    if (!room) return;
+    const status = event.target.value;
+    try {
+      await room.setStatus(status);
+    } catch (error) {
+      event.target.value = room.status;
+      if (error.code === "unknown-type") $("status-row").hidden = true; // the server has no presence
+      else toast(`Your status could not be changed: ${error.message}`);
+    }
   });
 
   $("file-input").addEventListener("change", (event) => {

@@ -30,6 +30,8 @@ export const DEFAULTS = Object.freeze({
   nativeHashMaxBytes: 256 * 1024 * 1024, // files up to this size are hashed by WebCrypto, whole
   progressIntervalMs: 100, // at most one progress event per transfer in this time
   typingIdleMs: 3000, // "typing" ends by itself this long after the last keystroke
+  typingRenewMs: 2500, // while typing goes on, `active: true` is sent again this often
+  typingExpireMs: 6000, // someone else's typing not renewed for this long is taken as stopped
   maxChatLength: 16000, // longer messages are refused before sending (the server's max_chat_length)
   chatAckTimeoutMs: 10000, // a chat message with no `chat-ack` after this long is sent again
   historyPageSize: 50, // messages asked for by each `loadOlderChat()`
@@ -51,6 +53,7 @@ const CONTROL_LABEL = "hubbub-control";
 const RESERVED_PREFIX = "hubbub-";
 const OPTIONAL_REF = "optional:";
 const CHAT_REF = "chat:";
+const PRESENCE_STATUSES = ["online", "away", "busy"];
 // Refusals after which a chat message is sent again later; any other is final.
 const CHAT_RETRIED_ERRORS = ["store-unavailable", "rate-limited", "not-in-room"];
 
@@ -126,6 +129,7 @@ export class Emitter extends EventTarget {
  * @param {"all"|"relay"} [options.iceTransportPolicy="all"]  `relay` sends everything
  *   through TURN, so peers never learn each other's addresses
  * @param {boolean} [options.reconnect=true]  reconnect by itself when the connection drops
+ * @param {"online"|"away"|"busy"} [options.status="online"]  the presence status to join with
  * @param {object} [options.limits]  changes to {@link DEFAULTS}
  */
 export async function join(url, options = {}) {
@@ -179,7 +183,8 @@ function sleep(ms) {
  *   `stream-removed` `{participant, stream, kind}`, `track` `{participant, track, stream}`
  * - `chat` `{userId, message, mine, id?, seq?, ts?, missed?}`; `chat-status` `{entry}`
  *   when a message this side sent is stored (`sent`) or refused (`failed`)
- * - `presence` `{participant, status}`, `typing` `{userId, typing}`
+ * - `presence` `{participant, userId, status, lastSeen?}` (status `online`, `away`,
+ *   `busy`, or `offline` for a member who left), `typing` `{participant, userId, typing}`
  * - `file-offer` `{transfer}`: someone offers a file; call `transfer.accept()` or `reject()`
  * - `channel` `{channel}`: a peer opened an app data channel this side had not opened
  * - `connection-state` `{state, previous, reason}`: `connecting`, `open`, `reconnecting`, `closed`
@@ -216,6 +221,11 @@ export class Room extends Emitter {
     this._transfers = new Map(); // id -> FileTransfer
     this._typingTimer = null;
     this._typingSent = false;
+    this._typingSentAt = 0;
+    /** This side's presence status: `online`, `away` or `busy`. */
+    this.status = PRESENCE_STATUSES.includes(options.status) ? options.status : "online";
+    /** Members who chatted in the room and are not in it now: `{userId, lastSeen}`, latest first. */
+    this.offline = [];
     this._pingTimer = null;
     this._pongTimer = null;
     this._closing = false;
@@ -266,6 +276,8 @@ export class Room extends Emitter {
     const message = { type: "join-room", room: this.name };
     if (this.userId) message.userId = this.userId;
     if (token) message.token = token;
+    // A new connection starts `online`: a rejoin keeps what this side had set.
+    if (this.status !== "online") message.status = this.status;
     return message;
   }
 
@@ -406,6 +418,12 @@ export class Room extends Emitter {
       case "chat-ack":
         this._onChatAck(message);
         break;
+      case "presence":
+        this._onPresence(message);
+        break;
+      case "typing":
+        this._onTyping(message);
+        break;
       case "ice-servers":
         this._setServerIceServers(message.iceServers);
         break;
@@ -425,6 +443,11 @@ export class Room extends Emitter {
     this.grants = Array.isArray(message.grants) ? message.grants : null;
     if (message.iceServers) this._serverIceServers = message.iceServers;
     this._onJoinedHistory(message, rejoin);
+    if (Array.isArray(message.offline)) {
+      this.offline = message.offline
+        .filter((entry) => entry && typeof entry.userId === "string")
+        .map((entry) => ({ userId: entry.userId, lastSeen: entry.lastSeen ?? null }));
+    }
     // A fresh join (first, or after a drop) starts every peer connection anew: the
     // others saw this side leave and will offer again.
     const listed = new Map((message.participants ?? []).map((p) => [p.userId, p]));
@@ -460,6 +483,7 @@ export class Room extends Emitter {
     const participant = new Participant(this, message.userId, message.polite ?? false);
     participant._update(message);
     this.participants.set(message.userId, participant);
+    this.offline = this.offline.filter((entry) => entry.userId !== message.userId);
     this.emit("participant-joined", { participant });
     participant._startAsIncumbent();
   }
@@ -469,7 +493,7 @@ export class Room extends Emitter {
     if (!participant) return;
     this.participants.delete(userId);
     participant._closeLink();
-    participant.typing = false;
+    participant._setTyping(false, false);
     for (const transfer of [...this._transfers.values()]) {
       if (transfer.peer === participant) transfer._fail(`${userId} left`, "cancelled");
     }
@@ -667,7 +691,7 @@ export class Room extends Emitter {
       status: "pending",
     };
     this._outgoingChats.set(entry.clientId, entry);
-    this._sendTyping(false);
+    this._typingEndedByChat();
     this._transmitChat(entry);
     return entry;
   }
@@ -728,11 +752,7 @@ export class Room extends Emitter {
     const entry = normalizeChat(message);
     entry.mine = mine;
     if (typeof entry.seq === "number") this.chatSeq = Math.max(this.chatSeq, entry.seq);
-    const participant = this.participants.get(entry.userId);
-    if (participant?.typing) {
-      participant.typing = false;
-      this.emit("typing", { userId: entry.userId, typing: false, participant });
-    }
+    this.participants.get(entry.userId)?._setTyping(false);
     this.emit("chat", entry);
   }
 
@@ -810,20 +830,64 @@ export class Room extends Emitter {
   }
 
   /**
-   * Tell the room this side is typing. Call on every keystroke: the library sends at
-   * most one message per few seconds, and `typing: false` after a pause.
+   * Tell the room this side is typing. Call on every keystroke: the library sends
+   * `active: true` at most every `typingRenewMs` while typing goes on, and `active:
+   * false` after a pause of `typingIdleMs` (sending a chat message stops it too).
    */
   typing() {
     clearTimeout(this._typingTimer);
     this._typingTimer = setTimeout(() => this._sendTyping(false), this.limits.typingIdleMs);
-    if (!this._typingSent) this._sendTyping(true);
+    if (!this._typingSent || Date.now() - this._typingSentAt >= this.limits.typingRenewMs) {
+      this._sendTyping(true);
+    }
   }
 
-  _sendTyping(typing) {
-    if (!typing) clearTimeout(this._typingTimer);
-    if (this._typingSent === typing) return;
-    this._typingSent = typing;
-    this._sendOptional({ type: "typing", active: typing });
+  _sendTyping(active) {
+    if (!active) clearTimeout(this._typingTimer);
+    if (!active && !this._typingSent) return;
+    this._typingSent = active;
+    this._typingSentAt = Date.now();
+    this._sendOptional({ type: "typing", active });
+  }
+
+  // The server ends this side's typing when a chat message goes out.
+  _typingEndedByChat() {
+    clearTimeout(this._typingTimer);
+    this._typingSent = false;
+  }
+
+  _onTyping(message) {
+    const participant = this.participants.get(message.userId);
+    if (participant) participant._setTyping(Boolean(message.active));
+  }
+
+  /** Set this side's presence status (`online`, `away`, `busy`); the room sees it. */
+  async setStatus(status) {
+    if (!PRESENCE_STATUSES.includes(status)) {
+      throw new HubbubError("bad-options", `status is one of ${PRESENCE_STATUSES.join(", ")}`);
+    }
+    await this._request({ type: "presence", status }, ["presence"]);
+    this.status = status;
+    this.emit("presence", { participant: null, userId: this.userId, status });
+  }
+
+  _onPresence(message) {
+    if (typeof message.status !== "string" || typeof message.userId !== "string") return;
+    if (message.userId === this.userId) return; // the reply to setStatus
+    const participant = this.participants.get(message.userId) ?? null;
+    if (message.status === "offline") {
+      const lastSeen = message.lastSeen ?? null;
+      this.offline = [
+        { userId: message.userId, lastSeen },
+        ...this.offline.filter((entry) => entry.userId !== message.userId),
+      ];
+      this.emit("presence", { participant, userId: message.userId, status: "offline", lastSeen });
+      return;
+    }
+    if (!participant) return;
+    participant.status = message.status;
+    this.emit("presence", { participant, userId: message.userId, status: message.status });
+    this.emit("participant-updated", { participant });
   }
 
   // A message of a kind an older server may not know: the first `unknown-type` answer
@@ -1057,6 +1121,18 @@ export class Participant {
     this._streamKinds = {};
     this._link = null;
     this._firstOfferTimer = null;
+  }
+
+  // Typing shown until the member says it stopped, sends chat, leaves, or does not
+  // renew it for `typingExpireMs` (the server does not time typing out).
+  _setTyping(typing, announce = true) {
+    clearTimeout(this._typingExpiry);
+    if (typing) {
+      this._typingExpiry = setTimeout(() => this._setTyping(false), this.room.limits.typingExpireMs);
+    }
+    if (this.typing === typing) return;
+    this.typing = typing;
+    if (announce) this.room.emit("typing", { participant: this, userId: this.userId, typing });
   }
 
   _update(info) {
