@@ -209,6 +209,11 @@ class ServerSettings:
         "Chat messages waiting to be written, over which new ones are refused with "
         "store-unavailable.",
     )
+    reconnect_spread: float = setting(
+        5.0,
+        "Seconds over which the clients of a server shutting down are told to come back "
+        "(each gets its own random delay in reconnect), so they do not all return at once.",
+    )
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -234,7 +239,7 @@ class ServerSettings:
             ("postgresql://", "postgres://")
         ):
             raise SettingsError("database_url: only postgresql:// URLs are supported")
-        for name in ("history_on_join", "offline_on_join", "store_batch_delay"):
+        for name in ("history_on_join", "offline_on_join", "store_batch_delay", "reconnect_spread"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
         for name in (

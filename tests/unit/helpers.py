@@ -17,23 +17,52 @@ from hubbub.store import Notification, RoomState, StoredChat, assign_sequence
 
 
 class RecordingOutbox:
+    """Records what each session's client would get, as the adapter numbers it.
+
+    ``sent`` holds the messages without their ``n`` (what most tests compare);
+    ``wire`` holds what went out on a live link, ``n`` included, in order,
+    replays too. A detached session (no link) is numbered, nothing goes out.
+    """
+
     def __init__(self) -> None:
         self.sent: dict[str, list[dict[str, Any]]] = {}
+        self.wire: dict[Any, list[dict[str, Any]]] = {}
+        """link -> every message written to it, with its ``n``."""
         self.closed: dict[str, tuple[int, str]] = {}
+        self.closed_links: dict[Any, int] = {}
         self.broadcasts = 0
+        self.on_moved: Any = None
+
+    def _out(self, session: Session, n: int | None, payload: bytes) -> None:
+        message = json.loads(payload)
+        if session.link is None:
+            return
+        self.sent.setdefault(session.session_id, []).append(message)
+        self.wire.setdefault(session.link, []).append(message if n is None else {"n": n, **message})
 
     def send(self, session: Session, payload: bytes) -> None:
-        self.sent.setdefault(session.session_id, []).append(json.loads(payload))
+        self._out(session, session.number(payload), payload)
+
+    def send_unnumbered(self, session: Session, payload: bytes) -> None:
+        self._out(session, None, payload)
+
+    def replay(self, session: Session, first_n: int, payloads: list[bytes]) -> None:
+        for n, payload in enumerate(payloads, first_n):
+            self._out(session, n, payload)
+
+    def moved(self, link: Any, session: Session) -> None:
+        if self.on_moved is not None:
+            self.on_moved(link, session)
 
     def broadcast(self, sessions: Iterable[Session], payload: bytes, exclude: str | None) -> None:
         self.broadcasts += 1
-        message = json.loads(payload)
         for session in sessions:
             if session.session_id != exclude:
-                self.sent.setdefault(session.session_id, []).append(message)
+                self._out(session, session.number(payload), payload)
 
     def close(self, session: Session, code: CloseCode, reason: str) -> None:
         self.closed[session.session_id] = (int(code), reason)
+        self.closed_links[session.link] = int(code)
 
 
 class MemoryStorage:
@@ -219,6 +248,22 @@ class Harness:
         )
         self.storage.hub = self.hub
         self.clients: dict[str, Session] = {}
+        self.outbox.on_moved = self._moved
+
+    def _moved(self, link: Any, session: Session) -> None:
+        self.clients[link] = session
+
+    def lose(self, name: str) -> None:
+        """The client's connection is lost: no close frame."""
+        self.hub.disconnect(self.clients[name], lost=True)
+
+    def hang_up(self, name: str) -> None:
+        """The client closes its connection with a close frame."""
+        self.hub.disconnect(self.clients[name])
+
+    def wire(self, name: str) -> list[dict[str, Any]]:
+        """Pop what went out on this client's connection, ``n`` included."""
+        return self.outbox.wire.pop(name, [])
 
     def answer(self) -> int:
         return self.storage.answer()

@@ -230,6 +230,7 @@ def test_open_mode_messages_are_unchanged() -> None:
         "participants": [{"userId": "alice", "polite": True, "status": "online"}],
         "history": [],
         "lastSeq": 0,
+        "resumeToken": joined["resumeToken"],
     }
     assert h.take("a") == [
         {"type": "user-joined", "userId": "bob", "polite": False, "status": "online"}

@@ -33,6 +33,7 @@ class TestJoin:
             "participants": [],
             "history": [],
             "lastSeq": 0,
+            "resumeToken": joined["resumeToken"],
         }
 
     def test_newcomer_gets_participants_in_join_order_and_others_get_user_joined(

@@ -9,7 +9,9 @@ session that may sit on another node). Time comes from an injected clock.
 from __future__ import annotations
 
 import heapq
+import hmac
 import logging
+import random
 import re
 import secrets
 import time
@@ -40,11 +42,11 @@ from hubbub.core.events import CallEvent, HubObserver, NoObserver
 from hubbub.core.limits import Limits
 from hubbub.core.outbox import Outbox
 from hubbub.core.rooms import Room, RoomRegistry
-from hubbub.core.session import Session, TokenBucket
+from hubbub.core.session import LinkState, Session, TokenBucket
 from hubbub.core.storage import PendingChat, Storage
 from hubbub.core.users import UserRegistry
 from hubbub.protocol import codec
-from hubbub.protocol.errors import CloseCode, ErrorCode, ProtocolError
+from hubbub.protocol.errors import CloseCode, ErrorCode, ProtocolError, ResumeFailure
 from hubbub.protocol.messages import (
     OFFLINE,
     ONLINE,
@@ -85,11 +87,15 @@ from hubbub.protocol.messages import (
     Outgoing,
     Participant,
     ParticipantRemoved,
+    ParticipantUpdated,
     Ping,
     Pong,
     PresenceUpdate,
+    Reconnect,
     Ref,
     RemoveParticipant,
+    Resume,
+    Resumed,
     RoomBroadcast,
     RoomEnded,
     RoomJoined,
@@ -137,6 +143,7 @@ class Hub:
         ice_servers: IceServerConfig | None = None,
         observer: HubObserver | None = None,
         new_call_id: Callable[[], str] = _new_id,
+        rng: random.Random | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.admission = admission or Admission()
@@ -152,6 +159,9 @@ class Hub:
         self.calls = CallRegistry()
         self.observer: HubObserver = observer if observer is not None else NoObserver()
         self._new_call_id = new_call_id
+        self.detached: dict[str, Session] = {}
+        """The sessions whose connection was lost, waiting for a resume."""
+        self._random = rng or random.Random()
         self._outbox = outbox
         self._storage = storage
         self._broker: Broker = broker if broker is not None else MemoryBroker()
@@ -178,6 +188,7 @@ class Hub:
             CallDecline: self._on_call_decline,
             CallCancel: self._on_call_cancel,
             CallEnd: self._on_call_end,
+            Resume: self._on_resume,
         }
 
     # -- what the adapter calls ---------------------------------------------
@@ -190,7 +201,14 @@ class Hub:
         while session_id in self.sessions:  # pragma: no cover - 96 random bits
             session_id = self._new_session_id()
         budget = TokenBucket(limits.message_rate, limits.message_burst, self._clock())
-        session = self.sessions[session_id] = Session(session_id, link, budget, identity)
+        session = self.sessions[session_id] = Session(
+            session_id,
+            link,
+            budget,
+            identity,
+            replay_max_messages=limits.resume_buffer_messages,
+            replay_max_bytes=limits.resume_buffer_bytes,
+        )
         if identity is not None and identity.user_id is not None:
             self._address(session, identity.user_id)
         return session
@@ -245,15 +263,57 @@ class Hub:
             ProtocolError(ErrorCode.BINARY_NOT_SUPPORTED, "hubbub speaks JSON in text frames"),
         )
 
-    def disconnect(self, session: Session) -> None:
-        """The connection is gone (closed by either side, or lost)."""
+    def disconnect(self, session: Session, *, lost: bool = False) -> None:
+        """The connection is gone: closed by either side, or ``lost`` (no close
+        frame came: the network went, or the liveness check gave up on it).
+
+        A lost session in a room keeps its place for ``resume_grace`` seconds,
+        waiting for its client to ``resume`` it; any other ends now.
+        """
         if session.closed:
             return
-        session.closing = session.closed = True
-        session.held = None
-        self._unaddress(session)
-        self._leave(session)
-        self.sessions.pop(session.session_id, None)
+        if (
+            lost
+            and not session.closing
+            and session.room is not None
+            and session.joining is None
+            and session.state is LinkState.CONNECTED
+        ):
+            self._detach(session)
+            return
+        self._end(session)
+
+    def expire(self) -> int:
+        """End the detached sessions whose grace period is over, or that can no
+        longer be resumed (their replay buffer overran); the adapter calls this
+        about once a second. Returns how many ended."""
+        if not self.detached:
+            return 0
+        deadline = self._clock() - self.limits.resume_grace
+        over = [s for s in self.detached.values() if s.lost_at <= deadline or s.overrun]
+        for session in over:
+            log.info(
+                "event=resume-expired session=%s overrun=%s", session.session_id, session.overrun
+            )
+            self._end(session)
+        return len(over)
+
+    def stop_input(self) -> None:
+        """The server is shutting down: nothing more that clients send is handled."""
+        for session in self.sessions.values():
+            session.closing = True
+
+    def announce_restart(self, spread_ms: int) -> int:
+        """Tell every connected client to come back, each after its own delay of
+        up to ``spread_ms`` so that they do not all return at once."""
+        told = 0
+        for session in list(self.sessions.values()):
+            if session.state is not LinkState.CONNECTED or session.link is None:
+                continue
+            after = self._random.randint(0, max(0, spread_ms))
+            self._outbox.send(session, codec.encode(Reconnect(after_ms=after)))
+            told += 1
+        return told
 
     def close(self, session: Session, code: CloseCode, reason: str) -> None:
         """Close a session's connection; no more of its input is read."""
@@ -641,6 +701,7 @@ class Hub:
                 status=member.status,
                 name=member.identity.name if member.identity else None,
                 grants=_grant_names(member.identity),
+                connection="reconnecting" if member.state is LinkState.DETACHED else None,
             )
             for uid, member in room.members.items()
             if not member.hidden
@@ -669,6 +730,7 @@ class Hub:
             participants=participants,
             history=[_entry(m) for m in room.recent],
             last_seq=room.last_seq,
+            resume_token=session.resume_token,
             ref=ref,
             name=identity.name,
             grants=grants,
@@ -986,7 +1048,126 @@ class Hub:
         ):
             self._call_gone(call, CallMove.CALLEE_GONE, user_id)
 
+    def _on_resume(self, stub: Session, message: Resume) -> None:
+        """A new connection takes back a session: ``stub`` is the one it was given
+        at connect, dropped once the resume succeeds."""
+        ref = message.ref
+        if stub.room is not None or stub.joining is not None:
+            raise ProtocolError(
+                ErrorCode.ALREADY_IN_ROOM, "resume on a new connection, before joining", ref=ref
+            )
+        session = self.sessions.get(message.session_id)
+        if (
+            session is None
+            or session is stub
+            or session.closing
+            or session.room is None
+            or session.user_id is None
+            or not hmac.compare_digest(session.resume_token.encode(), message.resume_token.encode())
+        ):
+            raise ProtocolError(
+                ErrorCode.RESUME_FAILED,
+                "there is no such session to resume; join the room afresh",
+                ref=ref,
+                reason=ResumeFailure.UNKNOWN_SESSION,
+            )
+        shown = stub.identity
+        if shown is not None and shown.verified and shown.user_id != session.user_id:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "this connection's token is for another user", ref=ref
+            )
+        last_n = message.last_n
+        if last_n < 0 or last_n > session.last_n:
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE,
+                f"lastN must be between 0 and {session.last_n}, the last number sent",
+                ref=ref,
+            )
+        missed = session.held_after(last_n)
+        if missed is None:
+            # The client is told to start afresh, so its place must be free now.
+            log.info("event=resume-overrun session=%s last_n=%d", session.session_id, last_n)
+            self._leave(session)
+            self._close(session, CloseCode.RESUMED_ELSEWHERE, "the session could not be resumed")
+            raise ProtocolError(
+                ErrorCode.RESUME_FAILED,
+                "messages after lastN are no longer held; join the room afresh "
+                "and fetch the history",
+                ref=ref,
+                reason=ResumeFailure.OVERRUN,
+            )
+        room = session.room
+        user_id = session.user_id
+        old_link, new_link = session.link, stub.link
+        was = session.state
+        # This connection carries the session from now on; its own one is dropped.
+        self.sessions.pop(stub.session_id, None)
+        self._unaddress(stub)
+        stub.closing = stub.closed = True
+        stub.held = None
+        stub.move(LinkState.ENDED)
+        session.move(LinkState.CONNECTED)
+        session.link = new_link
+        session.dropped_in_a_row = 0
+        self.detached.pop(session.session_id, None)
+        self._outbox.moved(new_link, session)
+        if old_link is not None:
+            # Half-open: the client saw its connection fail before the server did.
+            stub.link = old_link
+            self._outbox.moved(old_link, stub)
+            self._outbox.close(stub, CloseCode.RESUMED_ELSEWHERE, "resumed on another connection")
+        log.info(
+            "event=resume session=%s from=%s replayed=%d takeover=%s",
+            session.session_id,
+            was.value,
+            len(missed),
+            old_link is not None,
+        )
+        resumed = Resumed(
+            session_id=session.session_id,
+            room=room.name,
+            user_id=user_id,
+            last_n=session.last_n,
+            ref=ref,
+        )
+        self._outbox.send_unnumbered(session, codec.encode(resumed))
+        if missed:
+            self._outbox.replay(session, last_n + 1, missed)
+        if was is LinkState.DETACHED and not session.hidden:
+            back = ParticipantUpdated(user_id=user_id, connection="connected")
+            self._publish_in_order(room, codec.encode(back), session.session_id)
+
     # -- helpers --------------------------------------------------------------
+
+    def _detach(self, session: Session) -> None:
+        """The connection was lost: keep the session's place, record what it is sent."""
+        session.move(LinkState.DETACHED)
+        session.link = None
+        session.lost_at = self._clock()
+        session.lost_n = session.last_n
+        self.detached[session.session_id] = session
+        room = session.room
+        log.info(
+            "event=lost session=%s room=%r user=%r n=%d",
+            session.session_id,
+            room.name if room else None,
+            session.user_id,
+            session.last_n,
+        )
+        if room is not None and session.user_id is not None and not session.hidden:
+            away = ParticipantUpdated(user_id=session.user_id, connection="reconnecting")
+            self._publish_in_order(room, codec.encode(away), session.session_id)
+
+    def _end(self, session: Session) -> None:
+        """The session is over: it leaves its room (announced) and is forgotten."""
+        session.closing = session.closed = True
+        session.held = None
+        if session.state is not LinkState.ENDED:
+            session.move(LinkState.ENDED)
+        self._unaddress(session)
+        self._leave(session)
+        self.sessions.pop(session.session_id, None)
+        self.detached.pop(session.session_id, None)
 
     def _leave(self, session: Session) -> None:
         user_id = session.user_id
@@ -1058,6 +1239,9 @@ class Hub:
 
     def _close(self, session: Session, code: CloseCode, reason: str) -> None:
         session.closing = True
+        if session.state is LinkState.DETACHED:
+            self._end(session)  # no connection to close: it is over at once
+            return
         self._outbox.close(session, code, reason)
 
     def _ice_servers_for(self, session: Session) -> tuple[list[IceServer], int | None]:
@@ -1113,7 +1297,10 @@ class Hub:
     def _send_error(self, session: Session, error: ProtocolError) -> None:
         self.counters.errors[error.code] += 1
         self._outbox.send(
-            session, codec.encode(Error(code=error.code, message=error.message, ref=error.ref))
+            session,
+            codec.encode(
+                Error(code=error.code, message=error.message, ref=error.ref, reason=error.reason)
+            ),
         )
         if error.close_code is not None:
             session.closing = True

@@ -98,6 +98,22 @@ class Limits:
         20.0, "Seconds the server waits for any frame after a ping before dropping the client."
     )
 
+    resume_grace: float = _limit(
+        30.0,
+        "Seconds a session whose connection was lost without a close frame keeps its "
+        "place in the room, waiting for its client to resume it; then it leaves.",
+    )
+    resume_buffer_messages: int = _limit(
+        256,
+        "Most recent messages kept per session for a resume to replay; a client that "
+        "missed more joins afresh.",
+    )
+    resume_buffer_bytes: int = _limit(
+        256 * 1024,
+        "Most bytes of recent messages kept per session for a resume to replay (the "
+        "bytes are shared with the other recipients of a broadcast).",
+    )
+
     def __post_init__(self) -> None:
         for limit in fields(self):
             value = getattr(self, limit.name)

@@ -3,6 +3,13 @@
 The core never writes to a socket. It hands encoded messages to an outbox, which
 the adapter implements by framing them and writing the same bytes to every
 recipient's transport; tests implement it by recording.
+
+Every message an outbox queues to a session is numbered by it, in the order
+queued: ``n = session.number(payload)`` (which also keeps the payload for a
+replay), and the client gets the payload with ``"n":N`` added as its first field,
+``{"n":N,`` + ``payload[1:]``: the payload itself is encoded once, whatever the
+number of recipients. A session with no link (detached: its connection was lost)
+is numbered all the same; nothing is written.
 """
 
 from __future__ import annotations
@@ -23,3 +30,13 @@ class Outbox(Protocol):
 
     def close(self, session: Session, code: CloseCode, reason: str) -> None:
         """Close the session's connection; the adapter then reports the disconnect."""
+
+    def send_unnumbered(self, session: Session, payload: bytes) -> None:
+        """Queue a message about the connection itself (``resumed``): no ``n``, not kept."""
+
+    def replay(self, session: Session, first_n: int, payloads: list[bytes]) -> None:
+        """Queue messages sent before, again, numbered ``first_n``, ``first_n + 1``..."""
+
+    def moved(self, link: object, session: Session) -> None:
+        """The connection ``link`` now carries ``session`` (a resume): what comes in
+        on it is the session's, and its disconnect is reported for it."""

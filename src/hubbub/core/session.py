@@ -1,8 +1,25 @@
-"""One client connection as the core sees it, and its message budget."""
+"""One client session as the core sees it: its link, its message numbers and
+replay buffer, its message budget, and the state machine of its connection.
+
+The states of a session's connection, and every move between them::
+
+    CONNECTED --lost--> DETACHED --resumed--> CONNECTED
+        |                   |
+        +------ended--------+----ended------> ENDED
+
+``lost``: the connection went without a close frame while in a room; the session
+keeps its place for the grace period, and what is sent to it is only recorded.
+``resumed``: a new connection took the session back. ``ended``: a clean close, a
+leave at close, the grace period over, or the server closing it. ``CONNECTED``
+also moves to ``CONNECTED`` (a resume from another connection while the old one
+still looks alive); any other move is an :class:`IllegalTransition`.
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,11 +51,39 @@ class TokenBucket:
         return False
 
 
+class LinkState(Enum):
+    CONNECTED = "connected"
+    DETACHED = "detached"
+    ENDED = "ended"
+
+
+_MOVES: dict[tuple[LinkState, LinkState], str] = {
+    (LinkState.CONNECTED, LinkState.DETACHED): "lost",
+    (LinkState.CONNECTED, LinkState.CONNECTED): "resumed",
+    (LinkState.DETACHED, LinkState.CONNECTED): "resumed",
+    (LinkState.CONNECTED, LinkState.ENDED): "ended",
+    (LinkState.DETACHED, LinkState.ENDED): "ended",
+}
+"""Every legal move of a session's connection state, and its name."""
+
+
+class IllegalTransition(Exception):
+    """A move the connection state machine does not have (a bug in the caller)."""
+
+
 class Session:
-    """A connected client: who it is, where it is, how fast it may talk.
+    """A client session: who it is, where it is, how fast it may talk, and every
+    message sent to it lately, numbered.
 
     ``link`` belongs to the server adapter (its connection object); the core only
-    hands it back through the outbox.
+    hands it back through the outbox. It is ``None`` while the session is
+    detached (its connection lost, waiting for a resume).
+
+    Every message sent in the session gets the next number ``n`` (1, 2, 3...) from
+    :meth:`number`, which also keeps it in the replay buffer: the last
+    ``replay_max_messages`` messages, fewer when they hold more than
+    ``replay_max_bytes``. The buffer holds the very bytes objects that were sent
+    (shared with the other recipients of a broadcast), never copies.
     """
 
     __slots__ = (
@@ -53,10 +98,18 @@ class Session:
         "ice_refresh_at",
         "identity",
         "joining",
+        "last_n",
         "link",
+        "lost_at",
+        "lost_n",
         "presence_budget",
+        "replay",
+        "replay_bytes",
+        "replay_max_bytes",
+        "resume_token",
         "room",
         "session_id",
+        "state",
         "status",
         "typing",
         "typing_budget",
@@ -64,9 +117,28 @@ class Session:
     )
 
     def __init__(
-        self, session_id: str, link: Any, budget: TokenBucket, identity: Identity | None = None
+        self,
+        session_id: str,
+        link: Any,
+        budget: TokenBucket,
+        identity: Identity | None = None,
+        *,
+        replay_max_messages: int = 256,
+        replay_max_bytes: int = 256 * 1024,
     ) -> None:
         self.session_id = session_id
+        self.resume_token = secrets.token_urlsafe(18)
+        """The secret that takes the session back (``resume``); only its client has it."""
+        self.state = LinkState.CONNECTED
+        self.last_n = 0
+        """The number of the last message sent in the session."""
+        self.replay: deque[bytes] = deque(maxlen=replay_max_messages)
+        """The last messages sent, oldest first: numbers ``last_n - len + 1`` to ``last_n``."""
+        self.replay_bytes = 0
+        self.replay_max_bytes = replay_max_bytes
+        self.lost_at = 0.0
+        self.lost_n = 0
+        """While detached: when the connection was lost, and the last number sent then."""
         self.user_id: str | None = None
         self.room: Room | None = None
         self.identity = identity
@@ -98,6 +170,52 @@ class Session:
         self.presence_budget: TokenBucket | None = None
         """Made on first use: most connections never type or change status."""
 
+    def number(self, payload: bytes) -> int:
+        """Give ``payload`` the session's next message number and keep it for replay."""
+        replay = self.replay
+        size = self.replay_bytes + len(payload)
+        if len(replay) == replay.maxlen:
+            size -= len(replay[0])  # append() drops it
+        replay.append(payload)
+        if size > self.replay_max_bytes:
+            while size > self.replay_max_bytes and len(replay) > 1:
+                size -= len(replay.popleft())
+        self.replay_bytes = size
+        n = self.last_n + 1
+        self.last_n = n
+        return n
+
+    @property
+    def first_held(self) -> int:
+        """The number of the oldest message still in the replay buffer."""
+        return self.last_n - len(self.replay) + 1
+
+    def held_after(self, last_n: int) -> list[bytes] | None:
+        """Every message numbered after ``last_n``, oldest first; ``None`` if some
+        of them are no longer held."""
+        if last_n + 1 < self.first_held:
+            return None
+        replay = self.replay
+        skip = last_n + 1 - self.first_held
+        return [replay[i] for i in range(skip, len(replay))]
+
+    @property
+    def overrun(self) -> bool:
+        """Detached, and a message sent since the connection was lost is gone
+        from the buffer: a resume can no longer give back everything."""
+        return self.state is LinkState.DETACHED and self.first_held > self.lost_n + 1
+
+    def move(self, to: LinkState) -> str:
+        """Move the connection state machine; returns the move's name."""
+        name = _MOVES.get((self.state, to))
+        if name is None:
+            raise IllegalTransition(f"{self.state.value} -> {to.value}")
+        self.state = to
+        return name
+
     def __repr__(self) -> str:
         room = self.room.name if self.room else None
-        return f"<Session {self.session_id} user={self.user_id!r} room={room!r}>"
+        return (
+            f"<Session {self.session_id} user={self.user_id!r} room={room!r} "
+            f"{self.state.value} n={self.last_n}>"
+        )

@@ -76,6 +76,10 @@ class ErrorCode(StrEnum):
     """``call-accept``, ``call-decline`` or ``call-cancel`` once the call was answered."""
     CALL_NOT_ACTIVE = "call-not-active"
     """``call-end`` for a call that has not been answered yet."""
+    RESUME_FAILED = "resume-failed"
+    """``resume`` cannot give back every message after ``lastN``: the session is
+    unknown or over (``reason: unknown-session``), or messages the client missed are
+    no longer held (``reason: overrun``). Join afresh and fetch the history."""
 
 
 class CloseCode(IntEnum):
@@ -101,6 +105,20 @@ class CloseCode(IntEnum):
     REPLACED = 4009
     """The same identity joined the room again, from another connection; the
     newer one has the place. Do not reconnect automatically."""
+    RESUMED_ELSEWHERE = 4010
+    """The session was resumed from another connection, which has it now. Do not
+    reconnect automatically."""
+
+
+class ResumeFailure(StrEnum):
+    """The ``reason`` of a ``resume-failed`` error."""
+
+    UNKNOWN_SESSION = "unknown-session"
+    """No session has this id and token: it never did, it ended (left, closed,
+    grace period over), or the server restarted."""
+    OVERRUN = "overrun"
+    """The session is gone too: messages sent after ``lastN`` no longer fit in
+    its replay buffer."""
 
 
 class ProtocolError(Exception):
@@ -117,9 +135,11 @@ class ProtocolError(Exception):
         *,
         ref: str | int | None = None,
         close_code: CloseCode | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.ref = ref
         self.close_code = close_code
+        self.reason = reason

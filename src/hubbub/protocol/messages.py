@@ -110,6 +110,15 @@ class CallEnd(Incoming, tag="call-end", frozen=True):
     call_id: str
 
 
+class Resume(Incoming, tag="resume", frozen=True):
+    """Take back a session whose connection was lost, from message ``last_n`` on."""
+
+    session_id: str
+    resume_token: str
+    last_n: int
+    """The ``n`` of the last message the client received in that session (0: none)."""
+
+
 _INCOMING = (
     JoinRoom,
     LeaveRoom,
@@ -128,6 +137,7 @@ _INCOMING = (
     CallDecline,
     CallCancel,
     CallEnd,
+    Resume,
 )
 IncomingMessage = (
     JoinRoom
@@ -147,6 +157,7 @@ IncomingMessage = (
     | CallDecline
     | CallCancel
     | CallEnd
+    | Resume
 )
 
 ONLINE = "online"
@@ -182,6 +193,8 @@ class Participant(msgspec.Struct, rename="camel", omit_defaults=True):
     """The display name from the member's token."""
     grants: list[str] | None = None
     """What the member's token grants; absent for members without a token."""
+    connection: str | None = None
+    """``reconnecting`` while the member's connection is lost and may come back."""
 
 
 class IceServer(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -220,6 +233,8 @@ class RoomJoined(Outgoing, tag="room-joined"):
     """The room's last messages, oldest first."""
     last_seq: int
     """The room's last chat sequence number (0: none yet)."""
+    resume_token: str
+    """The secret that takes this session back after a lost connection (``resume``)."""
     ref: Ref | None = None
     name: str | None = None
     grants: list[str] | None = None
@@ -417,3 +432,31 @@ class Error(Outgoing, tag="error"):
     code: str
     message: str
     ref: Ref | None = None
+    reason: str | None = None
+    """For some codes (``resume-failed``), which case it was, for programs."""
+
+
+class Resumed(Outgoing, tag="resumed"):
+    """The session is back on this connection; the messages it missed follow."""
+
+    session_id: str
+    room: str
+    user_id: str
+    last_n: int
+    """The ``n`` of the last message sent in the session so far: those after the
+    client's ``lastN``, up to this one, are replayed next."""
+    ref: Ref | None = None
+
+
+class ParticipantUpdated(Outgoing, tag="participant-updated"):
+    """A member's connection was lost (it may come back) or is back."""
+
+    user_id: str
+    connection: str
+    """``reconnecting`` or ``connected``."""
+
+
+class Reconnect(Outgoing, tag="reconnect"):
+    """The server is going away: connect again after ``after_ms`` milliseconds."""
+
+    after_ms: int

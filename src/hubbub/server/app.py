@@ -46,6 +46,10 @@ STATIC_DIR = Path(str(resources.files("hubbub") / "web" / "static"))
 CLOSE_TIMEOUT = 2.0
 """Seconds the server waits for a client's answer to its close frame."""
 
+SHUTDOWN_STORE_WAIT = 1.0
+"""Seconds a shutdown waits for the chat already accepted to be stored before it
+tells the clients to go (what is left is still written before the store closes)."""
+
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -178,13 +182,16 @@ class HubServer:
                         break
             finally:
                 self.connections.discard(connection)
-                hub.disconnect(session)
+                # A resume may have given this connection another session.
+                session = connection.session
+                hub.disconnect(session, lost=not connection.close_received)
                 log.info(
-                    "event=disconnect session=%s remote=%s code=%s seconds=%.1f",
+                    "event=disconnect session=%s remote=%s code=%s seconds=%.1f lost=%s",
                     session.session_id,
                     remote,
                     ws.close_code,
                     time.monotonic() - connection.opened_at,
+                    not connection.close_received,
                 )
             return ws
         finally:
@@ -215,6 +222,7 @@ class HubServer:
             self.metrics.event_loop_lag = max(0.0, loop.time() - due)
             self.hub.refresh_ice_servers()
             self.hub.expire_calls()
+            self.hub.expire()
             now = time.monotonic()
             # In token mode a connection that has proven nothing holds a slot
             # only for a while: unauthenticated sockets cannot pile up.
@@ -278,19 +286,29 @@ class HubServer:
             await self.webhooks.stop()
 
     async def shutdown(self, app: web.Application) -> None:
-        """Close every connection with 1001 (going away)."""
+        """Stop reading, store what was accepted, tell every client when to come
+        back (``reconnect``), then close every connection with 1001 (going away)."""
         self._shutting_down = True
-        self.outbox.flush()  # what was sent before the shutdown goes before the close
         if self._liveness is not None:
             self._liveness.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._liveness
+        hub = self.hub
+        hub.stop_input()
+        # Chat already accepted is stored, relayed and acknowledged before the close.
+        try:
+            async with asyncio.timeout(SHUTDOWN_STORE_WAIT):
+                await self.storage.writer.drain()
+        except TimeoutError:
+            log.warning("event=shutdown-store-slow pending=%d", len(self.storage.writer))
+        told = hub.announce_restart(int(self.settings.reconnect_spread * 1000))
+        self.outbox.flush()  # what was sent before the shutdown goes before the close
         closing = [
             connection.ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down")
             for connection in list(self.connections)
         ]
         if closing:
-            log.info("event=shutdown connections=%d", len(closing))
+            log.info("event=shutdown connections=%d told=%d", len(closing), told)
             await asyncio.gather(*closing, return_exceptions=True)
 
 

@@ -1,7 +1,10 @@
 """Connections as the server adapter holds them, and the outbox that writes to them.
 
-A message is framed once and the same bytes go to every recipient, with no task
-and no ``await`` per recipient. Frames are corked: what one turn of the event loop
+A message is encoded once and the same bytes go to every recipient, with no task
+and no ``await`` per recipient. Each recipient's frame is three pieces: a header
+and ``{"n":N,`` made for it (a few bytes), and the shared payload after its ``{``,
+written as a view of the same bytes (``writelines``: no copy of the payload per
+recipient). Frames are corked: what one turn of the event loop
 sends to a connection is written to its transport once, at the end of that turn,
 so a client that gets several messages at once costs one ``send`` system call
 rather than one per message (the syscall is most of what a relayed message costs).
@@ -25,7 +28,7 @@ from aiohttp.http_parser import HttpRequestParser
 
 from hubbub.core.session import Session
 from hubbub.protocol.errors import CloseCode
-from hubbub.server.frames import close_frame, pong_frame, text_frame
+from hubbub.server.frames import close_frame, numbered_frame_head, pong_frame, text_frame
 
 if TYPE_CHECKING:
     from aiohttp import WSMessage
@@ -46,6 +49,7 @@ class Connection:
 
     __slots__ = (
         "__weakref__",
+        "close_received",
         "close_task",
         "hub",
         "last_heard",
@@ -69,6 +73,8 @@ class Connection:
         self.opened_at = 0.0
         self.pinged_at: float | None = None
         self.close_task: asyncio.Task[bool] | None = None
+        self.close_received = False
+        """The client sent a close frame: a clean close, not a lost connection."""
 
     def on_message(self, message: WSMessage) -> bool:
         """Hand one received message to the hub; False: the connection is over
@@ -88,6 +94,8 @@ class Connection:
         elif kind is WSMsgType.BINARY:
             self.hub.receive_binary(session)
         else:  # CLOSE, CLOSING, CLOSED, ERROR
+            if kind is WSMsgType.CLOSE:
+                self.close_received = True
             return False
         return True
 
@@ -213,8 +221,8 @@ class TransportOutbox:
         self._max_queue = max_send_queue_bytes
         self._loop = loop
         self._disconnect = disconnect
-        self._corked: dict[Connection, list[bytes]] = {}
-        """Frames written this turn of the loop, per connection, in order."""
+        self._corked: dict[Connection, list[bytes | memoryview]] = {}
+        """Pieces of the frames written this turn of the loop, per connection, in order."""
         self._flush_scheduled = False
         self.sent: dict[bytes, int] = {}
         """Messages queued to clients, each recipient counted, by ``type`` (as bytes)."""
@@ -224,37 +232,64 @@ class TransportOutbox:
         """Clients cut off for not reading (4008)."""
 
     def send(self, session: Session, payload: bytes) -> None:
-        connection: Connection = session.link
+        n = session.number(payload)
+        connection: Connection | None = session.link
+        if connection is None:  # detached: kept for a resume, nothing to write to
+            return
         transport = connection.transport
         if transport.is_closing():
             return
         if transport.get_write_buffer_size() > self._max_queue:
             self._shed(session, transport)
             return
-        self._cork(connection, text_frame(payload))
+        self._cork(connection, numbered_frame_head(n, len(payload)), memoryview(payload)[1:])
         kind = _type_of(payload)
         self.sent[kind] = self.sent.get(kind, 0) + 1
 
+    def send_unnumbered(self, session: Session, payload: bytes) -> None:
+        connection: Connection | None = session.link
+        if connection is None or connection.transport.is_closing():
+            return
+        self._cork(connection, text_frame(payload), None)
+
+    def replay(self, session: Session, first_n: int, payloads: list[bytes]) -> None:
+        connection: Connection | None = session.link
+        if connection is None or connection.transport.is_closing():
+            return
+        for n, payload in enumerate(payloads, first_n):
+            self._cork(connection, numbered_frame_head(n, len(payload)), memoryview(payload)[1:])
+
+    def moved(self, link: object, session: Session) -> None:
+        connection = link
+        if isinstance(connection, Connection):
+            connection.session = session
+
     def broadcast(self, sessions: Iterable[Session], payload: bytes, exclude: str | None) -> None:
-        frame = text_frame(payload)
+        tail = memoryview(payload)[1:]
+        size = len(payload)
         max_queue = self._max_queue
         corked = self._corked
         queued = 0
         for session in sessions:
             if session.session_id == exclude:
                 continue
-            connection: Connection = session.link
+            n = session.number(payload)
+            connection: Connection | None = session.link
+            if connection is None:
+                continue
             transport = connection.transport
             if transport.is_closing():
                 continue
             if transport.get_write_buffer_size() > max_queue:
                 self._shed(session, transport)
                 continue
+            head = numbered_frame_head(n, size)
             pending = corked.get(connection)
             if pending is None:
-                corked[connection] = [frame]
+                corked[connection] = [head, tail]
             else:
-                pending.append(frame)
+                pending.append(head)
+                pending.append(tail)
             queued += 1
         if queued:
             kind = _type_of(payload)
@@ -263,15 +298,17 @@ class TransportOutbox:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
 
-    def _cork(self, connection: Connection, frame: bytes) -> None:
+    def _cork(self, connection: Connection, head: bytes, tail: memoryview | None) -> None:
         pending = self._corked.get(connection)
         if pending is None:
-            self._corked[connection] = [frame]
+            self._corked[connection] = pending = [head]
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self.flush)
         else:
-            pending.append(frame)
+            pending.append(head)
+        if tail is not None:
+            pending.append(tail)
 
     def flush(self) -> None:
         """Write every corked frame: one write per connection."""
@@ -287,7 +324,9 @@ class TransportOutbox:
             _write(connection, frames)
 
     def close(self, session: Session, code: CloseCode, reason: str) -> None:
-        connection: Connection = session.link
+        connection: Connection | None = session.link
+        if connection is None:  # pragma: no cover - the hub ends detached sessions itself
+            return
         self.flush_connection(connection)  # what was sent before the close goes first
         if connection.close_task is None and not connection.ws.closed:
             self.closes[code] = self.closes.get(code, 0) + 1
@@ -341,10 +380,10 @@ def _type_of(payload: bytes) -> bytes:
     return payload[9 : payload.find(b'"', 9)]
 
 
-def _write(connection: Connection, frames: list[bytes]) -> None:
+def _write(connection: Connection, pieces: list[bytes | memoryview]) -> None:
     transport = connection.transport
     # Nothing may follow a close frame: once one is sent (ws.closed), or the
     # transport is going, what is left is dropped.
     if transport.is_closing() or connection.ws.closed:
         return
-    transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+    transport.writelines(pieces)

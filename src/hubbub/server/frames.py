@@ -28,6 +28,13 @@ def text_frame(payload: bytes) -> bytes:
     return _header(_TEXT, len(payload)) + payload
 
 
+def numbered_frame_head(n: int, payload_size: int) -> bytes:
+    """The start of a text frame carrying ``payload`` with ``"n":N`` put first:
+    the header and ``{"n":N,``; the frame goes on with ``payload[1:]``."""
+    prefix = b'{"n":%d,' % n
+    return _header(_TEXT, len(prefix) + payload_size - 1) + prefix
+
+
 def close_frame(code: int, reason: str = "") -> bytes:
     """A close frame; control frames carry at most 125 bytes (section 5.5)."""
     body = struct.pack("!H", code) + reason.encode()[:123]
