@@ -14,11 +14,19 @@ import contextlib
 import itertools
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
 FINAL_CLOSES = frozenset({4009, 4010})
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    """Until ``condition()`` holds; TimeoutError after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - what it waits for is spread over clients
+            await asyncio.sleep(0.05)
 
 
 class ResumingClient:
@@ -188,7 +196,8 @@ class ResumingClient:
             await self._handle(ws, message)
 
     async def _join(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        await ws.send_str(json.dumps({"type": "join-room", "room": self.room, "userId": self.user_id}))
+        join = json.dumps({"type": "join-room", "room": self.room, "userId": self.user_id})
+        await ws.send_str(join)
         while True:
             message = await self._next(ws)
             if message is None:
@@ -199,9 +208,7 @@ class ResumingClient:
             if message["type"] == "error" and message["code"] == "user-id-taken":
                 # Our old session still holds the name (grace period): wait and retry.
                 await asyncio.sleep(0.5)
-                await ws.send_str(
-                    json.dumps({"type": "join-room", "room": self.room, "userId": self.user_id})
-                )
+                await ws.send_str(join)
                 continue
             await self._handle(ws, message, numbered=True)
         self.fresh_joins += 1

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.faults.resuming import ResumingClient
+from tests.faults.resuming import ResumingClient, wait_for
 from tests.process import hubbub_serve
 from tests.wsclient import Client
 
@@ -23,12 +23,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def wait_for(condition: Any, timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
 
 
 async def whole_history(url: str, room: str) -> list[dict[str, Any]]:
@@ -93,6 +87,5 @@ async def test_kill_9_loses_no_acknowledged_message_and_doubles_none(tmp_path: P
         assert set(client.refused_resumes) <= {"unknown-session"}
         assert client.errors == []
     print(
-        f"acked before the kill={len(acked_before)} unacked={unacked_at_crash} "
-        f"stored={len(stored)}"
+        f"acked before the kill={len(acked_before)} unacked={unacked_at_crash} stored={len(stored)}"
     )

@@ -9,19 +9,13 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from tests.faults.resuming import CuttingProxy, ResumingClient
+from tests.faults.resuming import CuttingProxy, ResumingClient, wait_for
 from tests.process import hubbub_serve
 
 USERS = ["ana", "ben", "cai", "dev"]
 CHATS = 1000
 SIGNALS_PER_USER = 100
 LOOSE_LIMITS = ("--message-rate", "2000", "--message-burst", "2000")
-
-
-async def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
 
 
 async def test_random_cuts_lose_nothing_and_double_nothing() -> None:
@@ -70,7 +64,6 @@ async def test_random_cuts_lose_nothing_and_double_nothing() -> None:
                     for c in clients.values()
                 ),
                 120,
-                "all chat delivered",
             )
             await asyncio.sleep(1.0)  # let confirmations and late signals land
             for client in clients.values():
