@@ -14,7 +14,7 @@ import contextlib
 import itertools
 import json
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -27,6 +27,18 @@ async def wait_for(condition: Callable[[], bool], timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # noqa: ASYNC110 - what it waits for is spread over clients
             await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running(clients: Iterable[ResumingClient]) -> AsyncIterator[None]:
+    """Start the clients; stop every one of them on the way out, whatever happens."""
+    started = list(clients)
+    for client in started:
+        client.start()
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(client.stop() for client in started))
 
 
 class ResumingClient:
@@ -87,11 +99,17 @@ class ResumingClient:
 
     async def stop(self) -> None:
         self.stopping = True
+        task = self._task
+        if task is None:
+            return
         if self.ws is not None:
-            await self.ws.close()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await self.ws.close()
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
     async def send_chat(self, text: str) -> str:
         client_id = f"{self.user_id}-{next(self._chat_ids)}"
@@ -297,7 +315,10 @@ class ResumingClient:
             for target, k in self._ping_marks.pop(message.get("ref"), []):
                 self.signals_confirmed.setdefault(target, set()).add(k)
         elif kind == "reconnect":
+            # The server is going away: sessions do not outlive it, so come back
+            # as a new member after the delay it asked for.
             self.reconnect_after = message["afterMs"] / 1000
+            self.session_id = None
         elif kind == "error":
             self.errors.append(message)
 

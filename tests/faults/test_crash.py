@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.faults.resuming import ResumingClient, wait_for
+from tests.faults.resuming import ResumingClient, running, wait_for
 from tests.process import hubbub_serve
 from tests.wsclient import Client
 
@@ -51,9 +51,7 @@ async def test_kill_9_loses_no_acknowledged_message_and_doubles_none(tmp_path: P
 
     async with aiohttp.ClientSession() as http:
         clients = [ResumingClient(http, f"http://127.0.0.1:{port}", "storm", u) for u in USERS]
-        async with hubbub_serve(*args) as (_url, process):
-            for client in clients:
-                client.start()
+        async with running(clients), hubbub_serve(*args) as (_url, process):
             await wait_for(lambda: all(c.ready.is_set() for c in clients), 30)
             storms = [asyncio.create_task(storm(client)) for client in clients]
             await wait_for(lambda: sum(len(c.acked) for c in clients) >= 400, 60)
@@ -62,15 +60,12 @@ async def test_kill_9_loses_no_acknowledged_message_and_doubles_none(tmp_path: P
             acked_before = {cid: seq for c in clients for cid, seq in c.acked.items()}
             storming = False
             await asyncio.gather(*storms)
-        sent = sum(len(c.acked) + len(c.unacked) for c in clients)
-        unacked_at_crash = sent - len(acked_before)
-
-        async with hubbub_serve(*args) as (url, _process):
-            # The clients come back by themselves, join afresh, send the rest again.
-            await wait_for(lambda: all(not c.unacked and c.ready.is_set() for c in clients), 60)
-            stored = await whole_history(url, "storm")
-            for client in clients:
-                await client.stop()
+            sent = sum(len(c.acked) + len(c.unacked) for c in clients)
+            unacked_at_crash = sent - len(acked_before)
+            async with hubbub_serve(*args) as (url, _process):
+                # The clients come back by themselves, join afresh, send the rest again.
+                await wait_for(lambda: all(not c.unacked and c.ready.is_set() for c in clients), 60)
+                stored = await whole_history(url, "storm")
 
     seqs = [m["seq"] for m in stored]
     assert seqs == list(range(1, len(stored) + 1)), "a gap or a repeat in the numbers"

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from tests.faults.resuming import CuttingProxy, ResumingClient, wait_for
+from tests.faults.resuming import CuttingProxy, ResumingClient, running, wait_for
 from tests.process import hubbub_serve
 
 USERS = ["ana", "ben", "cai", "dev"]
@@ -26,50 +26,55 @@ async def test_random_cuts_lose_nothing_and_double_nothing() -> None:
         proxy_url = await proxy.start()
         async with aiohttp.ClientSession() as http:
             clients = {user: ResumingClient(http, proxy_url, "cuts", user) for user in USERS}
-            for client in clients.values():
-                client.start()
-            await wait_for(
-                lambda: all(c.ready.is_set() for c in clients.values()), 30, "everyone in"
-            )
-            # Everyone has seen everyone join before the storm starts.
-            await asyncio.sleep(0.5)
-
-            stop_cutting = asyncio.Event()
-
-            async def cutter() -> None:
-                while not stop_cutting.is_set():
-                    await asyncio.sleep(rng.uniform(0.02, 0.3))
-                    proxy.cut_one(rng)
-
-            async def talk(user: str, chats: int) -> None:
-                client = clients[user]
-                others = [u for u in USERS if u != user]
-                for i in range(chats):
-                    await client.send_chat(f"{user} says {i}")
-                    if i % (chats // SIGNALS_PER_USER or 1) == 0:
-                        await client.send_signal(rng.choice(others))
-                        await client.confirm()
-                    await asyncio.sleep(rng.uniform(0, 0.01))
-
-            cutting = asyncio.create_task(cutter())
-            await asyncio.gather(*(talk(user, CHATS // len(USERS)) for user in USERS))
-            stop_cutting.set()
-            await cutting
-            for client in clients.values():
-                await client.confirm()
-            # Every chat is acknowledged, and every client has seen all of them.
-            await wait_for(
-                lambda: all(
-                    not c.unacked and len(c.chats) >= CHATS and c.ready.is_set()
-                    for c in clients.values()
-                ),
-                120,
-            )
-            await asyncio.sleep(1.0)  # let confirmations and late signals land
-            for client in clients.values():
-                await client.stop()
+            async with running(clients.values()):
+                await everything(clients, proxy, rng)
         await proxy.close()
+    check(clients, proxy)
 
+
+async def everything(
+    clients: dict[str, ResumingClient], proxy: CuttingProxy, rng: random.Random
+) -> None:
+    await wait_for(lambda: all(c.ready.is_set() for c in clients.values()), 30)
+    # Everyone has seen everyone join before the storm starts.
+    await asyncio.sleep(0.5)
+
+    stop_cutting = asyncio.Event()
+
+    async def cutter() -> None:
+        while not stop_cutting.is_set():
+            await asyncio.sleep(rng.uniform(0.02, 0.3))
+            proxy.cut_one(rng)
+
+    async def talk(user: str, chats: int) -> None:
+        client = clients[user]
+        others = [u for u in USERS if u != user]
+        for i in range(chats):
+            await client.send_chat(f"{user} says {i}")
+            if i % (chats // SIGNALS_PER_USER or 1) == 0:
+                await client.send_signal(rng.choice(others))
+                await client.confirm()
+            await asyncio.sleep(rng.uniform(0, 0.01))
+
+    cutting = asyncio.create_task(cutter())
+    try:
+        await asyncio.gather(*(talk(user, CHATS // len(USERS)) for user in USERS))
+    finally:
+        stop_cutting.set()
+        await cutting
+    for client in clients.values():
+        await client.confirm()
+    # Every chat is acknowledged, and every client has seen all of them.
+    await wait_for(
+        lambda: all(
+            not c.unacked and len(c.chats) >= CHATS and c.ready.is_set() for c in clients.values()
+        ),
+        120,
+    )
+    await asyncio.sleep(1.0)  # let confirmations and late signals land
+
+
+def check(clients: dict[str, ResumingClient], proxy: CuttingProxy) -> None:
     assert proxy.cuts >= 10, proxy.cuts
     everyone_seqs = set(range(1, CHATS + 1))
     for user, client in clients.items():

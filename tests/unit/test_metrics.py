@@ -39,7 +39,15 @@ def test_the_type_of_every_kind_of_outgoing_message_is_read_from_its_bytes() -> 
         ChatRelay(message='{"type":"fake"}', user_id="u", id="m1", seq=1, ts=1),
         Error(code="bad-json", message="m"),
         UserLeft(user_id="u"),
-        RoomJoined(room="r", user_id="u", session_id="s", participants=[], history=[], last_seq=0),
+        RoomJoined(
+            room="r",
+            user_id="u",
+            session_id="s",
+            participants=[],
+            history=[],
+            last_seq=0,
+            resume_token="t",
+        ),
     ]
     assert [_type_of(codec.encode(m)) for m in messages] == [
         b"pong",

@@ -310,6 +310,11 @@ class HubServer:
         if closing:
             log.info("event=shutdown connections=%d told=%d", len(closing), told)
             await asyncio.gather(*closing, return_exceptions=True)
+        # Whoever has not answered the close by now will not be waited for: their
+        # handlers end at once rather than at the server's shutdown timeout.
+        for connection in list(self.connections):
+            if not connection.transport.is_closing():
+                connection.transport.abort()
 
 
 async def _healthz(request: web.Request) -> web.Response:

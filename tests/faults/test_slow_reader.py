@@ -1,0 +1,159 @@
+"""A client that stops reading is cut off with 4008 and slows nobody else.
+
+The comparison is of latencies measured in the same test, with and without the
+slow reader, several runs each; the bound is generous (2x the median p99, plus
+50 ms for a busy machine's scheduling noise): a server that let one reader hold
+the others back would miss it by seconds, not milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import statistics
+import struct
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.faults.resuming import wait_for
+from tests.process import hubbub_serve
+from tests.wsclient import Client
+
+READERS = 6
+CHATS = 600
+RATE = 100.0  # chat messages a second, from one sender
+TEXT = "x" * 12000  # 12 KB each: the stalled reader's queue passes its bound within the run
+RUNS = 3
+LOOSE_LIMITS = ("--message-rate", "5000", "--message-burst", "5000")
+
+
+class StalledClient:
+    """A WebSocket client over a raw socket that joins a room, then reads nothing."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, url: str) -> StalledClient:
+        parts = urlsplit(url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(reader, writer)
+
+    def send(self, message: dict[str, Any]) -> None:
+        payload = json.dumps(message).encode()
+        mask = os.urandom(4)
+        assert len(payload) < 126
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(bytes((0x81, 0x80 | len(payload))) + mask + masked)
+
+    async def close_code(self, timeout: float) -> int | None:
+        """Read everything that is left; the code of the close frame it ends with."""
+        data = bytearray()
+        async with asyncio.timeout(timeout):
+            while chunk := await self.reader.read(1 << 20):
+                data += chunk
+        code = None
+        at = 0
+        while at + 2 <= len(data):
+            opcode, length = data[at] & 0x0F, data[at + 1] & 0x7F
+            at += 2
+            if length == 126:
+                (length,) = struct.unpack_from("!H", data, at)
+                at += 2
+            elif length == 127:
+                (length,) = struct.unpack_from("!Q", data, at)
+                at += 8
+            if opcode == 0x8 and length >= 2:
+                (code,) = struct.unpack_from("!H", data, at)
+            at += length
+        return code
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+
+async def one_run(url: str, room: str, log: list[bytes], *, stalled: bool) -> dict[str, Any]:
+    """p99 and median of delivery latency to the readers, in seconds; and with a
+    stalled client, the code it was closed with."""
+    readers = [await Client.connect(url) for _ in range(READERS)]
+    sender = await Client.connect(url)
+    slow: StalledClient | None = None
+    latencies: list[float] = []
+    try:
+        for i, reader in enumerate(readers):
+            await reader.join(room, f"reader-{i}")
+        if stalled:
+            slow = await StalledClient.connect(url)
+            slow.send({"type": "join-room", "room": room, "userId": "stalled"})
+        await sender.join(room, "sender")
+        await asyncio.sleep(0.5)
+
+        async def read(client: Client) -> None:
+            got = 0
+            while got < CHATS:
+                message = await client.recv(timeout=60)
+                if message["type"] == "chat" and message["userId"] == "sender":
+                    sent_at = float(message["message"].split(" ", 1)[0])
+                    latencies.append(time.monotonic() - sent_at)
+                    got += 1
+
+        reading = [asyncio.create_task(read(r)) for r in readers]
+        start = time.monotonic()
+        for i in range(CHATS):
+            delay = start + i / RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await sender.send({"type": "chat", "message": f"{time.monotonic()} {TEXT}"})
+        await asyncio.gather(*reading)
+        result: dict[str, Any] = {
+            "p99": statistics.quantiles(latencies, n=100)[98],
+            "median": statistics.median(latencies),
+        }
+        if slow is not None:
+            await wait_for(lambda: any(b"event=slow-consumer" in line for line in log), 30)
+            result["close_code"] = await slow.close_code(timeout=30)
+        return result
+    finally:
+        if slow is not None:
+            slow.abort()
+        for client in [*readers, sender]:
+            await client.close()
+
+
+async def test_a_reader_that_stops_is_cut_off_and_holds_nobody_back() -> None:
+    log: list[bytes] = []
+    async with hubbub_serve(*LOOSE_LIMITS, log=log) as (url, _process):
+        without: list[dict[str, Any]] = []
+        with_stalled: list[dict[str, Any]] = []
+        for run in range(RUNS):
+            without.append(await one_run(url, f"calm-{run}", log, stalled=False))
+            log.clear()
+            with_stalled.append(await one_run(url, f"stalled-{run}", log, stalled=True))
+    p99_without = statistics.median(r["p99"] for r in without)
+    p99_with = statistics.median(r["p99"] for r in with_stalled)
+    print(
+        f"p99 without={p99_without * 1000:.1f} ms with a stalled reader="
+        f"{p99_with * 1000:.1f} ms runs={[round(r['p99'] * 1000, 1) for r in without]} "
+        f"{[round(r['p99'] * 1000, 1) for r in with_stalled]}"
+    )
+    assert [r["close_code"] for r in with_stalled] == [4008] * RUNS
+    assert p99_with <= 2 * p99_without + 0.05
