@@ -17,6 +17,8 @@ class Client:
     def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse):
         self._session = session
         self.ws = ws
+        self.last_n = 0
+        """The ``n`` of the last message received: each one must be the next."""
 
     @classmethod
     async def connect(cls, url: str, path: str = "/", **kwargs: Any) -> Client:
@@ -36,7 +38,14 @@ class Client:
             message = await self.ws.receive()
         if message.type is not aiohttp.WSMsgType.TEXT:
             raise AssertionError(f"expected a text frame, got {message.type!r} {message.data!r}")
-        return json.loads(message.data)
+        parsed: dict[str, Any] = json.loads(message.data)
+        # Every message is numbered in the session (resumed aside); the tests
+        # compare messages without their number, having checked it here.
+        if parsed.get("type") != "resumed":
+            n = parsed.pop("n", None)
+            assert n == self.last_n + 1, f"n={n} after {self.last_n}: {parsed}"
+            self.last_n = n
+        return parsed
 
     async def expect(self, type_: str, timeout: float = RECEIVE_TIMEOUT) -> dict[str, Any]:
         message = await self.recv(timeout)
