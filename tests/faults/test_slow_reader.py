@@ -1,9 +1,10 @@
 """A client that stops reading is cut off with 4008 and slows nobody else.
 
 The comparison is of latencies measured in the same test, with and without the
-slow reader, several runs each; the bound is generous (2x the median p99, plus
-50 ms for a busy machine's scheduling noise): a server that let one reader hold
-the others back would miss it by seconds, not milliseconds.
+stalled reader, in alternate runs; each side's figure is its best p99 of the runs,
+since what other processes on a shared machine add to a run only ever makes it
+slower. The bound is 2x that p99, plus 50 ms of scheduling noise: a server that
+let one reader hold the others back would miss it by seconds, not milliseconds.
 """
 
 from __future__ import annotations
@@ -148,8 +149,8 @@ async def test_a_reader_that_stops_is_cut_off_and_holds_nobody_back() -> None:
             without.append(await one_run(url, f"calm-{run}", log, stalled=False))
             log.clear()
             with_stalled.append(await one_run(url, f"stalled-{run}", log, stalled=True))
-    p99_without = statistics.median(r["p99"] for r in without)
-    p99_with = statistics.median(r["p99"] for r in with_stalled)
+    p99_without = min(r["p99"] for r in without)
+    p99_with = min(r["p99"] for r in with_stalled)
     print(
         f"p99 without={p99_without * 1000:.1f} ms with a stalled reader="
         f"{p99_with * 1000:.1f} ms runs={[round(r['p99'] * 1000, 1) for r in without]} "

@@ -56,7 +56,7 @@ async def test_sustained_flood_closes_with_1008(start_hub) -> None:
 
 
 async def test_silent_client_is_dropped_and_the_room_hears(start_hub) -> None:
-    url = await start_hub(ping_interval=0.2, ping_timeout=0.3)
+    url = await start_hub(ping_interval=0.2, ping_timeout=0.3, resume_grace=0.5)
     async with (
         await Client.connect(url) as watcher,
         await Client.connect(url, autoping=False) as dead,
@@ -66,11 +66,18 @@ async def test_silent_client_is_dropped_and_the_room_hears(start_hub) -> None:
         await watcher.expect("user-joined")
         started = time.monotonic()
         # "dead" never reads again, so it never answers a ping
+        # A lost connection: the session waits resume_grace for a resume, then leaves.
+        away = await watcher.recv(timeout=30)
+        assert away == {
+            "type": "participant-updated",
+            "userId": "dead",
+            "connection": "reconnecting",
+        }
         left = await watcher.recv(timeout=30)
         assert left == {"type": "user-left", "userId": "dead"}
-        # ping_interval + ping_timeout + a sweep, with room for a busy machine: what
-        # matters is that it goes at all, where nothing else would drop it.
-        assert time.monotonic() - started < 0.2 + 0.3 + 10
+        # ping_interval + ping_timeout + grace + sweeps, with room for a busy machine:
+        # what matters is that it goes at all, where nothing else would drop it.
+        assert time.monotonic() - started < 0.2 + 0.3 + 0.5 + 10
 
 
 async def test_quiet_client_that_answers_pings_stays(start_hub) -> None:

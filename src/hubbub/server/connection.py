@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web, web_ws
+from aiohttp import WebSocketError, WSMsgType, web, web_ws
 from aiohttp._websocket.reader import WebSocketDataQueue
 from aiohttp.http_parser import HttpRequestParser
 
@@ -74,7 +74,8 @@ class Connection:
         self.pinged_at: float | None = None
         self.close_task: asyncio.Task[bool] | None = None
         self.close_received = False
-        """The client sent a close frame: a clean close, not a lost connection."""
+        """The client sent a close frame, or was closed for breaking the protocol:
+        the connection ended, it was not lost."""
 
     def on_message(self, message: WSMessage) -> bool:
         """Hand one received message to the hub; False: the connection is over
@@ -94,7 +95,11 @@ class Connection:
         elif kind is WSMsgType.BINARY:
             self.hub.receive_binary(session)
         else:  # CLOSE, CLOSING, CLOSED, ERROR
-            if kind is WSMsgType.CLOSE:
+            if kind is WSMsgType.CLOSE or (
+                kind is WSMsgType.ERROR and isinstance(message[1], WebSocketError)
+            ):
+                # A close frame, or a frame that broke the protocol (closed by
+                # aiohttp with 1007, 1009...): a leave, not a lost connection.
                 self.close_received = True
             return False
         return True
