@@ -43,7 +43,7 @@ async def everything(
 
     async def cutter() -> None:
         while not stop_cutting.is_set():
-            await asyncio.sleep(rng.uniform(0.02, 0.3))
+            await asyncio.sleep(rng.uniform(0.01, 0.1))
             proxy.cut_one(rng)
 
     async def talk(user: str, chats: int) -> None:

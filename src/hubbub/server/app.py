@@ -309,7 +309,12 @@ class HubServer:
         ]
         if closing:
             log.info("event=shutdown connections=%d told=%d", len(closing), told)
-            await asyncio.gather(*closing, return_exceptions=True)
+            # Each close waits CLOSE_TIMEOUT for its answer, but a close frame may
+            # itself wait to be written to a client that does not read: the whole
+            # of it is bounded here, whatever the clients do.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT + 0.5):
+                    await asyncio.gather(*closing, return_exceptions=True)
         # Whoever has not answered the close by now will not be waited for: their
         # handlers end at once rather than at the server's shutdown timeout.
         for connection in list(self.connections):
