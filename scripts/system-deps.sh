@@ -7,6 +7,7 @@ set -euo pipefail
 declare -A needed=(
   [/usr/bin/chromium]=chromium
   [/usr/bin/turnserver]=coturn
+  [/usr/bin/redis-server]=redis-server
 )
 
 missing=()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ import uvloop
 
 from hubbub.server import ServerSettings, start_server
 from tests.postgres import PostgresServer
+from tests.redis import RedisServer
 
 ServerFactory = Callable[..., Awaitable[str]]
 
@@ -93,3 +95,34 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> ServerSett
         url = request.getfixturevalue("postgres_url")
         return ServerSettings(data_dir=tmp_path / "data", database_url=url)
     return ServerSettings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One Redis server for the whole run, started on first use."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The test Redis server, emptied."""
+    with socket.create_connection(("127.0.0.1", redis_server.port), timeout=5) as sock:
+        sock.sendall(b"FLUSHALL\r\n")
+        assert sock.recv(64).startswith(b"+OK")
+    return redis_server.url
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis server of the test's own, to stop and start again."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

@@ -214,6 +214,25 @@ class ServerSettings:
         "Seconds over which the clients of a server shutting down are told to come back "
         "(each gets its own random delay in reconnect), so they do not all return at once.",
     )
+    broker: str = setting(
+        "memory",
+        "How messages reach the members of a room: memory (this process alone) or a "
+        "Redis URL (redis://host:6379/0) that joins this server to a cluster of nodes.",
+        secret=True,
+    )
+    cluster_heartbeat: float = setting(
+        1.0, "Seconds between two refreshes of this node's alive key in Redis (cluster)."
+    )
+    cluster_node_timeout: float = setting(
+        5.0,
+        "Seconds a node's alive key lives without a refresh: a node silent that long is "
+        "taken as dead and its members are announced as gone (cluster).",
+    )
+    broker_max_pending: int = setting(
+        100_000,
+        "Operations waiting to be sent to Redis, over which more are dropped (counted "
+        "in the metrics) (cluster).",
+    )
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -239,6 +258,15 @@ class ServerSettings:
             ("postgresql://", "postgres://")
         ):
             raise SettingsError("database_url: only postgresql:// URLs are supported")
+        if self.broker != "memory" and not self.broker.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise SettingsError("broker: memory, or a redis://, rediss:// or unix:// URL")
+        if self.cluster_node_timeout <= 2 * self.cluster_heartbeat:
+            raise SettingsError(
+                "cluster_node_timeout must be more than twice cluster_heartbeat, or live "
+                "nodes would be taken as dead"
+            )
         for name in ("history_on_join", "offline_on_join", "store_batch_delay", "reconnect_spread"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
@@ -248,6 +276,8 @@ class ServerSettings:
             "retention_interval",
             "store_batch_max",
             "store_max_pending",
+            "cluster_heartbeat",
+            "broker_max_pending",
         ):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -1,12 +1,20 @@
-"""How a message reaches the members of a room, one session, and one user.
+"""How a message reaches the members of a room, one session, and one user, and,
+in a cluster, who is in a room.
 
 The hub publishes; the broker delivers to the subscribers it knows, by calling back
 the :class:`Delivery` it was given. The in-memory broker (the default) delivers
-at once, in-process; a clustered broker carries the same calls between nodes.
+at once, in-process; a clustered broker (:mod:`hubbub.broker.redis`) carries the
+same calls between nodes.
+
+A clustered broker is also the cluster's :class:`Membership`: the one place that
+says who is in a room across nodes, so that a user id is taken once cluster-wide.
+The in-memory broker has none: one node's rooms are the whole truth.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -46,4 +54,104 @@ class Broker(Protocol):
         """
 
 
-__all__ = ["Broker", "Delivery"]
+# -- cluster membership ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A room member as the cluster knows it."""
+
+    user_id: str
+    session_id: str
+    name: str | None = None
+    grants: list[str] | None = None
+    hidden: bool = False
+    status: str = "online"
+    """Presence status at the join (later changes travel as room messages)."""
+
+
+class ClaimOutcome(StrEnum):
+    ADMITTED = "admitted"
+    TAKEN = "taken"
+    """The user id is in the room already and the newcomer may not replace it."""
+    FULL = "full"
+    UNAVAILABLE = "unavailable"
+    """The cluster could not be asked (Redis unreachable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    outcome: ClaimOutcome
+    members: list[Member]
+    """Everyone in the room after the claim, the claimant included, in join order."""
+    replaced: Member | None = None
+    """Whom the claimant took the place of (same user id, ``replace`` allowed)."""
+
+
+class MembershipEvents(Protocol):
+    """What a cluster membership calls back on this node's hub."""
+
+    def claim_answered(self, session_id: str, result: ClaimResult) -> None:
+        """The answer to :meth:`Membership.claim` for local session ``session_id``."""
+
+    def members_changed(self, room: str, joined: list[Member], left: list[Member]) -> None:
+        """Members came or went without announcing it themselves (a dead node reaped,
+        a node back after an outage): tell this node's members of ``room``."""
+
+    def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
+        """Another node asks to take local session ``session_id`` out of its room and
+        close it (replaced, removed by an admin). ``announce``: send ``user-left``."""
+
+    def chat_seen(self, room: str, payload: bytes) -> None:
+        """A ``chat`` relayed by another node (kept for this node's next joiners)."""
+
+    def local_members(self) -> dict[str, list[Member]]:
+        """Every member on this node, by room (to set Redis right after an outage)."""
+
+
+class Membership(Protocol):
+    """Who is in which room, across every node of a cluster.
+
+    Claims are atomic: of two nodes admitting the same user id into a room at once,
+    one gets it.
+    """
+
+    def attach_members(self, events: MembershipEvents) -> None: ...
+
+    def new_session_id(self) -> str:
+        """A session id that names this node, so that a message to it is routed here."""
+
+    def claim(
+        self,
+        room: str,
+        member: Member,
+        *,
+        replace: bool,
+        max_members: int,
+    ) -> None:
+        """Put ``member`` in ``room`` unless its user id is there already (``replace``:
+        take its place) or the room holds ``max_members``. Answered with
+        :meth:`MembershipEvents.claim_answered`."""
+
+    def release(self, room: str, member: Member) -> None:
+        """``member`` left ``room`` (announced by the hub itself)."""
+
+    def remote_member(self, room: str, user_id: str) -> Member | None:
+        """The member of ``room`` with ``user_id`` on another node, if any."""
+
+    def remote_members(self, room: str) -> list[Member]:
+        """Every member of ``room`` on other nodes."""
+
+    def close_remote(self, member: Member, code: int, reason: str, announce: bool) -> None:
+        """Have ``member``'s node close its session (see ``close_session``)."""
+
+
+__all__ = [
+    "Broker",
+    "ClaimOutcome",
+    "ClaimResult",
+    "Delivery",
+    "Member",
+    "Membership",
+    "MembershipEvents",
+]

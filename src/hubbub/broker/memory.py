@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from hubbub.broker import Delivery
 
 
@@ -15,6 +17,9 @@ class MemoryBroker:
 
     def attach(self, delivery: Delivery) -> None:
         self._delivery = delivery
+
+    def new_session_id(self) -> str:
+        return secrets.token_urlsafe(12)
 
     def publish_to_room(self, room: str, payload: bytes, exclude: str | None = None) -> None:
         if self._delivery is not None:

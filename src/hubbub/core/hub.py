@@ -24,7 +24,7 @@ import msgspec
 from hubbub.auth.admission import Admission
 from hubbub.auth.grants import Grant, Identity
 from hubbub.auth.turn import IceServerConfig
-from hubbub.broker import Broker
+from hubbub.broker import Broker, ClaimOutcome, ClaimResult, Member, Membership
 from hubbub.broker.memory import MemoryBroker
 from hubbub.core.calls import (
     AlreadyInCall,
@@ -144,6 +144,7 @@ class Hub:
         observer: HubObserver | None = None,
         new_call_id: Callable[[], str] = _new_id,
         rng: random.Random | None = None,
+        membership: Membership | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.admission = admission or Admission()
@@ -166,6 +167,13 @@ class Hub:
         self._storage = storage
         self._broker: Broker = broker if broker is not None else MemoryBroker()
         self._broker.attach(self)
+        self._membership = membership
+        """Who is in a room across the nodes of a cluster; ``None`` on a lone node,
+        whose rooms are the whole truth."""
+        self._claims: dict[str, tuple[Session, JoinRoom, Identity, Room, Member]] = {}
+        """Joins waiting for the cluster's answer, by session id."""
+        if membership is not None:
+            membership.attach_members(self)
         self._clock = clock
         self._wall_clock = wall_clock
         self._new_session_id = new_session_id
@@ -324,7 +332,17 @@ class Hub:
         room = self.rooms.get(room_name)
         member = room.members.get(user_id) if room is not None else None
         if member is None:
-            return False
+            remote = self._remote_member(room_name, user_id)
+            if remote is None:
+                return False
+            log.info(
+                "event=remove session=%s room=%r user=%r", remote.session_id, room_name, user_id
+            )
+            assert self._membership is not None
+            self._membership.close_remote(
+                remote, CloseCode.REMOVED, "removed from the room", announce=True
+            )
+            return True
         log.info("event=remove session=%s room=%r user=%r", member.session_id, room_name, user_id)
         self._leave(member)
         self._close(member, CloseCode.REMOVED, "removed from the room")
@@ -344,6 +362,7 @@ class Hub:
             # Nobody stays to hear user-left: everyone goes at once, unannounced.
             if member.chatted and member.user_id is not None and not member.hidden:
                 self._storage.record_seen(room_name, member.user_id, now_ms)
+            self._release(member)
             self.rooms.remove(member)
             self._left_room(member, room_name)
             member.user_id = None
@@ -565,6 +584,173 @@ class Hub:
         if sessions:
             self._outbox.broadcast(sessions, payload, exclude)
 
+    # -- what the cluster membership calls ---------------------------------------
+
+    def claim_answered(self, session_id: str, result: ClaimResult) -> None:
+        """The cluster answered a join: admitted (maybe in another's place) or not."""
+        pending = self._claims.pop(session_id, None)
+        if pending is None:
+            return
+        session, message, identity, room, member = pending
+        room.claiming -= 1
+        admitted = result.outcome is ClaimOutcome.ADMITTED
+        if session.closed or session.closing:
+            if admitted and self._membership is not None:
+                self._membership.release(room.name, member)
+            self.rooms.drop_if_empty(room)
+            return
+        session.joining = None
+        try:
+            if not admitted:
+                raise _refusal(result.outcome, message.ref)
+            if session.room is not None:
+                self._leave(session)
+            replaced = result.replaced
+            if replaced is not None:
+                self._replace_in_cluster(room, replaced, session)
+            # Everyone already here joined first, so the newcomer is polite to each.
+            participants = [
+                Participant(
+                    user_id=m.user_id, polite=True, status=m.status, name=m.name, grants=m.grants
+                )
+                for m in result.members
+                if m.session_id != session_id and not m.hidden
+            ]
+            if message.status is not None:
+                session.status = message.status
+            self._admit(session, identity, room, member.user_id, participants, message.ref)
+        except ProtocolError as error:
+            self._send_error(session, error)
+        self.rooms.drop_if_empty(room)
+        self._release_held(session)
+
+    def members_changed(self, room: str, joined: list[Member], left: list[Member]) -> None:
+        """Members came or went elsewhere without a word of their own (their node
+        died, or came back after an outage): this node's members of ``room`` hear it."""
+        target = self.rooms.get(room)
+        if target is None:
+            return
+        members = target.members.values()
+        for gone in left:
+            if not gone.hidden:
+                payload = codec.encode(UserLeft(user_id=gone.user_id))
+                self._outbox.broadcast(members, payload, None)
+        for came in joined:
+            if not came.hidden:
+                announcement = UserJoined(
+                    user_id=came.user_id,
+                    polite=False,
+                    status=came.status,
+                    name=came.name,
+                    grants=came.grants,
+                )
+                self._outbox.broadcast(members, codec.encode(announcement), None)
+
+    def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
+        """Another node asked: take this session out of its room and close it."""
+        session = self.sessions.get(session_id)
+        if session is None or session.closing:
+            return
+        log.info("event=closed-by-cluster session=%s code=%d", session_id, code)
+        self._leave(session, announce=announce)
+        self._close(session, CloseCode(code), reason)
+
+    def chat_seen(self, room: str, payload: bytes) -> None:
+        """A chat message stored by another node: kept for this node's next joiners."""
+        target = self.rooms.get(room)
+        if target is None:
+            return
+        try:
+            relay = codec.decode_chat_relay(payload)
+        except ValueError:  # pragma: no cover - nodes speak the same protocol
+            return
+        target.remember(
+            StoredChat(
+                room=room,
+                seq=relay.seq,
+                id=relay.id,
+                ts=relay.ts,
+                user_id=relay.user_id,
+                text=relay.message,
+                client_id=relay.client_id,
+            )
+        )
+
+    def local_members(self) -> dict[str, list[Member]]:
+        """Every member on this node, by room."""
+        return {
+            room.name: [
+                Member(
+                    user_id=uid,
+                    session_id=session.session_id,
+                    name=session.identity.name if session.identity else None,
+                    grants=_grant_names(session.identity),
+                    hidden=session.hidden,
+                    status=session.status,
+                )
+                for uid, session in room.members.items()
+            ]
+            for room in self.rooms
+            if room.members
+        }
+
+    def _claim(
+        self,
+        session: Session,
+        message: JoinRoom,
+        identity: Identity,
+        room: Room,
+        user_id: str | None,
+    ) -> None:
+        """Ask the cluster for the place; the join (and what follows it) waits."""
+        assert self._membership is not None
+        if user_id is None:
+            user_id = self._free_user_id(room)
+        member = Member(
+            user_id=user_id,
+            session_id=session.session_id,
+            name=identity.name,
+            grants=_grant_names(identity),
+            hidden=identity.may(Grant.HIDDEN),
+            status=session.status if message.status is None else message.status,
+        )
+        self._claims[session.session_id] = (session, message, identity, room, member)
+        room.claiming += 1
+        session.joining = room.name
+        if session.held is None:
+            session.held = deque()
+        # A token proves the id is its holder's: the newcomer takes the place.
+        self._membership.claim(
+            room.name,
+            member,
+            replace=identity.verified,
+            max_members=self.limits.max_participants,
+        )
+
+    def _replace_in_cluster(self, room: Room, replaced: Member, by: Session) -> None:
+        log.info("event=replace session=%s by=%s", replaced.session_id, by.session_id)
+        local = self.sessions.get(replaced.session_id)
+        if local is not None:
+            self._leave(local)
+            self._close(local, CloseCode.REPLACED, "the same user joined from elsewhere")
+            return
+        # Its node closes it without a word: the room hears of it from here, in
+        # order, before the newcomer's user-joined.
+        if not replaced.hidden:
+            self._publish_in_order(room, codec.encode(UserLeft(user_id=replaced.user_id)), None)
+        assert self._membership is not None
+        self._membership.close_remote(
+            replaced, CloseCode.REPLACED, "the same user joined from elsewhere", announce=False
+        )
+
+    def _remote_member(self, room: str, user_id: str) -> Member | None:
+        membership = self._membership
+        return None if membership is None else membership.remote_member(room, user_id)
+
+    def _release(self, session: Session) -> None:
+        if self._membership is not None and session.room is not None and session.user_id:
+            self._membership.release(session.room.name, Member(session.user_id, session.session_id))
+
     # -- message handlers ---------------------------------------------------
 
     def _on_signal(self, session: Session, message: Signal) -> None:
@@ -572,7 +758,9 @@ class Hub:
         if room is None:
             raise ProtocolError(ErrorCode.NOT_IN_ROOM, "join a room first", ref=message.ref)
         self.admission.require(session.identity, Grant.SIGNAL, message.ref)
-        target = room.members.get(message.target_user_id)
+        target: Session | Member | None = room.members.get(message.target_user_id)
+        if target is None:
+            target = self._remote_member(room.name, message.target_user_id)
         if target is None or target is session:
             raise ProtocolError(
                 ErrorCode.NO_SUCH_PEER, "no such user in this room", ref=message.ref
@@ -674,6 +862,9 @@ class Hub:
         current = session.room
         if current is not None and current.name == room_name:
             raise ProtocolError(ErrorCode.ALREADY_IN_ROOM, "already in this room", ref=ref)
+        if self._membership is not None:
+            self._claim(session, message, identity, room, user_id)
+            return
         replaced: Session | None = None
         if user_id is not None and user_id in room.members:
             # A token proves the id is its holder's: the newcomer takes the
@@ -708,6 +899,19 @@ class Hub:
         ]
         if message.status is not None:
             session.status = message.status
+        self._admit(session, identity, room, user_id, participants, ref)
+
+    def _admit(
+        self,
+        session: Session,
+        identity: Identity,
+        room: Room,
+        user_id: str,
+        participants: list[Participant],
+        ref: Ref | None,
+    ) -> None:
+        """The join is granted: the session is a member; it and the room are told."""
+        room_name = room.name
         session.user_id = user_id
         session.identity = identity
         session.hidden = identity.may(Grant.HIDDEN)
@@ -1169,7 +1373,7 @@ class Hub:
         self.sessions.pop(session.session_id, None)
         self.detached.pop(session.session_id, None)
 
-    def _leave(self, session: Session) -> None:
+    def _leave(self, session: Session, announce: bool = True) -> None:
         user_id = session.user_id
         room = self.rooms.remove(session)
         if room is not None:
@@ -1185,7 +1389,9 @@ class Hub:
         )
         session.user_id = None
         chatted, session.chatted = session.chatted, False
-        if session.hidden:
+        if self._membership is not None:
+            self._membership.release(room.name, Member(user_id, session.session_id))
+        if session.hidden or not announce:
             session.hidden = False
             session.typing = False
             return
@@ -1316,6 +1522,20 @@ def _call_over(reason: str, call_id: str, ender: str, ref: Ref | None) -> Outgoi
     if reason == "missed":
         return CallMissed(call_id=call_id)
     return CallEnded(call_id=call_id, reason=reason, by_user_id=ender, ref=ref)
+
+
+def _refusal(outcome: ClaimOutcome, ref: Ref | None) -> ProtocolError:
+    if outcome is ClaimOutcome.TAKEN:
+        return ProtocolError(
+            ErrorCode.USER_ID_TAKEN, "this user id is already in the room", ref=ref
+        )
+    if outcome is ClaimOutcome.FULL:
+        return ProtocolError(ErrorCode.ROOM_FULL, "the room is full", ref=ref)
+    return ProtocolError(
+        ErrorCode.CLUSTER_UNAVAILABLE,
+        "the server cannot reach the rest of its cluster; try again later",
+        ref=ref,
+    )
 
 
 def _grant_names(identity: Identity | None) -> list[str] | None:

@@ -65,6 +65,7 @@ class Room:
     __slots__ = (
         "chats_done",
         "chats_queued",
+        "claiming",
         "last_seq",
         "loading",
         "members",
@@ -81,6 +82,8 @@ class Room:
         """user id -> session; a dict keeps insertion (join) order."""
         self.loading = True
         self.parked: list[tuple[Session, Any, Any]] = []
+        self.claiming = 0
+        """Joins waiting for the cluster's answer (see ``Hub._claim``)."""
         """Joins waiting for the room's state: (session, join-room message, identity)."""
         self.last_seq = 0
         self.recent: deque[StoredChat] = deque(maxlen=recent)
@@ -199,6 +202,7 @@ class RoomRegistry:
         if (
             not room.members
             and not room.loading
+            and not room.claiming
             and not room.busy
             and self._rooms.get(room.name) is room
         ):

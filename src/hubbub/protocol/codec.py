@@ -15,6 +15,7 @@ import msgspec
 from hubbub.protocol.errors import ErrorCode, ProtocolError
 from hubbub.protocol.messages import (
     INCOMING_TYPES,
+    ChatRelay,
     Envelope,
     IncomingMessage,
     Outgoing,
@@ -23,11 +24,21 @@ from hubbub.protocol.messages import (
 _decoder: msgspec.json.Decoder[IncomingMessage] = msgspec.json.Decoder(IncomingMessage)
 _envelope_decoder = msgspec.json.Decoder(Envelope)
 _encoder = msgspec.json.Encoder()
+_chat_relay_decoder = msgspec.json.Decoder(ChatRelay)
 
 
 def encode(message: Outgoing) -> bytes:
     """The JSON bytes of an outgoing message."""
     return _encoder.encode(message)
+
+
+def decode_chat_relay(payload: bytes) -> ChatRelay:
+    """A ``chat`` message as this server encoded it (from another node of a cluster);
+    raises ``ValueError`` if it is not one."""
+    try:
+        return _chat_relay_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def decode(text: str | bytes, *, max_depth: int) -> IncomingMessage:

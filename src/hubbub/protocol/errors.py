@@ -80,6 +80,9 @@ class ErrorCode(StrEnum):
     """``resume`` cannot give back every message after ``lastN``: the session is
     unknown or over (``reason: unknown-session``), or messages the client missed are
     no longer held (``reason: overrun``). Join afresh and fetch the history."""
+    CLUSTER_UNAVAILABLE = "cluster-unavailable"
+    """The server cannot reach the rest of its cluster (Redis) to admit a join;
+    nothing changed. Join again later, or through another server."""
 
 
 class CloseCode(IntEnum):

@@ -27,6 +27,7 @@ from hubbub.auth import (
 )
 from hubbub.auth.turn import IceServerConfig
 from hubbub.broker.memory import MemoryBroker
+from hubbub.broker.redis import RedisBroker
 from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
 from hubbub.server import admin_api, metrics, rooms_api, users_api
@@ -87,15 +88,17 @@ class HubServer:
             turn_secret=settings.turn_secret,
             turn_ttl=settings.turn_ttl,
         )
-        self.broker = MemoryBroker()
         self.metrics = ServerMetrics()
         self.metric_sources: list[MetricSource] = []
         self.storage = StoreBridge(create_store(settings), settings)
         self.storage.writer.on_commit = self.metrics.store_writes.observe
+        self.broker = create_broker(settings)
         self.hub = Hub(
             self.outbox,
             storage=self.storage,
             broker=self.broker,
+            membership=self.broker if isinstance(self.broker, RedisBroker) else None,
+            new_session_id=self.broker.new_session_id,
             limits=self.limits,
             admission=self.admission,
             ice_servers=ice_servers,
@@ -119,6 +122,8 @@ class HubServer:
         """The store answers a small read."""
         await self.storage.store.rooms(1)
         return True
+        if isinstance(self.broker, RedisBroker):
+            self.readiness_checks["broker"] = self.broker.ping
 
     # -- the WebSocket endpoint -----------------------------------------------
 
@@ -269,6 +274,8 @@ class HubServer:
         if self.webhooks is not None:
             await self.webhooks.start()
         await self.storage.start()
+        if isinstance(self.broker, RedisBroker):
+            await self.broker.start()
         self._liveness = asyncio.create_task(self._liveness_sweep())
 
     async def cleanup(self, app: web.Application) -> None:
@@ -284,6 +291,9 @@ class HubServer:
             log.exception("event=store-close-failed")
         if self.webhooks is not None:
             await self.webhooks.stop()
+        if isinstance(self.broker, RedisBroker):
+            # After the store: chat written at the end is still relayed.
+            await self.broker.stop()
 
     async def shutdown(self, app: web.Application) -> None:
         """Stop reading, store what was accepted, tell every client when to come
@@ -320,6 +330,33 @@ class HubServer:
         for connection in list(self.connections):
             if not connection.transport.is_closing():
                 connection.transport.abort()
+
+
+def create_broker(settings: ServerSettings) -> MemoryBroker | RedisBroker:
+    """The broker the settings name: in-memory, or Redis (a cluster node)."""
+    if settings.broker == "memory":
+        return MemoryBroker()
+    return RedisBroker(
+        settings.broker,
+        heartbeat=settings.cluster_heartbeat,
+        node_timeout=settings.cluster_node_timeout,
+        max_pending=settings.broker_max_pending,
+    )
+
+
+def _cluster_status(broker: MemoryBroker | RedisBroker) -> dict[str, object]:
+    if not isinstance(broker, RedisBroker):
+        return {}
+    return {
+        "cluster": {
+            "node": broker.node_id,
+            "connected": broker.connected,
+            "sent": broker.published,
+            "dropped": broker.dropped,
+            "pending": broker.pending,
+            "lagSeconds": round(broker.lag_seconds(), 6),
+        }
+    }
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -396,6 +433,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
                 "connections": len(server.connections),
                 "sessions": len(hub.sessions),
                 "rooms": len(hub.rooms),
+                **_cluster_status(server.broker),
             }
         )
 

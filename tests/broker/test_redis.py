@@ -1,0 +1,256 @@
+"""The Redis broker between nodes: a real Redis server, several brokers on it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from hubbub.broker import ClaimOutcome, Member
+from hubbub.broker.redis import RedisBroker, node_of
+from tests.broker.conftest import Node, eventually
+from tests.redis import RedisServer
+
+MakeNode = Callable[..., Awaitable[Node]]
+
+
+def member(broker: RedisBroker, user_id: str, name: str | None = None) -> Member:
+    return Member(user_id=user_id, session_id=broker.new_session_id(), name=name)
+
+
+async def admitted(node: Node, room: str, who: Member, replace: bool = False):
+    broker, hub = node
+    broker.claim(room, who, replace=replace, max_members=100)
+    result = await eventually(lambda: hub.claims.get(who.session_id))
+    return result
+
+
+def redis_command(port: int, *words: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        command = f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)
+        sock.sendall(command.encode())
+        return sock.recv(65536)
+
+
+def publish_calls(port: int) -> int:
+    stats = redis_command(port, "INFO", "commandstats").decode()
+    for line in stats.splitlines():
+        if line.startswith("cmdstat_publish:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+async def test_session_ids_name_their_node(make_redis_node: MakeNode) -> None:
+    broker, _ = await make_redis_node()
+    assert node_of(broker.new_session_id()) == broker.node_id
+
+
+async def test_room_messages_cross_nodes_once(make_redis_node: MakeNode) -> None:
+    a, b, c = [await make_redis_node() for _ in range(3)]
+    for node in (a, b, c):
+        assert (await admitted(node, "lobby", member(node[0], f"u-{node[0].node_id}"))).outcome is (
+            ClaimOutcome.ADMITTED
+        )
+    a[0].publish_to_room("lobby", b'{"type":"hello"}', "skip-me")
+    for _, hub in (b, c):
+        await eventually(lambda hub=hub: hub.room)
+    await asyncio.sleep(0.3)
+    assert a[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]  # once, not echoed
+    assert b[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]
+    assert c[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]
+
+
+async def test_a_room_message_is_published_once_whatever_the_receivers(
+    make_redis_node: MakeNode, redis_server: RedisServer
+) -> None:
+    a, b = await make_redis_node(), await make_redis_node()
+    for i in range(20):
+        for node in (a, b):
+            await admitted(node, "big", member(node[0], f"{node[0].node_id}-{i}"))
+    await asyncio.sleep(0.3)
+    before = publish_calls(redis_server.port)
+    a[0].publish_to_room("big", b'{"type":"chat","message":"x"}')
+    await eventually(lambda: b[1].room)
+    assert publish_calls(redis_server.port) - before == 1
+
+
+async def test_a_session_message_reaches_its_node(make_redis_node: MakeNode) -> None:
+    a, b = await make_redis_node(), await make_redis_node()
+    target = b[0].new_session_id()
+    a[0].publish_to_session(target, b'{"type":"signal"}')
+    assert await eventually(lambda: b[1].session) == [(target, b'{"type":"signal"}')]
+    assert a[1].session == []
+
+
+async def test_a_user_message_reaches_every_node_once(
+    make_redis_node: MakeNode, redis_server: RedisServer
+) -> None:
+    a, b, c = [await make_redis_node() for _ in range(3)]
+    before = publish_calls(redis_server.port)
+    a[0].publish_to_user("alice", b'{"type":"call"}', "s9")
+    for _, hub in (b, c):
+        assert await eventually(lambda hub=hub: hub.user) == [("alice", b'{"type":"call"}', "s9")]
+    await asyncio.sleep(0.3)
+    assert a[1].user == [("alice", b'{"type":"call"}', "s9")]
+    assert publish_calls(redis_server.port) - before == 1
+
+
+async def test_chat_relayed_by_another_node_is_seen(make_redis_node: MakeNode) -> None:
+    a, b = await make_redis_node(), await make_redis_node()
+    await admitted(a, "r", member(a[0], "x"))
+    await admitted(b, "r", member(b[0], "y"))
+    chat = b'{"type":"chat","message":"hi","userId":"x","id":"i","seq":1,"ts":1}'
+    a[0].publish_to_room("r", chat)
+    assert await eventually(lambda: b[1].chats) == [("r", chat)]
+    assert a[1].chats == []
+
+
+async def test_two_nodes_claiming_one_user_id_at_once_one_gets_it(
+    make_redis_node: MakeNode,
+) -> None:
+    nodes = [await make_redis_node() for _ in range(3)]
+    for round_ in range(10):
+        room = f"race-{round_}"
+        claims = [(node, member(node[0], "alice")) for node in nodes]
+        for (broker, _), who in claims:
+            broker.claim(room, who, replace=False, max_members=100)
+        results = [
+            await eventually(lambda hub=hub, who=who: hub.claims.get(who.session_id))
+            for (_, hub), who in claims
+        ]
+        outcomes = sorted(r.outcome for r in results)
+        assert outcomes == [ClaimOutcome.ADMITTED, ClaimOutcome.TAKEN, ClaimOutcome.TAKEN]
+
+
+async def test_a_claim_answers_with_the_members_in_join_order(make_redis_node: MakeNode) -> None:
+    a, b = await make_redis_node(), await make_redis_node()
+    first = member(a[0], "first", name="First")
+    second = member(b[0], "second")
+    await admitted(a, "r", first)
+    third = member(a[0], "third")
+    await admitted(b, "r", second)
+    result = await admitted(a, "r", third)
+    assert [m.user_id for m in result.members] == ["first", "second", "third"]
+    assert result.members[0].name == "First"
+    # Each node knows the other's members, and not its own, as remote.
+    assert a[0].remote_member("r", "second") == second
+    assert a[0].remote_member("r", "first") is None
+    assert await eventually(lambda: b[0].remote_member("r", "third")) == third
+
+
+async def test_a_full_room_refuses_across_nodes(make_redis_node: MakeNode) -> None:
+    a, b = await make_redis_node(), await make_redis_node()
+    a[0].claim("small", member(a[0], "one"), replace=False, max_members=2)
+    await eventually(lambda: a[1].claims)
+    b[0].claim("small", member(b[0], "two"), replace=False, max_members=2)
+    await eventually(lambda: b[1].claims)
+    late = member(a[0], "three")
+    a[0].claim("small", late, replace=False, max_members=2)
+    result = await eventually(lambda: a[1].claims.get(late.session_id))
+    assert result.outcome is ClaimOutcome.FULL
+
+
+async def test_a_replacing_claim_names_whom_it_replaced(make_redis_node: MakeNode) -> None:
+    a, b = await make_redis_node(), await make_redis_node()
+    old = member(a[0], "alice")
+    await admitted(a, "r", old)
+    new = member(b[0], "alice")
+    result = await admitted(b, "r", new, replace=True)
+    assert result.outcome is ClaimOutcome.ADMITTED
+    assert result.replaced == old
+    b[0].close_remote(old, 4009, "replaced", announce=False)
+    assert await eventually(lambda: a[1].closes) == [(old.session_id, 4009, False)]
+
+
+async def test_a_release_frees_the_user_id(make_redis_node: MakeNode) -> None:
+    a, b = await make_redis_node(), await make_redis_node()
+    first = member(a[0], "bob")
+    await admitted(a, "r", first)
+    a[0].release("r", first)
+    await admitted(b, "r", member(b[0], "keep-b-subscribed"))
+    assert await eventually(lambda: b[0].remote_member("r", "bob") is None)
+    again = await admitted(b, "r", member(b[0], "bob"))
+    assert again.outcome is ClaimOutcome.ADMITTED
+
+
+async def test_a_dead_nodes_members_are_announced_gone(make_redis_node: MakeNode) -> None:
+    survivor = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    doomed = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    await admitted(survivor, "r", member(survivor[0], "stays"))
+    gone = member(doomed[0], "goes")
+    await admitted(doomed, "r", gone)
+    assert await eventually(lambda: survivor[0].remote_member("r", "goes"))
+    # Dies without a word: its tasks stop, its alive key is left to expire.
+    for task in doomed[0]._tasks:
+        task.cancel()
+    loop = asyncio.get_running_loop()
+    died_at = loop.time()
+    changes = await eventually(lambda: survivor[1].changes, timeout=10)
+    took = loop.time() - died_at
+    assert changes == [("r", [], [gone])]
+    assert survivor[0].remote_member("r", "goes") is None
+    # Documented: within node_timeout + heartbeat (plus scheduling on a busy machine).
+    assert took < 1.0 + 0.2 + 3.0
+    doomed[0].connected = False  # its stop() must not touch Redis
+
+
+async def test_a_node_rejoins_and_resyncs_after_redis_restarts(
+    make_redis_node: MakeNode, own_redis: RedisServer
+) -> None:
+    a = await make_redis_node(own_redis.url)
+    b = await make_redis_node(own_redis.url)
+    alice = member(a[0], "alice")
+    bob = member(b[0], "bob")
+    await admitted(a, "r", alice)
+    await admitted(b, "r", bob)
+    a[1].members = {"r": [alice]}
+    b[1].members = {"r": [bob]}
+    await eventually(lambda: a[0].remote_member("r", "bob"))
+    own_redis.stop()
+    await eventually(lambda: not a[0].connected and not b[0].connected)
+    # Unreachable: publications are dropped and counted; joins are refused.
+    dropped = a[0].dropped
+    a[0].publish_to_room("r", b'{"type":"lost"}')
+    assert a[0].dropped == dropped + 1
+    assert a[1].room[-1] == ("r", b'{"type":"lost"}', None)  # local members still get it
+    late = member(a[0], "late")
+    a[0].claim("r", late, replace=False, max_members=100)
+    assert (await eventually(lambda: a[1].claims.get(late.session_id))).outcome is (
+        ClaimOutcome.UNAVAILABLE
+    )
+    own_redis.start()  # empty: no persistence
+    await eventually(lambda: a[0].connected and b[0].connected, timeout=15)
+    # Each node put its members back: the other still sees them, with nobody told
+    # of a change that did not happen.
+    assert await eventually(lambda: a[0].remote_member("r", "bob") == bob)
+    assert await eventually(lambda: b[0].remote_member("r", "alice") == alice)
+    members = redis_command(own_redis.port, "HKEYS", "hubbub:members:r")
+    assert b"alice" in members
+    assert b"bob" in members
+    a[0].publish_to_room("r", b'{"type":"back"}')
+    assert await eventually(lambda: b[1].room) == [("r", b'{"type":"back"}', None)]
+    assert [c for c in a[1].changes + b[1].changes if c[1] or c[2]] == []
+
+
+@pytest.mark.parametrize("gone_while_cut_off", [True])
+async def test_a_member_who_left_during_an_outage_is_announced_gone(
+    make_redis_node: MakeNode, own_redis: RedisServer, gone_while_cut_off: bool
+) -> None:
+    a = await make_redis_node(own_redis.url)
+    b = await make_redis_node(own_redis.url)
+    alice = member(a[0], "alice")
+    bob = member(b[0], "bob")
+    await admitted(a, "r", alice)
+    await admitted(b, "r", bob)
+    a[1].members = {"r": [alice]}
+    b[1].members = {"r": [bob]}
+    await eventually(lambda: a[0].remote_member("r", "bob"))
+    own_redis.stop()
+    await eventually(lambda: not a[0].connected and not b[0].connected)
+    b[0].release("r", bob)  # bob leaves while nobody can hear it
+    b[1].members = {}
+    own_redis.start()
+    await eventually(lambda: a[0].connected and b[0].connected, timeout=15)
+    assert await eventually(lambda: a[1].changes, timeout=15) == [("r", [], [bob])]

@@ -1,0 +1,96 @@
+"""A real Redis server for the tests: Debian's redis-server on an ephemeral port.
+
+No persistence (no dump or append-only file), its working folder a temporary one.
+It can be stopped and started again on the same port, as an outage.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+START_TIMEOUT = 20.0
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        if not Path(REDIS_SERVER).exists():
+            raise RuntimeError(
+                "redis-server is missing: run scripts/system-deps.sh (Debian package redis-server)"
+            )
+        self.root = Path(tempfile.mkdtemp(prefix="hubbub-redis-"))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.log = open(self.root / "redis.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+                "--protected-mode",
+                "no",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start: " + self.log_text())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+
+    def log_text(self) -> str:
+        path = self.root / "redis.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the server (everything it held is gone: no persistence)."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.process = None
+        if hasattr(self, "log"):
+            self.log.close()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
