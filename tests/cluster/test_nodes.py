@@ -193,7 +193,11 @@ async def test_a_killed_node_is_announced_gone(redis_url: str, tmp_path: Path) -
 
 
 async def test_readyz_and_server_status_show_the_cluster(redis_url: str, tmp_path: Path) -> None:
-    async with cluster(1, redis_url, tmp_path) as (node,), aiohttp.ClientSession() as http:
+    key = "cluster-test-api-key-0123456789"
+    async with (
+        cluster(1, redis_url, tmp_path, "--api-key", key) as (node,),
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http,
+    ):
         async with http.get(node.url + "/readyz") as response:
             assert response.status == 200
             body = await response.json()

@@ -1,0 +1,102 @@
+"""Redis goes away for 5 s during a chat storm, and comes back empty."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from tests.cluster.nodes import cluster
+from tests.redis import RedisServer
+from tests.wsclient import Client
+
+OUTAGE = 5.0
+
+
+async def ready(http: aiohttp.ClientSession, url: str) -> bool:
+    async with http.get(url + "/readyz") as response:
+        return response.status == 200
+
+
+async def test_no_acknowledged_chat_is_lost_or_doubled_when_redis_stops(
+    own_redis: RedisServer, postgres_url: str, tmp_path: Path
+) -> None:
+    async with (
+        cluster(2, own_redis.url, tmp_path, database_url=postgres_url) as (n1, n2),
+        aiohttp.ClientSession() as http,
+    ):
+        writers = [await Client.connect(n1.url), await Client.connect(n2.url)]
+        acked: dict[str, list[tuple[str, int]]] = {"w1": [], "w2": []}
+        try:
+            for name, client in zip(acked, writers, strict=True):
+                await client.join("storm", name)
+            await writers[0].expect("user-joined")
+            storming = True
+
+            async def write(name: str, client: Client) -> None:
+                for i in itertools.count():
+                    if not storming:
+                        return
+                    await client.send(
+                        {"type": "chat", "message": f"{name} {i}", "clientId": f"{i}"}
+                    )
+                    await asyncio.sleep(0.02)
+
+            async def read(name: str, client: Client) -> None:
+                while True:
+                    message = await client.recv(timeout=30)
+                    if message["type"] == "chat-ack":
+                        acked[name].append((message["clientId"], message["seq"]))
+                    assert message["type"] != "error", message
+
+            readers = [asyncio.create_task(read(n, c)) for n, c in zip(acked, writers, strict=True)]
+            sending = [
+                asyncio.create_task(write(n, c)) for n, c in zip(acked, writers, strict=True)
+            ]
+            await asyncio.sleep(2)
+            own_redis.stop()
+            await asyncio.sleep(1)
+            assert not await ready(http, n1.url)
+            await asyncio.sleep(OUTAGE - 1)
+            own_redis.start()
+            async with asyncio.timeout(30):
+                while not (await ready(http, n1.url) and await ready(http, n2.url)):
+                    await asyncio.sleep(0.2)
+            await asyncio.sleep(2)
+            storming = False
+            await asyncio.gather(*sending)
+            await asyncio.sleep(3)  # the last acknowledgements
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+            # Every acknowledged message is in the history exactly once.
+            assert len(acked["w1"]) > 100 and len(acked["w2"]) > 100
+            db = await asyncpg.connect(postgres_url)
+            try:
+                rows = await db.fetch(
+                    "SELECT user_id, client_id, seq FROM messages WHERE room = 'storm'"
+                )
+            finally:
+                await db.close()
+            stored = [(r["user_id"], r["client_id"], r["seq"]) for r in rows]
+            assert len({(u, c) for u, c, _ in stored}) == len(stored)
+            assert sorted(s for _, _, s in stored) == list(range(1, len(stored) + 1))
+            by_key = {(u, c): s for u, c, s in stored}
+            for name, acks in acked.items():
+                for client_id, seq in acks:
+                    assert by_key[(name, client_id)] == seq
+
+            # The cluster is whole again: the two writers reach each other, and
+            # neither was told the other left.
+            await writers[0].send({"type": "signal", "targetUserId": "w2", "signal": {"k": 1}})
+            async with asyncio.timeout(10):
+                while (message := await writers[1].recv())["type"] != "signal":
+                    assert message["type"] != "user-left", message
+            assert message["fromUserId"] == "w1"
+        finally:
+            for client in writers:
+                await client.close()
