@@ -8,6 +8,7 @@ declare -A needed=(
   [/usr/bin/chromium]=chromium
   [/usr/bin/turnserver]=coturn
   [/usr/bin/redis-server]=redis-server
+  [/usr/sbin/haproxy]=haproxy
 )
 
 missing=()

@@ -63,7 +63,7 @@ async def test_no_acknowledged_chat_is_lost_or_doubled_when_redis_stops(
             await asyncio.sleep(OUTAGE - 1)
             own_redis.start()
             async with asyncio.timeout(30):
-                while not (await ready(http, n1.url) and await ready(http, n2.url)):
+                while not (await ready(http, n1.url) and await ready(http, n2.url)):  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
             await asyncio.sleep(2)
             storming = False
@@ -74,7 +74,8 @@ async def test_no_acknowledged_chat_is_lost_or_doubled_when_redis_stops(
             await asyncio.gather(*readers, return_exceptions=True)
 
             # Every acknowledged message is in the history exactly once.
-            assert len(acked["w1"]) > 100 and len(acked["w2"]) > 100
+            assert len(acked["w1"]) > 100
+            assert len(acked["w2"]) > 100
             db = await asyncpg.connect(postgres_url)
             try:
                 rows = await db.fetch(
