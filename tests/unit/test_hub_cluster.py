@@ -111,13 +111,15 @@ def test_a_join_waits_for_the_cluster_and_lists_members_on_other_nodes(
     joined, *rest = h.take("alice")
     assert joined["type"] == "room-joined"
     assert joined["participants"] == [
-        {"userId": "bob", "polite": True, "name": "Bob"},
+        {"userId": "bob", "polite": True, "status": "online", "name": "Bob"},
     ]
     assert rest == []
     assert cluster.to_remote == [
         ("remote.bob", {"type": "signal", "signal": {"n": 1}, "fromUserId": "alice"})
     ]
-    assert cluster.to_room == [("r", {"type": "user-joined", "userId": "alice", "polite": False})]
+    assert cluster.to_room == [
+        ("r", {"type": "user-joined", "userId": "alice", "polite": False, "status": "online"})
+    ]
 
 
 @pytest.mark.parametrize(
@@ -189,7 +191,13 @@ def test_members_gone_with_their_node_are_announced(h: Harness, cluster: Scripte
     cluster.events.members_changed("r", [hidden], [hidden])
     assert h.take("alice") == [
         {"type": "user-left", "userId": "bob"},
-        {"type": "user-joined", "userId": "bob", "polite": False, "name": "Bob"},
+        {
+            "type": "user-joined",
+            "userId": "bob",
+            "polite": False,
+            "status": "online",
+            "name": "Bob",
+        },
     ]
 
 
