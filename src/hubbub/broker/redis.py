@@ -300,6 +300,7 @@ class RedisBroker:
         self._pubsub_wakeup = asyncio.Event()
         self._stopping = False
         self._up = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
         """Set while connected (for start-up to wait on)."""
 
     # -- Broker -----------------------------------------------------------------
@@ -433,14 +434,16 @@ class RedisBroker:
                     pipe.delete(f"{PREFIX}alive:{self.node_id}")
                     pipe.srem(f"{PREFIX}nodes", self.node_id)
                     await pipe.execute()
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._reader] if self._reader is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._close_pubsub()
-        await self._client.aclose()
-        await self._listener.aclose()
+        # Bounded: a stop never hangs on a connection that does not answer.
+        await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+        with contextlib.suppress(TimeoutError, RedisError, OSError):
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await self._close_pubsub()
+                await self._client.aclose()
+                await self._listener.aclose()
 
     async def ping(self) -> bool:
         """For ``/readyz``: Redis answers, and this node is subscribed."""
@@ -736,16 +739,10 @@ class RedisBroker:
             self._claim_failed(session_id)
 
     async def _supervise(self) -> None:
-        reader: asyncio.Task[None] | None = None
-        while True:
+        while not self._stopping:
             try:
                 if not self.connected:
-                    if reader is not None:
-                        reader.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await reader
-                        reader = None
-                    reader = await self._connect()
+                    await self._connect()
                 else:
                     await self._beat()
             except (RedisError, OSError) as exc:
@@ -757,8 +754,12 @@ class RedisBroker:
             self._expire_suspects()
             await asyncio.sleep(self.heartbeat)
 
-    async def _connect(self) -> asyncio.Task[None]:
+    async def _connect(self) -> None:
         """Subscribe again, then make Redis agree with this node's members."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.wait([reader])
         await self._close_pubsub()
         await self._client.ping()
         for script in (self._claim_script, self._release_script):
@@ -778,12 +779,11 @@ class RedisBroker:
                 if message is not None and message["type"] == "subscribe":
                     expected -= 1
         self._subscribed = set(rooms)
-        reader = asyncio.create_task(self._read(pubsub), name="redis-reader")
+        self._reader = asyncio.create_task(self._read(pubsub), name="redis-reader")
         await self._sync()
         self.connected = True
         self._up.set()
         log.info("event=cluster-connected node=%s rooms=%d", self.node_id, len(rooms))
-        return reader
 
     async def _sync(self) -> None:
         members = self._local_members()
