@@ -117,13 +117,13 @@ class HubServer:
         """What ``/readyz`` asks: name -> a check that returns True when that part
         (the store, the broker...) is reachable."""
         self.readiness_checks["store"] = self._store_reachable
+        if isinstance(self.broker, RedisBroker):
+            self.readiness_checks["broker"] = self.broker.ping
 
     async def _store_reachable(self) -> bool:
         """The store answers a small read."""
         await self.storage.store.rooms(1)
         return True
-        if isinstance(self.broker, RedisBroker):
-            self.readiness_checks["broker"] = self.broker.ping
 
     # -- the WebSocket endpoint -----------------------------------------------
 
