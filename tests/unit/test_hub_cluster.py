@@ -28,6 +28,7 @@ class ScriptedCluster:
         self.to_room: list[tuple[str, dict[str, Any]]] = []
         self.to_remote: list[tuple[str, dict[str, Any]]] = []
         self.closes: list[tuple[str, int, bool]] = []
+        self.announced: tuple[bytes | None, bytes | None] = (None, None)
 
     # Broker
     def attach(self, delivery: Delivery) -> None:
@@ -52,8 +53,18 @@ class ScriptedCluster:
     def new_session_id(self) -> str:  # pragma: no cover - the harness names sessions
         raise NotImplementedError
 
-    def claim(self, room: str, member: Member, *, replace: bool, max_members: int) -> None:
+    def claim(
+        self,
+        room: str,
+        member: Member,
+        *,
+        replace: bool,
+        max_members: int,
+        joined: bytes | None = None,
+        left: bytes | None = None,
+    ) -> None:
         self.claims.append((room, member, replace))
+        self.announced = (joined, left)
 
     def release(self, room: str, member: Member) -> None:
         self.released.append((room, member))
@@ -117,9 +128,18 @@ def test_a_join_waits_for_the_cluster_and_lists_members_on_other_nodes(
     assert cluster.to_remote == [
         ("remote.bob", {"type": "signal", "signal": {"n": 1}, "fromUserId": "alice"})
     ]
-    assert cluster.to_room == [
-        ("r", {"type": "user-joined", "userId": "alice", "polite": False, "status": "online"})
-    ]
+    # user-joined reaches the other nodes with the claim itself, not after it.
+    assert cluster.to_room == []
+    joined_payload, left_payload = cluster.announced
+    assert joined_payload is not None
+    assert json.loads(joined_payload) == {
+        "type": "user-joined",
+        "userId": "alice",
+        "polite": False,
+        "status": "online",
+    }
+    assert left_payload is not None
+    assert json.loads(left_payload) == {"type": "user-left", "userId": "alice"}
 
 
 @pytest.mark.parametrize(
@@ -156,8 +176,13 @@ def test_taking_a_remote_place_announces_the_leave_first_and_closes_it_there(
     h.send("alice", {"type": "join-room", "room": "r", "token": token("bob")}, connect=True)
     assert cluster.claims[0][2] is True  # a token may replace
     cluster.answer(replaced=BOB)
-    assert [m["type"] for _, m in cluster.to_room] == ["user-left", "user-joined"]
-    assert [m["userId"] for _, m in cluster.to_room] == ["bob", "bob"]
+    # The other nodes heard both with the claim; this node's members hear them in
+    # the same order.
+    assert cluster.to_room == []
+    assert [(m["type"], m["userId"]) for m in h.take("carol")] == [
+        ("user-left", "bob"),
+        ("user-joined", "bob"),
+    ]
     assert cluster.closes == [("remote.bob", 4009, False)]
 
 

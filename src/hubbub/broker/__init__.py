@@ -128,10 +128,17 @@ class Membership(Protocol):
         *,
         replace: bool,
         max_members: int,
+        joined: bytes | None = None,
+        left: bytes | None = None,
     ) -> None:
         """Put ``member`` in ``room`` unless its user id is there already (``replace``:
         take its place) or the room holds ``max_members``. Answered with
-        :meth:`MembershipEvents.claim_answered`."""
+        :meth:`MembershipEvents.claim_answered`.
+
+        ``joined`` (the newcomer's ``user-joined``) and ``left`` (the ``user-left`` of
+        the one it replaces, unless hidden) reach the room's members on other nodes
+        in the same step as the claim: a node that joins the room at the same time
+        either lists the newcomer or hears of it, never both."""
 
     def release(self, room: str, member: Member) -> None:
         """``member`` left ``room`` (announced by the hub itself)."""

@@ -87,8 +87,14 @@ if outcome == 'admitted' then
   redis.call('SADD', KEYS[3], ARGV[8])
   if existing then
     redis.call('PUBLISH', ARGV[6], 'l' .. cjson.encode({u=ARGV[1], e=existing, a=0}))
+    if ARGV[10] ~= '' and not string.find(existing, '"h":true', 1, true) then
+      redis.call('PUBLISH', ARGV[6], 'm' .. ARGV[11] .. '\\n' .. ARGV[10])
+    end
   end
   redis.call('PUBLISH', ARGV[6], 'j' .. cjson.encode({u=ARGV[1], e=entry, a=0}))
+  if ARGV[9] ~= '' then
+    redis.call('PUBLISH', ARGV[6], 'm' .. ARGV[11] .. ARGV[2] .. '\\n' .. ARGV[9])
+  end
 end
 local all = redis.call('HGETALL', KEYS[1])
 redis.call('PUBLISH', ARGV[7],
@@ -301,6 +307,7 @@ class RedisBroker:
         self._stopping = False
         self._up = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
+        self._connect_error = ""
         """Set while connected (for start-up to wait on)."""
 
     # -- Broker -----------------------------------------------------------------
@@ -347,7 +354,16 @@ class RedisBroker:
     def new_session_id(self) -> str:
         return f"{self.node_id}.{secrets.token_urlsafe(12)}"
 
-    def claim(self, room: str, member: Member, *, replace: bool, max_members: int) -> None:
+    def claim(
+        self,
+        room: str,
+        member: Member,
+        *,
+        replace: bool,
+        max_members: int,
+        joined: bytes | None = None,
+        left: bytes | None = None,
+    ) -> None:
         session_id = member.session_id
         if not self.connected:
             asyncio.get_running_loop().call_soon(
@@ -368,6 +384,9 @@ class RedisBroker:
                 f"{PREFIX}r:{room}",
                 self._node_channel,
                 room,
+                joined or b"",
+                left or b"",
+                self.node_id,
             ],
             on_error=lambda: self._claim_failed(session_id),
         )
@@ -748,8 +767,9 @@ class RedisBroker:
             except (RedisError, OSError) as exc:
                 if self.connected:
                     self._lost(f"heartbeat: {exc}")
-                else:
-                    log.debug("event=cluster-connect-failed error=%s", exc)
+                elif str(exc) != self._connect_error:
+                    self._connect_error = str(exc)  # once per cause, not every heartbeat
+                    log.warning("event=cluster-connect-failed node=%s error=%s", self.node_id, exc)
             self._expire_claims()
             self._expire_suspects()
             await asyncio.sleep(self.heartbeat)
@@ -782,6 +802,7 @@ class RedisBroker:
         self._reader = asyncio.create_task(self._read(pubsub), name="redis-reader")
         await self._sync()
         self.connected = True
+        self._connect_error = ""
         self._up.set()
         log.info("event=cluster-connected node=%s rooms=%d", self.node_id, len(rooms))
 

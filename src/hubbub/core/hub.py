@@ -618,7 +618,10 @@ class Hub:
             ]
             if message.status is not None:
                 session.status = message.status
-            self._admit(session, identity, room, member.user_id, participants, message.ref)
+            # The other nodes heard user-joined from Redis, with the claim itself.
+            self._admit(
+                session, identity, room, member.user_id, participants, message.ref, local_only=True
+            )
         except ProtocolError as error:
             self._send_error(session, error)
         self.rooms.drop_if_empty(room)
@@ -720,24 +723,39 @@ class Hub:
         if session.held is None:
             session.held = deque()
         # A token proves the id is its holder's: the newcomer takes the place.
+        joined = None
+        if not member.hidden:
+            joined = codec.encode(
+                UserJoined(
+                    user_id=user_id,
+                    polite=False,
+                    status=member.status,
+                    name=member.name,
+                    grants=member.grants,
+                )
+            )
         self._membership.claim(
             room.name,
             member,
             replace=identity.verified,
             max_members=self.limits.max_participants,
+            joined=joined,
+            left=codec.encode(UserLeft(user_id=user_id)),
         )
 
     def _replace_in_cluster(self, room: Room, replaced: Member, by: Session) -> None:
         log.info("event=replace session=%s by=%s", replaced.session_id, by.session_id)
+        # The other nodes heard user-left from Redis, with the claim; this node's
+        # members hear it now, before the newcomer's user-joined.
         local = self.sessions.get(replaced.session_id)
         if local is not None:
-            self._leave(local)
+            self._leave(local, announce=False)
             self._close(local, CloseCode.REPLACED, "the same user joined from elsewhere")
-            return
-        # Its node closes it without a word: the room hears of it from here, in
-        # order, before the newcomer's user-joined.
         if not replaced.hidden:
-            self._publish_in_order(room, codec.encode(UserLeft(user_id=replaced.user_id)), None)
+            payload = codec.encode(UserLeft(user_id=replaced.user_id))
+            self._outbox.broadcast(room.members.values(), payload, None)
+        if local is not None:
+            return
         assert self._membership is not None
         self._membership.close_remote(
             replaced, CloseCode.REPLACED, "the same user joined from elsewhere", announce=False
@@ -909,8 +927,11 @@ class Hub:
         user_id: str,
         participants: list[Participant],
         ref: Ref | None,
+        *,
+        local_only: bool = False,
     ) -> None:
-        """The join is granted: the session is a member; it and the room are told."""
+        """The join is granted: the session is a member; it and the room are told
+        (``local_only``: the members on this node; the cluster was told already)."""
         room_name = room.name
         session.user_id = user_id
         session.identity = identity
@@ -956,7 +977,11 @@ class Hub:
                 name=identity.name,
                 grants=grants,
             )
-            self._publish_in_order(room, codec.encode(announcement), session.session_id)
+            payload = codec.encode(announcement)
+            if local_only:
+                self._outbox.broadcast(room.members.values(), payload, session.session_id)
+            else:
+                self._publish_in_order(room, payload, session.session_id)
         self._address(session, user_id)
 
     def _on_leave_room(self, session: Session, message: LeaveRoom) -> None:
