@@ -998,17 +998,11 @@ class Hub:
         ref = message.ref
         _check_status(message.status, ref)
         limits = self.limits
-        budget = session.presence_budget
-        if budget is None:
-            budget = session.presence_budget = TokenBucket(
+        if session.presence_budget is None:
+            session.presence_budget = TokenBucket(
                 limits.presence_rate, limits.presence_burst, self._clock()
             )
-        if not budget.take(self._clock()):
-            raise ProtocolError(
-                ErrorCode.RATE_LIMITED,
-                f"slow down: at most {limits.presence_rate:g} presence changes a second",
-                ref=ref,
-            )
+        self._spend(session.presence_budget, "presence changes", ref)
         changed = session.status != message.status
         session.status = message.status
         room = session.room
@@ -1022,6 +1016,15 @@ class Hub:
             # Out of a room: the status is kept for the next join.
             reply = PresenceUpdate(status=message.status, ref=ref)
         self._outbox.send(session, codec.encode(reply))
+
+    def _spend(self, budget: TokenBucket, what: str, ref: Ref | None) -> None:
+        """Take one token from a per-connection budget, or refuse with rate-limited."""
+        if not budget.take(self._clock()):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"slow down: at most {budget.rate:g} {what} a second",
+                ref=ref,
+            )
 
     def _on_typing(self, session: Session, message: Typing) -> None:
         ref = message.ref
@@ -1037,17 +1040,11 @@ class Hub:
                 self._stop_typing(session, room)
             return
         limits = self.limits
-        budget = session.typing_budget
-        if budget is None:
-            budget = session.typing_budget = TokenBucket(
+        if session.typing_budget is None:
+            session.typing_budget = TokenBucket(
                 limits.typing_rate, limits.typing_burst, self._clock()
             )
-        if not budget.take(self._clock()):
-            raise ProtocolError(
-                ErrorCode.RATE_LIMITED,
-                f"slow down: at most {limits.typing_rate:g} typing messages a second",
-                ref=ref,
-            )
+        self._spend(session.typing_budget, "typing messages", ref)
         if session.hidden:
             return
         session.typing = True

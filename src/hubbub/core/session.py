@@ -38,6 +38,11 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = now
 
+    @property
+    def rate(self) -> float:
+        """Tokens a second."""
+        return self._rate
+
     def take(self, now: float) -> bool:
         """Spend one token if there is one."""
         tokens = self._tokens + (now - self._stamp) * self._rate

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -59,6 +59,20 @@ class StoredChat(msgspec.Struct, frozen=True, kw_only=True):
     duplicate: bool = False
     """This ``clientId`` from this sender in this room was stored before: these are
     the first copy's fields, and nothing new was stored."""
+
+
+def stored_chat_from_row(row: Sequence[Any]) -> StoredChat:
+    """A stored chat from a row of ``room, seq, id, ts, user_id, body, client_id``
+    (the same columns in every backend)."""
+    return StoredChat(
+        room=row[0],
+        seq=row[1],
+        id=row[2],
+        ts=row[3],
+        user_id=row[4],
+        text=row[5],
+        client_id=row[6],
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from hubbub.store import (
     StoreError,
     assign_sequence,
     new_ids,
+    stored_chat_from_row,
 )
 from hubbub.store.migrations import check_not_newer, migrations
 
@@ -55,18 +56,6 @@ def _translated(
             raise StoreError(f"PostgreSQL: {exc}") from exc
 
     return run
-
-
-def _chat(row: Any) -> StoredChat:
-    return StoredChat(
-        room=row[0],
-        seq=row[1],
-        id=row[2],
-        ts=row[3],
-        user_id=row[4],
-        text=row[5],
-        client_id=row[6],
-    )
 
 
 class PostgresStore:
@@ -154,7 +143,7 @@ class PostgresStore:
                         [d.client_id for d in keyed],
                     )
                     for row in found:
-                        chat = _chat(row)
+                        chat = stored_chat_from_row(row)
                         existing[(chat.room, chat.user_id, row[6])] = chat
                 results, rows = assign_sequence(
                     drafts, last_seqs, existing, now_ms, new_ids(len(drafts))
@@ -204,7 +193,7 @@ class PostgresStore:
                 room,
                 recent,
             )
-        return RoomState(last_seq=last, recent=[_chat(r) for r in reversed(rows)])
+        return RoomState(last_seq=last, recent=[stored_chat_from_row(r) for r in reversed(rows)])
 
     @_translated
     async def history(self, room: str, before_seq: int | None, limit: int) -> list[StoredChat]:
@@ -216,7 +205,7 @@ class PostgresStore:
             before,
             limit,
         )
-        return [_chat(r) for r in reversed(rows)]
+        return [stored_chat_from_row(r) for r in reversed(rows)]
 
     @_translated
     async def rooms(self, limit: int, after: str | None = None) -> list[tuple[str, int]]:

@@ -27,6 +27,7 @@ from hubbub.store import (
     StoreError,
     assign_sequence,
     new_ids,
+    stored_chat_from_row,
 )
 from hubbub.store.migrations import check_not_newer, migrations
 
@@ -93,18 +94,6 @@ _SEEN_UPSERT = (
 )
 _IDS_PER_QUERY = 500
 """User ids in one ``IN (...)``: well under SQLite's limit on bound parameters."""
-
-
-def _chat(row: tuple[Any, ...]) -> StoredChat:
-    return StoredChat(
-        room=row[0],
-        seq=row[1],
-        id=row[2],
-        ts=row[3],
-        user_id=row[4],
-        text=row[5],
-        client_id=row[6],
-    )
 
 
 class SqliteStore:
@@ -229,7 +218,7 @@ class SqliteStore:
                 # more than the rest of the append.
                 found = db.execute(_EARLIER_COPIES, (json.dumps(list(keys)),)).fetchall()
                 for row in found:
-                    chat = _chat(row)
+                    chat = stored_chat_from_row(row)
                     existing[(chat.room, chat.user_id, row[6])] = chat
             results, rows = assign_sequence(
                 drafts, last_seqs, existing, now_ms, new_ids(len(drafts))
@@ -260,7 +249,9 @@ class SqliteStore:
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?",
                 (room, recent),
             ).fetchall()
-            return RoomState(last_seq=row[0], recent=[_chat(r) for r in reversed(rows)])
+            return RoomState(
+                last_seq=row[0], recent=[stored_chat_from_row(r) for r in reversed(rows)]
+            )
 
         return await self._read(work)
 
@@ -273,7 +264,7 @@ class SqliteStore:
                 " ORDER BY seq DESC LIMIT ?",
                 (room, before, limit),
             ).fetchall()
-            return [_chat(r) for r in reversed(rows)]
+            return [stored_chat_from_row(r) for r in reversed(rows)]
 
         return await self._read(work)
 
