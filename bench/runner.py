@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import json
 import logging
+import statistics
 import sys
 import time
 import traceback
@@ -64,12 +65,16 @@ async def run_all(
                 "params": case.params,
                 "results": {},
             }
+            repeats: dict[str, list[dict[str, Any]]] = {}
             for server in servers:
                 if server.missing or (scenario.servers and server.name not in scenario.servers):
                     continue
                 log.info("%s / %s / %s", scenario.name, case.label, server.label)
-                entry["results"][server.name] = await _measure(run, scenario, server, case)
-                log.info("  %s", _brief(entry["results"][server.name]))
+                figures = await _measure(run, scenario, server, case)
+                log.info("  %s", _brief(figures))
+                repeats.setdefault(server.name, []).append(figures)
+            for name, runs in repeats.items():
+                entry["results"][name] = median_of(runs)
             results["scenarios"].append(entry)
     results["duration_s"] = round(time.monotonic() - started, 1)
     results["machine"]["load_average_at_end"] = machine.load_average()
@@ -95,6 +100,21 @@ async def _measure(run: Run, scenario: Scenario, kind: ServerKind, case: Any) ->
         return {"error": f"{type(error).__name__}: {error}"}
     finally:
         await server.stop()
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One server's figures for a case it was measured in several times (its name
+    repeated in ``--servers``): the median of each number, the runs kept under
+    ``runs``. A single run is returned as it is."""
+    if len(runs) == 1:
+        return runs[0]
+    merged: dict[str, Any] = dict(runs[-1])
+    for key, value in runs[-1].items():
+        values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
+        if isinstance(value, int | float) and not isinstance(value, bool) and values:
+            merged[key] = statistics.median(values)
+    merged["runs"] = runs
+    return merged
 
 
 def _brief(figures: dict[str, Any]) -> str:
