@@ -101,6 +101,9 @@ async def test_slow_reader_is_cut_off_without_slowing_the_room(start_hub) -> Non
     try:
         writer.write(_masked_frame(0x1, b'{"type":"join-room","room":"r","userId":"slow"}'))
         await writer.drain()
+        # in the room before the others come, so that what they hear is known
+        opcode, payload = await _read_frame(reader)
+        assert opcode == 0x1 and b'"room-joined"' in payload, payload
         async with await Client.connect(url) as sender, await Client.connect(url) as fast:
             await sender.join("r", "sender")
             await fast.join("r", "fast")
@@ -170,18 +173,24 @@ def _masked_frame(opcode: int, payload: bytes) -> bytes:
     return header + mask + masked
 
 
+async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one unmasked frame from the server: its opcode and payload."""
+    async with asyncio.timeout(30):
+        first, second = await reader.readexactly(2)
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await reader.readexactly(8))
+        return first & 0x0F, await reader.readexactly(length)
+
+
 async def _read_close_code(reader: asyncio.StreamReader) -> int | None:
     """Read frames until a close frame; return its code."""
     async with asyncio.timeout(30):
         while True:
-            first, second = await reader.readexactly(2)
-            length = second & 0x7F
-            if length == 126:
-                (length,) = struct.unpack("!H", await reader.readexactly(2))
-            elif length == 127:
-                (length,) = struct.unpack("!Q", await reader.readexactly(8))
-            payload = await reader.readexactly(length)
-            if first & 0x0F == 0x8:
+            opcode, payload = await _read_frame(reader)
+            if opcode == 0x8:
                 return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
 
 

@@ -582,15 +582,27 @@ function startSpeakerLoop() {
   startMeter(room.localStream, (level) => {
     if (state.meter) state.meter.level = level;
   });
-  state.speakerTimer = setInterval(() => {
-    if (!state.room) return;
-    const levels = [[room.userId, room.media.audio ? state.meter?.level ?? 0 : 0]];
-    for (const participant of room.participants.values()) {
-      levels.push([participant.userId, participant.media.audio ? participant.audioLevel() : 0]);
-    }
-    for (const [userId, level] of levels) {
-      const tile = state.tiles.get(tileKey(userId, "camera"));
-      tile?.classList.toggle("speaking", level > 0.04);
+  // A voice stays lit a little after its last loud moment, so the ring does not flicker
+  // between words.
+  const lastLoud = new Map();
+  let measuring = false;
+  state.speakerTimer = setInterval(async () => {
+    if (!state.room || measuring) return;
+    measuring = true;
+    try {
+      const levels = [[room.userId, room.media.audio ? state.meter?.level ?? 0 : 0]];
+      for (const participant of room.participants.values()) {
+        const level = participant.media.audio ? await participant.audioLevelSinceLastCall() : 0;
+        levels.push([participant.userId, level]);
+      }
+      const now = performance.now();
+      for (const [userId, level] of levels) {
+        if (level > 0.04) lastLoud.set(userId, now);
+        const tile = state.tiles.get(tileKey(userId, "camera"));
+        tile?.classList.toggle("speaking", now - (lastLoud.get(userId) ?? -Infinity) < 600);
+      }
+    } finally {
+      measuring = false;
     }
   }, 200);
 }

@@ -1146,6 +1146,32 @@ export class Participant {
     return this._link?.pc ?? null;
   }
 
+  /**
+   * Loudness of this participant's microphone since the previous call, 0 to 1: the root
+   * mean square of everything received in between, from the receiver's audio energy,
+   * so a short sound between two calls counts (audioLevel() sees only the last packet).
+   */
+  async audioLevelSinceLastCall() {
+    const pc = this._link?.pc;
+    if (!pc) return 0;
+    let energy = 0;
+    let duration = 0;
+    for (const receiver of pc.getReceivers()) {
+      if (receiver.track?.kind !== "audio") continue;
+      const stats = await receiver.getStats();
+      for (const report of stats.values()) {
+        if (report.type !== "inbound-rtp") continue;
+        energy += report.totalAudioEnergy ?? 0;
+        duration += report.totalSamplesDuration ?? 0;
+      }
+    }
+    const previous = this._audioEnergy ?? { energy: 0, duration: 0 };
+    this._audioEnergy = { energy, duration };
+    const elapsed = duration - previous.duration;
+    if (elapsed <= 0 || energy < previous.energy) return 0;
+    return Math.min(1, Math.sqrt((energy - previous.energy) / elapsed));
+  }
+
   /** Audio level of this participant's microphone, 0 to 1, from the last packets received. */
   audioLevel() {
     const pc = this._link?.pc;
