@@ -103,7 +103,8 @@ async def test_slow_reader_is_cut_off_without_slowing_the_room(start_hub) -> Non
         await writer.drain()
         # in the room before the others come, so that what they hear is known
         opcode, payload = await _read_frame(reader)
-        assert opcode == 0x1 and b'"room-joined"' in payload, payload
+        assert opcode == 0x1
+        assert b'"room-joined"' in payload, payload
         async with await Client.connect(url) as sender, await Client.connect(url) as fast:
             await sender.join("r", "sender")
             await fast.join("r", "fast")
