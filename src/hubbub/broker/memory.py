@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
-
+from hubbub import randomness
 from hubbub.broker import Delivery
 
 
@@ -19,7 +18,7 @@ class MemoryBroker:
         self._delivery = delivery
 
     def new_session_id(self) -> str:
-        return secrets.token_urlsafe(12)
+        return randomness.token_urlsafe(12)
 
     def publish_to_room(self, room: str, payload: bytes, exclude: str | None = None) -> None:
         if self._delivery is not None:

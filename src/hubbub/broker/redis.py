@@ -48,6 +48,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from hubbub import randomness
 from hubbub.broker import (
     ClaimOutcome,
     ClaimResult,
@@ -352,7 +353,7 @@ class RedisBroker:
         self._events = events
 
     def new_session_id(self) -> str:
-        return f"{self.node_id}.{secrets.token_urlsafe(12)}"
+        return f"{self.node_id}.{randomness.token_urlsafe(12)}"
 
     def claim(
         self,

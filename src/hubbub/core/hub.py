@@ -13,7 +13,6 @@ import hmac
 import logging
 import random
 import re
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from hubbub import randomness
 from hubbub.auth.admission import Admission
 from hubbub.auth.grants import Grant, Identity
 from hubbub.auth.turn import IceServerConfig
@@ -116,11 +116,11 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _new_id() -> str:
-    return secrets.token_urlsafe(12)
+    return randomness.token_urlsafe(12)
 
 
 def _new_user_id() -> str:
-    return "user-" + secrets.token_hex(4)
+    return "user-" + randomness.token_hex(4)
 
 
 class Hub:

@@ -17,10 +17,11 @@ still looks alive); any other move is an :class:`IllegalTransition`.
 
 from __future__ import annotations
 
-import secrets
 from collections import deque
 from enum import Enum
 from typing import TYPE_CHECKING, Any
+
+from hubbub import randomness
 
 if TYPE_CHECKING:
     from hubbub.auth.grants import Identity
@@ -132,7 +133,7 @@ class Session:
         replay_max_bytes: int = 256 * 1024,
     ) -> None:
         self.session_id = session_id
-        self.resume_token = secrets.token_urlsafe(18)
+        self.resume_token = randomness.token_urlsafe(18)
         """The secret that takes the session back (``resume``); only its client has it."""
         self.state = LinkState.CONNECTED
         self.last_n = 0

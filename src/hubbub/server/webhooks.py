@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import msgspec
 
-from hubbub import __version__
+from hubbub import __version__, randomness
 from hubbub.core.events import CallEvent
 from hubbub.settings import WEBHOOK_EVENTS, ServerSettings
 
@@ -110,7 +109,7 @@ class WebhookQueue:
             return
         self.emitted[event] += 1
         record = WebhookEvent(
-            "evt_" + secrets.token_urlsafe(12), event, int(self._wall_clock() * 1000), data
+            "evt_" + randomness.token_urlsafe(12), event, int(self._wall_clock() * 1000), data
         )
         for url, queue in self.queues.items():
             if len(queue) >= self._max_queued:
