@@ -215,13 +215,16 @@ class Driver:
         self.params: dict[str, Any] = job["params"]
         self.wire = WIRES[job["wire"]]
         self.url: str = job["url"]
+        self.urls: list[str] = job.get("urls") or [self.url]
+        """One per node of the server (a cluster's nodes); clients are dealt over them."""
         self.index: int = job["index"]
         self.clients: list[Client] = []
         self._marked_cpu = 0.0
         self._marked_at = 0.0
 
-    async def connect(self, on_message: OnMessage, name: str = "") -> Client:
-        client = await connect(self.wire, self.url, on_message, name)
+    async def connect(self, on_message: OnMessage, name: str = "", node: int = 0) -> Client:
+        """A client on node ``node`` (modulo the number of nodes: 0 on a lone server)."""
+        client = await connect(self.wire, self.urls[node % len(self.urls)], on_message, name)
         self.clients.append(client)
         return client
 

@@ -21,6 +21,9 @@ class CpuTimes:
     def __sub__(self, other: CpuTimes) -> CpuTimes:
         return CpuTimes(self.user - other.user, self.system - other.system)
 
+    def __add__(self, other: CpuTimes) -> CpuTimes:
+        return CpuTimes(self.user + other.user, self.system + other.system)
+
 
 def cpu_times(pid: int) -> CpuTimes:
     """CPU seconds the process has used, all its threads together, from /proc/<pid>/stat."""

@@ -17,7 +17,7 @@ from typing import Any
 from bench import machine, report
 from bench.scenario import SIZES, Run, Scenario
 from bench.scenarios import SCENARIOS
-from bench.servers import REPO, WORK_DIR, HubbubAt, ServerKind, all_servers
+from bench.servers import REPO, WORK_DIR, HubbubAt, ServerKind, all_servers, hubbub_clusters
 
 log = logging.getLogger("bench")
 
@@ -67,7 +67,7 @@ async def run_all(
             }
             repeats: dict[str, list[dict[str, Any]]] = {}
             for server in servers:
-                if server.missing or (scenario.servers and server.name not in scenario.servers):
+                if server.missing or not _measured_in(scenario, server):
                     continue
                 log.info("%s / %s / %s", scenario.name, case.label, server.label)
                 figures = await _measure(run, scenario, server, case)
@@ -117,6 +117,12 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def _measured_in(scenario: Scenario, server: ServerKind) -> bool:
+    if scenario.servers is None:
+        return not server.named_only
+    return server.name in scenario.servers
+
+
 def _brief(figures: dict[str, Any]) -> str:
     return " ".join(
         f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
@@ -139,9 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--servers",
-        default="hubbub,seed,socketio",
-        help="comma-separated, of: hubbub, seed, socketio (and hubbub-ref with "
-        "--compare-with), measured in this order",
+        default="hubbub,hubbub-redis,hubbub-cluster,seed,socketio",
+        help="comma-separated, of: hubbub, hubbub-redis, hubbub-cluster, seed, socketio "
+        "(and hubbub-ref, hubbub-redis-ref, hubbub-cluster-ref with --compare-with), "
+        "measured in this order; the hubbub-redis and hubbub-cluster ones only in the "
+        "scenarios that name them (cluster)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the report goes")
     parser.add_argument(
@@ -180,10 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     scenarios = [s for s in SCENARIOS if s.name in wanted]
-    known = all_servers() + ([HubbubAt(args.compare_with)] if args.compare_with else [])
+    known = all_servers()
     wanted_servers = args.servers.split(",")
-    if args.compare_with and "hubbub-ref" not in wanted_servers:
-        wanted_servers.insert(1, "hubbub-ref")
+    if args.compare_with:
+        ref = HubbubAt(args.compare_with)
+        known += [ref, *hubbub_clusters(ref, "-ref")]
+        # Each right after its own: hubbub-ref after hubbub, and so on.
+        for name in ("hubbub", "hubbub-redis", "hubbub-cluster"):
+            if name in wanted_servers and f"{name}-ref" not in wanted_servers:
+                wanted_servers.insert(wanted_servers.index(name) + 1, f"{name}-ref")
     # In the order given: the order they are measured in, case by case.
     servers = [s for name in wanted_servers for s in known if s.name == name]
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])

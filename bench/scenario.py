@@ -141,6 +141,7 @@ class Generators:
                     "scenario": scenario,
                     "wire": server.kind.wire,
                     "url": server.url,
+                    "urls": server.urls,
                     "index": index,
                     "params": part,
                 }
@@ -220,6 +221,9 @@ class Window:
     cpu_start: CpuTimes = field(default_factory=lambda: CpuTimes(0.0, 0.0))
     seconds: float = 0.0
     cpu: CpuTimes = field(default_factory=lambda: CpuTimes(0.0, 0.0))
+    parts_start: dict[str, CpuTimes] = field(default_factory=dict)
+    parts: dict[str, CpuTimes] = field(default_factory=dict)
+    """CPU time by part of the server (a cluster's nodes, its Redis)."""
 
     profiler: subprocess.Popen[bytes] | None = None
 
@@ -237,15 +241,23 @@ class Window:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+        self.parts_start = self.server.cpu_parts()
         self.cpu_start = self.server.cpu()
         self.started = time.monotonic()
 
     def close(self) -> None:
         self.seconds = time.monotonic() - self.started
         self.cpu = self.server.cpu() - self.cpu_start
+        now = self.server.cpu_parts()
+        self.parts = {name: now[name] - self.parts_start[name] for name in now}
         if self.profiler is not None:
             self.profiler.send_signal(signal.SIGINT)  # py-spy writes its output, then exits
             self.profiler.wait(30)
+
+
+def cpu_parts(window: Window) -> dict[str, float]:
+    """The window's CPU seconds by part of the server (``cpu_s_<part>``)."""
+    return {f"cpu_s_{name}": times.total for name, times in window.parts.items()}
 
 
 def generator_figures(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:

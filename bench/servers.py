@@ -58,8 +58,17 @@ class RunningServer:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def urls(self) -> list[str]:
+        """Where clients connect: one URL per node (a cluster has several)."""
+        return [self.url]
+
     def cpu(self) -> CpuTimes:
         return cpu_times(self.pid)
+
+    def cpu_parts(self) -> dict[str, CpuTimes]:
+        """CPU time by part (a cluster: its nodes and Redis); one part otherwise."""
+        return {"server": self.cpu()}
 
     def rss(self) -> int:
         return rss_bytes(self.pid)
@@ -94,6 +103,8 @@ class ServerKind:
     data_env: str | None = None
     """The environment variable naming its data folder, for a server that stores
     data: each start gets an empty one (in the run's folder, removed at the stop)."""
+    named_only: bool = False
+    """Measured only in the scenarios that name it in their ``servers``."""
 
     def __post_init__(self) -> None:
         self.wire = self.wire or self.name
@@ -269,8 +280,144 @@ class SocketIOServer(ServerKind):
         return [sys.executable, "-m", "bench.socketio_server", "--port", str(port)], REPO, {}
 
 
+class RedisServer:
+    """Debian's redis-server on a free loopback port, with no persistence."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="redis-", dir=log_dir))
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        with open(self.dir / "redis.log", "ab") as log:  # noqa: ASYNC230 - a local file
+            self.process = await asyncio.create_subprocess_exec(
+                *(REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.dir)),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        await _wait_listening(self.port, self.process)
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class RunningCluster(RunningServer):
+    """hubbub nodes on one Redis: CPU and memory are the sum of every process's."""
+
+    def __init__(self, kind: ServerKind, nodes: list[RunningServer], redis: RedisServer) -> None:
+        first = nodes[0]
+        super().__init__(kind, first.process, first.url, first.log_path, data_dir=first.data_dir)
+        self.nodes = nodes
+        self.redis = redis
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    def cpu_parts(self) -> dict[str, CpuTimes]:
+        nodes = CpuTimes(0.0, 0.0)
+        for node in self.nodes:
+            nodes = nodes + node.cpu()
+        assert self.redis.process is not None
+        return {"server": nodes, "redis": cpu_times(self.redis.process.pid)}
+
+    def cpu(self) -> CpuTimes:
+        total = CpuTimes(0.0, 0.0)
+        for part in self.cpu_parts().values():
+            total = total + part
+        return total
+
+    def rss(self) -> int:
+        assert self.redis.process is not None
+        return sum(node.rss() for node in self.nodes) + rss_bytes(self.redis.process.pid)
+
+    async def stop(self) -> None:
+        for node in self.nodes:
+            await node.stop()
+        await self.redis.stop()
+
+
+class HubbubCluster(ServerKind):
+    """``nodes`` hubbub processes joined through one redis-server (``--broker
+    redis://``); clients are dealt over the nodes by the scenario."""
+
+    def __init__(self, node: Hubbub, nodes: int, name: str, label: str) -> None:
+        super().__init__(
+            name,
+            label,
+            f"{nodes} x {node.description}, on one redis-server (`--broker redis://`, "
+            "no persistence); CPU is the nodes' and redis-server's together",
+            wire="hubbub",
+            named_only=True,
+        )
+        self.node = node
+        self.nodes = nodes
+
+    def prepare(self) -> None:
+        if not Path(REDIS_SERVER).exists():
+            self.missing = "redis-server is not installed (scripts/system-deps.sh)"
+            return
+        self.node.prepare()
+        self.missing = self.node.missing
+
+    async def start(self, log_dir: Path) -> RunningServer:
+        redis = RedisServer(log_dir)
+        nodes: list[RunningServer] = []
+        try:
+            await redis.start()
+            for _ in range(self.nodes):
+                nodes.append(await _ClusterNode(self.node, redis.url).start(log_dir))
+        except BaseException:
+            for node in nodes:
+                await node.stop()
+            await redis.stop()
+            raise
+        return RunningCluster(self, nodes, redis)
+
+
+class _ClusterNode(ServerKind):
+    """One node of a cluster: ``node``'s command with ``--broker``."""
+
+    def __init__(self, node: Hubbub, redis_url: str) -> None:
+        super().__init__(node.name, node.label, node.description)
+        self.data_env = node.data_env
+        self.inner = node
+        self.redis_url = redis_url
+
+    def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
+        argv, cwd, env = self.inner.command(port)
+        # An environment variable, as for the data folder: the same for every revision.
+        return argv, cwd, {**env, "HUBBUB_BROKER": self.redis_url}
+
+
+def hubbub_clusters(node: Hubbub, suffix: str = "") -> list[ServerKind]:
+    """One node on Redis (the cost of the broker alone), and two nodes on Redis
+    (clients dealt over both: the cost of crossing nodes)."""
+    return [
+        HubbubCluster(node, 1, f"hubbub-redis{suffix}", f"{node.label}, 1 node on Redis"),
+        HubbubCluster(node, 2, f"hubbub-cluster{suffix}", f"{node.label}, 2 nodes on Redis"),
+    ]
+
+
 def all_servers() -> list[ServerKind]:
-    return [Hubbub(), SeedServer(), SocketIOServer()]
+    return [Hubbub(), *hubbub_clusters(Hubbub()), SeedServer(), SocketIOServer()]
 
 
 def free_port() -> int:

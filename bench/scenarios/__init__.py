@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bench.scenario import Scenario
 from bench.scenarios.chat_store import ChatStore
+from bench.scenarios.cluster import Cluster
 from bench.scenarios.fanout import Fanout
 from bench.scenarios.file_transfer import FileTransfer
 from bench.scenarios.idle import Idle
@@ -18,6 +19,7 @@ from bench.scenarios.webrtc import WebRTCSetup
 SCENARIOS: list[Scenario] = [
     Relay(),
     Fanout(),
+    Cluster(),
     ChatStore(),
     JoinStorm(),
     Idle(),

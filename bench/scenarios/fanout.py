@@ -28,6 +28,7 @@ from bench.scenario import (
     Scenario,
     Target,
     Window,
+    cpu_parts,
     generator_figures,
     split,
 )
@@ -115,6 +116,7 @@ class Fanout(Scenario):
             "server_cpu_us_per_delivery": 1e6 * window.cpu.total / max(deliveries, 1),
             "server_cpu_pct": 100.0 * window.cpu.total / window.seconds,
             **generator_figures(reports),
+            **cpu_parts(window),
         }
 
 
@@ -160,7 +162,8 @@ class Driver(BaseDriver):
 
         async def member(number: int) -> None:
             async with gate:
-                client = await self.connect(self.on_member_message, f"m{number}")
+                # On a cluster, members are dealt over the nodes in turn.
+                client = await self.connect(self.on_member_message, f"m{number}", node=number)
                 client.send({"type": "join-room", "room": room, "userId": f"m{number}"})
                 self.members.append(client)
                 if self.witness is None and not self.params["sender"]:

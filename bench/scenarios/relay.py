@@ -23,6 +23,7 @@ from bench.scenario import (
     Scenario,
     Target,
     Window,
+    cpu_parts,
     generator_figures,
     split,
 )
@@ -90,6 +91,7 @@ class Relay(Scenario):
             "server_cpu_us_per_message": 1e6 * window.cpu.total / max(messages, 1),
             "server_cpu_pct": 100.0 * window.cpu.total / window.seconds,
             **generator_figures(reports),
+            **cpu_parts(window),
         }
 
 
@@ -114,8 +116,9 @@ class Driver(BaseDriver):
         async def pair(number: int) -> None:
             async with gate:
                 self.joined[number] = loop.create_future()
-                a = await self.connect(self.on_message, f"a{number}")
-                b = await self.connect(self.on_message, f"b{number}")
+                # On a cluster, every pair is split over two nodes.
+                a = await self.connect(self.on_message, f"a{number}", node=0)
+                b = await self.connect(self.on_message, f"b{number}", node=1)
                 self.partners[a], self.partners[b] = "b", "a"
                 for client, partner in ((a, "b"), (b, "a")):
                     self.signal_to[client] = self.wire.template(
