@@ -1,11 +1,20 @@
 """The client: one WebSocket to a hubbub server, one room, events as an async iterator.
 
 The client joins its room as soon as it connects and keeps the connection alive on
-its own: when the connection drops it reconnects with :class:`Backoff` and joins
-the same room under the same user id again, telling the application with
-:class:`Disconnected` and :class:`Reconnected` events. Requests that the server
-answers (``join-room``, ``leave-room``, ``ping``, ``history``) carry a ``ref`` and
-are matched with their reply or error.
+its own. Requests that the server answers (``join-room``, ``leave-room``, ``ping``,
+``history``...) carry a ``ref`` and are matched with their reply or error.
+
+Every server message carries ``n``, its number in the session; the client keeps
+the last one. When the connection is lost without a close frame (a network drop,
+a sleeping laptop), it reconnects with :class:`Backoff` and sends ``resume`` with
+that number: the server gives the session back and sends what was missed, each
+message once and in order (:class:`Resumed`). When the session cannot be resumed
+(the server restarted, closed the connection itself, or holds no longer what was
+missed), the client joins the same room afresh under the same user id
+(:class:`Reconnected`, then :class:`RoomJoined`) and fetches the chat stored
+meanwhile from the history, so that no chat message is missed or seen twice.
+A server's ``reconnect`` hint (it is shutting down) sets the delay before
+coming back.
 
 On a server that stores chat, each chat message carries a ``clientId`` of ours and
 stays in an outbox until its ``chat-ack`` comes: it is sent again after a
@@ -40,6 +49,7 @@ from hubbub.client.errors import (
 )
 from hubbub.client.events import (
     ChatAck,
+    ChatGap,
     ChatMessage,
     Disconnected,
     Event,
@@ -47,7 +57,10 @@ from hubbub.client.events import (
     IceServers,
     KnownMessage,
     Participant,
+    ParticipantUpdated,
     Reconnected,
+    ReconnectHint,
+    Resumed,
     RoomJoined,
     RoomLeft,
     ServerError,
@@ -55,18 +68,19 @@ from hubbub.client.events import (
     StoredChat,
     UserJoined,
     UserLeft,
-    decode_event,
+    decode_frame,
 )
 
 log = logging.getLogger("hubbub.client")
 
 Listener = Callable[[Event], None]
 
-FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010, 4003, 4004, 4009})
+FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010, 4003, 4004, 4009, 4010})
 """Close codes after which reconnecting would only be refused the same way (a
 protocol error, a flood, a frame too large), or is not wanted: an admin removed us
-(4003) or ended the room (4004), or our identity joined from elsewhere (4009).
-Others (1001 going away, 1006 lost, 1011, 4008 slow reader) are retried."""
+(4003) or ended the room (4004), our identity joined from elsewhere (4009), or
+another connection resumed our session (4010). Others (1001 going away, 1006 lost,
+1011, 4008 slow reader) are retried."""
 
 RETRYABLE_JOIN_CODES = frozenset({"user-id-taken", "room-full", "rate-limited"})
 """Join refusals that can pass with time when rejoining after a reconnect: the
@@ -86,6 +100,14 @@ RETRYABLE_CHAT_CODES = frozenset({"store-unavailable", "rate-limited"})
 
 CHAT_REF_PREFIX = "chat:"
 """The ``ref`` of a chat message is this and its ``clientId``."""
+
+DEFAULT_MAX_CATCH_UP = 1000
+"""Chat messages stored while the client was away that a fresh rejoin fetches from
+the history at most; older ones are reported as a :class:`ChatGap`."""
+
+RESUME_REF = "resume"
+CATCH_UP_REF = "catch-up"
+JOIN_REF = "join"
 
 
 class _OutgoingChat:
@@ -134,8 +156,9 @@ class Client:
     ``user`` is the user id to ask for (the server picks one when it is None; on a
     server with tokens the token says who the user is). ``token`` is passed to the
     server in each ``join-room`` (never in the URL, which logs keep).
-    With ``reconnect`` False a lost connection ends the
-    iteration instead. With ``events`` False nothing is queued for the iterator:
+    With ``reconnect`` False a lost connection ends the iteration instead (no
+    resume, no rejoin). ``max_catch_up`` bounds the chat messages a fresh rejoin
+    fetches from the history. With ``events`` False nothing is queued for the iterator:
     listeners (:meth:`add_listener`) are then the only way to see events.
     """
 
@@ -152,6 +175,7 @@ class Client:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         heartbeat: float = DEFAULT_HEARTBEAT,
         max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS,
+        max_catch_up: int = DEFAULT_MAX_CATCH_UP,
         join_fields: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = websocket_url(url)
@@ -167,8 +191,11 @@ class Client:
         """The ``iceServers`` for new peer connections, kept fresh by the server."""
         self.last_seq: int | None = None
         """The room's last chat sequence number seen (None: the server stores no chat)."""
+        self.last_n = 0
+        """The ``n`` of the last server message received in this session."""
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
+        self.max_catch_up = max_catch_up
         self.request_timeout = request_timeout
         self.heartbeat = heartbeat
         self._join_fields = dict(join_fields or {})
@@ -191,6 +218,11 @@ class Client:
         self._client_ids = itertools.count(1)
         self._client_id_prefix = secrets.token_hex(6)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._resume_token: str | None = None
+        self._reconnect_after: float | None = None
+        """Seconds the server asked us to wait before coming back (``reconnect``)."""
+        self._restore_at_n: int | None = None
+        """After a resume: resend the unacknowledged chat once the replay reached this."""
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -208,11 +240,20 @@ class Client:
             raise RuntimeError("the client is started already")
         self._session = aiohttp.ClientSession()
         try:
-            ws, joined = await self._connect_and_join()
+            ws = await self._open()
+            try:
+                joined, backlog = await self._join_on(ws)
+            except BaseException:
+                await ws.close()
+                raise
         except BaseException:
             await self._session.close()
             raise
+        self._ws = ws
+        self._accept_joined(joined)
         self._emit(joined)
+        for event in backlog:
+            self._dispatch(event)
         self._runner = asyncio.create_task(self._run(ws), name="hubbub-client")
         return joined
 
@@ -392,52 +433,139 @@ class Client:
             message["token"] = self.token
         return message
 
-    async def _connect_and_join(self) -> tuple[aiohttp.ClientWebSocketResponse, RoomJoined]:
+    async def _open(self) -> aiohttp.ClientWebSocketResponse:
         assert self._session is not None
         try:
-            ws = await self._session.ws_connect(
+            return await self._session.ws_connect(
                 self.url, heartbeat=self.heartbeat, autoping=True, compress=0
             )
         except aiohttp.WSServerHandshakeError as exc:
             raise ConnectError(f"the server refused the connection: HTTP {exc.status}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ConnectError(f"cannot reach {self.url}: {exc}") from None
-        try:
-            joined = await self._join_on(ws)
-        except BaseException:
-            await ws.close()
-            raise
-        self._ws = ws
-        self._accept_joined(joined)
-        return ws, joined
 
-    async def _join_on(self, ws: aiohttp.ClientWebSocketResponse) -> RoomJoined:
-        """Join on a fresh connection, before the reader runs: nothing else can come
-        first on it."""
-        ref = "join"
+    async def _receive_on(
+        self, ws: aiohttp.ClientWebSocketResponse
+    ) -> KnownMessage | ServerMessage | None:
+        """The next message on a connection whose reader is not running yet (during
+        a join or a resume); None for one already seen or not a message."""
+        frame = await ws.receive()
+        if frame.type is not aiohttp.WSMsgType.TEXT:
+            raise ConnectError(f"the connection closed (code {ws.close_code})")
+        n, event = decode_frame(frame.data)
+        if event is None or not self._count(n):
+            return None
+        return event
+
+    async def _join_on(
+        self, ws: aiohttp.ClientWebSocketResponse
+    ) -> tuple[RoomJoined, list[KnownMessage | ServerMessage]]:
+        """Join on a fresh connection (a new session), before the reader runs.
+        Returns the reply and what came before it, to be handled after it."""
+        self.last_n = 0
         await ws.send_str(
-            msgspec.json.encode({**self._join_message(self.room), "ref": ref}).decode()
+            msgspec.json.encode({**self._join_message(self.room), "ref": JOIN_REF}).decode()
         )
+        backlog: list[KnownMessage | ServerMessage] = []
         async with asyncio.timeout(self.request_timeout):
             while True:
-                frame = await ws.receive()
-                if frame.type is not aiohttp.WSMsgType.TEXT:
-                    raise ConnectError(
-                        f"the connection closed while joining (code {ws.close_code})"
-                    )
-                event = decode_event(frame.data)
-                if isinstance(event, RoomJoined):
-                    return event
-                if isinstance(event, ServerError) and event.ref == ref:
+                event = await self._receive_on(ws)
+                if isinstance(event, RoomJoined) and event.ref == JOIN_REF:
+                    return event, backlog
+                if isinstance(event, ServerError) and event.ref == JOIN_REF:
                     raise JoinRefused(event.code, event.message)
-                # anything else before the reply (a newer server's greeting) is passed on
-                if event is not None:
-                    self._emit(event)
+                if event is not None:  # a newer server's greeting, a notification...
+                    backlog.append(event)
+
+    async def _resume_on(self, ws: aiohttp.ClientWebSocketResponse) -> int | str:
+        """Ask for our session back, first thing on a fresh connection. Returns the
+        ``n`` of the last message the session was sent (what we missed follows,
+        read by the reader), or why it was refused (the connection then carries a
+        new session, which may join)."""
+        assert self.session_id is not None
+        assert self._resume_token is not None
+        resume = {
+            "type": "resume",
+            "sessionId": self.session_id,
+            "resumeToken": self._resume_token,
+            "lastN": self.last_n,
+            "ref": RESUME_REF,
+        }
+        await ws.send_str(msgspec.json.encode(resume).decode())
+        async with asyncio.timeout(self.request_timeout):
+            frame = await ws.receive()
+        if frame.type is not aiohttp.WSMsgType.TEXT:
+            raise ConnectError(f"the connection closed while resuming (code {ws.close_code})")
+        n, event = decode_frame(frame.data)
+        if isinstance(event, ServerMessage) and event.type == "resumed":
+            last_n = event.data.get("lastN")
+            return last_n if isinstance(last_n, int) else self.last_n
+        # A refusal is the first message of this connection's own new session.
+        self.last_n = 0
+        self._count(n)
+        if isinstance(event, ServerError):
+            return event.reason or event.code
+        return "unexpected-reply"
+
+    def _count(self, n: int | None) -> bool:
+        """Note message number ``n``; False for a message received before (which is
+        not handled again)."""
+        if n is None:
+            return True
+        if n <= self.last_n:
+            log.warning("hubbub client: message %d came again; skipped", n)
+            return False
+        if n != self.last_n + 1:
+            log.warning("hubbub client: messages %d to %d never came", self.last_n + 1, n - 1)
+        self.last_n = n
+        return True
+
+    async def _catch_up(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        joined: RoomJoined,
+        after_seq: int,
+        backlog: list[KnownMessage | ServerMessage],
+    ) -> tuple[list[StoredChat], ChatGap | None]:
+        """The chat stored after ``after_seq`` (the last we saw), from the history in
+        ``room-joined`` and, when that does not reach back far enough, page by
+        page before it; at most ``max_catch_up`` messages. What else arrives
+        meanwhile goes to ``backlog``."""
+        if joined.last_seq is None or joined.last_seq <= after_seq:
+            return [], None
+        missed = [m for m in joined.history if m.seq > after_seq]
+        oldest = joined.history[0].seq if joined.history else joined.last_seq + 1
+        while oldest > after_seq + 1 and len(missed) < self.max_catch_up:
+            request = {
+                "type": "history",
+                "beforeSeq": oldest,
+                "limit": min(self.max_catch_up - len(missed), oldest - after_seq - 1),
+                "ref": CATCH_UP_REF,
+            }
+            await ws.send_str(msgspec.json.encode(request).decode())
+            page: list[StoredChat] | None = None
+            async with asyncio.timeout(self.request_timeout):
+                while page is None:
+                    event = await self._receive_on(ws)
+                    if isinstance(event, History) and event.ref == CATCH_UP_REF:
+                        page = event.messages
+                    elif isinstance(event, ServerError) and event.ref == CATCH_UP_REF:
+                        log.warning("hubbub client: cannot fetch the missed chat: %s", event.code)
+                        page = []
+                    elif event is not None:
+                        backlog.append(event)
+            if not page:
+                break
+            missed = [m for m in page if m.seq > after_seq] + missed
+            oldest = page[0].seq
+        gap = ChatGap(after_seq=after_seq, before_seq=oldest) if oldest > after_seq + 1 else None
+        return missed, gap
 
     def _accept_joined(self, joined: RoomJoined) -> None:
         self.room = joined.room
         self.user_id = joined.user_id
         self.session_id = joined.session_id
+        self._resume_token = joined.resume_token
         self.participants = {p.user_id: p for p in joined.participants}
         self.grants = frozenset(joined.grants) if joined.grants is not None else None
         self.ice_servers = joined.ice_servers
@@ -448,6 +576,7 @@ class Client:
             while True:
                 code, reason = await self._read(ws)
                 self._ws = None
+                self._restore_at_n = None
                 self._fail_pending()
                 if self._closing:
                     return
@@ -456,7 +585,10 @@ class Client:
                 if not retry:
                     self._finish(reason)
                     return
-                reconnected = await self._reconnect()
+                # Only a connection lost without a close frame leaves a session to
+                # resume: one the server closed (shutting down, 4008...) is over.
+                lost = code is None and self._reconnect_after is None
+                reconnected = await self._reconnect(resume=lost)
                 if reconnected is None:
                     return
                 ws = reconnected
@@ -470,11 +602,16 @@ class Client:
         while True:
             frame = await ws.receive()
             if frame.type is aiohttp.WSMsgType.TEXT:
-                event = decode_event(frame.data)
+                n, event = decode_frame(frame.data)
                 if event is None:
                     log.warning("hubbub client: skipped a frame that is not a message")
                     continue
+                if not self._count(n):
+                    continue
                 self._dispatch(event)
+                if self._restore_at_n is not None and self.last_n >= self._restore_at_n:
+                    self._restore_at_n = None
+                    await self._restore()
                 # backpressure: stop reading while the application is behind
                 await self._room_for_events.wait()
             elif frame.type is aiohttp.WSMsgType.BINARY:
@@ -485,30 +622,72 @@ class Client:
                     return None, "connection lost"
                 return code, str(frame.extra or f"closed by the server with {code}")
 
-    async def _reconnect(self) -> aiohttp.ClientWebSocketResponse | None:
+    async def _reconnect(self, *, resume: bool) -> aiohttp.ClientWebSocketResponse | None:
+        """Connect again: resume the session when ``resume`` and the server still
+        has it, else join afresh and catch up on the chat. None: given up."""
+        resume = resume and self.session_id is not None and self._resume_token is not None
+        refused: str | None = None
         attempt = 0
         while True:
             attempt += 1
-            await asyncio.sleep(self.backoff.delay(attempt))
+            hint, self._reconnect_after = self._reconnect_after, None
+            await asyncio.sleep(hint if hint is not None else self.backoff.delay(attempt))
+            ws: aiohttp.ClientWebSocketResponse | None = None
             try:
-                ws, joined = await self._connect_and_join()
-            except JoinRefused as refused:
-                if refused.code not in RETRYABLE_JOIN_CODES or self.backoff.gives_up_after(attempt):
-                    self._emit(ServerError(code=refused.code, message=refused.message))
-                    self._finish(str(refused))
+                ws = await self._open()
+                if resume:
+                    outcome = await self._resume_on(ws)
+                    if isinstance(outcome, int):
+                        self._resumed(ws, attempt, outcome)
+                        return ws
+                    log.info("hubbub client: resume refused (%s), joining afresh", outcome)
+                    refused, resume = outcome, False
+                    # this connection carries a new session: it may join at once
+                seen_seq = self.last_seq
+                joined, backlog = await self._join_on(ws)
+                missed: list[StoredChat] = []
+                gap = None
+                if seen_seq is not None:
+                    missed, gap = await self._catch_up(ws, joined, seen_seq, backlog)
+            except JoinRefused as exc:
+                await _close_quietly(ws)
+                if exc.code not in RETRYABLE_JOIN_CODES or self.backoff.gives_up_after(attempt):
+                    self._emit(ServerError(code=exc.code, message=exc.message))
+                    self._finish(str(exc))
                     return None
-                log.info("hubbub client: rejoin refused (%s), retrying", refused.code)
+                log.info("hubbub client: rejoin refused (%s), retrying", exc.code)
                 continue
             except (ConnectError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+                await _close_quietly(ws)
                 if self.backoff.gives_up_after(attempt):
                     self._finish(f"gave up reconnecting: {exc}")
                     return None
                 log.info("hubbub client: reconnect attempt %d failed: %s", attempt, exc)
                 continue
-            self._emit(Reconnected(attempts=attempt))
+            self._ws = ws
+            self._accept_joined(joined)
+            self._emit(Reconnected(attempts=attempt, resume_refused=refused))
             self._emit(joined)
+            if gap is not None:
+                self._emit(gap)
+            for stored in missed:
+                self._seen_seq(stored.seq)
+                if not (stored.client_id or "").startswith(self._client_id_prefix + "-"):
+                    self._emit(_as_chat(stored))  # our own come back as chat-acks
+            for event in backlog:
+                self._dispatch(event)
             await self._restore()
             return ws
+
+    def _resumed(self, ws: aiohttp.ClientWebSocketResponse, attempt: int, last_n: int) -> None:
+        self._ws = ws
+        self._emit(Resumed(attempts=attempt, missed=max(0, last_n - self.last_n)))
+        # What was sent and not acknowledged goes again once the replay is in
+        # (its chat-ack may be there), not before.
+        if last_n > self.last_n:
+            self._restore_at_n = last_n
+        else:
+            self._spawn(self._restore())
 
     async def _restore(self) -> None:
         """What a new connection owes the old one's unfinished business: the chat
@@ -587,8 +766,16 @@ class Client:
                     return
         if isinstance(event, UserJoined):
             self.participants[event.user_id] = Participant(
-                event.user_id, event.polite, event.name, event.grants
+                event.user_id, event.polite, event.name, event.grants, event.status
             )
+        elif isinstance(event, ParticipantUpdated):
+            member = self.participants.get(event.user_id)
+            if member is not None:
+                self.participants[event.user_id] = msgspec.structs.replace(
+                    member, connection=event.connection
+                )
+        elif isinstance(event, ReconnectHint):
+            self._reconnect_after = max(0, event.after_ms) / 1000
         elif isinstance(event, IceServers):
             self.ice_servers = event.ice_servers
         elif isinstance(event, UserLeft):
@@ -626,6 +813,24 @@ class Client:
         for entry in list(self._outbox.values()):
             self._settle(entry, Closed(f"{reason}; the message may not have been stored"))
         self._event_ready.set()
+
+
+def _as_chat(stored: StoredChat) -> ChatMessage:
+    return ChatMessage(
+        message=stored.message,
+        user_id=stored.user_id,
+        id=stored.id,
+        seq=stored.seq,
+        ts=stored.ts,
+        client_id=stored.client_id,
+    )
+
+
+async def _close_quietly(ws: aiohttp.ClientWebSocketResponse | None) -> None:
+    if ws is not None and not ws.closed:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1):
+                await ws.close()
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

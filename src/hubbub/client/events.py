@@ -15,14 +15,18 @@ import msgspec
 
 __all__ = [
     "ChatAck",
+    "ChatGap",
     "ChatMessage",
     "Disconnected",
     "Event",
     "History",
     "IceServers",
     "Participant",
+    "ParticipantUpdated",
     "Pong",
+    "ReconnectHint",
     "Reconnected",
+    "Resumed",
     "RoomJoined",
     "RoomLeft",
     "ServerError",
@@ -32,6 +36,7 @@ __all__ = [
     "UserJoined",
     "UserLeft",
     "decode_event",
+    "decode_frame",
 ]
 
 
@@ -48,6 +53,11 @@ class Participant(msgspec.Struct, rename="camel", frozen=True):
     name: str | None = None
     """The display name from the member's token, if it has one."""
     grants: list[str] | None = None
+    status: str = "online"
+    """Its presence status: ``online``, ``away`` or ``busy``."""
+    connection: str = "connected"
+    """``reconnecting`` while its connection is lost and it may come back (the
+    server keeps its place for a grace period), else ``connected``."""
 
 
 class StoredChat(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
@@ -96,6 +106,23 @@ class UserJoined(_Message, tag="user-joined", frozen=True):
     polite: bool
     name: str | None = None
     grants: list[str] | None = None
+    status: str = "online"
+
+
+class ParticipantUpdated(_Message, tag="participant-updated", frozen=True):
+    """Another member's connection was lost and it may come back
+    (``connection="reconnecting"``), or it is back (``"connected"``). A member that
+    does not come back within the server's grace period leaves (:class:`UserLeft`)."""
+
+    user_id: str
+    connection: str
+
+
+class ReconnectHint(_Message, tag="reconnect", frozen=True):
+    """The server is shutting down and asks to be reconnected to after ``after_ms``
+    milliseconds; the client does so by itself (the close with 1001 follows)."""
+
+    after_ms: int
 
 
 class IceServers(_Message, tag="ice-servers", frozen=True):
@@ -158,6 +185,9 @@ class ServerError(_Message, tag="error", frozen=True):
     code: str
     message: str
     ref: str | int | None = None
+    reason: str | None = None
+    """For some codes, which case it is (``resume-failed``: ``unknown-session``,
+    ``overrun``)."""
 
 
 class ServerMessage(msgspec.Struct, frozen=True):
@@ -180,10 +210,37 @@ class Disconnected(msgspec.Struct, frozen=True):
 
 
 class Reconnected(msgspec.Struct, frozen=True):
-    """The client is back in its room after ``attempts`` tries; a :class:`RoomJoined`
-    with the room as it is now follows."""
+    """The client is back in its room as a new member, after ``attempts`` tries; a
+    :class:`RoomJoined` with the room as it is now follows, then the chat messages
+    stored while it was away (as :class:`ChatMessage` events, oldest first), then
+    the live stream.
+
+    ``resume_refused`` says why the old session could not be resumed
+    (``unknown-session``: the server restarted, or the grace period was over;
+    ``overrun``: more was sent than it keeps), None when no resume was tried (the
+    server closed the connection, or asked to be reconnected to)."""
 
     attempts: int
+    resume_refused: str | None = None
+
+
+class Resumed(msgspec.Struct, frozen=True):
+    """The client took its session back after ``attempts`` tries: same room, same
+    place, nobody saw it leave. The ``missed`` messages the server sent meanwhile
+    follow as ordinary events, each once and in order, then the live stream."""
+
+    attempts: int
+    missed: int
+
+
+class ChatGap(msgspec.Struct, frozen=True):
+    """Chat stored while the client was away that it could not fetch: the messages
+    numbered after ``after_seq`` and before ``before_seq`` (retention removed them,
+    or there were more than the client's ``max_catch_up``). Page back with
+    :meth:`Client.history` for what is still there."""
+
+    after_seq: int
+    before_seq: int
 
 
 KnownMessage = (
@@ -191,6 +248,8 @@ KnownMessage = (
     | RoomLeft
     | UserJoined
     | UserLeft
+    | ParticipantUpdated
+    | ReconnectHint
     | IceServers
     | ChatMessage
     | ChatAck
@@ -200,11 +259,31 @@ KnownMessage = (
     | ServerError
 )
 
-Event = KnownMessage | ServerMessage | Disconnected | Reconnected
+Event = KnownMessage | ServerMessage | Disconnected | Reconnected | Resumed | ChatGap
 """Everything ``async for event in client`` can yield."""
+
+
+class _Numbered(msgspec.Struct):
+    """A server message's number in its session (``n``), which the events leave out."""
+
+    n: int | None = None
+
 
 _known = msgspec.json.Decoder(KnownMessage)
 _any = msgspec.json.Decoder(dict[str, Any])
+_number = msgspec.json.Decoder(_Numbered)
+
+
+def decode_frame(frame: str | bytes) -> tuple[int | None, KnownMessage | ServerMessage | None]:
+    """One server frame as its ``n`` and its event (see :func:`decode_event`)."""
+    event = decode_event(frame)
+    if event is None:
+        return None, None
+    try:
+        n = _number.decode(frame).n
+    except msgspec.ValidationError:
+        n = None
+    return n, event
 
 
 def decode_event(frame: str | bytes) -> KnownMessage | ServerMessage | None:
@@ -225,4 +304,5 @@ def decode_event(frame: str | bytes) -> KnownMessage | ServerMessage | None:
     kind = data.pop("type", None)
     if not isinstance(kind, str):
         return None
+    data.pop("n", None)
     return ServerMessage(type=kind, data=data)

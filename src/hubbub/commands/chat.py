@@ -2,10 +2,11 @@
 
 Lines typed are sent as chat messages; what others say, who comes and who goes is
 printed as it happens. On a server that stores chat, the room's last messages are
-printed on joining, and again those missed while the connection was down;
-``/history`` pages further back. ``/who`` lists the room, ``/quit`` (or end of
-input) leaves. Messages of types this client does not know (a newer server's
-additions) are printed as they are.
+printed on joining, and those missed while the connection was down once it is back
+(the client resumes its session, or fetches them after joining afresh); each
+message is printed once. ``/history`` pages further back. ``/who`` lists the room,
+``/quit`` (or end of input) leaves. Messages of types this client does not know (a
+newer server's additions) are printed as they are.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from typing import TextIO
 
 from hubbub.client import (
     ChatAck,
+    ChatGap,
     ChatMessage,
     Client,
     Disconnected,
     Event,
     NotConnected,
+    ParticipantUpdated,
     Reconnected,
+    Resumed,
     RoomJoined,
     ServerError,
     ServerMessage,
@@ -75,6 +79,14 @@ def render(event: Event, me: str | None) -> str | None:
             return f"* disconnected ({reason}){'; reconnecting' if retry else ''}"
         case Reconnected():
             return "* reconnected"
+        case Resumed(missed=missed):
+            return f"* reconnected ({missed} missed messages follow)" if missed else "* reconnected"
+        case ParticipantUpdated(user_id=who, connection="reconnecting"):
+            return f"* {who} lost the connection, and may come back"
+        case ParticipantUpdated(user_id=who, connection="connected"):
+            return f"* {who} is back"
+        case ChatGap(after_seq=after, before_seq=before):
+            return f"* messages {after + 1} to {before - 1} could not be fetched (/history)"
         case ServerError(code=code, message=message):
             return f"! {code}: {message}"
         case ServerMessage(type=kind, data=data):
@@ -115,31 +127,26 @@ async def _print_events(client: Client, seen: _Seen) -> None:
         if isinstance(event, ChatAck):
             seen.add(event.seq)
             continue
+        if isinstance(event, ChatMessage) and _printed(event.seq, seen):
+            continue
         line = render(event, client.user_id)
         if line is not None:
             print(line, flush=True)
         if isinstance(event, RoomJoined):
-            await _print_history(client, event, seen)
+            _print_history(event, seen)
         elif isinstance(event, ChatMessage):
             seen.add(event.seq)
 
 
-async def _print_history(client: Client, joined: RoomJoined, seen: _Seen) -> None:
-    """The stored messages not printed yet: those in ``room-joined``, and on a rejoin
-    the ones between the last printed and those (missed while away)."""
-    messages = joined.history
-    newest = seen.newest
-    if newest is not None and messages and messages[0].seq > newest + 1:
-        with contextlib.suppress(HubbubClientError):
-            missed = await client.history(before_seq=messages[0].seq)
-            while missed and missed[0].seq > newest + 1:
-                older = await client.history(before_seq=missed[0].seq)
-                if not older:
-                    break
-                missed = older + missed
-            messages = missed + messages
-    for message in messages:
-        if newest is None or message.seq > newest:
+def _printed(seq: int | None, seen: _Seen) -> bool:
+    return seq is not None and seen.newest is not None and seq <= seen.newest
+
+
+def _print_history(joined: RoomJoined, seen: _Seen) -> None:
+    """The stored messages in ``room-joined`` not printed yet (after a rejoin the
+    client follows it with those missed, as chat messages)."""
+    for message in joined.history:
+        if not _printed(message.seq, seen):
             print(render_stored(message), flush=True)
             seen.add(message.seq)
 

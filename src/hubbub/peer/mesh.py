@@ -3,6 +3,9 @@
 The mesh listens to a :class:`~hubbub.client.Client`: a member who joins after us
 gets an offer from us (we are impolite toward them), a member who was there first
 offers to us, and ``signal`` messages are routed to the peer they come from.
+When the client resumes its session after a lost connection, nothing changes for
+the peers (the others never saw us leave, and the signals sent meanwhile are
+replayed); when it joins afresh, every peer connection is made anew.
 Everything a peer does (our offers, their signals) runs in order in one task per
 peer, so a description is always applied before the candidates that follow it.
 
@@ -493,7 +496,7 @@ class Mesh:
             self._add_peer(event.user_id, event.polite)
         elif isinstance(event, UserLeft):
             self._drop_peer(event.user_id)
-        elif isinstance(event, Reconnected):
+        elif isinstance(event, Reconnected):  # a fresh join (a resume changes nothing)
             self._reconnected = True
         elif isinstance(event, RoomJoined) and self._reconnected:
             # Back after a reconnection: the others saw us leave and come back and
