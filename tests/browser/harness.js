@@ -7,16 +7,24 @@ window.events = [];
 // the room tells, for the test to look at.
 window.enter = async (user, options = {}) => {
   const userId = options.token ? undefined : user;
-  const room = await hubbub.join(HUB, { room: options.room ?? "test", userId, ...options });
+  // `options.hub`: another way to the same server (a proxy that can cut the connection).
+  const room = await hubbub.join(options.hub ?? HUB, { room: options.room ?? "test", userId, ...options });
   for (const type of ["participant-joined", "participant-left", "chat", "stream", "stream-removed",
                       "connection-state", "typing", "presence", "reconnecting", "ice-restart",
-                      "peer-state"]) {
+                      "peer-state", "resumed", "rejoined", "participant-updated"]) {
     room.on(type, (detail) => events.push({
       user, type, from: detail.participant?.userId ?? detail.userId, kind: detail.kind,
       message: detail.message, state: detail.state, typing: detail.typing, status: detail.status,
       attempt: detail.attempt, delayMs: detail.delayMs, missed: detail.missed,
+      replayed: detail.replayed, connection: detail.participant?.connection,
+      reason: typeof detail.reason === "string" ? detail.reason : detail.reason?.code,
     }));
   }
+  // Every message from the server, as the room saw it.
+  room.on("message", (message) => events.push({
+    user, type: "server", kind: message.type, n: message.n, from: message.fromUserId ?? message.userId,
+    message: message.message, k: message.signal?.k, afterMs: message.afterMs,
+  }));
   rooms[user] = room;
   return room.userId;
 };

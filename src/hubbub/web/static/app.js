@@ -516,7 +516,8 @@ function updateParticipant(participant) {
     tile.classList.toggle("video-off", !participant.media.video || !hasVideo);
     tile.classList.toggle("audio-off", !participant.media.audio);
     const connecting = !["connected", "closed"].includes(participant.connectionState);
-    const lost = ["failed", "disconnected"].includes(participant.connectionState);
+    const lost =
+      ["failed", "disconnected"].includes(participant.connectionState) || participant.connection === "reconnecting";
     tile.querySelector(".tile-status").textContent = lost ? "Reconnecting…" : connecting ? "Connecting…" : "";
   }
   updatePerson(participant);
@@ -668,7 +669,8 @@ function updatePerson(participant) {
   dot.dataset.status = status;
   dot.setAttribute("aria-label", status);
   const words = [];
-  if (!connected) words.push("connecting…");
+  if (participant.connection === "reconnecting") words.push("reconnecting…");
+  else if (!connected) words.push("connecting…");
   else if (status !== "online") words.push(status);
   if (participant.media?.screen) words.push("sharing screen");
   if (state.typing.has(participant.userId)) words.push("typing…");
@@ -730,6 +732,8 @@ const DELIVERY_TEXT = { pending: "Sending…", sent: "Sent", failed: "Not sent" 
 
 function chatMessage(entry, fromHistory = false) {
   const list = $("messages");
+  // A stored message is shown once, however it came (live, a page of history, caught up).
+  if (typeof entry.seq === "number" && list.querySelector(`.message-item[data-seq="${entry.seq}"]`)) return null;
   const name = entry.mine ? "You" : entry.displayName ?? nameOf(entry.userId);
   const dataset = { from: entry.userId };
   if (typeof entry.seq === "number") dataset.seq = String(entry.seq);
@@ -1047,6 +1051,12 @@ const CLOSED_TEXT = {
   "gave-up": "The server could not be reached for several minutes.",
 };
 
+// How the room came back: the same session with nothing lost, or joined afresh.
+const RECONNECTED_TEXT = {
+  resumed: "Reconnected. Nothing was missed.",
+  rejoined: "Reconnected. Calls are set up again; messages sent meanwhile are shown.",
+};
+
 function showConnection(connection, reason = null) {
   const banner = $("connection-banner");
   banner.classList.toggle("closed", connection === "closed");
@@ -1054,13 +1064,14 @@ function showConnection(connection, reason = null) {
   $("retry-now").hidden = connection !== "reconnecting";
   if (connection !== "reconnecting") showReconnectAttempt(0, 0);
   if (connection === "reconnecting") {
-    $("connection-text").textContent = "Connection to the server lost. Reconnecting… Calls already running carry on.";
+    const why = reason?.code === "server-restart" ? "The server is restarting." : "Connection to the server lost.";
+    $("connection-text").textContent = `${why} Reconnecting… Calls already running carry on.`;
     banner.hidden = false;
   } else if (connection === "closed") {
     $("connection-text").textContent = CLOSED_TEXT[reason?.code] ?? "Disconnected from the server.";
     banner.hidden = false;
   } else {
-    if (!banner.hidden && connection === "open") toast("Reconnected.");
+    if (!banner.hidden && connection === "open") toast(RECONNECTED_TEXT[reason?.code] ?? "Reconnected.");
     banner.hidden = true;
   }
 }

@@ -46,6 +46,7 @@ export const FINAL_CLOSE_CODES = Object.freeze({
   4003: "removed", // an admin removed this participant
   4004: "room-ended", // an admin ended the room
   4009: "replaced", // the same identity joined from elsewhere (another tab or device)
+  4010: "resumed-elsewhere", // another connection resumed this session and has it now
 });
 
 const FILE_LABEL_PREFIX = "hubbub-file:";
@@ -56,6 +57,10 @@ const CHAT_REF = "chat:";
 const PRESENCE_STATUSES = ["online", "away", "busy"];
 // Refusals after which a chat message is sent again later; any other is final.
 const CHAT_RETRIED_ERRORS = ["store-unavailable", "rate-limited", "not-in-room"];
+// Signals written while the connection is down, sent once the session is resumed.
+const MAX_HELD_SIGNALS = 1000;
+// The longest wait a server's `reconnect {afterMs}` is followed for.
+const MAX_RESTART_DELAY_MS = 60000;
 
 /** An error the server or the library reports, with a code (see docs/protocol.md). */
 export class HubbubError extends Error {
@@ -187,8 +192,14 @@ function sleep(ms) {
  *   `busy`, or `offline` for a member who left), `typing` `{participant, userId, typing}`
  * - `file-offer` `{transfer}`: someone offers a file; call `transfer.accept()` or `reject()`
  * - `channel` `{channel}`: a peer opened an app data channel this side had not opened
- * - `connection-state` `{state, previous, reason}`: `connecting`, `open`, `reconnecting`, `closed`
- * - `reconnecting` `{attempt, delayMs}`: the next attempt to reach the server, and when
+ * - `connection-state` `{state, previous, reason}`: `connecting`, `open`, `reconnecting`,
+ *   `closed`; back to `open` after a drop, `reason.code` says how: `resumed` or `rejoined`
+ * - `reconnecting` `{attempt, delayMs, reason}`: the next attempt to reach the server, and when
+ * - `resumed` `{replayed}`: the session came back with nothing lost; the `replayed`
+ *   messages missed meanwhile have been told as ordinary events, once each, in order
+ * - `rejoined` `{reason}`: the session could not be resumed (`unknown-session`,
+ *   `overrun`, `server-restart`, `no-session`, `refused`): joined afresh, peer
+ *   connections made anew, missed chat told with `missed: true`
  * - `peer-state` `{participant, state}`: the RTCPeerConnection's connectionState
  * - `ice-restart` `{participant, attempt}`: a peer connection that failed restarts ICE
  * - `local-stream` `{stream, kind}`: what this side sends changed
@@ -234,6 +245,16 @@ export class Room extends Emitter {
     this._onOnline = () => this.reconnectNow();
     /** How many attempts this reconnection has made (0 while connected). */
     this.reconnectAttempt = 0;
+    // Resuming (docs/protocol.md#reconnecting-and-resuming): the session's secret, the
+    // `n` of the last message received on it, and why the next return cannot resume.
+    this._resumeToken = null;
+    this._lastN = 0;
+    this._replayUntil = null; // the last `n` a resume replays, until it has arrived
+    this._replayed = 0;
+    this._heldSignals = [];
+    this._rejoinReason = null;
+    this._restartDelayMs = null; // the server's `reconnect {afterMs}`
+    this._abandoned = []; // sockets given up for dead, closed once a new one is in
     /** Stored chat, oldest first: what `room-joined` carried, then older pages. */
     this.history = [];
     /** Whether the server stores chat (it sends `history` and `chat-ack`). */
@@ -267,10 +288,8 @@ export class Room extends Emitter {
     return `h${this._refCounter}`;
   }
 
-  // A session starts with a hello: `join-room` (below). Resuming will be a second kind
-  // of hello, `resume {sessionId, resumeToken, lastSeq}`, tried first by
-  // `_reconnectOnce` when `room-joined` gave a `resumeToken`; what it replays arrives
-  // as ordinary messages, and a refusal falls back to this fresh join.
+  // A session starts with a hello: `join-room`, or after a lost connection `resume`
+  // (below), which `_reconnectOnce` tries first while there is a session to take back.
   async _joinMessage() {
     const token = typeof this._token === "function" ? await this._token() : this._token;
     const message = { type: "join-room", room: this.name };
@@ -281,24 +300,43 @@ export class Room extends Emitter {
     return message;
   }
 
+  _resumeMessage() {
+    return { type: "resume", sessionId: this.sessionId, resumeToken: this._resumeToken, lastN: this._lastN };
+  }
+
+  /** Whether the next connection can take the session back rather than join afresh. */
+  get _canResume() {
+    return Boolean(this._resumeToken && this.sessionId);
+  }
+
   /** One attempt to get back into the room after the connection dropped. */
   async _reconnectOnce() {
+    if (this._canResume) {
+      await this._connectOnce(this._resumeMessage());
+      return;
+    }
+    this._rejoinReason ??= "no-session";
     await this._connectOnce(await this._joinMessage());
   }
 
-  /** Open the socket and send `hello`; resolves once the server has answered it. */
+  /**
+   * Open the socket and send `hello`; resolves once the server has answered it. A
+   * refused `resume` falls back to `join-room` on the same connection.
+   */
   async _connectOnce(hello = null) {
     hello ??= await this._joinMessage();
     return new Promise((resolve, reject) => {
       let settled = false;
+      let ref = null;
       const ws = new WebSocket(this.url);
       this._ws = ws;
-      const ref = this._nextRef();
+      // A new connection is a new session, numbered from 1, unless it resumes one.
+      if (hello.type !== "resume") this._lastN = 0;
       const fail = (error) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this._pending.delete(ref);
+        if (ref !== null) this._pending.delete(ref);
         ws.onclose = ws.onerror = ws.onmessage = null;
         try {
           ws.close();
@@ -311,18 +349,37 @@ export class Room extends Emitter {
         () => fail(new HubbubError("timeout", "the server did not answer in time")),
         this.limits.joinTimeoutMs,
       );
-      this._pending.set(ref, {
-        resolve: (message) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          this._onJoined(message);
-          resolve();
-        },
-        reject: fail,
-      });
+      const answered = (message) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this._closeAbandoned();
+        if (message.type === "resumed") this._onResumed(message);
+        else this._onJoined(message);
+        resolve(message.type);
+      };
+      const sendHello = (message) => {
+        ref = this._nextRef();
+        this._pending.set(ref, {
+          resolve: answered,
+          reject: (error) => {
+            if (message.type !== "resume" || settled || this._ws !== ws || ws.readyState !== WebSocket.OPEN) {
+              fail(error);
+              return;
+            }
+            // The session is gone (or cannot give back all that was missed): join
+            // afresh on this connection, and catch up on chat from the history.
+            this._resumeToken = null;
+            this._rejoinReason = error.code === "resume-failed" ? error.reason ?? "unknown-session" : "refused";
+            this._joinMessage().then((join) => {
+              if (!settled && this._ws === ws) sendHello(join);
+            }, fail);
+          },
+        });
+        ws.send(JSON.stringify({ ...message, ref }));
+      };
       // Handlers go on before anything can happen: the socket opens on a later task.
-      ws.onopen = () => ws.send(JSON.stringify({ ...hello, ref }));
+      ws.onopen = () => sendHello(hello);
       ws.onmessage = (event) => this._onServerFrame(event.data);
       ws.onerror = () => {};
       ws.onclose = (event) => {
@@ -371,6 +428,13 @@ export class Room extends Emitter {
     }
     if (!message || typeof message !== "object") return;
     this._heardFromServer();
+    // The session's own numbering, kept to resume from (`resumed` has none).
+    if (Number.isSafeInteger(message.n)) this._lastN = message.n;
+    this._onServerMessage(message);
+    if (this._replayUntil !== null && this._lastN >= this._replayUntil) this._caughtUp();
+  }
+
+  _onServerMessage(message) {
     if (
       message.type === "error" &&
       message.code === "unknown-type" &&
@@ -388,13 +452,14 @@ export class Room extends Emitter {
       const pending = this._pending.get(message.ref);
       if (message.type === "error") {
         this._pending.delete(message.ref);
-        pending.reject(new HubbubError(message.code, message.message));
+        const details = typeof message.reason === "string" ? { reason: message.reason } : {};
+        pending.reject(new HubbubError(message.code, message.message, details));
         return;
       }
       if (!pending.replyTypes || pending.replyTypes.includes(message.type)) {
         this._pending.delete(message.ref);
         pending.resolve(message);
-        if (message.type === "room-joined") return;
+        if (message.type === "room-joined" || message.type === "resumed") return;
       }
     }
     this._dispatch(message);
@@ -427,6 +492,12 @@ export class Room extends Emitter {
       case "ice-servers":
         this._setServerIceServers(message.iceServers);
         break;
+      case "participant-updated":
+        this._onParticipantUpdated(message);
+        break;
+      case "reconnect":
+        this._onRestartAdvice(message);
+        break;
       case "error":
         this.emit("error", { error: new HubbubError(message.code, message.message) });
         break;
@@ -437,8 +508,14 @@ export class Room extends Emitter {
 
   _onJoined(message) {
     const rejoin = this.sessionId !== null;
+    const rejoinReason = this._rejoinReason ?? "no-session";
+    this._rejoinReason = null;
+    this._restartDelayMs = null;
+    this._replayUntil = null;
+    this._heldSignals = []; // for peer connections that are made anew
     this.userId = message.userId;
     this.sessionId = message.sessionId;
+    this._resumeToken = typeof message.resumeToken === "string" ? message.resumeToken : null;
     this.displayName = typeof message.name === "string" ? message.name : message.userId;
     this.grants = Array.isArray(message.grants) ? message.grants : null;
     if (message.iceServers) this._serverIceServers = message.iceServers;
@@ -457,7 +534,7 @@ export class Room extends Emitter {
         else this.participants.get(userId)._closeLink();
       }
     }
-    this._setState("open");
+    this._setState("open", rejoin ? { code: "rejoined", cause: rejoinReason } : null);
     for (const info of listed.values()) {
       // A newcomer is polite toward those who were there first (see docs/protocol.md).
       const polite = info.polite ?? true;
@@ -475,6 +552,48 @@ export class Room extends Emitter {
     }
     // What was sent while away (or whose `chat-ack` was lost with the connection).
     for (const entry of this._outgoingChats.values()) this._transmitChat(entry);
+    if (rejoin) this.emit("rejoined", { reason: rejoinReason });
+  }
+
+  // The session is back on this connection: the room, the participants and the peer
+  // connections are as they were; what was missed follows, numbered after `_lastN`,
+  // and goes through `_dispatch` like any message.
+  _onResumed(message) {
+    const until = Number.isSafeInteger(message.lastN) ? message.lastN : this._lastN;
+    this._replayed = Math.max(0, until - this._lastN);
+    this._replayUntil = until;
+    this._rejoinReason = null;
+    this._restartDelayMs = null;
+    this._setState("open", { code: "resumed", replayed: this._replayed });
+    // Sent before anything the replay leads this side to say, so they keep their order.
+    const held = this._heldSignals;
+    this._heldSignals = [];
+    for (const signal of held) this._send(signal);
+    // A `chat-ack` among the replayed messages settles its entry; one sent again
+    // meanwhile is acknowledged as a duplicate and stored once.
+    for (const entry of this._outgoingChats.values()) this._transmitChat(entry);
+    if (this._lastN >= until) this._caughtUp();
+  }
+
+  _caughtUp() {
+    this._replayUntil = null;
+    this.emit("resumed", { replayed: this._replayed });
+  }
+
+  // The server is going away (SIGTERM): sessions do not outlive its process, so the
+  // next connection joins afresh, after the delay it asked for.
+  _onRestartAdvice(message) {
+    const afterMs = Number(message.afterMs);
+    this._restartDelayMs = Number.isFinite(afterMs) ? Math.min(Math.max(0, afterMs), MAX_RESTART_DELAY_MS) : null;
+    this._resumeToken = null;
+    this._rejoinReason = "server-restart";
+  }
+
+  _onParticipantUpdated(message) {
+    const participant = this.participants.get(message.userId);
+    if (!participant) return;
+    participant._update(message);
+    this.emit("participant-updated", { participant });
   }
 
   _onUserJoined(message) {
@@ -507,7 +626,14 @@ export class Room extends Emitter {
   }
 
   _signal(userId, signal) {
-    return this._send({ type: "signal", targetUserId: userId, signal });
+    const message = { type: "signal", targetUserId: userId, signal };
+    if (this._send(message)) return true;
+    // The session may come back with its peer connections as they are: what they
+    // said meanwhile goes out then (a fresh join drops it, they start anew).
+    if (this.state === "reconnecting" && this._canResume && this._heldSignals.length < MAX_HELD_SIGNALS) {
+      this._heldSignals.push(message);
+    }
+    return false;
   }
 
   _setState(state, reason = null) {
@@ -528,14 +654,23 @@ export class Room extends Emitter {
     this._pingTimer = setTimeout(() => {
       if (!this._send({ type: "ping" })) return;
       this._pongTimer = setTimeout(() => {
-        try {
-          this._ws?.close(4000, "no answer from the server");
-        } catch {
-          /* closed */
-        }
+        // No close frame: to the server that would be leaving the room. The socket is
+        // closed once a new one is in (a resume has the server close it with 4010).
+        if (this._ws) this._abandoned.push(this._ws);
         this._onSocketClosed({ code: 1006 });
       }, this.limits.pongTimeoutMs);
     }, this.limits.pingIntervalMs);
+  }
+
+  _closeAbandoned() {
+    for (const ws of this._abandoned.splice(0)) {
+      ws.onclose = ws.onerror = ws.onmessage = null;
+      try {
+        ws.close();
+      } catch {
+        /* closed */
+      }
+    }
   }
 
   _onSocketClosed(event) {
@@ -543,6 +678,7 @@ export class Room extends Emitter {
     clearTimeout(this._pongTimer);
     if (this._ws) this._ws.onclose = this._ws.onmessage = null;
     this._ws = null;
+    this._replayUntil = null;
     for (const [ref, pending] of this._pending) {
       this._pending.delete(ref);
       pending.reject(new HubbubError("not-connected", "the connection to the server was lost"));
@@ -558,16 +694,22 @@ export class Room extends Emitter {
   }
 
   async _reconnectLoop() {
-    this._setState("reconnecting");
+    const reason =
+      this._restartDelayMs !== null
+        ? { code: "server-restart", afterMs: this._restartDelayMs }
+        : { code: "connection-lost" };
+    this._setState("reconnecting", reason);
     // Peer connections carry on by themselves while the server is away: media keeps
     // flowing; only signaling (and so renegotiation) waits.
     const started = Date.now();
     globalThis.addEventListener?.("online", this._onOnline);
     try {
       for (let attempt = 1; !this._closing; attempt++) {
-        const delayMs = reconnectDelay(attempt, this.limits);
+        // The server's own delay first: it spreads its clients' returns itself.
+        const delayMs =
+          attempt === 1 && this._restartDelayMs !== null ? this._restartDelayMs : reconnectDelay(attempt, this.limits);
         this.reconnectAttempt = attempt;
-        this.emit("reconnecting", { attempt, delayMs });
+        this.emit("reconnecting", { attempt, delayMs, reason });
         await new Promise((resolve) => {
           const timer = setTimeout(resolve, delayMs);
           this._wakeReconnect = () => {
@@ -623,6 +765,9 @@ export class Room extends Emitter {
     clearTimeout(this._pingTimer);
     clearTimeout(this._pongTimer);
     clearTimeout(this._typingTimer);
+    this._heldSignals = [];
+    this._resumeToken = null;
+    this._closeAbandoned();
     for (const participant of this.participants.values()) participant._closeLink();
     for (const transfer of this._transfers.values()) transfer._fail("left the room", "cancelled");
     for (const entry of this._outgoingChats.values()) {
@@ -1116,6 +1261,8 @@ export class Participant {
     this.typing = false;
     this.media = { audio: true, video: true, screen: false };
     this.connectionState = "new";
+    /** Their connection to the server: `connected`, or `reconnecting` while they may come back. */
+    this.connection = "connected";
     /** @type {Map<string, {stream: MediaStream, kind: string}>} */
     this.streams = new Map();
     this._streamKinds = {};
@@ -1139,6 +1286,7 @@ export class Participant {
     if (typeof info.name === "string" && info.name) this.displayName = info.name;
     if (Array.isArray(info.grants)) this.grants = info.grants;
     if (typeof info.status === "string") this.status = info.status;
+    if (info.connection === "reconnecting" || info.connection === "connected") this.connection = info.connection;
   }
 
   /** The RTCPeerConnection to this participant (null before it exists). */
