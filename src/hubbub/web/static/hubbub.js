@@ -183,7 +183,7 @@ function sleep(ms) {
  *
  * Events (`room.on(type, handler)`; the handler gets the detail object):
  * - `participant-joined` `{participant}`, `participant-left` `{participant}`,
- *   `participant-updated` `{participant}` (media state, status, name)
+ *   `participant-updated` `{participant}` (media state, status, name, `connection`)
  * - `stream` `{participant, stream, kind}` (kind `camera` or `screen`),
  *   `stream-removed` `{participant, stream, kind}`, `track` `{participant, track, stream}`
  * - `chat` `{userId, message, mine, id?, seq?, ts?, missed?}`; `chat-status` `{entry}`
