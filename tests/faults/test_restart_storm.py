@@ -86,8 +86,9 @@ async def test_a_thousand_clients_come_back_after_a_restart(tmp_path) -> None:  
         f"exited {exited_after:.1f} s after SIGTERM; {CLIENTS} clients back "
         f"{back_after:.1f} s after the restart (spread {SPREAD:g} s)"
     )
-    # The 5 s bound, and room for the scheduling of a machine running the whole suite.
-    assert exited_after < 5 + 5
+    # The 5 s bound, and room for the scheduling of a machine running the whole suite
+    # (14.5 s seen at a load average of 30 on 2 cores, the 1,000 clients included).
+    assert exited_after < 5 + 20
     for client in clients:
         assert client.fresh_joins == 2
         assert client.refused_resumes == []

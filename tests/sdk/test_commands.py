@@ -187,4 +187,8 @@ def assert_recording_has_moving_video(path: Path, *, audio: bool) -> None:
     assert len(frames) >= 10, len(frames)
     last = frames[-1].astype(np.int16)
     assert last.std() > 10, "the picture is flat"
-    assert np.abs(last - frames[len(frames) // 2].astype(np.int16)).mean() > 1, "no motion"
+    # Motion somewhere in the recording: on a loaded machine the picture may stall
+    # for a while (frames dropped before the encoder), so not between two given frames.
+    first = frames[0].astype(np.int16)
+    change = max(np.abs(frame.astype(np.int16) - first).mean() for frame in frames[1:])
+    assert change > 1, "no motion"
