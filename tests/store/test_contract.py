@@ -349,6 +349,10 @@ async def test_a_database_of_the_first_version_is_brought_up_to_date(
         "INSERT INTO hubbub_schema (version) VALUES (1)",
         "INSERT INTO notifications (user_id, ts, payload)"
         " VALUES ('bob', 1000, '{\"title\": \"old\"}')",
+        "INSERT INTO rooms (name, last_seq) VALUES ('r', 2)",
+        "INSERT INTO messages (room, seq, id, ts, user_id, body, client_id)"
+        " VALUES ('r', 1, 'id1', 900, 'ann', 'first', 'c1'),"
+        " ('r', 2, 'id2', 950, 'ann', 'second', NULL)",
     ]
     if isinstance(store, SqliteStore):
         with sqlite3.connect(store.path) as db:
@@ -367,11 +371,42 @@ async def test_a_database_of_the_first_version_is_brought_up_to_date(
         keyed = await store.add_notification("bob", {"title": "new"}, 2000, key="k")
         assert not keyed.duplicate
         assert (await store.add_notification("bob", {}, 3000, key="k")).duplicate
+        # The chat history came through every migration: numbers, ids and client ids.
+        old_chat = await store.history("r", None, 10)
+        assert [(m.seq, m.id, m.text, m.client_id) for m in old_chat] == [
+            (1, "id1", "first", "c1"),
+            (2, "id2", "second", None),
+        ]
+        [again, new] = await store.append_chats(
+            [draft("x", user="ann", client_id="c1"), draft("y")], 3000
+        )
+        assert (again.duplicate, again.id, new.seq) == (True, "id1", 3)
     finally:
         await store.close()
     if isinstance(store, SqliteStore):
         with sqlite3.connect(store.path) as db:
-            assert db.execute("SELECT version FROM hubbub_schema").fetchall() == [(3,)]
+            newest = len(migrations("sqlite"))
+            assert db.execute("SELECT version FROM hubbub_schema").fetchall() == [(newest,)]
+
+
+async def test_a_large_batch_is_numbered_without_gaps(store: Store) -> None:
+    """More rows than one statement holds, over several rooms, with an earlier
+    batch's client id near the end: every room numbered 1..n, nothing twice."""
+    [first] = await store.append_chats([draft("early", room="r3", client_id="k-5")], 1000)
+    drafts = [draft(f"m{n}", room=f"r{n % 7}", client_id=f"k-{n}") for n in range(1203)]
+    drafts.insert(1100, draft("again", room="r3", client_id="k-5"))
+    results = await store.append_chats(drafts, 2000)
+    assert len(results) == len(drafts)
+    duplicates = [m for m in results if m.duplicate]
+    # k-5 was stored before, and drafts[5] carries it too (room r5, not r3: not the same).
+    assert [(m.id, m.text) for m in duplicates] == [(first.id, "early")]
+    total = 0
+    for room in (f"r{n}" for n in range(7)):
+        messages = await store.history(room, None, 2000)
+        assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
+        assert (await store.room_state(room, 1)).last_seq == len(messages)
+        total += len(messages)
+    assert total == 1 + 1203
 
 
 async def test_unread_for_many_users_in_one_read(store: Store) -> None:
