@@ -396,8 +396,18 @@ async def test_an_unanswered_call_is_missed_by_both(start_hub) -> None:
         missed = {"type": "call-missed", "callId": call_id}
         assert await alice.expect("call-missed", timeout=15) == missed
         assert await bob.expect("call-missed", timeout=15) == missed
+        # Kept for bob as a notification, shown now, and again until he reads it.
+        push = await bob.expect("notification")
+        assert (push["body"], push["data"]) == (
+            "Missed call from alice",
+            {"kind": "missed-call", "fromUserId": "alice", "callId": call_id},
+        )
         await bob.send({"type": "call-accept", "callId": call_id})
         await bob.expect_error("no-such-call")
+    async with await Client.connect(url) as bob:
+        await bob.join("b", "bob")
+        [waiting] = (await bob.expect("notifications"))["notifications"]
+        assert (waiting["id"], waiting["title"]) == (push["id"], "Missed call")
 
 
 async def test_busy_unavailable_and_the_other_refusals(hub_url: str) -> None:
@@ -460,6 +470,9 @@ async def test_a_party_that_goes_ends_the_call(hub_url: str) -> None:
         # In a call, the callee's connection closes: ended, disconnected.
         async with await Client.connect(hub_url) as bob:
             await bob.join("b", "bob")
+            # The missed call waits for bob from then on, unread.
+            [missed] = (await bob.expect("notifications"))["notifications"]
+            assert missed["data"]["callId"] == call_id
             await alice.send({"type": "call-request", "targetUserId": "bob"})
             call_id = (await alice.expect("call-ringing"))["callId"]
             await bob.expect("call-incoming")
@@ -475,6 +488,7 @@ async def test_a_party_that_goes_ends_the_call(hub_url: str) -> None:
         # The caller leaves the call's room: ended, left.
         async with await Client.connect(hub_url) as bob:
             await bob.join("b", "bob")
+            await bob.expect("notifications")
             await alice.send({"type": "call-request", "targetUserId": "bob"})
             call_id = (await alice.expect("call-ringing"))["callId"]
             await bob.expect("call-incoming")

@@ -115,10 +115,21 @@ class MemoryStorage:
     ) -> None:
         self.requests.append(("mark-read", (session_id, user_id, ids, ref)))
 
+    def store_notification(self, user_id: str, payload: dict[str, Any], key: str | None) -> None:
+        self.requests.append(("notify", (user_id, payload, key)))
+
     def add_notification(self, user_id: str, **payload: Any) -> Notification:
         """What the HTTP API does before ``Hub.notify``."""
+        key = payload.pop("key", None)
+        for earlier in self.notifications:
+            if key is not None and (earlier.user_id, earlier.key) == (user_id, key):
+                return replace(earlier, duplicate=True)
         notification = Notification(
-            id=next(self._notification_ids), user_id=user_id, ts=self.now_ms, payload=payload
+            id=next(self._notification_ids),
+            user_id=user_id,
+            ts=self.now_ms,
+            payload=payload,
+            key=key,
         )
         self.notifications.append(notification)
         return notification
@@ -174,6 +185,12 @@ class MemoryStorage:
                         self.hub.notifications_loaded(
                             session_id, user_id, unread[:limit], len(unread) > limit, ref, asked
                         )
+                elif kind == "notify":
+                    user_id, payload, key = args
+                    if not failing:
+                        stored = self.add_notification(user_id, **payload, key=key)
+                        if not stored.duplicate:
+                            self.hub.notify(stored)
                 elif kind == "mark-read":
                     session_id, user_id, ids, ref = args
                     if failing:

@@ -266,6 +266,44 @@ class TestCalls:
             assert h.take(name) == [{"type": "call-missed", "callId": call_id}]
         assert observer.events[-1].reason == "missed"
         assert h.hub.expire_calls() == 0
+        # Kept for bob as a notification, and shown now on each of his connections.
+        h.answer()
+        for name in ("b1", "b2"):
+            [push] = h.take(name)
+            assert (push["type"], push["title"], push["body"]) == (
+                "notification",
+                "Missed call",
+                "Missed call from alice",
+            )
+            assert push["data"] == {"kind": "missed-call", "fromUserId": "alice", "callId": call_id}
+        [stored] = h.storage.notifications
+        assert (stored.user_id, stored.key) == ("bob", f"missed-call:{call_id}")
+
+    def test_a_call_to_a_user_who_is_not_connected_waits_as_a_missed_call(self, h: Harness) -> None:
+        h.join("a", "lobby", "alice")
+        for _ in range(3):  # again and again within one ring time: stored once
+            h.send("a", {"type": "call-request", "targetUserId": "bob"})
+            assert [m["code"] for m in h.take("a")] == ["user-unavailable"]
+        [missed] = h.storage.notifications
+        assert missed.user_id == "bob"
+        assert missed.payload["data"] == {"kind": "missed-call", "fromUserId": "alice"}
+        h.join("b", "elsewhere", "bob")
+        [listed] = [m for m in h.take("b") if m["type"] == "notifications"]
+        assert [n["body"] for n in listed["notifications"]] == ["Missed call from alice"]
+
+    def test_a_declined_or_cancelled_call_is_no_missed_call(self, h: Harness) -> None:
+        call_id = self.ring(h)
+        h.send("b1", {"type": "call-decline", "callId": call_id})
+        call_id = self.ring_again(h)
+        h.send("a", {"type": "call-cancel", "callId": call_id})
+        assert h.storage.notifications == []
+
+    def ring_again(self, h: Harness) -> str:
+        for name in ("a", "b1", "b2"):
+            h.take(name)
+        h.send("a", {"type": "call-request", "targetUserId": "bob"})
+        [ringing] = h.take("a")
+        return str(ringing["callId"])
 
     def test_an_answered_call_does_not_time_out(self, h: Harness) -> None:
         call_id = self.ring(h)

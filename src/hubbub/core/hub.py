@@ -1113,6 +1113,10 @@ class Hub:
         if calls.of_user(caller) is not None:
             raise AlreadyInCall(ref)
         if not self.users.connected(callee):
+            # Told on their next connect. One per caller and ring time: calling
+            # again and again stores no more.
+            window = int(self._wall_clock() // max(self.limits.call_ring_timeout, 1.0))
+            self._missed_call(callee, caller, f"missed-call:{caller}:{window}", None)
             raise UserUnavailable(ref)
         if calls.of_user(callee) is not None:
             raise Busy(ref)
@@ -1219,9 +1223,20 @@ class Hub:
             broker.publish_to_session(call.callee_session, plain)
         if by is not None:
             self._outbox.send(by, codec.encode(_call_over(reason, call_id, ender, ref)))
+        if reason == "missed":
+            self._missed_call(call.callee, call.caller, f"missed-call:{call_id}", call_id)
         self.observer.call_changed(
             CallEvent("ended", call_id, call.caller, call.callee, room=call.room, reason=reason)
         )
+
+    def _missed_call(self, callee: str, caller: str, key: str, call_id: str | None) -> None:
+        """A call the callee did not take: kept as a notification, so that a callee
+        who was away (or offline) sees it on their next connect, until read."""
+        data: dict[str, Any] = {"kind": "missed-call", "fromUserId": caller}
+        if call_id is not None:
+            data["callId"] = call_id
+        payload = {"title": "Missed call", "body": f"Missed call from {caller}", "data": data}
+        self._storage.store_notification(callee, payload, key)
 
     def _left_room(self, session: Session, room_name: str) -> None:
         """A connection left a room: if it was a party's connection in the call

@@ -8,7 +8,7 @@ recording the requests and answering them by hand.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from hubbub.core.rooms import Room
 from hubbub.core.session import Session
@@ -69,3 +69,8 @@ class Storage(Protocol):
     ) -> None:
         """Mark the user's notifications read. Answered with
         ``Hub.notifications_marked`` (with the ids that were unread) or ``Hub.store_failed``."""
+
+    def store_notification(self, user_id: str, payload: dict[str, Any], key: str | None) -> None:
+        """Store a notification for the user, unread (nothing new with a ``key`` the
+        user's notifications already have). Once stored, ``Hub.notify`` delivers it
+        to the user's connections; nothing else answers it: a failure is logged."""

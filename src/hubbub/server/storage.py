@@ -9,7 +9,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hubbub.core import Hub
 from hubbub.core.storage import PendingChat
@@ -195,6 +195,17 @@ class StoreBridge:
                 self.hub.notifications_marked(session_id, user_id, marked, ref)
 
         self._spawn(mark())
+
+    def store_notification(self, user_id: str, payload: dict[str, Any], key: str | None) -> None:
+        async def store() -> None:
+            stored = await self._attempt(
+                "add-notification",
+                lambda: self.store.add_notification(user_id, payload, now_ms(), key),
+            )
+            if stored is not None and not stored.duplicate:
+                self.hub.notify(stored)
+
+        self._spawn(store())
 
     async def _load_unread(self) -> None:
         try:
