@@ -41,7 +41,7 @@ from hubbub.client import (
     UserJoined,
     UserLeft,
 )
-from hubbub.peer import files
+from hubbub.peer import files, large_packets
 from hubbub.peer.media import MediaSource
 from hubbub.peer.negotiation import Move, decide
 from hubbub.peer.sctp import delay_sacks
@@ -105,6 +105,8 @@ class Peer:
         self._closed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._media_attached_to: RTCPeerConnection | None = None
+        self._remote_max_packet: int | None = None
+        """The largest SCTP packet the other said it reads (its descriptions)."""
         self.pc = self._new_peer_connection()
         self._worker = asyncio.create_task(self._work(), name=f"hubbub-peer-{user_id}")
         if not offer:
@@ -173,7 +175,7 @@ class Peer:
             maxPacketLifeTime=max_packet_life_time,
             protocol=protocol,
         )
-        _tune_sctp(self.pc)
+        self._tune_sctp(self.pc)
         if needs_negotiation:  # the other's offer had no data section: offer one
             self._queue(_OFFER)
         await files.wait_open(channel, timeout)
@@ -193,7 +195,7 @@ class Peer:
         await self.wait_connected(timeout)
         sender = files.FileSender(Path(path), progress=progress, chunk_size=chunk_size)
         channel = self.pc.createDataChannel(FILE_CHANNEL_PREFIX + sender.transfer_id)
-        _tune_sctp(self.pc)
+        self._tune_sctp(self.pc)
         return await sender.run(channel, max_message_size=_max_message_size(self.pc))
 
     async def close(self) -> None:
@@ -223,6 +225,7 @@ class Peer:
             state = pc.connectionState
             log.debug("peer %s: connection %s", self.user_id, state)
             if state == "connected":
+                self._tune_sctp(pc)
                 self._connected.set()
             elif state in ("failed", "closed") and self._connected.is_set():
                 # aiortc cannot restart ICE: the connection is over
@@ -274,7 +277,17 @@ class Peer:
             # media ones, where browsers expect it), so that app and file channels
             # open later without another offer.
             pc.createDataChannel(CONTROL_CHANNEL)
-        _tune_sctp(pc)
+        self._tune_sctp(pc)
+
+    def _tune_sctp(self, pc: RTCPeerConnection) -> None:
+        if pc.sctp is not None:
+            delay_sacks(pc.sctp)
+            large_packets.send_large_packets(pc.sctp, self._remote_max_packet)
+
+    def _description_signal(self, pc: RTCPeerConnection) -> dict[str, Any]:
+        # say we read large packets only once we do (docs/peer-protocol.md)
+        max_packet_size = large_packets.read_large_packets(pc.sctp)
+        return description_signal(pc.localDescription, max_packet_size=max_packet_size)
 
     def _queue(self, item: object) -> None:
         try:
@@ -323,7 +336,7 @@ class Peer:
             await pc.setLocalDescription(await pc.createOffer())
         finally:
             self._making_offer = False
-        await self._mesh.client.signal(self.user_id, description_signal(pc.localDescription))
+        await self._mesh.client.signal(self.user_id, self._description_signal(pc))
 
     async def _handle_signal(self, value: Any) -> None:
         signal = parse_signal(value)
@@ -349,6 +362,7 @@ class Peer:
         self._ignore_offer = move is Move.IGNORE and description.type == "offer"
         if move is Move.IGNORE:
             return
+        self._remote_max_packet = signal.max_packet_size
         if move is Move.APPLY_ANSWER:
             await self.pc.setRemoteDescription(description)
             return
@@ -359,7 +373,7 @@ class Peer:
         await pc.setRemoteDescription(description)
         self._attach_media(pc, {transceiver.kind for transceiver in pc.getTransceivers()})
         await pc.setLocalDescription(await pc.createAnswer())
-        await self._mesh.client.signal(self.user_id, description_signal(pc.localDescription))
+        await self._mesh.client.signal(self.user_id, self._description_signal(pc))
 
 
 class Mesh:
@@ -561,11 +575,6 @@ def _ice_server(server: RTCIceServer | Mapping[str, Any]) -> RTCIceServer:
         username=server.get("username"),
         credential=server.get("credential"),
     )
-
-
-def _tune_sctp(pc: RTCPeerConnection) -> None:
-    if pc.sctp is not None:
-        delay_sacks(pc.sctp)
 
 
 def _max_message_size(pc: RTCPeerConnection) -> int:

@@ -16,6 +16,8 @@ from aiortc.sdp import candidate_from_sdp
 
 MAX_SDP_LENGTH = 256 * 1024
 """Characters: the longest session description accepted from a peer."""
+MAX_PACKET_SIZE_LIMIT = 65536
+"""Bytes: a ``maxPacketSize`` above this (or not a positive integer) is ignored."""
 
 
 class BadSignal(ValueError):
@@ -30,6 +32,9 @@ class UnknownSignal(BadSignal):
 @dataclass(frozen=True)
 class Description:
     description: RTCSessionDescription
+    max_packet_size: int | None = None
+    """The largest SCTP packet the remote says it reads (``"sctp": {"maxPacketSize"}``),
+    None when it says nothing (browsers do not)."""
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,16 @@ class Candidate:
 Signal = Description | Candidate
 
 
-def description_signal(description: RTCSessionDescription) -> dict[str, Any]:
-    return {
+def description_signal(
+    description: RTCSessionDescription, *, max_packet_size: int | None = None
+) -> dict[str, Any]:
+    signal: dict[str, Any] = {
         "type": description.type,
         "sdp": {"type": description.type, "sdp": description.sdp},
     }
+    if max_packet_size is not None:
+        signal["sctp"] = {"maxPacketSize": max_packet_size}
+    return signal
 
 
 def parse_signal(value: Any) -> Signal:
@@ -60,10 +70,20 @@ def parse_signal(value: Any) -> Signal:
             sdp = sdp.get("sdp")
         if not isinstance(sdp, str) or not sdp or len(sdp) > MAX_SDP_LENGTH:
             raise BadSignal(f"the {kind} has no usable sdp")
-        return Description(RTCSessionDescription(sdp=sdp, type=kind))
+        return Description(
+            RTCSessionDescription(sdp=sdp, type=kind), _max_packet_size(value.get("sctp"))
+        )
     if kind == "ice-candidate":
         return Candidate(_parse_candidate(value.get("candidate")))
     raise UnknownSignal(f"unknown signal type {str(kind)[:32]!r}")
+
+
+def _max_packet_size(sctp: Any) -> int | None:
+    # an extension a peer may leave out: a value that cannot be used is as if absent
+    size = sctp.get("maxPacketSize") if isinstance(sctp, dict) else None
+    if isinstance(size, int) and not isinstance(size, bool) and 0 < size <= MAX_PACKET_SIZE_LIMIT:
+        return size
+    return None
 
 
 def _parse_candidate(init: Any) -> RTCIceCandidate | None:
