@@ -89,6 +89,13 @@ async def test_browser_plays_python_video_and_channels_go_both_ways(browser: Bro
         async with asyncio.timeout(WAIT):
             assert await reply.get() == "echoed:hello browser"
         assert await page.evaluate("received.talk") == ["echo:hello browser"]
+        # a browser never says it reads large SCTP packets: Python keeps aiortc's size
+        # (hubbub.peer.large_packets), and messages of many packets go both ways
+        assert getattr(peer.pc.sctp, "_hubbub_packet_size", None) is None
+        long = "".join(chr(0x61 + n % 26) for n in range(60_000))
+        channel.send("echo:" + long)
+        async with asyncio.timeout(WAIT):
+            assert await reply.get() == "echoed:" + long
         # the page opens one (to every member); Python reads it
         await page.evaluate(
             """() => { const c = watch(room.channel('from-web'));

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from aiortc import RTCSessionDescription
 
 from hubbub.peer.negotiation import Move, NegotiationError, decide
-from hubbub.peer.signals import BadSignal, Candidate, Description, parse_signal
+from hubbub.peer.signals import (
+    BadSignal,
+    Candidate,
+    Description,
+    description_signal,
+    parse_signal,
+)
 
 
 @pytest.mark.parametrize(
@@ -65,3 +72,23 @@ def test_signals_in_browser_and_seed_shapes() -> None:
 def test_bad_signals_are_refused_by_name(bad: object) -> None:
     with pytest.raises(BadSignal):
         parse_signal(bad)
+
+
+def test_descriptions_say_how_large_a_packet_the_peer_reads() -> None:
+    offer = RTCSessionDescription(sdp="v=0\r\n", type="offer")
+    signal = description_signal(offer, max_packet_size=16384)
+    assert signal == {
+        "type": "offer",
+        "sdp": {"type": "offer", "sdp": "v=0\r\n"},
+        "sctp": {"maxPacketSize": 16384},
+    }
+    parsed = parse_signal(signal)
+    assert isinstance(parsed, Description)
+    assert parsed.max_packet_size == 16384
+    assert "sctp" not in description_signal(offer)
+    # an extension: what cannot be used is as if it were not there
+    for sctp in (None, "big", {"maxPacketSize": "16384"}, {"maxPacketSize": True},
+                 {"maxPacketSize": 0}, {"maxPacketSize": 1 << 20}, {}):  # fmt: skip
+        parsed = parse_signal({**signal, "sctp": sctp})
+        assert isinstance(parsed, Description)
+        assert parsed.max_packet_size is None

@@ -44,7 +44,7 @@ from hubbub.client import (
 from hubbub.peer import files, large_packets
 from hubbub.peer.media import MediaSource
 from hubbub.peer.negotiation import Move, decide
-from hubbub.peer.sctp import delay_sacks
+from hubbub.peer.sctp import deepen_receive_buffers, delay_sacks
 from hubbub.peer.signals import (
     BadSignal,
     Candidate,
@@ -282,6 +282,7 @@ class Peer:
     def _tune_sctp(self, pc: RTCPeerConnection) -> None:
         if pc.sctp is not None:
             delay_sacks(pc.sctp)
+            deepen_receive_buffers(pc.sctp)
             large_packets.send_large_packets(pc.sctp, self._remote_max_packet)
 
     def _description_signal(self, pc: RTCPeerConnection) -> dict[str, Any]:
