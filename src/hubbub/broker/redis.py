@@ -20,9 +20,13 @@ A session id starts with its node's id (``<node>.<random>``): a message to a ses
 goes straight to its node's channel, with no lookup.
 
 Nothing in the hot path awaits: the hub's publications go to a bounded queue that
-one writer task sends to Redis in pipelines; what does not fit, or comes while
-Redis is unreachable, is dropped and counted (:attr:`RedisBroker.dropped`). A
-node's own members get room messages directly, without the round trip.
+is written to Redis once per turn of the event loop, one pipeline of every command
+queued, on a connection of the broker's own (:mod:`hubbub.broker.resp`); replies
+and pub/sub messages are parsed by hiredis as they arrive, many per read. What does
+not fit, or comes while Redis is unreachable, is dropped and counted
+(:attr:`RedisBroker.dropped`). A node's own members get room messages directly,
+without the round trip. redis-py serves the rest (scripts loading, heartbeats,
+resync), which is not per message.
 
 A node subscribes to a room's channel before it claims a place there, and the
 answer to the claim comes back on the node's channel through the same subscriber
@@ -45,6 +49,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -56,6 +61,7 @@ from hubbub.broker import (
     Member,
     MembershipEvents,
 )
+from hubbub.broker.resp import Reply, RespConnection, open_connection, pack_command
 
 log = logging.getLogger("hubbub.broker")
 
@@ -63,8 +69,6 @@ PREFIX = "hubbub:"
 NODE_ID_LENGTH = 8
 USERS_CHANNEL = f"{PREFIX}u"
 """Messages to a user's connections: every node listens and delivers to its own."""
-PIPELINE_MAX = 1000
-"""Most operations sent to Redis in one pipeline."""
 CLAIM_TIMEOUT = 5.0
 """Seconds a join waits for the cluster's answer before it is refused
 (``cluster-unavailable``)."""
@@ -227,7 +231,7 @@ def _parse_members(flat: Any) -> list[Member]:
 class _Op:
     """One command for the writer to send (a PUBLISH, a script's EVALSHA...)."""
 
-    __slots__ = ("at", "command", "on_error", "on_sent")
+    __slots__ = ("at", "data", "on_error", "on_sent")
 
     def __init__(
         self,
@@ -235,7 +239,7 @@ class _Op:
         on_error: Callable[[], None] | None = None,
         on_sent: Callable[[], None] | None = None,
     ) -> None:
-        self.command = command
+        self.data: bytes = pack_command(command)
         self.on_error = on_error
         """Called if the command is dropped or fails."""
         self.on_sent = on_sent
@@ -279,15 +283,23 @@ class RedisBroker:
         self._node_channel = f"{PREFIX}n:{self.node_id}"
         self._node_bytes = self.node_id.encode()
         self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-        self._listener = aioredis.Redis.from_url(url, socket_connect_timeout=2)
-        self._pubsub: Any = None
+        self._subscriber: RespConnection | None = None
+        """Subscribed to this node's channel, the users' and its rooms'."""
+        self._publisher: RespConnection | None = None
+        """Where the queue is written."""
         self._claim_script = self._client.register_script(_CLAIM)
         self._release_script = self._client.register_script(_RELEASE)
         self._reap_script = self._client.register_script(_REAP)
         self._sync_script = self._client.register_script(_SYNC)
         self._queue: deque[_Op] = deque()
-        self._wakeup = asyncio.Event()
+        """Waiting for the end of this turn of the event loop, to be written."""
+        self._inflight: deque[_Op] = deque()
+        """Written, waiting for Redis's reply, in order."""
+        self._flush_soon = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._confirming = 0
+        """Subscriptions of a (re)connection not yet confirmed."""
+        self._confirmed: asyncio.Future[None] | None = None
         self._wanted: dict[str, int] = {}
         """room -> local members and claims on their way: while above 0, this node
         is subscribed to the room's channel."""
@@ -303,13 +315,10 @@ class RedisBroker:
         self._suspects: dict[tuple[str, str], tuple[Member, float]] = {}
         """(room, user id) -> (member, when): members missing after an outage, gone
         unless their node puts them back by then."""
-        self._pubsub_commands: deque[tuple[str, str]] = deque()
-        self._pubsub_wakeup = asyncio.Event()
         self._stopping = False
         self._up = asyncio.Event()
-        self._reader: asyncio.Task[None] | None = None
-        self._connect_error = ""
         """Set while connected (for start-up to wait on)."""
+        self._connect_error = ""
 
     # -- Broker -----------------------------------------------------------------
 
@@ -340,12 +349,12 @@ class RedisBroker:
 
     def lag_seconds(self) -> float:
         """How long the oldest operation waiting for Redis has waited."""
-        queue = self._queue
-        return time.monotonic() - queue[0].at if queue else 0.0
+        oldest = self._inflight or self._queue
+        return time.monotonic() - oldest[0].at if oldest else 0.0
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._inflight)
 
     # -- Membership -------------------------------------------------------------
 
@@ -375,7 +384,11 @@ class RedisBroker:
         self._claims[session_id] = (room, time.monotonic() + CLAIM_TIMEOUT)
         op = _evalsha(
             self._claim_script,
-            [f"{PREFIX}members:{room}", f"{PREFIX}order:{room}", f"{PREFIX}rooms:{self.node_id}"],
+            [
+                f"{PREFIX}members:{room}",
+                f"{PREFIX}order:{room}",
+                f"{PREFIX}rooms:{self.node_id}",
+            ],
             [
                 member.user_id,
                 session_id,
@@ -425,11 +438,7 @@ class RedisBroker:
     async def start(self) -> None:
         """Connect and join the cluster; with Redis unreachable, start apart from it
         (``/readyz`` says so) and keep trying."""
-        self._tasks = [
-            asyncio.create_task(self._write(), name="redis-writer"),
-            asyncio.create_task(self._control(), name="redis-subscriptions"),
-            asyncio.create_task(self._supervise(), name="redis-supervisor"),
-        ]
+        self._tasks = [asyncio.create_task(self._supervise(), name="redis-supervisor")]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.node_timeout):
                 await self._up.wait()
@@ -454,16 +463,14 @@ class RedisBroker:
                     pipe.delete(f"{PREFIX}alive:{self.node_id}")
                     pipe.srem(f"{PREFIX}nodes", self.node_id)
                     await pipe.execute()
-        tasks = [*self._tasks, *([self._reader] if self._reader is not None else [])]
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
         # Bounded: a stop never hangs on a connection that does not answer.
-        await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+        await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+        self._close_connections()
         with contextlib.suppress(TimeoutError, RedisError, OSError):
             async with asyncio.timeout(STOP_TIMEOUT):
-                await self._close_pubsub()
                 await self._client.aclose()
-                await self._listener.aclose()
 
     async def ping(self) -> bool:
         """For ``/readyz``: Redis answers, and this node is subscribed."""
@@ -472,43 +479,38 @@ class RedisBroker:
     # -- the writer -------------------------------------------------------------
 
     def _send(self, op: _Op) -> None:
-        if not self.connected or len(self._queue) >= self.max_pending:
+        if not self.connected or self.pending >= self.max_pending:
             self.dropped += 1
             if op.on_error is not None:
                 op.on_error()
             return
         self._queue.append(op)
-        if len(self._queue) == 1:
-            self._wakeup.set()
+        if not self._flush_soon:
+            # Everything this turn of the event loop publishes goes in one write.
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    async def _write(self) -> None:
+    def _flush(self) -> None:
+        self._flush_soon = False
         queue = self._queue
-        while True:
-            if not queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            batch = [queue.popleft() for _ in range(min(len(queue), PIPELINE_MAX))]
-            pipe = self._client.pipeline(transaction=False)
-            for op in batch:
-                pipe.execute_command(*op.command)
-            try:
-                results = await pipe.execute(raise_on_error=False)
-            except (RedisError, OSError) as exc:
-                self._lost(f"write: {exc}")
-                self.dropped += len(batch)
-                for op in batch:
-                    if op.on_error is not None:
-                        op.on_error()
-                continue
-            self.published += len(batch)
-            for op, result in zip(batch, results, strict=True):
-                if isinstance(result, Exception):
-                    log.error("event=redis-op-failed error=%s", result)
-                    if op.on_error is not None:
-                        op.on_error()
-                elif op.on_sent is not None:
-                    op.on_sent()
+        publisher = self._publisher
+        if not queue or publisher is None or publisher.closed:
+            return
+        count = len(queue)
+        data = b"".join([op.data for op in queue])
+        self._inflight.extend(queue)
+        queue.clear()
+        self.published += count
+        publisher.call_many(data, count, self._on_reply)
+
+    def _on_reply(self, reply: Reply) -> None:
+        op = self._inflight.popleft()
+        if isinstance(reply, hiredis.ReplyError):
+            log.error("event=redis-op-failed error=%s", reply)
+            if op.on_error is not None:
+                op.on_error()
+        elif op.on_sent is not None:
+            op.on_sent()
 
     # -- subscriptions ----------------------------------------------------------
 
@@ -527,61 +529,42 @@ class RedisBroker:
         self._wanted.pop(room, None)
         self._mirror.pop(room, None)
         self._subscribed.discard(room)
-        if self.connected:
+        subscriber = self._subscriber
+        if self.connected and subscriber is not None:
             self._send(_Op("SREM", f"{PREFIX}rooms:{self.node_id}", room))
-            self._pubsub_commands.append(("unsubscribe", f"{PREFIX}r:{room}"))
-            self._pubsub_wakeup.set()
+            subscriber.write(pack_command(("UNSUBSCRIBE", f"{PREFIX}r:{room}")))
 
     def _subscribe(self, room: str) -> None:
-        if not self.connected:
+        subscriber = self._subscriber
+        if not self.connected or subscriber is None:
             return
         self._subscribing[room] = self._subscribing.get(room, 0) + 1
-        self._pubsub_commands.append(("subscribe", f"{PREFIX}r:{room}"))
-        self._pubsub_wakeup.set()
-
-    async def _control(self) -> None:
-        """Sends SUBSCRIBE and UNSUBSCRIBE in the order asked."""
-        commands = self._pubsub_commands
-        while True:
-            if not commands:
-                self._pubsub_wakeup.clear()
-                await self._pubsub_wakeup.wait()
-                continue
-            verb, channel = commands.popleft()
-            pubsub = self._pubsub
-            if pubsub is None:
-                continue
-            try:
-                if verb == "subscribe":
-                    await pubsub.subscribe(channel)
-                else:
-                    await pubsub.unsubscribe(channel)
-            except (RedisError, OSError) as exc:
-                self._lost(f"{verb}: {exc}")
+        subscriber.write(pack_command(("SUBSCRIBE", f"{PREFIX}r:{room}")))
 
     # -- reading ----------------------------------------------------------------
 
-    async def _read(self, pubsub: Any) -> None:
-        try:
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
-                if message is not None:
-                    self._on_message(message)
-        except (RedisError, OSError) as exc:
-            self._lost(f"read: {exc}")
-
-    def _on_message(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        channel: bytes = message["channel"]
-        if kind == "message":
-            data: bytes = message["data"]
+    def _on_push(self, reply: Reply) -> None:
+        """What the subscriber connection receives: a message, or the confirmation
+        of a SUBSCRIBE or UNSUBSCRIBE."""
+        kind: bytes = reply[0]
+        channel: bytes = reply[1]
+        if kind == b"message":
+            data: bytes = reply[2]
             if channel == self._node_bytes_channel:
                 self._on_node_message(data)
             elif channel == _USERS_BYTES:
                 self._on_user_message(data)
             else:
                 self._on_room_message(channel[len(PREFIX) + 2 :].decode(), data)
-        elif kind == "subscribe":
+        elif kind == b"subscribe":
+            if self._confirming:
+                # Those of a (re)connection: once all are in, nothing published
+                # from then on is missed.
+                self._confirming -= 1
+                confirmed = self._confirmed
+                if not self._confirming and confirmed is not None and not confirmed.done():
+                    confirmed.set_result(None)
+                return
             name = channel.decode()
             if name.startswith(f"{PREFIX}r:"):
                 room = name[len(PREFIX) + 2 :]
@@ -747,10 +730,12 @@ class RedisBroker:
         self._up.clear()
         self._subscribed.clear()
         self._subscribing.clear()
-        self._pubsub_commands.clear()
         self._waiting.clear()
-        self.dropped += len(self._queue)
-        failed = [op for op in self._queue if op.on_error is not None]
+        self._close_connections()
+        lost = [*self._inflight, *self._queue]
+        self.dropped += len(lost)
+        failed = [op for op in lost if op.on_error is not None]
+        self._inflight.clear()
         self._queue.clear()
         for op in failed:
             assert op.on_error is not None
@@ -770,38 +755,43 @@ class RedisBroker:
                     self._lost(f"heartbeat: {exc}")
                 elif str(exc) != self._connect_error:
                     self._connect_error = str(exc)  # once per cause, not every heartbeat
-                    log.warning("event=cluster-connect-failed node=%s error=%s", self.node_id, exc)
+                    log.warning(
+                        "event=cluster-connect-failed node=%s error=%s",
+                        self.node_id,
+                        exc,
+                    )
             self._expire_claims()
             self._expire_suspects()
             await asyncio.sleep(self.heartbeat)
 
     async def _connect(self) -> None:
         """Subscribe again, then make Redis agree with this node's members."""
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            await asyncio.wait([reader])
-        await self._close_pubsub()
+        self._close_connections()
         await self._client.ping()
         for script in (self._claim_script, self._release_script):
             # Loaded by hand: the writer's pipelines call them by their SHA only.
             script.sha = await self._client.script_load(script.script)
-        pubsub = self._pubsub = self._listener.pubsub()
-        rooms = list(self._wanted)
-        await pubsub.subscribe(
-            self._node_channel, USERS_CHANNEL, *(f"{PREFIX}r:{room}" for room in rooms)
+        subscriber = self._subscriber = await open_connection(
+            self.url, self._on_push, self._subscriber_lost, self.node_timeout
         )
-        # Read the confirmations here: once they are in, nothing published from
-        # now on is missed.
-        expected = 2 + len(rooms)
+        rooms = list(self._wanted)
+        channels = [
+            self._node_channel,
+            USERS_CHANNEL,
+            *(f"{PREFIX}r:{room}" for room in rooms),
+        ]
+        confirmed = self._confirmed = asyncio.get_running_loop().create_future()
+        self._confirming = len(channels)
+        subscriber.write(pack_command(("SUBSCRIBE", *channels)))
         async with asyncio.timeout(self.node_timeout):
-            while expected:
-                message = await pubsub.get_message(timeout=1.0)
-                if message is not None and message["type"] == "subscribe":
-                    expected -= 1
+            await confirmed
         self._subscribed = set(rooms)
-        self._reader = asyncio.create_task(self._read(pubsub), name="redis-reader")
+        self._publisher = await open_connection(
+            self.url, None, self._publisher_lost, self.node_timeout
+        )
         await self._sync()
+        if subscriber.closed or self._publisher.closed:
+            raise ConnectionError("the connection to Redis closed while resynchronizing")
         self.connected = True
         self._connect_error = ""
         self._up.set()
@@ -854,7 +844,11 @@ class RedisBroker:
             if up:
                 continue
             gone = await self._reap_script(
-                keys=[f"{PREFIX}alive:{node}", f"{PREFIX}rooms:{node}", f"{PREFIX}nodes"],
+                keys=[
+                    f"{PREFIX}alive:{node}",
+                    f"{PREFIX}rooms:{node}",
+                    f"{PREFIX}nodes",
+                ],
                 args=[node, PREFIX],
             )
             if gone >= 0:
@@ -866,8 +860,18 @@ class RedisBroker:
             if deadline <= now:
                 self._claim_failed(session_id)
 
-    async def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()
+    def _subscriber_lost(self, why: str) -> None:
+        confirmed = self._confirmed
+        if confirmed is not None and not confirmed.done():
+            confirmed.set_exception(ConnectionError(why))
+        self._lost(f"read: {why}")
+
+    def _publisher_lost(self, why: str) -> None:
+        self._lost(f"write: {why}")
+
+    def _close_connections(self) -> None:
+        for connection in (self._subscriber, self._publisher):
+            if connection is not None:
+                connection.close()
+        self._subscriber = self._publisher = None
+        self._confirming = 0
