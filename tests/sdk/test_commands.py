@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from hubbub.client import Client, PresenceChanged
 from tests.process import hubbub_serve
 
 WAIT = 90.0
@@ -103,6 +104,37 @@ async def test_chat_between_two_terminals() -> None:
             await cy.stdin.drain()
             assert "* no older messages" in await read_until(cy.stdout, "no older messages")
             assert await cy.wait() == 0
+
+
+async def test_chat_shows_presence_and_typing() -> None:
+    async with (
+        hubbub_serve() as (url, _server),
+        hubbub("chat", "--url", url, "--room", "c", "--user", "ann", stdin=True) as ann,
+    ):
+        await read_until(ann.stdout, "* in c as ann")
+        async with Client(url, "c", user="bob") as bob:
+            await read_until(ann.stdout, "* bob joined")
+            await bob.set_status("busy")
+            await read_until(ann.stdout, "* bob is busy")
+            await bob.typing()
+            await read_until(ann.stdout, "* bob is typing...")
+            assert ann.stdin is not None
+            ann.stdin.write(b"/who\n")
+            await ann.stdin.drain()
+            assert "* typing: bob" in await read_until(ann.stdout, "typing: bob")
+            ann.stdin.write(b"/status away\n/status asleep\n")
+            await ann.stdin.drain()
+            await read_until(ann.stdout, "* you are away")
+            await read_until(ann.stdout, "! /status takes online, away or busy")
+            async with asyncio.timeout(WAIT):
+                while True:
+                    event = await bob.next_event()
+                    if isinstance(event, PresenceChanged) and event.user_id == "ann":
+                        break
+            assert bob.participants["ann"].status == "away"
+            ann.stdin.write(b"/quit\n")
+            await ann.stdin.drain()
+            assert await ann.wait() == 0
 
 
 async def test_errors_are_one_clear_line(tmp_path: Path) -> None:

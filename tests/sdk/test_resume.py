@@ -198,6 +198,7 @@ async def test_a_refused_resume_rejoins_and_fetches_the_missed_chat() -> None:
                 ) as alice,
             ):
                 seen_by_alice, seen_by_bob = Recorder(alice), Recorder(bob)
+                await alice.set_status("busy")
                 for i in range(5):
                     await bob.chat(f"bob {i}")
                 await wait_for(lambda: len(seen_by_alice.chats()) == 5, WAIT)
@@ -217,6 +218,9 @@ async def test_a_refused_resume_rejoins_and_fetches_the_missed_chat() -> None:
                 await wait_for(lambda: len(seen_by_alice.chats()) == 26, WAIT)
                 await wait_for(lambda: len(seen_by_bob.chats("alice")) == 1, WAIT)
                 await asyncio.sleep(0.5)  # anything doubled would be in by now
+                # a new connection starts online: the client asks for its status again
+                assert bob.participants["alice"].status == "busy"
+                assert alice.status == "busy"
         finally:
             await proxy.close()
 

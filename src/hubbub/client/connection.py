@@ -48,6 +48,11 @@ from hubbub.client.errors import (
     RequestFailed,
 )
 from hubbub.client.events import (
+    CallAccepted,
+    CallCancelled,
+    CallDeclined,
+    CallEnded,
+    CallRinging,
     ChatAck,
     ChatGap,
     ChatMessage,
@@ -56,16 +61,25 @@ from hubbub.client.events import (
     History,
     IceServers,
     KnownMessage,
+    Notification,
+    NotificationReceived,
+    NotificationsRead,
     Participant,
+    ParticipantRemoved,
     ParticipantUpdated,
+    Pong,
+    PresenceChanged,
     Reconnected,
     ReconnectHint,
     Resumed,
+    RoomEnded,
     RoomJoined,
     RoomLeft,
     ServerError,
     ServerMessage,
     StoredChat,
+    TypingChanged,
+    UnreadNotifications,
     UserJoined,
     UserLeft,
     decode_frame,
@@ -104,6 +118,13 @@ CHAT_REF_PREFIX = "chat:"
 DEFAULT_MAX_CATCH_UP = 1000
 """Chat messages stored while the client was away that a fresh rejoin fetches from
 the history at most; older ones are reported as a :class:`ChatGap`."""
+
+TYPING_EXPIRES = 5.0
+"""Seconds after which a member's typing counts as stopped unless renewed (the
+server does not time typing out)."""
+
+STATUSES = frozenset({"online", "away", "busy"})
+"""The presence statuses a client may set."""
 
 RESUME_REF = "resume"
 CATCH_UP_REF = "catch-up"
@@ -191,6 +212,15 @@ class Client:
         """The ``iceServers`` for new peer connections, kept fresh by the server."""
         self.last_seq: int | None = None
         """The room's last chat sequence number seen (None: the server stores no chat)."""
+        self.status = "online"
+        """Our presence status, as the server has it (see :meth:`set_status`)."""
+        self.offline: dict[str, int] = {}
+        """The room's offline members (who chatted there and are not in it now) by
+        user id, with when they were last seen (milliseconds since 1970 UTC)."""
+        self.unread: dict[int, Notification] = {}
+        """This user's unread notifications by id, as far as this client knows: from
+        the list the server sends on connecting, those that arrive, minus those
+        marked read (from any connection of the user)."""
         self.last_n = 0
         """The ``n`` of the last server message received in this session."""
         self.reconnect = reconnect
@@ -221,6 +251,9 @@ class Client:
         self._resume_token: str | None = None
         self._reconnect_after: float | None = None
         """Seconds the server asked us to wait before coming back (``reconnect``)."""
+        self._typing_since: dict[str, float] = {}
+        self._status_asked: str | None = None
+        """The status set with :meth:`set_status`: a fresh join asks for it again."""
         self._restore_at_n: int | None = None
         """After a resume: resend the unacknowledged chat once the replay reached this."""
 
@@ -375,6 +408,100 @@ class Client:
         """Relay ``signal`` (any JSON value) to the member ``to``."""
         await self.send({"type": "signal", "targetUserId": to, "signal": signal})
 
+    async def set_status(self, status: str) -> None:
+        """Set our presence status, ``online``, ``away`` or ``busy``: the room sees it
+        (:class:`PresenceChanged`, ``Participant.status``), and it is kept across
+        reconnections and rooms."""
+        if status not in STATUSES:
+            raise ValueError(f"a status is one of {sorted(STATUSES)}, not {status!r}")
+        await self.request({"type": "presence", "status": status})
+        self._status_asked = self.status = status
+
+    async def typing(self, active: bool = True) -> None:
+        """Tell the room we are typing (``active``), or stopped. Send it again every
+        few seconds while typing goes on: the others take it as stopped after
+        :data:`TYPING_EXPIRES` seconds without news. Sending chat stops it."""
+        await self.send({"type": "typing", "active": active})
+
+    @property
+    def typing_users(self) -> set[str]:
+        """The members typing now (heard from within :data:`TYPING_EXPIRES` seconds)."""
+        now = time.monotonic()
+        return {user for user, since in self._typing_since.items() if now - since < TYPING_EXPIRES}
+
+    async def fetch_notifications(self, limit: int | None = None) -> UnreadNotifications:
+        """This user's unread notifications, oldest first (at most ``limit``, or the
+        server's page size); ``more`` says whether others wait after them."""
+        message: dict[str, Any] = {"type": "notifications"}
+        if limit is not None:
+            message["limit"] = limit
+        reply = await self.request(message)
+        if not isinstance(reply, UnreadNotifications):
+            raise RequestFailed("bad-reply", f"expected notifications, got {type(reply).__name__}")
+        return reply
+
+    async def mark_read(self, ids: list[int]) -> list[int]:
+        """Mark notifications read, for every connection of this user; returns the
+        ids that were unread until now."""
+        reply = await self.request({"type": "notification-read", "ids": list(ids)})
+        if not isinstance(reply, NotificationsRead):
+            raise RequestFailed(
+                "bad-reply", f"expected notification-read, got {type(reply).__name__}"
+            )
+        return reply.ids
+
+    async def call(self, user_id: str) -> CallRinging:
+        """Ring the user ``user_id`` wherever it is connected; returns once it rings
+        (its ``call_id`` names the call). What follows arrives as events:
+        :class:`CallAccepted` (both then join its ``room``), :class:`CallDeclined`,
+        :class:`CallMissed`, :class:`CallEnded`. Refusals: ``user-unavailable``,
+        ``busy``, ``already-in-call``..."""
+        reply = await self.request({"type": "call-request", "targetUserId": user_id})
+        if not isinstance(reply, CallRinging):
+            raise RequestFailed("bad-reply", f"expected call-ringing, got {type(reply).__name__}")
+        return reply
+
+    async def accept_call(self, call_id: str) -> CallAccepted:
+        """Accept a ringing call (:class:`CallIncoming`); join the returned ``room``."""
+        reply = await self.request({"type": "call-accept", "callId": call_id})
+        if not isinstance(reply, CallAccepted):
+            raise RequestFailed("bad-reply", f"expected call-accepted, got {type(reply).__name__}")
+        return reply
+
+    async def decline_call(self, call_id: str) -> None:
+        """Decline a ringing call: the caller gets :class:`CallDeclined`."""
+        await self._call_move("call-decline", call_id, CallDeclined)
+
+    async def cancel_call(self, call_id: str) -> None:
+        """Stop ringing our own call: the callee gets :class:`CallCancelled`."""
+        await self._call_move("call-cancel", call_id, CallCancelled)
+
+    async def end_call(self, call_id: str) -> None:
+        """Hang up a call in progress: both get :class:`CallEnded` (``hung-up``)."""
+        await self._call_move("call-end", call_id, CallEnded)
+
+    async def _call_move(self, kind: str, call_id: str, answer: type[KnownMessage]) -> None:
+        reply = await self.request({"type": kind, "callId": call_id})
+        if not isinstance(reply, answer):
+            raise RequestFailed(
+                "bad-reply", f"expected {answer.__name__}, got {type(reply).__name__}"
+            )
+
+    async def remove_participant(self, user_id: str) -> None:
+        """Take a member out of the room (needs the ``admin`` grant)."""
+        reply = await self.request({"type": "remove-participant", "userId": user_id})
+        if not isinstance(reply, ParticipantRemoved):
+            raise RequestFailed(
+                "bad-reply", f"expected participant-removed, got {type(reply).__name__}"
+            )
+
+    async def end_room(self) -> None:
+        """Close every other member's connection and leave (needs ``admin``)."""
+        reply = await self.request({"type": "end-room"})
+        if not isinstance(reply, RoomEnded):
+            raise RequestFailed("bad-reply", f"expected room-ended, got {type(reply).__name__}")
+        self.participants.clear()
+
     async def ping(self) -> float:
         """Round trip to the server through its ``ping`` message, in seconds."""
         started = time.monotonic()
@@ -385,7 +512,6 @@ class Client:
         """Leave the room (the connection stays open; :meth:`join` enters another)."""
         await self.request({"type": "leave-room"})
         self.participants.clear()
-        self._emit(RoomLeft(room=self.room))
 
     async def join(self, room: str) -> RoomJoined:
         """Move to ``room`` (leaving the current one once the server agrees)."""
@@ -431,6 +557,8 @@ class Client:
             message["userId"] = self.user_id
         if self.token is not None:
             message["token"] = self.token
+        if self._status_asked is not None and "status" not in message:
+            message["status"] = self._status_asked  # a new connection starts online
         return message
 
     async def _open(self) -> aiohttp.ClientWebSocketResponse:
@@ -570,6 +698,9 @@ class Client:
         self.grants = frozenset(joined.grants) if joined.grants is not None else None
         self.ice_servers = joined.ice_servers
         self.last_seq = joined.last_seq
+        self.status = joined.status
+        self.offline = {member.user_id: member.last_seen for member in joined.offline}
+        self._typing_since.clear()
 
     async def _run(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
@@ -762,25 +893,63 @@ class Client:
                 if isinstance(event, RoomJoined):
                     self._accept_joined(event)
                     self._emit(event)
-                if not isinstance(event, ServerError):
                     return
+                if isinstance(event, (Pong, History)):
+                    return  # data for the caller alone
+                if isinstance(event, UnreadNotifications):
+                    self.unread.update((n.id, n) for n in event.notifications)
+                    return
+                # other answers (an error, a call's news...) are events as well
+        self._track(event)
+        if isinstance(event, NotificationReceived) and event.id in self.unread:
+            return  # came in the list sent on connecting as well
+        if isinstance(event, NotificationReceived):
+            self.unread[event.id] = event.notification
+        self._emit(event)
+
+    def _track(self, event: KnownMessage | ServerMessage) -> None:
+        """Keep what the client shows of the room (and of us) up to date."""
         if isinstance(event, UserJoined):
             self.participants[event.user_id] = Participant(
                 event.user_id, event.polite, event.name, event.grants, event.status
             )
+            self.offline.pop(event.user_id, None)
+        elif isinstance(event, UserLeft):
+            self.participants.pop(event.user_id, None)
+            self._typing_since.pop(event.user_id, None)
         elif isinstance(event, ParticipantUpdated):
-            member = self.participants.get(event.user_id)
-            if member is not None:
-                self.participants[event.user_id] = msgspec.structs.replace(
-                    member, connection=event.connection
-                )
+            self._update_participant(event.user_id, connection=event.connection)
+        elif isinstance(event, PresenceChanged):
+            if event.user_id is None or event.user_id == self.user_id:
+                self.status = event.status
+            elif event.status == "offline":
+                self.offline[event.user_id] = event.last_seen or 0
+            else:
+                self._update_participant(event.user_id, status=event.status)
+        elif isinstance(event, TypingChanged):
+            if event.active:
+                self._typing_since[event.user_id] = time.monotonic()
+            else:
+                self._typing_since.pop(event.user_id, None)
+        elif isinstance(event, ChatMessage):
+            self._typing_since.pop(event.user_id, None)
+        elif isinstance(event, UnreadNotifications):
+            # sent on connecting: the unread ones as they are now
+            self.unread = {n.id: n for n in event.notifications}
+        elif isinstance(event, NotificationsRead):
+            for read in event.ids:
+                self.unread.pop(read, None)
         elif isinstance(event, ReconnectHint):
             self._reconnect_after = max(0, event.after_ms) / 1000
         elif isinstance(event, IceServers):
             self.ice_servers = event.ice_servers
-        elif isinstance(event, UserLeft):
-            self.participants.pop(event.user_id, None)
-        self._emit(event)
+        elif isinstance(event, RoomEnded | RoomLeft):
+            self.participants.clear()
+
+    def _update_participant(self, user_id: str, **changes: str) -> None:
+        member = self.participants.get(user_id)
+        if member is not None:
+            self.participants[user_id] = msgspec.structs.replace(member, **changes)
 
     def _emit(self, event: Event) -> None:
         for listener in list(self._listeners):

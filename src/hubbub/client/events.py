@@ -14,6 +14,15 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "Broadcast",
+    "CallAccepted",
+    "CallAnsweredElsewhere",
+    "CallCancelled",
+    "CallDeclined",
+    "CallEnded",
+    "CallIncoming",
+    "CallMissed",
+    "CallRinging",
     "ChatAck",
     "ChatGap",
     "ChatMessage",
@@ -21,18 +30,27 @@ __all__ = [
     "Event",
     "History",
     "IceServers",
+    "Notification",
+    "NotificationReceived",
+    "NotificationsRead",
+    "OfflineMember",
     "Participant",
+    "ParticipantRemoved",
     "ParticipantUpdated",
     "Pong",
+    "PresenceChanged",
     "ReconnectHint",
     "Reconnected",
     "Resumed",
+    "RoomEnded",
     "RoomJoined",
     "RoomLeft",
     "ServerError",
     "ServerMessage",
     "SignalReceived",
     "StoredChat",
+    "TypingChanged",
+    "UnreadNotifications",
     "UserJoined",
     "UserLeft",
     "decode_event",
@@ -73,6 +91,14 @@ class StoredChat(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
     client_id: str | None = None
 
 
+class OfflineMember(msgspec.Struct, rename="camel", frozen=True):
+    """A user who chatted in the room and is not in it now, and when it was last
+    there (milliseconds since 1970-01-01 UTC)."""
+
+    user_id: str
+    last_seen: int
+
+
 class RoomJoined(_Message, tag="room-joined", frozen=True):
     """This client is in ``room`` as ``user_id``; ``participants`` were there first.
 
@@ -94,6 +120,10 @@ class RoomJoined(_Message, tag="room-joined", frozen=True):
     history: list[StoredChat] = msgspec.field(default_factory=list)
     last_seq: int | None = None
     resume_token: str | None = None
+    status: str = "online"
+    """This client's own presence status."""
+    offline: list[OfflineMember] = msgspec.field(default_factory=list)
+    """The room's offline members, most recently seen first."""
 
 
 class RoomLeft(_Message, tag="room-left", frozen=True):
@@ -179,6 +209,153 @@ class Pong(_Message, tag="pong", frozen=True):
     ref: str | int | None = None
 
 
+class PresenceChanged(_Message, tag="presence", frozen=True):
+    """A member's presence status changed: ``online``, ``away``, ``busy``, or
+    ``offline`` (with ``last_seen``) for one of the room's offline members who just
+    left. Also the answer to :meth:`Client.set_status` (``user_id`` is then ours)."""
+
+    status: str
+    user_id: str | None = None
+    last_seen: int | None = None
+    ref: str | int | None = None
+
+
+class TypingChanged(_Message, tag="typing", frozen=True):
+    """A member started (``active``) or stopped typing. Take it as stopped when
+    nothing renews it for a few seconds (:attr:`Client.typing_users` does)."""
+
+    user_id: str
+    active: bool
+
+
+class Broadcast(_Message, tag="broadcast", frozen=True):
+    """A message from the application's backend to everyone in the room."""
+
+    room: str
+    ts: int
+    data: Any = None
+    event: str | None = None
+
+
+class Notification(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
+    """A notification for this user from the application's backend (unread until
+    marked read, from any of the user's connections)."""
+
+    id: int
+    ts: int
+    """When it was stored, in milliseconds since 1970-01-01 UTC."""
+    title: str | None = None
+    body: str | None = None
+    data: Any = None
+
+
+class NotificationReceived(_Message, tag="notification", frozen=True):
+    """A notification sent to this user just now (as in :class:`Notification`)."""
+
+    id: int
+    ts: int
+    title: str | None = None
+    body: str | None = None
+    data: Any = None
+
+    @property
+    def notification(self) -> Notification:
+        return Notification(
+            id=self.id, ts=self.ts, title=self.title, body=self.body, data=self.data
+        )
+
+
+class UnreadNotifications(_Message, tag="notifications", frozen=True):
+    """The user's unread notifications, oldest first: sent when the connection
+    joins its first room (or shows a token), and the answer to
+    :meth:`Client.fetch_notifications`. ``more``: more wait after these."""
+
+    notifications: list[Notification]
+    more: bool = False
+    ref: str | int | None = None
+
+
+class NotificationsRead(_Message, tag="notification-read", frozen=True):
+    """These notifications were marked read (by this connection, or another of the
+    user's)."""
+
+    ids: list[int]
+    ref: str | int | None = None
+
+
+class CallRinging(_Message, tag="call-ringing", frozen=True):
+    """Our call to ``target_user_id`` rings on its connections (the answer to
+    :meth:`Client.call`); ``call_id`` names it from now on."""
+
+    call_id: str
+    target_user_id: str
+    ref: str | int | None = None
+
+
+class CallIncoming(_Message, tag="call-incoming", frozen=True):
+    """``from_user_id`` calls us: accept, decline, or let it ring."""
+
+    call_id: str
+    from_user_id: str
+    name: str | None = None
+
+
+class CallAccepted(_Message, tag="call-accepted", frozen=True):
+    """The call is on: both parties join ``room`` (a fresh room of the call's own)
+    and connect there; ``peer_user_id`` is the other party."""
+
+    call_id: str
+    room: str
+    peer_user_id: str
+    ref: str | int | None = None
+
+
+class CallAnsweredElsewhere(_Message, tag="call-answered-elsewhere", frozen=True):
+    """Another connection of ours accepted the call: stop ringing."""
+
+    call_id: str
+
+
+class CallDeclined(_Message, tag="call-declined", frozen=True):
+    call_id: str
+    ref: str | int | None = None
+
+
+class CallCancelled(_Message, tag="call-cancelled", frozen=True):
+    call_id: str
+    ref: str | int | None = None
+
+
+class CallMissed(_Message, tag="call-missed", frozen=True):
+    """Nobody answered in time (or the callee's last connection went)."""
+
+    call_id: str
+
+
+class CallEnded(_Message, tag="call-ended", frozen=True):
+    """The call is over: ``reason`` is ``hung-up``, ``left`` (a party left the
+    call's room) or ``disconnected``; ``by_user_id`` ended it."""
+
+    call_id: str
+    reason: str
+    by_user_id: str
+    ref: str | int | None = None
+
+
+class ParticipantRemoved(_Message, tag="participant-removed", frozen=True):
+    """The answer to :meth:`Client.remove_participant` (an admin's)."""
+
+    user_id: str
+    ref: str | int | None = None
+
+
+class RoomEnded(_Message, tag="room-ended", frozen=True):
+    """The answer to :meth:`Client.end_room` (an admin's): we are out of the room."""
+
+    room: str
+    ref: str | int | None = None
+
+
 class ServerError(_Message, tag="error", frozen=True):
     """The server refused something (see the error codes in ``docs/protocol.md``)."""
 
@@ -256,6 +433,22 @@ KnownMessage = (
     | History
     | SignalReceived
     | Pong
+    | PresenceChanged
+    | TypingChanged
+    | Broadcast
+    | NotificationReceived
+    | UnreadNotifications
+    | NotificationsRead
+    | CallRinging
+    | CallIncoming
+    | CallAccepted
+    | CallAnsweredElsewhere
+    | CallDeclined
+    | CallCancelled
+    | CallMissed
+    | CallEnded
+    | ParticipantRemoved
+    | RoomEnded
     | ServerError
 )
 

@@ -5,8 +5,10 @@ printed as it happens. On a server that stores chat, the room's last messages ar
 printed on joining, and those missed while the connection was down once it is back
 (the client resumes its session, or fetches them after joining afresh); each
 message is printed once. ``/history`` pages further back. ``/who`` lists the room,
-``/quit`` (or end of input) leaves. Messages of types this client does not know (a
-newer server's additions) are printed as they are.
+``/quit`` (or end of input) leaves. Who is away or busy, who starts typing, and
+notifications for this user are shown as they come; ``/status away`` (``busy``,
+``online``) sets ours. Messages of types this client does not know (a newer
+server's additions) are printed as they are.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import time
 from typing import TextIO
 
 from hubbub.client import (
+    Broadcast,
+    CallIncoming,
     ChatAck,
     ChatGap,
     ChatMessage,
@@ -26,16 +30,22 @@ from hubbub.client import (
     Disconnected,
     Event,
     NotConnected,
+    NotificationReceived,
+    Participant,
     ParticipantUpdated,
+    PresenceChanged,
     Reconnected,
     Resumed,
     RoomJoined,
     ServerError,
     ServerMessage,
     StoredChat,
+    TypingChanged,
+    UnreadNotifications,
     UserJoined,
     UserLeft,
 )
+from hubbub.client.connection import TYPING_EXPIRES
 from hubbub.client.errors import HubbubClientError
 from hubbub.commands.common import add_connection_arguments, make_client, run_command
 
@@ -45,7 +55,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "chat",
         help="chat in a room from the terminal",
         description="Join a room and chat: type a line to send it; /history shows older "
-        "messages, /who lists the room, /quit leaves.",
+        "messages, /who lists the room, /status away|busy|online sets yours, /quit leaves.",
     )
     add_connection_arguments(parser)
     parser.set_defaults(command_name="chat", run=lambda args: run_command(args, chat))
@@ -63,6 +73,12 @@ def render_stored(message: StoredChat) -> str:
     return f"[{_stamp(message.ts)}] {message.user_id}: {message.message}"
 
 
+def describe(member: Participant) -> str:
+    """A member as /who shows it: its id, and its status when not online."""
+    status = "" if member.status == "online" else f" ({member.status})"
+    return f"{member.user_id}{status}"
+
+
 def render(event: Event, me: str | None) -> str | None:
     """The line printed for an event, or None for events not shown."""
     match event:
@@ -73,8 +89,27 @@ def render(event: Event, me: str | None) -> str | None:
         case UserLeft(user_id=who):
             return f"* {who} left"
         case RoomJoined(room=room, user_id=user, participants=others):
-            names = ", ".join(p.user_id for p in others) or "nobody else"
+            names = ", ".join(describe(p) for p in others) or "nobody else"
             return f"* in {room} as {user}, with {names}"
+        case PresenceChanged(user_id=who, status="offline", last_seen=seen):
+            return f"* {who} is offline (last seen {_stamp(seen)})"
+        case PresenceChanged(user_id=who, status=status) if who != me:
+            return f"* {who} is {status}"
+        case PresenceChanged(status=status):
+            return f"* you are {status}"
+        case TypingChanged(user_id=who, active=True):
+            return f"* {who} is typing..."
+        case NotificationReceived(title=title, body=body):
+            return "* notification: " + ": ".join(t for t in (title, body) if t)
+        case UnreadNotifications(notifications=unread, more=more) if unread:
+            count = f"{len(unread)}{'+' if more else ''}"
+            lines = [f"* {count} unread notifications"]
+            lines += ["  - " + ": ".join(t for t in (n.title, n.body) if t) for n in unread]
+            return "\n".join(lines)
+        case CallIncoming(from_user_id=who):
+            return f"* {who} is calling"
+        case Broadcast(event=kind, data=data):
+            return f"* broadcast{' ' + kind if kind else ''}: {data}"
         case Disconnected(reason=reason, will_retry=retry):
             return f"* disconnected ({reason}){'; reconnecting' if retry else ''}"
         case Reconnected():
@@ -123,12 +158,20 @@ async def chat(args: argparse.Namespace, *, stdin: TextIO | None = None) -> int:
 
 
 async def _print_events(client: Client, seen: _Seen) -> None:
+    typing: dict[str, float] = {}  # who was last shown typing, and when it renewed
     async for event in client:
         if isinstance(event, ChatAck):
             seen.add(event.seq)
             continue
         if isinstance(event, ChatMessage) and _printed(event.seq, seen):
             continue
+        if isinstance(event, TypingChanged):
+            if not event.active:
+                typing.pop(event.user_id, None)
+                continue
+            last, typing[event.user_id] = typing.get(event.user_id), time.monotonic()
+            if last is not None and typing[event.user_id] - last < TYPING_EXPIRES:
+                continue  # a renewal of typing already shown is not news
         line = render(event, client.user_id)
         if line is not None:
             print(line, flush=True)
@@ -169,13 +212,29 @@ async def _read_lines(client: Client, stdin: TextIO, seen: _Seen) -> None:
             await _print_older(client, seen)
             continue
         if text.strip() == "/who":
-            others = ", ".join(sorted(client.participants)) or "nobody else"
+            members = sorted(client.participants.values(), key=lambda p: p.user_id)
+            others = ", ".join(describe(p) for p in members) or "nobody else"
+            typing = ", ".join(sorted(client.typing_users))
             print(f"* in {client.room} as {client.user_id}, with {others}", flush=True)
+            if typing:
+                print(f"* typing: {typing}", flush=True)
+            continue
+        if text.strip().startswith("/status"):
+            await _set_status(client, text.strip().removeprefix("/status").strip())
             continue
         # stored-chat servers answer with chat-ack: wait for it in the background
         task = asyncio.ensure_future(_send(client, text))
         sending.add(task)
         task.add_done_callback(sending.discard)
+
+
+async def _set_status(client: Client, status: str) -> None:
+    try:
+        await client.set_status(status)
+    except ValueError:
+        print("! /status takes online, away or busy", flush=True)
+    except HubbubClientError as exc:
+        print(f"! the status was not set: {exc}", flush=True)
 
 
 async def _send(client: Client, text: str) -> None:
