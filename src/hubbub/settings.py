@@ -195,6 +195,16 @@ class ServerSettings:
     retention_seconds: float | None = setting(
         None, "Seconds chat messages are kept; older ones are deleted (default: forever)."
     )
+    notification_read_retention: float = setting(
+        30 * 24 * 3600.0,
+        "Seconds a read notification is kept after it was read (default: 30 days; "
+        "unread ones are never deleted for their age).",
+    )
+    max_notifications_per_user: int = setting(
+        1000,
+        "Notifications kept per user; past it the oldest read ones are deleted first, "
+        "then the oldest unread ones.",
+    )
     retention_interval: float = setting(60.0, "Seconds between two passes of the retention task.")
     store_batch_max: int = setting(
         1000, "Most chat messages written in one transaction (group commit)."
@@ -274,6 +284,8 @@ class ServerSettings:
             "retention_messages",
             "retention_seconds",
             "retention_interval",
+            "notification_read_retention",
+            "max_notifications_per_user",
             "store_batch_max",
             "store_max_pending",
             "cluster_heartbeat",

@@ -125,6 +125,45 @@ async def test_retention_by_count_and_age_never_reuses_numbers(store: Store) -> 
     assert await store.prune(Retention(), 30_000) == 0
 
 
+async def test_notification_retention_by_read_age_and_per_user_cap(store: Store) -> None:
+    bob = [
+        await store.add_notification("bob", {"title": f"b{n}"}, 1000 + n, key=f"b{n}")
+        for n in range(6)
+    ]
+    carol = [await store.add_notification("carol", {"body": "c"}, 1000) for _ in range(2)]
+    await store.mark_read("bob", [bob[1].id, bob[3].id], 2000)
+    await store.mark_read("bob", [bob[4].id], 6000)
+
+    async def unread(user: str) -> list[int]:
+        return [n.id for n in await store.unread_notifications(user, 50)]
+
+    # Over the cap: the oldest read ones go first, whoever else is under it.
+    cap = Retention(max_notifications_per_user=4)
+    assert await store.prune_notifications(cap, 3000) == 2  # b1 and b3
+    assert await unread("bob") == [bob[0].id, bob[2].id, bob[5].id]
+    assert await unread("carol") == [n.id for n in carol]
+    assert await store.prune_notifications(cap, 3000) == 0
+    # Still over once every read one is gone: then the oldest unread ones.
+    assert await store.prune_notifications(Retention(max_notifications_per_user=2), 3000) == 2
+    assert await unread("bob") == [bob[2].id, bob[5].id]  # b4 (read), then b0
+    assert await unread("carol") == [n.id for n in carol]
+
+    # By age: a read one goes once read for longer than the retention.
+    await store.mark_read("bob", [bob[2].id], 7000)
+    read_age = Retention(notification_read_max_age_ms=1000)
+    assert await store.prune_notifications(read_age, 8000) == 0
+    assert await store.prune_notifications(read_age, 8001) == 1
+    # An unread one is never deleted for its age.
+    assert await store.prune_notifications(read_age, 10**12) == 0
+    assert await unread("bob") == [bob[5].id]
+    assert await unread("carol") == [n.id for n in carol]
+    assert await store.prune_notifications(Retention(), 10**12) == 0
+
+    # A deleted notification's key is forgotten; a kept one's still stores nothing.
+    assert not (await store.add_notification("bob", {}, 20_000, key="b1")).duplicate
+    assert (await store.add_notification("bob", {}, 20_000, key="b5")).duplicate
+
+
 async def test_notifications_stay_unread_until_marked(store: Store) -> None:
     first = await store.add_notification("bob", {"title": "hi", "data": {"n": 1}}, 1000)
     second = await store.add_notification("bob", {"body": "two"}, 2000)

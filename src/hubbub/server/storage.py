@@ -74,8 +74,7 @@ class StoreBridge:
     async def start(self) -> None:
         await self.store.open()
         self.writer.start()
-        settings = self._settings
-        if settings.retention_messages is not None or settings.retention_seconds is not None:
+        if not self._retention_settings().keeps_everything:
             self._retention = asyncio.create_task(self._retain())
 
     async def stop(self) -> None:
@@ -253,19 +252,29 @@ class StoreBridge:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _retain(self) -> None:
+    def _retention_settings(self) -> Retention:
         settings = self._settings
-        retention = Retention(
+
+        def ms(seconds: float | None) -> int | None:
+            return None if seconds is None else int(seconds * 1000)
+
+        return Retention(
             max_messages=settings.retention_messages,
-            max_age_ms=None
-            if settings.retention_seconds is None
-            else int(settings.retention_seconds * 1000),
+            max_age_ms=ms(settings.retention_seconds),
+            notification_read_max_age_ms=ms(settings.notification_read_retention),
+            max_notifications_per_user=settings.max_notifications_per_user,
         )
+
+    async def _retain(self) -> None:
+        retention = self._retention_settings()
         while True:
             try:
                 removed = await self.store.prune(retention, now_ms())
                 if removed:
                     log.info("event=retention removed=%d", removed)
+                removed = await self.store.prune_notifications(retention, now_ms())
+                if removed:
+                    log.info("event=retention notifications-removed=%d", removed)
             except StoreError as exc:
                 log.error("event=store-failed op=retention error=%s", exc)
-            await asyncio.sleep(settings.retention_interval)
+            await asyncio.sleep(self._settings.retention_interval)

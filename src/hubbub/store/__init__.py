@@ -111,6 +111,36 @@ class Retention:
     """Most messages kept per room; older ones go first."""
     max_age_ms: int | None = None
     """Messages older than this many milliseconds go."""
+    notification_read_max_age_ms: int | None = None
+    """Read notifications go this many milliseconds after they were read; unread
+    ones are never deleted for their age."""
+    max_notifications_per_user: int | None = None
+    """Most notifications kept per user: past it, the oldest read ones go first,
+    then, if still too many, the oldest unread ones."""
+
+    @property
+    def keeps_everything(self) -> bool:
+        return (
+            self.max_messages is None
+            and self.max_age_ms is None
+            and self.notification_read_max_age_ms is None
+            and self.max_notifications_per_user is None
+        )
+
+
+OVER_CAP_NOTIFICATIONS = (
+    "DELETE FROM notifications WHERE id IN ("
+    " SELECT id FROM ("
+    "  SELECT id,"
+    "   ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY read_at IS NULL, id) AS oldest_first,"
+    "   COUNT(*) OVER (PARTITION BY user_id) AS held"
+    "  FROM notifications WHERE user_id IN ("
+    "   SELECT user_id FROM notifications GROUP BY user_id HAVING COUNT(*) > $1)"
+    " ) AS ranked WHERE oldest_first <= held - $1)"
+)
+"""Deletes, for every user holding more than ``$1`` notifications, as many as are
+too many: read ones before unread ones, oldest (lowest id) first within each.
+The same statement in both backends (SQLite with ``?1`` for ``$1``)."""
 
 
 class Store(Protocol):
@@ -182,6 +212,10 @@ class Store(Protocol):
 
     async def prune(self, retention: Retention, now_ms: int) -> int:
         """Apply retention to chat history; return how many messages went."""
+
+    async def prune_notifications(self, retention: Retention, now_ms: int) -> int:
+        """Apply retention to notifications (read ones by age, every user's by
+        count); return how many notifications went."""
 
 
 ID_BYTES = 12

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import asyncpg
 
 from hubbub.store import (
+    OVER_CAP_NOTIFICATIONS,
     ChatDraft,
     Notification,
     Retention,
@@ -355,6 +356,23 @@ class PostgresStore:
                     "DELETE FROM messages USING rooms WHERE rooms.name = messages.room"
                     " AND messages.seq <= rooms.last_seq - $1",
                     retention.max_messages,
+                )
+                removed += int(status.split()[-1])
+        return removed
+
+    @_translated
+    async def prune_notifications(self, retention: Retention, now_ms: int) -> int:
+        removed = 0
+        async with self._ready().acquire() as db, db.transaction():
+            if retention.notification_read_max_age_ms is not None:
+                status = await db.execute(
+                    "DELETE FROM notifications WHERE read_at IS NOT NULL AND read_at < $1",
+                    now_ms - retention.notification_read_max_age_ms,
+                )
+                removed += int(status.split()[-1])
+            if retention.max_notifications_per_user is not None:
+                status = await db.execute(
+                    OVER_CAP_NOTIFICATIONS, retention.max_notifications_per_user
                 )
                 removed += int(status.split()[-1])
         return removed

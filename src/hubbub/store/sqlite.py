@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from hubbub.store import (
+    OVER_CAP_NOTIFICATIONS,
     ChatDraft,
     Notification,
     Retention,
@@ -447,6 +448,25 @@ class SqliteStore:
                     "DELETE FROM messages WHERE EXISTS (SELECT 1 FROM rooms"
                     " WHERE rooms.name = messages.room AND messages.seq <= rooms.last_seq - ?)",
                     (retention.max_messages,),
+                )
+                removed += cursor.rowcount
+            return removed
+
+        return await self._write(work)
+
+    async def prune_notifications(self, retention: Retention, now_ms: int) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            removed = 0
+            if retention.notification_read_max_age_ms is not None:
+                cursor = db.execute(
+                    "DELETE FROM notifications WHERE read_at IS NOT NULL AND read_at < ?",
+                    (now_ms - retention.notification_read_max_age_ms,),
+                )
+                removed += cursor.rowcount
+            if retention.max_notifications_per_user is not None:
+                cursor = db.execute(
+                    OVER_CAP_NOTIFICATIONS.replace("$1", "?1"),
+                    (retention.max_notifications_per_user,),
                 )
                 removed += cursor.rowcount
             return removed
