@@ -41,7 +41,7 @@ from hubbub.core.counters import HubCounters
 from hubbub.core.events import CallEvent, HubObserver, NoObserver
 from hubbub.core.limits import Limits
 from hubbub.core.outbox import Outbox
-from hubbub.core.rooms import Room, RoomRegistry
+from hubbub.core.rooms import NoRoomObserver, Room, RoomRegistry
 from hubbub.core.session import LinkState, Session, TokenBucket
 from hubbub.core.storage import PendingChat, Storage
 from hubbub.core.users import UserRegistry
@@ -440,41 +440,61 @@ class Hub:
 
     def chat_stored(self, pending: list[PendingChat], results: list[StoredChat]) -> None:
         """A batch of chat messages is durably stored: relay them, acknowledge them."""
-        broker = self._broker
+        # Thousands per batch: what does not change within it is looked up once.
+        publish_to_room = self._broker.publish_to_room
+        publish_to_session = self._broker.publish_to_session
+        encode = codec.encode
+        keep_seen = self.offline_on_join
+        observer = self.rooms.observer
+        observed = type(observer) is not NoRoomObserver
+        touched: list[Room] = []
+        last_room: Room | None = None
         for request, stored in zip(pending, results, strict=True):
             room = request.room
             session_id = request.session.session_id
+            client_id = stored.client_id
             if not stored.duplicate:
                 room.remember(stored)
-                room.saw(stored.user_id, stored.ts, self.offline_on_join)
+                room.saw(stored.user_id, stored.ts, keep_seen)
                 relay = ChatRelay(
                     message=stored.text,
                     user_id=stored.user_id,
                     id=stored.id,
                     seq=stored.seq,
                     ts=stored.ts,
-                    client_id=stored.client_id,
+                    client_id=client_id,
                 )
-                broker.publish_to_room(room.name, codec.encode(relay), session_id)
-                fields: dict[str, Any] = {
-                    "message": stored.text,
-                    "id": stored.id,
-                    "seq": stored.seq,
-                    "ts": stored.ts,
-                }
-                if stored.client_id is not None:
-                    fields["clientId"] = stored.client_id
-                self.rooms.observer.chat_message(room.name, stored.user_id, fields)
+                publish_to_room(room.name, encode(relay), session_id)
+                if observed:
+                    fields: dict[str, Any] = {
+                        "message": stored.text,
+                        "id": stored.id,
+                        "seq": stored.seq,
+                        "ts": stored.ts,
+                    }
+                    if client_id is not None:
+                        fields["clientId"] = client_id
+                    observer.chat_message(room.name, stored.user_id, fields)
             ack = ChatAck(
                 id=stored.id,
                 seq=stored.seq,
                 ts=stored.ts,
-                client_id=stored.client_id,
+                client_id=client_id,
                 duplicate=stored.duplicate,
                 ref=request.ref,
             )
-            broker.publish_to_session(session_id, codec.encode(ack))
-            self._chat_done(room)
+            publish_to_session(session_id, encode(ack))
+            room.chats_done += 1
+            if room.waiting:
+                self._release_waiting(room)
+            if room is not last_room:
+                touched.append(room)
+                last_room = room
+        # An emptied room goes once its batch is through (not between two of its
+        # messages: nothing can join it in between).
+        drop_if_empty = self.rooms.drop_if_empty
+        for room in touched:
+            drop_if_empty(room)
 
     def chat_failed(self, pending: list[PendingChat]) -> None:
         """A batch could not be stored: nothing of it was, and nothing was relayed."""
@@ -1455,11 +1475,15 @@ class Hub:
 
     def _chat_done(self, room: Room) -> None:
         room.chats_done += 1
+        self._release_waiting(room)
+        self.rooms.drop_if_empty(room)
+
+    def _release_waiting(self, room: Room) -> None:
+        """Relay what waited for the room's chat stored so far."""
         waiting = room.waiting
         while waiting and waiting[0][0] <= room.chats_done:
             _, payload, exclude = waiting.popleft()
             self._broker.publish_to_room(room.name, payload, exclude)
-        self.rooms.drop_if_empty(room)
 
     def _release_held(self, session: Session) -> None:
         """Handle what a session sent while its join waited, until another join waits."""
