@@ -59,6 +59,9 @@ MAX_PENDING_SIGNALS = 256
 """Signals from one member waiting to be handled; past it they are dropped (a
 member flooding us with signals gets nowhere)."""
 
+MAX_HELD_CANDIDATES = 64
+"""Candidates of an ignored offer kept for the answer that follows it."""
+
 POLITE_OFFER_AFTER = 5.0
 """Seconds a polite peer waits for the other's first offer before it offers itself
 (the other may be a client that never offers first)."""
@@ -101,6 +104,9 @@ class Peer:
         self._inbox: asyncio.Queue[object] = asyncio.Queue(MAX_PENDING_SIGNALS)
         self._making_offer = False
         self._ignore_offer = False
+        self._held_candidates: list[Any] = []
+        """Candidates that came with an offer we ignored: a browser that gives its
+        offer up answers ours from the same ICE agent and does not send them again."""
         self._connected = asyncio.Event()
         self._closed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -343,7 +349,9 @@ class Peer:
         signal = parse_signal(value)
         if isinstance(signal, Candidate):
             if self._ignore_offer:
-                return  # belongs to an offer we ignored
+                if len(self._held_candidates) < MAX_HELD_CANDIDATES:
+                    self._held_candidates.append(signal.candidate)
+                return  # belongs to an offer we ignored, for now
             if self.pc.remoteDescription is None:
                 log.debug("peer %s: candidate before any description, dropped", self.user_id)
                 return
@@ -364,8 +372,15 @@ class Peer:
         if move is Move.IGNORE:
             return
         self._remote_max_packet = signal.max_packet_size
+        held, self._held_candidates = self._held_candidates, []
         if move is Move.APPLY_ANSWER:
             await self.pc.setRemoteDescription(description)
+            if held:
+                log.debug("peer %s: %d candidates of an ignored offer", self.user_id, len(held))
+            for candidate in held:
+                # the answer's own candidates may be the same ones: harmless twice
+                with contextlib.suppress(ValueError):
+                    await self.pc.addIceCandidate(candidate)
             return
         if move is Move.REPLACE_AND_ACCEPT:
             old, self.pc = self.pc, self._new_peer_connection()
