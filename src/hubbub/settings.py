@@ -240,8 +240,8 @@ class ServerSettings:
     )
     broker_max_pending: int = setting(
         100_000,
-        "Operations waiting to be sent to Redis, over which more are dropped (counted "
-        "in the metrics) (cluster).",
+        "Operations waiting to be sent to Redis or for its reply, over which more are "
+        "dropped (counted in the metrics) (cluster).",
     )
     limits: Limits = field(default_factory=Limits)
 

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from hubbub.auth import Admission, AuthMode
-from hubbub.broker import ClaimOutcome, ClaimResult, Delivery, Member, MembershipEvents
+from hubbub.broker import (
+    CallPlacement,
+    CallRoute,
+    ClaimOutcome,
+    ClaimResult,
+    Delivery,
+    Member,
+    MembershipEvents,
+)
 from tests.tokens import token
 from tests.unit.helpers import Harness
 from tests.unit.test_auth import VERIFIER
@@ -28,6 +36,11 @@ class ScriptedCluster:
         self.to_room: list[tuple[str, dict[str, Any]]] = []
         self.to_remote: list[tuple[str, dict[str, Any]]] = []
         self.closes: list[tuple[str, int, bool]] = []
+        self.ending: list[tuple[str, str, str]] = []
+        self.users_here: list[tuple[str, bool]] = []
+        self.placed: list[tuple[str, str, str, dict[str, Any]]] = []
+        self.calls_over: list[str] = []
+        self.moves: list[tuple[str, str, str, str, str | int | None, str | None]] = []
         self.announced: tuple[bytes | None, bytes | None] = (None, None)
 
     # Broker
@@ -45,6 +58,10 @@ class ScriptedCluster:
             self.to_remote.append((session_id, json.loads(payload)))
         else:
             self.delivery.deliver_to_session(session_id, payload)
+
+    def publish_to_user(self, user_id: str, payload: bytes, exclude: str | None = None) -> None:
+        assert self.delivery is not None
+        self.delivery.deliver_to_user(user_id, payload, exclude)
 
     # Membership
     def attach_members(self, events: MembershipEvents) -> None:
@@ -77,6 +94,37 @@ class ScriptedCluster:
 
     def close_remote(self, member: Member, code: int, reason: str, announce: bool) -> None:
         self.closes.append((member.session_id, code, announce))
+
+    def user_here(self, user_id: str, here: bool) -> None:
+        self.users_here.append((user_id, here))
+
+    def place_call(self, call_id: str, caller: str, callee: str, ringing: bytes) -> None:
+        self.placed.append((call_id, caller, callee, json.loads(ringing)))
+
+    def call_over(self, call_id: str, caller: str, callee: str) -> None:
+        self.calls_over.append(call_id)
+
+    def call_move(
+        self,
+        call_id: str,
+        move: str,
+        user_id: str,
+        session_id: str,
+        ref: str | int | None,
+        room: str | None = None,
+    ) -> CallRoute:
+        if not call_id.startswith("remote"):
+            return CallRoute.HERE
+        if call_id.startswith("remote-cut-off"):
+            return CallRoute.UNREACHABLE
+        self.moves.append((call_id, move, user_id, session_id, ref, room))
+        return CallRoute.SENT
+
+    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+        if not session_id.startswith("remote"):
+            return False
+        self.ending.append((session_id, resume_token, asked_by))
+        return True
 
     def answer(
         self,
@@ -258,3 +306,183 @@ def test_chat_stored_by_another_node_reaches_the_next_joiners(
             Member("erin", h.clients["erin"].session_id),
         ]
     }
+
+
+def test_a_resume_of_a_session_held_elsewhere_ends_it_there_then_says_rejoin(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    resume = {"type": "resume", "sessionId": "remote.alice", "resumeToken": "t0k", "lastN": 3}
+    h.send("alice", {**resume, "ref": "r1"}, connect=True)
+    asked_by = h.clients["alice"].session_id
+    assert cluster.ending == [("remote.alice", "t0k", asked_by)]
+    # No answer before the other node's: what comes meanwhile waits, in order.
+    h.send("alice", {"type": "ping", "ref": "p1"})
+    assert h.take("alice") == []
+    assert cluster.events is not None
+    cluster.events.ended_elsewhere(asked_by, True)
+    refused, pong = h.take("alice")
+    assert (refused["code"], refused["reason"], refused["ref"]) == (
+        "resume-failed",
+        "other-node",
+        "r1",
+    )
+    assert pong == {"type": "pong", "ref": "p1"}
+    # A late or second answer changes nothing.
+    cluster.events.ended_elsewhere(asked_by, False)
+    assert h.take("alice") == []
+    # The other node could not end it (wrong token, gone, no answer): unknown-session.
+    h.send("bob", {**resume, "sessionId": "remote.bob"}, connect=True)
+    cluster.events.ended_elsewhere(h.clients["bob"].session_id, False)
+    assert [(m["code"], m["reason"]) for m in h.take("bob")] == [
+        ("resume-failed", "unknown-session")
+    ]
+    # An id that names no other node is this node's to answer, as ever.
+    h.send("carol", {**resume, "sessionId": "s77"}, connect=True)
+    assert [m["reason"] for m in h.take("carol")] == ["unknown-session"]
+    assert len(cluster.ending) == 2
+
+
+def test_a_session_whose_client_came_back_elsewhere_ends_at_once_with_the_right_token(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "r", "alice")
+    cluster.answer()
+    join(h, "dave", "r", "dave")
+    cluster.answer()
+    alice = h.clients["alice"]
+    token = h.take("alice")[0]["resumeToken"]
+    h.take("dave")
+    h.lose("alice")
+    assert h.take("dave") == [
+        {"type": "participant-updated", "userId": "alice", "connection": "reconnecting"}
+    ]
+    assert cluster.events is not None
+    assert not cluster.events.end_for_resume(alice.session_id, "not-" + token)
+    assert not cluster.events.end_for_resume("s99", token)
+    assert h.take("dave") == []
+    assert cluster.events.end_for_resume(alice.session_id, token)
+    assert h.take("dave") == [{"type": "user-left", "userId": "alice"}]
+    assert ("r", "alice") in [(room, m.user_id) for room, m in cluster.released]
+    assert alice.session_id not in h.hub.sessions
+    # Once over, it cannot be ended twice.
+    assert not cluster.events.end_for_resume(alice.session_id, token)
+
+    # Still connected as far as this node knows (half-open): closed with 4010.
+    join(h, "erin", "r", "erin")
+    cluster.answer()
+    erin = h.clients["erin"]
+    token = h.take("erin")[0]["resumeToken"]
+    h.take("dave")
+    assert cluster.events.end_for_resume(erin.session_id, token)
+    assert h.outbox.closed[erin.session_id][0] == 4010
+    assert h.take("dave") == [{"type": "user-left", "userId": "erin"}]
+
+
+def test_a_call_waits_for_the_clusters_word_then_rings_or_is_refused(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "a", "alice")
+    cluster.answer()
+    join(h, "bob", "b", "bob")
+    cluster.answer()
+    h.take("alice")
+    h.take("bob")
+    assert cluster.users_here == [("alice", True), ("bob", True)]
+    # The callee may be connected on another node only: the cluster says.
+    h.send("alice", {"type": "call-request", "targetUserId": "carol", "ref": 1})
+    h.send("alice", {"type": "ping", "ref": "after"})
+    assert h.take("alice") == []
+    (call_id, caller, callee, incoming), *_ = cluster.placed
+    assert (caller, callee, incoming["type"]) == ("alice", "carol", "call-incoming")
+    assert cluster.events is not None
+    cluster.events.call_placed(call_id, CallPlacement.BUSY)
+    assert [(m["type"], m.get("code"), m["ref"]) for m in h.take("alice")] == [
+        ("error", "busy", 1),
+        ("pong", None, "after"),
+    ]
+    # Connected nowhere in the cluster: refused, and kept for the callee as a missed call.
+    h.send("alice", {"type": "call-request", "targetUserId": "dora", "ref": 3})
+    cluster.events.call_placed(cluster.placed[-1][0], CallPlacement.UNAVAILABLE)
+    h.answer()
+    assert [(m["code"], m["ref"]) for m in h.take("alice")] == [("user-unavailable", 3)]
+    [missed] = [n for n in h.storage.notifications if n.user_id == "dora"]
+    assert missed.payload["data"] == {"kind": "missed-call", "fromUserId": "alice"}
+    # Placed: the callee's connections here ring too.
+    h.send("alice", {"type": "call-request", "targetUserId": "bob", "ref": 2})
+    call_id = cluster.placed[-1][0]
+    cluster.events.call_placed(call_id, CallPlacement.PLACED)
+    assert h.take("alice") == [
+        {"type": "call-ringing", "callId": call_id, "targetUserId": "bob", "ref": 2}
+    ]
+    assert h.take("bob") == [{"type": "call-incoming", "callId": call_id, "fromUserId": "alice"}]
+    h.send("alice", {"type": "call-cancel", "callId": call_id})
+    assert cluster.calls_over == [call_id]
+    h.hang_up("bob")
+    assert cluster.users_here[-1] == ("bob", False)
+
+
+def test_a_move_on_a_call_held_elsewhere_goes_there_and_so_does_its_end(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "bob", "b", "bob")
+    cluster.answer()
+    h.take("bob")
+    bob = h.clients["bob"].session_id
+    h.send("bob", {"type": "call-accept", "callId": "remote.c1", "ref": 5})
+    assert cluster.moves == [("remote.c1", "accept", "bob", bob, 5, None)]
+    assert h.take("bob") == []  # the answer comes from the call's node
+    # The call's room, joined here and left: the call's node is told.
+    join(h, "bob", "call-x", "bob")
+    cluster.answer()
+    assert cluster.moves[-1] == ("remote.c1", "left", "bob", bob, None, "b")
+    h.take("bob")
+    h.send("bob", {"type": "leave-room"})
+    assert cluster.moves[-1] == ("remote.c1", "left", "bob", bob, None, "call-x")
+    h.hang_up("bob")
+    assert cluster.moves[-1] == ("remote.c1", "callee-gone", "bob", bob, None, None)
+    # A call id of this node's that it does not hold is no call at all.
+    h.send("carol", {"type": "join-room", "room": "c", "userId": "carol"}, connect=True)
+    cluster.answer()
+    h.take("carol")
+    h.send("carol", {"type": "call-end", "callId": "c9"})
+    assert [m.get("code") for m in h.take("carol")] == ["no-such-call"]
+    # Another node's call, with Redis out of reach: said so, not lost in silence.
+    h.send("carol", {"type": "call-accept", "callId": "remote-cut-off.c2", "ref": 8})
+    assert [(m.get("code"), m["ref"]) for m in h.take("carol")] == [("cluster-unavailable", 8)]
+
+
+def test_a_move_made_through_another_node_is_answered_there(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "a", "alice")
+    cluster.answer()
+    h.take("alice")
+    h.send("alice", {"type": "call-request", "targetUserId": "bob"})
+    call_id = cluster.placed[-1][0]
+    assert cluster.events is not None
+    cluster.events.call_placed(call_id, CallPlacement.PLACED)
+    h.take("alice")
+    cluster.events.call_moved(call_id, "cancel", "bob", "remote.bob", "x", None)
+    assert cluster.to_remote[-1] == (
+        "remote.bob",
+        {
+            "type": "error",
+            "code": "forbidden",
+            "message": "that is the other party's move",
+            "ref": "x",
+        },
+    )
+    cluster.events.call_moved(call_id, "accept", "bob", "remote.bob", 7, None)
+    accepted = h.take("alice")[0]
+    assert (accepted["type"], accepted["peerUserId"]) == ("call-accepted", "bob")
+    to_bob = cluster.to_remote[-1]
+    assert to_bob[0] == "remote.bob"
+    assert (to_bob[1]["type"], to_bob[1]["ref"]) == ("call-accepted", 7)
+    # The callee's node says its connection left another room: not the call's.
+    cluster.events.call_moved(call_id, "left", "bob", "remote.bob", None, "lobby")
+    cluster.events.call_moved(call_id, "callee-gone", "bob", "remote.other", None, None)
+    assert h.take("alice") == []
+    cluster.events.call_moved(call_id, "callee-gone", "bob", "remote.bob", None, None)
+    ended = h.take("alice")[0]
+    assert (ended["type"], ended["reason"]) == ("call-ended", "disconnected")
+    assert cluster.calls_over == [call_id]

@@ -7,8 +7,10 @@ at once, in-process; a clustered broker (:mod:`hubbub.broker.redis`) carries the
 same calls between nodes.
 
 A clustered broker is also the cluster's :class:`Membership`: the one place that
-says who is in a room across nodes, so that a user id is taken once cluster-wide.
-The in-memory broker has none: one node's rooms are the whole truth.
+says who is in a room across nodes, so that a user id is taken once cluster-wide,
+and which users are connected and in a call, so that a call reaches its callee
+wherever it is and ``busy`` holds cluster-wide. The in-memory broker has none: one
+node's rooms and calls are the whole truth.
 """
 
 from __future__ import annotations
@@ -88,6 +90,30 @@ class ClaimResult:
     """Whom the claimant took the place of (same user id, ``replace`` allowed)."""
 
 
+class CallPlacement(StrEnum):
+    """The cluster's answer to :meth:`Membership.place_call`."""
+
+    PLACED = "placed"
+    """Both parties were free and the callee connected: it rings."""
+    ALREADY_IN_CALL = "already-in-call"
+    BUSY = "busy"
+    UNAVAILABLE = "unavailable"
+    """The callee has no connection on a live node."""
+    CLUSTER_UNAVAILABLE = "cluster-unavailable"
+    """The cluster could not be asked (Redis unreachable)."""
+
+
+class CallRoute(StrEnum):
+    """Where :meth:`Membership.call_move` sent a move."""
+
+    HERE = "here"
+    """The call id names this node, or none: the call is this node's to find."""
+    SENT = "sent"
+    """To the node the call id names (the caller's)."""
+    UNREACHABLE = "unreachable"
+    """It names another node, but Redis cannot be reached: nothing was sent."""
+
+
 class MembershipEvents(Protocol):
     """What a cluster membership calls back on this node's hub."""
 
@@ -105,8 +131,38 @@ class MembershipEvents(Protocol):
     def chat_seen(self, room: str, payload: bytes) -> None:
         """A ``chat`` relayed by another node (kept for this node's next joiners)."""
 
+    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
+        """A client came back through another node with the id and token of local
+        session ``session_id``: end the session here if the token is its own (the
+        client is elsewhere now). True if it ended."""
+
+    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
+        """The answer to :meth:`Membership.end_elsewhere` asked for local session
+        ``asked_by``: whether the other node ended the session (``False`` also when
+        it did not answer in time)."""
+
     def local_members(self) -> dict[str, list[Member]]:
         """Every member on this node, by room (to set Redis right after an outage)."""
+
+    def room_ended(self, room: str) -> None:
+        """Another node ended ``room`` (an admin): end it for this node's members."""
+
+    def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
+        """The answer to :meth:`Membership.place_call` for a call of this node."""
+
+    def call_moved(
+        self,
+        call_id: str,
+        move: str,
+        user_id: str,
+        session_id: str,
+        ref: str | int | None,
+        room: str | None,
+    ) -> None:
+        """A party's move on a call of this node, made through another node: a
+        client's (``accept``, ``decline``, ``cancel``, ``hang-up``) from its session
+        ``session_id`` with its ``ref``, or that node's word that the callee's
+        connection in the call closed (``callee-gone``) or left ``room`` (``left``)."""
 
 
 class Membership(Protocol):
@@ -152,9 +208,47 @@ class Membership(Protocol):
     def close_remote(self, member: Member, code: int, reason: str, announce: bool) -> None:
         """Have ``member``'s node close its session (see ``close_session``)."""
 
+    def end_room_elsewhere(self, room: str) -> None:
+        """Every other node takes its members out of ``room`` and closes their
+        connections (``room_ended``): one message, whatever the number of members."""
+
+    def user_here(self, user_id: str, here: bool) -> None:
+        """``user_id`` has its first connection on this node (``here``), or its last
+        one here closed: the cluster knows where each user can be reached."""
+
+    def place_call(self, call_id: str, caller: str, callee: str, ringing: bytes) -> None:
+        """Atomically: unless the caller or callee is in a call, or the callee has
+        no connection, mark both as in call ``call_id`` and send ``ringing`` (the
+        ``call-incoming``) to the callee's connections on other nodes. Answered with
+        :meth:`MembershipEvents.call_placed`."""
+
+    def call_over(self, call_id: str, caller: str, callee: str) -> None:
+        """Call ``call_id`` (placed here) ended: both parties are free again."""
+
+    def call_move(
+        self,
+        call_id: str,
+        move: str,
+        user_id: str,
+        session_id: str,
+        ref: str | int | None,
+        room: str | None = None,
+    ) -> CallRoute:
+        """If ``call_id`` names another node (the caller's, where the call lives),
+        send it the move (see :meth:`MembershipEvents.call_moved`)."""
+
+    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+        """``session_id`` names another node: ask it to end that session for its
+        client, which came back here (local session ``asked_by``) with
+        ``resume_token``. Answered with :meth:`MembershipEvents.ended_elsewhere`.
+        False (and no answer) when the id names no other node, or Redis cannot
+        be reached."""
+
 
 __all__ = [
     "Broker",
+    "CallPlacement",
+    "CallRoute",
     "ClaimOutcome",
     "ClaimResult",
     "Delivery",

@@ -5,9 +5,12 @@ compute).
 What travels where::
 
     channel hubbub:r:<room>   room messages, once per message whatever the number of
-                              receivers; membership events (joined, left)
+                              receivers; membership events (joined, left); the
+                              room's end (an admin's)
     channel hubbub:n:<node>   messages to one session of that node; answers to its
-                              claims; close requests; room snapshots after an outage
+                              claims; close requests; room snapshots after an outage;
+                              requests to end a session whose client came back
+                              through another node, and their answers
     channel hubbub:u          messages to a user's connections, once per message:
                               every node delivers to its own connections of that user
     hash    hubbub:members:<room>   user id -> "<session id>|<join order>|<info JSON>"
@@ -15,9 +18,15 @@ What travels where::
     string  hubbub:alive:<node>     set with an expiry, refreshed by the live node
     set     hubbub:nodes            every node that registered
     set     hubbub:rooms:<node>     rooms where that node has members
+    hash    hubbub:conn:<user>      node -> 1: the nodes where that user has connections
+    set     hubbub:users:<node>     users with connections on that node
+    string  hubbub:call:<user>      the call that user is in, with an expiry refreshed
+                                    by the node where the call lives (the caller's)
 
 A session id starts with its node's id (``<node>.<random>``): a message to a session
-goes straight to its node's channel, with no lookup.
+goes straight to its node's channel, with no lookup. So does a call id: a call
+lives on its caller's node, and the callee's moves made through another node are
+sent there.
 
 Nothing in the hot path awaits: the hub's publications go to a bounded queue that
 is written to Redis once per turn of the event loop, one pipeline of every command
@@ -55,6 +64,8 @@ from redis.exceptions import RedisError
 
 from hubbub import randomness
 from hubbub.broker import (
+    CallPlacement,
+    CallRoute,
     ClaimOutcome,
     ClaimResult,
     Delivery,
@@ -139,7 +150,36 @@ for _, room in ipairs(rooms) do
 end
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[1])
+for _, user in ipairs(redis.call('SMEMBERS', ARGV[2] .. 'users:' .. ARGV[1])) do
+  redis.call('HDEL', ARGV[2] .. 'conn:' .. user, ARGV[1])
+end
+redis.call('DEL', ARGV[2] .. 'users:' .. ARGV[1])
 return gone
+"""
+
+_PLACE_CALL = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'already-in-call' end
+local reachable = false
+for _, node in ipairs(redis.call('HKEYS', KEYS[3])) do
+  if redis.call('EXISTS', ARGV[3] .. 'alive:' .. node) == 1 then
+    reachable = true
+  else
+    redis.call('HDEL', KEYS[3], node)
+  end
+end
+if not reachable then return 'unavailable' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'busy' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 'placed'
+"""
+
+_CALL_OVER = """
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0
 """
 
 _SYNC = """
@@ -196,6 +236,10 @@ def node_of(session_id: str) -> str | None:
     return None
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _info(member: Member) -> str:
     return json.dumps(
         {"n": member.name, "g": member.grants, "h": member.hidden, "s": member.status},
@@ -231,18 +275,21 @@ def _parse_members(flat: Any) -> list[Member]:
 class _Op:
     """One command for the writer to send (a PUBLISH, a script's EVALSHA...)."""
 
-    __slots__ = ("at", "data", "on_error", "on_sent")
+    __slots__ = ("at", "data", "on_error", "on_reply", "on_sent")
 
     def __init__(
         self,
         *command: Any,
         on_error: Callable[[], None] | None = None,
         on_sent: Callable[[], None] | None = None,
+        on_reply: Callable[[Reply], None] | None = None,
     ) -> None:
         self.data: bytes = pack_command(command)
         self.on_error = on_error
         """Called if the command is dropped or fails."""
         self.on_sent = on_sent
+        self.on_reply = on_reply
+        """Called with Redis's reply, when it is not an error."""
         self.at = time.monotonic()
 
 
@@ -291,6 +338,13 @@ class RedisBroker:
         self._release_script = self._client.register_script(_RELEASE)
         self._reap_script = self._client.register_script(_REAP)
         self._sync_script = self._client.register_script(_SYNC)
+        self._place_call_script = self._client.register_script(_PLACE_CALL)
+        self._call_over_script = self._client.register_script(_CALL_OVER)
+        self._users_here: set[str] = set()
+        """Users with connections on this node (registered in Redis)."""
+        self._calls_here: dict[str, tuple[str, str]] = {}
+        """call id -> (caller, callee) of the calls placed on this node, whose
+        parties' call keys it keeps alive."""
         self._queue: deque[_Op] = deque()
         """Waiting for the end of this turn of the event loop, to be written."""
         self._inflight: deque[_Op] = deque()
@@ -310,6 +364,10 @@ class RedisBroker:
         """Claims waiting for their room's subscription to be confirmed."""
         self._claims: dict[str, tuple[str, float]] = {}
         """session id -> (room, deadline) of the claims on their way."""
+        self._ending: dict[str, float] = {}
+        """local session id -> deadline of the requests to end a session elsewhere."""
+        self._placing: dict[str, float] = {}
+        """call id -> deadline of the calls waiting for Redis's word."""
         self._mirror: dict[str, dict[str, Member]] = {}
         """room -> user id -> member on another node, for the rooms subscribed."""
         self._suspects: dict[tuple[str, str], tuple[Member, float]] = {}
@@ -384,11 +442,7 @@ class RedisBroker:
         self._claims[session_id] = (room, time.monotonic() + CLAIM_TIMEOUT)
         op = _evalsha(
             self._claim_script,
-            [
-                f"{PREFIX}members:{room}",
-                f"{PREFIX}order:{room}",
-                f"{PREFIX}rooms:{self.node_id}",
-            ],
+            [f"{PREFIX}members:{room}", f"{PREFIX}order:{room}", f"{PREFIX}rooms:{self.node_id}"],
             [
                 member.user_id,
                 session_id,
@@ -432,6 +486,124 @@ class RedisBroker:
             return
         body = {"s": member.session_id, "c": int(code), "r": reason, "a": announce}
         self._send(_publish(f"{PREFIX}n:{node}", b"x" + json.dumps(body).encode()))
+
+    def end_room_elsewhere(self, room: str) -> None:
+        self._send(_publish(f"{PREFIX}r:{room}", b"e" + self._node_bytes))
+
+    async def room_members(self, room: str) -> list[Member]:
+        """Every member of ``room`` on every node, from Redis (for the HTTP API,
+        on a node that may have none of them)."""
+        flat = await self._client.hgetall(f"{PREFIX}members:{room}")
+        entries = [_parse_entry(_text(user), _text(entry)) for user, entry in flat.items()]
+        entries.sort(key=lambda pair: pair[0])
+        return [member for _, member in entries]
+
+    # -- users and calls ----------------------------------------------------------
+
+    def user_here(self, user_id: str, here: bool) -> None:
+        conn, users = f"{PREFIX}conn:{user_id}", f"{PREFIX}users:{self.node_id}"
+        if here:
+            self._users_here.add(user_id)
+            self._send(_Op("HSET", conn, self.node_id, 1))
+            self._send(_Op("SADD", users, user_id))
+        else:
+            self._users_here.discard(user_id)
+            self._send(_Op("HDEL", conn, self.node_id))
+            self._send(_Op("SREM", users, user_id))
+
+    def place_call(self, call_id: str, caller: str, callee: str, ringing: bytes) -> None:
+        self._placing[call_id] = time.monotonic() + CLAIM_TIMEOUT
+
+        def answer(outcome: CallPlacement) -> None:
+            if self._placing.pop(call_id, None) is None:
+                return  # answered already (timed out): the call keys expire by themselves
+            if outcome is CallPlacement.PLACED:
+                self._calls_here[call_id] = (caller, callee)
+            if self._events is not None:
+                self._events.call_placed(call_id, outcome)
+
+        def replied(reply: Reply) -> None:
+            answer(CallPlacement(reply.decode() if isinstance(reply, bytes) else reply))
+
+        def failed() -> None:
+            # Never from within place_call itself (an operation dropped at once).
+            asyncio.get_running_loop().call_soon(answer, CallPlacement.CLUSTER_UNAVAILABLE)
+
+        head = b"u" + self._node_bytes + b"\n" + callee.encode()
+        self._send(
+            _evalsha(
+                self._place_call_script,
+                [f"{PREFIX}call:{caller}", f"{PREFIX}call:{callee}", f"{PREFIX}conn:{callee}"],
+                [call_id, self._call_ttl_ms, PREFIX, USERS_CHANNEL, head + b"\n" + ringing],
+                on_reply=replied,
+                on_error=failed,
+            )
+        )
+
+    def call_over(self, call_id: str, caller: str, callee: str) -> None:
+        self._calls_here.pop(call_id, None)
+        self._send(
+            _evalsha(
+                self._call_over_script,
+                [f"{PREFIX}call:{caller}", f"{PREFIX}call:{callee}"],
+                [call_id],
+            )
+        )
+
+    def call_move(
+        self,
+        call_id: str,
+        move: str,
+        user_id: str,
+        session_id: str,
+        ref: str | int | None,
+        room: str | None = None,
+    ) -> CallRoute:
+        node = node_of(call_id)
+        if node is None or node == self.node_id:
+            return CallRoute.HERE
+        if not self.connected:
+            self.dropped += 1
+            return CallRoute.UNREACHABLE
+        body = {"c": call_id, "m": move, "u": user_id, "s": session_id, "f": ref, "r": room}
+        self._send(_publish(f"{PREFIX}n:{node}", b"k" + json.dumps(body).encode()))
+        return CallRoute.SENT
+
+    @property
+    def _call_ttl_ms(self) -> int:
+        """A call key outlives its node by at most this: refreshed every heartbeat."""
+        return int(self.node_timeout * 1000)
+
+    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+        node = node_of(session_id)
+        if node is None or node == self.node_id or not self.connected:
+            return False
+        self._ending[asked_by] = time.monotonic() + CLAIM_TIMEOUT
+        body = {"s": session_id, "t": resume_token, "b": asked_by}
+        self._send(
+            _Op(
+                "PUBLISH",
+                f"{PREFIX}n:{node}",
+                b"q" + json.dumps(body).encode(),
+                on_error=lambda: self._ended_elsewhere(asked_by, False),
+            )
+        )
+        return True
+
+    def _ended_elsewhere(self, asked_by: str, ended: bool) -> None:
+        if self._ending.pop(asked_by, None) is not None and self._events is not None:
+            # Never from within end_elsewhere itself (a request dropped at once).
+            asyncio.get_running_loop().call_soon(self._events.ended_elsewhere, asked_by, ended)
+
+    def _on_end_request(self, body: dict[str, Any]) -> None:
+        """Another node holds the client of a session of ours: end it here, then say
+        so. The answer goes out after the session's release (one queue, in order):
+        once it arrives, the session's place is free in Redis."""
+        ended = self._events is not None and self._events.end_for_resume(body["s"], body["t"])
+        node = node_of(body["b"])
+        if node is not None:
+            answer = {"b": body["b"], "e": ended}
+            self._send(_publish(f"{PREFIX}n:{node}", b"Q" + json.dumps(answer).encode()))
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -509,8 +681,11 @@ class RedisBroker:
             log.error("event=redis-op-failed error=%s", reply)
             if op.on_error is not None:
                 op.on_error()
-        elif op.on_sent is not None:
-            op.on_sent()
+        else:
+            if op.on_sent is not None:
+                op.on_sent()
+            if op.on_reply is not None:
+                op.on_reply(reply)
 
     # -- subscriptions ----------------------------------------------------------
 
@@ -595,6 +770,10 @@ class RedisBroker:
             if payload.startswith(_CHAT_PREFIX) and self._events is not None:
                 self._events.chat_seen(room, payload)
             return
+        if kind == b"e":
+            if data[1:] != self._node_bytes and self._events is not None:
+                self._events.room_ended(room)
+            return
         members = self._mirror.get(room)
         if members is None:
             return
@@ -641,6 +820,15 @@ class RedisBroker:
                 self._events.close_session(body["s"], body["c"], body["r"], body["a"])
         elif kind == b"y":
             self._on_snapshot(body["r"], _parse_members(body["m"]))
+        elif kind == b"k":
+            if self._events is not None:
+                self._events.call_moved(
+                    body["c"], body["m"], body["u"], body["s"], body["f"], body["r"]
+                )
+        elif kind == b"q":
+            self._on_end_request(body)
+        elif kind == b"Q":
+            self._ended_elsewhere(body["b"], bool(body["e"]))
 
     def _on_claim_result(self, body: dict[str, Any]) -> None:
         session_id = body["s"]
@@ -742,6 +930,8 @@ class RedisBroker:
             op.on_error()
         for session_id in list(self._claims):
             self._claim_failed(session_id)
+        for asked_by in list(self._ending):
+            self._ended_elsewhere(asked_by, False)
 
     async def _supervise(self) -> None:
         while not self._stopping:
@@ -755,11 +945,7 @@ class RedisBroker:
                     self._lost(f"heartbeat: {exc}")
                 elif str(exc) != self._connect_error:
                     self._connect_error = str(exc)  # once per cause, not every heartbeat
-                    log.warning(
-                        "event=cluster-connect-failed node=%s error=%s",
-                        self.node_id,
-                        exc,
-                    )
+                    log.warning("event=cluster-connect-failed node=%s error=%s", self.node_id, exc)
             self._expire_claims()
             self._expire_suspects()
             await asyncio.sleep(self.heartbeat)
@@ -768,18 +954,19 @@ class RedisBroker:
         """Subscribe again, then make Redis agree with this node's members."""
         self._close_connections()
         await self._client.ping()
-        for script in (self._claim_script, self._release_script):
+        for script in (
+            self._claim_script,
+            self._release_script,
+            self._place_call_script,
+            self._call_over_script,
+        ):
             # Loaded by hand: the writer's pipelines call them by their SHA only.
             script.sha = await self._client.script_load(script.script)
         subscriber = self._subscriber = await open_connection(
             self.url, self._on_push, self._subscriber_lost, self.node_timeout
         )
         rooms = list(self._wanted)
-        channels = [
-            self._node_channel,
-            USERS_CHANNEL,
-            *(f"{PREFIX}r:{room}" for room in rooms),
-        ]
+        channels = [self._node_channel, USERS_CHANNEL, *(f"{PREFIX}r:{room}" for room in rooms)]
         confirmed = self._confirmed = asyncio.get_running_loop().create_future()
         self._confirming = len(channels)
         subscriber.write(pack_command(("SUBSCRIBE", *channels)))
@@ -816,6 +1003,16 @@ class RedisBroker:
                 json.dumps(want) if want else "{}",
             ],
         )
+        # Where this node's users can be reached, and the calls it holds.
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.delete(f"{PREFIX}users:{self.node_id}")
+            for user in self._users_here:
+                pipe.hset(f"{PREFIX}conn:{user}", self.node_id, 1)
+                pipe.sadd(f"{PREFIX}users:{self.node_id}", user)
+            for call_id, (caller, callee) in self._calls_here.items():
+                for user in (caller, callee):
+                    pipe.set(f"{PREFIX}call:{user}", call_id, px=self._call_ttl_ms, nx=True)
+            await pipe.execute()
         events = self._events
         for session_id in conflicts or []:
             sid = session_id.decode() if isinstance(session_id, bytes) else session_id
@@ -831,8 +1028,11 @@ class RedisBroker:
         async with client.pipeline(transaction=False) as pipe:
             pipe.set(f"{PREFIX}alive:{self.node_id}", "1", px=int(self.node_timeout * 1000))
             pipe.sadd(f"{PREFIX}nodes", self.node_id)
+            for caller, callee in self._calls_here.values():
+                for user in (caller, callee):
+                    pipe.pexpire(f"{PREFIX}call:{user}", self._call_ttl_ms)
             pipe.smembers(f"{PREFIX}nodes")
-            _, _, nodes = await pipe.execute()
+            *_, nodes = await pipe.execute()
         others = [n.decode() for n in nodes if n.decode() != self.node_id]
         if not others:
             return
@@ -844,11 +1044,7 @@ class RedisBroker:
             if up:
                 continue
             gone = await self._reap_script(
-                keys=[
-                    f"{PREFIX}alive:{node}",
-                    f"{PREFIX}rooms:{node}",
-                    f"{PREFIX}nodes",
-                ],
+                keys=[f"{PREFIX}alive:{node}", f"{PREFIX}rooms:{node}", f"{PREFIX}nodes"],
                 args=[node, PREFIX],
             )
             if gone >= 0:
@@ -859,6 +1055,14 @@ class RedisBroker:
         for session_id, (_, deadline) in list(self._claims.items()):
             if deadline <= now:
                 self._claim_failed(session_id)
+        for asked_by, deadline in list(self._ending.items()):
+            if deadline <= now:
+                self._ended_elsewhere(asked_by, False)
+        for call_id, deadline in list(self._placing.items()):
+            if deadline <= now:
+                del self._placing[call_id]
+                if self._events is not None:
+                    self._events.call_placed(call_id, CallPlacement.CLUSTER_UNAVAILABLE)
 
     def _subscriber_lost(self, why: str) -> None:
         confirmed = self._confirmed

@@ -24,7 +24,15 @@ from hubbub import randomness
 from hubbub.auth.admission import Admission
 from hubbub.auth.grants import Grant, Identity
 from hubbub.auth.turn import IceServerConfig
-from hubbub.broker import Broker, ClaimOutcome, ClaimResult, Member, Membership
+from hubbub.broker import (
+    Broker,
+    CallPlacement,
+    CallRoute,
+    ClaimOutcome,
+    ClaimResult,
+    Member,
+    Membership,
+)
 from hubbub.broker.memory import MemoryBroker
 from hubbub.core.calls import (
     AlreadyInCall,
@@ -172,6 +180,14 @@ class Hub:
         whose rooms are the whole truth."""
         self._claims: dict[str, tuple[Session, JoinRoom, Identity, Room, Member]] = {}
         """Joins waiting for the cluster's answer, by session id."""
+        self._ending_elsewhere: dict[str, tuple[Session, Ref | None]] = {}
+        """Resumes of a session held by another node, waiting for it to end it there."""
+        self._placing: dict[str, tuple[Session, Ref | None, bytes]] = {}
+        """Calls waiting for the cluster's word (is the callee free and connected?),
+        by call id: the caller's connection, its ref, the ``call-incoming``."""
+        self._remote_calls: dict[str, str] = {}
+        """Local session id -> the call it answered, held by another node (the
+        caller's), which is told when this connection closes or leaves the room."""
         if membership is not None:
             membership.attach_members(self)
         self._clock = clock
@@ -327,18 +343,21 @@ class Hub:
         """Close a session's connection; no more of its input is read."""
         self._close(session, code, reason)
 
-    def remove_participant(self, room_name: str, user_id: str) -> bool:
-        """Take ``user_id`` out of the room and close its connection (admin)."""
+    def remove_participant(
+        self, room_name: str, user_id: str, remote: Member | None = None
+    ) -> bool:
+        """Take ``user_id`` out of the room and close its connection (admin).
+        ``remote``: the member as the cluster knows it, when this node may not
+        (it has no member in that room)."""
         room = self.rooms.get(room_name)
         member = room.members.get(user_id) if room is not None else None
         if member is None:
-            remote = self._remote_member(room_name, user_id)
-            if remote is None:
+            remote = self._remote_member(room_name, user_id) or remote
+            if remote is None or self._membership is None:
                 return False
             log.info(
                 "event=remove session=%s room=%r user=%r", remote.session_id, room_name, user_id
             )
-            assert self._membership is not None
             self._membership.close_remote(
                 remote, CloseCode.REMOVED, "removed from the room", announce=True
             )
@@ -350,8 +369,20 @@ class Hub:
 
     def end_room(self, room_name: str, keep: Session | None = None) -> int:
         """Take every member out of the room and close their connections (admin);
-        ``keep`` (the admin who asked) leaves the room but stays connected.
-        Returns how many members there were."""
+        ``keep`` (the admin who asked) leaves the room but stays connected. In a
+        cluster, the other nodes do the same with theirs. Returns how many members
+        there were on this node, and on others as far as this node knows."""
+        elsewhere = 0
+        if self._membership is not None:
+            elsewhere = len(self._membership.remote_members(room_name))
+            self._membership.end_room_elsewhere(room_name)
+        return self._end_room_here(room_name, keep) + elsewhere
+
+    def room_ended(self, room: str) -> None:
+        """Another node ended the room: this node's members go too."""
+        self._end_room_here(room, None)
+
+    def _end_room_here(self, room_name: str, keep: Session | None) -> int:
         room = self.rooms.get(room_name)
         if room is None:
             return 0
@@ -698,6 +729,97 @@ class Hub:
                 client_id=relay.client_id,
             )
         )
+
+    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
+        """The client of a local session came back through another node, which
+        cannot resume it (sessions do not move): end it here at once, so that its
+        place is free for the client's new join, rather than after the grace period."""
+        session = self.sessions.get(session_id)
+        if (
+            session is None
+            or session.closing
+            or session.room is None
+            or not hmac.compare_digest(session.resume_token.encode(), resume_token.encode())
+        ):
+            return False
+        log.info("event=resume-elsewhere session=%s state=%s", session_id, session.state.value)
+        if session.state is LinkState.DETACHED:
+            self._end(session)
+        else:
+            # Half-open: the client saw its connection fail before this node did.
+            self._leave(session)
+            self._close(session, CloseCode.RESUMED_ELSEWHERE, "resumed through another node")
+        return True
+
+    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
+        """The other node answered (or did not in time): the resume fails, plainly."""
+        pending = self._ending_elsewhere.pop(asked_by, None)
+        if pending is None:
+            return
+        stub, ref = pending
+        if stub.closed:
+            return
+        if ended:
+            error = ProtocolError(
+                ErrorCode.RESUME_FAILED,
+                "the session was held by another node of the cluster, which has ended it; "
+                "join the room afresh and fetch the history",
+                ref=ref,
+                reason=ResumeFailure.OTHER_NODE,
+            )
+        else:
+            error = _unknown_session(ref)
+        self._send_error(stub, error)
+        self._release_held(stub)
+
+    def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
+        """The cluster's word on a call placed here: it rings, or it is refused."""
+        pending = self._placing.pop(call_id, None)
+        if pending is None:
+            return
+        session, ref, incoming = pending
+        call = self.calls.get(call_id)
+        if call is not None and not session.closed:
+            if outcome is CallPlacement.PLACED:
+                # The cluster rang the other nodes; this one rings its own.
+                self._outbox.broadcast(self.users.sessions(call.callee), incoming, None)
+                self._ringing(call, session, ref)
+            else:
+                self.calls.forget(call)
+                if outcome is CallPlacement.UNAVAILABLE:
+                    self._unreachable_callee(call.callee, call.caller)
+                self._send_error(session, _placement_refusal(outcome, ref))
+        self._release_held(session)
+
+    def call_moved(
+        self,
+        call_id: str,
+        move: str,
+        user_id: str,
+        session_id: str,
+        ref: Ref | None,
+        room: str | None,
+    ) -> None:
+        """A move on a call of this node, made through another node."""
+        try:
+            what = CallMove(move)
+        except ValueError:  # pragma: no cover - nodes speak the same protocol
+            return
+        call = self.calls.get(call_id)
+        if what in (CallMove.CALLEE_GONE, CallMove.LEFT):
+            if (
+                call is not None
+                and call.callee_session == session_id
+                and (what is CallMove.CALLEE_GONE or call.room == room)
+            ):
+                self._call_gone(call, what, user_id)
+            return
+        try:
+            self._apply_call_move(call, what, user_id, session_id, ref)
+        except ProtocolError as error:
+            self.counters.errors[error.code] += 1
+            reply = Error(code=error.code, message=error.message, ref=error.ref)
+            self._broker.publish_to_session(session_id, codec.encode(reply))
 
     def local_members(self) -> dict[str, list[Member]]:
         """Every member on this node, by room."""
@@ -1083,7 +1205,9 @@ class Hub:
         if room is None:
             raise ProtocolError(ErrorCode.NOT_IN_ROOM, "join a room first", ref=message.ref)
         self.admission.require(session.identity, Grant.ADMIN, message.ref)
-        target = room.members.get(message.user_id)
+        target = room.members.get(message.user_id) or self._remote_member(
+            room.name, message.user_id
+        )
         if target is None or target is session:
             raise ProtocolError(
                 ErrorCode.NO_SUCH_PEER, "no such user in this room", ref=message.ref
@@ -1130,13 +1254,12 @@ class Hub:
         if callee == caller:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "a user cannot call itself", ref=ref)
         calls = self.calls
+        membership = self._membership
         if calls.of_user(caller) is not None:
             raise AlreadyInCall(ref)
-        if not self.users.connected(callee):
-            # Told on their next connect. One per caller and ring time: calling
-            # again and again stores no more.
-            window = int(self._wall_clock() // max(self.limits.call_ring_timeout, 1.0))
-            self._missed_call(callee, caller, f"missed-call:{caller}:{window}", None)
+        # In a cluster, whether the callee is connected somewhere is Redis's to say.
+        if membership is None and not self.users.connected(callee):
+            self._unreachable_callee(callee, caller)
             raise UserUnavailable(ref)
         if calls.of_user(callee) is not None:
             raise Busy(ref)
@@ -1151,19 +1274,32 @@ class Hub:
             self._clock() + self.limits.call_ring_timeout,
         )
         calls.place(call)
-        log.info("event=call-ringing call=%s caller=%r callee=%r", call_id, caller, callee)
-        ringing = CallRinging(call_id=call_id, target_user_id=callee, ref=ref)
-        self._outbox.send(session, codec.encode(ringing))
         name = session.identity.name if session.identity is not None else None
-        incoming = CallIncoming(call_id=call_id, from_user_id=caller, name=name)
-        self._broker.publish_to_user(callee, codec.encode(incoming))
-        self.observer.call_changed(CallEvent("ringing", call_id, caller, callee))
+        incoming = codec.encode(CallIncoming(call_id=call_id, from_user_id=caller, name=name))
+        if membership is not None:
+            # The cluster checks both parties and rings the callee's other nodes
+            # at once; what the caller sends meanwhile waits, in order.
+            self._placing[call_id] = (session, ref, incoming)
+            session.held = deque()
+            membership.place_call(call_id, caller, callee, incoming)
+            return
+        self._broker.publish_to_user(callee, incoming)
+        self._ringing(call, session, ref)
+
+    def _ringing(self, call: Call, session: Session, ref: Ref | None) -> None:
+        log.info(
+            "event=call-ringing call=%s caller=%r callee=%r", call.call_id, call.caller, call.callee
+        )
+        ringing = CallRinging(call_id=call.call_id, target_user_id=call.callee, ref=ref)
+        self._outbox.send(session, codec.encode(ringing))
+        self.observer.call_changed(CallEvent("ringing", call.call_id, call.caller, call.callee))
 
     def _on_call_accept(self, session: Session, message: CallAccept) -> None:
-        ref = message.ref
-        call, party = self._call_of(session, message.call_id, ref)
+        self._call_move(session, message.call_id, CallMove.ACCEPT, message.ref)
+
+    def _accept_call(self, call: Call, party: Party, session_id: str, ref: Ref | None) -> None:
         call.apply(CallMove.ACCEPT, party, ref)
-        call.callee_session = session.session_id
+        call.callee_session = session_id
         room = "call-" + self._new_call_id()
         while self.rooms.get(room) is not None or self.calls.in_room(room) is not None:
             room = "call-" + self._new_call_id()  # pragma: no cover - 96 random bits
@@ -1173,38 +1309,54 @@ class Hub:
         to_caller = CallAccepted(call_id=call.call_id, room=room, peer_user_id=call.callee)
         broker.publish_to_session(call.caller_session, codec.encode(to_caller))
         to_callee = CallAccepted(call_id=call.call_id, room=room, peer_user_id=call.caller, ref=ref)
-        self._outbox.send(session, codec.encode(to_callee))
+        broker.publish_to_session(session_id, codec.encode(to_callee))
         elsewhere = CallAnsweredElsewhere(call_id=call.call_id)
-        broker.publish_to_user(call.callee, codec.encode(elsewhere), session.session_id)
+        broker.publish_to_user(call.callee, codec.encode(elsewhere), session_id)
         self.observer.call_changed(
             CallEvent("accepted", call.call_id, call.caller, call.callee, room=room)
         )
 
     def _on_call_decline(self, session: Session, message: CallDecline) -> None:
-        self._end_call(session, message.call_id, CallMove.DECLINE, message.ref)
+        self._call_move(session, message.call_id, CallMove.DECLINE, message.ref)
 
     def _on_call_cancel(self, session: Session, message: CallCancel) -> None:
-        self._end_call(session, message.call_id, CallMove.CANCEL, message.ref)
+        self._call_move(session, message.call_id, CallMove.CANCEL, message.ref)
 
     def _on_call_end(self, session: Session, message: CallEnd) -> None:
-        self._end_call(session, message.call_id, CallMove.HANG_UP, message.ref)
+        self._call_move(session, message.call_id, CallMove.HANG_UP, message.ref)
 
     # -- calls ------------------------------------------------------------------
 
-    def _call_of(self, session: Session, call_id: str, ref: Ref | None) -> tuple[Call, Party]:
-        """The sender's call of that id, and the sender's part in it."""
+    def _call_move(self, session: Session, call_id: str, move: CallMove, ref: Ref | None) -> None:
+        """A party's move from one of its connections here; a call held by another
+        node (the caller's) gets it from there."""
         user_id = self._identified(session, ref)
         call = self.calls.get(call_id)
+        membership = self._membership
+        if call is None and membership is not None:
+            route = membership.call_move(call_id, move.value, user_id, session.session_id, ref)
+            if route is CallRoute.UNREACHABLE:
+                raise _cluster_unavailable(ref)
+            if route is CallRoute.SENT:
+                if move is CallMove.ACCEPT:
+                    self._remote_calls[session.session_id] = call_id
+                return
+        self._apply_call_move(call, move, user_id, session.session_id, ref)
+
+    def _apply_call_move(
+        self, call: Call | None, move: CallMove, user_id: str, session_id: str, ref: Ref | None
+    ) -> None:
+        """Make a client's move on a call of this node, made from connection
+        ``session_id`` (here or on another node) of ``user_id``."""
         party = call.party(user_id) if call is not None else None
         if call is None or party is None:
             raise NoSuchCall(ref)
-        return call, party
-
-    def _end_call(self, session: Session, call_id: str, move: CallMove, ref: Ref | None) -> None:
-        call, party = self._call_of(session, call_id, ref)
+        if move is CallMove.ACCEPT:
+            self._accept_call(call, party, session_id, ref)
+            return
         was = call.state
         call.apply(move, party, ref)
-        self._call_ended(call, was, by=session, ref=ref)
+        self._call_ended(call, was, by_session=session_id, by_user=user_id, ref=ref)
 
     def _call_gone(self, call: Call, move: CallMove, user_id: str) -> None:
         """A party's connection closed or left the call's room."""
@@ -1217,37 +1369,46 @@ class Hub:
         call: Call,
         was: CallState,
         *,
-        by: Session | None = None,
+        by_session: str | None = None,
         by_user: str | None = None,
         ref: Ref | None = None,
     ) -> None:
         """The one place an ended call is told to its parties and observers.
 
         The caller's connection and the callee's (every one of them if the call
-        was still ringing) hear of it; ``by``, the connection whose message ended
-        it, gets the reply with its ``ref``.
+        was still ringing) hear of it; ``by_session``, the connection whose message
+        ended it (here or on another node), gets the reply with its ``ref``.
         """
         self.calls.forget(call)
+        if self._membership is not None:
+            self._membership.call_over(call.call_id, call.caller, call.callee)
         reason = call.reason or "hung-up"
         call_id = call.call_id
         log.info("event=call-ended call=%s reason=%s", call_id, reason)
-        ender = (by.addressed_as if by is not None else by_user) or ""
+        ender = by_user or ""
         plain = codec.encode(_call_over(reason, call_id, ender, None))
         broker = self._broker
-        by_id = by.session_id if by is not None else None
+        by_id = by_session
         if call.caller_session != by_id:
             broker.publish_to_session(call.caller_session, plain)
         if was is CallState.RINGING:
             broker.publish_to_user(call.callee, plain, by_id)
         elif call.callee_session is not None and call.callee_session != by_id:
             broker.publish_to_session(call.callee_session, plain)
-        if by is not None:
-            self._outbox.send(by, codec.encode(_call_over(reason, call_id, ender, ref)))
+        if by_session is not None:
+            reply = _call_over(reason, call_id, ender, ref)
+            broker.publish_to_session(by_session, codec.encode(reply))
         if reason == "missed":
             self._missed_call(call.callee, call.caller, f"missed-call:{call_id}", call_id)
         self.observer.call_changed(
             CallEvent("ended", call_id, call.caller, call.callee, room=call.room, reason=reason)
         )
+
+    def _unreachable_callee(self, callee: str, caller: str) -> None:
+        """The callee has no connection: told on their next connect. One per caller
+        and ring time: calling again and again stores no more."""
+        window = int(self._wall_clock() // max(self.limits.call_ring_timeout, 1.0))
+        self._missed_call(callee, caller, f"missed-call:{caller}:{window}", None)
 
     def _missed_call(self, callee: str, caller: str, key: str, call_id: str | None) -> None:
         """A call the callee did not take: kept as a notification, so that a callee
@@ -1263,6 +1424,17 @@ class Hub:
         held there, the call is over."""
         call = self.calls.in_room(room_name)
         if call is None:
+            call_id = self._remote_calls.get(session.session_id)
+            if call_id is not None and session.addressed_as is not None:
+                assert self._membership is not None
+                self._membership.call_move(
+                    call_id,
+                    CallMove.LEFT.value,
+                    session.addressed_as,
+                    session.session_id,
+                    None,
+                    room_name,
+                )
             return
         if session.session_id == call.caller_session:
             self._call_gone(call, CallMove.LEFT, call.caller)
@@ -1287,7 +1459,10 @@ class Hub:
         if session.addressed_as == user_id:
             return
         self._unaddress(session)
+        first_here = not self.users.connected(user_id)
         self.users.address(session, user_id)
+        if first_here and self._membership is not None:
+            self._membership.user_here(user_id, True)
         self._storage.load_notifications(
             session.session_id, user_id, self.limits.max_notification_page, None, False
         )
@@ -1298,6 +1473,14 @@ class Hub:
         user_id = self.users.forget(session)
         if user_id is None:
             return
+        membership = self._membership
+        if membership is not None:
+            if not self.users.connected(user_id):
+                membership.user_here(user_id, False)
+            remote_call = self._remote_calls.pop(session.session_id, None)
+            if remote_call is not None:
+                move = CallMove.CALLEE_GONE.value
+                membership.call_move(remote_call, move, user_id, session.session_id, None)
         call = self.calls.of_user(user_id)
         if call is None:
             return
@@ -1305,7 +1488,12 @@ class Hub:
             self._call_gone(call, CallMove.CALLER_GONE, user_id)
         elif user_id == call.callee and (
             session.session_id == call.callee_session
-            or (call.state is CallState.RINGING and not self.users.connected(user_id))
+            # Ringing: in a cluster, other nodes may still ring; the call times out.
+            or (
+                call.state is CallState.RINGING
+                and membership is None
+                and not self.users.connected(user_id)
+            )
         ):
             self._call_gone(call, CallMove.CALLEE_GONE, user_id)
 
@@ -1318,6 +1506,17 @@ class Hub:
                 ErrorCode.ALREADY_IN_ROOM, "resume on a new connection, before joining", ref=ref
             )
         session = self.sessions.get(message.session_id)
+        membership = self._membership
+        if (
+            session is None
+            and membership is not None
+            and membership.end_elsewhere(message.session_id, message.resume_token, stub.session_id)
+        ):
+            # Another node holds it: it is ended there, then this one answers;
+            # what the client sends meanwhile waits, in order.
+            stub.held = deque()
+            self._ending_elsewhere[stub.session_id] = (stub, ref)
+            return
         if (
             session is None
             or session is stub
@@ -1326,12 +1525,7 @@ class Hub:
             or session.user_id is None
             or not hmac.compare_digest(session.resume_token.encode(), message.resume_token.encode())
         ):
-            raise ProtocolError(
-                ErrorCode.RESUME_FAILED,
-                "there is no such session to resume; join the room afresh",
-                ref=ref,
-                reason=ResumeFailure.UNKNOWN_SESSION,
-            )
+            raise _unknown_session(ref)
         shown = stub.identity
         if shown is not None and shown.verified and shown.user_id != session.user_id:
             raise ProtocolError(
@@ -1583,6 +1777,33 @@ def _call_over(reason: str, call_id: str, ender: str, ref: Ref | None) -> Outgoi
     if reason == "missed":
         return CallMissed(call_id=call_id)
     return CallEnded(call_id=call_id, reason=reason, by_user_id=ender, ref=ref)
+
+
+def _placement_refusal(outcome: CallPlacement, ref: Ref | None) -> ProtocolError:
+    if outcome is CallPlacement.BUSY:
+        return Busy(ref)
+    if outcome is CallPlacement.ALREADY_IN_CALL:
+        return AlreadyInCall(ref)
+    if outcome is CallPlacement.UNAVAILABLE:
+        return UserUnavailable(ref)
+    return _cluster_unavailable(ref)
+
+
+def _cluster_unavailable(ref: Ref | None) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.CLUSTER_UNAVAILABLE,
+        "the server cannot reach the rest of its cluster; try again later",
+        ref=ref,
+    )
+
+
+def _unknown_session(ref: Ref | None) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.RESUME_FAILED,
+        "there is no such session to resume; join the room afresh",
+        ref=ref,
+        reason=ResumeFailure.UNKNOWN_SESSION,
+    )
 
 
 def _refusal(outcome: ClaimOutcome, ref: Ref | None) -> ProtocolError:

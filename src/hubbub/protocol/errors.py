@@ -122,6 +122,9 @@ class ResumeFailure(StrEnum):
     OVERRUN = "overrun"
     """The session is gone too: messages sent after ``lastN`` no longer fit in
     its replay buffer."""
+    OTHER_NODE = "other-node"
+    """In a cluster: the session was held by another node, which has now ended it
+    (its place is free); sessions do not move between nodes."""
 
 
 class ProtocolError(Exception):

@@ -3,13 +3,16 @@ participant, end a room. Every endpoint needs the server API key."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from hubbub.auth import Grant, TokenError, VerificationKeys, mint_token
 from hubbub.auth.tokens import HMAC_ALGORITHM, MAX_NAME_LENGTH, parse_grants
+from hubbub.broker import Member
 from hubbub.core import Hub, Session
 from hubbub.server.http_api import Api, ApiError, read_json
 
@@ -52,7 +55,24 @@ TOKEN_REQUEST_SCHEMA: dict[str, Any] = {
 }
 
 
-def add_routes(api: Api, hub: Hub, keys: VerificationKeys) -> None:
+ClusterMembers = Callable[[str], Awaitable[list[Member]]]
+"""A room's members on every node of the cluster (from Redis)."""
+
+
+def add_routes(
+    api: Api, hub: Hub, keys: VerificationKeys, cluster_members: ClusterMembers | None = None
+) -> None:
+    async def everyone_in(room: str) -> list[Member] | None:
+        """The room's members cluster-wide; None on a lone node (its rooms are all)."""
+        if cluster_members is None:
+            return None
+        try:
+            return await cluster_members(room)
+        except (ConnectionError, OSError, RedisError) as error:
+            raise ApiError(
+                503, "cluster-unavailable", "the rest of the cluster cannot be reached"
+            ) from error
+
     async def create_token(request: web.Request) -> web.Response:
         secret = keys.by_algorithm.get(HMAC_ALGORITHM)
         if secret is None:
@@ -156,7 +176,12 @@ def add_routes(api: Api, hub: Hub, keys: VerificationKeys) -> None:
         room = request.match_info["room"]
         user_id = request.match_info["user_id"]
         if not hub.remove_participant(room, user_id):
-            raise ApiError(404, "no-such-participant", "no such user in that room")
+            # A member on another node this node does not know of (it has no
+            # member in that room): the cluster does.
+            everyone = await everyone_in(room) or []
+            found = next((m for m in everyone if m.user_id == user_id), None)
+            if found is None or not hub.remove_participant(room, user_id, remote=found):
+                raise ApiError(404, "no-such-participant", "no such user in that room")
         return web.json_response({"removed": user_id})
 
     api.route(
@@ -168,12 +193,16 @@ def add_routes(api: Api, hub: Hub, keys: VerificationKeys) -> None:
         responses={
             "200": {"description": "Removed"},
             "404": {"description": "No such user in that room"},
+            "503": {"description": "In a cluster: Redis cannot be reached"},
         },
     )
 
     async def end_room(request: web.Request) -> web.Response:
         room = request.match_info["room"]
+        everyone = await everyone_in(room)
         members = hub.end_room(room)
+        if everyone is not None:
+            members = max(members, len(everyone))
         if not members:
             raise ApiError(404, "no-such-room", "no room of that name has members")
         return web.json_response({"ended": room, "members": members})
@@ -187,6 +216,7 @@ def add_routes(api: Api, hub: Hub, keys: VerificationKeys) -> None:
         responses={
             "200": {"description": "Ended; how many members it had"},
             "404": {"description": "No room of that name has members"},
+            "503": {"description": "In a cluster: Redis cannot be reached"},
         },
     )
 

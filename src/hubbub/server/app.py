@@ -99,6 +99,8 @@ class HubServer:
             broker=self.broker,
             membership=self.broker if isinstance(self.broker, RedisBroker) else None,
             new_session_id=self.broker.new_session_id,
+            # In a cluster a call id, like a session id, names the node that holds it.
+            new_call_id=self.broker.new_session_id,
             limits=self.limits,
             admission=self.admission,
             ice_servers=ice_servers,
@@ -448,7 +450,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     async def client_library(request: web.Request) -> web.StreamResponse:
         return _static_file("hubbub.js")
 
-    admin_api.add_routes(api, server.hub, server.keys)
+    cluster_members = server.broker.room_members if isinstance(server.broker, RedisBroker) else None
+    admin_api.add_routes(api, server.hub, server.keys, cluster_members)
     rooms_api.add_routes(api, server.hub, server.storage.store, settings)
     users_api.add_routes(api, server.hub, server.storage.store)
 

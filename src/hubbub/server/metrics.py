@@ -240,7 +240,7 @@ def render(server: HubServer) -> str:
         out.single(
             "hubbub_broker_pending",
             "gauge",
-            "Operations waiting to be sent to Redis.",
+            "Operations waiting to be sent to Redis, or for its reply.",
             broker.pending,
         )
     out.single(
