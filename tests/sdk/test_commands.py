@@ -160,7 +160,10 @@ async def test_send_and_receive_resume_after_the_sender_dies(tmp_path: Path) -> 
     source.write_bytes(os.urandom(24 * 1024 * 1024))
     out = tmp_path / "out"
     part = out / "data.bin.hubbub-part"
-    async with hubbub_serve() as (url, _server):
+    # The killed sender's session waits out its grace period holding the name "tx"
+    # (docs/protocol.md: a client that cannot resume waits and tries again); a short
+    # one lets the new sender in as soon as the receiver sees the transfer broke.
+    async with hubbub_serve("--resume-grace", "1") as (url, _server):
         room = ["--url", url, "--room", "files"]
         async with hubbub(
             "receive", *room, "--user", "rx", "--out", str(out), "--count", "1"
