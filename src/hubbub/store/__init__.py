@@ -16,12 +16,13 @@ and a batch that fails commits nothing, numbers included.
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
+
+from hubbub import randomness
 
 
 class StoreError(Exception):
@@ -227,9 +228,9 @@ ID_BYTES = 12
 
 
 def new_ids(count: int) -> Callable[[], str]:
-    """Gives ``count`` random message ids, one per call: one ``urandom`` for them
-    all, since a system call per message costs more than the rest of its id."""
-    text = base64.urlsafe_b64encode(os.urandom(ID_BYTES * count)).decode()
+    """Gives ``count`` random message ids, one per call, their bytes taken together
+    from the pooled CSPRNG (:mod:`hubbub.randomness`)."""
+    text = base64.urlsafe_b64encode(randomness.random_bytes(ID_BYTES * count)).decode()
     width = ID_BYTES * 4 // 3
     return iter([text[i : i + width] for i in range(0, len(text), width)]).__next__
 
