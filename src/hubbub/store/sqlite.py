@@ -9,7 +9,6 @@ call) and one reader (WAL mode lets it read while the writer writes). Commits ar
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import queue
 import sqlite3
@@ -92,34 +91,42 @@ _EARLIER_COPIES = (
 """Stored messages with the (room, user id, client id) of a batch's drafts, given
 as a JSON list of triples."""
 _encode_rows = msgspec.json.Encoder().encode
-_LAST_SEQS = "SELECT name, last_seq FROM rooms WHERE name IN (SELECT value FROM json_each(?))"
-"""The last sequence numbers of the rooms named in a JSON list."""
+_LAST_SEQS = (
+    "SELECT json_group_array(json_array(name, last_seq)) FROM rooms"
+    " WHERE name IN (SELECT value FROM json_each(?))"
+)
+"""The last sequence numbers of the rooms named in a JSON list, as one JSON list of
+pairs (one row: see ``_MESSAGES_INSERT`` on why every statement of a batch is one step)."""
 _ROOMS_UPSERT = (
-    "INSERT INTO rooms (name, last_seq) VALUES {values}"
-    " ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq"
+    "INSERT INTO rooms (name, last_seq) SELECT value->>0, value->>1 FROM json_each(?)"
+    " WHERE true ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq"
 )
 _SEEN_UPSERT = (
-    "INSERT INTO room_users (room, user_id, last_seen) VALUES {values}"
-    " ON CONFLICT (room, user_id)"
+    "INSERT INTO room_users (room, user_id, last_seen)"
+    " SELECT value->>0, value->>1, value->>2 FROM json_each(?)"
+    " WHERE true ON CONFLICT (room, user_id)"
     " DO UPDATE SET last_seen = MAX(room_users.last_seen, excluded.last_seen)"
 )
+_USERS_SEEN_UPSERT = (
+    "INSERT INTO users (user_id, last_seen) SELECT value->>0, value->>1 FROM json_each(?)"
+    " WHERE true ON CONFLICT (user_id)"
+    " DO UPDATE SET last_seen = MAX(users.last_seen, excluded.last_seen)"
+)
+"""The upserts take their rows as one JSON list too (``WHERE true`` keeps SQLite from
+reading ``ON CONFLICT`` as a join's constraint)."""
 _MESSAGES_INSERT = (
     f"INSERT INTO messages ({_MESSAGE_COLUMNS}) SELECT value->>0, value->>1, value->>2,"
     " value->>3, value->>4, value->>5, value->>6 FROM json_each(?)"
 )
 """A batch's messages, given as one JSON list of rows, in one statement.
 
-Not ``executemany``: ``sqlite3`` lets go of the GIL around every statement it runs
-and must take it back from the event loop's thread after each, a wait of up to the
-interpreter's switch interval (5 ms) whenever the loop is busy; per row, that
-wait, not SQLite, set the pace of a chat storm. One statement per batch waits
-once. It costs a little more CPU per row than ``executemany`` (the JSON), on a
-thread that runs beside the loop."""
-_ROWS_PER_STATEMENT = (128, 32, 8, 1)
-"""How the small upserts of a batch (a row per room, per sender) are cut into
-multi-row statements, for the same reason: as many of the largest as fit, then the
-next size down. 128 rows of 3 values stay under the 999 bound values of older
-SQLite builds; the few sizes keep the statement cache warm."""
+Not ``executemany``, nor a statement per room or per sender: ``sqlite3`` lets go of
+the GIL around every step of a statement (every row a query returns) and must take
+it back from the event loop's thread after each, a wait of up to the interpreter's
+switch interval (5 ms) whenever the loop is busy. Per row, that wait, not SQLite,
+set the pace of a chat storm; a batch's handful of one-step statements waits a
+handful of times. JSON costs a little more CPU per row, on a thread that runs
+beside the loop."""
 _IDS_PER_QUERY = 500
 """User ids in one ``IN (...)``: well under SQLite's limit on bound parameters."""
 
@@ -236,32 +243,30 @@ class SqliteStore:
     async def append_chats(self, drafts: list[ChatDraft], now_ms: int) -> list[StoredChat]:
         def work(db: sqlite3.Connection) -> list[StoredChat]:
             rooms = list(dict.fromkeys(draft.room for draft in drafts))
-            found = db.execute(_LAST_SEQS, (json.dumps(rooms),)).fetchall()
+            found = db.execute(_LAST_SEQS, (_encode_rows(rooms),)).fetchone()[0]
             last_seqs = dict.fromkeys(rooms, 0)
-            last_seqs.update(found)
+            last_seqs.update(json.loads(found))
             # Optimistic: a clientId stored by an earlier batch is rare (a client
             # sending again after a lost connection), and the unique index finds it
             # anyway. So the batch goes in without looking first; if the index
-            # refuses a row, the batch is taken back and done again knowing the
-            # earlier copies, in the same transaction.
-            db.execute("SAVEPOINT append")
+            # refuses a row, SQLite backs out that one statement (the transaction
+            # goes on) and the batch is done again knowing the earlier copies.
+            seqs = dict(last_seqs)
             try:
-                seqs = dict(last_seqs)
                 results, rows = assign_sequence(drafts, seqs, {}, now_ms, new_ids(len(drafts)))
                 _insert_messages(db, rows)
             except sqlite3.IntegrityError:
-                db.execute("ROLLBACK TO append")
                 seqs = dict(last_seqs)
                 existing = _earlier_copies(db, drafts)
                 results, rows = assign_sequence(
                     drafts, seqs, existing, now_ms, new_ids(len(drafts))
                 )
                 _insert_messages(db, rows)
-            db.execute("RELEASE append")
             changed = [(room, seq) for room, seq in seqs.items() if seq != last_seqs[room]]
-            _insert_rows(db, _ROOMS_UPSERT, 2, changed)
-            seen = dict.fromkeys((r.room, r.user_id, now_ms) for r in rows)
-            _insert_rows(db, _SEEN_UPSERT, 3, list(seen))
+            _upsert(db, _ROOMS_UPSERT, changed)
+            _upsert(
+                db, _SEEN_UPSERT, list(dict.fromkeys((r.room, r.user_id, now_ms) for r in rows))
+            )
             return results
 
         return await self._write(work)
@@ -318,14 +323,8 @@ class SqliteStore:
 
     async def record_seen(self, seen: list[tuple[str, str, int]]) -> None:
         def work(db: sqlite3.Connection) -> None:
-            _insert_rows(db, _SEEN_UPSERT, 3, seen)
-            _insert_rows(
-                db,
-                "INSERT INTO users (user_id, last_seen) VALUES {values} ON CONFLICT (user_id)"
-                " DO UPDATE SET last_seen = MAX(users.last_seen, excluded.last_seen)",
-                2,
-                [(user_id, ts_ms) for _, user_id, ts_ms in seen],
-            )
+            _upsert(db, _SEEN_UPSERT, seen)
+            _upsert(db, _USERS_SEEN_UPSERT, [(user_id, ts_ms) for _, user_id, ts_ms in seen])
 
         await self._write(work)
 
@@ -480,25 +479,10 @@ def _statements(sql: str) -> list[str]:
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
 
 
-def _insert_rows(
-    db: sqlite3.Connection, template: str, width: int, rows: Sequence[Sequence[Any]]
-) -> None:
-    """``template`` (an ``INSERT`` with ``{values}`` where its rows go) run for
-    ``rows`` of ``width`` values, many rows a statement."""
-    start = 0
-    for size in _ROWS_PER_STATEMENT:
-        if len(rows) - start < size:
-            continue
-        sql = _statement(template, width, size)
-        while len(rows) - start >= size:
-            db.execute(sql, [value for row in rows[start : start + size] for value in row])
-            start += size
-
-
-@functools.lru_cache(maxsize=64)
-def _statement(template: str, width: int, rows: int) -> str:
-    row = "(" + ",".join("?" * width) + ")"
-    return template.format(values=",".join([row] * rows))
+def _upsert(db: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``sql`` (taking its rows as one JSON list) run for ``rows``, if any."""
+    if rows:
+        db.execute(sql, (_encode_rows(rows),))
 
 
 def _insert_messages(db: sqlite3.Connection, rows: list[StoredChat]) -> None:

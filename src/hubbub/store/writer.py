@@ -3,8 +3,9 @@
 A chat storm must not wait on one fsync per message. Appends queue up here; one
 task at a time takes up to ``max_batch`` of them (after ``delay`` seconds, to let a
 batch fill) and stores them in one transaction. While a batch is being committed,
-the next one gathers. Batches are committed one after the other, so results come
-back in the order the messages arrived.
+the next one gathers, and the previous one is reported (relayed and acknowledged by
+the caller). Batches are committed one after the other, so results come back in
+the order the messages arrived.
 """
 
 from __future__ import annotations
@@ -89,33 +90,44 @@ class ChatWriter(Generic[T]):
 
     async def _run(self) -> None:
         queue = self._queue
+        loop = asyncio.get_running_loop()
+        just_committed = False
         while True:
             if not queue:
+                just_committed = False
                 self._idle.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if self._delay > 0 and len(queue) < self._max_batch:
+            # After a commit the queue has had that commit's time to fill; only a
+            # writer woken from idle waits for a batch to gather.
+            if not just_committed and self._delay > 0 and len(queue) < self._max_batch:
                 await asyncio.sleep(self._delay)
             size = min(len(queue), self._max_batch)
             batch = [queue.popleft() for _ in range(size)]
             tokens = [token for token, _ in batch]
             drafts = [draft for _, draft in batch]
             started = time.perf_counter()
+            just_committed = True
+            # A batch is reported from a callback of its own, so that the next
+            # batch goes to the store first: the relay and acks of one batch run on
+            # the loop while the store commits the next. Callbacks run in the order
+            # they are scheduled, so batches are still reported in order, and
+            # before anything that waits for drain() resumes.
             try:
                 results = await self._store.append_chats(drafts, int(self._wall_clock() * 1000))
             except StoreError as exc:
                 log.error("event=store-failed messages=%d error=%s", len(batch), exc)
-                self._report(self._failed, tokens, exc)
+                loop.call_soon(self._report, self._failed, tokens, exc)
                 continue
             except Exception as exc:
                 log.exception("event=store-failed messages=%d", len(batch))
-                self._report(self._failed, tokens, StoreError(type(exc).__name__))
+                loop.call_soon(self._report, self._failed, tokens, StoreError(type(exc).__name__))
                 continue
             self.batches += 1
             if self.on_commit is not None:
                 self.on_commit(time.perf_counter() - started)
-            self._report(self._stored, tokens, results)
+            loop.call_soon(self._report, self._stored, tokens, results)
 
     @staticmethod
     def _report(callback: Callable[[list[T], T2], None], tokens: list[T], value: T2) -> None:
