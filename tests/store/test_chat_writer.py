@@ -1,98 +1,213 @@
-"""Group commit on a real SQLite store: order, completeness, and the overlap of one
-batch's report with the next batch's commit."""
+"""Group commit on a real SQLite store: order, completeness, batches gathering while
+the one ahead is written, and the store going on while the event loop is busy."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
-from hubbub.store import ChatDraft, StoredChat, StoreError
+import pytest
+
+from hubbub.store import ChatDraft, OpenBatch, StoredChat, StoreError
 from hubbub.store.sqlite import DATABASE_FILE, SqliteStore
 from hubbub.store.writer import ChatWriter
 
 
+class _Taking:
+    """A batch as the store sees it, telling when the store takes it (and holding
+    the store's thread there while ``hold`` is clear)."""
+
+    def __init__(self, batch: OpenBatch, store: RecordingStore) -> None:
+        self.batch = batch
+        self.store = store
+
+    def take(self) -> tuple[list[ChatDraft], int]:
+        drafts, now_ms = self.batch.take()
+        self.store.taken.append(len(drafts))
+        self.store.took.set()
+        if not self.store.hold.wait(10):
+            raise RuntimeError("held too long")
+        return drafts, now_ms
+
+
 class RecordingStore(SqliteStore):
-    """The real store, noting when each batch goes in and comes back."""
+    """The real store, noting the size of each batch it takes."""
 
-    def __init__(self, path: Path, events: list[str]) -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self.events = events
+        self.taken: list[int] = []
+        self.took = threading.Event()
+        self.hold = threading.Event()
+        self.hold.set()
 
-    async def append_chats(self, drafts: list[ChatDraft], now_ms: int) -> list[StoredChat]:
-        self.events.append(f"append {drafts[0].text}")
-        return await super().append_chats(drafts, now_ms)
+    async def append_gathered(self, batch: OpenBatch) -> list[StoredChat]:
+        return await super().append_gathered(_Taking(batch, self))
 
 
-async def test_batches_are_reported_in_order_while_the_next_is_committed(tmp_path: Path) -> None:
-    events: list[str] = []
-    store = RecordingStore(tmp_path / DATABASE_FILE, events)
+class Reports:
+    def __init__(self) -> None:
+        self.tokens: list[list[int]] = []
+        self.seqs: list[int] = []
+        self.failures: list[tuple[list[int], str]] = []
+        self.during_first: Any = None
+        """Run inside the first report (on the event loop's thread)."""
+
+    def stored(self, tokens: list[int], results: list[StoredChat]) -> None:
+        self.tokens.append(tokens)
+        self.seqs.extend(result.seq for result in results)
+        if len(self.tokens) == 1 and self.during_first is not None:
+            self.during_first()
+
+    def failed(self, tokens: list[int], error: StoreError) -> None:
+        self.failures.append((tokens, str(error)))
+
+
+def chat(number: int) -> ChatDraft:
+    return ChatDraft(room="r", user_id="u", text=str(number), client_id=str(number))
+
+
+async def until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+async def opened(tmp_path: Path) -> RecordingStore:
+    store = RecordingStore(tmp_path / DATABASE_FILE)
     await store.open()
-    reported: list[int] = []
-    seqs: list[int] = []
+    return store
 
-    def stored(tokens: list[int], results: list[StoredChat]) -> None:
-        events.append(f"report {tokens[0]}")
-        reported.extend(tokens)
-        seqs.extend(result.seq for result in results)
 
-    def failed(tokens: list[int], error: StoreError) -> None:  # pragma: no cover
-        raise AssertionError(f"batch {tokens} failed: {error}")
-
+async def test_the_next_batch_gathers_and_is_written_while_the_loop_is_busy(
+    tmp_path: Path,
+) -> None:
+    store = await opened(tmp_path)
+    reports = Reports()
     writer: ChatWriter[int] = ChatWriter(
-        store, stored, failed, max_batch=10, max_pending=1000, delay=0.0
+        store, reports.stored, reports.failed, max_batch=100, max_pending=1000, delay=0.0
     )
     writer.start()
     try:
-        for number in range(35):
-            assert writer.add(number, ChatDraft(room="r", user_id="u", text=str(number)))
+        store.hold.clear()
+        assert writer.add(0, chat(0))
+        await until(lambda: store.taken == [1])  # the store holds the first batch
+        store.took.clear()
+        for number in range(1, 21):  # they gather while the first is being written
+            assert writer.add(number, chat(number))
+        assert len(writer) == 21
+
+        # The first report blocks the event loop's thread until the store took
+        # the second batch: it can do so only on its own, with no help from the loop.
+        def wait_for_the_second_batch() -> None:
+            reports.second_taken_meanwhile = store.took.wait(10)  # type: ignore[attr-defined]
+
+        reports.during_first = wait_for_the_second_batch
+        store.hold.set()
         await writer.drain()
-        assert reported == list(range(35))
-        assert seqs == list(range(1, 36))
-        assert writer.batches == 4
-        # Each batch after the first went to the store before the one ahead of it
-        # was reported: relaying and acknowledging a batch overlaps the next commit.
-        assert events == [
-            "append 0",
-            "append 10",
-            "report 0",
-            "append 20",
-            "report 10",
-            "append 30",
-            "report 20",
-            "report 30",
-        ]
-        # Queued while idle: taken on its own, reported before drain() returns.
-        writer.add(35, ChatDraft(room="r", user_id="u", text="35"))
-        await writer.drain()
-        assert reported[-1] == 35
-        assert seqs[-1] == 36
+        assert reports.second_taken_meanwhile  # type: ignore[attr-defined]
+        assert store.taken == [1, 20]
+        assert reports.tokens == [[0], list(range(1, 21))]
+        assert reports.seqs == list(range(1, 22))
+        assert writer.batches == 2
+        assert len(writer) == 0
     finally:
+        store.hold.set()
         await writer.close()
         await store.close()
 
 
-async def test_a_full_queue_refuses_more(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / DATABASE_FILE)
-    await store.open()
-    reported: list[str] = []
-    writer: ChatWriter[str] = ChatWriter(
-        store,
-        lambda tokens, _: reported.extend(tokens),
-        lambda tokens, _: None,
-        max_batch=10,
-        max_pending=3,
-        delay=0.0,
+async def test_full_batches_are_written_in_order_and_a_delay_gathers_the_first(
+    tmp_path: Path,
+) -> None:
+    store = await opened(tmp_path)
+    reports = Reports()
+    writer: ChatWriter[int] = ChatWriter(
+        store, reports.stored, reports.failed, max_batch=10, max_pending=1000, delay=0.2
     )
+    writer.start()
     try:
-        # Not started: nothing is taken from the queue yet.
-        assert [writer.add(t, ChatDraft(room="r", user_id="u", text=t)) for t in "abcd"] == [
-            True,
-            True,
-            True,
-            False,
-        ]
-        writer.start()
+        for number in range(3):  # a quiet start: the first batch waits the delay
+            writer.add(number, chat(number))
+            await asyncio.sleep(0.02)
         await writer.drain()
-        assert reported == ["a", "b", "c"]
+        assert store.taken == [3]
+        # 35 at once: full batches go at once, behind one another, in order.
+        for number in range(3, 38):
+            writer.add(number, chat(number))
+        await writer.drain()
+        assert store.taken == [3, 10, 10, 10, 5]
+        assert [t for batch in reports.tokens for t in batch] == list(range(38))
+        assert reports.seqs == list(range(1, 39))
+        assert [m.text for m in await store.history("r", None, 100)] == [str(n) for n in range(38)]
     finally:
         await writer.close()
         await store.close()
+
+
+async def test_appends_over_the_bound_are_refused(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    reports = Reports()
+    writer: ChatWriter[int] = ChatWriter(
+        store, reports.stored, reports.failed, max_batch=2, max_pending=3, delay=0.0
+    )
+    writer.start()
+    try:
+        assert [writer.add(n, chat(n)) for n in range(4)] == [True, True, True, False]
+        await writer.drain()
+        assert reports.tokens == [[0, 1], [2]]
+        assert writer.add(4, chat(4))  # room again once written
+        await writer.drain()
+        assert reports.seqs == [1, 2, 3, 4]
+    finally:
+        await writer.close()
+        await store.close()
+
+
+class RefusingOnce(RecordingStore):
+    """The real store, but the first batch is refused before it is taken (as when
+    the database cannot be written to)."""
+
+    refused = False
+
+    async def append_gathered(self, batch: OpenBatch) -> list[StoredChat]:
+        if not self.refused:
+            self.refused = True
+            await asyncio.sleep(0.05)  # more appends arrive meanwhile
+            raise StoreError("SQLite: database is locked")
+        return await super().append_gathered(batch)
+
+
+async def test_a_failed_batch_is_reported_whole_and_the_writer_goes_on(tmp_path: Path) -> None:
+    store = RefusingOnce(tmp_path / DATABASE_FILE)
+    await store.open()
+    reports = Reports()
+    writer: ChatWriter[int] = ChatWriter(
+        store, reports.stored, reports.failed, max_batch=10, max_pending=100, delay=0.0
+    )
+    writer.start()
+    try:
+        writer.add(0, chat(0))
+        await asyncio.sleep(0)
+        for number in range(1, 5):  # join the open batch, which is refused whole
+            writer.add(number, chat(number))
+        await asyncio.sleep(0.1)
+        writer.add(5, chat(5))  # a batch of its own after the failure
+        await writer.drain()
+        assert reports.failures == [([0, 1, 2, 3, 4], "SQLite: database is locked")]
+        assert reports.tokens == [[5]]
+        assert reports.seqs == [1]  # the failed batch used no sequence numbers
+        assert len(writer) == 0
+    finally:
+        await writer.close()
+        await store.close()
+
+
+async def test_a_closed_store_refuses_at_once(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    await store.close()
+    with pytest.raises(StoreError, match="the store is closed"):
+        await asyncio.wait_for(store.append_chats([chat(0)], 0), 5)

@@ -148,6 +148,15 @@ too many: read ones before unread ones, oldest (lowest id) first within each.
 The same statement in both backends (SQLite with ``?1`` for ``$1``)."""
 
 
+class OpenBatch(Protocol):
+    """Chat appends still gathering for one transaction (see :meth:`Store.append_gathered`)."""
+
+    def take(self) -> tuple[list[ChatDraft], int]:
+        """Close the batch to further appends (from any thread); its drafts, and the
+        time to store them at (milliseconds since the Unix epoch)."""
+        ...
+
+
 class Store(Protocol):
     """The operations every backend provides, all safe to call concurrently."""
 
@@ -165,6 +174,12 @@ class Store(Protocol):
         with ``duplicate=True``. The others get the room's next sequence numbers in
         the order given. Nothing is stored if this raises.
         """
+
+    async def append_gathered(self, batch: OpenBatch) -> list[StoredChat]:
+        """:meth:`append_chats` for the drafts ``batch.take()`` gives, taken only
+        when this store is ready to write them: after every batch handed to it
+        before has been written, so that what arrives meanwhile joins this one.
+        Batches handed over in turn are written in that order, one at a time."""
 
     async def room_state(self, room: str, recent: int) -> RoomState:
         """The room's last sequence number (0 if it has none) and its last ``recent`` messages."""

@@ -8,6 +8,7 @@ so numbers stay gapless and a client id is stored once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Callable, Coroutine
@@ -19,6 +20,7 @@ from hubbub.store import (
     OVER_CAP_NOTIFICATIONS,
     ChatDraft,
     Notification,
+    OpenBatch,
     Retention,
     RoomState,
     StoredChat,
@@ -65,6 +67,8 @@ class PostgresStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self._pool: asyncpg.Pool | None = None
+        self._appending = asyncio.Lock()
+        """One batch at a time: batches taken in turn get their numbers in turn."""
 
     @property
     def _where(self) -> str:
@@ -117,6 +121,11 @@ class PostgresStore:
             await pool.close()
 
     # -- chat -------------------------------------------------------------------
+
+    async def append_gathered(self, batch: OpenBatch) -> list[StoredChat]:
+        async with self._appending:  # wakes its waiters in the order they came
+            drafts, now_ms = batch.take()
+            return await self.append_chats(drafts, now_ms)
 
     async def append_chats(self, drafts: list[ChatDraft], now_ms: int) -> list[StoredChat]:
         rooms = sorted({draft.room for draft in drafts})

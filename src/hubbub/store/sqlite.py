@@ -24,6 +24,7 @@ from hubbub.store import (
     OVER_CAP_NOTIFICATIONS,
     ChatDraft,
     Notification,
+    OpenBatch,
     Retention,
     RoomState,
     StoredChat,
@@ -56,6 +57,7 @@ class _Worker:
         )
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        self._stopped = False
 
     def _run(self) -> None:
         while True:
@@ -71,11 +73,14 @@ class _Worker:
                 future.set_exception(exc)
 
     async def call(self, work: Callable[[], T]) -> T:
+        if self._stopped:  # nothing would ever run it
+            raise StoreError("the store is closed")
         future: Future[T] = Future()
         self._calls.put((work, future))
         return await asyncio.wrap_future(future)
 
     def stop(self) -> None:
+        self._stopped = True
         self._calls.put(None)
 
 
@@ -241,35 +246,13 @@ class SqliteStore:
     # -- chat -------------------------------------------------------------------
 
     async def append_chats(self, drafts: list[ChatDraft], now_ms: int) -> list[StoredChat]:
-        def work(db: sqlite3.Connection) -> list[StoredChat]:
-            rooms = list(dict.fromkeys(draft.room for draft in drafts))
-            found = db.execute(_LAST_SEQS, (_encode_rows(rooms),)).fetchone()[0]
-            last_seqs = dict.fromkeys(rooms, 0)
-            last_seqs.update(json.loads(found))
-            # Optimistic: a clientId stored by an earlier batch is rare (a client
-            # sending again after a lost connection), and the unique index finds it
-            # anyway. So the batch goes in without looking first; if the index
-            # refuses a row, SQLite backs out that one statement (the transaction
-            # goes on) and the batch is done again knowing the earlier copies.
-            seqs = dict(last_seqs)
-            try:
-                results, rows = assign_sequence(drafts, seqs, {}, now_ms, new_ids(len(drafts)))
-                _insert_messages(db, rows)
-            except sqlite3.IntegrityError:
-                seqs = dict(last_seqs)
-                existing = _earlier_copies(db, drafts)
-                results, rows = assign_sequence(
-                    drafts, seqs, existing, now_ms, new_ids(len(drafts))
-                )
-                _insert_messages(db, rows)
-            changed = [(room, seq) for room, seq in seqs.items() if seq != last_seqs[room]]
-            _upsert(db, _ROOMS_UPSERT, changed)
-            _upsert(
-                db, _SEEN_UPSERT, list(dict.fromkeys((r.room, r.user_id, now_ms) for r in rows))
-            )
-            return results
+        return await self._write(lambda db: _append_chats(db, drafts, now_ms))
 
-        return await self._write(work)
+    async def append_gathered(self, batch: OpenBatch) -> list[StoredChat]:
+        # Taken on the writer's thread once the batches ahead of it are written,
+        # not when it is handed over: the thread goes from one batch to the next
+        # without waiting for the event loop.
+        return await self._write(lambda db: _append_chats(db, *batch.take()))
 
     async def room_state(self, room: str, recent: int) -> RoomState:
         def work(db: sqlite3.Connection) -> RoomState:
@@ -483,6 +466,32 @@ def _upsert(db: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> 
     """``sql`` (taking its rows as one JSON list) run for ``rows``, if any."""
     if rows:
         db.execute(sql, (_encode_rows(rows),))
+
+
+def _append_chats(db: sqlite3.Connection, drafts: list[ChatDraft], now_ms: int) -> list[StoredChat]:
+    """A batch of chat (:meth:`SqliteStore.append_chats`) inside the open transaction."""
+    rooms = list(dict.fromkeys(draft.room for draft in drafts))
+    found = db.execute(_LAST_SEQS, (_encode_rows(rooms),)).fetchone()[0]
+    last_seqs = dict.fromkeys(rooms, 0)
+    last_seqs.update(json.loads(found))
+    # Optimistic: a clientId stored by an earlier batch is rare (a client
+    # sending again after a lost connection), and the unique index finds it
+    # anyway. So the batch goes in without looking first; if the index
+    # refuses a row, SQLite backs out that one statement (the transaction
+    # goes on) and the batch is done again knowing the earlier copies.
+    seqs = dict(last_seqs)
+    try:
+        results, rows = assign_sequence(drafts, seqs, {}, now_ms, new_ids(len(drafts)))
+        _insert_messages(db, rows)
+    except sqlite3.IntegrityError:
+        seqs = dict(last_seqs)
+        existing = _earlier_copies(db, drafts)
+        results, rows = assign_sequence(drafts, seqs, existing, now_ms, new_ids(len(drafts)))
+        _insert_messages(db, rows)
+    changed = [(room, seq) for room, seq in seqs.items() if seq != last_seqs[room]]
+    _upsert(db, _ROOMS_UPSERT, changed)
+    _upsert(db, _SEEN_UPSERT, list(dict.fromkeys((r.room, r.user_id, now_ms) for r in rows)))
+    return results
 
 
 def _insert_messages(db: sqlite3.Connection, rows: list[StoredChat]) -> None:
