@@ -13,6 +13,7 @@ _TEXT = 0x81  # FIN + opcode 1 (text)
 _CLOSE = 0x88  # FIN + opcode 8 (close)
 _PING = 0x89  # FIN + opcode 9 (ping)
 _PONG = 0x8A  # FIN + opcode 10 (pong)
+_pack_16 = struct.Struct("!BBH").pack
 
 
 def _header(first: int, length: int) -> bytes:
@@ -30,9 +31,17 @@ def text_frame(payload: bytes) -> bytes:
 
 def numbered_frame_head(n: int, payload_size: int) -> bytes:
     """The start of a text frame carrying ``payload`` with ``"n":N`` put first:
-    the header and ``{"n":N,``; the frame goes on with ``payload[1:]``."""
+    the header and ``{"n":N,``; the frame goes on with ``payload[1:]``.
+
+    Made for every recipient of every message: the header is built here rather
+    than by :func:`_header`."""
     prefix = b'{"n":%d,' % n
-    return _header(_TEXT, len(prefix) + payload_size - 1) + prefix
+    size = len(prefix) + payload_size - 1
+    if size < 126:
+        return bytes((_TEXT, size)) + prefix
+    if size < 65536:
+        return _pack_16(_TEXT, 126, size) + prefix
+    return _header(_TEXT, size) + prefix
 
 
 def close_frame(code: int, reason: str = "") -> bytes:

@@ -24,6 +24,14 @@ and a short backlog turns it into SYN retries a second apart."""
 SHUTDOWN_TIMEOUT = 2.0
 """Seconds handlers get to finish after the connections were told to go."""
 
+GIL_SWITCH_INTERVAL = 0.0005
+"""Seconds a thread that wants the GIL waits before the holder is asked to let go
+(the interpreter's default is 5 ms). The SQLite writer thread gives the GIL up
+around every statement and must take it back from a busy event loop each time;
+at 5 ms a wait, those waits set the pace of a chat storm (stored msg/s in
+``python -m bench --scenarios chat_store``). Only threads that want the GIL are
+affected: a loop running alone is never interrupted."""
+
 
 async def start_server(settings: ServerSettings) -> tuple[web.AppRunner, str]:
     """Start listening; return the runner and the base URL (the real port if 0).
@@ -103,6 +111,7 @@ async def _serve(settings: ServerSettings) -> None:
 
 def serve(settings: ServerSettings) -> None:
     """Run until SIGTERM or SIGINT, then close every connection with 1001."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     if sys.platform != "win32":
         import uvloop
 

@@ -49,13 +49,22 @@ class _Batch(Generic[T]):
         """Writing the batch, once it is handed to the store."""
 
     def add(self, token: T, draft: ChatDraft, max_size: int) -> bool:
-        """Join the batch, unless it was taken or is full."""
-        with self._lock:
+        """Join the batch, unless it was taken, is being taken, or is full.
+
+        Never waits for the lock: the store's thread holds it only while taking
+        the batch, and the event loop would otherwise wait for that thread to get
+        the GIL back. The append then opens the next batch instead."""
+        lock = self._lock
+        if not lock.acquire(blocking=False):
+            return False
+        try:
             if self.taken or len(self.drafts) >= max_size:
                 return False
             self.tokens.append(token)
             self.drafts.append(draft)
             return True
+        finally:
+            lock.release()
 
     def take(self) -> tuple[list[ChatDraft], int]:
         with self._lock:
