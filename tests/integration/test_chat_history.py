@@ -10,6 +10,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,3 +165,78 @@ def test_a_database_from_a_newer_hubbub_is_refused(tmp_path: Path) -> None:
     )
     assert "newer hubbub" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_a_storm_reaches_every_member_in_order_with_what_followed_it(
+    start_hub, store_settings
+) -> None:
+    """Chat stored in batches is relayed and acknowledged together: every member
+    still gets the room's messages in sequence order, each sender its acks in that
+    order among the others' chats, and what a sender did after chatting (a status,
+    leaving) only after its chat."""
+    url = await start_hub(store_settings)
+    async with (
+        await Client.connect(url) as alice,
+        await Client.connect(url) as bob,
+        await Client.connect(url) as carol,
+        await Client.connect(url) as dave,
+    ):
+        await alice.join("r", "alice")
+        await bob.join("r", "bob")
+        await carol.join("r", "carol")
+        await dave.join("elsewhere", "dave")
+        for client, joiners in ((alice, 2), (bob, 1)):
+            for _ in range(joiners):
+                await client.expect("user-joined")
+        for number in range(40):
+            for name, client in (("alice", alice), ("bob", bob), ("dave", dave)):
+                await client.send(
+                    {"type": "chat", "message": f"{name} {number}", "clientId": f"{name}-{number}"}
+                )
+            if number == 20:  # sent again: acked as the first, relayed once
+                await alice.send({"type": "chat", "message": "alice 5", "clientId": "alice-5"})
+        await alice.send({"type": "presence", "status": "away"})
+        await bob.send({"type": "leave-room"})
+
+        async def read(client: Client, until: Any) -> list[dict[str, Any]]:
+            got: list[dict[str, Any]] = []
+            while not until(got):
+                got.append(await client.recv())
+            return got
+
+        def chats_from(got: list[dict[str, Any]], name: str) -> list[str]:
+            return [m["message"] for m in got if m["type"] == "chat" and m["userId"] == name]
+
+        everything = [f"{name} {n}" for n in range(40) for name in ("alice", "bob")]
+        seen_by_carol = await read(carol, lambda got: any(m["type"] == "user-left" for m in got))
+        chats = [m for m in seen_by_carol if m["type"] == "chat"]
+        assert [m["seq"] for m in chats] == list(range(1, 81))
+        assert sorted(m["message"] for m in chats) == sorted(everything)
+        kinds = [m["type"] for m in seen_by_carol]
+        # alice's status after her last chat; bob's leave after his.
+        assert kinds.index("presence") > max(
+            i
+            for i, m in enumerate(seen_by_carol)
+            if m.get("userId") == "alice" and m["type"] == "chat"
+        )
+        assert kinds[-1] == "user-left"
+
+        seen_by_alice = await read(alice, lambda got: any(m["type"] == "user-left" for m in got))
+        acks = [m for m in seen_by_alice if m["type"] == "chat-ack"]
+        assert [a["clientId"] for a in acks if not a.get("duplicate")] == [
+            f"alice-{n}" for n in range(40)
+        ]
+        [again] = [a for a in acks if a.get("duplicate")]
+        assert again["clientId"] == "alice-5"
+        # Her acks and bob's chats, as they came, in the room's order.
+        ordered = [
+            m["seq"]
+            for m in seen_by_alice
+            if m["type"] == "chat" or (m["type"] == "chat-ack" and not m.get("duplicate"))
+        ]
+        assert ordered == list(range(1, 81))
+        assert chats_from(seen_by_alice, "bob") == [f"bob {n}" for n in range(40)]
+
+        seen_by_dave = await read(dave, lambda got: sum(m["type"] == "chat-ack" for m in got) == 40)
+        assert [m["seq"] for m in seen_by_dave] == list(range(1, 41))
+        await dave.nothing()

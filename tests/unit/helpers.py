@@ -31,6 +31,7 @@ class RecordingOutbox:
         self.closed: dict[str, tuple[int, str]] = {}
         self.closed_links: dict[Any, int] = {}
         self.broadcasts = 0
+        self.relay_runs = 0
         self.on_moved: Any = None
 
     def _out(self, session: Session, n: int | None, payload: bytes) -> None:
@@ -59,6 +60,16 @@ class RecordingOutbox:
         for session in sessions:
             if session.session_id != exclude:
                 self._out(session, session.number(payload), payload)
+
+    def relay_run(
+        self, sessions: Iterable[Session], run: list[tuple[bytes | None, Session, bytes]]
+    ) -> None:
+        self.relay_runs += 1
+        for session in sessions:
+            for relay, sender, ack in run:
+                payload = ack if session is sender else relay
+                if payload is not None:
+                    self._out(session, session.number(payload), payload)
 
     def close(self, session: Session, code: CloseCode, reason: str) -> None:
         self.closed[session.session_id] = (int(code), reason)

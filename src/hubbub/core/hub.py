@@ -48,7 +48,7 @@ from hubbub.core.calls import (
 from hubbub.core.counters import HubCounters
 from hubbub.core.events import CallEvent, HubObserver, NoObserver
 from hubbub.core.limits import Limits
-from hubbub.core.outbox import Outbox
+from hubbub.core.outbox import Outbox, RelayItem
 from hubbub.core.rooms import NoRoomObserver, Room, RoomRegistry
 from hubbub.core.session import LinkState, Session, TokenBucket
 from hubbub.core.storage import PendingChat, Storage
@@ -478,24 +478,32 @@ class Hub:
         keep_seen = self.offline_on_join
         observer = self.rooms.observer
         observed = type(observer) is not NoRoomObserver
+        # With the in-process broker, a run of the batch's messages for one room goes
+        # to the outbox at once: one pass over the members per run, not per message,
+        # each member getting the same messages in the same order.
+        in_process = type(self._broker) is MemoryBroker
+        run: list[RelayItem] = []
+        run_room: Room | None = None
+        members: dict[str, Session] = {}
         touched: list[Room] = []
-        last_room: Room | None = None
         for request, stored in zip(pending, results, strict=True):
             room = request.room
-            session_id = request.session.session_id
+            session = request.session
             client_id = stored.client_id
+            relay: bytes | None = None
             if not stored.duplicate:
                 room.remember(stored)
                 room.saw(stored.user_id, stored.ts, keep_seen)
-                relay = ChatRelay(
-                    message=stored.text,
-                    user_id=stored.user_id,
-                    id=stored.id,
-                    seq=stored.seq,
-                    ts=stored.ts,
-                    client_id=client_id,
+                relay = encode(
+                    ChatRelay(
+                        message=stored.text,
+                        user_id=stored.user_id,
+                        id=stored.id,
+                        seq=stored.seq,
+                        ts=stored.ts,
+                        client_id=client_id,
+                    )
                 )
-                publish_to_room(room.name, encode(relay), session_id)
                 if observed:
                     fields: dict[str, Any] = {
                         "message": stored.text,
@@ -506,21 +514,46 @@ class Hub:
                     if client_id is not None:
                         fields["clientId"] = client_id
                     observer.chat_message(room.name, stored.user_id, fields)
-            ack = ChatAck(
-                id=stored.id,
-                seq=stored.seq,
-                ts=stored.ts,
-                client_id=client_id,
-                duplicate=stored.duplicate,
-                ref=request.ref,
+            ack = encode(
+                ChatAck(
+                    id=stored.id,
+                    seq=stored.seq,
+                    ts=stored.ts,
+                    client_id=client_id,
+                    duplicate=stored.duplicate,
+                    ref=request.ref,
+                )
             )
-            publish_to_session(session_id, encode(ack))
+            if room is not run_room:
+                if run_room is not None:
+                    touched.append(run_room)
+                    if run:
+                        self._outbox.relay_run(members.values(), run)
+                        run = []
+                run_room = room
+                # As the broker would deliver it: to the room of that name now.
+                target = self.rooms.get(room.name)
+                members = target.members if target is not None else {}
+            if not in_process:
+                if relay is not None:
+                    publish_to_room(room.name, relay, session.session_id)
+                publish_to_session(session.session_id, ack)
+            elif members.get(stored.user_id) is session:
+                run.append((relay, session, ack))
+            else:  # the sender left the room meanwhile: the ack still reaches it
+                if relay is not None:
+                    run.append((relay, session, ack))
+                self.deliver_to_session(session.session_id, ack)
             room.chats_done += 1
             if room.waiting:
+                if run:  # what waited behind this chat goes after it
+                    self._outbox.relay_run(members.values(), run)
+                    run = []
                 self._release_waiting(room)
-            if room is not last_room:
-                touched.append(room)
-                last_room = room
+        if run_room is not None:
+            touched.append(run_room)
+            if run:
+                self._outbox.relay_run(members.values(), run)
         # An emptied room goes once its batch is through (not between two of its
         # messages: nothing can join it in between).
         drop_if_empty = self.rooms.drop_if_empty

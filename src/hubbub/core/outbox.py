@@ -20,6 +20,10 @@ from typing import Protocol
 from hubbub.core.session import Session
 from hubbub.protocol.errors import CloseCode
 
+RelayItem = tuple[bytes | None, Session, bytes]
+"""One stored chat of a :meth:`Outbox.relay_run`: the relay (``None`` for a
+duplicate), the sender, the sender's ack."""
+
 
 class Outbox(Protocol):
     def send(self, session: Session, payload: bytes) -> None:
@@ -27,6 +31,13 @@ class Outbox(Protocol):
 
     def broadcast(self, sessions: Iterable[Session], payload: bytes, exclude: str | None) -> None:
         """Queue the same message to many sessions, skipping session id ``exclude``."""
+
+    def relay_run(self, sessions: Iterable[Session], run: list[RelayItem]) -> None:
+        """Stored chat for one room, in order, to every session in ``sessions``: for
+        each item, its sender gets the ack and every other session the relay
+        (``None``: nothing, the chat was a duplicate). The same as a
+        :meth:`broadcast` and a :meth:`send` per item, in that order; one pass over
+        the sessions for the whole run."""
 
     def close(self, session: Session, code: CloseCode, reason: str) -> None:
         """Close the session's connection; the adapter then reports the disconnect."""

@@ -26,6 +26,7 @@ from aiohttp import WebSocketError, WSMsgType, web, web_ws
 from aiohttp._websocket.reader import WebSocketDataQueue
 from aiohttp.http_parser import HttpRequestParser
 
+from hubbub.core.outbox import RelayItem
 from hubbub.core.session import Session
 from hubbub.protocol.errors import CloseCode
 from hubbub.server.frames import close_frame, numbered_frame_head, pong_frame, text_frame
@@ -299,6 +300,61 @@ class TransportOutbox:
         if queued:
             kind = _type_of(payload)
             self.sent[kind] = self.sent.get(kind, 0) + queued
+        if corked and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def relay_run(self, sessions: Iterable[Session], run: list[RelayItem]) -> None:
+        corked = self._corked
+        items = [
+            (
+                relay,
+                None if relay is None else memoryview(relay)[1:],
+                sender,
+                ack,
+                memoryview(ack)[1:],
+            )
+            for relay, sender, ack in run
+        ]
+        relays = acks = 0
+        for session in sessions:
+            number = session.number
+            pending: list[bytes | memoryview] | None = None
+            connection: Connection | None = session.link
+            if connection is not None:
+                transport = connection.transport
+                if transport.is_closing():
+                    connection = None
+                elif transport.get_write_buffer_size() > self._max_queue:
+                    self._shed(session, transport)
+                    connection = None
+                else:
+                    pending = corked.get(connection)
+            for relay, relay_tail, sender, ack, ack_tail in items:
+                if sender is session:
+                    payload, tail, is_ack = ack, ack_tail, True
+                elif relay is not None and relay_tail is not None:
+                    payload, tail, is_ack = relay, relay_tail, False
+                else:
+                    continue
+                n = number(payload)  # a detached session is numbered all the same
+                if connection is None:
+                    continue
+                if is_ack:
+                    acks += 1
+                else:
+                    relays += 1
+                if pending is None:
+                    pending = corked[connection] = []
+                pending.append(numbered_frame_head(n, len(payload)))
+                pending.append(tail)
+        sent = self.sent
+        if relays:
+            kind = _type_of(next(relay for relay, _, _ in run if relay is not None))
+            sent[kind] = sent.get(kind, 0) + relays
+        if acks:
+            kind = _type_of(run[0][2])
+            sent[kind] = sent.get(kind, 0) + acks
         if corked and not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)

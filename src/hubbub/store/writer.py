@@ -37,7 +37,7 @@ T2 = TypeVar("T2")
 class _Batch(Generic[T]):
     """Appends for one transaction; open until the store takes them (from its thread)."""
 
-    __slots__ = ("_lock", "_wall_clock", "drafts", "taken", "task", "tokens")
+    __slots__ = ("_lock", "_wall_clock", "drafts", "taken", "taken_at", "task", "tokens")
 
     def __init__(self, wall_clock: Callable[[], float]) -> None:
         self._lock = threading.Lock()
@@ -45,6 +45,8 @@ class _Batch(Generic[T]):
         self.tokens: list[T] = []
         self.drafts: list[ChatDraft] = []
         self.taken = False
+        self.taken_at = 0.0
+        """``time.perf_counter()`` when the store took the batch (its write began)."""
         self.task: asyncio.Task[list[StoredChat]] | None = None
         """Writing the batch, once it is handed to the store."""
 
@@ -68,7 +70,9 @@ class _Batch(Generic[T]):
 
     def take(self) -> tuple[list[ChatDraft], int]:
         with self._lock:
-            self.taken = True
+            if not self.taken:
+                self.taken = True
+                self.taken_at = time.perf_counter()
         return self.drafts, int(self._wall_clock() * 1000)
 
 
@@ -175,11 +179,10 @@ class ChatWriter(Generic[T]):
         batch.task = asyncio.get_running_loop().create_task(self._commit(batch))
 
     async def _commit(self, batch: _Batch[T]) -> list[StoredChat]:
-        started = time.perf_counter()
         results = await self._store.append_gathered(batch)
         self.batches += 1
-        if self.on_commit is not None:
-            self.on_commit(time.perf_counter() - started)
+        if self.on_commit is not None:  # the write itself, not the wait behind others
+            self.on_commit(time.perf_counter() - batch.taken_at)
         return results
 
     async def _run(self) -> None:
