@@ -108,6 +108,10 @@ async def test_browser_plays_python_video_and_channels_go_both_ways(browser: Bro
     media.stop()
 
 
+COLLISION_ATTEMPTS = 3
+COLLISION_WAIT = 30.0
+
+
 @pytest.mark.parametrize("python_first", [True, False], ids=["python-impolite", "python-polite"])
 async def test_offers_that_collide_still_connect(browser: Browser, python_first: bool) -> None:
     """Both sides offer at once (the newcomer, polite, does not wait for the other's
@@ -118,7 +122,24 @@ async def test_offers_that_collide_still_connect(browser: Browser, python_first:
     The browser sends audio and video, so both first offers have the same sections
     (audio, video, data): Chromium that rolls back an offer whose sections differ from
     aiortc's in order rejects the data section of its answer, and the connection
-    does not come up (see docs/python.md)."""
+    does not come up (see docs/python.md).
+
+    The crossing cannot be forced (now and then one offer arrives before the other
+    is made), and Chromium that rolled back its offer is at times left with an ICE
+    agent that never checks (docs/python.md): the scenario is tried up to
+    ``COLLISION_ATTEMPTS`` times, each from scratch, and the test fails if none
+    collides, connects and gets the browser's media, telling what each attempt saw."""
+    failures = []
+    for _ in range(COLLISION_ATTEMPTS):
+        failure = await _collide_once(browser, python_first)
+        if failure is None:
+            return
+        failures.append(failure)
+    raise AssertionError(" | ".join(failures))
+
+
+async def _collide_once(browser: Browser, python_first: bool) -> str | None:
+    """One collision; what went wrong, or None when both sides connected after it."""
     async with hub_and_page(browser) as (url, page):
         if not python_first:
             await page.evaluate("enter('web', {send: true})")
@@ -130,17 +151,22 @@ async def test_offers_that_collide_still_connect(browser: Browser, python_first:
             if python_first:
                 await page.evaluate("enter('web', {send: true, audio: true, offerAtOnce: true})")
             try:
-                peer = await mesh.wait_for_peer("web", timeout=WAIT)
-                await page.wait_for_function("connectedTo('py')", timeout=WAIT * 1000)
+                peer = await mesh.wait_for_peer("web", timeout=COLLISION_WAIT)
+                await page.wait_for_function("connectedTo('py')", timeout=COLLISION_WAIT * 1000)
             except TimeoutError:
                 python_side = mesh.peers.get("web")
-                raise AssertionError(
-                    f"browser: {await page.evaluate('log')}; python: "
+                return (
+                    f"not connected: browser: {await page.evaluate('log')}; python: "
                     f"{python_side and (python_side.moves, python_side.connection_state)} "
                     f"ice {python_side and python_side.pc.iceConnectionState}"
-                ) from None
+                )
             expected = Move.IGNORE if python_first else Move.REPLACE_AND_ACCEPT
-            assert expected in peer.moves, peer.moves
-            async with asyncio.timeout(WAIT):
-                while not peer.tracks:  # noqa: ASYNC110 - aiortc signals tracks by callback
-                    await asyncio.sleep(0.1)
+            if expected not in peer.moves:
+                return f"the offers did not cross: python moves {peer.moves}"
+            try:
+                async with asyncio.timeout(COLLISION_WAIT):
+                    while not peer.tracks:  # noqa: ASYNC110 - aiortc signals tracks by callback
+                        await asyncio.sleep(0.1)
+            except TimeoutError:
+                return f"connected, but no track reached python: moves {peer.moves}"
+    return None
