@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,7 @@ class Reports:
         self.failures: list[tuple[list[int], str]] = []
         self.during_first: Any = None
         """Run inside the first report (on the event loop's thread)."""
+        self.second_taken_meanwhile = False
 
     def stored(self, tokens: list[int], results: list[StoredChat]) -> None:
         self.tokens.append(tokens)
@@ -82,16 +85,35 @@ async def opened(tmp_path: Path) -> RecordingStore:
     return store
 
 
+@asynccontextmanager
+async def writing(
+    store: RecordingStore, *, max_batch: int, max_pending: int, delay: float
+) -> AsyncIterator[tuple[Reports, ChatWriter[int]]]:
+    """A started writer on the open ``store``; both closed after (the store's thread
+    let go first, should a test still hold it)."""
+    reports = Reports()
+    writer: ChatWriter[int] = ChatWriter(
+        store,
+        reports.stored,
+        reports.failed,
+        max_batch=max_batch,
+        max_pending=max_pending,
+        delay=delay,
+    )
+    writer.start()
+    try:
+        yield reports, writer
+    finally:
+        store.hold.set()
+        await writer.close()
+        await store.close()
+
+
 async def test_the_next_batch_gathers_and_is_written_while_the_loop_is_busy(
     tmp_path: Path,
 ) -> None:
     store = await opened(tmp_path)
-    reports = Reports()
-    writer: ChatWriter[int] = ChatWriter(
-        store, reports.stored, reports.failed, max_batch=100, max_pending=1000, delay=0.0
-    )
-    writer.start()
-    try:
+    async with writing(store, max_batch=100, max_pending=1000, delay=0.0) as (reports, writer):
         store.hold.clear()
         assert writer.add(0, chat(0))
         await until(lambda: store.taken == [1])  # the store holds the first batch
@@ -103,33 +125,24 @@ async def test_the_next_batch_gathers_and_is_written_while_the_loop_is_busy(
         # The first report blocks the event loop's thread until the store took
         # the second batch: it can do so only on its own, with no help from the loop.
         def wait_for_the_second_batch() -> None:
-            reports.second_taken_meanwhile = store.took.wait(10)  # type: ignore[attr-defined]
+            reports.second_taken_meanwhile = store.took.wait(10)
 
         reports.during_first = wait_for_the_second_batch
         store.hold.set()
         await writer.drain()
-        assert reports.second_taken_meanwhile  # type: ignore[attr-defined]
+        assert reports.second_taken_meanwhile
         assert store.taken == [1, 20]
         assert reports.tokens == [[0], list(range(1, 21))]
         assert reports.seqs == list(range(1, 22))
         assert writer.batches == 2
         assert len(writer) == 0
-    finally:
-        store.hold.set()
-        await writer.close()
-        await store.close()
 
 
 async def test_full_batches_are_written_in_order_and_a_delay_gathers_the_first(
     tmp_path: Path,
 ) -> None:
     store = await opened(tmp_path)
-    reports = Reports()
-    writer: ChatWriter[int] = ChatWriter(
-        store, reports.stored, reports.failed, max_batch=10, max_pending=1000, delay=0.2
-    )
-    writer.start()
-    try:
+    async with writing(store, max_batch=10, max_pending=1000, delay=0.2) as (reports, writer):
         for number in range(3):  # a quiet start: the first batch waits the delay
             writer.add(number, chat(number))
             await asyncio.sleep(0.02)
@@ -143,28 +156,17 @@ async def test_full_batches_are_written_in_order_and_a_delay_gathers_the_first(
         assert [t for batch in reports.tokens for t in batch] == list(range(38))
         assert reports.seqs == list(range(1, 39))
         assert [m.text for m in await store.history("r", None, 100)] == [str(n) for n in range(38)]
-    finally:
-        await writer.close()
-        await store.close()
 
 
 async def test_appends_over_the_bound_are_refused(tmp_path: Path) -> None:
     store = await opened(tmp_path)
-    reports = Reports()
-    writer: ChatWriter[int] = ChatWriter(
-        store, reports.stored, reports.failed, max_batch=2, max_pending=3, delay=0.0
-    )
-    writer.start()
-    try:
+    async with writing(store, max_batch=2, max_pending=3, delay=0.0) as (reports, writer):
         assert [writer.add(n, chat(n)) for n in range(4)] == [True, True, True, False]
         await writer.drain()
         assert reports.tokens == [[0, 1], [2]]
         assert writer.add(4, chat(4))  # room again once written
         await writer.drain()
         assert reports.seqs == [1, 2, 3, 4]
-    finally:
-        await writer.close()
-        await store.close()
 
 
 class RefusingOnce(RecordingStore):
@@ -184,12 +186,7 @@ class RefusingOnce(RecordingStore):
 async def test_a_failed_batch_is_reported_whole_and_the_writer_goes_on(tmp_path: Path) -> None:
     store = RefusingOnce(tmp_path / DATABASE_FILE)
     await store.open()
-    reports = Reports()
-    writer: ChatWriter[int] = ChatWriter(
-        store, reports.stored, reports.failed, max_batch=10, max_pending=100, delay=0.0
-    )
-    writer.start()
-    try:
+    async with writing(store, max_batch=10, max_pending=100, delay=0.0) as (reports, writer):
         writer.add(0, chat(0))
         await asyncio.sleep(0)
         for number in range(1, 5):  # join the open batch, which is refused whole
@@ -201,9 +198,6 @@ async def test_a_failed_batch_is_reported_whole_and_the_writer_goes_on(tmp_path:
         assert reports.tokens == [[5]]
         assert reports.seqs == [1]  # the failed batch used no sequence numbers
         assert len(writer) == 0
-    finally:
-        await writer.close()
-        await store.close()
 
 
 async def test_a_closed_store_refuses_at_once(tmp_path: Path) -> None:
