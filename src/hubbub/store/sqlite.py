@@ -9,6 +9,8 @@ call) and one reader (WAL mode lets it read while the writer writes). Commits ar
 from __future__ import annotations
 
 import asyncio
+import bisect
+import functools
 import json
 import queue
 import sqlite3
@@ -101,7 +103,7 @@ _LAST_SEQS = (
     " WHERE name IN (SELECT value FROM json_each(?))"
 )
 """The last sequence numbers of the rooms named in a JSON list, as one JSON list of
-pairs (one row: see ``_MESSAGES_INSERT`` on why every statement of a batch is one step)."""
+pairs (one row: see ``_messages_insert`` on why every statement of a batch is one step)."""
 _ROOMS_UPSERT = (
     "INSERT INTO rooms (name, last_seq) SELECT value->>0, value->>1 FROM json_each(?)"
     " WHERE true ON CONFLICT (name) DO UPDATE SET last_seq = excluded.last_seq"
@@ -119,19 +121,42 @@ _USERS_SEEN_UPSERT = (
 )
 """The upserts take their rows as one JSON list too (``WHERE true`` keeps SQLite from
 reading ``ON CONFLICT`` as a join's constraint)."""
-_MESSAGES_INSERT = (
-    f"INSERT INTO messages ({_MESSAGE_COLUMNS}) SELECT value->>0, value->>1, value->>2,"
-    " value->>3, value->>4, value->>5, value->>6 FROM json_each(?)"
-)
-"""A batch's messages, given as one JSON list of rows, in one statement.
+_MESSAGE_FIELDS = 7
+_ROWS_PER_INSERT_MAX = 1024
+"""The most rows one ``INSERT`` of a batch carries (fewer where SQLite allows fewer
+bound parameters); a bigger batch takes several."""
 
-Not ``executemany``, nor a statement per room or per sender: ``sqlite3`` lets go of
-the GIL around every step of a statement (every row a query returns) and must take
-it back from the event loop's thread after each, a wait of up to the interpreter's
-switch interval (5 ms) whenever the loop is busy. Per row, that wait, not SQLite,
-set the pace of a chat storm; a batch's handful of one-step statements waits a
-handful of times. JSON costs a little more CPU per row, on a thread that runs
-beside the loop."""
+
+@functools.cache
+def _insert_sizes(most: int) -> list[int]:
+    """The row counts insert statements are made for: powers of two up to 64,
+    then multiples of 64 up to ``most``. A batch is padded up to the next one,
+    so that a handful of prepared statements (kept in ``sqlite3``'s cache) serve
+    every batch size."""
+    sizes = [size for size in (1, 2, 4, 8, 16, 32, 64) if size < most]
+    sizes += range(64, most, 64)
+    return [*dict.fromkeys(sizes), most]
+
+
+@functools.cache
+def _messages_insert(rows: int) -> str:
+    """One statement inserting ``rows`` messages given as bound parameters; rows
+    of NULLs (padding) are skipped.
+
+    One statement, not ``executemany``: ``sqlite3`` lets go of the GIL around every
+    step of a statement and must take it back from the event loop's thread after
+    each, a wait of up to the interpreter's switch interval whenever the loop is
+    busy. Per row, that wait set the pace of a chat storm; a batch's handful of
+    one-step statements waits a handful of times. Bound values rather than one
+    JSON list (as the upserts take theirs): SQLite would parse each row's JSON
+    once per column, about a third of the statement's CPU."""
+    values = ",".join(["(?,?,?,?,?,?,?)"] * rows)
+    return (
+        f"INSERT INTO messages ({_MESSAGE_COLUMNS})"
+        f" SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL"
+    )
+
+
 _IDS_PER_QUERY = 500
 """User ids in one ``IN (...)``: well under SQLite's limit on bound parameters."""
 
@@ -495,15 +520,38 @@ def _append_chats(db: sqlite3.Connection, drafts: list[ChatDraft], now_ms: int) 
 
 
 def _insert_messages(db: sqlite3.Connection, rows: list[StoredChat]) -> None:
-    if rows:
-        db.execute(
-            _MESSAGES_INSERT,
-            (
-                _encode_rows(
-                    [(r.room, r.seq, r.id, r.ts, r.user_id, r.text, r.client_id) for r in rows]
-                ),
-            ),
-        )
+    """Insert ``rows``: one statement, or (more rows than one may carry) several
+    that stand or fall together."""
+    most = min(
+        _ROWS_PER_INSERT_MAX,
+        db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _MESSAGE_FIELDS,
+    )
+    if len(rows) <= most:
+        _insert_up_to(db, rows, most)
+        return
+    # A refused row (a clientId stored before) must leave none of the batch
+    # inserted, as a single statement would: the caller does it again.
+    db.execute("SAVEPOINT insert_messages")
+    try:
+        for start in range(0, len(rows), most):
+            _insert_up_to(db, rows[start : start + most], most)
+    except BaseException:
+        db.execute("ROLLBACK TO insert_messages")
+        raise
+    finally:
+        db.execute("RELEASE insert_messages")
+
+
+def _insert_up_to(db: sqlite3.Connection, rows: list[StoredChat], most: int) -> None:
+    if not rows:
+        return
+    sizes = _insert_sizes(most)
+    size = sizes[bisect.bisect_left(sizes, len(rows))]
+    values = [
+        value for r in rows for value in (r.room, r.seq, r.id, r.ts, r.user_id, r.text, r.client_id)
+    ]
+    values += [None] * (_MESSAGE_FIELDS * (size - len(rows)))
+    db.execute(_messages_insert(size), values)
 
 
 def _earlier_copies(
