@@ -122,13 +122,24 @@ WIRES: dict[str, Wire] = {"hubbub": Wire(), "seed": Wire(), "socketio": SocketIO
 
 
 class Client(WSListener):  # type: ignore[misc]
-    """One WebSocket client; ``on_message`` gets every message the server sends it."""
+    """One WebSocket client; ``on_message`` gets every message the server sends it.
 
-    def __init__(self, wire: Wire, on_message: OnMessage, name: str = "") -> None:
+    ``decode``, if given, replaces the wire's decoding of each text payload (a
+    typed decoder that reads only the fields a scenario looks at costs the
+    generator about half as much per message as a dict of them all)."""
+
+    def __init__(
+        self,
+        wire: Wire,
+        on_message: OnMessage,
+        name: str = "",
+        decode: Callable[[memoryview], Any] | None = None,
+    ) -> None:
         super().__init__()
         self.wire = wire
         self.on_message = on_message
         self.name = name
+        self.decode = decode
         self.transport: WSTransport | None = None
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = asyncio.get_running_loop().create_future()
@@ -140,6 +151,10 @@ class Client(WSListener):  # type: ignore[misc]
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type is WSMsgType.TEXT:
+            decode = self.decode
+            if decode is not None:
+                self.on_message(self, decode(frame.get_payload_as_memoryview()))
+                return
             message = self.wire.decode(self, frame.get_payload_as_bytes())
             if message is not None:
                 self.on_message(self, message)
@@ -176,11 +191,12 @@ async def connect(
     on_message: OnMessage,
     name: str = "",
     timeout: float = CONNECT_TIMEOUT,
+    decode: Callable[[memoryview], Any] | None = None,
 ) -> Client:
     """Open one client and wait until the server is ready for its messages."""
 
     def factory() -> Client:
-        return Client(wire, on_message, name)
+        return Client(wire, on_message, name, decode)
 
     for attempt in range(CONNECT_ATTEMPTS):
         try:
@@ -222,9 +238,16 @@ class Driver:
         self._marked_cpu = 0.0
         self._marked_at = 0.0
 
-    async def connect(self, on_message: OnMessage, name: str = "", node: int = 0) -> Client:
+    async def connect(
+        self,
+        on_message: OnMessage,
+        name: str = "",
+        node: int = 0,
+        decode: Callable[[memoryview], Any] | None = None,
+    ) -> Client:
         """A client on node ``node`` (modulo the number of nodes: 0 on a lone server)."""
-        client = await connect(self.wire, self.urls[node % len(self.urls)], on_message, name)
+        url = self.urls[node % len(self.urls)]
+        client = await connect(self.wire, url, on_message, name, decode=decode)
         self.clients.append(client)
         return client
 
@@ -241,9 +264,12 @@ class Driver:
         """Start counting (the measured window opens)."""
 
     async def on_report(self) -> dict[str, Any]:
+        # Read before the report is made: summing up the latencies is not load.
+        cpu_seconds = _own_cpu() - self._marked_cpu
+        wall_seconds = time.monotonic() - self._marked_at
         result = self.report()
-        result["generator_cpu_seconds"] = _own_cpu() - self._marked_cpu
-        result["generator_wall_seconds"] = time.monotonic() - self._marked_at
+        result["generator_cpu_seconds"] = cpu_seconds
+        result["generator_wall_seconds"] = wall_seconds
         return result
 
     def report(self) -> dict[str, Any]:

@@ -20,8 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from bench import stats
-from bench.loadgen import Client, Message
+from bench.loadgen import Client
 from bench.loadgen import Driver as BaseDriver
 from bench.scenario import (
     Case,
@@ -41,6 +43,17 @@ DRAIN_TIMEOUT = 60.0
 CHAT_PAD = "x" * 160
 """With the timestamp, about 200 B of chat."""
 DATABASE_FILE = "hubbub.db"
+
+
+class Received(msgspec.Struct):
+    """The fields of a received message this scenario reads (the rest are skipped)."""
+
+    type: str
+    message: str = ""
+    clientId: str = ""  # the wire's name
+
+
+_decode = msgspec.json.Decoder(Received).decode
 
 
 class ChatStore(Scenario):
@@ -182,15 +195,15 @@ class Driver(BaseDriver):
             async with gate:
                 joined = loop.create_future()
 
-                def on_message(client: Client, message: Message) -> None:
-                    if message["type"] == "room-joined" and not joined.done():
+                def on_message(client: Client, message: Received) -> None:
+                    if message.type == "room-joined" and not joined.done():
                         joined.set_result(None)
                     elif sender:
                         self._on_sender_message(client, message)
                     else:
                         self._on_member_message(client, message)
 
-                client = await self.connect(on_message, f"{room}/{user}")
+                client = await self.connect(on_message, f"{room}/{user}", decode=_decode)
                 client.send({"type": "join-room", "room": room, "userId": user})
                 await asyncio.wait_for(joined, JOIN_TIMEOUT)
                 if sender:
@@ -222,15 +235,15 @@ class Driver(BaseDriver):
         self.waiting += 1
         client.send_raw(self.chat_to(f"{number}@{sent}", sent))
 
-    def _on_sender_message(self, client: Client, message: Message) -> None:
-        kind = message["type"]
+    def _on_sender_message(self, client: Client, message: Received) -> None:
+        kind = message.type
         if kind == "chat-ack":
             now = time.monotonic()
             self.waiting -= 1
             self.acked_total += 1
             if self.counting:
                 self.acks += 1
-                self.ack_latencies.append(now - float(message["clientId"].split("@", 1)[1]))
+                self.ack_latencies.append(now - float(message.clientId.split("@", 1)[1]))
             if self.running:
                 self._send(client)
         elif kind == "chat":
@@ -245,11 +258,11 @@ class Driver(BaseDriver):
         if not self.running and self.waiting == 0 and drained is not None and not drained.done():
             drained.set_result(None)
 
-    def _on_member_message(self, client: Client, message: Message) -> None:
-        if message["type"] == "chat" and self.counting:
+    def _on_member_message(self, client: Client, message: Received) -> None:
+        if message.type == "chat" and self.counting:
             now = time.monotonic()
             self.deliveries += 1
-            self.delivery_latencies.append(now - float(message["message"].split(" ", 1)[0]))
+            self.delivery_latencies.append(now - float(message.message.split(" ", 1)[0]))
 
     async def on_run(self) -> dict[str, Any]:
         self.running = True
