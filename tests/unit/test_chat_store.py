@@ -254,3 +254,44 @@ def test_history_pages_back_and_checks_its_arguments() -> None:
     h.take("a")
     h.send("a", {"type": "history"})
     assert [m["code"] for m in h.take("a")] == ["not-in-room"]
+
+
+def test_a_batch_over_several_rooms_is_relayed_room_by_room_in_order() -> None:
+    h = Harness(auto=False)
+    for room in ("r", "s"):
+        h.join_now(f"{room}1", room, f"{room}-alice")
+        h.join_now(f"{room}2", room, f"{room}-bob")
+        h.take(f"{room}1")
+    for n in range(3):  # interleaved: r, s, r, s, r, s
+        h.send("r2", {"type": "chat", "message": f"r{n}", "ref": n})
+        h.send("s2", {"type": "chat", "message": f"s{n}", "ref": n})
+    h.answer()
+    assert h.outbox.relay_runs == 2  # one pass over each room's members
+    for room in ("r", "s"):
+        relayed = h.take(f"{room}1")
+        assert [(m["message"], m["seq"]) for m in relayed] == [
+            (f"{room}{n}", n + 1) for n in range(3)
+        ]
+        acks = h.take(f"{room}2")
+        assert [(m["type"], m["ref"], m["seq"]) for m in acks] == [
+            ("chat-ack", n, n + 1) for n in range(3)
+        ]
+
+
+def test_a_sender_that_moves_within_a_batch_gets_its_acks_in_the_order_it_sent() -> None:
+    h = Harness(auto=False)
+    h.join_now("a", "r", "alice")
+    h.join_now("b", "r", "bob")
+    h.join_now("c", "s", "carol")
+    # Room s comes first in the batch, alice's chat in r before hers in s.
+    h.send("c", {"type": "chat", "message": "in s", "ref": 1})
+    h.send("a", {"type": "chat", "message": "in r", "ref": 2})
+    h.send("a", {"type": "join-room", "room": "s", "userId": "alice"})
+    h.send("a", {"type": "chat", "message": "in s too", "ref": 3})
+    h.take("a")
+    while h.answer():
+        pass
+    acks = [m for m in h.take("a") if m["type"] == "chat-ack"]
+    assert [m["ref"] for m in acks] == [2, 3]
+    assert [m["message"] for m in h.take("b") if m["type"] == "chat"] == ["in r"]
+    assert [m["message"] for m in h.take("c") if m["type"] == "chat"] == ["in s too"]

@@ -486,7 +486,12 @@ class Hub:
         run_room: Room | None = None
         members: dict[str, Session] = {}
         touched: list[Room] = []
-        for request, stored in zip(pending, results, strict=True):
+        batch = list(zip(pending, results, strict=True))
+        if in_process:
+            order = _grouped_by_room(pending)
+            if order is not None:
+                batch = [batch[position] for position in order]
+        for request, stored in batch:
             room = request.room
             session = request.session
             client_id = stored.client_id
@@ -1878,6 +1883,31 @@ def _check_status(status: str, ref: Ref | None) -> None:
             "status is one of " + ", ".join(sorted(SETTABLE_STATUSES)),
             ref=ref,
         )
+
+
+def _grouped_by_room(pending: list[PendingChat]) -> list[int] | None:
+    """The batch's positions, each room's messages together (rooms in the order
+    they first appear, each room's messages in their order), so that the relay
+    makes one pass over a room's members per batch rather than per message; or
+    ``None`` to keep the order as it is.
+
+    Only a sender sees two rooms' messages (its acks), and only if it moved
+    between them within the batch: then the order stays as it is, so that its
+    acks still come in the order it sent."""
+    groups: dict[Room, list[int]] = {}
+    rooms_of: dict[Session, Room] = {}
+    for position, request in enumerate(pending):
+        room = request.room
+        if rooms_of.setdefault(request.session, room) is not room:
+            return None
+        group = groups.get(room)
+        if group is None:
+            groups[room] = [position]
+        else:
+            group.append(position)
+    if len(groups) in (1, len(pending)):  # nothing to gain
+        return None
+    return [position for group in groups.values() for position in group]
 
 
 def _check_name(value: str, field: str, max_length: int, ref: Ref | None) -> None:

@@ -306,14 +306,11 @@ class TransportOutbox:
 
     def relay_run(self, sessions: Iterable[Session], run: list[RelayItem]) -> None:
         corked = self._corked
+        # The frames go on after the opening brace (see numbered_frame_head): a
+        # copy of the rest, made once for every member, costs less than a
+        # memoryview's slice of a chat-sized message.
         items = [
-            (
-                relay,
-                None if relay is None else memoryview(relay)[1:],
-                sender,
-                ack,
-                memoryview(ack)[1:],
-            )
+            (relay, None if relay is None else relay[1:], sender, ack, ack[1:])
             for relay, sender, ack in run
         ]
         relays = acks = 0
