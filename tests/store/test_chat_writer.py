@@ -4,6 +4,7 @@ the one ahead is written, and the store going on while the event loop is busy.""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -32,7 +33,13 @@ class _Taking:
         self.store.took.set()
         if not self.store.hold.wait(10):
             raise RuntimeError("held too long")
+        if self.store.fail_next_take:
+            self.store.fail_next_take = False
+            raise sqlite3.OperationalError("disk I/O error")
         return drafts, now_ms
+
+    def written(self, results: list[StoredChat]) -> None:
+        self.batch.written(results)
 
 
 class RecordingStore(SqliteStore):
@@ -44,14 +51,22 @@ class RecordingStore(SqliteStore):
         self.took = threading.Event()
         self.hold = threading.Event()
         self.hold.set()
+        self.fail_next_take = False
+        self.returning = asyncio.Event()
+        """Cleared: an append that is written does not return (yet)."""
+        self.returning.set()
 
     async def append_gathered(self, batch: OpenBatch) -> list[StoredChat]:
-        return await super().append_gathered(_Taking(batch, self))
+        results = await super().append_gathered(_Taking(batch, self))
+        await self.returning.wait()
+        return results
 
 
 class Reports:
     def __init__(self) -> None:
         self.tokens: list[list[int]] = []
+        self.order: list[str] = []
+        """``stored`` or ``failed``, a batch at a time."""
         self.seqs: list[int] = []
         self.failures: list[tuple[list[int], str]] = []
         self.during_first: Any = None
@@ -60,12 +75,14 @@ class Reports:
 
     def stored(self, tokens: list[int], results: list[StoredChat]) -> None:
         self.tokens.append(tokens)
+        self.order.append("stored")
         self.seqs.extend(result.seq for result in results)
         if len(self.tokens) == 1 and self.during_first is not None:
             self.during_first()
 
     def failed(self, tokens: list[int], error: StoreError) -> None:
         self.failures.append((tokens, str(error)))
+        self.order.append("failed")
 
 
 def chat(number: int) -> ChatDraft:
@@ -105,6 +122,7 @@ async def writing(
         yield reports, writer
     finally:
         store.hold.set()
+        store.returning.set()
         await writer.close()
         await store.close()
 
@@ -205,3 +223,42 @@ async def test_a_closed_store_refuses_at_once(tmp_path: Path) -> None:
     await store.close()
     with pytest.raises(StoreError, match="the store is closed"):
         await asyncio.wait_for(store.append_chats([chat(0)], 0), 5)
+
+
+async def test_a_batch_is_reported_once_committed_before_its_append_returns(
+    tmp_path: Path,
+) -> None:
+    """The store tells the writer from its own thread: the report does not wait for
+    the event loop to resume the append (several turns of a busy loop)."""
+    store = await opened(tmp_path)
+    async with writing(store, max_batch=10, max_pending=100, delay=0.0) as (reports, writer):
+        store.returning.clear()
+        for number in range(3):
+            writer.add(number, chat(number))
+        await until(lambda: reports.tokens == [[0, 1, 2]])
+        assert len(writer) == 0
+        assert writer.batches == 1
+        store.returning.set()
+        writer.add(3, chat(3))
+        await writer.drain()
+        assert reports.tokens == [[0, 1, 2], [3]]
+        assert reports.seqs == [1, 2, 3, 4]
+
+
+async def test_a_batch_written_behind_a_failed_one_is_reported_after_it(
+    tmp_path: Path,
+) -> None:
+    store = await opened(tmp_path)
+    async with writing(store, max_batch=10, max_pending=100, delay=0.0) as (reports, writer):
+        store.hold.clear()
+        store.fail_next_take = True
+        writer.add(0, chat(0))
+        await until(lambda: store.taken == [1])  # held, and will fail once let go
+        for number in range(1, 4):  # the next batch, committed once the first failed
+            writer.add(number, chat(number))
+        store.hold.set()
+        await writer.drain()
+        assert reports.order == ["failed", "stored"]
+        assert reports.failures == [([0], "SQLite: disk I/O error")]
+        assert reports.tokens == [[1, 2, 3]]
+        assert reports.seqs == [1, 2, 3]

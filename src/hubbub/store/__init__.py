@@ -156,6 +156,13 @@ class OpenBatch(Protocol):
         time to store them at (milliseconds since the Unix epoch)."""
         ...
 
+    def written(self, results: list[StoredChat]) -> None:
+        """The batch is committed, with these results (one per draft). A store may
+        call this, from any thread, as soon as it commits, before
+        :meth:`Store.append_gathered` returns the same results: the writer can
+        then report the batch without waiting for the append's task to resume."""
+        ...
+
 
 class Store(Protocol):
     """The operations every backend provides, all safe to call concurrently."""

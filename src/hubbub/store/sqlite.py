@@ -173,7 +173,14 @@ class SqliteStore:
 
     # -- plumbing -------------------------------------------------------------
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        committed: Callable[[T], None] | None = None,
+    ) -> T:
+        """``work`` in a transaction of its own, on the writer's thread; then
+        ``committed`` (on that thread) with its result, if given."""
+
         def run() -> T:
             db = self._writer
             if db is None:
@@ -185,6 +192,8 @@ class SqliteStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+            if committed is not None:
+                committed(result)
             return result
 
         return await self._call(self._write_thread, run)
@@ -277,7 +286,9 @@ class SqliteStore:
         # Taken on the writer's thread once the batches ahead of it are written,
         # not when it is handed over: the thread goes from one batch to the next
         # without waiting for the event loop.
-        return await self._write(lambda db: _append_chats(db, *batch.take()))
+        # Told from this thread as soon as it is committed: the event loop
+        # reports it at its next turn.
+        return await self._write(lambda db: _append_chats(db, *batch.take()), batch.written)
 
     async def room_state(self, room: str, recent: int) -> RoomState:
         def work(db: sqlite3.Connection) -> RoomState:

@@ -37,18 +37,35 @@ T2 = TypeVar("T2")
 class _Batch(Generic[T]):
     """Appends for one transaction; open until the store takes them (from its thread)."""
 
-    __slots__ = ("_lock", "_wall_clock", "drafts", "taken", "taken_at", "task", "tokens")
+    __slots__ = (
+        "_lock",
+        "_on_written",
+        "_wall_clock",
+        "drafts",
+        "outcome",
+        "taken",
+        "taken_at",
+        "task",
+        "tokens",
+    )
 
-    def __init__(self, wall_clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        wall_clock: Callable[[], float],
+        on_written: Callable[[_Batch[T], list[StoredChat]], None],
+    ) -> None:
         self._lock = threading.Lock()
         self._wall_clock = wall_clock
+        self._on_written = on_written
         self.tokens: list[T] = []
         self.drafts: list[ChatDraft] = []
         self.taken = False
         self.taken_at = 0.0
         """``time.perf_counter()`` when the store took the batch (its write began)."""
-        self.task: asyncio.Task[list[StoredChat]] | None = None
+        self.task: asyncio.Task[None] | None = None
         """Writing the batch, once it is handed to the store."""
+        self.outcome: list[StoredChat] | StoreError | None = None
+        """Once known (on the event loop): the results, or why nothing was stored."""
 
     def add(self, token: T, draft: ChatDraft, max_size: int) -> bool:
         """Join the batch, unless it was taken, is being taken, or is full.
@@ -74,6 +91,9 @@ class _Batch(Generic[T]):
                 self.taken = True
                 self.taken_at = time.perf_counter()
         return self.drafts, int(self._wall_clock() * 1000)
+
+    def written(self, results: list[StoredChat]) -> None:
+        self._on_written(self, results)
 
 
 class ChatWriter(Generic[T]):
@@ -108,10 +128,10 @@ class ChatWriter(Generic[T]):
         self._handed: deque[_Batch[T]] = deque()
         """Batches handed to the store (or to be, at start), oldest first."""
         self._pending = 0
-        self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """Set by :meth:`start`: batches are written from then on."""
         self.batches = 0
         """Batches committed so far (for tests and metrics)."""
         self.on_commit: Callable[[float], None] | None = None
@@ -135,9 +155,9 @@ class ChatWriter(Generic[T]):
             self._delayed = None
             if batch is not None:
                 self._hand_over(batch)
-        batch = self._open = _Batch(self._wall_clock)
+        batch = self._open = _Batch(self._wall_clock, self._written)
         batch.add(token, draft, self._max_batch)
-        if self._handed or self._task is None or self._delay <= 0:
+        if self._handed or self._loop is None or self._delay <= 0:
             self._hand_over(batch)
         else:  # the first after a quiet spell: let a few more join it
             self._delayed = asyncio.get_running_loop().call_later(
@@ -146,7 +166,7 @@ class ChatWriter(Generic[T]):
         return True
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
         for batch in self._handed:  # gathered before the start
             self._write(batch)
 
@@ -156,11 +176,6 @@ class ChatWriter(Generic[T]):
 
     async def close(self) -> None:
         await self.drain()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     def _hand_over_delayed(self) -> None:
         self._delayed = None
@@ -169,70 +184,65 @@ class ChatWriter(Generic[T]):
 
     def _hand_over(self, batch: _Batch[T]) -> None:
         self._handed.append(batch)
-        if self._task is not None:
+        if self._loop is not None:
             self._write(batch)
-            self._wakeup.set()
 
     def _write(self, batch: _Batch[T]) -> None:
         # Tasks start in the order they are created, and each reaches the store
         # before its first suspension: batches are handed over in order.
-        batch.task = asyncio.get_running_loop().create_task(self._commit(batch))
+        assert self._loop is not None
+        batch.task = self._loop.create_task(self._commit(batch))
 
-    async def _commit(self, batch: _Batch[T]) -> list[StoredChat]:
-        results = await self._store.append_gathered(batch)
-        self.batches += 1
-        if self.on_commit is not None:  # the write itself, not the wait behind others
-            self.on_commit(time.perf_counter() - batch.taken_at)
-        return results
-
-    async def _run(self) -> None:
-        """Report the batches handed over, in order, as each is written."""
-        handed = self._handed
-        loop = asyncio.get_running_loop()
-        while True:
-            if not handed:
-                if not self._pending:
-                    self._idle.set()
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            batch = handed[0]
-            task = batch.task
-            if task is None:  # pragma: no cover - every batch handed after start has one
-                raise RuntimeError("a batch was handed over without being written")
-            try:
-                results = await task
-            except StoreError as exc:
-                log.error("event=store-failed messages=%d error=%s", len(batch.tokens), exc)
-                self._finish(loop, batch, self._failed, exc)
-                continue
-            except Exception as exc:
-                log.exception("event=store-failed messages=%d", len(batch.tokens))
-                self._finish(loop, batch, self._failed, StoreError(type(exc).__name__))
-                continue
-            self._finish(loop, batch, self._stored, results)
-
-    def _finish(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: _Batch[T],
-        callback: Callable[[list[T], T2], None],
-        value: T2,
-    ) -> None:
-        self._handed.popleft()
-        batch.take()  # a batch that failed before the store took it joins nothing more
-        if batch is self._open:
-            self._open = None
-        self._pending -= len(batch.tokens)
-        # Reported from a callback of its own: the loop relays and acknowledges
-        # this batch while the store writes the next. Callbacks run in the order
-        # they are scheduled, so batches are reported in order, and before
-        # anything that waits for drain() resumes.
-        loop.call_soon(self._report, callback, batch.tokens, value)
-
-    @staticmethod
-    def _report(callback: Callable[[list[T], T2], None], tokens: list[T], value: T2) -> None:
+    async def _commit(self, batch: _Batch[T]) -> None:
         try:
-            callback(tokens, value)
-        except Exception:
-            log.exception("event=store-callback-failed")
+            results = await self._store.append_gathered(batch)
+        except StoreError as exc:
+            log.error("event=store-failed messages=%d error=%s", len(batch.tokens), exc)
+            self._complete(batch, exc)
+        except Exception as exc:
+            log.exception("event=store-failed messages=%d", len(batch.tokens))
+            self._complete(batch, StoreError(type(exc).__name__))
+        else:
+            self._complete(batch, results)  # unless the store said so already
+
+    def _written(self, batch: _Batch[T], results: list[StoredChat]) -> None:
+        """The store committed ``batch`` (told from its own thread, perhaps): the loop
+        reports it at its next turn, without waiting to resume the append's task,
+        which takes a few turns more (10 ms and more in a storm)."""
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            self._loop.call_soon_threadsafe(self._complete, batch, results)
+
+    def _complete(self, batch: _Batch[T], outcome: list[StoredChat] | StoreError) -> None:
+        if batch.outcome is not None:  # both the store and the append's return told
+            return
+        batch.outcome = outcome
+        if isinstance(outcome, StoreError):
+            batch.take()  # nothing more joins a batch that failed
+        else:
+            self.batches += 1
+            if self.on_commit is not None:  # the write itself, not the wait behind others
+                self.on_commit(time.perf_counter() - batch.taken_at)
+        self._report_ready()
+
+    def _report_ready(self) -> None:
+        """Report every batch whose outcome is known, oldest first, up to the first
+        still being written: results come back in the order the messages arrived.
+        The loop relays and acknowledges a batch while the store writes the next."""
+        handed = self._handed
+        while handed and handed[0].outcome is not None:
+            batch = handed.popleft()
+            batch.take()  # a batch that failed before the store took it joins nothing more
+            if batch is self._open:
+                self._open = None
+            self._pending -= len(batch.tokens)
+            outcome = batch.outcome
+            try:
+                if isinstance(outcome, StoreError):
+                    self._failed(batch.tokens, outcome)
+                elif outcome is not None:
+                    self._stored(batch.tokens, outcome)
+            except Exception:
+                log.exception("event=store-callback-failed")
+        if not handed and not self._pending:
+            self._idle.set()
