@@ -295,3 +295,20 @@ def test_a_sender_that_moves_within_a_batch_gets_its_acks_in_the_order_it_sent()
     assert [m["ref"] for m in acks] == [2, 3]
     assert [m["message"] for m in h.take("b") if m["type"] == "chat"] == ["in r"]
     assert [m["message"] for m in h.take("c") if m["type"] == "chat"] == ["in s too"]
+
+
+def test_a_sender_that_moves_within_a_batch_hears_its_new_room_after_its_ack() -> None:
+    h = Harness(auto=False)
+    h.join_now("a", "r", "alice")
+    h.join_now("b", "r", "bob")
+    h.join_now("c", "s", "carol")
+    h.send("c", {"type": "chat", "message": "before", "ref": 1})  # room s first in the batch
+    h.send("a", {"type": "chat", "message": "in r", "ref": 2})
+    h.send("a", {"type": "join-room", "room": "s", "userId": "alice"})
+    h.send("c", {"type": "chat", "message": "after", "ref": 3})
+    h.take("a")
+    while h.answer():
+        pass
+    heard = [(m["type"], m.get("ref") or m.get("message")) for m in h.take("a")]
+    heard = [entry for entry in heard if entry[0] in ("chat", "chat-ack")]
+    assert heard.index(("chat-ack", 2)) < heard.index(("chat", "after"))

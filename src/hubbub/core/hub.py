@@ -1891,14 +1891,14 @@ def _grouped_by_room(pending: list[PendingChat]) -> list[int] | None:
     makes one pass over a room's members per batch rather than per message; or
     ``None`` to keep the order as it is.
 
-    Only a sender sees two rooms' messages (its acks), and only if it moved
-    between them within the batch: then the order stays as it is, so that its
-    acks still come in the order it sent."""
+    A member hears only its room's messages and its own acks, so the order each
+    member sees is the same either way, unless a sender has left the room it
+    sent a message of this batch to: then the order stays as it is, so that its
+    acks and what it hears in its new room come in the order they happened."""
     groups: dict[Room, list[int]] = {}
-    rooms_of: dict[Session, Room] = {}
     for position, request in enumerate(pending):
         room = request.room
-        if rooms_of.setdefault(request.session, room) is not room:
+        if request.session.room is not room:
             return None
         group = groups.get(room)
         if group is None:

@@ -306,9 +306,10 @@ class TransportOutbox:
 
     def relay_run(self, sessions: Iterable[Session], run: list[RelayItem]) -> None:
         corked = self._corked
-        # The frames go on after the opening brace (see numbered_frame_head): a
-        # copy of the rest, made once for every member, costs less than a
-        # memoryview's slice of a chat-sized message.
+        # A frame goes on after the payload's opening brace (see
+        # numbered_frame_head): a copy of the rest, made once per message and
+        # written to every member, costs less than a memoryview's slice for a
+        # chat-sized message.
         items = [
             (relay, None if relay is None else relay[1:], sender, ack, ack[1:])
             for relay, sender, ack in run

@@ -93,6 +93,7 @@ class _Batch(Generic[T]):
         return self.drafts, int(self._wall_clock() * 1000)
 
     def written(self, results: list[StoredChat]) -> None:
+        """From the store (any thread): the batch is committed with ``results``."""
         self._on_written(self, results)
 
 
