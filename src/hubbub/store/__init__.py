@@ -16,7 +16,7 @@ and a batch that fails commits nothing, numbers included.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -182,11 +182,15 @@ class Store(Protocol):
         the order given. Nothing is stored if this raises.
         """
 
-    async def append_gathered(self, batch: OpenBatch) -> list[StoredChat]:
+    def append_gathered(self, batch: OpenBatch) -> Awaitable[list[StoredChat]]:
         """:meth:`append_chats` for the drafts ``batch.take()`` gives, taken only
         when this store is ready to write them: after every batch handed to it
         before has been written, so that what arrives meanwhile joins this one.
-        Batches handed over in turn are written in that order, one at a time."""
+        Batches handed over in turn are written in that order, one at a time.
+
+        The batch is handed over by this call, not when what it returns is first
+        awaited: a store may start on it at once (an ``async def`` starts when
+        awaited)."""
 
     async def room_state(self, room: str, recent: int) -> RoomState:
         """The room's last sequence number (0 if it has none) and its last ``recent`` messages."""

@@ -15,7 +15,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,11 +75,17 @@ class _Worker:
                 future.set_exception(exc)
 
     async def call(self, work: Callable[[], T]) -> T:
+        return await self.submit(work)
+
+    def submit(self, work: Callable[[], T]) -> asyncio.Future[T]:
+        """Queue ``work`` for the thread now; its result, once it has run."""
         if self._stopped:  # nothing would ever run it
-            raise StoreError("the store is closed")
+            refused: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            refused.set_exception(StoreError("the store is closed"))
+            return refused
         future: Future[T] = Future()
         self._calls.put((work, future))
-        return await asyncio.wrap_future(future)
+        return asyncio.wrap_future(future)
 
     def stop(self) -> None:
         self._stopped = True
@@ -173,13 +179,17 @@ class SqliteStore:
 
     # -- plumbing -------------------------------------------------------------
 
-    async def _write(
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in a transaction of its own, on the writer's thread."""
+        return await self._call(self._write_thread, self._transaction(work))
+
+    def _transaction(
         self,
         work: Callable[[sqlite3.Connection], T],
         committed: Callable[[T], None] | None = None,
-    ) -> T:
-        """``work`` in a transaction of its own, on the writer's thread; then
-        ``committed`` (on that thread) with its result, if given."""
+    ) -> Callable[[], T]:
+        """What runs ``work`` in a transaction of its own on the writer's thread,
+        then ``committed`` (on that thread) with its result, if given."""
 
         def run() -> T:
             db = self._writer
@@ -196,7 +206,7 @@ class SqliteStore:
                 committed(result)
             return result
 
-        return await self._call(self._write_thread, run)
+        return run
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
@@ -282,13 +292,21 @@ class SqliteStore:
     async def append_chats(self, drafts: list[ChatDraft], now_ms: int) -> list[StoredChat]:
         return await self._write(lambda db: _append_chats(db, drafts, now_ms))
 
-    async def append_gathered(self, batch: OpenBatch) -> list[StoredChat]:
-        # Taken on the writer's thread once the batches ahead of it are written,
-        # not when it is handed over: the thread goes from one batch to the next
-        # without waiting for the event loop.
-        # Told from this thread as soon as it is committed: the event loop
-        # reports it at its next turn.
-        return await self._write(lambda db: _append_chats(db, *batch.take()), batch.written)
+    def append_gathered(self, batch: OpenBatch) -> Awaitable[list[StoredChat]]:
+        # Queued for the writer's thread at once (not from a task, which a busy
+        # event loop starts 20 ms later and more), and taken there once the
+        # batches ahead of it are written: the thread goes from one batch to the
+        # next without waiting for the loop. Told from that thread as soon as it
+        # is committed: the loop reports it at its next turn.
+        work = self._transaction(lambda db: _append_chats(db, *batch.take()), batch.written)
+
+        def run() -> list[StoredChat]:
+            try:
+                return work()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite: {exc}") from exc
+
+        return self._write_thread.submit(run)
 
     async def room_state(self, room: str, recent: int) -> RoomState:
         def work(db: sqlite3.Connection) -> RoomState:

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from hubbub.store import ChatDraft, Store, StoredChat, StoreError
@@ -189,14 +189,17 @@ class ChatWriter(Generic[T]):
             self._write(batch)
 
     def _write(self, batch: _Batch[T]) -> None:
-        # Tasks start in the order they are created, and each reaches the store
-        # before its first suspension: batches are handed over in order.
+        # Handed to the store now, in order (the SQLite store queues it for its
+        # thread at once); a store whose append starts only when awaited gets
+        # it when the task first runs, and tasks start in the order they are
+        # created.
         assert self._loop is not None
-        batch.task = self._loop.create_task(self._commit(batch))
+        appending = self._store.append_gathered(batch)
+        batch.task = self._loop.create_task(self._commit(batch, appending))
 
-    async def _commit(self, batch: _Batch[T]) -> None:
+    async def _commit(self, batch: _Batch[T], appending: Awaitable[list[StoredChat]]) -> None:
         try:
-            results = await self._store.append_gathered(batch)
+            results = await appending
         except StoreError as exc:
             log.error("event=store-failed messages=%d error=%s", len(batch.tokens), exc)
             self._complete(batch, exc)
