@@ -31,7 +31,6 @@ from hubbub.store import ChatDraft, Store, StoredChat, StoreError
 log = logging.getLogger("hubbub.store")
 
 T = TypeVar("T")
-T2 = TypeVar("T2")
 
 
 class _Batch(Generic[T]):
@@ -47,6 +46,7 @@ class _Batch(Generic[T]):
         "taken_at",
         "task",
         "tokens",
+        "written_at",
     )
 
     def __init__(
@@ -62,6 +62,8 @@ class _Batch(Generic[T]):
         self.taken = False
         self.taken_at = 0.0
         """``time.perf_counter()`` when the store took the batch (its write began)."""
+        self.written_at = 0.0
+        """... and when it said the batch was committed (0.0: it did not say)."""
         self.task: asyncio.Task[None] | None = None
         """Writing the batch, once it is handed to the store."""
         self.outcome: list[StoredChat] | StoreError | None = None
@@ -94,6 +96,7 @@ class _Batch(Generic[T]):
 
     def written(self, results: list[StoredChat]) -> None:
         """From the store (any thread): the batch is committed with ``results``."""
+        self.written_at = time.perf_counter()
         self._on_written(self, results)
 
 
@@ -226,7 +229,8 @@ class ChatWriter(Generic[T]):
         else:
             self.batches += 1
             if self.on_commit is not None:  # the write itself, not the wait behind others
-                self.on_commit(time.perf_counter() - batch.taken_at)
+                done_at = batch.written_at or time.perf_counter()
+                self.on_commit(done_at - batch.taken_at)
         self._report_ready()
 
     def _report_ready(self) -> None:
