@@ -127,17 +127,25 @@ async def writing(
         await store.close()
 
 
+async def gather_behind_a_held_batch(
+    store: RecordingStore, writer: ChatWriter[int], numbers: range
+) -> None:
+    """Append 0 and hold the store's thread on that batch; then append ``numbers``,
+    which gather in the next batch meanwhile."""
+    store.hold.clear()
+    assert writer.add(0, chat(0))
+    await until(lambda: store.taken == [1])
+    store.took.clear()
+    for number in numbers:
+        assert writer.add(number, chat(number))
+
+
 async def test_the_next_batch_gathers_and_is_written_while_the_loop_is_busy(
     tmp_path: Path,
 ) -> None:
     store = await opened(tmp_path)
     async with writing(store, max_batch=100, max_pending=1000, delay=0.0) as (reports, writer):
-        store.hold.clear()
-        assert writer.add(0, chat(0))
-        await until(lambda: store.taken == [1])  # the store holds the first batch
-        store.took.clear()
-        for number in range(1, 21):  # they gather while the first is being written
-            assert writer.add(number, chat(number))
+        await gather_behind_a_held_batch(store, writer, range(1, 21))
         assert len(writer) == 21
 
         # The first report blocks the event loop's thread until the store took
@@ -250,12 +258,8 @@ async def test_a_batch_written_behind_a_failed_one_is_reported_after_it(
 ) -> None:
     store = await opened(tmp_path)
     async with writing(store, max_batch=10, max_pending=100, delay=0.0) as (reports, writer):
-        store.hold.clear()
-        store.fail_next_take = True
-        writer.add(0, chat(0))
-        await until(lambda: store.taken == [1])  # held, and will fail once let go
-        for number in range(1, 4):  # the next batch, committed once the first failed
-            writer.add(number, chat(number))
+        store.fail_next_take = True  # the first batch fails once let go
+        await gather_behind_a_held_batch(store, writer, range(1, 4))
         store.hold.set()
         await writer.drain()
         assert reports.order == ["failed", "stored"]

@@ -278,19 +278,24 @@ def test_a_batch_over_several_rooms_is_relayed_room_by_room_in_order() -> None:
         ]
 
 
-def test_a_sender_that_moves_within_a_batch_gets_its_acks_in_the_order_it_sent() -> None:
+def alice_moves_within_a_batch(last_sender: str, last_message: str) -> Harness:
+    """One batch: carol's chat in s, alice's in r, alice joins s, then a last chat in s."""
     h = Harness(auto=False)
     h.join_now("a", "r", "alice")
     h.join_now("b", "r", "bob")
     h.join_now("c", "s", "carol")
-    # Room s comes first in the batch, alice's chat in r before hers in s.
-    h.send("c", {"type": "chat", "message": "in s", "ref": 1})
+    h.send("c", {"type": "chat", "message": "in s", "ref": 1})  # room s first in the batch
     h.send("a", {"type": "chat", "message": "in r", "ref": 2})
     h.send("a", {"type": "join-room", "room": "s", "userId": "alice"})
-    h.send("a", {"type": "chat", "message": "in s too", "ref": 3})
+    h.send(last_sender, {"type": "chat", "message": last_message, "ref": 3})
     h.take("a")
     while h.answer():
         pass
+    return h
+
+
+def test_a_sender_that_moves_within_a_batch_gets_its_acks_in_the_order_it_sent() -> None:
+    h = alice_moves_within_a_batch("a", "in s too")
     acks = [m for m in h.take("a") if m["type"] == "chat-ack"]
     assert [m["ref"] for m in acks] == [2, 3]
     assert [m["message"] for m in h.take("b") if m["type"] == "chat"] == ["in r"]
@@ -298,17 +303,7 @@ def test_a_sender_that_moves_within_a_batch_gets_its_acks_in_the_order_it_sent()
 
 
 def test_a_sender_that_moves_within_a_batch_hears_its_new_room_after_its_ack() -> None:
-    h = Harness(auto=False)
-    h.join_now("a", "r", "alice")
-    h.join_now("b", "r", "bob")
-    h.join_now("c", "s", "carol")
-    h.send("c", {"type": "chat", "message": "before", "ref": 1})  # room s first in the batch
-    h.send("a", {"type": "chat", "message": "in r", "ref": 2})
-    h.send("a", {"type": "join-room", "room": "s", "userId": "alice"})
-    h.send("c", {"type": "chat", "message": "after", "ref": 3})
-    h.take("a")
-    while h.answer():
-        pass
+    h = alice_moves_within_a_batch("c", "after")
     heard = [(m["type"], m.get("ref") or m.get("message")) for m in h.take("a")]
     heard = [entry for entry in heard if entry[0] in ("chat", "chat-ack")]
     assert heard.index(("chat-ack", 2)) < heard.index(("chat", "after"))
