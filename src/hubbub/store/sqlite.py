@@ -181,7 +181,7 @@ class SqliteStore:
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` in a transaction of its own, on the writer's thread."""
-        return await self._call(self._write_thread, self._transaction(work))
+        return await self._submit(self._write_thread, self._transaction(work))
 
     def _transaction(
         self,
@@ -215,14 +215,20 @@ class SqliteStore:
                 raise StoreError("the store is closed")
             return work(db)
 
-        return await self._call(self._read_thread, run)
+        return await self._submit(self._read_thread, run)
 
     @staticmethod
-    async def _call(thread: _Worker, run: Callable[[], T]) -> T:
-        try:
-            return await thread.call(run)
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite: {exc}") from exc
+    def _submit(thread: _Worker, run: Callable[[], T]) -> asyncio.Future[T]:
+        """``run`` queued for ``thread`` now; a SQLite error it raises comes back
+        as a :class:`StoreError`."""
+
+        def translated() -> T:
+            try:
+                return run()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite: {exc}") from exc
+
+        return thread.submit(translated)
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(
@@ -247,7 +253,7 @@ class SqliteStore:
             self._migrate(self._writer)
             self._reader = self._connect()
 
-        await self._call(self._write_thread, run)
+        await self._submit(self._write_thread, run)
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         known = migrations("sqlite")
@@ -299,14 +305,7 @@ class SqliteStore:
         # next without waiting for the loop. Told from that thread as soon as it
         # is committed: the loop reports it at its next turn.
         work = self._transaction(lambda db: _append_chats(db, *batch.take()), batch.written)
-
-        def run() -> list[StoredChat]:
-            try:
-                return work()
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite: {exc}") from exc
-
-        return self._write_thread.submit(run)
+        return self._submit(self._write_thread, work)
 
     async def room_state(self, room: str, recent: int) -> RoomState:
         def work(db: sqlite3.Connection) -> RoomState:

@@ -239,8 +239,7 @@ class ChatWriter(Generic[T]):
         The loop relays and acknowledges a batch while the store writes the next."""
         handed = self._handed
         while handed and handed[0].outcome is not None:
-            batch = handed.popleft()
-            batch.take()  # a batch that failed before the store took it joins nothing more
+            batch = handed.popleft()  # taken: by the store, or by _complete on a failure
             if batch is self._open:
                 self._open = None
             self._pending -= len(batch.tokens)
