@@ -83,6 +83,11 @@ async def record(args: argparse.Namespace) -> int:
         for track in tracks.values():
             await recording.add(track)
         await recording.start()
+        if not recording.kinds:
+            await recording.stop()
+            raise CommandError(
+                f"{target}'s video sent no frame within {recording.first_frame_timeout:g} s"
+            )
         started = time.monotonic()
         kinds = ", ".join(sorted(recording.kinds))
         print(f"recording {target} ({kinds}) to {args.out}", flush=True)

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import av
 import numpy as np
@@ -185,37 +185,92 @@ class Recording:
     """Records the tracks of one peer to a file with aiortc's ``MediaRecorder``
     (the container follows the file's extension: ``.mp4``, ``.mkv``, ``.webm``...).
 
-    Add each track as it arrives; the recording starts with the first one. Call
-    :meth:`stop` to finish the file.
+    Add every track, then :meth:`start`; a file's streams are fixed when it starts, so
+    a track added later is refused. Call :meth:`stop` to finish the file; a recording
+    is not started again.
+
+    A video stream's size is the size of its first frame. Video often starts later
+    than audio (the decoder waits for a key frame), so :meth:`start` waits up to
+    ``first_frame_timeout`` seconds for the video track's first frame before anything
+    is written; a video track that sends none by then is left out of the file
+    (:attr:`kinds` says what is recorded).
     """
 
-    def __init__(self, path: str | Path, *, format: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, format: str | None = None, first_frame_timeout: float = 10.0
+    ) -> None:
         self.path = Path(path)
+        self.first_frame_timeout = first_frame_timeout
         self._recorder = MediaRecorder(str(self.path), format=format)
-        self._kinds: set[str] = set()
-        self._started = False
+        self._tracks: dict[str, MediaStreamTrack] = {}
+        self._state: Literal["new", "started", "stopped"] = "new"
         self._lock = asyncio.Lock()
 
     @property
     def kinds(self) -> frozenset[str]:
-        return frozenset(self._kinds)
+        """The kinds of the tracks added, or once started, of those recorded."""
+        return frozenset(self._tracks)
 
     async def add(self, track: MediaStreamTrack) -> None:
+        """Record ``track`` (one track of each kind; a second one is ignored)."""
         async with self._lock:
-            if track.kind in self._kinds:
-                return
-            self._kinds.add(track.kind)
-            self._recorder.addTrack(track)
+            if self._state != "new":
+                raise RuntimeError("the recording has started: its streams are fixed")
+            self._tracks.setdefault(track.kind, track)
 
     async def start(self) -> None:
         async with self._lock:
-            if not self._started:
-                self._started = True
-                await self._recorder.start()
+            if self._state != "new":
+                return
+            self._state = "started"
+            video = self._tracks.pop("video", None)
+            if video is not None:
+                first = await _first_frame(video, self.first_frame_timeout)
+                if first is not None:
+                    # The video goes first: its task sets the stream's size before
+                    # the audio's first packet makes the container write its header.
+                    primed = _FrameAhead(video, first)
+                    self._tracks = {"video": primed, **self._tracks}
+                else:
+                    log.warning(
+                        "no video frame within %g s: recording without video",
+                        self.first_frame_timeout,
+                    )
+            for track in self._tracks.values():
+                self._recorder.addTrack(track)
+            await self._recorder.start()
 
     async def stop(self) -> None:
         async with self._lock:
-            if self._started:
-                self._started = False
+            if self._state == "started":
+                self._state = "stopped"
                 with contextlib.suppress(Exception):
                     await self._recorder.stop()
+
+
+async def _first_frame(track: MediaStreamTrack, timeout: float) -> av.frame.Frame | None:
+    try:
+        async with asyncio.timeout(timeout):
+            frame = await track.recv()
+    except (TimeoutError, MediaStreamError):
+        return None
+    assert isinstance(frame, av.frame.Frame)
+    return frame
+
+
+class _FrameAhead(MediaStreamTrack):
+    """``track``'s frames, after one already taken from it."""
+
+    def __init__(self, track: MediaStreamTrack, first: av.frame.Frame) -> None:
+        super().__init__()
+        self.kind = track.kind
+        self._track = track
+        self._first: av.frame.Frame | None = first
+
+    async def recv(self) -> av.frame.Frame:
+        first, self._first = self._first, None
+        if first is not None:
+            return first
+        frame = await self._track.recv()
+        assert isinstance(frame, av.frame.Frame)
+        return frame
