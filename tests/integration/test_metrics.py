@@ -62,7 +62,9 @@ async def test_metrics_need_the_metrics_key_or_the_api_key(start_hub) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(url + "/metrics") as response:
             assert response.status == 401
-            assert (await response.json())["error"]["code"] == "unauthorized"
+            error = (await response.json())["error"]
+            assert error["code"] == "unauthorized"
+            assert "the metrics key or the API key" in error["message"]
         async with http.get(
             url + "/metrics", headers={"Authorization": "Bearer wrong"}
         ) as response:

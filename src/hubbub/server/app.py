@@ -485,7 +485,9 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
             )
         if not any(bearer_matches(request, key) for key in keys):
             raise ApiError(
-                401, "unauthorized", "send the metrics key as 'Authorization: Bearer KEY'"
+                401,
+                "unauthorized",
+                "send the metrics key or the API key as 'Authorization: Bearer KEY'",
             )
         return web.Response(
             text=metrics.render(server), headers={"Content-Type": metrics.CONTENT_TYPE}

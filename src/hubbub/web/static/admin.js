@@ -140,8 +140,10 @@ async function act(method, path) {
 async function refresh() {
   clearTimeout(timer);
   try {
-    const [server, rooms, metrics] = await Promise.all([
-      call("GET", "/api/server").then((r) => r.json()),
+    // The key is checked by one call first, so a refusal always says what the API
+    // says (a parallel /metrics refusal would otherwise win the race now and then).
+    const server = await call("GET", "/api/server").then((r) => r.json());
+    const [rooms, metrics] = await Promise.all([
       call("GET", "/api/rooms").then((r) => r.json()),
       call("GET", "/metrics").then((r) => r.text()),
     ]);
