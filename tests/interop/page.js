@@ -1,7 +1,18 @@
 // One hubbub.js room per page, with what the interop tests look at: remote streams
-// in <video id="video-USER">, app channel messages in `received`, peer states in `log`.
+// in <video id="video-USER">, app channel messages in `received`, peer states in `log`,
+// peer connections made in `peerConnections`.
 window.log = [];
 window.received = {};
+// how many RTCPeerConnections hubbub.js made (a polite page whose first offer
+// collides answers on a fresh one)
+window.peerConnections = 0;
+const NativePeerConnection = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends NativePeerConnection {
+  constructor(...args) {
+    super(...args);
+    window.peerConnections += 1;
+  }
+};
 
 window.enter = async (userId, { send = false, audio = false, offerAtOnce = false } = {}) => {
   const stream = send

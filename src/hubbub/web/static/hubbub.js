@@ -1464,40 +1464,53 @@ export class Participant {
 /**
  * One RTCPeerConnection with perfect negotiation (the W3C pattern): the polite peer
  * rolls back its own offer on a collision, the impolite one ignores the other's.
+ * A polite peer whose first offer collides answers on a fresh RTCPeerConnection
+ * instead (see _apply).
  */
 class PeerLink {
   constructor(room, participant, { openControl = false } = {}) {
     this.room = room;
     this.participant = participant;
     this.polite = participant.polite;
-    this.pc = new RTCPeerConnection(room._rtcConfiguration());
+    this.openControl = openControl;
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.settingRemoteAnswer = false;
     this.closed = false;
-    this.senders = new Map(); // track slot ("camera-audio", ...) -> RTCRtpSender
     this.appChannels = new Map(); // label -> RTCDataChannel this side opened
     this._queue = Promise.resolve();
     this._restartTimer = null;
-    const pc = this.pc;
-    pc.onnegotiationneeded = () => this.negotiate();
-    pc.onicecandidate = ({ candidate }) => {
-      if (candidate && candidate.candidate) {
-        room._signal(participant.userId, { type: "ice-candidate", candidate: candidate.toJSON() });
-      }
-    };
-    pc.ontrack = ({ track, streams, transceiver }) => {
-      const stream = streams[0] ?? this._streamForTrackless(transceiver, track);
-      participant._addRemoteTrack(track, stream);
-    };
-    pc.ondatachannel = ({ channel }) => this._onDataChannel(channel);
-    pc.onconnectionstatechange = () => this._onConnectionState();
-    pc.oniceconnectionstatechange = () => this._onIceState();
-    if (openControl) this.control = pc.createDataChannel(CONTROL_LABEL);
-    this.syncSenders();
+    this._newPeerConnection();
     for (const channel of room._channels.values()) {
       if (!channel._remoteOnly) this.openAppChannel(channel);
     }
+  }
+
+  /** A new RTCPeerConnection as this.pc, with what this side sends; the old one's events are ignored. */
+  _newPeerConnection() {
+    const room = this.room;
+    const participant = this.participant;
+    const pc = new RTCPeerConnection(room._rtcConfiguration());
+    this.pc = pc;
+    this.senders = new Map(); // track slot ("camera-audio", ...) -> RTCRtpSender
+    const current = (handler) => (event) => {
+      if (pc === this.pc) handler(event);
+    };
+    pc.onnegotiationneeded = current(() => this.negotiate());
+    pc.onicecandidate = current(({ candidate }) => {
+      if (candidate && candidate.candidate) {
+        room._signal(participant.userId, { type: "ice-candidate", candidate: candidate.toJSON() });
+      }
+    });
+    pc.ontrack = current(({ track, streams, transceiver }) => {
+      const stream = streams[0] ?? this._streamForTrackless(transceiver, track);
+      participant._addRemoteTrack(track, stream);
+    });
+    pc.ondatachannel = current(({ channel }) => this._onDataChannel(channel));
+    pc.onconnectionstatechange = current(() => this._onConnectionState());
+    pc.oniceconnectionstatechange = current(() => this._onIceState());
+    if (this.openControl) this.control = pc.createDataChannel(CONTROL_LABEL);
+    this.syncSenders();
   }
 
   // A peer that sends a track with no stream (no msid) still gets a stream per transceiver.
@@ -1599,18 +1612,19 @@ class PeerLink {
 
   async negotiate() {
     if (this.closed) return;
+    const pc = this.pc;
     try {
       this.makingOffer = true;
-      await this.pc.setLocalDescription();
-      if (this.pc.signalingState !== "have-local-offer") return;
+      await pc.setLocalDescription();
+      if (pc !== this.pc || pc.signalingState !== "have-local-offer") return;
       this.room._signal(this.participant.userId, {
         type: "offer",
-        sdp: this.pc.localDescription.toJSON(),
+        sdp: pc.localDescription.toJSON(),
       });
     } catch (error) {
-      this._warn("making an offer", error);
+      if (pc === this.pc) this._warn("making an offer", error);
     } finally {
-      this.makingOffer = false;
+      if (pc === this.pc) this.makingOffer = false;
     }
   }
 
@@ -1621,7 +1635,7 @@ class PeerLink {
 
   async _apply(signal) {
     if (this.closed) return;
-    const pc = this.pc;
+    let pc = this.pc;
     if (signal.type === "offer" || signal.type === "answer") {
       const description = toDescription(signal);
       if (!description) return;
@@ -1630,6 +1644,17 @@ class PeerLink {
       const collision = description.type === "offer" && !readyForOffer;
       this.ignoreOffer = !this.polite && collision;
       if (this.ignoreOffer) return;
+      if (collision && !pc.currentLocalDescription && !pc.currentRemoteDescription) {
+        // Our first offer collided: nothing was ever negotiated on this connection, so
+        // answer on a fresh one rather than roll back. Chromium that rolls back a
+        // first offer is at times left with an ICE agent that never gathers, or
+        // rejects the data section of its answer when the offers' sections differ
+        // in order. hubbub.peer, on aiortc (no rollback), does the same.
+        pc.close();
+        this._newPeerConnection();
+        pc = this.pc;
+        this.makingOffer = false;
+      }
       this.settingRemoteAnswer = description.type === "answer";
       try {
         await pc.setRemoteDescription(description); // rolls back our own offer on a collision
