@@ -260,6 +260,8 @@ async def test_files_offer_accept_reject_cancel(hub: Hub) -> None:
     page = hub.page
     await page.evaluate("enter('alice')")
     await page.evaluate("enter('bob')")
+    # bob's join resolves on his room-joined; alice hears of him a little later
+    await page.wait_for_function("rooms.alice.participants.has('bob')")
     result = await page.evaluate("fileScenarios()")
     assert result["got"] == result["sent"] == result["announced"]
     assert result["size"] == 3 * 1024 * 1024 + 17
