@@ -349,3 +349,39 @@ async def test_peer_connections_outlive_a_resume() -> None:
                 assert seen_by_alice.of(UserLeft) == []
         finally:
             await proxy.close()
+
+
+async def test_a_signal_made_while_the_connection_is_down_goes_out_after_the_resume() -> None:
+    """A polite Python peer offers (nobody offered to it) while its connection is
+    down: the offer goes out once the session is resumed, as hubbub.js does."""
+    from hubbub.peer import Mesh
+    from tests.wsclient import Client as PlainClient
+
+    async with hubbub_serve() as (url, _process):
+        proxy, proxy_url = await proxy_for(url)
+        alice = await PlainClient.connect(url)  # joined first, and never offers
+        try:
+            await alice.join("held", "alice")
+            async with (
+                Client(proxy_url, "held", user="bob", events=False, backoff=fast_backoff(6)) as bob,
+                Mesh(bob, polite_offer_after=3.0) as bob_mesh,
+            ):
+                seen_by_bob = Recorder(bob)
+                to_alice = bob_mesh.peers["alice"]
+                proxy.accepting = False
+                proxy.cut_all()
+                await wait_for(lambda: bool(seen_by_bob.of(Disconnected)), WAIT)
+                assert to_alice.pc.signalingState == "stable"  # no offer made yet
+                await wait_for(lambda: to_alice.pc.signalingState == "have-local-offer", WAIT)
+                assert not seen_by_bob.of(Resumed)  # made while down
+                proxy.accepting = True
+                await wait_for(lambda: bool(seen_by_bob.of(Resumed)), WAIT)
+                async with asyncio.timeout(WAIT):
+                    while True:
+                        message = await alice.recv()
+                        if message["type"] == "signal" and message["signal"].get("type") == "offer":
+                            break
+                assert message["fromUserId"] == "bob"
+        finally:
+            await alice.close()
+            await proxy.close()

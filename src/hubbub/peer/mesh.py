@@ -36,6 +36,7 @@ from hubbub.client import (
     Event,
     NotConnected,
     Reconnected,
+    Resumed,
     RoomJoined,
     SignalReceived,
     UserJoined,
@@ -61,6 +62,10 @@ member flooding us with signals gets nowhere)."""
 
 MAX_HELD_CANDIDATES = 64
 """Candidates of an ignored offer kept for the answer that follows it."""
+
+MAX_HELD_SIGNALS = 64
+"""Signals made while the connection to the server is down, kept for when the
+session is resumed; past it they are dropped."""
 
 POLITE_OFFER_AFTER = 5.0
 """Seconds a polite peer waits for the other's first offer before it offers itself
@@ -343,7 +348,7 @@ class Peer:
             await pc.setLocalDescription(await pc.createOffer())
         finally:
             self._making_offer = False
-        await self._mesh.client.signal(self.user_id, self._description_signal(pc))
+        await self._mesh._send_signal(self, self._description_signal(pc))
 
     async def _handle_signal(self, value: Any) -> None:
         signal = parse_signal(value)
@@ -389,7 +394,7 @@ class Peer:
         await pc.setRemoteDescription(description)
         self._attach_media(pc, {transceiver.kind for transceiver in pc.getTransceivers()})
         await pc.setLocalDescription(await pc.createAnswer())
-        await self._mesh.client.signal(self.user_id, self._description_signal(pc))
+        await self._mesh._send_signal(self, self._description_signal(pc))
 
 
 class Mesh:
@@ -442,6 +447,10 @@ class Mesh:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._reconnected = False
+        self._held_signals: list[tuple[Peer, Any]] = []
+        """Signals made while the connection was down, oldest first: they go out
+        when the session is resumed (its peer connections carry on)."""
+        self._sending_held = False
 
     @property
     def hidden(self) -> bool:
@@ -526,8 +535,13 @@ class Mesh:
             self._add_peer(event.user_id, event.polite)
         elif isinstance(event, UserLeft):
             self._drop_peer(event.user_id)
+        elif isinstance(event, Resumed):
+            if self._held_signals and not self._sending_held:
+                self._sending_held = True
+                self._spawn(self._send_held())
         elif isinstance(event, Reconnected):  # a fresh join (a resume changes nothing)
             self._reconnected = True
+            self._held_signals.clear()  # every peer connection starts anew
         elif isinstance(event, RoomJoined) and self._reconnected:
             # Back after a reconnection: the others saw us leave and come back and
             # will connect anew, so every old peer connection goes.
@@ -536,6 +550,35 @@ class Mesh:
                 self._drop_peer(user_id)
             for participant in event.participants:
                 self._add_peer(participant.user_id, participant.polite)
+
+    async def _send_signal(self, peer: Peer, signal: Any) -> None:
+        """Relay ``signal`` to ``peer``'s member; while the connection is down (or
+        older held signals wait), keep it for when the session is resumed."""
+        if not self._held_signals:
+            try:
+                await self.client.signal(peer.user_id, signal)
+                return
+            except NotConnected:
+                pass
+        if len(self._held_signals) >= MAX_HELD_SIGNALS:
+            log.warning("too many signals while disconnected: one to %s dropped", peer.user_id)
+            return
+        self._held_signals.append((peer, signal))
+
+    async def _send_held(self) -> None:
+        """Send the held signals, oldest first, of the peers still here."""
+        try:
+            held = self._held_signals
+            while held:
+                peer, signal = held.pop(0)
+                if self.peers.get(peer.user_id) is peer:  # not dropped meanwhile
+                    try:
+                        await self.client.signal(peer.user_id, signal)
+                    except NotConnected:
+                        held.insert(0, (peer, signal))
+                        return  # down again: the next resume sends the rest
+        finally:
+            self._sending_held = False
 
     def _add_peer(self, user_id: str, polite: bool, *, offer: bool = True) -> Peer:
         peer = Peer(self, user_id, polite, offer=offer)
