@@ -39,3 +39,12 @@ async def test_static_files_stay_inside_their_folder(hub_url: str) -> None:
         for path in ("/static/../server/app.py", "/static/%2e%2e/server/app.py"):
             async with http.get(hub_url + path) as response:
                 assert response.status in (403, 404), path
+
+
+async def test_the_protocol_module_is_served_next_to_the_library(hub_url: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        for path in ("/protocol.js", "/static/protocol.js"):
+            async with http.get(hub_url + path, headers={"Origin": "http://127.0.0.1:1"}) as got:
+                assert got.status == 200, path
+                assert got.headers["Access-Control-Allow-Origin"] == "*"
+                assert "export const FINAL_CLOSE_CODES" in await got.text()

@@ -91,6 +91,12 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001
     """The server is shutting down; reconnect later."""
+    PROTOCOL_ERROR = 1002
+    """The client broke the WebSocket protocol (a bad frame)."""
+    UNSUPPORTED_DATA = 1003
+    """A frame of a kind the endpoint does not take."""
+    INVALID_DATA = 1007
+    """A text frame that is not valid UTF-8."""
     POLICY_VIOLATION = 1008
     """A sustained flood: the connection kept sending over its rate."""
     MESSAGE_TOO_BIG = 1009
@@ -111,6 +117,51 @@ class CloseCode(IntEnum):
     RESUMED_ELSEWHERE = 4010
     """The session was resumed from another connection, which has it now. Do not
     reconnect automatically."""
+
+
+# -- what a client does with them ---------------------------------------------
+# Both clients (hubbub.client and hubbub.js, through the generated protocol.js)
+# follow these; docs/protocol.md says the same.
+
+FINAL_CLOSE_CODES: dict[CloseCode, str] = {
+    CloseCode.PROTOCOL_ERROR: "protocol-error",
+    CloseCode.UNSUPPORTED_DATA: "unsupported-data",
+    CloseCode.INVALID_DATA: "invalid-data",
+    CloseCode.POLICY_VIOLATION: "flooded",
+    CloseCode.MESSAGE_TOO_BIG: "too-big",
+    CloseCode.REMOVED: "removed",
+    CloseCode.ROOM_ENDED: "room-ended",
+    CloseCode.REPLACED: "replaced",
+    CloseCode.RESUMED_ELSEWHERE: "resumed-elsewhere",
+}
+"""Close codes after which a client does not reconnect by itself, each with the
+name a client reports it by: coming back would be refused the same way (a broken
+frame, a flood, a frame too large), or is not wanted (an admin removed the member or
+ended the room, the same identity joined from elsewhere, another connection resumed
+the session). After any other close (1001 going away, 1006 lost, 1011, 4001, 4008)
+a client reconnects, with backoff."""
+
+RETRIED_CHAT_ERRORS: frozenset[ErrorCode] = frozenset(
+    {ErrorCode.STORE_UNAVAILABLE, ErrorCode.RATE_LIMITED, ErrorCode.NOT_IN_ROOM}
+)
+"""Refusals of a ``chat`` after which a client sends the same message again (same
+``clientId``), after a delay, or once it is back in its room (``not-in-room``: the
+chat crossed a reconnection). Any other refusal of a chat is final."""
+
+RETRIED_REJOIN_ERRORS: frozenset[ErrorCode] = frozenset(
+    {
+        ErrorCode.USER_ID_TAKEN,
+        ErrorCode.ROOM_FULL,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.STORE_UNAVAILABLE,
+        ErrorCode.CLUSTER_UNAVAILABLE,
+    }
+)
+"""Refusals of the ``join-room`` a client sends to get back into its room after a
+reconnection that keep it trying (with backoff): they pass with time (the server has
+not yet noticed that the client's old connection is dead, a store or cluster was
+briefly out of reach). Any other refusal ends the reconnection. A first join is never
+retried: its refusal is the application's to handle."""
 
 
 class ResumeFailure(StrEnum):

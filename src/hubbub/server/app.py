@@ -450,6 +450,9 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     async def client_library(request: web.Request) -> web.StreamResponse:
         return _static_file("hubbub.js")
 
+    async def protocol_module(request: web.Request) -> web.StreamResponse:
+        return _static_file("protocol.js")
+
     cluster_members = server.broker.room_members if isinstance(server.broker, RedisBroker) else None
     admin_api.add_routes(api, server.hub, server.keys, cluster_members)
     rooms_api.add_routes(api, server.hub, server.storage.store, settings)
@@ -496,6 +499,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/admin", _admin_page)
     app.router.add_get("/hubbub.js", client_library)
+    # hubbub.js imports "./protocol.js": next to it, at the root.
+    app.router.add_get("/protocol.js", protocol_module)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     app.on_response_prepare.append(_static_headers)
     app.on_startup.append(server.start)
