@@ -90,7 +90,7 @@ class MemoryStorage:
         self.last_seqs: dict[str, int] = {}
         self.seen: dict[str, dict[str, int]] = {}
         """room -> user id -> last seen (ms): the store's room_users."""
-        self.now_ms = 1_700_000_000_000
+        self.now_ms = Harness.storage_now_ms
         self.capacity = 1_000_000
         self.fail_next = 0
         self._ids = itertools.count(1)
@@ -145,12 +145,20 @@ class MemoryStorage:
         self.notifications.append(notification)
         return notification
 
-    def answer(self) -> int:
-        """Answer every waiting request (and those they cause); return how many."""
+    def answer(self, kinds: frozenset[str] | None = None) -> int:
+        """Answer every waiting request (and those they cause); return how many.
+        ``kinds``: only the requests of these kinds (``room``, ``append``...); the
+        others keep waiting, in order."""
         assert self.hub is not None
         answered = 0
-        while self.requests:
-            requests, self.requests = self.requests, []
+        while True:
+            if kinds is None:
+                requests, self.requests = self.requests, []
+            else:
+                requests = [r for r in self.requests if r[0] in kinds]
+                self.requests = [r for r in self.requests if r[0] not in kinds]
+            if not requests:
+                break
             appends = [args[0] for kind, args in requests if kind == "append"]
             if appends:
                 answered += 1
@@ -251,6 +259,9 @@ class Clock:
 class Harness:
     """A hub and named clients; ``take(name)`` pops what a client was sent."""
 
+    storage_now_ms = 1_700_000_000_000
+    """Where both the store's clock and the hub's wall clock start."""
+
     def __init__(
         self,
         limits: Limits | None = None,
@@ -261,6 +272,8 @@ class Harness:
     ) -> None:
         self.outbox = RecordingOutbox()
         self.clock = Clock()
+        self.wall_clock = Clock()
+        self.wall_clock.now = self.storage_now_ms / 1000
         self.storage = MemoryStorage()
         self.auto = auto
         """Answer storage requests after each message sent (else call ``answer()``)."""
@@ -272,7 +285,7 @@ class Harness:
             history_on_join=history_on_join,
             clock=self.clock,
             new_session_id=lambda: f"s{next(counter)}",
-            **hub_options,
+            **{"wall_clock": self.wall_clock, **hub_options},
         )
         self.storage.hub = self.hub
         self.clients: dict[str, Session] = {}
@@ -293,8 +306,8 @@ class Harness:
         """Pop what went out on this client's connection, ``n`` included."""
         return self.outbox.wire.pop(name, [])
 
-    def answer(self) -> int:
-        return self.storage.answer()
+    def answer(self, kinds: frozenset[str] | None = None) -> int:
+        return self.storage.answer(kinds)
 
     def connect(self, name: str, identity: Identity | None = None) -> Session:
         session = self.hub.connect(link=name, identity=identity)

@@ -202,20 +202,25 @@ def test_ice_servers_in_room_joined_and_renewed_before_expiry() -> None:
     assert joined["iceServers"][0]["username"] == "1100:alice"
     h.clock.now += 74
     wall[0] += 74
-    assert h.hub.refresh_ice_servers() == 0
+    h.hub.tick()
+    assert h.take("a") == []
+    assert h.hub.next_deadline() == h.clock.now + 1
     h.clock.now += 1
     wall[0] += 1
-    assert h.hub.refresh_ice_servers() == 1
+    h.hub.tick()
     (pushed,) = h.take("a")
     assert pushed["type"] == "ice-servers"
     assert pushed["iceServersExpireAt"] == 1_175
     assert pushed["iceServers"][0]["username"] == "1175:alice"
     # and again, 75 s later, while the member stays
     h.clock.now += 75
-    assert h.hub.refresh_ice_servers() == 1
+    h.hub.tick()
+    assert [m["type"] for m in h.take("a")] == ["ice-servers"]
     h.send("a", {"type": "leave-room"})
+    assert [m["type"] for m in h.take("a")] == ["room-left"]
     h.clock.now += 1000
-    assert h.hub.refresh_ice_servers() == 0
+    h.hub.tick()
+    assert h.take("a") == []
 
 
 def test_open_mode_messages_are_unchanged() -> None:
@@ -324,9 +329,14 @@ def test_the_renewal_queue_stays_the_size_of_the_live_sessions() -> None:
     for i in range(500):
         h.clock.now += 0.1  # within the message rate
         h.join("churn", f"room-{i % 7}", "churn")  # each join leaves the last room
-    assert len(h.hub._ice_refresh) <= 2 * len(h.hub.sessions) + 65
+    assert h.hub.timers <= 2 * len(h.hub.sessions) + 65
+    h.take("stays")
+    h.take("churn")
     h.clock.now += 3600
-    assert h.hub.refresh_ice_servers() == 2  # the one who stayed, and the last join
+    h.hub.tick()
+    # the one who stayed, and the last join: once each
+    assert [m["type"] for m in h.take("stays")] == ["ice-servers"]
+    assert [m["type"] for m in h.take("churn")] == ["ice-servers"]
 
 
 def test_public_key_files_of_other_kinds_are_refused(tmp_path) -> None:

@@ -156,20 +156,3 @@ def test_registry_finds_calls_by_id_user_and_room_and_forgets_them() -> None:
     assert calls.get("c1") is None
     assert calls.of_user("alice") is None
     assert calls.in_room("call-room") is None
-
-
-def test_registry_hands_out_only_the_calls_still_ringing_past_their_deadline() -> None:
-    calls = CallRegistry()
-    early = Call("early", "a", "s1", "b", ends_ringing_at=10.0)
-    late = Call("late", "c", "s2", "d", ends_ringing_at=20.0)
-    answered = Call("answered", "e", "s3", "f", ends_ringing_at=5.0)
-    gone = Call("gone", "g", "s4", "h", ends_ringing_at=6.0)
-    for call in (early, late, answered, gone):
-        calls.place(call)
-    answered.apply(CallMove.ACCEPT, CALLEE)
-    gone.apply(CallMove.CANCEL, CALLER)
-    calls.forget(gone)
-    assert calls.due(9.9) == []
-    assert calls.due(10.0) == [early]
-    assert calls.due(15.0) == []  # handed out once
-    assert calls.due(100.0) == [late]

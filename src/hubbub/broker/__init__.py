@@ -6,11 +6,12 @@ the :class:`Delivery` it was given. The in-memory broker (the default) delivers
 at once, in-process; a clustered broker (:mod:`hubbub.broker.redis`) carries the
 same calls between nodes.
 
-A clustered broker is also the cluster's :class:`Membership`: the one place that
-says who is in a room across nodes, so that a user id is taken once cluster-wide,
-and which users are connected and in a call, so that a call reaches its callee
-wherever it is and ``busy`` holds cluster-wide. The in-memory broker has none: one
-node's rooms and calls are the whole truth.
+The :class:`Membership` is the one place that says who is in a room across nodes,
+so that a user id is taken once cluster-wide, and which users are connected and in
+a call, so that a call reaches its callee wherever it is and ``busy`` holds
+cluster-wide. The clustered broker is also the cluster's membership; on a lone node,
+:class:`~hubbub.broker.memory.LocalMembership` answers every question at once from
+the node's own truth. The hub asks the same questions either way.
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+ChatRun = list[tuple[bytes | None, str, bytes]]
+"""Stored chat of one room, in ``seq`` order: for each message, its relay to the
+room (``None``: nothing, it was a duplicate), its sender's session id, and the
+sender's ``chat-ack``."""
+
 
 class Delivery(Protocol):
     """What a broker calls back to hand a message to this node's clients."""
 
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
         """Send ``payload`` to every local member of ``room`` but session ``exclude``."""
+
+    def deliver_chat(self, room: str, run: ChatRun) -> None:
+        """Stored chat: each relay to every local member of ``room`` but its sender,
+        each ack to its sender (local: chat is stored by the sender's node), in order."""
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
         """Send ``payload`` to the local session ``session_id``, if it is here."""
@@ -41,6 +51,10 @@ class Broker(Protocol):
 
     def publish_to_room(self, room: str, payload: bytes, exclude: str | None = None) -> None:
         """Every member of ``room``, wherever connected, but session ``exclude``."""
+
+    def publish_chat(self, room: str, run: ChatRun) -> None:
+        """Chat stored by this node for ``room``: relayed to every member, wherever
+        connected, and acknowledged to its senders (see :data:`ChatRun`)."""
 
     def publish_to_session(self, session_id: str, payload: bytes) -> None:
         """One session, wherever connected."""
@@ -216,6 +230,10 @@ class Membership(Protocol):
         """``user_id`` has its first connection on this node (``here``), or its last
         one here closed: the cluster knows where each user can be reached."""
 
+    def connected_elsewhere(self, user_id: str) -> bool:
+        """Whether ``user_id`` may have a connection on another node (a call that
+        rings for it there rings on when its connections here close)."""
+
     def place_call(self, call_id: str, caller: str, callee: str, ringing: bytes) -> None:
         """Atomically: unless the caller or callee is in a call, or the callee has
         no connection, mark both as in call ``call_id`` and send ``ringing`` (the
@@ -249,6 +267,7 @@ __all__ = [
     "Broker",
     "CallPlacement",
     "CallRoute",
+    "ChatRun",
     "ClaimOutcome",
     "ClaimResult",
     "Delivery",

@@ -1,9 +1,20 @@
-"""The in-memory broker: one process, delivery at once, no copies."""
+"""The in-memory twins: the broker and the membership of one process, with no
+other node to reach. Every publication is delivered at once, in-process; every
+claim and call placement is answered at once, from this process's own truth."""
 
 from __future__ import annotations
 
 from hubbub import randomness
-from hubbub.broker import Delivery
+from hubbub.broker import (
+    CallPlacement,
+    CallRoute,
+    ChatRun,
+    ClaimOutcome,
+    ClaimResult,
+    Delivery,
+    Member,
+    MembershipEvents,
+)
 
 
 class MemoryBroker:
@@ -24,6 +35,10 @@ class MemoryBroker:
         if self._delivery is not None:
             self._delivery.deliver_to_room(room, payload, exclude)
 
+    def publish_chat(self, room: str, run: ChatRun) -> None:
+        if self._delivery is not None:
+            self._delivery.deliver_chat(room, run)
+
     def publish_to_session(self, session_id: str, payload: bytes) -> None:
         if self._delivery is not None:
             self._delivery.deliver_to_session(session_id, payload)
@@ -34,3 +49,119 @@ class MemoryBroker:
     def publish_to_user(self, user_id: str, payload: bytes, exclude: str | None = None) -> None:
         if self._delivery is not None:
             self._delivery.deliver_to_user(user_id, payload, exclude)
+
+
+class LocalMembership:
+    """Who is in which room, who is connected, who is in a call, on a lone node:
+    the whole truth is here, and every question is answered before the call that
+    asked it returns."""
+
+    __slots__ = ("_events", "_in_call", "_rooms", "_users_here")
+
+    def __init__(self) -> None:
+        self._events: MembershipEvents | None = None
+        self._rooms: dict[str, dict[str, Member]] = {}
+        """room -> user id -> member, in join order."""
+        self._users_here: set[str] = set()
+        self._in_call: dict[str, str] = {}
+        """user id -> the call it is in (ringing or talking)."""
+
+    def attach_members(self, events: MembershipEvents) -> None:
+        self._events = events
+
+    def new_session_id(self) -> str:
+        return randomness.token_urlsafe(12)
+
+    def claim(
+        self,
+        room: str,
+        member: Member,
+        *,
+        replace: bool,
+        max_members: int,
+        joined: bytes | None = None,
+        left: bytes | None = None,
+    ) -> None:
+        members = self._rooms.setdefault(room, {})
+        present = members.get(member.user_id)
+        replaced: Member | None = None
+        if present is not None and present.session_id != member.session_id:
+            if not replace:
+                self._answer(member, ClaimResult(ClaimOutcome.TAKEN, []), room)
+                return
+            replaced = present
+            del members[member.user_id]
+        if replaced is None and len(members) >= max_members:
+            self._answer(member, ClaimResult(ClaimOutcome.FULL, []), room)
+            return
+        members[member.user_id] = member
+        result = ClaimResult(ClaimOutcome.ADMITTED, list(members.values()), replaced)
+        self._answer(member, result, room)
+
+    def _answer(self, member: Member, result: ClaimResult, room: str) -> None:
+        if self._events is not None:
+            self._events.claim_answered(member.session_id, result)
+
+    def release(self, room: str, member: Member) -> None:
+        members = self._rooms.get(room)
+        if members is None:
+            return
+        present = members.get(member.user_id)
+        if present is not None and present.session_id == member.session_id:
+            del members[member.user_id]
+            if not members:
+                del self._rooms[room]
+
+    def remote_member(self, room: str, user_id: str) -> Member | None:
+        return None  # no other node
+
+    def remote_members(self, room: str) -> list[Member]:
+        return []
+
+    def close_remote(self, member: Member, code: int, reason: str, announce: bool) -> None:
+        pass  # every member is local: the hub closes it itself
+
+    def end_room_elsewhere(self, room: str) -> None:
+        pass
+
+    def user_here(self, user_id: str, here: bool) -> None:
+        if here:
+            self._users_here.add(user_id)
+        else:
+            self._users_here.discard(user_id)
+
+    def connected_elsewhere(self, user_id: str) -> bool:
+        return False
+
+    def place_call(self, call_id: str, caller: str, callee: str, ringing: bytes) -> None:
+        in_call = self._in_call
+        if caller in in_call:
+            outcome = CallPlacement.ALREADY_IN_CALL
+        elif callee in in_call:
+            outcome = CallPlacement.BUSY
+        elif callee not in self._users_here:
+            outcome = CallPlacement.UNAVAILABLE
+        else:
+            outcome = CallPlacement.PLACED
+            in_call[caller] = in_call[callee] = call_id
+        if self._events is not None:
+            self._events.call_placed(call_id, outcome)
+
+    def call_over(self, call_id: str, caller: str, callee: str) -> None:
+        for user_id in (caller, callee):
+            if self._in_call.get(user_id) == call_id:
+                del self._in_call[user_id]
+
+    def call_move(
+        self,
+        call_id: str,
+        move: str,
+        user_id: str,
+        session_id: str,
+        ref: str | int | None,
+        room: str | None = None,
+    ) -> CallRoute:
+        return CallRoute.HERE  # every call is this node's
+
+    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+        return False  # every session is this node's

@@ -66,6 +66,7 @@ from hubbub import randomness
 from hubbub.broker import (
     CallPlacement,
     CallRoute,
+    ChatRun,
     ClaimOutcome,
     ClaimResult,
     Delivery,
@@ -390,6 +391,17 @@ class RedisBroker:
         data = b"m" + self._node_bytes + (exclude or "").encode() + b"\n" + payload
         self._send(_publish(f"{PREFIX}r:{room}", data))
 
+    def publish_chat(self, room: str, run: ChatRun) -> None:
+        delivery = self._delivery
+        if delivery is not None:
+            delivery.deliver_chat(room, run)
+        # The acks are this node's: each sender sent its chat here.
+        channel = f"{PREFIX}r:{room}"
+        for relay, sender, _ in run:
+            if relay is not None:
+                data = b"m" + self._node_bytes + sender.encode() + b"\n" + relay
+                self._send(_publish(channel, data))
+
     def publish_to_session(self, session_id: str, payload: bytes) -> None:
         node = node_of(session_id)
         if node is None or node == self.node_id:
@@ -510,6 +522,10 @@ class RedisBroker:
             self._users_here.discard(user_id)
             self._send(_Op("HDEL", conn, self.node_id))
             self._send(_Op("SREM", users, user_id))
+
+    def connected_elsewhere(self, user_id: str) -> bool:
+        # Not known here without asking Redis: a call that rings elsewhere rings on.
+        return True
 
     def place_call(self, call_id: str, caller: str, callee: str, ringing: bytes) -> None:
         self._placing[call_id] = time.monotonic() + CLAIM_TIMEOUT

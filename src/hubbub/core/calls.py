@@ -18,14 +18,13 @@ A move the table does not allow raises the :class:`CallError` named in
 
 The parties are users: the caller is the user who asked, the callee the user
 asked for. While the call rings, every connection of the callee rings; the one
-that accepts is the callee's connection in the call. Sans-I/O: the registry
-keeps each call's ring deadline, and the hub's adapter asks for the calls past
-theirs (``CallRegistry.due``); nothing here waits.
+that accepts is the callee's connection in the call. Sans-I/O: each call keeps its
+ring deadline (``ends_ringing_at``), which the hub's timers bring round; nothing
+here waits.
 """
 
 from __future__ import annotations
 
-import heapq
 from enum import StrEnum
 
 from hubbub.protocol.errors import ErrorCode, ProtocolError
@@ -226,13 +225,12 @@ class Call:
 class CallRegistry:
     """The calls in progress (ringing or active), by id, by user and by room."""
 
-    __slots__ = ("_by_id", "_by_room", "_by_user", "_deadlines")
+    __slots__ = ("_by_id", "_by_room", "_by_user")
 
     def __init__(self) -> None:
         self._by_id: dict[str, Call] = {}
         self._by_user: dict[str, Call] = {}
         self._by_room: dict[str, Call] = {}
-        self._deadlines: list[tuple[float, str]] = []
 
     def get(self, call_id: str) -> Call | None:
         return self._by_id.get(call_id)
@@ -251,31 +249,19 @@ class CallRegistry:
         self._by_id[call.call_id] = call
         self._by_user[call.caller] = call
         self._by_user[call.callee] = call
-        heapq.heappush(self._deadlines, (call.ends_ringing_at, call.call_id))
 
     def accepted(self, call: Call, room: str) -> None:
         call.room = room
         self._by_room[room] = call
 
     def forget(self, call: Call) -> None:
-        """An ended call is gone (its deadline is skipped when due)."""
+        """An ended call is gone."""
         self._by_id.pop(call.call_id, None)
         for user_id in (call.caller, call.callee):
             if self._by_user.get(user_id) is call:
                 del self._by_user[user_id]
         if call.room is not None and self._by_room.get(call.room) is call:
             del self._by_room[call.room]
-
-    def due(self, now: float) -> list[Call]:
-        """The calls still ringing past their deadline, soonest first."""
-        heap = self._deadlines
-        calls = []
-        while heap and heap[0][0] <= now:
-            _, call_id = heapq.heappop(heap)
-            call = self._by_id.get(call_id)
-            if call is not None and call.state is CallState.RINGING:
-                calls.append(call)
-        return calls
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -38,6 +38,11 @@ class Limits:
     typing_burst: int = _limit(
         5, "typing messages with active true a connection may send at once above typing_rate."
     )
+    typing_timeout: float = _limit(
+        6.0,
+        "Seconds after a member's last typing with active true, not renewed or stopped, "
+        "after which its room is told it stopped typing.",
+    )
     presence_rate: float = _limit(
         1.0,
         "presence messages a connection may send per second, sustained; more are "

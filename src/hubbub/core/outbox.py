@@ -20,9 +20,10 @@ from typing import Protocol
 from hubbub.core.session import Session
 from hubbub.protocol.errors import CloseCode
 
-RelayItem = tuple[bytes | None, Session, bytes]
+RelayItem = tuple[bytes | None, Session | None, bytes]
 """One stored chat of a :meth:`Outbox.relay_run`: the relay (``None`` for a
-duplicate), the sender, the sender's ack."""
+duplicate), the sender (``None``: not among the sessions of the run), the sender's
+ack."""
 
 
 class Outbox(Protocol):

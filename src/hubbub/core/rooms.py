@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from hubbub.core.session import Session
-from hubbub.store import StoredChat
+from hubbub.store import Retention, StoredChat
 
 
 class RoomObserver(Protocol):
@@ -52,28 +52,67 @@ class NoRoomObserver:
         pass
 
 
+class RoomMessage(NamedTuple):
+    """A message for the room's members, waiting its turn (see :attr:`Room.pending`)."""
+
+    payload: bytes
+    exclude: str | None
+    """The session that does not get it (its sender)."""
+
+
+class ParkedJoin(NamedTuple):
+    """A join waiting its turn (see :attr:`Room.pending`)."""
+
+    session: Session
+    message: Any
+    """The ``join-room`` message."""
+    identity: Any
+    """Who the session joins as (:class:`~hubbub.auth.grants.Identity`)."""
+
+
+class Departure(NamedTuple):
+    """A member's leave, waiting its turn (see :attr:`Room.pending`): the session is
+    out of the room at once, the room hears of it in its place."""
+
+    user_id: str
+    session_id: str
+    quiet: bool
+    """Announce nothing (a hidden member, a replaced one, a close from elsewhere)."""
+    typing: bool
+    """The room saw it typing: it hears it stopped."""
+    chatted: bool
+    """It chatted here: it becomes one of the room's offline members."""
+
+
+Pending = RoomMessage | ParkedJoin | Departure
+
+
 class Room:
     """Members of one room, in the order they joined, and its recent chat.
 
     The join order gives the negotiation roles: of any two members, the one who
     joined first is the impolite peer.
 
-    A room's state comes from the store when its first member joins: until it is
-    there (``loading``), joins wait in ``parked``.
+    What a room's members see happens in one order, the order the server took it
+    in. Chat is relayed once stored, a few milliseconds after it was taken, so what
+    is taken for the room after a chat (a join, a leave's ``user-left``, presence)
+    waits in :attr:`pending` until that chat is stored, then goes, in order. A
+    room's state comes from the store when its first member joins: until it is
+    there (``loading``), joins wait in :attr:`pending` too.
     """
 
     __slots__ = (
         "chats_done",
         "chats_queued",
-        "claiming",
+        "claims",
         "last_seq",
         "loading",
         "members",
         "name",
-        "parked",
+        "pending",
         "recent",
+        "releasing",
         "seen",
-        "waiting",
     )
 
     def __init__(self, name: str, recent: int) -> None:
@@ -81,10 +120,8 @@ class Room:
         self.members: dict[str, Session] = {}
         """user id -> session; a dict keeps insertion (join) order."""
         self.loading = True
-        self.parked: list[tuple[Session, Any, Any]] = []
-        self.claiming = 0
-        """Joins waiting for the cluster's answer (see ``Hub._claim``)."""
-        """Joins waiting for the room's state: (session, join-room message, identity)."""
+        self.claims = 0
+        """Joins into this room waiting for the cluster's answer: the room stays."""
         self.last_seq = 0
         self.recent: deque[StoredChat] = deque(maxlen=recent)
         """The last messages, oldest first, for room-joined."""
@@ -95,14 +132,41 @@ class Room:
         """Who chatted here -> when last seen here (ms since the epoch): the room's
         offline members are those of them not among ``members``. Loaded with the
         room (the most recently seen), then kept up to date by the hub."""
-        self.waiting: deque[tuple[int, bytes, str | None]] = deque()
-        """Room messages (user-joined, user-left...) held until the chat queued
-        before them is stored: (chats queued then, payload, session to skip)."""
+        self.pending: deque[tuple[int, Pending]] = deque()
+        """What was taken for the room while chat taken before it was on its way to
+        the store (or the room loaded), oldest first: (the number of chat messages
+        queued then, what waits). Each goes once ``chats_done`` reaches its number
+        and everything before it has gone."""
+        self.releasing = False
+        """The front of :attr:`pending` is being carried out: what it sends goes at
+        once, in its place."""
 
     @property
     def busy(self) -> bool:
-        """Chat of this room is on its way to the store, or messages wait behind it."""
-        return self.chats_done < self.chats_queued or bool(self.waiting)
+        """Something taken for the room earlier has not reached its members yet:
+        its state, chat on its way to the store, or what waits behind them."""
+        return self.loading or self.chats_done < self.chats_queued or bool(self.pending)
+
+    def next_due(self) -> Pending | None:
+        """Take the front of :attr:`pending` if its turn has come."""
+        pending = self.pending
+        if pending and not self.loading and pending[0][0] <= self.chats_done:
+            return pending.popleft()[1]
+        return None
+
+    def history(self, retention: Retention | None, now_ms: int) -> list[StoredChat]:
+        """The recent messages for ``room-joined``, without those retention removes
+        from the store (past its count or its age)."""
+        recent = self.recent
+        if retention is None or (retention.max_messages is None and retention.max_age_ms is None):
+            return list(recent)
+        oldest_seq = 0 if retention.max_messages is None else self.last_seq - retention.max_messages
+        oldest_ts = None if retention.max_age_ms is None else now_ms - retention.max_age_ms
+        while recent and (
+            recent[0].seq <= oldest_seq or (oldest_ts is not None and recent[0].ts < oldest_ts)
+        ):
+            recent.popleft()
+        return list(recent)
 
     def remember(self, message: StoredChat) -> None:
         """A message was stored: keep it for the next joiners."""
@@ -199,11 +263,12 @@ class RoomRegistry:
         return room
 
     def drop_if_empty(self, room: Room) -> None:
+        """Forget the room once nobody is in it and nothing is on its way into it."""
         if (
             not room.members
-            and not room.loading
-            and not room.claiming
+            and not room.claims
             and not room.busy
+            and not room.releasing
             and self._rooms.get(room.name) is room
         ):
             del self._rooms[room.name]

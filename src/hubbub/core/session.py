@@ -26,6 +26,7 @@ from hubbub import randomness
 if TYPE_CHECKING:
     from hubbub.auth.grants import Identity
     from hubbub.core.rooms import Room
+    from hubbub.core.waiting import Wait
 
 
 class TokenBucket:
@@ -103,7 +104,6 @@ class Session:
         "hidden",
         "ice_refresh_at",
         "identity",
-        "joining",
         "last_n",
         "link",
         "lost_at",
@@ -120,7 +120,9 @@ class Session:
         "status",
         "typing",
         "typing_budget",
+        "typing_until",
         "user_id",
+        "waiting",
     )
 
     def __init__(
@@ -169,14 +171,16 @@ class Session:
         """No more input is read: the hub asked for a close, or the link is gone."""
         self.closed = False
         """The hub has processed the disconnect."""
-        self.joining: str | None = None
-        """The room this session's join waits for (its state is being loaded)."""
+        self.waiting: Wait | None = None
+        """What the session waits for, if anything (see :mod:`hubbub.core.waiting`)."""
         self.held: deque[Any] | None = None
-        """Messages that arrived while a join waited, handled in order after it."""
+        """What it sent while it waited, to be handled in order once the wait is over."""
         self.status = "online"
         """Its presence status, as the client set it (``online``, ``away``, ``busy``)."""
         self.typing = False
         """The room was told this member is typing, and not yet that it stopped."""
+        self.typing_until = 0.0
+        """When its typing counts as stopped unless renewed (the core's clock)."""
         self.chatted = False
         """It sent chat in its current room: it leaves as one of the room's offline members."""
         self.typing_budget: TokenBucket | None = None

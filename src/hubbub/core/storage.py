@@ -2,8 +2,8 @@
 
 The hub never awaits. When it needs the store it calls a :class:`Storage` method,
 which returns at once; the server adapter does the work and feeds the result back
-by calling the hub method named in each docstring. Unit tests implement it by
-recording the requests and answering them by hand.
+through the hub's :class:`StorageEvents`, as each docstring says. Unit tests
+implement it by recording the requests and answering them by hand.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from hubbub.core.rooms import Room
 from hubbub.core.session import Session
 from hubbub.protocol.messages import Ref
-from hubbub.store import ChatDraft
+from hubbub.store import ChatDraft, Notification, RoomState, StoredChat
 
 
 class PendingChat:
@@ -35,14 +35,15 @@ class Storage(Protocol):
     def append_chat(self, pending: PendingChat) -> bool:
         """Queue a chat message for the store; ``False`` when the queue is full.
 
-        Answered with ``Hub.chat_stored`` or ``Hub.chat_failed``, in the order queued.
+        Answered with ``StorageEvents.chat_stored`` or ``StorageEvents.chat_failed``,
+        in the order queued.
         """
 
     def load_room(self, room: str, recent: int) -> None:
         """Read a room's last sequence number, ``recent`` last messages, and who
         chatted there (the most recently seen).
 
-        Answered with ``Hub.room_loaded`` or ``Hub.room_load_failed``.
+        Answered with ``StorageEvents.room_loaded`` or ``StorageEvents.room_load_failed``.
         """
 
     def record_seen(self, room: str, user_id: str, ts_ms: int) -> None:
@@ -52,7 +53,8 @@ class Storage(Protocol):
     def load_history(
         self, session_id: str, room: str, before_seq: int | None, limit: int, ref: Ref | None
     ) -> None:
-        """Read a page of history. Answered with ``Hub.history_loaded`` or ``Hub.store_failed``."""
+        """Read a page of history. Answered with ``StorageEvents.history_loaded`` or
+        ``StorageEvents.store_failed``."""
 
     def load_notifications(
         self, session_id: str, user_id: str, limit: int, ref: Ref | None, asked: bool
@@ -60,17 +62,63 @@ class Storage(Protocol):
         """Read the user's oldest ``limit`` unread notifications (and whether more wait).
 
         ``asked``: the client asked (``notifications``), rather than the connection
-        being addressed as the user. Answered with ``Hub.notifications_loaded`` or
-        ``Hub.store_failed``.
+        being addressed as the user. Answered with ``StorageEvents.notifications_loaded`` or
+        ``StorageEvents.store_failed``.
         """
 
     def mark_notifications_read(
         self, session_id: str, user_id: str, ids: list[int], ref: Ref | None
     ) -> None:
         """Mark the user's notifications read. Answered with
-        ``Hub.notifications_marked`` (with the ids that were unread) or ``Hub.store_failed``."""
+        ``StorageEvents.notifications_marked`` (with the ids that were unread) or
+        ``StorageEvents.store_failed``."""
 
     def store_notification(self, user_id: str, payload: dict[str, Any], key: str | None) -> None:
         """Store a notification for the user, unread (nothing new with a ``key`` the
-        user's notifications already have). Once stored, ``Hub.notify`` delivers it
+        user's notifications already have). Once stored, ``StorageEvents.notify`` delivers it
         to the user's connections; nothing else answers it: a failure is logged."""
+
+
+class StorageEvents(Protocol):
+    """How the answers of the store come back to the hub (which implements it)."""
+
+    def chat_stored(self, pending: list[PendingChat], results: list[StoredChat]) -> None:
+        """A batch of chat messages is durably stored: relay them, acknowledge them."""
+
+    def chat_failed(self, pending: list[PendingChat]) -> None:
+        """A batch could not be stored: nothing of it was, and nothing was relayed."""
+
+    def room_loaded(self, room: str, state: RoomState) -> None:
+        """A room's state came from the store: the joins waiting for it go ahead."""
+
+    def room_load_failed(self, room: str) -> None:
+        """A room's state could not be read: the joins waiting for it are refused."""
+
+    def history_loaded(
+        self, session_id: str, room: str, messages: list[StoredChat], ref: Ref | None
+    ) -> None:
+        """A page of history for a session."""
+
+    def notifications_loaded(
+        self,
+        session_id: str,
+        user_id: str,
+        notifications: list[Notification],
+        more: bool,
+        ref: Ref | None,
+        asked: bool,
+    ) -> None:
+        """The user's unread notifications, for one of its connections: sent when
+        asked for, or when there are any."""
+
+    def notifications_marked(
+        self, session_id: str, user_id: str, ids: list[int], ref: Ref | None
+    ) -> None:
+        """Notifications were marked read from one connection: it gets the ids that
+        were unread, and so do the user's other connections."""
+
+    def store_failed(self, session_id: str, ref: Ref | None) -> None:
+        """A read or write asked for by a session failed."""
+
+    def notify(self, notification: Notification) -> int:
+        """A stored notification goes live to every connection of its user."""

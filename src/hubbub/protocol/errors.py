@@ -13,6 +13,7 @@ Exception tree::
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum, StrEnum
 
 
@@ -200,3 +201,94 @@ class ProtocolError(Exception):
         self.ref = ref
         self.close_code = close_code
         self.reason = reason
+
+
+# -- refusals -----------------------------------------------------------------
+# The errors more than one part of the core sends, each worded once.
+
+
+def refusal(code: ErrorCode, message: str, ref: str | int | None = None) -> ProtocolError:
+    return ProtocolError(code, message, ref=ref)
+
+
+def not_in_room(ref: str | int | None, text: str = "join a room first") -> ProtocolError:
+    return ProtocolError(ErrorCode.NOT_IN_ROOM, text, ref=ref)
+
+
+def no_such_peer(ref: str | int | None) -> ProtocolError:
+    return ProtocolError(ErrorCode.NO_SUCH_PEER, "no such user in this room", ref=ref)
+
+
+def already_in_room(ref: str | int | None, text: str = "already in this room") -> ProtocolError:
+    return ProtocolError(ErrorCode.ALREADY_IN_ROOM, text, ref=ref)
+
+
+def user_id_taken(ref: str | int | None) -> ProtocolError:
+    return ProtocolError(ErrorCode.USER_ID_TAKEN, "this user id is already in the room", ref=ref)
+
+
+def room_full(ref: str | int | None) -> ProtocolError:
+    return ProtocolError(ErrorCode.ROOM_FULL, "the room is full", ref=ref)
+
+
+def cluster_unavailable(ref: str | int | None) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.CLUSTER_UNAVAILABLE,
+        "the server cannot reach the rest of its cluster; try again later",
+        ref=ref,
+    )
+
+
+def store_unavailable(ref: str | int | None) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.STORE_UNAVAILABLE,
+        "the store is unavailable; nothing was stored, try again later",
+        ref=ref,
+    )
+
+
+def unknown_session(ref: str | int | None) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.RESUME_FAILED,
+        "there is no such session to resume; join the room afresh",
+        ref=ref,
+        reason=ResumeFailure.UNKNOWN_SESSION,
+    )
+
+
+def unidentified(ref: str | int | None) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.UNIDENTIFIED,
+        "who are you? join a room, or show an access token, first",
+        ref=ref,
+    )
+
+
+def at_least_one(field: str, ref: str | int | None) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_MESSAGE, f"{field} must be at least 1", ref=ref)
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_name(value: str, field: str, max_length: int, ref: str | int | None) -> None:
+    """A name from a client (room, user id, clientId): not empty, not longer than
+    its limit, no control characters."""
+    if not value:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{field} must not be empty", ref=ref)
+    if len(value) > max_length:
+        raise ProtocolError(
+            ErrorCode.TOO_LARGE, f"{field} holds at most {max_length} characters", ref=ref
+        )
+    if _CONTROL_CHARACTERS.search(value):
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f"{field} must not hold control characters", ref=ref
+        )
+
+
+def check_status(status: str, settable: frozenset[str], ref: str | int | None) -> None:
+    """A presence status a client may set."""
+    if status not in settable:
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, "status is one of " + ", ".join(sorted(settable)), ref=ref
+        )

@@ -47,6 +47,9 @@ STATIC_DIR = Path(str(resources.files("hubbub") / "web" / "static"))
 CLOSE_TIMEOUT = 2.0
 """Seconds the server waits for a client's answer to its close frame."""
 
+CORE_TICK_MAX = 0.5
+"""Seconds the server lets pass at most between two calls of the core's timers."""
+
 SHUTDOWN_STORE_WAIT = 1.0
 """Seconds a shutdown waits for the chat already accepted to be stored before it
 tells the clients to go (what is left is still written before the store closes)."""
@@ -106,6 +109,7 @@ class HubServer:
             ice_servers=ice_servers,
             history_on_join=settings.history_on_join,
             offline_on_join=settings.offline_on_join,
+            retention=self.storage.retention,
         )
         self.webhooks = Webhooks(settings) if settings.webhook_url else None
         if self.webhooks is not None:
@@ -114,6 +118,7 @@ class HubServer:
             self.metric_sources.append(self.webhooks.add_metrics)
         self.storage.attach(self.hub)
         self._liveness: asyncio.Task[None] | None = None
+        self._timers: asyncio.Task[None] | None = None
         self._shutting_down = False
         self.readiness_checks: dict[str, ReadinessCheck] = {}
         """What ``/readyz`` asks: name -> a check that returns True when that part
@@ -227,33 +232,10 @@ class HubServer:
             due = loop.time() + period
             await asyncio.sleep(period)
             self.metrics.event_loop_lag = max(0.0, loop.time() - due)
-            self.hub.refresh_ice_servers()
-            self.hub.expire_calls()
-            self.hub.expire()
             now = time.monotonic()
-            # In token mode a connection that has proven nothing holds a slot
-            # only for a while: unauthenticated sockets cannot pile up.
-            auth_deadline = (
-                now - limits.auth_timeout if self.admission.mode is AuthMode.TOKEN else None
-            )
             for connection in list(self.connections):
                 transport = connection.transport
                 if transport.is_closing() or self.outbox.shed_if_backlogged(connection):
-                    continue
-                session = connection.session
-                if (
-                    auth_deadline is not None
-                    and connection.opened_at <= auth_deadline
-                    and session is not None
-                    and session.identity is None
-                    and not session.closing
-                ):
-                    log.info(
-                        "event=auth-timeout session=%s remote=%s",
-                        session.session_id,
-                        connection.remote,
-                    )
-                    self.hub.close(session, CloseCode.AUTH_TIMEOUT, "no access token shown")
                     continue
                 pinged_at = connection.pinged_at
                 if pinged_at is None or connection.last_heard > pinged_at:
@@ -270,6 +252,18 @@ class HubServer:
                     )
                     transport.abort()
 
+    async def _core_timers(self) -> None:
+        """Call the core when its next deadline comes (see ``Hub.tick``), and at
+        least every ``CORE_TICK_MAX`` seconds, for deadlines set meanwhile."""
+        hub = self.hub
+        while True:
+            hub.tick()
+            deadline = hub.next_deadline()
+            wait = CORE_TICK_MAX
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.monotonic()))
+            await asyncio.sleep(wait)
+
     # -- lifecycle --------------------------------------------------------------
 
     async def start(self, app: web.Application) -> None:
@@ -279,6 +273,7 @@ class HubServer:
         if isinstance(self.broker, RedisBroker):
             await self.broker.start()
         self._liveness = asyncio.create_task(self._liveness_sweep())
+        self._timers = asyncio.create_task(self._core_timers())
 
     async def cleanup(self, app: web.Application) -> None:
         """After the connections are gone: write what is queued, close the store,
@@ -301,10 +296,11 @@ class HubServer:
         """Stop reading, store what was accepted, tell every client when to come
         back (``reconnect``), then close every connection with 1001 (going away)."""
         self._shutting_down = True
-        if self._liveness is not None:
-            self._liveness.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._liveness
+        for task in (self._liveness, self._timers):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         hub = self.hub
         hub.stop_input()
         # Chat already accepted is stored, relayed and acknowledged before the close.

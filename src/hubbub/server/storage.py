@@ -11,8 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from hubbub.core import Hub
-from hubbub.core.storage import PendingChat
+from hubbub.core.storage import PendingChat, StorageEvents
 from hubbub.protocol.messages import Ref
 from hubbub.settings import ServerSettings
 from hubbub.store import Retention, RoomState, Store, StoredChat, StoreError
@@ -44,7 +43,7 @@ class StoreBridge:
     def __init__(self, store: Store, settings: ServerSettings) -> None:
         self.store = store
         self._settings = settings
-        self._hub: Hub | None = None
+        self._hub: StorageEvents | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._retention: asyncio.Task[None] | None = None
         self._seen: dict[tuple[str, str], int] = {}
@@ -62,11 +61,11 @@ class StoreBridge:
             delay=settings.store_batch_delay,
         )
 
-    def attach(self, hub: Hub) -> None:
+    def attach(self, hub: StorageEvents) -> None:
         self._hub = hub
 
     @property
-    def hub(self) -> Hub:
+    def hub(self) -> StorageEvents:
         if self._hub is None:  # pragma: no cover - attached at creation
             raise RuntimeError("no hub attached")
         return self._hub
@@ -251,6 +250,11 @@ class StoreBridge:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @property
+    def retention(self) -> Retention:
+        """What the retention task keeps of the history."""
+        return self._retention_settings()
 
     def _retention_settings(self) -> Retention:
         settings = self._settings

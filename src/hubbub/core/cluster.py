@@ -1,0 +1,86 @@
+"""What the other nodes of a cluster tell this one, through the membership, that no
+client of this node asked for: members gone with their node (or back after an
+outage), sessions to close, rooms ended, chat they stored."""
+
+from __future__ import annotations
+
+import logging
+
+from hubbub.broker import Member
+from hubbub.core.context import HubContext
+from hubbub.core.joining import grant_names
+from hubbub.protocol import codec
+from hubbub.protocol.errors import CloseCode
+from hubbub.protocol.messages import UserJoined, UserLeft
+
+log = logging.getLogger("hubbub.core")
+
+
+class ClusterEvents:
+    """The membership's word about other nodes, carried out on this one."""
+
+    def __init__(self, ctx: HubContext) -> None:
+        self.ctx = ctx
+
+    def members_changed(self, room: str, joined: list[Member], left: list[Member]) -> None:
+        """Members came or went elsewhere without a word of their own (their node
+        died, or came back after an outage): this node's members of ``room`` hear it."""
+        ctx = self.ctx
+        target = ctx.rooms.get(room)
+        if target is None:
+            return
+        members = target.members.values()
+        for gone in left:
+            if not gone.hidden:
+                payload = codec.encode(UserLeft(user_id=gone.user_id))
+                ctx.outbox.broadcast(members, payload, None)
+        for came in joined:
+            if not came.hidden:
+                announcement = UserJoined(
+                    user_id=came.user_id,
+                    polite=False,
+                    status=came.status,
+                    name=came.name,
+                    grants=came.grants,
+                )
+                ctx.outbox.broadcast(members, codec.encode(announcement), None)
+
+    def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
+        """Another node asked: take this session out of its room and close it."""
+        ctx = self.ctx
+        session = ctx.sessions.get(session_id)
+        if session is None or session.closing:
+            return
+        log.info("event=closed-by-cluster session=%s code=%d", session_id, code)
+        ctx.joining.leave(session, announce=announce)
+        ctx.close(session, CloseCode(code), reason)
+
+    def chat_seen(self, room: str, payload: bytes) -> None:
+        """A chat message stored by another node: kept for this node's next joiners."""
+        try:
+            relay = codec.decode_chat_relay(payload)
+        except ValueError:  # pragma: no cover - nodes speak the same protocol
+            return
+        self.ctx.chat.chat_seen(room, relay)
+
+    def local_members(self) -> dict[str, list[Member]]:
+        """Every member on this node, by room."""
+        return {
+            room.name: [
+                Member(
+                    user_id=uid,
+                    session_id=session.session_id,
+                    name=session.identity.name if session.identity else None,
+                    grants=grant_names(session.identity),
+                    hidden=session.hidden,
+                    status=session.status,
+                )
+                for uid, session in room.members.items()
+            ]
+            for room in self.ctx.rooms
+            if room.members
+        }
+
+    def room_ended(self, room: str) -> None:
+        """Another node ended the room: this node's members go too."""
+        self.ctx.joining.end_room_here(room, None)

@@ -1,0 +1,189 @@
+"""Resume: a new connection takes back a session whose connection was lost (or
+looks alive but is not), and gets every message it missed, once, in order.
+
+A session is held by the node its client first connected to. A client that comes
+back through another node cannot take its session there: that node asks the
+session's node to end it (a hand-over, :class:`~hubbub.core.waiting.Wait.HANDOVER`),
+and the client is told to join afresh, its place free.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from hubbub.core.context import HubContext
+from hubbub.core.session import LinkState, Session
+from hubbub.core.waiting import Wait
+from hubbub.protocol import codec
+from hubbub.protocol.errors import (
+    CloseCode,
+    ErrorCode,
+    ProtocolError,
+    ResumeFailure,
+    already_in_room,
+    unknown_session,
+)
+from hubbub.protocol.messages import ParticipantUpdated, Ref, Resume, Resumed
+
+log = logging.getLogger("hubbub.core")
+
+
+def _same_secret(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+class Resuming:
+    """``resume``, here and through another node."""
+
+    def __init__(self, ctx: HubContext) -> None:
+        self.ctx = ctx
+        self._handovers: dict[str, Ref | None] = {}
+        """Resumes waiting for another node to end the session it held: the new
+        connection's session id -> the resume's ref."""
+
+    def on_resume(self, stub: Session, message: Resume) -> None:
+        """``stub`` is the session the new connection was given at connect, dropped
+        once the resume succeeds."""
+        ctx = self.ctx
+        ref = message.ref
+        if stub.room is not None or stub.waiting is not None:
+            raise already_in_room(ref, "resume on a new connection, before joining")
+        session = ctx.sessions.get(message.session_id)
+        if session is None and ctx.membership.end_elsewhere(
+            message.session_id, message.resume_token, stub.session_id
+        ):
+            # Another node holds it: it is ended there, then this one answers;
+            # what the client sends meanwhile waits, in order.
+            self._handovers[stub.session_id] = ref
+            ctx.waiting.begin(stub, Wait.HANDOVER)
+            return
+        if (
+            session is None
+            or session is stub
+            or session.closing
+            or session.room is None
+            or session.user_id is None
+            or not _same_secret(session.resume_token, message.resume_token)
+        ):
+            raise unknown_session(ref)
+        shown = stub.identity
+        if shown is not None and shown.verified and shown.user_id != session.user_id:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "this connection's token is for another user", ref=ref
+            )
+        last_n = message.last_n
+        if last_n < 0 or last_n > session.last_n:
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE,
+                f"lastN must be between 0 and {session.last_n}, the last number sent",
+                ref=ref,
+            )
+        missed = session.held_after(last_n)
+        if missed is None:
+            # The client is told to start afresh, so its place must be free now.
+            log.info("event=resume-overrun session=%s last_n=%d", session.session_id, last_n)
+            ctx.joining.leave(session)
+            ctx.close(session, CloseCode.RESUMED_ELSEWHERE, "the session could not be resumed")
+            raise ProtocolError(
+                ErrorCode.RESUME_FAILED,
+                "messages after lastN are no longer held; join the room afresh "
+                "and fetch the history",
+                ref=ref,
+                reason=ResumeFailure.OVERRUN,
+            )
+        self._take_over(stub, session, last_n, missed, ref)
+
+    def _take_over(
+        self, stub: Session, session: Session, last_n: int, missed: list[bytes], ref: Ref | None
+    ) -> None:
+        ctx = self.ctx
+        outbox = ctx.outbox
+        room = session.room
+        user_id = session.user_id
+        if room is None or user_id is None:  # pragma: no cover - checked by the caller
+            return
+        old_link, new_link = session.link, stub.link
+        was = session.state
+        # This connection carries the session from now on; its own one is dropped.
+        ctx.sessions.pop(stub.session_id, None)
+        ctx.lifecycle.unaddress(stub)
+        stub.closing = stub.closed = True
+        ctx.waiting.forget(stub)
+        stub.move(LinkState.ENDED)
+        session.move(LinkState.CONNECTED)
+        session.link = new_link
+        session.dropped_in_a_row = 0
+        ctx.lifecycle.reattached(session)
+        outbox.moved(new_link, session)
+        if old_link is not None:
+            # Half-open: the client saw its connection fail before the server did.
+            stub.link = old_link
+            outbox.moved(old_link, stub)
+            outbox.close(stub, CloseCode.RESUMED_ELSEWHERE, "resumed on another connection")
+        log.info(
+            "event=resume session=%s from=%s replayed=%d takeover=%s",
+            session.session_id,
+            was.value,
+            len(missed),
+            old_link is not None,
+        )
+        resumed = Resumed(
+            session_id=session.session_id,
+            room=room.name,
+            user_id=user_id,
+            last_n=session.last_n,
+            ref=ref,
+        )
+        outbox.send_unnumbered(session, codec.encode(resumed))
+        if missed:
+            outbox.replay(session, last_n + 1, missed)
+        if was is LinkState.DETACHED and not session.hidden:
+            back = ParticipantUpdated(user_id=user_id, connection="connected")
+            ctx.publish_in_order(room, codec.encode(back), session.session_id)
+
+    # -- through another node --------------------------------------------------------
+
+    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
+        """The client of a local session came back through another node, which
+        cannot resume it (sessions do not move): end it here at once, so that its
+        place is free for the client's new join, rather than after the grace period."""
+        ctx = self.ctx
+        session = ctx.sessions.get(session_id)
+        if (
+            session is None
+            or session.closing
+            or session.room is None
+            or not _same_secret(session.resume_token, resume_token)
+        ):
+            return False
+        log.info("event=resume-elsewhere session=%s state=%s", session_id, session.state.value)
+        if session.state is LinkState.DETACHED:
+            ctx.lifecycle.end(session)
+        else:
+            # Half-open: the client saw its connection fail before this node did.
+            ctx.joining.leave(session)
+            ctx.close(session, CloseCode.RESUMED_ELSEWHERE, "resumed through another node")
+        return True
+
+    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
+        """The other node answered (or did not in time): the resume fails, plainly."""
+        if asked_by not in self._handovers:
+            return
+        ref = self._handovers.pop(asked_by)
+        ctx = self.ctx
+        stub = ctx.sessions.get(asked_by)
+        if stub is None or stub.waiting is not Wait.HANDOVER:
+            return
+        if ended:
+            error = ProtocolError(
+                ErrorCode.RESUME_FAILED,
+                "the session was held by another node of the cluster, which has ended it; "
+                "join the room afresh and fetch the history",
+                ref=ref,
+                reason=ResumeFailure.OTHER_NODE,
+            )
+        else:
+            error = unknown_session(ref)
+        ctx.send_error(stub, error)
+        ctx.waiting.end(stub)
