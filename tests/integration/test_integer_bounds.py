@@ -7,12 +7,18 @@ handed to the store (SQLite and PostgreSQL integers are 64-bit) to fail there wi
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import pytest
 
 from hubbub.server import ServerSettings
+from tests.tokens import SECRET
 from tests.wsclient import Client
+
+KEY = "integer-bounds-api-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 
 LARGEST = 2**53 - 1
 """The largest integer hubbub takes from the network (a JavaScript client's
@@ -112,3 +118,94 @@ async def test_an_integer_ref_out_of_range_is_refused_and_not_echoed(
             await a.send({"type": "ping", "ref": value})
             assert await a.expect("pong") == {"type": "pong", "ref": value}
     assert_no_error_logged(caplog)
+
+
+# -- HTTP -----------------------------------------------------------------------
+
+NOT_INTEGERS = ["", "x", "1.5", "1e3", "1_000", " 7", "7 ", "+7", "\u0667", "0x10", "9" * 5000]
+"""Query values that are not integers written in ASCII digits."""
+
+
+@pytest.fixture
+async def api(start_hub, store_settings: ServerSettings):
+    """(base URL, HTTP session) of a server with an API key, on each store backend."""
+    url = await start_hub(replace(store_settings, api_key=KEY, token_secret=SECRET))
+    async with aiohttp.ClientSession(headers=AUTH) as http:
+        yield url, http
+
+
+async def bad_request(response: aiohttp.ClientResponse, field: str) -> None:
+    body = await response.json(content_type=None)
+    assert response.status == 400, body
+    assert response.content_type == "application/json"
+    assert body["error"]["code"] == "bad-request", body
+    assert field in body["error"]["message"], body
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/rooms/team/messages", "beforeSeq"),
+        ("/api/rooms/team/messages", "limit"),
+        ("/api/users/alice/notifications", "limit"),
+        ("/api/rooms", "limit"),
+    ],
+)
+async def test_integer_query_parameters_are_bounded(
+    api, path: str, field: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, http = api
+    for value in [*(str(v) for v in OUT_OF_RANGE), "0", "-1", *NOT_INTEGERS]:
+        async with http.get(url + path, params={field: value}) as response:
+            await bad_request(response, field)
+    for value in ("1", str(LARGEST)):
+        async with http.get(url + path, params={field: value}) as response:
+            assert response.status == 200, await response.text()
+    assert_no_error_logged(caplog)
+
+
+async def test_notification_ids_in_a_body_are_bounded(
+    api, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, http = api
+    read = url + "/api/users/alice/notifications/read"
+    for value in [*OUT_OF_RANGE, 0, -1]:
+        for ids in ([value], [1, value]):
+            async with http.post(read, json={"ids": ids}) as response:
+                await bad_request(response, "ids")
+    async with http.post(read, json={"ids": [1, LARGEST]}) as response:
+        assert response.status == 200
+        assert await response.json() == {"read": []}
+    assert_no_error_logged(caplog)
+
+
+async def test_a_token_ttl_out_of_range_is_refused(api, caplog: pytest.LogCaptureFixture) -> None:
+    url, http = api
+    for value in OUT_OF_RANGE:
+        body = {"userId": "alice", "rooms": ["team"], "ttl": value}
+        async with http.post(url + "/api/tokens", json=body) as response:
+            await bad_request(response, "ttl")
+    assert_no_error_logged(caplog)
+
+
+async def test_openapi_gives_every_integer_input_its_bounds(hub_url: str) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(hub_url + "/api/openapi.json") as response,
+    ):
+        paths = (await response.json())["paths"]
+    schemas = []
+    for path in paths.values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                schemas.append((parameter["name"], parameter["schema"]))
+            body = operation.get("requestBody")
+            if body is not None:
+                properties = body["content"]["application/json"]["schema"]["properties"]
+                for name, schema in properties.items():
+                    schemas.append((name, schema.get("items", schema)))
+    integers = [(name, schema) for name, schema in schemas if schema.get("type") == "integer"]
+    assert {name for name, _ in integers} == {"beforeSeq", "limit", "ids", "ttl"}
+    for name, schema in integers:
+        assert schema.get("minimum", -LARGEST - 1) >= 1, name
+        assert schema.get("maximum", LARGEST + 1) <= LARGEST, name

@@ -227,7 +227,7 @@ async def test_the_notification_api_refuses_what_it_cannot_take(tmp_path: Path) 
             async with http.get(f"{endpoint}?{query}", headers=AUTH) as r:
                 assert r.status == 400, query
         read = f"{endpoint}/read"
-        for body in ({"ids": []}, {"ids": ["1"]}, {}, {"ids": list(range(101))}):
+        for body in ({"ids": []}, {"ids": ["1"]}, {}, {"ids": list(range(1, 102))}):
             async with http.post(read, json=body, headers=AUTH) as r:
                 assert r.status == 400, body
                 assert (await r.json())["error"]["code"] == "bad-request"
