@@ -11,11 +11,17 @@ from hypothesis import strategies as st
 from hubbub.protocol import ErrorCode, ProtocolError, decode, encode
 from hubbub.protocol.messages import (
     INCOMING_TYPES,
+    MAX_INTEGER,
     Chat,
     EndRoom,
     Error,
+    GetNotifications,
+    History,
     JoinRoom,
+    MarkNotificationsRead,
+    Ping,
     RemoveParticipant,
+    Resume,
     Signal,
 )
 
@@ -39,6 +45,10 @@ message_like = st.fixed_dictionaries(
         "message": json_values,
         "ref": json_values,
         "token": json_values,
+        "beforeSeq": json_values,
+        "limit": json_values,
+        "ids": json_values,
+        "lastN": json_values,
     },
 )
 
@@ -120,3 +130,69 @@ def test_the_messages_of_token_mode_and_admins() -> None:
         with pytest.raises(ProtocolError) as caught:
             decode(bad, max_depth=8)
         assert caught.value.code == "bad-message"
+
+
+RESUME = '"type":"resume","sessionId":"s","resumeToken":"t"'
+
+# (JSON before the integer, JSON after it, the field's name, its lowest value)
+INTEGER_FIELDS = [
+    ('{"type":"history","beforeSeq":', "}", "beforeSeq", 1),
+    ('{"type":"history","limit":', "}", "limit", 1),
+    ('{"type":"notifications","limit":', "}", "limit", 1),
+    ('{"type":"notification-read","ids":[1,', "]}", "ids", 1),
+    ("{" + RESUME + ',"lastN":', "}", "lastN", 0),
+    ('{"type":"ping","ref":', "}", "ref", -MAX_INTEGER),
+]
+
+
+@pytest.mark.parametrize(("before", "after", "field", "low"), INTEGER_FIELDS)
+@settings(max_examples=200, deadline=None)
+@given(value=st.integers() | st.sampled_from([MAX_INTEGER, MAX_INTEGER + 1, 2**63, 2**64]))
+def test_integer_fields_take_only_their_range(
+    before: str, after: str, field: str, low: int, value: int
+) -> None:
+    """Every integer a client sends is bounded by its type: out of range it is
+    ``bad-message`` naming the field, however large, never a number for the store."""
+    text = f"{before}{value}{after}"
+    if low <= value <= MAX_INTEGER:
+        decode(text, max_depth=8)
+        return
+    with pytest.raises(ProtocolError) as caught:
+        decode(text, max_depth=8)
+    assert caught.value.code == "bad-message"
+    assert f"$.{field}" in caught.value.message
+
+
+def test_the_bounds_of_the_integer_fields() -> None:
+    assert decode(f'{{"type":"history","beforeSeq":{MAX_INTEGER},"limit":1}}', max_depth=8) == (
+        History(before_seq=MAX_INTEGER, limit=1)
+    )
+    assert decode(f'{{"type":"notifications","limit":{MAX_INTEGER}}}', max_depth=8) == (
+        GetNotifications(limit=MAX_INTEGER)
+    )
+    assert decode(f'{{"type":"notification-read","ids":[1,{MAX_INTEGER}]}}', max_depth=8) == (
+        MarkNotificationsRead(ids=[1, MAX_INTEGER])
+    )
+    assert decode("{" + RESUME + ',"lastN":0}', max_depth=8) == Resume(
+        session_id="s", resume_token="t", last_n=0
+    )
+    for ref in (MAX_INTEGER, -MAX_INTEGER, 0):
+        assert decode(f'{{"type":"ping","ref":{ref}}}', max_depth=8) == Ping(ref=ref)
+    with pytest.raises(ProtocolError) as caught:
+        decode('{"type":"history","beforeSeq":9223372036854775808,"ref":7}', max_depth=8)
+    assert (caught.value.code, caught.value.ref) == ("bad-message", 7)
+    assert caught.value.message == "Expected `int` <= 9007199254740991 - at `$.beforeSeq`"
+
+
+def test_a_ref_out_of_range_is_not_echoed() -> None:
+    for text, code in (
+        (f'{{"type":"ping","ref":{MAX_INTEGER + 1}}}', "bad-message"),
+        (f'{{"type":"ping","ref":{-MAX_INTEGER - 1}}}', "bad-message"),
+        ('{"type":"ping","ref":[1]}', "bad-message"),
+        (f'{{"type":"nonsense","ref":{2**64}}}', "unknown-type"),
+        # refused at the ref, and what follows it is not JSON
+        ('{"type":"ping","ref":[1],"x":nope}', "bad-json"),
+    ):
+        with pytest.raises(ProtocolError) as caught:
+            decode(text, max_depth=8)
+        assert (caught.value.code, caught.value.ref) == (code, None), text

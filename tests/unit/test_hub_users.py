@@ -138,7 +138,7 @@ class TestNotifications:
         ]
         h.join("x", "r", "xavier")
         h.send("x", {"type": "notification-read", "ids": []})
-        h.send("x", {"type": "notification-read", "ids": list(range(101))})
+        h.send("x", {"type": "notification-read", "ids": list(range(1, 102))})
         h.send("x", {"type": "notification-read", "ids": ["1"]})
         h.send("x", {"type": "notifications", "limit": 0})
         assert [m["code"] for m in h.take("x")] == [

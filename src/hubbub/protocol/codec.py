@@ -19,10 +19,12 @@ from hubbub.protocol.messages import (
     Envelope,
     IncomingMessage,
     Outgoing,
+    TypeOnly,
 )
 
 _decoder: msgspec.json.Decoder[IncomingMessage] = msgspec.json.Decoder(IncomingMessage)
 _envelope_decoder = msgspec.json.Decoder(Envelope)
+_type_only_decoder = msgspec.json.Decoder(TypeOnly)
 _encoder = msgspec.json.Encoder()
 _chat_relay_decoder = msgspec.json.Decoder(ChatRelay)
 
@@ -103,8 +105,16 @@ def _explain_invalid(text: str | bytes, exc: msgspec.ValidationError) -> Protoco
     try:
         envelope = _envelope_decoder.decode(text)
     except msgspec.ValidationError:
-        return ProtocolError(ErrorCode.BAD_MESSAGE, "a message is a JSON object with a 'type'")
-    except msgspec.DecodeError:  # pragma: no cover - the first decode parsed it
+        try:
+            # A ref that is not one (out of bounds, a list...) is not echoed.
+            envelope = Envelope(type=_type_only_decoder.decode(text).type)
+        except msgspec.ValidationError:
+            return ProtocolError(ErrorCode.BAD_MESSAGE, "a message is a JSON object with a 'type'")
+        except msgspec.DecodeError:
+            # The decodes before stopped at the ref; past it, not JSON.
+            return ProtocolError(ErrorCode.BAD_JSON, "the frame is not valid JSON")
+    except msgspec.DecodeError:
+        # The first decode stopped at the field it refused; past it, not JSON.
         return ProtocolError(ErrorCode.BAD_JSON, "the frame is not valid JSON")
     if envelope.type is None:
         return ProtocolError(ErrorCode.BAD_MESSAGE, "the message has no 'type'", ref=envelope.ref)

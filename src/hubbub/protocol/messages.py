@@ -12,7 +12,22 @@ from typing import Annotated, Any
 
 import msgspec
 
-Ref = Annotated[str, msgspec.Meta(max_length=64)] | int
+MAX_INTEGER = 2**53 - 1
+"""The largest integer a client may send, in magnitude: JavaScript's
+``Number.MAX_SAFE_INTEGER``, the largest a browser holds exactly. Seqs, ids and
+counts never come near it, and it keeps every number far inside the store's 64-bit
+integers: a larger one is refused here (``bad-message``) instead of failing there."""
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=MAX_INTEGER)]
+"""A chat ``seq``, a notification id or a count: 1 to :data:`MAX_INTEGER`."""
+
+NonNegativeInt = Annotated[int, msgspec.Meta(ge=0, le=MAX_INTEGER)]
+"""A session's message number ``n``: 0 (none yet) to :data:`MAX_INTEGER`."""
+
+Ref = (
+    Annotated[str, msgspec.Meta(max_length=64)]
+    | Annotated[int, msgspec.Meta(ge=-MAX_INTEGER, le=MAX_INTEGER)]
+)
 """A client's own request id, echoed in the reply or error it caused."""
 
 
@@ -49,8 +64,8 @@ class Chat(Incoming, tag="chat", frozen=True):
 
 
 class History(Incoming, tag="history", frozen=True):
-    before_seq: int | None = None
-    limit: int | None = None
+    before_seq: PositiveInt | None = None
+    limit: PositiveInt | None = None
 
 
 class Ping(Incoming, tag="ping", frozen=True):
@@ -79,11 +94,11 @@ class EndRoom(Incoming, tag="end-room", frozen=True):
 class GetNotifications(Incoming, tag="notifications", frozen=True):
     """The user's unread notifications, oldest first."""
 
-    limit: int | None = None
+    limit: PositiveInt | None = None
 
 
 class MarkNotificationsRead(Incoming, tag="notification-read", frozen=True):
-    ids: list[int]
+    ids: list[PositiveInt]
 
 
 class CallRequest(Incoming, tag="call-request", frozen=True):
@@ -115,7 +130,7 @@ class Resume(Incoming, tag="resume", frozen=True):
 
     session_id: str
     resume_token: str
-    last_n: int
+    last_n: NonNegativeInt
     """The ``n`` of the last message the client received in that session (0: none)."""
 
 
@@ -173,6 +188,13 @@ class Envelope(msgspec.Struct):
 
     type: str | None = None
     ref: Ref | None = None
+
+
+class TypeOnly(msgspec.Struct):
+    """What is read of such a message when its ``ref`` is what is wrong: the
+    ``ref`` is not echoed then."""
+
+    type: str | None = None
 
 
 # -- outgoing -----------------------------------------------------------------

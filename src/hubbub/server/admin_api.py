@@ -14,7 +14,7 @@ from hubbub.auth import Grant, TokenError, VerificationKeys, mint_token
 from hubbub.auth.tokens import HMAC_ALGORITHM, MAX_NAME_LENGTH, parse_grants
 from hubbub.broker import Member
 from hubbub.core import Hub, Session
-from hubbub.server.http_api import Api, ApiError, read_json
+from hubbub.server.http_api import Api, ApiError, integer_schema, query_integer, read_json
 
 DEFAULT_TOKEN_TTL = 3600
 """Seconds a token minted without ``ttl`` is valid."""
@@ -50,7 +50,7 @@ TOKEN_REQUEST_SCHEMA: dict[str, Any] = {
         },
         "grants": {"type": "array", "items": {"enum": [grant.value for grant in Grant]}},
         "name": {"type": "string", "maxLength": MAX_NAME_LENGTH},
-        "ttl": {"type": "integer", "minimum": 1, "maximum": MAX_TOKEN_TTL},
+        "ttl": integer_schema(high=MAX_TOKEN_TTL),
     },
 }
 
@@ -120,8 +120,7 @@ def add_routes(
     )
 
     async def list_rooms(request: web.Request) -> web.Response:
-        limit = _query_integer(request, "limit", DEFAULT_ROOMS_PAGE, 1)
-        limit = min(limit, MAX_ROOMS_PAGE)
+        limit = min(query_integer(request, "limit", DEFAULT_ROOMS_PAGE), MAX_ROOMS_PAGE)
         after = request.query.get("after")
         live = sorted(
             (room for room in hub.rooms if room.members and (after is None or room.name > after)),
@@ -151,7 +150,7 @@ def add_routes(
                 "name": "limit",
                 "in": "query",
                 "required": False,
-                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROOMS_PAGE},
+                "schema": integer_schema(high=MAX_ROOMS_PAGE),
                 "description": f"most rooms in the answer (default {DEFAULT_ROOMS_PAGE})",
             },
             {
@@ -168,7 +167,7 @@ def add_routes(
                 "status) and last chat sequence number; next: the after of the next "
                 "page, null on the last"
             },
-            "400": {"description": "A limit that is not an integer of at least 1"},
+            "400": {"description": "A limit that is not an integer from 1 to 2**53 - 1"},
         },
     )
 
@@ -219,19 +218,6 @@ def add_routes(
             "503": {"description": "In a cluster: Redis cannot be reached"},
         },
     )
-
-
-def _query_integer(request: web.Request, name: str, default: int, low: int) -> int:
-    given = request.query.get(name)
-    if given is None:
-        return default
-    try:
-        value = int(given)
-    except ValueError:
-        raise ApiError(400, "bad-request", f"{name} is an integer") from None
-    if value < low:
-        raise ApiError(400, "bad-request", f"{name} is at least {low}")
-    return value
 
 
 def participant(user_id: str, member: Session) -> dict[str, Any]:

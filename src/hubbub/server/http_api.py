@@ -4,20 +4,25 @@ Every endpoint is declared once with :meth:`Api.route`, which adds it to the
 aiohttp router and to the OpenAPI description served at ``/api/openapi.json``.
 Endpoints that need the server API key (``--api-key``, sent as
 ``Authorization: Bearer KEY``) say so with ``api_key=True``. Errors are JSON:
-``{"error": {"code": "...", "message": "..."}}`` with a documented code.
+``{"error": {"code": "...", "message": "..."}}`` with a documented code. Integers
+in a query or a body are bounded as in the WebSocket protocol (1 to
+:data:`~hubbub.protocol.messages.MAX_INTEGER`), so none reaches the store out of
+its range.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 from aiohttp import web
 
 from hubbub import __version__
+from hubbub.protocol.messages import MAX_INTEGER
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -144,6 +149,37 @@ async def read_json(request: web.Request, max_bytes: int = 1024 * 1024) -> Any:
         return msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError):
         raise ApiError(400, "bad-json", "the body is not valid JSON") from None
+
+
+_INTEGER = re.compile(r"[0-9]{1,20}")
+"""An integer as a query gives it: ASCII digits only (no sign, ``_`` or space), few
+enough that parsing them costs nothing."""
+
+
+@overload
+def query_integer(request: web.Request, name: str, default: int) -> int: ...
+
+
+@overload
+def query_integer(request: web.Request, name: str, default: None) -> int | None: ...
+
+
+def query_integer(request: web.Request, name: str, default: int | None) -> int | None:
+    """The query parameter ``name``, an integer from 1 to :data:`MAX_INTEGER`;
+    ``default`` when it is left out; else a 400 ``bad-request`` that names it."""
+    given = request.query.get(name)
+    if given is None:
+        return default
+    value = int(given) if _INTEGER.fullmatch(given) else 0
+    if not 1 <= value <= MAX_INTEGER:
+        raise ApiError(400, "bad-request", f"{name} is an integer from 1 to {MAX_INTEGER}")
+    return value
+
+
+def integer_schema(high: int = MAX_INTEGER) -> dict[str, Any]:
+    """The OpenAPI schema of an integer the API takes (in a query or a body): 1 to
+    ``high``."""
+    return {"type": "integer", "minimum": 1, "maximum": high}
 
 
 _HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}

@@ -13,7 +13,7 @@ from aiohttp import web
 from hubbub.core import Hub
 from hubbub.protocol.messages import ChatEntry
 from hubbub.server.admin_api import participant
-from hubbub.server.http_api import Api, ApiError, read_json
+from hubbub.server.http_api import Api, ApiError, integer_schema, query_integer, read_json
 from hubbub.settings import ServerSettings
 from hubbub.store import Store, StoredChat, StoreError
 
@@ -97,18 +97,6 @@ def add_routes(api: Api, hub: Hub, store: Store, settings: ServerSettings) -> No
         if not name or len(name) > limits.max_room_name_length or _CONTROL_CHARACTERS.search(name):
             raise ApiError(400, "bad-request", "not a room name")
         return name
-
-    def integer(request: web.Request, name: str, default: int | None, low: int) -> int | None:
-        given = request.query.get(name)
-        if given is None:
-            return default
-        try:
-            value = int(given)
-        except ValueError:
-            raise ApiError(400, "bad-request", f"{name} is an integer") from None
-        if value < low:
-            raise ApiError(400, "bad-request", f"{name} is at least {low}")
-        return value
 
     async def stored(work: Any) -> Any:
         try:
@@ -219,9 +207,8 @@ def add_routes(api: Api, hub: Hub, store: Store, settings: ServerSettings) -> No
 
     async def messages(request: web.Request) -> web.Response:
         name = room_name(request)
-        before = integer(request, "beforeSeq", None, 1)
-        limit = integer(request, "limit", limits.max_history_page, 1)
-        assert limit is not None
+        before = query_integer(request, "beforeSeq", None)
+        limit = query_integer(request, "limit", limits.max_history_page)
         found = await stored(store.history(name, before, min(limit, limits.max_history_page)))
         body = {"room": name, "messages": [_entry(m) for m in found]}
         return web.Response(body=msgspec.json.encode(body), content_type="application/json")
@@ -233,13 +220,9 @@ def add_routes(api: Api, hub: Hub, store: Store, settings: ServerSettings) -> No
         summary="A page of a room's stored chat, oldest first, as history gives it",
         parameters=[
             _path_parameter("room"),
+            _query_parameter("beforeSeq", integer_schema(), "only messages with a lower seq"),
             _query_parameter(
-                "beforeSeq", {"type": "integer", "minimum": 1}, "only messages with a lower seq"
-            ),
-            _query_parameter(
-                "limit",
-                {"type": "integer", "minimum": 1},
-                "most messages (default and most: max_history_page)",
+                "limit", integer_schema(), "most messages (default and most: max_history_page)"
             ),
         ],
         responses={
@@ -253,7 +236,10 @@ def add_routes(api: Api, hub: Hub, store: Store, settings: ServerSettings) -> No
                 },
                 "The messages just before beforeSeq (the newest without it), oldest first",
             ),
-            "400": {"description": "Not a room name, or a bad beforeSeq or limit"},
+            "400": {
+                "description": "Not a room name, or a beforeSeq or limit that is not an "
+                "integer from 1 to 2**53 - 1"
+            },
             "503": {"description": "The store is unavailable"},
         },
     )

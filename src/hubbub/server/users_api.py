@@ -14,7 +14,8 @@ import msgspec
 from aiohttp import web
 
 from hubbub.core import Hub
-from hubbub.server.http_api import Api, ApiError, read_json
+from hubbub.protocol.messages import PositiveInt
+from hubbub.server.http_api import Api, ApiError, integer_schema, query_integer, read_json
 from hubbub.store import Notification, Store, StoreError
 
 MAX_KEY_LENGTH = 128
@@ -29,7 +30,7 @@ class NotificationRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ReadRequest(msgspec.Struct, forbid_unknown_fields=True):
-    ids: list[int]
+    ids: list[PositiveInt]
 
 
 NOTIFICATION_REQUEST_SCHEMA: dict[str, Any] = {
@@ -104,13 +105,7 @@ def add_routes(api: Api, hub: Hub, store: Store) -> None:
     async def get_notifications(request: web.Request) -> web.Response:
         user_id = user_of(request)
         most = limits.max_notification_page
-        try:
-            limit = int(request.query.get("limit", most))
-        except ValueError:
-            raise ApiError(400, "bad-request", "limit is a whole number") from None
-        if limit < 1:
-            raise ApiError(400, "bad-request", "limit is at least 1")
-        limit = min(limit, most)
+        limit = min(query_integer(request, "limit", most), most)
         try:
             found = await store.unread_notifications(user_id, limit + 1)
         except StoreError:
@@ -161,9 +156,12 @@ def add_routes(api: Api, hub: Hub, store: Store) -> None:
         summary="A user's unread notifications, oldest first",
         parameters=[
             user,
-            {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}},
+            {"name": "limit", "in": "query", "required": False, "schema": integer_schema()},
         ],
-        responses={"200": {"description": "notifications, and whether more wait"}},
+        responses={
+            "200": {"description": "notifications, and whether more wait"},
+            "400": {"description": "A limit that is not an integer from 1 to 2**53 - 1"},
+        },
     )
     api.route(
         "POST",
@@ -175,9 +173,15 @@ def add_routes(api: Api, hub: Hub, store: Store) -> None:
             "type": "object",
             "required": ["ids"],
             "additionalProperties": False,
-            "properties": {"ids": {"type": "array", "items": {"type": "integer"}}},
+            "properties": {"ids": {"type": "array", "items": integer_schema()}},
         },
-        responses={"200": {"description": "read: the ids that were unread"}},
+        responses={
+            "200": {"description": "read: the ids that were unread"},
+            "400": {
+                "description": "ids is not a list of 1 to max_notification_page integers "
+                "from 1 to 2**53 - 1"
+            },
+        },
     )
 
 
