@@ -26,7 +26,6 @@ from hubbub.protocol import codec
 from hubbub.protocol.errors import (
     ErrorCode,
     ProtocolError,
-    at_least_one,
     check_name,
     not_in_room,
     store_unavailable,
@@ -198,14 +197,10 @@ class ChatFeature:
         ref = message.ref
         if room is None:
             raise not_in_room(ref)
+        # The codec holds limit and beforeSeq to 1 and up.
         most = ctx.limits.max_history_page
         limit = most if message.limit is None else min(message.limit, most)
-        if limit < 1:
-            raise at_least_one("limit", ref)
-        before = message.before_seq
-        if before is not None and before < 1:
-            raise at_least_one("beforeSeq", ref)
-        ctx.storage.load_history(session.session_id, room.name, before, limit, ref)
+        ctx.storage.load_history(session.session_id, room.name, message.before_seq, limit, ref)
 
     def history_loaded(
         self, session_id: str, room: str, messages: list[StoredChat], ref: Ref | None

@@ -8,7 +8,7 @@ from hubbub.core.calling import identified
 from hubbub.core.context import HubContext
 from hubbub.core.session import Session
 from hubbub.protocol import codec
-from hubbub.protocol.errors import ErrorCode, ProtocolError, at_least_one
+from hubbub.protocol.errors import ErrorCode, ProtocolError
 from hubbub.protocol.messages import (
     GetNotifications,
     MarkNotificationsRead,
@@ -32,9 +32,7 @@ class Notifications:
         ref = message.ref
         user_id = identified(session, ref)
         most = ctx.limits.max_notification_page
-        limit = most if message.limit is None else min(message.limit, most)
-        if limit < 1:
-            raise at_least_one("limit", ref)
+        limit = most if message.limit is None else min(message.limit, most)  # 1 and up
         ctx.storage.load_notifications(session.session_id, user_id, limit, ref, True)
 
     def on_mark_notifications_read(self, session: Session, message: MarkNotificationsRead) -> None:

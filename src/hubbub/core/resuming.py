@@ -73,7 +73,7 @@ class Resuming:
                 ErrorCode.FORBIDDEN, "this connection's token is for another user", ref=ref
             )
         last_n = message.last_n
-        if last_n < 0 or last_n > session.last_n:
+        if last_n > session.last_n:  # the codec holds it to 0 and up
             raise ProtocolError(
                 ErrorCode.BAD_MESSAGE,
                 f"lastN must be between 0 and {session.last_n}, the last number sent",

@@ -264,10 +264,6 @@ def unidentified(ref: str | int | None) -> ProtocolError:
     )
 
 
-def at_least_one(field: str, ref: str | int | None) -> ProtocolError:
-    return ProtocolError(ErrorCode.BAD_MESSAGE, f"{field} must be at least 1", ref=ref)
-
-
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
