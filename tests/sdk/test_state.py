@@ -35,15 +35,15 @@ from hubbub.client import (
     UserLeft,
 )
 from hubbub.client import events as sdk
-from hubbub.client.state import (
-    FATAL_CLOSE_CODES,
-    MOVES,
-    RETRYABLE_JOIN_CODES,
-    IllegalMove,
-    Phase,
-)
+from hubbub.client.state import MOVES, IllegalMove, Phase
 from hubbub.protocol import messages as protocol
-from hubbub.protocol.errors import CloseCode
+from hubbub.protocol.errors import (
+    FINAL_CLOSE_CODES,
+    RETRIED_CHAT_ERRORS,
+    RETRIED_REJOIN_ERRORS,
+    CloseCode,
+    ErrorCode,
+)
 from tests.sdk.state_driver import (
     StateDriver,
     chat_ack,
@@ -269,6 +269,49 @@ def test_a_final_chat_refusal_fails_the_chat() -> None:
     assert d.sent()[1:] == []
 
 
+def test_not_in_room_holds_the_chat_until_the_client_is_in_a_room_again() -> None:
+    d = joined_driver()
+    leave = d.request({"type": "leave-room"})
+    d.chat("while leaving")
+    d.sent()
+    d.server({"type": "room-left", "room": "r", "ref": leave})
+    assert not d.state.room.in_room
+    d.server(error("not-in-room", ref="chat:p-1"))
+    d.advance(600)
+    assert d.sent() == []  # no use sending it out of a room
+    assert d.answers.get("chat:p-1") is None
+    join = d.request(d.state.join_message("r"))
+    assert [m["type"] for m in d.sent()] == ["join-room"]
+    d.server(room_joined(ref=join, session="s2"))
+    assert d.sent() == [
+        {"type": "chat", "message": "while leaving", "clientId": "p-1", "ref": "chat:p-1"}
+    ]
+    d.server(chat_ack("p-1", 1))
+    assert isinstance(d.answers["chat:p-1"], ChatAck)
+
+
+def test_not_in_room_held_across_a_reconnection_goes_once_back_in() -> None:
+    d = joined_driver()
+    d.server({"type": "room-left", "room": "r"})  # (a leave of its own, sent raw)
+    d.chat("out of the room")
+    d.server(error("not-in-room", ref="chat:p-1"))
+    d.sent()
+    d.lose(1001, "going away")
+    d.wait_for_reconnection()
+    assert [m["type"] for m in d.sent()] == ["join-room"]
+    d.server(room_joined(session="s2"))
+    assert [m.get("clientId") for m in d.sent()] == ["p-1"]
+
+
+def test_not_in_room_while_in_the_room_is_retried_after_a_delay() -> None:
+    d = joined_driver()
+    d.chat("crossed something")
+    frame = d.sent()
+    d.server(error("not-in-room", ref="chat:p-1"))
+    d.advance(1.0)
+    assert d.sent() == frame
+
+
 def test_chat_sent_while_down_goes_after_the_rejoin() -> None:
     d = joined_driver()
     d.lose(1001, "going away")
@@ -416,7 +459,20 @@ def test_a_close_by_the_server_joins_afresh_after_its_hint() -> None:
     assert d.events()[0] == Reconnected(attempts=1, resume_refused=None)
 
 
-@pytest.mark.parametrize("code", [None, 1001, 1011, 4001, 4008, 4999])
+@pytest.mark.parametrize("code", sorted(FINAL_CLOSE_CODES))
+def test_no_reconnection_after_a_final_close_code(code: int) -> None:
+    d = joined_driver()
+    d.chat("pending")
+    d.lose(code, FINAL_CLOSE_CODES[CloseCode(code)])
+    assert d.events() == [Disconnected(code, FINAL_CLOSE_CODES[CloseCode(code)], False)]
+    assert d.state.closed
+    assert d.finished == FINAL_CLOSE_CODES[CloseCode(code)]
+    assert isinstance(d.answers["chat:p-1"], Closed)
+    d.advance(3600)
+    assert not d.wants_connection
+
+
+@pytest.mark.parametrize("code", [None, 1001, 1011, 4001, 4008, 1010, 4999])
 def test_a_reconnection_after_any_other_close(code: int | None) -> None:
     d = joined_driver()
     d.lose(code, "gone")
@@ -425,17 +481,14 @@ def test_a_reconnection_after_any_other_close(code: int | None) -> None:
     assert d.sent()[0]["type"] == ("resume" if code is None else "join-room")
 
 
-@pytest.mark.parametrize("code", sorted(FATAL_CLOSE_CODES))
-def test_no_reconnection_after_a_fatal_close_code(code: int) -> None:
+def test_a_final_close_during_a_reconnection_attempt_ends_it() -> None:
     d = joined_driver()
-    d.chat("pending")
-    d.lose(code, "fatal")
-    assert d.events() == [Disconnected(code, "fatal", False)]
+    d.lose()
+    d.events()
+    d.wait_for_reconnection()
+    d.lose(CloseCode.RESUMED_ELSEWHERE, "resumed-elsewhere")
+    assert d.events() == [Disconnected(4010, "resumed-elsewhere", False)]
     assert d.state.closed
-    assert d.finished == "fatal"
-    assert isinstance(d.answers["chat:p-1"], Closed)
-    d.advance(3600)
-    assert not d.wants_connection
 
 
 def test_reconnect_false_ends_on_any_drop() -> None:
@@ -445,7 +498,7 @@ def test_reconnect_false_ends_on_any_drop() -> None:
     assert d.state.closed
 
 
-@pytest.mark.parametrize("code", sorted(RETRYABLE_JOIN_CODES))
+@pytest.mark.parametrize("code", sorted(RETRIED_REJOIN_ERRORS))
 def test_a_rejoin_refusal_that_passes_keeps_trying(code: str) -> None:
     d = joined_driver()
     d.lose(1001)
@@ -596,7 +649,21 @@ def test_only_the_moves_of_the_table_are_made() -> None:
     assert MOVES[Phase.CLOSED] == frozenset()
 
 
-# -- the wire is the protocol's -------------------------------------------------------
+# -- the rules and the wire come from hubbub.protocol ------------------------------
+
+
+def test_the_rules_are_the_protocols() -> None:
+    assert ErrorCode.NOT_IN_ROOM in RETRIED_CHAT_ERRORS
+    assert {ErrorCode.STORE_UNAVAILABLE, ErrorCode.CLUSTER_UNAVAILABLE} <= RETRIED_REJOIN_ERRORS
+    for code in RETRIED_CHAT_ERRORS:
+        d = joined_driver()
+        d.chat("x")
+        d.server(error(code, ref="chat:p-1"))
+        assert "chat:p-1" not in d.answers, code
+    d = joined_driver()
+    d.chat("x")
+    d.server(error(ErrorCode.FORBIDDEN, ref="chat:p-1"))
+    assert isinstance(d.answers["chat:p-1"], RequestFailed)
 
 
 def test_what_the_client_sends_is_what_the_server_reads() -> None:

@@ -6,8 +6,10 @@ here until its ``chat-ack``. It is sent again, always with the same ``clientId``
 
 - when no answer comes within the request timeout (lost with the connection, or
   dropped as too fast): its deadline;
-- after a refusal that passes with time (:data:`RETRYABLE_CHAT_CODES`), after a
-  backoff delay;
+- after a refusal that passes with time (``store-unavailable``, ``rate-limited``:
+  :data:`~hubbub.protocol.errors.RETRIED_CHAT_ERRORS`), after a backoff delay;
+- after ``not-in-room`` (the message crossed a leave or a reconnection), once the
+  client is in a room again;
 - after a reconnection, all of them, in the order they were first sent.
 
 Any other refusal is final. Sans-I/O: times are deadlines on the caller's clock.
@@ -23,9 +25,7 @@ from typing import Any
 from hubbub.client.backoff import Backoff
 from hubbub.client.outgoing import message
 from hubbub.protocol import messages as protocol
-
-RETRYABLE_CHAT_CODES = frozenset({"store-unavailable", "rate-limited"})
-"""Chat refusals after which the same message is sent again (after a backoff delay)."""
+from hubbub.protocol.errors import RETRIED_CHAT_ERRORS, ErrorCode
 
 CHAT_REF_PREFIX = "chat:"
 """The ``ref`` of a chat message is this and its ``clientId``."""
@@ -40,7 +40,7 @@ class OutgoingChat:
     retries: int = 0
     """Refusals that passed with time so far (the backoff's attempt number)."""
     deadline: float | None = None
-    """When it goes again; None: with the next connection."""
+    """When it goes again; None: when the client is (back) in its room."""
 
     @property
     def ref(self) -> str:
@@ -87,15 +87,26 @@ class ChatOutbox:
         """The message a ``chat-ack`` settles, taken out; None if none waits."""
         return self._entries.pop(client_id, None) if client_id is not None else None
 
-    def refused(self, entry: OutgoingChat, code: str, *, now: float, backoff: Backoff) -> bool:
+    def refused(
+        self, entry: OutgoingChat, code: str, *, in_room: bool, now: float, backoff: Backoff
+    ) -> bool:
         """A refusal of ``entry``: True when it will be sent again (the refusal
         passes), False when it is final (``entry`` is taken out)."""
-        if code not in RETRYABLE_CHAT_CODES:
+        if code not in RETRIED_CHAT_ERRORS:
             self._entries.pop(entry.client_id, None)
             return False
         entry.retries += 1
-        entry.deadline = now + backoff.delay(entry.retries)
+        if code == ErrorCode.NOT_IN_ROOM and not in_room:
+            entry.deadline = None  # goes when the client is in a room again
+        else:
+            # store-unavailable, rate-limited; or not-in-room while we thought we
+            # were in: a crossing we cannot see, tried again after a while
+            entry.deadline = now + backoff.delay(entry.retries)
         return True
+
+    def waiting_for_room(self) -> list[OutgoingChat]:
+        """The messages held until the client is in a room again."""
+        return [entry for entry in self._entries.values() if entry.deadline is None]
 
     def due(self, now: float) -> list[OutgoingChat]:
         """The messages whose deadline has come, in the order they were sent."""

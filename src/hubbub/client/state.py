@@ -34,11 +34,12 @@ The phases of a client, and the only moves between them (:data:`MOVES`)::
     any phase ──► CLOSED: close(), a final close code, a refused first join, a
                           refused rejoin that does not pass, backoff given up
 
-The reconnect loop follows ``docs/protocol.md`` ("A client's reconnect loop"): no
-reconnection after :data:`FATAL_CLOSE_CODES`; ``resume`` only when the connection
-was lost without a close frame (one the server closed is over); a rejoin refused
-with one of :data:`RETRYABLE_JOIN_CODES` keeps trying; after a fresh rejoin the
-chat stored while away is fetched from the history.
+The reconnect loop follows ``docs/protocol.md`` ("A client's reconnect loop") with
+the rules of :mod:`hubbub.protocol.errors`: no reconnection after
+:data:`~hubbub.protocol.errors.FINAL_CLOSE_CODES`; ``resume`` only when the
+connection was lost without a close frame (one the server closed is over); a rejoin
+refused with one of :data:`~hubbub.protocol.errors.RETRIED_REJOIN_ERRORS` keeps
+trying; after a fresh rejoin the chat stored while away is fetched from the history.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ from hubbub.client.outbox import ChatOutbox, OutgoingChat
 from hubbub.client.outgoing import encode, message
 from hubbub.client.room import RoomMirror
 from hubbub.protocol import messages as protocol
+from hubbub.protocol.errors import FINAL_CLOSE_CODES, RETRIED_REJOIN_ERRORS
 
 log = logging.getLogger("hubbub.client")
 
@@ -90,17 +92,6 @@ before it is sent again)."""
 DEFAULT_MAX_CATCH_UP = 1000
 """Chat messages stored while the client was away that a fresh rejoin fetches from
 the history at most; older ones are reported as a :class:`ChatGap`."""
-
-FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010, 4003, 4004, 4009, 4010})
-"""Close codes after which reconnecting would only be refused the same way (a
-protocol error, a flood, a frame too large), or is not wanted: an admin removed us
-(4003) or ended the room (4004), our identity joined from elsewhere (4009), or
-another connection resumed our session (4010). Others (1001 going away, 1006 lost,
-1011, 4008 slow reader) are retried."""
-
-RETRYABLE_JOIN_CODES = frozenset({"user-id-taken", "room-full", "rate-limited"})
-"""Join refusals that can pass with time when rejoining after a reconnect: the
-server may not yet have noticed that this client's old connection is dead."""
 
 JOIN_REF = "join"
 """The ``ref`` of the ``join-room`` a connection starts with; its :class:`Answer`
@@ -359,7 +350,7 @@ class ClientState:
             return  # given up on already (CloseConnection), or closed by us
         self._connected = False
         self._lose_connection()
-        final = code in FATAL_CLOSE_CODES
+        final = code in FINAL_CLOSE_CODES
         if self._starting:
             self._fail_start(ConnectError(f"the connection closed (code {code})"))
         elif self._phase is Phase.OPEN:
@@ -373,6 +364,9 @@ class ClientState:
             self._resume_next = code is None and self._hint is None
             self._resume_refused = None
             self._schedule(now)
+        elif final:  # during a reconnection attempt: as final as ever
+            self._emit(Disconnected(code=code, reason=reason, will_retry=False))
+            self._finish(reason)
         else:
             self._attempt_failed(f"the connection closed (code {code})", now)
 
@@ -499,7 +493,7 @@ class ClientState:
         refused = JoinRefused(error.code, error.message)
         if self._starting:  # the application's to handle
             self._fail_start(refused)
-        elif error.code in RETRYABLE_JOIN_CODES and not self.backoff.gives_up_after(self._attempt):
+        elif error.code in RETRIED_REJOIN_ERRORS and not self.backoff.gives_up_after(self._attempt):
             log.info("hubbub client: rejoin refused (%s), retrying", error.code)
             self._give_up_connection()
             self._schedule(now)
@@ -638,6 +632,7 @@ class ClientState:
             if isinstance(event, RoomJoined):  # join(room): in another room now
                 self.room.joined(event)
                 self._emit(event)
+                self._back_in_room(now)
                 return
             if isinstance(event, Pong | History):
                 return  # data for the caller alone
@@ -658,7 +653,9 @@ class ClientState:
             self._dispatch(event, now)
 
     def _chat_refused(self, entry: OutgoingChat, error: ServerError, now: float) -> None:
-        again = self.outbox.refused(entry, error.code, now=now, backoff=self.backoff)
+        again = self.outbox.refused(
+            entry, error.code, in_room=self.room.in_room, now=now, backoff=self.backoff
+        )
         if not again:
             self._answer(entry.ref, RequestFailed(error.code, error.message))
 
@@ -670,6 +667,10 @@ class ClientState:
         """What a new connection owes the old one's unfinished business: the chat
         messages not yet acknowledged, in the order they were first sent."""
         for entry in self.outbox:
+            self._transmit(entry, now)
+
+    def _back_in_room(self, now: float) -> None:
+        for entry in self.outbox.waiting_for_room():
             self._transmit(entry, now)
 
     def _count(self, n: int | None) -> bool:
