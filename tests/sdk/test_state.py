@@ -82,8 +82,8 @@ def test_start_connects_joins_and_answers_with_room_joined() -> None:
     assert unread == UnreadNotifications(notifications=[])
     assert d.answers == {"join": joined}
     assert d.state.phase is Phase.OPEN
-    assert d.state.room.participants == {"bob": Participant("bob", False, status="away")}
-    assert d.state.room.session_id == "s1"
+    assert d.state.mirror.participants == {"bob": Participant("bob", False, status="away")}
+    assert d.state.mirror.session_id == "s1"
     assert d.state.stores_chat
     assert d.state.last_n == 2
 
@@ -127,7 +127,7 @@ def test_a_first_connection_that_fails_or_stays_silent_fails_the_start() -> None
 def test_the_status_set_is_asked_for_again_on_a_fresh_join() -> None:
     d = joined_driver()
     d.state.keep_status("busy")
-    assert d.state.room.status == "busy"
+    assert d.state.mirror.status == "busy"
     d.lose(1001, "going away")
     d.wait_for_reconnection()
     assert d.sent()[0]["status"] == "busy"
@@ -199,8 +199,8 @@ def test_joining_another_room_replaces_the_mirror() -> None:
     d.server(room_joined(room="two", ref=ref, participants=[carol], session="s2"))
     assert isinstance(d.answers[ref], RoomJoined)
     assert [type(e) for e in d.events()] == [RoomJoined]
-    assert d.state.room.room == "two"
-    assert set(d.state.room.participants) == {"carol"}
+    assert d.state.mirror.room == "two"
+    assert set(d.state.mirror.participants) == {"carol"}
 
 
 # -- chat: the outbox -------------------------------------------------------------
@@ -218,7 +218,7 @@ def test_a_chat_is_sent_with_a_client_id_and_settled_by_its_ack() -> None:
     assert ack.seq == 7
     assert d.events() == [ack]
     assert len(d.state.outbox) == 0
-    assert d.state.room.last_seq == 7
+    assert d.state.mirror.last_seq == 7
     d.advance(60)
     assert d.sent() == []
 
@@ -275,7 +275,7 @@ def test_not_in_room_holds_the_chat_until_the_client_is_in_a_room_again() -> Non
     d.chat("while leaving")
     d.sent()
     d.server({"type": "room-left", "room": "r", "ref": leave})
-    assert not d.state.room.in_room
+    assert not d.state.mirror.in_room
     d.server(error("not-in-room", ref="chat:p-1"))
     d.advance(600)
     assert d.sent() == []  # no use sending it out of a room
@@ -412,7 +412,7 @@ def test_a_refused_resume_joins_afresh_and_catches_up_from_the_history() -> None
     assert events[6] == UserJoined("carol", False)
     assert len(events) == 7
     assert [m.get("clientId") for m in d.sent()] == ["p-1"]
-    assert d.state.room.last_seq == 6
+    assert d.state.mirror.last_seq == 6
     assert d.state.phase is Phase.OPEN
     assert d.state.last_n == 4  # the refusal was n=1 of the new session
 
@@ -594,21 +594,21 @@ def test_the_mirror_follows_the_room() -> None:
     d = joined_driver()
     d.server({"type": "user-joined", "userId": "bob", "polite": False, "status": "online"})
     d.server({"type": "presence", "userId": "bob", "status": "away"})
-    assert d.state.room.participants["bob"].status == "away"
+    assert d.state.mirror.participants["bob"].status == "away"
     d.server({"type": "participant-updated", "userId": "bob", "connection": "reconnecting"})
-    assert d.state.room.participants["bob"].connection == "reconnecting"
+    assert d.state.mirror.participants["bob"].connection == "reconnecting"
     d.server({"type": "typing", "userId": "bob", "active": True})
-    assert d.state.room.typing_users(d.now) == {"bob"}
-    assert d.state.room.typing_users(d.now + 5) == set()
+    assert d.state.mirror.typing_users(d.now) == {"bob"}
+    assert d.state.mirror.typing_users(d.now + 5) == set()
     d.server({"type": "chat", "message": "hi", "userId": "bob", "id": "m4", "seq": 4, "ts": 1})
-    assert d.state.room.typing_users(d.now) == set()
-    assert d.state.room.last_seq == 4
+    assert d.state.mirror.typing_users(d.now) == set()
+    assert d.state.mirror.last_seq == 4
     d.server({"type": "user-left", "userId": "bob"})
     d.server({"type": "presence", "userId": "bob", "status": "offline", "lastSeen": 77})
-    assert d.state.room.participants == {}
-    assert d.state.room.offline == {"bob": 77}
+    assert d.state.mirror.participants == {}
+    assert d.state.mirror.offline == {"bob": 77}
     d.server({"type": "presence", "userId": "alice", "status": "busy"})
-    assert d.state.room.status == "busy"
+    assert d.state.mirror.status == "busy"
     events = d.events()
     assert PresenceChanged(status="offline", user_id="bob", last_seen=77) in events
     assert TypingChanged(user_id="bob", active=True) in events
@@ -621,7 +621,7 @@ def test_notifications_are_handed_over_once() -> None:
     d.server({"type": "notification", **note})
     d.server({"type": "notification", "id": 6, "ts": 2})
     d.server({"type": "notification-read", "ids": [5]})
-    assert list(d.state.room.unread) == [6]
+    assert list(d.state.mirror.unread) == [6]
     kinds = [type(e) for e in d.events()]
     assert kinds.count(NotificationReceived) == 1
 

@@ -172,15 +172,15 @@ class Client:
 
     @property
     def room(self) -> str:
-        return self._state.room.room
+        return self._state.mirror.room
 
     @property
     def user_id(self) -> str | None:
-        return self._state.room.user_id
+        return self._state.mirror.user_id
 
     @property
     def session_id(self) -> str | None:
-        return self._state.room.session_id
+        return self._state.mirror.session_id
 
     @property
     def token(self) -> str | None:
@@ -189,40 +189,40 @@ class Client:
     @property
     def participants(self) -> dict[str, Participant]:
         """The other members of the room by user id, kept up to date."""
-        return self._state.room.participants
+        return self._state.mirror.participants
 
     @property
     def grants(self) -> frozenset[str] | None:
         """What our token grants, as the server said (None without a token)."""
-        return self._state.room.grants
+        return self._state.mirror.grants
 
     @property
     def ice_servers(self) -> list[dict[str, Any]]:
         """The ``iceServers`` for new peer connections, kept fresh by the server."""
-        return self._state.room.ice_servers
+        return self._state.mirror.ice_servers
 
     @property
     def last_seq(self) -> int | None:
         """The room's last chat sequence number seen (None: the server stores no chat)."""
-        return self._state.room.last_seq
+        return self._state.mirror.last_seq
 
     @property
     def status(self) -> str:
         """Our presence status, as the server has it (see :meth:`set_status`)."""
-        return self._state.room.status
+        return self._state.mirror.status
 
     @property
     def offline(self) -> dict[str, int]:
         """The room's offline members (who chatted there and are not in it now) by
         user id, with when they were last seen (milliseconds since 1970 UTC)."""
-        return self._state.room.offline
+        return self._state.mirror.offline
 
     @property
     def unread(self) -> dict[int, Notification]:
         """This user's unread notifications by id, as far as this client knows: from
         the list the server sends on connecting, those that arrive, minus those
         marked read (from any connection of the user)."""
-        return self._state.room.unread
+        return self._state.mirror.unread
 
     @property
     def last_n(self) -> int:
@@ -258,7 +258,7 @@ class Client:
     @property
     def typing_users(self) -> set[str]:
         """The members typing now (heard from within :data:`TYPING_EXPIRES` seconds)."""
-        return self._state.room.typing_users(time.monotonic())
+        return self._state.mirror.typing_users(time.monotonic())
 
     @property
     def connected(self) -> bool:

@@ -225,7 +225,7 @@ class ClientState:
         self.backoff = backoff or Backoff()
         self.request_timeout = request_timeout
         self.max_catch_up = max_catch_up
-        self.room = RoomMirror(room, user)
+        self.mirror = RoomMirror(room, user)
         self.outbox = ChatOutbox(client_id_prefix or secrets.token_hex(6))
         self.last_n = 0
         """The ``n`` of the last server message received in this session."""
@@ -277,7 +277,7 @@ class ClientState:
     @property
     def stores_chat(self) -> bool:
         """Whether the server stores chat (and acknowledges it): it said ``lastSeq``."""
-        return self.room.last_seq is not None
+        return self.mirror.last_seq is not None
 
     def next_action(self) -> Action | None:
         """The next thing to do, in order; None when there is nothing more for now."""
@@ -297,7 +297,11 @@ class ClientState:
         """The ``join-room`` for ``room``, as this client sends it."""
         status = self._status_asked if "status" not in self._join_fields else None
         join = message(
-            protocol.JoinRoom, room=room, user_id=self.room.user_id, token=self.token, status=status
+            protocol.JoinRoom,
+            room=room,
+            user_id=self.mirror.user_id,
+            token=self.token,
+            status=status,
         )
         return {**self._join_fields, **join}
 
@@ -317,13 +321,13 @@ class ClientState:
             return
         self._expect(Phase.CONNECTING)
         self._connected = True
-        room = self.room
-        if self._resume_next and room.session_id is not None and room.resume_token is not None:
+        mirror = self.mirror
+        if self._resume_next and mirror.session_id is not None and mirror.resume_token is not None:
             self._move(Phase.RESUMING)
             resume = message(
                 protocol.Resume,
-                session_id=room.session_id,
-                resume_token=room.resume_token,
+                session_id=mirror.session_id,
+                resume_token=mirror.resume_token,
                 last_n=self.last_n,
                 ref=RESUME_REF,
             )
@@ -458,14 +462,14 @@ class ClientState:
     def keep_status(self, status: str) -> None:
         """The server took our status: ask for it again when joining afresh (a new
         connection starts ``online``)."""
-        self._status_asked = self.room.status = status
+        self._status_asked = self.mirror.status = status
 
     # -- joining ----------------------------------------------------------------
 
     def _join(self, now: float) -> None:
         self._move(Phase.JOINING)
         self._backlog = []
-        self._send({**self.join_message(self.room.room), "ref": JOIN_REF})
+        self._send({**self.join_message(self.mirror.room), "ref": JOIN_REF})
         self._step_deadline = now + self.request_timeout
 
     def _while_joining(self, event: KnownMessage | ServerMessage, now: float) -> None:
@@ -484,7 +488,7 @@ class ClientState:
     def _started(self, joined: RoomJoined, now: float) -> None:
         self._move(Phase.OPEN)
         self._starting = False
-        self.room.joined(joined)
+        self.mirror.joined(joined)
         self._emit(joined)
         self._dispatch_backlog(now)
         self._answer(JOIN_REF, joined)
@@ -539,7 +543,7 @@ class ClientState:
         """The chat stored after the last seq seen comes from the history in
         ``room-joined`` and, when that does not reach back far enough, page by
         page before it: at most :attr:`max_catch_up` messages."""
-        after_seq = self.room.last_seq
+        after_seq = self.mirror.last_seq
         if after_seq is None or joined.last_seq is None or joined.last_seq <= after_seq:
             self._back(joined, [], None, now)
             return
@@ -595,13 +599,13 @@ class ClientState:
         """In the room again as a new member: Reconnected, the room as it is, the
         chat missed, what came meanwhile, then the unacknowledged chat again."""
         self._move(Phase.OPEN)
-        self.room.joined(joined)
+        self.mirror.joined(joined)
         self._emit(Reconnected(attempts=self._attempt, resume_refused=self._resume_refused))
         self._emit(joined)
         if gap is not None:
             self._emit(gap)
         for stored in missed:
-            self.room.seen_seq(stored.seq)
+            self.mirror.seen_seq(stored.seq)
             if not self.outbox.owns(stored.client_id):  # ours come back as chat-acks
                 self._emit(_as_chat(stored))
         self._attempt = 0
@@ -617,7 +621,7 @@ class ClientState:
             entry = self.outbox.acknowledged(event.client_id)
             if entry is not None:
                 self._answer(entry.ref, event)
-            self.room.seen_seq(event.seq)
+            self.mirror.seen_seq(event.seq)
         elif isinstance(event, ServerError):
             entry = self.outbox.by_ref(ref)
             if entry is not None:
@@ -630,20 +634,20 @@ class ClientState:
             else:
                 self._answer(str(ref), event)
             if isinstance(event, RoomJoined):  # join(room): in another room now
-                self.room.joined(event)
+                self.mirror.joined(event)
                 self._emit(event)
                 self._back_in_room(now)
                 return
             if isinstance(event, Pong | History):
                 return  # data for the caller alone
             if isinstance(event, UnreadNotifications):
-                self.room.unread.update((n.id, n) for n in event.notifications)
+                self.mirror.unread.update((n.id, n) for n in event.notifications)
                 return
             # other answers (an error, a call's news...) are events as well
-        self.room.track(event, now)
+        self.mirror.track(event, now)
         if isinstance(event, ReconnectHint):
             self._hint = max(0, event.after_ms) / 1000
-        if isinstance(event, NotificationReceived) and not self.room.notification_arrived(event):
+        if isinstance(event, NotificationReceived) and not self.mirror.notification_arrived(event):
             return  # came in the list sent on connecting as well
         self._emit(event)
 
@@ -654,7 +658,7 @@ class ClientState:
 
     def _chat_refused(self, entry: OutgoingChat, error: ServerError, now: float) -> None:
         again = self.outbox.refused(
-            entry, error.code, in_room=self.room.in_room, now=now, backoff=self.backoff
+            entry, error.code, in_room=self.mirror.in_room, now=now, backoff=self.backoff
         )
         if not again:
             self._answer(entry.ref, RequestFailed(error.code, error.message))
