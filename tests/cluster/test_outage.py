@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import random
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+import pytest
 
+from hubbub.client import Backoff, Reconnected, ServerError
+from hubbub.client import Client as PythonClient
 from tests.cluster.nodes import cluster
+from tests.faults.resuming import wait_for
 from tests.redis import RedisServer
+from tests.sdk.test_resume import Recorder, proxy_for
 from tests.wsclient import Client
 
 OUTAGE = 5.0
@@ -101,3 +108,48 @@ async def test_no_acknowledged_chat_is_lost_or_doubled_when_redis_stops(
         finally:
             for client in writers:
                 await client.close()
+
+
+async def test_a_python_client_rejoining_while_redis_is_away_keeps_trying(
+    own_redis: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # cluster-unavailable refuses a rejoin only until Redis is back
+    # (RETRIED_REJOIN_ERRORS): the client keeps trying instead of giving up.
+    caplog.set_level(logging.INFO, logger="hubbub.client")
+    backoff = Backoff(base=0.2, max_delay=0.5, random=random.Random(5))
+    async with (
+        cluster(1, own_redis.url, tmp_path, "--resume-grace", "0.3") as (node,),
+        aiohttp.ClientSession() as http,
+    ):
+        proxy, proxy_url = await proxy_for(node.url)
+        try:
+            async with PythonClient(
+                proxy_url, "r", user="alice", events=False, backoff=backoff
+            ) as alice:
+                seen = Recorder(alice)
+                own_redis.stop()
+                async with asyncio.timeout(30):
+                    while await ready(http, node.url):  # noqa: ASYNC110
+                        await asyncio.sleep(0.1)
+                proxy.accepting = False
+                proxy.cut_all()  # down past the grace period: the resume is refused
+                await asyncio.sleep(1.5)
+                proxy.accepting = True
+                await wait_for(
+                    lambda: (
+                        "(cluster-unavailable), retrying" in caplog.text
+                        or bool(seen.of(ServerError))
+                    ),
+                    30,
+                )
+                assert seen.of(ServerError) == []  # (a client that gave up says why)
+                await asyncio.sleep(1.0)  # a few more refusals
+                assert not seen.of(Reconnected)
+                assert seen.of(ServerError) == []
+                own_redis.start()
+                await wait_for(lambda: bool(seen.of(Reconnected)), 30)
+                assert seen.of(Reconnected)[0].resume_refused == "unknown-session"
+                assert alice.connected
+                assert await alice.chat("back") is not None
+        finally:
+            await proxy.close()

@@ -274,3 +274,24 @@ async def test_a_chat_refused_for_good_raises(start_hub: ServerFactory) -> None:
             await alice.chat("x" * 11)
         assert refused.value.code == "too-large"
         assert alice.unacknowledged == []
+
+
+async def test_a_chat_refused_as_not_in_room_goes_once_back_in_a_room(hub_url: str) -> None:
+    # not-in-room is a refusal that passes (docs/protocol.md, "A client's reconnect
+    # loop"): the message waits in the outbox until the client is in a room again.
+    async with (
+        Client(hub_url, "here", user="alice") as alice,
+        Client(hub_url, "there", user="bob") as bob,
+    ):
+        await alice.leave()
+        sending = asyncio.ensure_future(alice.chat("between rooms"))
+        await asyncio.sleep(0)  # the chat goes out before the ping
+        await alice.ping()  # answered after the chat's refusal
+        assert not sending.done()
+        assert alice.unacknowledged == ["between rooms"]
+        await alice.join("there")
+        ack = await asyncio.wait_for(sending, WAIT)
+        assert ack is not None
+        said = await next_of(bob, ChatMessage)
+        assert (said.message, said.seq, said.user_id) == ("between rooms", ack.seq, "alice")
+        assert alice.unacknowledged == []

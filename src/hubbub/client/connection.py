@@ -17,36 +17,30 @@ A server's ``reconnect`` hint (it is shutting down) sets the delay before
 coming back.
 
 On a server that stores chat, each chat message carries a ``clientId`` of ours and
-stays in an outbox until its ``chat-ack`` comes: it is sent again after a
-reconnection, after a refusal that passes with time (``store-unavailable``,
-``rate-limited``), and when no answer comes, always with the same ``clientId``, so
-the server stores it exactly once.
+stays in an outbox until its ``chat-ack`` comes, sent again whenever it may not
+have been stored (:mod:`hubbub.client.outbox`), always with the same ``clientId``,
+so the server stores it exactly once.
+
+What to send, when, and what each frame means is decided by
+:class:`~hubbub.client.state.ClientState`, which does no I/O. This module only moves
+frames between the WebSocket and it, runs its timers and lets callers await.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import msgspec
 
 from hubbub.client.backoff import Backoff
-from hubbub.client.errors import (
-    Closed,
-    ConnectError,
-    JoinRefused,
-    NotConnected,
-    RequestFailed,
-)
+from hubbub.client.errors import Closed, ConnectError, NotConnected, RequestFailed
 from hubbub.client.events import (
     CallAccepted,
     CallCancelled,
@@ -54,105 +48,47 @@ from hubbub.client.events import (
     CallEnded,
     CallRinging,
     ChatAck,
-    ChatGap,
     ChatMessage,
-    Disconnected,
     Event,
     History,
-    IceServers,
     KnownMessage,
     Notification,
-    NotificationReceived,
     NotificationsRead,
     Participant,
     ParticipantRemoved,
-    ParticipantUpdated,
-    Pong,
-    PresenceChanged,
-    Reconnected,
-    ReconnectHint,
-    Resumed,
     RoomEnded,
     RoomJoined,
-    RoomLeft,
-    ServerError,
     ServerMessage,
     StoredChat,
-    TypingChanged,
     UnreadNotifications,
-    UserJoined,
-    UserLeft,
-    decode_frame,
 )
+from hubbub.client.outgoing import message
+from hubbub.client.room import TYPING_EXPIRES
+from hubbub.client.state import (
+    DEFAULT_MAX_CATCH_UP,
+    DEFAULT_REQUEST_TIMEOUT,
+    JOIN_REF,
+    Answer,
+    ClientState,
+    CloseConnection,
+    Connect,
+    Emit,
+    Finished,
+    Send,
+)
+from hubbub.protocol import messages as protocol
+from hubbub.protocol.messages import SETTABLE_STATUSES
 
 log = logging.getLogger("hubbub.client")
 
 Listener = Callable[[Event], None]
-
-FATAL_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010, 4003, 4004, 4009, 4010})
-"""Close codes after which reconnecting would only be refused the same way (a
-protocol error, a flood, a frame too large), or is not wanted: an admin removed us
-(4003) or ended the room (4004), our identity joined from elsewhere (4009), or
-another connection resumed our session (4010). Others (1001 going away, 1006 lost,
-1011, 4008 slow reader) are retried."""
-
-RETRYABLE_JOIN_CODES = frozenset({"user-id-taken", "room-full", "rate-limited"})
-"""Join refusals that can pass with time when rejoining after a reconnect: the
-server may not yet have noticed that this client's old connection is dead."""
-
-DEFAULT_REQUEST_TIMEOUT = 10.0
-"""Seconds to wait for the reply to a request."""
+R = TypeVar("R")
 
 DEFAULT_HEARTBEAT = 15.0
 """Seconds between WebSocket pings; a pong missing for half of it drops the connection."""
 
 DEFAULT_MAX_QUEUED_EVENTS = 1000
 """Events kept for the iterator before the client stops reading from the server."""
-
-RETRYABLE_CHAT_CODES = frozenset({"store-unavailable", "rate-limited"})
-"""Chat refusals after which the same message is sent again (after a backoff delay)."""
-
-CHAT_REF_PREFIX = "chat:"
-"""The ``ref`` of a chat message is this and its ``clientId``."""
-
-DEFAULT_MAX_CATCH_UP = 1000
-"""Chat messages stored while the client was away that a fresh rejoin fetches from
-the history at most; older ones are reported as a :class:`ChatGap`."""
-
-TYPING_EXPIRES = 5.0
-"""Seconds after which a member's typing counts as stopped unless renewed (the
-server does not time typing out)."""
-
-STATUSES = frozenset({"online", "away", "busy"})
-"""The presence statuses a client may set."""
-
-RESUME_REF = "resume"
-CATCH_UP_REF = "catch-up"
-JOIN_REF = "join"
-
-
-class _OutgoingChat:
-    """A chat message in the outbox: sent, and sent again, until it is acknowledged."""
-
-    def __init__(self, client_id: str, message: str) -> None:
-        self.client_id = client_id
-        self.message = message
-        self.acked: asyncio.Future[ChatAck] = asyncio.get_running_loop().create_future()
-        self.retries = 0
-        self.timer: asyncio.TimerHandle | None = None
-
-    def frame(self) -> dict[str, Any]:
-        return {
-            "type": "chat",
-            "message": self.message,
-            "clientId": self.client_id,
-            "ref": CHAT_REF_PREFIX + self.client_id,
-        }
-
-    def cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
 
 def websocket_url(url: str) -> str:
@@ -200,35 +136,17 @@ class Client:
         join_fields: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = websocket_url(url)
-        self.token = token
-        self.room = room
-        self.user_id: str | None = user
-        self.session_id: str | None = None
-        self.participants: dict[str, Participant] = {}
-        """The other members of the room by user id, kept up to date."""
-        self.grants: frozenset[str] | None = None
-        """What our token grants, as the server said (None without a token)."""
-        self.ice_servers: list[dict[str, Any]] = []
-        """The ``iceServers`` for new peer connections, kept fresh by the server."""
-        self.last_seq: int | None = None
-        """The room's last chat sequence number seen (None: the server stores no chat)."""
-        self.status = "online"
-        """Our presence status, as the server has it (see :meth:`set_status`)."""
-        self.offline: dict[str, int] = {}
-        """The room's offline members (who chatted there and are not in it now) by
-        user id, with when they were last seen (milliseconds since 1970 UTC)."""
-        self.unread: dict[int, Notification] = {}
-        """This user's unread notifications by id, as far as this client knows: from
-        the list the server sends on connecting, those that arrive, minus those
-        marked read (from any connection of the user)."""
-        self.last_n = 0
-        """The ``n`` of the last server message received in this session."""
-        self.reconnect = reconnect
-        self.backoff = backoff or Backoff()
-        self.max_catch_up = max_catch_up
-        self.request_timeout = request_timeout
         self.heartbeat = heartbeat
-        self._join_fields = dict(join_fields or {})
+        self._state = ClientState(
+            room,
+            user=user,
+            token=token,
+            reconnect=reconnect,
+            backoff=backoff,
+            request_timeout=request_timeout,
+            max_catch_up=max_catch_up,
+            join_fields=join_fields,
+        )
         self._queue_events = events
         self._max_queued_events = max_queued_events
         self._events: deque[Event] = deque()
@@ -239,23 +157,112 @@ class Client:
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._pending: dict[str, asyncio.Future[KnownMessage]] = {}
-        self._refs = itertools.count(1)
-        self._closing = False
+        self._timer: asyncio.Task[None] | None = None
+        self._connect_wanted = asyncio.Event()
+        self._timer_wake = asyncio.Event()
+        self._armed: float | None = None
+        """The deadline the timer task waits for."""
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        """Callers waiting for an answer, by the state's key (a ref)."""
+        self._closers: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
         self._close_reason: str | None = None
-        self._outbox: dict[str, _OutgoingChat] = {}
-        self._client_ids = itertools.count(1)
-        self._client_id_prefix = secrets.token_hex(6)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._resume_token: str | None = None
-        self._reconnect_after: float | None = None
-        """Seconds the server asked us to wait before coming back (``reconnect``)."""
-        self._typing_since: dict[str, float] = {}
-        self._status_asked: str | None = None
-        """The status set with :meth:`set_status`: a fresh join asks for it again."""
-        self._restore_at_n: int | None = None
-        """After a resume: resend the unacknowledged chat once the replay reached this."""
+
+    # -- what the state knows ---------------------------------------------------------
+
+    @property
+    def room(self) -> str:
+        return self._state.mirror.room
+
+    @property
+    def user_id(self) -> str | None:
+        return self._state.mirror.user_id
+
+    @property
+    def session_id(self) -> str | None:
+        return self._state.mirror.session_id
+
+    @property
+    def token(self) -> str | None:
+        return self._state.token
+
+    @property
+    def participants(self) -> dict[str, Participant]:
+        """The other members of the room by user id, kept up to date."""
+        return self._state.mirror.participants
+
+    @property
+    def grants(self) -> frozenset[str] | None:
+        """What our token grants, as the server said (None without a token)."""
+        return self._state.mirror.grants
+
+    @property
+    def ice_servers(self) -> list[dict[str, Any]]:
+        """The ``iceServers`` for new peer connections, kept fresh by the server."""
+        return self._state.mirror.ice_servers
+
+    @property
+    def last_seq(self) -> int | None:
+        """The room's last chat sequence number seen (None: the server stores no chat)."""
+        return self._state.mirror.last_seq
+
+    @property
+    def status(self) -> str:
+        """Our presence status, as the server has it (see :meth:`set_status`)."""
+        return self._state.mirror.status
+
+    @property
+    def offline(self) -> dict[str, int]:
+        """The room's offline members (who chatted there and are not in it now) by
+        user id, with when they were last seen (milliseconds since 1970 UTC)."""
+        return self._state.mirror.offline
+
+    @property
+    def unread(self) -> dict[int, Notification]:
+        """This user's unread notifications by id, as far as this client knows: from
+        the list the server sends on connecting, those that arrive, minus those
+        marked read (from any connection of the user)."""
+        return self._state.mirror.unread
+
+    @property
+    def last_n(self) -> int:
+        """The ``n`` of the last server message received in this session."""
+        return self._state.last_n
+
+    @property
+    def reconnect(self) -> bool:
+        return self._state.reconnect
+
+    @property
+    def backoff(self) -> Backoff:
+        return self._state.backoff
+
+    @property
+    def max_catch_up(self) -> int:
+        return self._state.max_catch_up
+
+    @property
+    def request_timeout(self) -> float:
+        return self._state.request_timeout
+
+    @property
+    def stores_chat(self) -> bool:
+        """Whether the server stores chat (and acknowledges it): it said ``lastSeq``."""
+        return self._state.stores_chat
+
+    @property
+    def unacknowledged(self) -> list[str]:
+        """Chat messages sent and not yet acknowledged, in the order they were sent."""
+        return [entry.message for entry in self._state.outbox]
+
+    @property
+    def typing_users(self) -> set[str]:
+        """The members typing now (heard from within :data:`TYPING_EXPIRES` seconds)."""
+        return self._state.mirror.typing_users(time.monotonic())
+
+    @property
+    def connected(self) -> bool:
+        return self._state.connected and self._ws is not None and not self._ws.closed
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -272,49 +279,40 @@ class Client:
         if self._runner is not None:
             raise RuntimeError("the client is started already")
         self._session = aiohttp.ClientSession()
+        started = self._wait_for(JOIN_REF)
+        self._state.start(time.monotonic())
+        self._runner = asyncio.create_task(self._run(), name="hubbub-client")
+        self._timer = asyncio.create_task(self._run_timers(), name="hubbub-client-timers")
+        await self._pump()
         try:
-            ws = await self._open()
-            try:
-                joined, backlog = await self._join_on(ws)
-            except BaseException:
-                await ws.close()
-                raise
+            joined = await started
         except BaseException:
-            await self._session.close()
+            await self._stop()
             raise
-        self._ws = ws
-        self._accept_joined(joined)
-        self._emit(joined)
-        for event in backlog:
-            self._dispatch(event)
-        self._runner = asyncio.create_task(self._run(ws), name="hubbub-client")
+        assert isinstance(joined, RoomJoined)
         return joined
 
     async def close(self) -> None:
         """Leave: close the connection with 1000 and end the event iteration."""
-        self._closing = True
-        ws = self._ws
-        if ws is not None and not ws.closed:
-            with contextlib.suppress(Exception):
-                await ws.close()
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._finish("closed")
-        if self._session is not None:
-            await self._session.close()
+        self._state.close(time.monotonic())
+        await self._pump()
+        await self._stop()
 
     async def wait_closed(self) -> None:
         """Return once the client is closed, or has given up reconnecting."""
         await self._closed.wait()
 
-    @property
-    def connected(self) -> bool:
-        return self._ws is not None and not self._ws.closed
+    async def _stop(self) -> None:
+        if self._closers:
+            await asyncio.gather(*self._closers, return_exceptions=True)
+        for task in (self._runner, self._timer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._finished(self._state.close_reason or "closed")
+        if self._session is not None:
+            await self._session.close()
 
     # -- events -----------------------------------------------------------------
 
@@ -356,16 +354,6 @@ class Client:
 
     # -- sending ----------------------------------------------------------------
 
-    @property
-    def stores_chat(self) -> bool:
-        """Whether the server stores chat (and acknowledges it): it said ``lastSeq``."""
-        return self.last_seq is not None
-
-    @property
-    def unacknowledged(self) -> list[str]:
-        """Chat messages sent and not yet acknowledged, in the order they were sent."""
-        return [entry.message for entry in self._outbox.values()]
-
     async def chat(self, message: str) -> ChatAck | None:
         """Send a chat message to the others in the room.
 
@@ -377,16 +365,15 @@ class Client:
         :class:`Closed` when the client closes first. On a server that stores nothing,
         send it once and return None (:class:`NotConnected` while the connection is
         down)."""
-        if not self.stores_chat:
-            await self.send({"type": "chat", "message": message})
+        key = self._state.chat(message, time.monotonic())
+        if key is None:
+            await self._pump()
             return None
-        if self._closing or self._closed.is_set():
-            raise Closed(self._close_reason or "closed")
-        client_id = f"{self._client_id_prefix}-{next(self._client_ids)}"
-        entry = _OutgoingChat(client_id, message)
-        self._outbox[client_id] = entry
-        await self._send_chat(entry)
-        return await asyncio.shield(entry.acked)
+        acked = self._wait_for(key)
+        await self._pump()
+        ack = await asyncio.shield(acked)
+        assert isinstance(ack, ChatAck)
+        return ack
 
     async def history(
         self, before_seq: int | None = None, limit: int | None = None
@@ -394,61 +381,39 @@ class Client:
         """A page of the room's stored chat, oldest first: the ``limit`` messages (the
         server's page size when None) before ``before_seq`` (the newest when None).
         An empty list: there is nothing older."""
-        message: dict[str, Any] = {"type": "history"}
-        if before_seq is not None:
-            message["beforeSeq"] = before_seq
-        if limit is not None:
-            message["limit"] = limit
-        reply = await self.request(message)
-        if not isinstance(reply, History):
-            raise RequestFailed("bad-reply", f"expected history, got {type(reply).__name__}")
-        return reply.messages
+        reply = await self.request(message(protocol.History, before_seq=before_seq, limit=limit))
+        return _expect(reply, History).messages
 
     async def signal(self, to: str, signal: Any) -> None:
         """Relay ``signal`` (any JSON value) to the member ``to``."""
-        await self.send({"type": "signal", "targetUserId": to, "signal": signal})
+        await self.send(message(protocol.Signal, target_user_id=to, signal=signal))
 
     async def set_status(self, status: str) -> None:
         """Set our presence status, ``online``, ``away`` or ``busy``: the room sees it
         (:class:`PresenceChanged`, ``Participant.status``), and it is kept across
         reconnections and rooms."""
-        if status not in STATUSES:
-            raise ValueError(f"a status is one of {sorted(STATUSES)}, not {status!r}")
-        await self.request({"type": "presence", "status": status})
-        self._status_asked = self.status = status
+        if status not in SETTABLE_STATUSES:
+            raise ValueError(f"a status is one of {sorted(SETTABLE_STATUSES)}, not {status!r}")
+        await self.request(message(protocol.SetPresence, status=status))
+        self._state.keep_status(status)
 
     async def typing(self, active: bool = True) -> None:
         """Tell the room we are typing (``active``), or stopped. Send it again every
         few seconds while typing goes on: the others take it as stopped after
         :data:`TYPING_EXPIRES` seconds without news. Sending chat stops it."""
-        await self.send({"type": "typing", "active": active})
-
-    @property
-    def typing_users(self) -> set[str]:
-        """The members typing now (heard from within :data:`TYPING_EXPIRES` seconds)."""
-        now = time.monotonic()
-        return {user for user, since in self._typing_since.items() if now - since < TYPING_EXPIRES}
+        await self.send(message(protocol.Typing, active=active))
 
     async def fetch_notifications(self, limit: int | None = None) -> UnreadNotifications:
         """This user's unread notifications, oldest first (at most ``limit``, or the
         server's page size); ``more`` says whether others wait after them."""
-        message: dict[str, Any] = {"type": "notifications"}
-        if limit is not None:
-            message["limit"] = limit
-        reply = await self.request(message)
-        if not isinstance(reply, UnreadNotifications):
-            raise RequestFailed("bad-reply", f"expected notifications, got {type(reply).__name__}")
-        return reply
+        reply = await self.request(message(protocol.GetNotifications, limit=limit))
+        return _expect(reply, UnreadNotifications)
 
     async def mark_read(self, ids: list[int]) -> list[int]:
         """Mark notifications read, for every connection of this user; returns the
         ids that were unread until now."""
-        reply = await self.request({"type": "notification-read", "ids": list(ids)})
-        if not isinstance(reply, NotificationsRead):
-            raise RequestFailed(
-                "bad-reply", f"expected notification-read, got {type(reply).__name__}"
-            )
-        return reply.ids
+        reply = await self.request(message(protocol.MarkNotificationsRead, ids=list(ids)))
+        return _expect(reply, NotificationsRead).ids
 
     async def call(self, user_id: str) -> CallRinging:
         """Ring the user ``user_id`` wherever it is connected; returns once it rings
@@ -456,110 +421,193 @@ class Client:
         :class:`CallAccepted` (both then join its ``room``), :class:`CallDeclined`,
         :class:`CallMissed`, :class:`CallEnded`. Refusals: ``user-unavailable``,
         ``busy``, ``already-in-call``..."""
-        reply = await self.request({"type": "call-request", "targetUserId": user_id})
-        if not isinstance(reply, CallRinging):
-            raise RequestFailed("bad-reply", f"expected call-ringing, got {type(reply).__name__}")
-        return reply
+        reply = await self.request(message(protocol.CallRequest, target_user_id=user_id))
+        return _expect(reply, CallRinging)
 
     async def accept_call(self, call_id: str) -> CallAccepted:
         """Accept a ringing call (:class:`CallIncoming`); join the returned ``room``."""
-        reply = await self.request({"type": "call-accept", "callId": call_id})
-        if not isinstance(reply, CallAccepted):
-            raise RequestFailed("bad-reply", f"expected call-accepted, got {type(reply).__name__}")
-        return reply
+        reply = await self.request(message(protocol.CallAccept, call_id=call_id))
+        return _expect(reply, CallAccepted)
 
     async def decline_call(self, call_id: str) -> None:
         """Decline a ringing call: the caller gets :class:`CallDeclined`."""
-        await self._call_move("call-decline", call_id, CallDeclined)
+        _expect(await self.request(message(protocol.CallDecline, call_id=call_id)), CallDeclined)
 
     async def cancel_call(self, call_id: str) -> None:
         """Stop ringing our own call: the callee gets :class:`CallCancelled`."""
-        await self._call_move("call-cancel", call_id, CallCancelled)
+        _expect(await self.request(message(protocol.CallCancel, call_id=call_id)), CallCancelled)
 
     async def end_call(self, call_id: str) -> None:
         """Hang up a call in progress: both get :class:`CallEnded` (``hung-up``)."""
-        await self._call_move("call-end", call_id, CallEnded)
-
-    async def _call_move(self, kind: str, call_id: str, answer: type[KnownMessage]) -> None:
-        reply = await self.request({"type": kind, "callId": call_id})
-        if not isinstance(reply, answer):
-            raise RequestFailed(
-                "bad-reply", f"expected {answer.__name__}, got {type(reply).__name__}"
-            )
+        _expect(await self.request(message(protocol.CallEnd, call_id=call_id)), CallEnded)
 
     async def remove_participant(self, user_id: str) -> None:
         """Take a member out of the room (needs the ``admin`` grant)."""
-        reply = await self.request({"type": "remove-participant", "userId": user_id})
-        if not isinstance(reply, ParticipantRemoved):
-            raise RequestFailed(
-                "bad-reply", f"expected participant-removed, got {type(reply).__name__}"
-            )
+        reply = await self.request(message(protocol.RemoveParticipant, user_id=user_id))
+        _expect(reply, ParticipantRemoved)
 
     async def end_room(self) -> None:
         """Close every other member's connection and leave (needs ``admin``)."""
-        reply = await self.request({"type": "end-room"})
-        if not isinstance(reply, RoomEnded):
-            raise RequestFailed("bad-reply", f"expected room-ended, got {type(reply).__name__}")
-        self.participants.clear()
+        _expect(await self.request(message(protocol.EndRoom)), RoomEnded)
 
     async def ping(self) -> float:
         """Round trip to the server through its ``ping`` message, in seconds."""
         started = time.monotonic()
-        await self.request({"type": "ping"})
+        await self.request(message(protocol.Ping))
         return time.monotonic() - started
 
     async def leave(self) -> None:
         """Leave the room (the connection stays open; :meth:`join` enters another)."""
-        await self.request({"type": "leave-room"})
-        self.participants.clear()
+        await self.request(message(protocol.LeaveRoom))
 
     async def join(self, room: str) -> RoomJoined:
         """Move to ``room`` (leaving the current one once the server agrees)."""
-        reply = await self.request(self._join_message(room))
-        if not isinstance(reply, RoomJoined):
-            raise RequestFailed("bad-reply", f"expected room-joined, got {type(reply).__name__}")
-        self.room = room
-        return reply
+        return _expect(await self.request(self._state.join_message(room)), RoomJoined)
 
     async def send(self, message: Mapping[str, Any]) -> None:
         """Send one message as it is (for protocol additions this client has no
         method for). Raise :class:`NotConnected` while the connection is down."""
-        ws = self._ws
-        if self._closing or self._closed.is_set():
-            raise Closed(self._close_reason or "closed")
-        if ws is None or ws.closed:
+        if self._state.connected and (self._ws is None or self._ws.closed):
             raise NotConnected("the connection to the server is down")
-        await ws.send_str(msgspec.json.encode(message).decode())
+        self._state.send(message)
+        await self._pump()
 
     async def request(self, message: Mapping[str, Any]) -> KnownMessage | ServerMessage:
         """Send ``message`` with a fresh ``ref`` and return the server's reply to it;
         raise :class:`RequestFailed` when the server answers with an ``error``."""
-        ref = f"c{next(self._refs)}"
-        future: asyncio.Future[KnownMessage | ServerMessage] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self._pending[ref] = future  # type: ignore[assignment]
+        ref = self._state.request(message, time.monotonic())
+        reply = self._wait_for(ref)
         try:
-            await self.send({**message, "ref": ref})
-            async with asyncio.timeout(self.request_timeout):
-                reply = await future
+            await self._pump()
+            outcome: KnownMessage | ServerMessage = await reply
+            return outcome
         finally:
-            self._pending.pop(ref, None)
-        if isinstance(reply, ServerError):
-            raise RequestFailed(reply.code, reply.message)
-        return reply
+            if not reply.done():
+                self._waiting.pop(ref, None)
+                self._state.abandon(ref)
 
-    # -- the connection -----------------------------------------------------------
+    # -- moving frames ------------------------------------------------------------
 
-    def _join_message(self, room: str) -> dict[str, Any]:
-        message: dict[str, Any] = {**self._join_fields, "type": "join-room", "room": room}
-        if self.user_id is not None:
-            message["userId"] = self.user_id
-        if self.token is not None:
-            message["token"] = self.token
-        if self._status_asked is not None and "status" not in message:
-            message["status"] = self._status_asked  # a new connection starts online
-        return message
+    def _wait_for(self, key: str) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = future
+        return future
+
+    async def _pump(self) -> None:
+        """Carry out what the state asks, in order. A frame is taken from the state
+        and written in one step, so that concurrent pumps keep the state's order."""
+        state = self._state
+        while (action := state.next_action()) is not None:
+            if isinstance(action, Send):
+                ws = self._ws
+                if ws is not None and not ws.closed:
+                    # (lost meanwhile: the reader reports it, the state resends)
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await ws.send_str(action.text)
+            elif isinstance(action, Emit):
+                self._emit(action.event)
+            elif isinstance(action, Answer):
+                self._settle(action)
+            elif isinstance(action, Connect):
+                self._connect_wanted.set()
+            elif isinstance(action, CloseConnection):
+                self._close_connection()
+            elif isinstance(action, Finished):
+                self._finished(action.reason)
+        deadline = state.next_deadline()
+        if deadline is not None and (self._armed is None or deadline < self._armed):
+            self._timer_wake.set()  # sooner than the timer waits for
+
+    def _settle(self, answer: Answer) -> None:
+        future = self._waiting.pop(answer.key, None)
+        if future is None or future.done():
+            return
+        if isinstance(answer.outcome, Exception):
+            future.set_exception(answer.outcome)
+            future.add_done_callback(_retrieved)  # nobody may be waiting any more
+        else:
+            future.set_result(answer.outcome)
+
+    def _close_connection(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            task = asyncio.ensure_future(_close_quietly(ws))
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
+
+    async def _run(self) -> None:
+        """Open the connections the state asks for, and read each until it ends."""
+        try:
+            while True:
+                await self._connect_wanted.wait()
+                self._connect_wanted.clear()
+                try:
+                    ws = await self._open()
+                except ConnectError as exc:
+                    self._state.connect_failed(str(exc), time.monotonic())
+                    await self._pump()
+                    continue
+                self._ws = ws
+                self._state.connection_made(time.monotonic())
+                await self._pump()
+                await self._read(ws)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug of ours: say so, end the iteration, do not hang
+            log.exception("hubbub client stopped")
+            await self._crashed()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while True:
+            frame = await ws.receive()
+            if ws is not self._ws:
+                return  # given up by the state: nothing more of it counts
+            if frame.type is aiohttp.WSMsgType.TEXT:
+                self._state.receive(frame.data, time.monotonic())
+                await self._pump()
+                if ws is not self._ws:
+                    return
+                if self._state.connected:
+                    # backpressure: stop reading while the application is behind
+                    await self._room_for_events.wait()
+            elif frame.type is aiohttp.WSMsgType.BINARY:
+                log.warning("hubbub client: skipped a binary frame")
+            else:
+                self._ws = None
+                code = ws.close_code
+                if code is None or code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE:
+                    self._state.connection_lost(None, "connection lost", time.monotonic())
+                else:
+                    reason = str(frame.extra or f"closed by the server with {code}")
+                    self._state.connection_lost(code, reason, time.monotonic())
+                await self._pump()
+                return
+
+    async def _run_timers(self) -> None:
+        """Call the state's tick when its next deadline comes."""
+        try:
+            while True:
+                self._timer_wake.clear()
+                self._armed = deadline = self._state.next_deadline()
+                delay = None if deadline is None else max(0.0, deadline - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._timer_wake.wait()
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    self._state.tick(now)
+                    await self._pump()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("hubbub client stopped")
+            await self._crashed()
+
+    async def _crashed(self) -> None:
+        with contextlib.suppress(Exception):
+            self._state.close(time.monotonic(), "internal error")
+            await self._pump()
+        self._finished("internal error")
 
     async def _open(self) -> aiohttp.ClientWebSocketResponse:
         assert self._session is not None
@@ -571,385 +619,6 @@ class Client:
             raise ConnectError(f"the server refused the connection: HTTP {exc.status}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ConnectError(f"cannot reach {self.url}: {exc}") from None
-
-    async def _receive_on(
-        self, ws: aiohttp.ClientWebSocketResponse
-    ) -> KnownMessage | ServerMessage | None:
-        """The next message on a connection whose reader is not running yet (during
-        a join or a resume); None for one already seen or not a message."""
-        frame = await ws.receive()
-        if frame.type is not aiohttp.WSMsgType.TEXT:
-            raise ConnectError(f"the connection closed (code {ws.close_code})")
-        n, event = decode_frame(frame.data)
-        if event is None or not self._count(n):
-            return None
-        return event
-
-    async def _join_on(
-        self, ws: aiohttp.ClientWebSocketResponse
-    ) -> tuple[RoomJoined, list[KnownMessage | ServerMessage]]:
-        """Join on a fresh connection (a new session), before the reader runs.
-        Returns the reply and what came before it, to be handled after it."""
-        self.last_n = 0
-        await ws.send_str(
-            msgspec.json.encode({**self._join_message(self.room), "ref": JOIN_REF}).decode()
-        )
-        backlog: list[KnownMessage | ServerMessage] = []
-        async with asyncio.timeout(self.request_timeout):
-            while True:
-                event = await self._receive_on(ws)
-                if isinstance(event, RoomJoined) and event.ref == JOIN_REF:
-                    return event, backlog
-                if isinstance(event, ServerError) and event.ref == JOIN_REF:
-                    raise JoinRefused(event.code, event.message)
-                if event is not None:  # a newer server's greeting, a notification...
-                    backlog.append(event)
-
-    async def _resume_on(self, ws: aiohttp.ClientWebSocketResponse) -> int | str:
-        """Ask for our session back, first thing on a fresh connection. Returns the
-        ``n`` of the last message the session was sent (what we missed follows,
-        read by the reader), or why it was refused (the connection then carries a
-        new session, which may join)."""
-        assert self.session_id is not None
-        assert self._resume_token is not None
-        resume = {
-            "type": "resume",
-            "sessionId": self.session_id,
-            "resumeToken": self._resume_token,
-            "lastN": self.last_n,
-            "ref": RESUME_REF,
-        }
-        await ws.send_str(msgspec.json.encode(resume).decode())
-        async with asyncio.timeout(self.request_timeout):
-            frame = await ws.receive()
-        if frame.type is not aiohttp.WSMsgType.TEXT:
-            raise ConnectError(f"the connection closed while resuming (code {ws.close_code})")
-        n, event = decode_frame(frame.data)
-        if isinstance(event, ServerMessage) and event.type == "resumed":
-            last_n = event.data.get("lastN")
-            return last_n if isinstance(last_n, int) else self.last_n
-        # A refusal is the first message of this connection's own new session.
-        self.last_n = 0
-        self._count(n)
-        if isinstance(event, ServerError):
-            return event.reason or event.code
-        return "unexpected-reply"
-
-    def _count(self, n: int | None) -> bool:
-        """Note message number ``n``; False for a message received before (which is
-        not handled again)."""
-        if n is None:
-            return True
-        if n <= self.last_n:
-            log.warning("hubbub client: message %d came again; skipped", n)
-            return False
-        if n != self.last_n + 1:
-            log.warning("hubbub client: messages %d to %d never came", self.last_n + 1, n - 1)
-        self.last_n = n
-        return True
-
-    async def _catch_up(
-        self,
-        ws: aiohttp.ClientWebSocketResponse,
-        joined: RoomJoined,
-        after_seq: int,
-        backlog: list[KnownMessage | ServerMessage],
-    ) -> tuple[list[StoredChat], ChatGap | None]:
-        """The chat stored after ``after_seq`` (the last we saw), from the history in
-        ``room-joined`` and, when that does not reach back far enough, page by
-        page before it; at most ``max_catch_up`` messages. What else arrives
-        meanwhile goes to ``backlog``."""
-        if joined.last_seq is None or joined.last_seq <= after_seq:
-            return [], None
-        missed = [m for m in joined.history if m.seq > after_seq]
-        oldest = joined.history[0].seq if joined.history else joined.last_seq + 1
-        while oldest > after_seq + 1 and len(missed) < self.max_catch_up:
-            request = {
-                "type": "history",
-                "beforeSeq": oldest,
-                "limit": min(self.max_catch_up - len(missed), oldest - after_seq - 1),
-                "ref": CATCH_UP_REF,
-            }
-            await ws.send_str(msgspec.json.encode(request).decode())
-            page: list[StoredChat] | None = None
-            async with asyncio.timeout(self.request_timeout):
-                while page is None:
-                    event = await self._receive_on(ws)
-                    if isinstance(event, History) and event.ref == CATCH_UP_REF:
-                        page = event.messages
-                    elif isinstance(event, ServerError) and event.ref == CATCH_UP_REF:
-                        log.warning("hubbub client: cannot fetch the missed chat: %s", event.code)
-                        page = []
-                    elif event is not None:
-                        backlog.append(event)
-            if not page:
-                break
-            missed = [m for m in page if m.seq > after_seq] + missed
-            oldest = page[0].seq
-        gap = ChatGap(after_seq=after_seq, before_seq=oldest) if oldest > after_seq + 1 else None
-        return missed, gap
-
-    def _accept_joined(self, joined: RoomJoined) -> None:
-        self.room = joined.room
-        self.user_id = joined.user_id
-        self.session_id = joined.session_id
-        self._resume_token = joined.resume_token
-        self.participants = {p.user_id: p for p in joined.participants}
-        self.grants = frozenset(joined.grants) if joined.grants is not None else None
-        self.ice_servers = joined.ice_servers
-        self.last_seq = joined.last_seq
-        self.status = joined.status
-        self.offline = {member.user_id: member.last_seen for member in joined.offline}
-        self._typing_since.clear()
-
-    async def _run(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        try:
-            while True:
-                code, reason = await self._read(ws)
-                self._ws = None
-                self._restore_at_n = None
-                self._fail_pending()
-                if self._closing:
-                    return
-                retry = self.reconnect and code not in FATAL_CLOSE_CODES
-                self._emit(Disconnected(code=code, reason=reason, will_retry=retry))
-                if not retry:
-                    self._finish(reason)
-                    return
-                # Only a connection lost without a close frame leaves a session to
-                # resume: one the server closed (shutting down, 4008...) is over.
-                lost = code is None and self._reconnect_after is None
-                reconnected = await self._reconnect(resume=lost)
-                if reconnected is None:
-                    return
-                ws = reconnected
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug of ours: say so, end the iteration, do not hang
-            log.exception("hubbub client stopped")
-            self._finish("internal error")
-
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, str]:
-        while True:
-            frame = await ws.receive()
-            if frame.type is aiohttp.WSMsgType.TEXT:
-                n, event = decode_frame(frame.data)
-                if event is None:
-                    log.warning("hubbub client: skipped a frame that is not a message")
-                    continue
-                if not self._count(n):
-                    continue
-                self._dispatch(event)
-                if self._restore_at_n is not None and self.last_n >= self._restore_at_n:
-                    self._restore_at_n = None
-                    await self._restore()
-                # backpressure: stop reading while the application is behind
-                await self._room_for_events.wait()
-            elif frame.type is aiohttp.WSMsgType.BINARY:
-                log.warning("hubbub client: skipped a binary frame")
-            else:
-                code = ws.close_code
-                if code is None or code == 1006:
-                    return None, "connection lost"
-                return code, str(frame.extra or f"closed by the server with {code}")
-
-    async def _reconnect(self, *, resume: bool) -> aiohttp.ClientWebSocketResponse | None:
-        """Connect again: resume the session when ``resume`` and the server still
-        has it, else join afresh and catch up on the chat. None: given up."""
-        resume = resume and self.session_id is not None and self._resume_token is not None
-        refused: str | None = None
-        attempt = 0
-        while True:
-            attempt += 1
-            hint, self._reconnect_after = self._reconnect_after, None
-            await asyncio.sleep(hint if hint is not None else self.backoff.delay(attempt))
-            ws: aiohttp.ClientWebSocketResponse | None = None
-            try:
-                ws = await self._open()
-                if resume:
-                    outcome = await self._resume_on(ws)
-                    if isinstance(outcome, int):
-                        self._resumed(ws, attempt, outcome)
-                        return ws
-                    log.info("hubbub client: resume refused (%s), joining afresh", outcome)
-                    refused, resume = outcome, False
-                    # this connection carries a new session: it may join at once
-                seen_seq = self.last_seq
-                joined, backlog = await self._join_on(ws)
-                missed: list[StoredChat] = []
-                gap = None
-                if seen_seq is not None:
-                    missed, gap = await self._catch_up(ws, joined, seen_seq, backlog)
-            except JoinRefused as exc:
-                await _close_quietly(ws)
-                if exc.code not in RETRYABLE_JOIN_CODES or self.backoff.gives_up_after(attempt):
-                    self._emit(ServerError(code=exc.code, message=exc.message))
-                    self._finish(str(exc))
-                    return None
-                log.info("hubbub client: rejoin refused (%s), retrying", exc.code)
-                continue
-            except (ConnectError, TimeoutError, aiohttp.ClientError, OSError) as exc:
-                await _close_quietly(ws)
-                if self.backoff.gives_up_after(attempt):
-                    self._finish(f"gave up reconnecting: {exc}")
-                    return None
-                log.info("hubbub client: reconnect attempt %d failed: %s", attempt, exc)
-                continue
-            self._ws = ws
-            self._accept_joined(joined)
-            self._emit(Reconnected(attempts=attempt, resume_refused=refused))
-            self._emit(joined)
-            if gap is not None:
-                self._emit(gap)
-            for stored in missed:
-                self._seen_seq(stored.seq)
-                if not (stored.client_id or "").startswith(self._client_id_prefix + "-"):
-                    self._emit(_as_chat(stored))  # our own come back as chat-acks
-            for event in backlog:
-                self._dispatch(event)
-            await self._restore()
-            return ws
-
-    def _resumed(self, ws: aiohttp.ClientWebSocketResponse, attempt: int, last_n: int) -> None:
-        self._ws = ws
-        self._emit(Resumed(attempts=attempt, missed=max(0, last_n - self.last_n)))
-        # What was sent and not acknowledged goes again once the replay is in
-        # (its chat-ack may be there), not before.
-        if last_n > self.last_n:
-            self._restore_at_n = last_n
-        else:
-            self._spawn(self._restore())
-
-    async def _restore(self) -> None:
-        """What a new connection owes the old one's unfinished business: the chat
-        messages not yet acknowledged, in the order they were first sent."""
-        for entry in list(self._outbox.values()):
-            await self._send_chat(entry)
-
-    async def _send_chat(self, entry: _OutgoingChat) -> None:
-        """Send ``entry`` if the connection is up (else the reconnection will), and
-        send it again if no answer comes within ``request_timeout``."""
-        entry.cancel_timer()
-        if entry.acked.done():
-            return
-        ws = self._ws
-        if ws is None or ws.closed:
-            return
-        entry.timer = asyncio.get_running_loop().call_later(
-            self.request_timeout, self._resend_later, entry
-        )
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await ws.send_str(msgspec.json.encode(entry.frame()).decode())
-
-    def _resend_later(self, entry: _OutgoingChat) -> None:
-        entry.timer = None
-        if self._outbox.get(entry.client_id) is entry and not entry.acked.done():
-            self._spawn(self._send_chat(entry))
-
-    def _chat_refused(self, entry: _OutgoingChat, error: ServerError) -> None:
-        if error.code in RETRYABLE_CHAT_CODES:
-            entry.retries += 1
-            entry.cancel_timer()
-            entry.timer = asyncio.get_running_loop().call_later(
-                self.backoff.delay(entry.retries), self._resend_later, entry
-            )
-            return
-        self._settle(entry, RequestFailed(error.code, error.message))
-
-    def _settle(self, entry: _OutgoingChat, outcome: ChatAck | BaseException) -> None:
-        entry.cancel_timer()
-        self._outbox.pop(entry.client_id, None)
-        if entry.acked.done():
-            return
-        if isinstance(outcome, BaseException):
-            entry.acked.set_exception(outcome)
-            entry.acked.add_done_callback(_retrieved)  # nobody may be waiting any more
-        else:
-            entry.acked.set_result(outcome)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _dispatch(self, event: KnownMessage | ServerMessage) -> None:
-        ref = getattr(event, "ref", None)
-        if isinstance(event, ChatAck):
-            entry = self._outbox.get(event.client_id or "")
-            if entry is not None:
-                self._settle(entry, event)
-            self._seen_seq(event.seq)
-        elif isinstance(event, ChatMessage) and event.seq is not None:
-            self._seen_seq(event.seq)
-        elif isinstance(event, ServerError) and str(ref).startswith(CHAT_REF_PREFIX):
-            entry = self._outbox.get(str(ref).removeprefix(CHAT_REF_PREFIX))
-            if entry is not None:
-                self._chat_refused(entry, event)
-                return  # retried, or raised by chat(): not an event of its own
-        if ref is not None:
-            future = self._pending.get(str(ref))
-            if future is not None and not future.done():
-                future.set_result(event)  # type: ignore[arg-type]
-                if isinstance(event, RoomJoined):
-                    self._accept_joined(event)
-                    self._emit(event)
-                    return
-                if isinstance(event, (Pong, History)):
-                    return  # data for the caller alone
-                if isinstance(event, UnreadNotifications):
-                    self.unread.update((n.id, n) for n in event.notifications)
-                    return
-                # other answers (an error, a call's news...) are events as well
-        self._track(event)
-        if isinstance(event, NotificationReceived) and event.id in self.unread:
-            return  # came in the list sent on connecting as well
-        if isinstance(event, NotificationReceived):
-            self.unread[event.id] = event.notification
-        self._emit(event)
-
-    def _track(self, event: KnownMessage | ServerMessage) -> None:
-        """Keep what the client shows of the room (and of us) up to date."""
-        if isinstance(event, UserJoined):
-            self.participants[event.user_id] = Participant(
-                event.user_id, event.polite, event.name, event.grants, event.status
-            )
-            self.offline.pop(event.user_id, None)
-        elif isinstance(event, UserLeft):
-            self.participants.pop(event.user_id, None)
-            self._typing_since.pop(event.user_id, None)
-        elif isinstance(event, ParticipantUpdated):
-            self._update_participant(event.user_id, connection=event.connection)
-        elif isinstance(event, PresenceChanged):
-            if event.user_id is None or event.user_id == self.user_id:
-                self.status = event.status
-            elif event.status == "offline":
-                self.offline[event.user_id] = event.last_seen or 0
-            else:
-                self._update_participant(event.user_id, status=event.status)
-        elif isinstance(event, TypingChanged):
-            if event.active:
-                self._typing_since[event.user_id] = time.monotonic()
-            else:
-                self._typing_since.pop(event.user_id, None)
-        elif isinstance(event, ChatMessage):
-            self._typing_since.pop(event.user_id, None)
-        elif isinstance(event, UnreadNotifications):
-            # sent on connecting: the unread ones as they are now
-            self.unread = {n.id: n for n in event.notifications}
-        elif isinstance(event, NotificationsRead):
-            for read in event.ids:
-                self.unread.pop(read, None)
-        elif isinstance(event, ReconnectHint):
-            self._reconnect_after = max(0, event.after_ms) / 1000
-        elif isinstance(event, IceServers):
-            self.ice_servers = event.ice_servers
-        elif isinstance(event, RoomEnded | RoomLeft):
-            self.participants.clear()
-
-    def _update_participant(self, user_id: str, **changes: str) -> None:
-        member = self.participants.get(user_id)
-        if member is not None:
-            self.participants[user_id] = msgspec.structs.replace(member, **changes)
 
     def _emit(self, event: Event) -> None:
         for listener in list(self._listeners):
@@ -963,43 +632,27 @@ class Client:
             if len(self._events) >= self._max_queued_events:
                 self._room_for_events.clear()
 
-    def _seen_seq(self, seq: int) -> None:
-        if self.last_seq is None or seq > self.last_seq:
-            self.last_seq = seq
-
-    def _fail_pending(self) -> None:
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(NotConnected("the connection to the server was lost"))
-        self._pending.clear()
-
-    def _finish(self, reason: str) -> None:
+    def _finished(self, reason: str) -> None:
         if self._closed.is_set():
             return
         self._close_reason = reason
         self._closed.set()
-        self._fail_pending()
-        for entry in list(self._outbox.values()):
-            self._settle(entry, Closed(f"{reason}; the message may not have been stored"))
+        for key, future in list(self._waiting.items()):
+            if not future.done():
+                self._settle(Answer(key, Closed(reason)))
         self._event_ready.set()
 
 
-def _as_chat(stored: StoredChat) -> ChatMessage:
-    return ChatMessage(
-        message=stored.message,
-        user_id=stored.user_id,
-        id=stored.id,
-        seq=stored.seq,
-        ts=stored.ts,
-        client_id=stored.client_id,
-    )
+def _expect(reply: object, kind: type[R]) -> R:
+    """``reply`` if it is a ``kind``; a server that answers otherwise is broken."""
+    if not isinstance(reply, kind):
+        raise RequestFailed("bad-reply", f"expected {kind.__name__}, got {type(reply).__name__}")
+    return reply
 
 
-async def _close_quietly(ws: aiohttp.ClientWebSocketResponse | None) -> None:
-    if ws is not None and not ws.closed:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1):
-                await ws.close()
+async def _close_quietly(ws: aiohttp.ClientWebSocketResponse) -> None:
+    with contextlib.suppress(Exception):
+        await ws.close()
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
@@ -1007,4 +660,4 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-__all__ = ["ChatMessage", "Client", "websocket_url"]
+__all__ = ["TYPING_EXPIRES", "ChatMessage", "Client", "websocket_url"]

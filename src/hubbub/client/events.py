@@ -5,6 +5,13 @@ Server messages are decoded into typed events where this client knows the type, 
 into :class:`ServerMessage` (the type and the raw fields) where it does not, so a
 newer server's additions reach the application instead of being dropped. Unknown
 fields in a known message are ignored, as ``docs/protocol.md`` asks of clients.
+
+The wire format is the one of :mod:`hubbub.protocol.messages`: each event takes its
+``type`` from the protocol's struct for that message, and has the same fields under
+the same names (``tests/sdk/test_state.py`` checks it). The events are that
+format's reading by a client: frozen, and lenient where a server of the classic
+protocol leaves something out (a ``room-joined`` without ``lastSeq``, a ``chat``
+without ``seq``), where the protocol's structs are the server's strict encoding.
 """
 
 from __future__ import annotations
@@ -12,6 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+
+from hubbub.client.outgoing import type_of
+from hubbub.protocol import messages as protocol
+from hubbub.protocol.messages import ONLINE
 
 __all__ = [
     "Broadcast",
@@ -71,7 +82,7 @@ class Participant(msgspec.Struct, rename="camel", frozen=True):
     name: str | None = None
     """The display name from the member's token, if it has one."""
     grants: list[str] | None = None
-    status: str = "online"
+    status: str = ONLINE
     """Its presence status: ``online``, ``away`` or ``busy``."""
     connection: str = "connected"
     """``reconnecting`` while its connection is lost and it may come back (the
@@ -99,7 +110,7 @@ class OfflineMember(msgspec.Struct, rename="camel", frozen=True):
     last_seen: int
 
 
-class RoomJoined(_Message, tag="room-joined", frozen=True):
+class RoomJoined(_Message, tag=type_of(protocol.RoomJoined), frozen=True):
     """This client is in ``room`` as ``user_id``; ``participants`` were there first.
 
     On a server that stores chat, ``history`` holds the room's last messages (oldest
@@ -120,26 +131,26 @@ class RoomJoined(_Message, tag="room-joined", frozen=True):
     history: list[StoredChat] = msgspec.field(default_factory=list)
     last_seq: int | None = None
     resume_token: str | None = None
-    status: str = "online"
+    status: str = ONLINE
     """This client's own presence status."""
     offline: list[OfflineMember] = msgspec.field(default_factory=list)
     """The room's offline members, most recently seen first."""
 
 
-class RoomLeft(_Message, tag="room-left", frozen=True):
+class RoomLeft(_Message, tag=type_of(protocol.RoomLeft), frozen=True):
     room: str
     ref: str | int | None = None
 
 
-class UserJoined(_Message, tag="user-joined", frozen=True):
+class UserJoined(_Message, tag=type_of(protocol.UserJoined), frozen=True):
     user_id: str
     polite: bool
     name: str | None = None
     grants: list[str] | None = None
-    status: str = "online"
+    status: str = ONLINE
 
 
-class ParticipantUpdated(_Message, tag="participant-updated", frozen=True):
+class ParticipantUpdated(_Message, tag=type_of(protocol.ParticipantUpdated), frozen=True):
     """Another member's connection was lost and it may come back
     (``connection="reconnecting"``), or it is back (``"connected"``). A member that
     does not come back within the server's grace period leaves (:class:`UserLeft`)."""
@@ -148,25 +159,25 @@ class ParticipantUpdated(_Message, tag="participant-updated", frozen=True):
     connection: str
 
 
-class ReconnectHint(_Message, tag="reconnect", frozen=True):
+class ReconnectHint(_Message, tag=type_of(protocol.Reconnect), frozen=True):
     """The server is shutting down and asks to be reconnected to after ``after_ms``
     milliseconds; the client does so by itself (the close with 1001 follows)."""
 
     after_ms: int
 
 
-class IceServers(_Message, tag="ice-servers", frozen=True):
+class IceServers(_Message, tag=type_of(protocol.IceServers), frozen=True):
     """Fresh TURN credentials for the peer connections made from now on."""
 
     ice_servers: list[dict[str, Any]]
     ice_servers_expire_at: float | None = None
 
 
-class UserLeft(_Message, tag="user-left", frozen=True):
+class UserLeft(_Message, tag=type_of(protocol.UserLeft), frozen=True):
     user_id: str
 
 
-class ChatMessage(_Message, tag="chat", frozen=True):
+class ChatMessage(_Message, tag=type_of(protocol.ChatRelay), frozen=True):
     """Another member's chat message; ``id``, ``seq`` and ``ts`` are there when the
     server stores chat (as in :class:`StoredChat`)."""
 
@@ -178,7 +189,7 @@ class ChatMessage(_Message, tag="chat", frozen=True):
     client_id: str | None = None
 
 
-class ChatAck(_Message, tag="chat-ack", frozen=True):
+class ChatAck(_Message, tag=type_of(protocol.ChatAck), frozen=True):
     """Our chat message ``client_id`` is stored as ``id``/``seq``; ``duplicate``
     when it had been stored before (a resend after a lost connection)."""
 
@@ -190,7 +201,7 @@ class ChatAck(_Message, tag="chat-ack", frozen=True):
     ref: str | int | None = None
 
 
-class History(_Message, tag="history", frozen=True):
+class History(_Message, tag=type_of(protocol.HistoryPage), frozen=True):
     """A page of the room's stored chat, oldest first (the reply to ``history``)."""
 
     room: str
@@ -198,18 +209,18 @@ class History(_Message, tag="history", frozen=True):
     ref: str | int | None = None
 
 
-class SignalReceived(_Message, tag="signal", frozen=True):
+class SignalReceived(_Message, tag=type_of(protocol.SignalRelay), frozen=True):
     """A ``signal`` relayed from ``from_user_id``; ``signal`` is any JSON value."""
 
     signal: Any
     from_user_id: str
 
 
-class Pong(_Message, tag="pong", frozen=True):
+class Pong(_Message, tag=type_of(protocol.Pong), frozen=True):
     ref: str | int | None = None
 
 
-class PresenceChanged(_Message, tag="presence", frozen=True):
+class PresenceChanged(_Message, tag=type_of(protocol.PresenceUpdate), frozen=True):
     """A member's presence status changed: ``online``, ``away``, ``busy``, or
     ``offline`` (with ``last_seen``) for one of the room's offline members who just
     left. Also the answer to :meth:`Client.set_status` (``user_id`` is then ours)."""
@@ -220,7 +231,7 @@ class PresenceChanged(_Message, tag="presence", frozen=True):
     ref: str | int | None = None
 
 
-class TypingChanged(_Message, tag="typing", frozen=True):
+class TypingChanged(_Message, tag=type_of(protocol.TypingRelay), frozen=True):
     """A member started (``active``) or stopped typing. Take it as stopped when
     nothing renews it for a few seconds (:attr:`Client.typing_users` does)."""
 
@@ -228,7 +239,7 @@ class TypingChanged(_Message, tag="typing", frozen=True):
     active: bool
 
 
-class Broadcast(_Message, tag="broadcast", frozen=True):
+class Broadcast(_Message, tag=type_of(protocol.RoomBroadcast), frozen=True):
     """A message from the application's backend to everyone in the room."""
 
     room: str
@@ -249,7 +260,7 @@ class Notification(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
     data: Any = None
 
 
-class NotificationReceived(_Message, tag="notification", frozen=True):
+class NotificationReceived(_Message, tag=type_of(protocol.NotificationPush), frozen=True):
     """A notification sent to this user just now (as in :class:`Notification`)."""
 
     id: int
@@ -265,7 +276,7 @@ class NotificationReceived(_Message, tag="notification", frozen=True):
         )
 
 
-class UnreadNotifications(_Message, tag="notifications", frozen=True):
+class UnreadNotifications(_Message, tag=type_of(protocol.NotificationList), frozen=True):
     """The user's unread notifications, oldest first: sent when the connection
     joins its first room (or shows a token), and the answer to
     :meth:`Client.fetch_notifications`. ``more``: more wait after these."""
@@ -275,7 +286,7 @@ class UnreadNotifications(_Message, tag="notifications", frozen=True):
     ref: str | int | None = None
 
 
-class NotificationsRead(_Message, tag="notification-read", frozen=True):
+class NotificationsRead(_Message, tag=type_of(protocol.NotificationsRead), frozen=True):
     """These notifications were marked read (by this connection, or another of the
     user's)."""
 
@@ -283,7 +294,7 @@ class NotificationsRead(_Message, tag="notification-read", frozen=True):
     ref: str | int | None = None
 
 
-class CallRinging(_Message, tag="call-ringing", frozen=True):
+class CallRinging(_Message, tag=type_of(protocol.CallRinging), frozen=True):
     """Our call to ``target_user_id`` rings on its connections (the answer to
     :meth:`Client.call`); ``call_id`` names it from now on."""
 
@@ -292,7 +303,7 @@ class CallRinging(_Message, tag="call-ringing", frozen=True):
     ref: str | int | None = None
 
 
-class CallIncoming(_Message, tag="call-incoming", frozen=True):
+class CallIncoming(_Message, tag=type_of(protocol.CallIncoming), frozen=True):
     """``from_user_id`` calls us: accept, decline, or let it ring."""
 
     call_id: str
@@ -300,7 +311,7 @@ class CallIncoming(_Message, tag="call-incoming", frozen=True):
     name: str | None = None
 
 
-class CallAccepted(_Message, tag="call-accepted", frozen=True):
+class CallAccepted(_Message, tag=type_of(protocol.CallAccepted), frozen=True):
     """The call is on: both parties join ``room`` (a fresh room of the call's own)
     and connect there; ``peer_user_id`` is the other party."""
 
@@ -310,29 +321,29 @@ class CallAccepted(_Message, tag="call-accepted", frozen=True):
     ref: str | int | None = None
 
 
-class CallAnsweredElsewhere(_Message, tag="call-answered-elsewhere", frozen=True):
+class CallAnsweredElsewhere(_Message, tag=type_of(protocol.CallAnsweredElsewhere), frozen=True):
     """Another connection of ours accepted the call: stop ringing."""
 
     call_id: str
 
 
-class CallDeclined(_Message, tag="call-declined", frozen=True):
+class CallDeclined(_Message, tag=type_of(protocol.CallDeclined), frozen=True):
     call_id: str
     ref: str | int | None = None
 
 
-class CallCancelled(_Message, tag="call-cancelled", frozen=True):
+class CallCancelled(_Message, tag=type_of(protocol.CallCancelled), frozen=True):
     call_id: str
     ref: str | int | None = None
 
 
-class CallMissed(_Message, tag="call-missed", frozen=True):
+class CallMissed(_Message, tag=type_of(protocol.CallMissed), frozen=True):
     """Nobody answered in time (or the callee's last connection went)."""
 
     call_id: str
 
 
-class CallEnded(_Message, tag="call-ended", frozen=True):
+class CallEnded(_Message, tag=type_of(protocol.CallEnded), frozen=True):
     """The call is over: ``reason`` is ``hung-up``, ``left`` (a party left the
     call's room) or ``disconnected``; ``by_user_id`` ended it."""
 
@@ -342,21 +353,21 @@ class CallEnded(_Message, tag="call-ended", frozen=True):
     ref: str | int | None = None
 
 
-class ParticipantRemoved(_Message, tag="participant-removed", frozen=True):
+class ParticipantRemoved(_Message, tag=type_of(protocol.ParticipantRemoved), frozen=True):
     """The answer to :meth:`Client.remove_participant` (an admin's)."""
 
     user_id: str
     ref: str | int | None = None
 
 
-class RoomEnded(_Message, tag="room-ended", frozen=True):
+class RoomEnded(_Message, tag=type_of(protocol.RoomEnded), frozen=True):
     """The answer to :meth:`Client.end_room` (an admin's): we are out of the room."""
 
     room: str
     ref: str | int | None = None
 
 
-class ServerError(_Message, tag="error", frozen=True):
+class ServerError(_Message, tag=type_of(protocol.Error), frozen=True):
     """The server refused something (see the error codes in ``docs/protocol.md``)."""
 
     code: str

@@ -48,6 +48,11 @@ from hubbub.client import (
 from hubbub.client.connection import TYPING_EXPIRES
 from hubbub.client.errors import HubbubClientError
 from hubbub.commands.common import add_connection_arguments, make_client, run_command
+from hubbub.protocol import messages as protocol
+
+_STATUSES = [protocol.ONLINE, *sorted(protocol.SETTABLE_STATUSES - {protocol.ONLINE})]
+STATUSES = ", ".join(_STATUSES[:-1]) + " or " + _STATUSES[-1]
+"""The statuses /status takes, as its help says them: online, away or busy."""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +60,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "chat",
         help="chat in a room from the terminal",
         description="Join a room and chat: type a line to send it; /history shows older "
-        "messages, /who lists the room, /status away|busy|online sets yours, /quit leaves.",
+        f"messages, /who lists the room, /status {'|'.join(_STATUSES)} "
+        "sets yours, /quit leaves.",
     )
     add_connection_arguments(parser)
     parser.set_defaults(command_name="chat", run=lambda args: run_command(args, chat))
@@ -75,7 +81,7 @@ def render_stored(message: StoredChat) -> str:
 
 def describe(member: Participant) -> str:
     """A member as /who shows it: its id, and its status when not online."""
-    status = "" if member.status == "online" else f" ({member.status})"
+    status = "" if member.status == protocol.ONLINE else f" ({member.status})"
     return f"{member.user_id}{status}"
 
 
@@ -91,7 +97,7 @@ def render(event: Event, me: str | None) -> str | None:
         case RoomJoined(room=room, user_id=user, participants=others):
             names = ", ".join(describe(p) for p in others) or "nobody else"
             return f"* in {room} as {user}, with {names}"
-        case PresenceChanged(user_id=who, status="offline", last_seen=seen):
+        case PresenceChanged(user_id=who, status=protocol.OFFLINE, last_seen=seen):
             return f"* {who} is offline (last seen {_stamp(seen)})"
         case PresenceChanged(user_id=who, status=status) if who != me:
             return f"* {who} is {status}"
@@ -232,7 +238,7 @@ async def _set_status(client: Client, status: str) -> None:
     try:
         await client.set_status(status)
     except ValueError:
-        print("! /status takes online, away or busy", flush=True)
+        print(f"! /status takes {STATUSES}", flush=True)
     except HubbubClientError as exc:
         print(f"! the status was not set: {exc}", flush=True)
 
