@@ -9,6 +9,16 @@
 //   const room = await join("wss://example.org/", { room: "team", userId: "alice", stream });
 //   room.on("stream", ({ participant, stream }) => show(participant.userId, stream));
 
+import {
+  CLOSE_CODES,
+  ERROR_CODES,
+  FINAL_CLOSE_CODES,
+  OFFLINE,
+  PRESENCE_STATUSES,
+  RETRIED_CHAT_ERRORS,
+  RETRIED_REJOIN_ERRORS,
+} from "./protocol.js";
+
 export const VERSION = "0.1.0";
 
 /** Sizes and times the library works with. Each can be changed per room with `options.limits`. */
@@ -39,24 +49,17 @@ export const DEFAULTS = Object.freeze({
 
 /**
  * Close codes after which the library does not reconnect by itself
- * (docs/protocol.md#close-codes), with what each means.
+ * (docs/protocol.md#close-codes), with the name each is reported by.
  */
-export const FINAL_CLOSE_CODES = Object.freeze({
-  1008: "flooded", // too many messages too fast: coming back at once would do it again
-  4003: "removed", // an admin removed this participant
-  4004: "room-ended", // an admin ended the room
-  4009: "replaced", // the same identity joined from elsewhere (another tab or device)
-  4010: "resumed-elsewhere", // another connection resumed this session and has it now
-});
+export { FINAL_CLOSE_CODES };
 
 const FILE_LABEL_PREFIX = "hubbub-file:";
 const CONTROL_LABEL = "hubbub-control";
 const RESERVED_PREFIX = "hubbub-";
 const OPTIONAL_REF = "optional:";
 const CHAT_REF = "chat:";
-const PRESENCE_STATUSES = ["online", "away", "busy"];
-// Refusals after which a chat message is sent again later; any other is final.
-const CHAT_RETRIED_ERRORS = ["store-unavailable", "rate-limited", "not-in-room"];
+// The status a session starts with (one of PRESENCE_STATUSES).
+const DEFAULT_STATUS = "online";
 // Signals written while the connection is down, sent once the session is resumed.
 const MAX_HELD_SIGNALS = 1000;
 // The longest wait a server's `reconnect {afterMs}` is followed for.
@@ -158,8 +161,9 @@ function randomId(length = 16) {
   return Array.from(bytes, (b) => "abcdefghijklmnopqrstuvwxyz0123456789"[b % 36]).join("");
 }
 
-/** Join errors a reconnection retries; any other refusal ends it. */
-const RETRIED_JOIN_ERRORS = ["unreachable", "timeout", "closed", "user-id-taken", "not-connected"];
+// Besides the server's refusals in RETRIED_REJOIN_ERRORS, a reconnection keeps trying
+// after these, the library's own: the attempt got no answer at all.
+const RETRIED_LOCAL_ERRORS = ["unreachable", "timeout", "closed", "not-connected"];
 
 /**
  * The wait before reconnection attempt `attempt` (1, 2, ...): exponential backoff
@@ -234,7 +238,7 @@ export class Room extends Emitter {
     this._typingSent = false;
     this._typingSentAt = 0;
     /** This side's presence status: `online`, `away` or `busy`. */
-    this.status = PRESENCE_STATUSES.includes(options.status) ? options.status : "online";
+    this.status = PRESENCE_STATUSES.includes(options.status) ? options.status : DEFAULT_STATUS;
     /** Members who chatted in the room and are not in it now: `{userId, lastSeen}`, latest first. */
     this.offline = [];
     this._pingTimer = null;
@@ -296,7 +300,7 @@ export class Room extends Emitter {
     if (this.userId) message.userId = this.userId;
     if (token) message.token = token;
     // A new connection starts `online`: a rejoin keeps what this side had set.
-    if (this.status !== "online") message.status = this.status;
+    if (this.status !== DEFAULT_STATUS) message.status = this.status;
     return message;
   }
 
@@ -370,7 +374,7 @@ export class Room extends Emitter {
             // The session is gone (or cannot give back all that was missed): join
             // afresh on this connection, and catch up on chat from the history.
             this._resumeToken = null;
-            this._rejoinReason = error.code === "resume-failed" ? error.reason ?? "unknown-session" : "refused";
+            this._rejoinReason = error.code === ERROR_CODES.RESUME_FAILED ? error.reason ?? "unknown-session" : "refused";
             this._joinMessage().then((join) => {
               if (!settled && this._ws === ws) sendHello(join);
             }, fail);
@@ -437,7 +441,7 @@ export class Room extends Emitter {
   _onServerMessage(message) {
     if (
       message.type === "error" &&
-      message.code === "unknown-type" &&
+      message.code === ERROR_CODES.UNKNOWN_TYPE &&
       typeof message.ref === "string" &&
       message.ref.startsWith(OPTIONAL_REF)
     ) {
@@ -723,8 +727,11 @@ export class Room extends Emitter {
           await this._reconnectOnce();
           return;
         } catch (error) {
-          // `user-id-taken`: the server has not yet noticed the old connection is gone.
-          if (error.code && !RETRIED_JOIN_ERRORS.includes(error.code)) {
+          // Refusals that pass with time (`user-id-taken` while the server has not yet
+          // noticed the old connection is gone, a full room, a store or cluster that
+          // is down) and no answer at all are tried again; any other refusal ends it.
+          const retried = RETRIED_REJOIN_ERRORS.includes(error.code) || RETRIED_LOCAL_ERRORS.includes(error.code);
+          if (error.code && !retried) {
             this.emit("error", { error });
             this.closeReason = { code: error.code };
             this._shutdown();
@@ -780,7 +787,7 @@ export class Room extends Emitter {
     if (ws) {
       ws.onclose = ws.onmessage = null;
       try {
-        ws.close(1000);
+        ws.close(CLOSE_CODES.NORMAL);
       } catch {
         /* closed */
       }
@@ -825,7 +832,7 @@ export class Room extends Emitter {
     const text = String(message);
     // Over the server's frame limit the connection would close, again at each resend.
     if (text.length > this.limits.maxChatLength) {
-      throw new HubbubError("too-large", `a chat message holds at most ${this.limits.maxChatLength} characters`);
+      throw new HubbubError(ERROR_CODES.TOO_LARGE, `a chat message holds at most ${this.limits.maxChatLength} characters`);
     }
     const entry = {
       userId: this.userId,
@@ -886,7 +893,7 @@ export class Room extends Emitter {
     const entry = this._outgoingChats.get(clientId);
     if (!entry) return;
     clearTimeout(entry._retry);
-    if (CHAT_RETRIED_ERRORS.includes(error.code)) {
+    if (RETRIED_CHAT_ERRORS.includes(error.code)) {
       entry._retry = setTimeout(() => this._transmitChat(entry), this.limits.chatAckTimeoutMs / 4);
       return;
     }
@@ -1020,13 +1027,13 @@ export class Room extends Emitter {
     if (typeof message.status !== "string" || typeof message.userId !== "string") return;
     if (message.userId === this.userId) return; // the reply to setStatus
     const participant = this.participants.get(message.userId) ?? null;
-    if (message.status === "offline") {
+    if (message.status === OFFLINE) {
       const lastSeen = message.lastSeen ?? null;
       this.offline = [
         { userId: message.userId, lastSeen },
         ...this.offline.filter((entry) => entry.userId !== message.userId),
       ];
-      this.emit("presence", { participant, userId: message.userId, status: "offline", lastSeen });
+      this.emit("presence", { participant, userId: message.userId, status: OFFLINE, lastSeen });
       return;
     }
     if (!participant) return;
@@ -1111,7 +1118,7 @@ export class Room extends Emitter {
    */
   async startScreenShare({ replaceCamera = false, audio = false } = {}) {
     if (this.screenStream) return this.screenStream;
-    if (!this.can("screen")) throw new HubbubError("forbidden", "this session may not share a screen");
+    if (!this.can("screen")) throw new HubbubError(ERROR_CODES.FORBIDDEN, "this session may not share a screen");
     const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio });
     this.screenStream = stream;
     for (const track of stream.getTracks()) {
@@ -1211,7 +1218,7 @@ export class Room extends Emitter {
    */
   sendFile(userId, file, { name } = {}) {
     const participant = this.participants.get(userId);
-    if (!participant) throw new HubbubError("no-such-peer", `${userId} is not in the room`);
+    if (!participant) throw new HubbubError(ERROR_CODES.NO_SUCH_PEER, `${userId} is not in the room`);
     const transfer = new FileTransfer(this, {
       id: randomId(24),
       direction: "send",
@@ -1257,7 +1264,7 @@ export class Participant {
     this.displayName = userId;
     this.polite = polite;
     this.grants = null; // null: no token, every grant but admin
-    this.status = "online";
+    this.status = DEFAULT_STATUS;
     this.typing = false;
     this.media = { audio: true, video: true, screen: false };
     this.connectionState = "new";
