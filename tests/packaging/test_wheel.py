@@ -67,8 +67,8 @@ async def test_the_installed_server_serves_its_pages_and_websocket(
             async with http.get(url + "/") as response:
                 assert response.status == 200
                 assert "<html" in (await response.text()).lower()
-            # hubbub.js is modules in a folder: the wheel has them.
-            for path in ("/hubbub.js", "/protocol.js", "/hubbub/room.js"):
+            # hubbub.js and the web app are modules in folders: the wheel has them.
+            for path in ("/hubbub.js", "/protocol.js", "/hubbub/room.js", "/static/app/call.js"):
                 async with http.get(url + path) as response:
                     assert response.status == 200, path
                     assert "export" in await response.text(), path

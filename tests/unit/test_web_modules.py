@@ -1,6 +1,6 @@
-"""hubbub.js as native ES modules: every module it imports is there and exports what
-is taken from it, and none of them keeps its own copy of the protocol's codes (those
-come from the generated protocol.js)."""
+"""hubbub.js and the web app as native ES modules: every module they import is there
+and exports what is taken from it, and none of them keeps its own copy of the
+protocol's codes (those come from the generated protocol.js)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from tests.js_modules import STATIC, exports, graph, imports, literals, protocol_constants
 
 LIBRARY = STATIC / "hubbub.js"
+APP = STATIC / "app.js"
 
 # What every page could import from hubbub.js before it was split: it must stay.
 LIBRARY_API = {
@@ -37,8 +38,13 @@ def _library_modules() -> list[Path]:
     return [path for path in graph(LIBRARY) if path.name != "protocol.js"]
 
 
-def test_every_module_imported_exists_and_exports_what_is_taken() -> None:
-    modules = graph(LIBRARY)
+def _app_modules() -> list[Path]:
+    return [path for path in graph(APP) if path not in graph(LIBRARY)]
+
+
+@pytest.mark.parametrize("entry", [LIBRARY, APP], ids=_name)
+def test_every_module_imported_exists_and_exports_what_is_taken(entry: Path) -> None:
+    modules = graph(entry)
     assert len(modules) > 5, [_name(path) for path in modules]
     for module in modules:
         for target, names in imports(module):
@@ -54,8 +60,8 @@ def test_the_library_exports_what_it_always_did() -> None:
 
 def test_every_module_is_in_the_graph_of_an_entry_point() -> None:
     """A module nothing imports is dead, or its import was lost."""
-    served = {path.resolve() for path in STATIC.glob("hubbub/*.js")}
-    reached = set(graph(LIBRARY))
+    served = {path.resolve() for path in [*STATIC.glob("hubbub/*.js"), *STATIC.glob("app/*.js")]}
+    reached = set(graph(LIBRARY)) | set(graph(APP))
     assert served - reached == set()
     assert {_name(path) for path in served} >= {
         "hubbub/connection.js",
@@ -72,8 +78,8 @@ def test_every_module_is_in_the_graph_of_an_entry_point() -> None:
 
 
 def _protocol_literals() -> tuple[set[str], set[str], set[int]]:
-    """What would be a copy of the protocol: (codes, the names the library reports
-    closes and presence by, close codes)."""
+    """What would be a copy of the protocol: (codes the app must not spell out either,
+    names only the library reports, close codes)."""
     constants = protocol_constants()
     codes = {*constants["ERROR_CODES"].values(), *constants["RESUME_FAILURES"]}
     # `online` is also the browser's event for a network that is back (and the status a
@@ -100,6 +106,15 @@ def _copies(path: Path, strings_looked_for: set[str], close_codes: set[int]) -> 
 def test_the_library_spells_out_no_code_of_the_protocol(module: Path) -> None:
     codes, names, close_codes = _protocol_literals()
     assert _copies(module, codes | names, close_codes) == []
+
+
+@pytest.mark.parametrize("module", _app_modules(), ids=_name)
+def test_the_app_spells_out_no_code_of_the_protocol(module: Path) -> None:
+    # The app shows the names the library reports a close by (`replaced`...) and
+    # presence in its own words: only the protocol's codes are looked for, and not
+    # those that are plain words too (`busy` is a CSS class of a button here).
+    codes, _names, close_codes = _protocol_literals()
+    assert _copies(module, {code for code in codes if "-" in code}, close_codes) == []
 
 
 def test_a_copy_of_a_code_is_found(tmp_path: Path) -> None:
