@@ -17,6 +17,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.browser.pages import page_server
+from tests.js_modules import STATIC, graph
 from tests.process import hubbub_serve
 
 pytestmark = pytest.mark.browser
@@ -105,6 +106,95 @@ async def test_join_resolves_on_room_joined_and_rejects_refusals(hub: Hub) -> No
     await page.evaluate("rooms.bob.leave()")
     await page.wait_for_function("seen({user: 'alice', type: 'participant-left', from: 'bob'})")
     assert await page.evaluate("rooms.bob.state") == "closed"
+
+
+IMPORT_EVERY_MODULE = """async ([hub, modules]) => {
+  const root = await import(hub + "/hubbub.js");
+  const under = await import(hub + "/static/hubbub.js");
+  const protocol = await import(hub + "/protocol.js");
+  const found = {
+    names: [Object.keys(root).sort(), Object.keys(under).sort()],
+    // one page, one library: the test page's own import is this one
+    pageLibrary: root === hubbub,
+    reExported: root.FINAL_CLOSE_CODES === protocol.FINAL_CLOSE_CODES,
+    nextToIt: [],
+    loaded: [],
+  };
+  for (const [prefix, library, other] of [["/", root, under], ["/static/", under, root]]) {
+    const room = await import(hub + prefix + "hubbub/room.js");
+    found.nextToIt.push(room.Room === library.Room && room.Room !== other.Room);
+    for (const name of modules) {
+      await import(hub + prefix + name);
+      found.loaded.push(prefix + name);
+    }
+  }
+  return found;
+}"""
+
+
+async def test_a_page_on_another_origin_imports_the_library_and_its_modules(hub: Hub) -> None:
+    """The test page is not on the hub's origin: hubbub.js's relative imports resolve
+    next to it, whether it is imported as /hubbub.js or as /static/hubbub.js, and
+    every module is allowed to another origin."""
+    modules = [path.relative_to(STATIC).as_posix() for path in graph(STATIC / "hubbub.js")]
+    found = await hub.page.evaluate(IMPORT_EVERY_MODULE, [hub.url, modules])
+    root_names, static_names = found["names"]
+    assert root_names == static_names
+    assert {"join", "Room", "FINAL_CLOSE_CODES", "Sha256", "reconnectDelay"} <= set(root_names)
+    assert found["pageLibrary"] is True
+    assert found["reExported"] is True
+    assert found["nextToIt"] == [True, True]
+    assert len(found["loaded"]) == 2 * len(modules) > 20
+
+
+CONNECTION_AND_CHAT_ALONE = """async (hub) => {
+  const { Connection } = await import(hub + "/hubbub/connection.js");
+  const { Chat } = await import(hub + "/hubbub/chat.js");
+  const { Emitter } = await import(hub + "/hubbub/emitter.js");
+  const { DEFAULTS } = await import(hub + "/hubbub/defaults.js");
+  const host = Object.assign(new Emitter(), { userId: "solo", limits: DEFAULTS });
+  const seen = [];
+  let chat = null;
+  const connection = new Connection(hub, {
+    joinMessage: () => ({ type: "join-room", room: "alone", userId: "solo" }),
+    joined: (message, rejoin) => {
+      seen.push(["joined", message.userId, rejoin]);
+      chat.joined(message, rejoin);
+    },
+    opened: (message) => {
+      seen.push(["opened", message.type]);
+      chat.resend();
+    },
+    message: (message) => {
+      if (chat.onError(message)) return;
+      if (message.type === "chat-ack") chat.onAck(message);
+      seen.push(["message", message.type]);
+    },
+    closing: () => seen.push(["closing"]),
+  });
+  chat = new Chat(host, connection);
+  connection.on("connection-state", ({ state }) => seen.push(["state", state]));
+  await connection.open();
+  const entry = chat.send("hello");
+  await host.once("chat-status");
+  connection.leave();
+  return { seen, status: entry.status, seq: entry.seq, storesChat: chat.storesChat };
+}"""
+
+
+async def test_the_connection_and_chat_modules_work_without_a_room(hub: Hub) -> None:
+    """A page (a conformance test, say) drives the connection and the chat alone,
+    with a host of its own instead of a Room."""
+    found = await hub.page.evaluate(CONNECTION_AND_CHAT_ALONE, hub.url)
+    assert found["seen"] == [
+        ["joined", "solo", False],
+        ["state", "open"],
+        ["opened", "room-joined"],
+        ["message", "chat-ack"],
+        ["closing"],
+        ["state", "closed"],
+    ]
+    assert [found["status"], found["seq"], found["storesChat"]] == ["sent", 1, True]
 
 
 async def test_reconnect_delays_grow_with_jitter(hub: Hub) -> None:

@@ -67,6 +67,11 @@ async def test_the_installed_server_serves_its_pages_and_websocket(
             async with http.get(url + "/") as response:
                 assert response.status == 200
                 assert "<html" in (await response.text()).lower()
+            # hubbub.js and the web app are modules in folders: the wheel has them.
+            for path in ("/hubbub.js", "/protocol.js", "/hubbub/room.js", "/static/app/call.js"):
+                async with http.get(url + path) as response:
+                    assert response.status == 200, path
+                    assert "export" in await response.text(), path
             async with http.get(url + "/healthz") as response:
                 assert (await response.json())["version"] == __version__
         async with await Client.connect(url) as client:

@@ -495,8 +495,10 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/admin", _admin_page)
     app.router.add_get("/hubbub.js", client_library)
-    # hubbub.js imports "./protocol.js": next to it, at the root.
+    # hubbub.js imports "./protocol.js" and its modules "./hubbub/*.js": next to it, at
+    # the root (and under /static/, for /static/hubbub.js).
     app.router.add_get("/protocol.js", protocol_module)
+    app.router.add_static("/hubbub/", STATIC_DIR / "hubbub", name="client_modules")
     app.router.add_static("/static/", STATIC_DIR, name="static")
     app.on_response_prepare.append(_static_headers)
     app.on_startup.append(server.start)

@@ -1,0 +1,122 @@
+// call.js: the web app's call: what the room tells, on the screen, from joining to leaving.
+
+import { OFFLINE } from "../protocol.js";
+import { chatMessage, onChatStatus, setTyping, setupOlderMessages, systemMessage } from "./chat.js";
+import { setPanelOpen, showConnection, showReconnectAttempt } from "./controls.js";
+import { fileCard } from "./files.js";
+import { $, inviteUrl } from "./helpers.js";
+import { enterRoom } from "./join.js";
+import { setPreviewStream } from "./media.js";
+import { addPerson, removePerson, renderOffline, updateCounts } from "./people.js";
+import { state } from "./state.js";
+import {
+  addTile,
+  layoutGrid,
+  removeTile,
+  showStream,
+  startSpeakerLoop,
+  stopSpeakerLoop,
+  updateLocalMedia,
+  updateParticipant,
+} from "./tiles.js";
+
+export function startCall(room) {
+  state.room = room;
+  state.unread = 0;
+  state.lastSender = null;
+  $("join-screen").hidden = true;
+  $("call-screen").hidden = false;
+  $("room-title").textContent = room.name;
+  $("toggle-screen").hidden = !room.can("screen") || !navigator.mediaDevices?.getDisplayMedia;
+  document.title = `${room.name} · hubbub`;
+  history.replaceState(null, "", inviteUrl(room.name));
+  $("messages").replaceChildren();
+  $("people").replaceChildren();
+  $("grid").replaceChildren();
+  setPanelOpen(window.matchMedia("(min-width: 901px)").matches);
+
+  addTile(room.userId, "camera", { local: true });
+  const localTile = state.tiles.get(`${room.userId}:camera`);
+  localTile.querySelector("video").srcObject = state.stream;
+  addPerson(room.userId, { local: true });
+  updateLocalMedia();
+
+  const on = (type, handler) => state.cleanup.push(room.on(type, handler));
+  on("participant-joined", ({ participant }) => {
+    addPerson(participant.userId);
+    addTile(participant.userId, "camera");
+    updateParticipant(participant);
+    renderOffline(room);
+    if (room.state === "open" && state.initialized) systemMessage(`${participant.displayName} joined`);
+  });
+  on("participant-left", ({ participant }) => {
+    for (const kind of ["camera", "screen"]) removeTile(participant.userId, kind);
+    removePerson(participant.userId);
+    state.audio.get(participant.userId)?.remove();
+    state.audio.delete(participant.userId);
+    setTyping(participant.userId, false);
+    systemMessage(`${participant.displayName} left`);
+  });
+  on("participant-updated", ({ participant }) => updateParticipant(participant));
+  on("peer-state", ({ participant }) => updateParticipant(participant));
+  on("stream", ({ participant, stream, kind }) => showStream(participant, stream, kind));
+  on("stream-removed", ({ participant, stream, kind }) => {
+    if (kind === "screen") removeTile(participant.userId, "screen");
+    else {
+      const tile = state.tiles.get(`${participant.userId}:camera`);
+      if (tile && tile.querySelector("video").srcObject === stream) tile.querySelector("video").srcObject = null;
+    }
+  });
+  on("chat", (entry) => chatMessage(entry));
+  on("chat-status", ({ entry }) => onChatStatus(entry));
+  on("typing", ({ userId, typing }) => setTyping(userId, typing));
+  on("presence", ({ participant, userId, status }) => {
+    if (participant) updateParticipant(participant);
+    else if (userId === room.userId) updateLocalMedia();
+    if (status === OFFLINE) renderOffline(room);
+  });
+  on("file-offer", ({ transfer }) => fileCard(transfer));
+  on("connection-state", ({ state: connection, reason }) => showConnection(connection, reason));
+  on("reconnecting", ({ attempt, delayMs }) => showReconnectAttempt(attempt, delayMs));
+  on("local-stream", () => updateLocalMedia());
+
+  setupOlderMessages(room);
+  for (const entry of room.history ?? []) chatMessage({ ...entry, mine: entry.userId === room.userId }, true);
+  for (const participant of room.participants.values()) {
+    addPerson(participant.userId);
+    addTile(participant.userId, "camera");
+    updateParticipant(participant);
+  }
+  renderOffline(room);
+  state.initialized = true;
+  showConnection(room.state);
+  startSpeakerLoop();
+  layoutGrid();
+  updateCounts();
+}
+
+export function leaveCall({ rejoin = false } = {}) {
+  const room = state.room;
+  if (!room) return;
+  for (const off of state.cleanup.splice(0)) off();
+  room.leave();
+  stopSpeakerLoop();
+  showReconnectAttempt(0, 0);
+  state.room = null;
+  state.initialized = false;
+  state.tiles.clear();
+  state.typing.clear();
+  for (const audio of state.audio.values()) audio.remove();
+  state.audio.clear();
+  if (room.screenStream) for (const track of room.screenStream.getTracks()) track.stop();
+  $("call-screen").hidden = true;
+  $("join-screen").hidden = false;
+  document.title = "hubbub";
+  // The camera stays open for the preview: joining again is one click.
+  state.stream = room.localStream ?? state.stream;
+  state.wantMic = room.media.audio;
+  state.wantCamera = room.media.video;
+  setPreviewStream(state.stream);
+  if (rejoin) enterRoom();
+  else $("join-button").focus();
+}
