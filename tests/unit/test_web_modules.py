@@ -82,8 +82,8 @@ def _protocol_literals() -> tuple[set[str], set[str], set[int]]:
     names only the library reports, close codes)."""
     constants = protocol_constants()
     codes = {*constants["ERROR_CODES"].values(), *constants["RESUME_FAILURES"]}
-    # `online` is also the browser's event for a network that is back (and the status a
-    # session starts with, which protocol.js does not name): it is not looked for.
+    # `online` is also the browser's event for a network that is back, and `connected`
+    # a peer connection's state: they are not looked for.
     names = {
         *constants["FINAL_CLOSE_CODES"].values(),
         *constants["PRESENCE_STATUSES"],

@@ -22,7 +22,7 @@ import msgspec
 
 from hubbub.client.outgoing import type_of
 from hubbub.protocol import messages as protocol
-from hubbub.protocol.messages import ONLINE
+from hubbub.protocol.messages import CONNECTED, ONLINE
 
 __all__ = [
     "Broadcast",
@@ -84,7 +84,7 @@ class Participant(msgspec.Struct, rename="camel", frozen=True):
     grants: list[str] | None = None
     status: str = ONLINE
     """Its presence status: ``online``, ``away`` or ``busy``."""
-    connection: str = "connected"
+    connection: str = CONNECTED
     """``reconnecting`` while its connection is lost and it may come back (the
     server keeps its place for a grace period), else ``connected``."""
 

@@ -122,9 +122,9 @@ def render(event: Event, me: str | None) -> str | None:
             return "* reconnected"
         case Resumed(missed=missed):
             return f"* reconnected ({missed} missed messages follow)" if missed else "* reconnected"
-        case ParticipantUpdated(user_id=who, connection="reconnecting"):
+        case ParticipantUpdated(user_id=who, connection=protocol.RECONNECTING):
             return f"* {who} lost the connection, and may come back"
-        case ParticipantUpdated(user_id=who, connection="connected"):
+        case ParticipantUpdated(user_id=who, connection=protocol.CONNECTED):
             return f"* {who} is back"
         case ChatGap(after_seq=after, before_seq=before):
             return f"* messages {after + 1} to {before - 1} could not be fetched (/history)"

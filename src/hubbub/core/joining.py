@@ -47,6 +47,7 @@ from hubbub.protocol.errors import (
 from hubbub.protocol.messages import (
     OFFLINE,
     ONLINE,
+    RECONNECTING,
     SETTABLE_STATUSES,
     ChatEntry,
     EndRoom,
@@ -305,7 +306,7 @@ class Joining:
                         status=here.status,
                         name=here.identity.name if here.identity else None,
                         grants=grant_names(here.identity),
-                        connection="reconnecting" if here.state is LinkState.DETACHED else None,
+                        connection=RECONNECTING if here.state is LinkState.DETACHED else None,
                     )
                 )
             else:

@@ -18,7 +18,7 @@ from hubbub.core.context import HubContext
 from hubbub.core.session import LinkState, Session, TokenBucket
 from hubbub.protocol import codec
 from hubbub.protocol.errors import CloseCode, ErrorCode, ProtocolError
-from hubbub.protocol.messages import ParticipantUpdated, Reconnect
+from hubbub.protocol.messages import RECONNECTING, ParticipantUpdated, Reconnect
 
 log = logging.getLogger("hubbub.core")
 
@@ -100,7 +100,7 @@ class Lifecycle:
         )
         ctx.timers.schedule(lost_at + ctx.limits.resume_grace, self._grace_over, session)
         if room is not None and session.user_id is not None and not session.hidden:
-            away = ParticipantUpdated(user_id=session.user_id, connection="reconnecting")
+            away = ParticipantUpdated(user_id=session.user_id, connection=RECONNECTING)
             ctx.publish_in_order(room, codec.encode(away), session.session_id)
 
     def _grace_over(self, session: Session) -> None:

@@ -24,7 +24,7 @@ from hubbub.protocol.errors import (
     already_in_room,
     unknown_session,
 )
-from hubbub.protocol.messages import ParticipantUpdated, Ref, Resume, Resumed
+from hubbub.protocol.messages import CONNECTED, ParticipantUpdated, Ref, Resume, Resumed
 
 log = logging.getLogger("hubbub.core")
 
@@ -139,7 +139,7 @@ class Resuming:
         if missed:
             outbox.replay(session, last_n + 1, missed)
         if was is LinkState.DETACHED and not session.hidden:
-            back = ParticipantUpdated(user_id=user_id, connection="connected")
+            back = ParticipantUpdated(user_id=user_id, connection=CONNECTED)
             ctx.publish_in_order(room, codec.encode(back), session.session_id)
 
     # -- through another node --------------------------------------------------------

@@ -22,7 +22,15 @@ from hubbub.protocol.errors import (
     ErrorCode,
     ResumeFailure,
 )
-from hubbub.protocol.messages import INCOMING_TYPES, OFFLINE, SETTABLE_STATUSES, Outgoing
+from hubbub.protocol.messages import (
+    CONNECTED,
+    INCOMING_TYPES,
+    OFFLINE,
+    ONLINE,
+    RECONNECTING,
+    SETTABLE_STATUSES,
+    Outgoing,
+)
 
 HEADER = """\
 // protocol.js: hubbub's protocol constants, generated from hubbub.protocol
@@ -96,7 +104,14 @@ def render() -> str:
             "The presence statuses a client may set.",
             sorted(SETTABLE_STATUSES),
         ),
+        ("ONLINE", "The presence status a member has until it sets another.", ONLINE),
         ("OFFLINE", "The status of a member who left (the server's to say).", OFFLINE),
+        (
+            "RECONNECTING",
+            "A member's `connection` while it is lost and may come back.",
+            RECONNECTING,
+        ),
+        ("CONNECTED", "A member's `connection` once it is back.", CONNECTED),
         (
             "RESUME_FAILURES",
             "The `reason` of a `resume-failed` error.",

@@ -176,7 +176,12 @@ IncomingMessage = (
 )
 
 ONLINE = "online"
+"""The presence status a member has until it sets another."""
 OFFLINE = "offline"
+RECONNECTING = "reconnecting"
+"""A member's ``connection`` while it is lost and may come back (``participant-updated``)."""
+CONNECTED = "connected"
+"""A member's ``connection`` once it is back."""
 SETTABLE_STATUSES: frozenset[str] = frozenset({ONLINE, "away", "busy"})
 """The presence statuses a client may set; ``offline`` is the server's to say."""
 

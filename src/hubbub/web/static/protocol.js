@@ -144,8 +144,17 @@ export const PRESENCE_STATUSES = Object.freeze([
   "online"
 ]);
 
+/** The presence status a member has until it sets another. */
+export const ONLINE = "online";
+
 /** The status of a member who left (the server's to say). */
 export const OFFLINE = "offline";
+
+/** A member's `connection` while it is lost and may come back. */
+export const RECONNECTING = "reconnecting";
+
+/** A member's `connection` once it is back. */
+export const CONNECTED = "connected";
 
 /** The `reason` of a `resume-failed` error. */
 export const RESUME_FAILURES = Object.freeze([

@@ -1,5 +1,6 @@
 // participant.js: someone else in the room, what they send, and the peer connection to them.
 
+import { CONNECTED, RECONNECTING } from "../protocol.js";
 import { PeerLink } from "./peer-link.js";
 import { DEFAULT_STATUS } from "./presence.js";
 
@@ -19,7 +20,7 @@ export class Participant {
     this.media = { audio: true, video: true, screen: false };
     this.connectionState = "new";
     /** Their connection to the server: `connected`, or `reconnecting` while they may come back. */
-    this.connection = "connected";
+    this.connection = CONNECTED;
     /** @type {Map<string, {stream: MediaStream, kind: string}>} */
     this.streams = new Map();
     this._streamKinds = {};
@@ -28,7 +29,7 @@ export class Participant {
   }
 
   // Typing shown until the member says it stopped, sends chat, leaves, or does not
-  // renew it for `typingExpireMs` (the server does not time typing out).
+  // renew it for `typingExpireMs` (the server times it out too, after typing_timeout).
   _setTyping(typing, announce = true) {
     clearTimeout(this._typingExpiry);
     if (typing) {
@@ -43,7 +44,7 @@ export class Participant {
     if (typeof info.name === "string" && info.name) this.displayName = info.name;
     if (Array.isArray(info.grants)) this.grants = info.grants;
     if (typeof info.status === "string") this.status = info.status;
-    if (info.connection === "reconnecting" || info.connection === "connected") this.connection = info.connection;
+    if (info.connection === RECONNECTING || info.connection === CONNECTED) this.connection = info.connection;
   }
 
   /** The RTCPeerConnection to this participant (null before it exists). */

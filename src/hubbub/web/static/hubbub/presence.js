@@ -1,11 +1,11 @@
 // presence.js: who is online, away, busy or gone, and who is typing
 // (docs/protocol.md#presence-and-typing).
 
-import { OFFLINE, PRESENCE_STATUSES } from "../protocol.js";
+import { OFFLINE, ONLINE, PRESENCE_STATUSES } from "../protocol.js";
 import { HubbubError } from "./errors.js";
 
-/** The status a session starts with (one of PRESENCE_STATUSES; /protocol.js has no name for it). */
-export const DEFAULT_STATUS = "online";
+/** The status a session starts with (one of PRESENCE_STATUSES). */
+export const DEFAULT_STATUS = ONLINE;
 
 /**
  * This side's presence status and typing, and the members gone offline. `host` (the
