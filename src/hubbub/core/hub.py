@@ -217,8 +217,9 @@ class Hub:
         self._ctx.observer = observer
 
     @property
-    def timers(self) -> int:
-        """How many deadlines the core holds (for the metrics)."""
+    def pending_deadlines(self) -> int:
+        """How many deadlines the core holds, due or not (cancelled ones stay until due
+        or compacted)."""
         return len(self._ctx.timers)
 
     def is_waiting(self, session: Session) -> bool:
