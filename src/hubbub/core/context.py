@@ -98,6 +98,9 @@ class HubContext:
         self.counters = HubCounters()
         self.timers = Timers()
         self.waiting = waiting
+        self.membership_calls = 0
+        """Calls to the membership under way: its answer may come back inside one
+        (the in-memory twin answers at once). See :meth:`ask_membership`."""
 
     # -- time -----------------------------------------------------------------------
 
@@ -141,3 +144,12 @@ class HubContext:
             room.pending.append((room.chats_queued, RoomMessage(payload, exclude)))
         else:
             self.broker.publish_to_room(room.name, payload, exclude)
+
+    def ask_membership(self, ask: Callable[[], object]) -> None:
+        """Call the membership (``ask``), whose answer may come back before the call
+        returns: held messages are not handled until the caller's work is done."""
+        self.membership_calls += 1
+        try:
+            ask()
+        finally:
+            self.membership_calls -= 1

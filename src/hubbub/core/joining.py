@@ -244,14 +244,17 @@ class Joining:
                     grants=member.grants,
                 )
             )
+        left = codec.encode(UserLeft(user_id=user_id))
         # A token proves the id is its holder's: the newcomer takes the place.
-        ctx.membership.claim(
-            room.name,
-            member,
-            replace=identity.verified,
-            max_members=ctx.limits.max_participants,
-            joined=joined,
-            left=codec.encode(UserLeft(user_id=user_id)),
+        ctx.ask_membership(
+            lambda: ctx.membership.claim(
+                room.name,
+                member,
+                replace=identity.verified,
+                max_members=ctx.limits.max_participants,
+                joined=joined,
+                left=left,
+            )
         )
 
     def claim_answered(self, session_id: str, result: ClaimResult) -> None:
