@@ -252,10 +252,11 @@ class RedisBroker:
         except wire.WireError as error:
             self._node.reject(self._node.channel, error)
             return
+        if type(publication) is wire.SessionMessage:  # the most of them, by far
+            if self._node.delivery is not None:
+                self._node.delivery.deliver_to_session(publication.session_id, publication.payload)
+            return
         match publication:
-            case wire.SessionMessage(session_id, payload):
-                if self._node.delivery is not None:
-                    self._node.delivery.deliver_to_session(session_id, payload)
             case wire.ClaimAnswer():
                 self._membership.on_claimed(publication)
             case wire.CloseSession():

@@ -324,14 +324,18 @@ def encode_request(request: Request) -> bytes:
 
 def decode_node(data: bytes) -> NodePublication:
     """A publication on a node's channel."""
+    if data[:1] == _SESSION:  # the hot path (a signal between two nodes' members)
+        newline = data.find(b"\n")
+        if newline < 0:
+            raise WireError("malformed publication (SESSION): no session id")
+        try:
+            session_id = data[1:newline].decode()
+        except UnicodeDecodeError as error:
+            raise WireError(f"malformed publication (SESSION): {error}") from None
+        return SessionMessage(session_id, data[newline + 1 :])
     kind = _KINDS.get(data[:1])
     try:
         match kind:
-            case Kind.SESSION:
-                session_id, newline, payload = data[1:].partition(b"\n")
-                if not newline:
-                    raise WireError("malformed publication (SESSION): no session id")
-                return SessionMessage(session_id.decode(), payload)
             case Kind.CLAIMED:
                 claimed = _claimed(data[1:])
                 members = decode_members(claimed.m)
