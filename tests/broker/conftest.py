@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hubbub.broker import ClaimResult, Member
+from hubbub.broker import Broker, ChatRun, ClaimResult, Member
 from hubbub.broker.memory import MemoryBroker
 from hubbub.broker.redis import RedisBroker
 
@@ -26,10 +26,14 @@ class Recorder:
         self.changes: list[tuple[str, list[Member], list[Member]]] = []
         self.closes: list[tuple[str, int, bool]] = []
         self.chats: list[tuple[str, bytes]] = []
+        self.chat_runs: list[tuple[str, ChatRun]] = []
         self.members: dict[str, list[Member]] = {}
 
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
         self.room.append((room, payload, exclude))
+
+    def deliver_chat(self, room: str, run: ChatRun) -> None:
+        self.chat_runs.append((room, run))
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
         self.session.append((session_id, payload))
@@ -66,24 +70,29 @@ NodeFactory = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def make_node(request: pytest.FixtureRequest) -> AsyncIterator[NodeFactory]:
-    """Makes a node (a broker attached to a recorder) of the backend under test."""
-    started: list[RedisBroker] = []
+def backend(request: pytest.FixtureRequest) -> str:
+    """The broker under test: in memory (no cluster), or Redis (a cluster node)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def make_node(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[NodeFactory]:
+    """Makes a started node (a broker attached to a recorder) of the backend under
+    test; stops it at the end."""
+    started: list[Broker] = []
 
     async def make(**options: Any) -> Node:
         recorder = Recorder()
         broker: Any
-        if request.param == "memory":
+        if backend == "memory":
             broker = MemoryBroker()
         else:
             url = request.getfixturevalue("redis_url")
             broker = RedisBroker(url, **{"heartbeat": 0.2, "node_timeout": 1.0, **options})
             broker.attach_members(recorder)
-            started.append(broker)
         broker.attach(recorder)
-        if isinstance(broker, RedisBroker):
-            await broker.start()
-            assert broker.connected
+        started.append(broker)
+        await broker.start()
         return broker, recorder
 
     yield make

@@ -26,6 +26,7 @@ from hubbub.auth import (
     VerificationKeys,
 )
 from hubbub.auth.turn import IceServerConfig
+from hubbub.broker import Broker
 from hubbub.broker.memory import MemoryBroker
 from hubbub.broker.redis import RedisBroker
 from hubbub.core import Hub, Session
@@ -124,8 +125,7 @@ class HubServer:
         """What ``/readyz`` asks: name -> a check that returns True when that part
         (the store, the broker...) is reachable."""
         self.readiness_checks["store"] = self._store_reachable
-        if isinstance(self.broker, RedisBroker):
-            self.readiness_checks["broker"] = self.broker.ping
+        self.readiness_checks["broker"] = self.broker.health
 
     async def _store_reachable(self) -> bool:
         """The store answers a small read."""
@@ -270,8 +270,7 @@ class HubServer:
         if self.webhooks is not None:
             await self.webhooks.start()
         await self.storage.start()
-        if isinstance(self.broker, RedisBroker):
-            await self.broker.start()
+        await self.broker.start()
         self._liveness = asyncio.create_task(self._liveness_sweep())
         self._timers = asyncio.create_task(self._core_timers())
 
@@ -288,9 +287,8 @@ class HubServer:
             log.exception("event=store-close-failed")
         if self.webhooks is not None:
             await self.webhooks.stop()
-        if isinstance(self.broker, RedisBroker):
-            # After the store: chat written at the end is still relayed.
-            await self.broker.stop()
+        # After the store: chat written at the end is still relayed.
+        await self.broker.stop()
 
     async def shutdown(self, app: web.Application) -> None:
         """Stop reading, store what was accepted, tell every client when to come
@@ -342,17 +340,18 @@ def create_broker(settings: ServerSettings) -> MemoryBroker | RedisBroker:
     )
 
 
-def _cluster_status(broker: MemoryBroker | RedisBroker) -> dict[str, object]:
-    if not isinstance(broker, RedisBroker):
+def _cluster_status(broker: Broker) -> dict[str, object]:
+    status = broker.status()
+    if status is None:
         return {}
     return {
         "cluster": {
-            "node": broker.node_id,
-            "connected": broker.connected,
-            "sent": broker.published,
-            "dropped": broker.dropped,
-            "pending": broker.pending,
-            "lagSeconds": round(broker.lag_seconds(), 6),
+            "node": status.node,
+            "connected": status.connected,
+            "sent": status.sent,
+            "dropped": status.dropped,
+            "pending": status.pending,
+            "lagSeconds": round(status.lag_seconds, 6),
         }
     }
 
@@ -449,8 +448,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     async def protocol_module(request: web.Request) -> web.StreamResponse:
         return _static_file("protocol.js")
 
-    cluster_members = server.broker.room_members if isinstance(server.broker, RedisBroker) else None
-    admin_api.add_routes(api, server.hub, server.keys, cluster_members)
+    admin_api.add_routes(api, server.hub, server.keys, server.broker.room_members)
     rooms_api.add_routes(api, server.hub, server.storage.store, settings)
     users_api.add_routes(api, server.hub, server.storage.store)
 
