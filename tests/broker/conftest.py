@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from hubbub.broker import Broker, ChatRun, ClaimResult, Member
-from hubbub.broker.memory import MemoryBroker
+from hubbub.broker import Broker, CallPlacement, ChatRun, ClaimResult, Member
+from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
 
 WAIT = 10.0
@@ -28,6 +28,10 @@ class Recorder:
         self.chats: list[tuple[str, bytes]] = []
         self.chat_runs: list[tuple[str, ChatRun]] = []
         self.members: dict[str, list[Member]] = {}
+        self.placed: dict[str, CallPlacement] = {}
+        self.moves: list[tuple[str, str, str, str]] = []
+        self.ended: dict[str, bool] = {}
+        self.rooms_ended: list[str] = []
 
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
         self.room.append((room, payload, exclude))
@@ -55,6 +59,29 @@ class Recorder:
 
     def local_members(self) -> dict[str, list[Member]]:
         return self.members
+
+    def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
+        self.placed[call_id] = outcome
+
+    def call_moved(
+        self,
+        call_id: str,
+        move: str,
+        user_id: str,
+        session_id: str,
+        ref: str | int | None,
+        room: str | None,
+    ) -> None:
+        self.moves.append((call_id, move, user_id, session_id))
+
+    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
+        return False
+
+    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
+        self.ended[asked_by] = ended
+
+    def room_ended(self, room: str) -> None:
+        self.rooms_ended.append(room)
 
 
 async def eventually(check: Callable[[], Any], timeout: float = WAIT) -> Any:
@@ -108,6 +135,37 @@ async def make_redis_node(redis_url: str) -> AsyncIterator[Callable[..., Awaitab
     async def make(url: str = redis_url, **options: Any) -> Node:
         recorder = Recorder()
         broker = RedisBroker(url, **{"heartbeat": 0.2, "node_timeout": 1.0, **options})
+        broker.attach(recorder)
+        broker.attach_members(recorder)
+        started.append(broker)
+        await broker.start()
+        return broker, recorder
+
+    yield make
+    for broker in started:
+        await broker.stop()
+
+
+MembershipNode = tuple[Any, Recorder]
+MembershipFactory = Callable[[], Awaitable[MembershipNode]]
+
+
+@pytest.fixture(params=["local", "redis"])
+async def make_membership(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[MembershipFactory]:
+    """Makes a membership of the implementation under test, attached to a recorder:
+    the in-memory twin of a lone node, or a Redis node (started; stopped at the end)."""
+    started: list[RedisBroker] = []
+
+    async def make() -> MembershipNode:
+        recorder = Recorder()
+        if request.param == "local":
+            local = LocalMembership()
+            local.attach_members(recorder)
+            return local, recorder
+        url = request.getfixturevalue("redis_url")
+        broker = RedisBroker(url, heartbeat=0.2, node_timeout=1.0)
         broker.attach(recorder)
         broker.attach_members(recorder)
         started.append(broker)

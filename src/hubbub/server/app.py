@@ -26,8 +26,8 @@ from hubbub.auth import (
     VerificationKeys,
 )
 from hubbub.auth.turn import IceServerConfig
-from hubbub.broker import Broker
-from hubbub.broker.memory import MemoryBroker
+from hubbub.broker import Broker, Membership
+from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
 from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
@@ -96,15 +96,15 @@ class HubServer:
         self.metric_sources: list[MetricSource] = []
         self.storage = StoreBridge(create_store(settings), settings)
         self.storage.writer.on_commit = self.metrics.store_writes.observe
-        self.broker = create_broker(settings)
+        self.broker, self.membership = create_broker(settings)
         self.hub = Hub(
             self.outbox,
             storage=self.storage,
             broker=self.broker,
-            membership=self.broker if isinstance(self.broker, RedisBroker) else None,
-            new_session_id=self.broker.new_session_id,
+            membership=self.membership,
+            new_session_id=self.membership.new_session_id,
             # In a cluster a call id, like a session id, names the node that holds it.
-            new_call_id=self.broker.new_session_id,
+            new_call_id=self.membership.new_session_id,
             limits=self.limits,
             admission=self.admission,
             ice_servers=ice_servers,
@@ -328,16 +328,18 @@ class HubServer:
                 connection.transport.abort()
 
 
-def create_broker(settings: ServerSettings) -> MemoryBroker | RedisBroker:
-    """The broker the settings name: in-memory, or Redis (a cluster node)."""
+def create_broker(settings: ServerSettings) -> tuple[Broker, Membership]:
+    """The broker and membership the settings name: the in-memory twins of a lone
+    node, or Redis, which is both for a cluster node."""
     if settings.broker == "memory":
-        return MemoryBroker()
-    return RedisBroker(
+        return MemoryBroker(), LocalMembership()
+    broker = RedisBroker(
         settings.broker,
         heartbeat=settings.cluster_heartbeat,
         node_timeout=settings.cluster_node_timeout,
         max_pending=settings.broker_max_pending,
     )
+    return broker, broker
 
 
 def _cluster_status(broker: Broker) -> dict[str, object]:
