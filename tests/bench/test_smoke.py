@@ -57,3 +57,13 @@ async def test_every_scenario_measures_every_server(tmp_path: Path) -> None:
         assert (tmp_path / f"{scenario.name}.png").stat().st_size > 0
     if not seed_here:
         assert "not run" in page
+
+
+def test_the_core_cost_cases_measure_the_core() -> None:
+    from bench import core_cost
+
+    # Each case checks that every message it timed reached its member (it raises
+    # otherwise): a core that relayed nothing would make a fast, false figure.
+    hubbub = core_cost._load(None)
+    assert core_cost.relay(hubbub, 200) > 0
+    assert core_cost.chat(hubbub, 32, members=4, batch=16) > 0
