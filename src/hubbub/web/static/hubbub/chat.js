@@ -159,6 +159,8 @@ export class Chat {
   // one page was missed. Messages of this side's own among them count as acknowledged.
   joined(message, rejoin) {
     if (!Array.isArray(message.history)) return;
+    // Whether `chatSeq` says what this side has seen (0 included: an empty room).
+    const knew = this.storesChat;
     this.storesChat = true;
     const history = message.history.map((m) => this._own(normalizeChat(m)));
     const lastSeq = Number.isSafeInteger(message.lastSeq) ? message.lastSeq : history.at(-1)?.seq ?? 0;
@@ -172,7 +174,7 @@ export class Chat {
     this.chatSeq = Math.max(this.chatSeq, lastSeq);
     const missed = history.filter((entry) => entry.seq > since);
     if (missed.length === 0) return;
-    const gap = missed[0].seq > since + 1 && since > 0;
+    const gap = missed[0].seq > since + 1 && knew;
     // (on the next tick: the room is open by then, so the history requests can go out)
     Promise.resolve()
       .then(() => (gap ? this._fetchBetween(since, missed[0].seq) : []))
