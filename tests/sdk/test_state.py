@@ -463,10 +463,11 @@ def test_a_close_by_the_server_joins_afresh_after_its_hint() -> None:
 def test_no_reconnection_after_a_final_close_code(code: int) -> None:
     d = joined_driver()
     d.chat("pending")
-    d.lose(code, FINAL_CLOSE_CODES[CloseCode(code)])
-    assert d.events() == [Disconnected(code, FINAL_CLOSE_CODES[CloseCode(code)], False)]
+    d.lose(code, "the server's words")
+    name = FINAL_CLOSE_CODES[CloseCode(code)]
+    assert d.events() == [Disconnected(code, "the server's words", False, name=name)]
     assert d.state.closed
-    assert d.finished == FINAL_CLOSE_CODES[CloseCode(code)]
+    assert d.finished == "the server's words"
     assert isinstance(d.answers["chat:p-1"], Closed)
     d.advance(3600)
     assert not d.wants_connection
@@ -486,8 +487,10 @@ def test_a_final_close_during_a_reconnection_attempt_ends_it() -> None:
     d.lose()
     d.events()
     d.wait_for_reconnection()
-    d.lose(CloseCode.RESUMED_ELSEWHERE, "resumed-elsewhere")
-    assert d.events() == [Disconnected(4010, "resumed-elsewhere", False)]
+    d.lose(CloseCode.RESUMED_ELSEWHERE, "resumed on another connection")
+    assert d.events() == [
+        Disconnected(4010, "resumed on another connection", False, name="resumed-elsewhere")
+    ]
     assert d.state.closed
 
 

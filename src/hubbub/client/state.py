@@ -133,6 +133,8 @@ MOVES: dict[Phase, frozenset[Phase]] = {
 
 _ON_A_CONNECTION = frozenset({Phase.RESUMING, Phase.JOINING, Phase.CATCHING_UP, Phase.OPEN})
 
+_FINAL_NAMES: dict[int, str] = {int(code): name for code, name in FINAL_CLOSE_CODES.items()}
+
 
 class IllegalMove(RuntimeError):
     """The state was asked to do something its phase does not allow (a bug of the
@@ -354,12 +356,12 @@ class ClientState:
             return  # given up on already (CloseConnection), or closed by us
         self._connected = False
         self._lose_connection()
-        final = code in FINAL_CLOSE_CODES
+        final = _FINAL_NAMES.get(code) if code is not None else None
         if self._starting:
             self._fail_start(ConnectError(f"the connection closed (code {code})"))
         elif self._phase is Phase.OPEN:
-            retry = self.reconnect and not final
-            self._emit(Disconnected(code=code, reason=reason, will_retry=retry))
+            retry = self.reconnect and final is None
+            self._emit(Disconnected(code=code, reason=reason, will_retry=retry, name=final))
             if not retry:
                 self._finish(reason)
                 return
@@ -368,8 +370,8 @@ class ClientState:
             self._resume_next = code is None and self._hint is None
             self._resume_refused = None
             self._schedule(now)
-        elif final:  # during a reconnection attempt: as final as ever
-            self._emit(Disconnected(code=code, reason=reason, will_retry=False))
+        elif final is not None:  # during a reconnection attempt: as final as ever
+            self._emit(Disconnected(code=code, reason=reason, will_retry=False, name=final))
             self._finish(reason)
         else:
             self._attempt_failed(f"the connection closed (code {code})", now)

@@ -249,6 +249,10 @@ export class Room extends Emitter {
       case "chat-ack":
         this._chat.onAck(message);
         break;
+      case "room-left":
+        // (a leave this side did not send: leave() closes the connection)
+        this._chat.leftRoom();
+        break;
       case "presence":
         this._presence.onPresence(message);
         break;
