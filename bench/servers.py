@@ -116,6 +116,17 @@ class ServerKind:
         raise NotImplementedError
 
     async def start(self, log_dir: Path) -> RunningServer:
+        # A free port may be taken by another process before the server binds it (a
+        # busy machine): a server that exits before listening gets another port.
+        for attempt in range(START_ATTEMPTS):
+            try:
+                return await self._start_once(log_dir)
+            except ServerExited:
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _start_once(self, log_dir: Path) -> RunningServer:
         port = free_port()
         argv, cwd, env = self.command(port)
         data_dir = None
@@ -420,6 +431,14 @@ def all_servers() -> list[ServerKind]:
     return [Hubbub(), *hubbub_clusters(Hubbub()), SeedServer(), SocketIOServer()]
 
 
+START_ATTEMPTS = 3
+"""Starts of a server on a fresh port each, before its failure to listen is final."""
+
+
+class ServerExited(RuntimeError):
+    """The server's process ended before it listened."""
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -431,7 +450,7 @@ async def _wait_listening(port: int, process: asyncio.subprocess.Process) -> Non
     deadline = loop.time() + START_TIMEOUT
     while True:
         if process.returncode is not None:
-            raise RuntimeError(f"the server exited with {process.returncode} before listening")
+            raise ServerExited(f"the server exited with {process.returncode} before listening")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
