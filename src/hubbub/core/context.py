@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from hubbub.core.calling import Calling
     from hubbub.core.chat import ChatFeature
     from hubbub.core.cluster import ClusterEvents
+    from hubbub.core.frontends import Frontends
     from hubbub.core.ice import IceFeature
     from hubbub.core.joining import Joining
     from hubbub.core.lifecycle import Lifecycle
@@ -53,6 +54,7 @@ class HubContext:
     calling: Calling
     chat: ChatFeature
     cluster: ClusterEvents
+    frontends: Frontends
     ice: IceFeature
     joining: Joining
     lifecycle: Lifecycle
