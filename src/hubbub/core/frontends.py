@@ -301,14 +301,15 @@ class Frontends:
         """How many members ``room`` has, on every node."""
         return len(room.members) + len(self.ctx.membership.remote_members(room.name))
 
-    def refuse(self, session: Session, error: ProtocolError) -> None:
-        """A frame a front-end's codec refused: the refusal in the front-end's form."""
+    def refuse(self, session: Session, error: ProtocolError) -> bool:
+        """Send a refusal in the form of the front-end whose connection ``session``
+        is; False: it is none (a client of hubbub's own protocol)."""
         connection = self._connections.get(session.session_id)
         if connection is None:
-            self.ctx.send_error(session, error)
-            return
+            return False
         self.refused[connection.protocol] += 1
         self._feature(connection.protocol).refuse(connection, error)
+        return True
 
     def _feature(self, protocol: str) -> Any:
         if protocol == "peerjs":

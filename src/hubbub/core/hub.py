@@ -333,14 +333,14 @@ class Hub:
         try:
             message = decode(text, self._max_json_depth)
         except ProtocolError as error:
-            frontends.refuse(session, error)
+            self._ctx.send_error(session, error)
             return
         frontends.received[protocol] += 1
         if session.waiting is not None or session.held is not None:
             try:
                 self._waiting.hold(session, message)
             except ProtocolError as error:
-                frontends.refuse(session, error)
+                self._ctx.send_error(session, error)
             return
         self._dispatch(session, message)
         if self._ready:
