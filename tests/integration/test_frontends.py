@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hubbub.server import ServerSettings
+from hubbub.server import ServerSettings, start_server
 from tests.integration.test_metrics import METRICS_KEY, scrape
 from tests.tokens import SECRET, token
 
@@ -202,3 +202,19 @@ async def test_metrics_count_each_frontend(start_hub) -> None:
         assert samples("hubbub_frontend_refused_total", protocol="y-webrtc") == 1
         assert samples("hubbub_rooms") == 1
         assert samples("hubbub_participants") == 2
+
+
+async def test_a_shutdown_closes_front_end_connections_with_1001(tmp_path) -> None:
+    settings = ServerSettings(frontend=FRONTENDS, data_dir=tmp_path, port=0)
+    runner, url = await start_server(settings)
+    async with aiohttp.ClientSession() as http:
+        y = await http.ws_connect(_ws(url) + "/y-webrtc")
+        peer = await http.ws_connect(_ws(url) + "/peerjs/peerjs?key=peerjs&id=p&token=t")
+        assert await _next(peer) == {"type": "OPEN"}
+        await y.send_str('{"type":"subscribe","topics":["doc"]}')
+        await y.send_str('{"type":"ping"}')
+        assert await _next(y) == {"type": "pong"}
+        closing = asyncio.create_task(runner.cleanup())
+        assert await _next(y) == (aiohttp.WSMsgType.CLOSE, 1001)
+        assert await _next(peer) == (aiohttp.WSMsgType.CLOSE, 1001)
+        await asyncio.wait_for(closing, 10)

@@ -247,6 +247,28 @@ class FrontendOutbox:
         return getattr(self._inner, name)
 
 
+class _Head:
+    """What the handshake gate reads of a request (its address and headers), whether
+    it asks as aiohttp's request does (``headers``) or as a parsed head (``header``)."""
+
+    __slots__ = ("headers", "remote")
+
+    def __init__(self, request: web.Request) -> None:
+        self.headers = request.headers
+        self.remote = request.remote or "-"
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def header_items(self, name: str) -> list[str]:
+        return [
+            item.strip()
+            for value in self.headers.getall(name, [])
+            for item in value.split(",")
+            if item.strip()
+        ]
+
+
 class Frontends:
     """The front-ends' routes, connections and metrics for one server."""
 
@@ -384,16 +406,22 @@ class Frontends:
         """The connection limits and origins hubbub's own WebSockets are held to;
         returns the client's address."""
         gate = self.server.gate
-        remote = gate.client_address(request)
+        head: Any = _Head(request)
+        remote = gate.client_address(head)
         try:
-            gate.check(request, remote)
-        except ApiError as refusal:
-            log.info(
-                "event=refused protocol=%s remote=%s status=%d", protocol, remote, refusal.status
-            )
+            gate.check(head, remote)
+        except Exception as refusal:
+            status = getattr(refusal, "status", None)
+            if not isinstance(status, int):
+                raise
+            log.info("event=refused protocol=%s remote=%s status=%d", protocol, remote, status)
             self.handshakes_refused[protocol] += 1
-            self.server.metrics.refused(refusal.status)
-            raise
+            self.server.metrics.refused(status)
+            if isinstance(refusal, ApiError):
+                raise
+            # The gate's own refusal, when it is not an HTTP answer already.
+            code = str(getattr(refusal, "code", "refused"))
+            raise ApiError(status, code, str(getattr(refusal, "message", refusal))) from None
         return remote
 
     async def _serve(
