@@ -442,3 +442,33 @@ def test_front_end_members_are_hidden_and_admins_can_remove_them() -> None:
     assert member.hidden
     assert h.hub.remove_participant(room, "61" * 20)
     assert h.outbox.closed_links["a"] == CloseCode.REMOVED
+
+
+def test_relaying_needs_the_signal_grant_in_every_front_end() -> None:
+    h = _token_mode()
+    quiet = token("watcher", ["peerjs:*", "y-webrtc:*", "tracker:*"], grants=["join"])
+    h.peer("p", "watcher", token=quiet)
+    h.peer("q", "other", token=token("other", "peerjs:*"))
+    assert h.got("p") == [{"type": "OPEN"}]
+    h.frame("p", {"type": "OFFER", "dst": "other", "payload": {}})
+    assert h.got("p") == [{"type": "ERROR", "payload": {"msg": "this needs the 'signal' grant"}}]
+    assert h.got("q") == [{"type": "OPEN"}]
+
+    identity = h.hub.admission.identify(quiet)
+    h.y("y", identity)
+    h.frame("y", {"type": "subscribe", "topics": ["doc"]})
+    h.frame("y", {"type": "publish", "topic": "doc", "data": 1})
+    [error] = h.got("y")
+    assert (error["code"], error["topic"]) == ("forbidden", "doc")
+
+    h.tracker("t", identity)
+    h.frame("t", announce("t", event="started"))
+    assert h.got("t")[0]["incomplete"] == 1  # announcing, and being counted, is allowed
+    h.frame("t", announce("t", offers=[offer(1)]))
+    assert h.got("t") == [
+        {
+            "action": "announce",
+            "failure reason": "offers and answers need the 'signal' grant",
+            "info_hash": "i" * 20,
+        }
+    ]

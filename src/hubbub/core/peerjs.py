@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hubbub.auth import AuthMode, TokenError
-from hubbub.auth.grants import OPEN_IDENTITY, Identity
+from hubbub.auth.grants import OPEN_IDENTITY, Grant, Identity
 from hubbub.broker import ClaimOutcome, ClaimResult
 from hubbub.core.context import HubContext
 from hubbub.core.frontends import FrontendConnection, Frontends
@@ -197,6 +197,7 @@ class PeerjsFeature:
             return  # its id was refused: it is being closed
         ctx = self.ctx
         connection.state.last_heard = ctx.now()
+        ctx.admission.require(session.identity, Grant.SIGNAL, None)
         dst = message.dst
         payload = peerjs.relayed(message.type, session.user_id, dst, message.payload)
         key = (room.name, dst)

@@ -12,7 +12,7 @@ shows a token (then it takes the place: a client that reconnects).
 
 from __future__ import annotations
 
-from hubbub.auth.grants import Identity
+from hubbub.auth.grants import Grant, Identity
 from hubbub.broker import ClaimOutcome, ClaimResult
 from hubbub.core.context import HubContext
 from hubbub.core.frontends import FrontendConnection, Frontends
@@ -121,6 +121,11 @@ class TrackerFeature:
         ctx = self.ctx
         if message.complete and member.status != COMPLETE:
             member.status = COMPLETE
+        if (message.offers or message.answer) and not (
+            member.identity and member.identity.may(Grant.SIGNAL)
+        ):
+            self._fail(connection, "offers and answers need the 'signal' grant", message.info_hash)
+            return
         if not message.answer:
             self._reply(connection, message, room)
         if message.offers:

@@ -12,7 +12,7 @@ of the token's rooms (``y-webrtc:doc-*``).
 
 from __future__ import annotations
 
-from hubbub.auth.grants import Identity
+from hubbub.auth.grants import Grant, Identity
 from hubbub.broker import ClaimOutcome, ClaimResult
 from hubbub.core.context import HubContext
 from hubbub.core.frontends import Answered, FrontendConnection, Frontends
@@ -105,6 +105,10 @@ class YWebrtcFeature:
         room = member.room if member is not None else None
         if room is None:
             error = ProtocolError(ErrorCode.NOT_IN_ROOM, "subscribe to the topic to publish to it")
+            self._refuse(connection, error, message.topic)
+            return
+        if member is None or not (member.identity and member.identity.may(Grant.SIGNAL)):
+            error = ProtocolError(ErrorCode.FORBIDDEN, "publishing needs the 'signal' grant")
             self._refuse(connection, error, message.topic)
             return
         payload = y_webrtc.published(message.topic, message.data, self.frontends.size(room))
