@@ -52,6 +52,11 @@ SLOW_CONSUMER_GRACE = 5.0
 CLOSE_TIMEOUT = 2.0
 """Seconds a close waits for the client's answer."""
 
+BINARY_FRAME = b"\x00"
+"""What a binary frame is handed to the core as: none of these protocols has binary
+frames, and every codec refuses this one as not JSON, in its own form (after the
+message budget has counted it, as any frame)."""
+
 PEERJS_PATH = "/peerjs"
 Y_WEBRTC_PATH = "/y-webrtc"
 TRACKER_PATH = "/announce"
@@ -217,6 +222,10 @@ class FrontendOutbox:
             transport = link.transport
             if not transport.is_closing() and link.close_task is None:
                 transport.writelines(frames)
+
+    def forget(self, link: FrontendLink) -> None:
+        """The connection is gone: what is corked for it is dropped."""
+        self._corked.pop(link, None)
 
     def flush_link(self, link: FrontendLink) -> None:
         frames = self._corked.pop(link, None)
@@ -471,10 +480,10 @@ class Frontends:
                     if message.type is WSMsgType.TEXT:
                         receive(session, message.data, decode, protocol)
                     elif message.type is WSMsgType.BINARY:
-                        receive(session, b"\x00", decode, protocol)  # refused as not JSON
+                        receive(session, BINARY_FRAME, decode, protocol)
             finally:
                 self.links.discard(link)
-                self.outbox._corked.pop(link, None)
+                self.outbox.forget(link)
                 hub.disconnect(session)
                 log.info(
                     "event=disconnect protocol=%s session=%s remote=%s code=%s seconds=%.1f",
