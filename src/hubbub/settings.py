@@ -44,6 +44,9 @@ there are messages."""
 
 DEFAULT_DATA_DIR = Path("hubbub-data")
 
+FRONTENDS = ("peerjs", "y-webrtc", "tracker")
+"""The other libraries' protocols a server can speak (docs/compat.md)."""
+
 
 class SettingsError(ValueError):
     """A setting's value is refused; the message names the setting and why."""
@@ -243,6 +246,31 @@ class ServerSettings:
         "Operations waiting to be sent to Redis or for its reply, over which more are "
         "dropped (counted in the metrics) (cluster).",
     )
+    frontend: list[str] = setting(
+        [],
+        "Another library's signaling protocol to serve on this port too: peerjs (PeerJS "
+        "at /peerjs), y-webrtc (at /y-webrtc), tracker (WebTorrent tracker at /announce). "
+        "See docs/compat.md.",
+    )
+    peerjs_key: list[str] = setting(
+        ["peerjs"], "PeerJS key (application) served; a client with another is refused."
+    )
+    peerjs_discovery: bool = setting(
+        False, "Answer GET /peerjs/KEY/peers with the ids of the key's connected peers."
+    )
+    peerjs_alive_timeout: float = setting(
+        60.0,
+        "Seconds a PeerJS client may send nothing (it sends a heartbeat every 5 s) before "
+        "its connection is closed.",
+    )
+    peerjs_expire_timeout: float = setting(
+        5.0,
+        "Seconds a message for a PeerJS peer that is not connected is kept for it; then "
+        "its sender gets EXPIRE (peer-unavailable).",
+    )
+    tracker_interval: int = setting(
+        120, "Seconds a tracker client is told to wait between two announces."
+    )
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -277,6 +305,15 @@ class ServerSettings:
                 "cluster_node_timeout must be more than twice cluster_heartbeat, or live "
                 "nodes would be taken as dead"
             )
+        for name in self.frontend:
+            if name not in FRONTENDS:
+                raise SettingsError(f"frontend: {name!r} is none of " + ", ".join(FRONTENDS))
+        for key in self.peerjs_key:
+            if not key or not key.isprintable() or "/" in key:
+                raise SettingsError(f"peerjs_key: {key!r} is not a usable key")
+        for name in ("peerjs_alive_timeout", "peerjs_expire_timeout", "tracker_interval"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("history_on_join", "offline_on_join", "store_batch_delay", "reconnect_spread"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")

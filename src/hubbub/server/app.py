@@ -29,9 +29,10 @@ from hubbub.auth.turn import IceServerConfig
 from hubbub.broker import Broker, Membership
 from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
-from hubbub.core import Hub, Session
+from hubbub.core import Hub, Outbox, Session
+from hubbub.core.frontends import FrontendSettings
 from hubbub.protocol.errors import CloseCode
-from hubbub.server import admin_api, metrics, rooms_api, users_api
+from hubbub.server import admin_api, frontends, metrics, rooms_api, users_api
 from hubbub.server.connection import Connection, HubWebSocketResponse, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
@@ -97,8 +98,15 @@ class HubServer:
         self.storage = StoreBridge(create_store(settings), settings)
         self.storage.writer.on_commit = self.metrics.store_writes.observe
         self.broker, self.membership = create_broker(settings)
+        self.hub_outbox: Outbox = self.outbox
+        """What the hub writes through: the outbox, with the front-ends' in front of it
+        when any is served (see hubbub.server.frontends)."""
+        if settings.frontend:
+            self.hub_outbox = frontends.FrontendOutbox(
+                self.outbox, self.limits.max_send_queue_bytes, self._loop, self._disconnect
+            )
         self.hub = Hub(
-            self.outbox,
+            self.hub_outbox,
             storage=self.storage,
             broker=self.broker,
             membership=self.membership,
@@ -111,6 +119,12 @@ class HubServer:
             history_on_join=settings.history_on_join,
             offline_on_join=settings.offline_on_join,
             retention=self.storage.retention,
+            frontends=FrontendSettings(
+                peerjs_keys=tuple(settings.peerjs_key),
+                peerjs_alive_timeout=settings.peerjs_alive_timeout,
+                peerjs_expire_timeout=settings.peerjs_expire_timeout,
+                tracker_interval=settings.tracker_interval,
+            ),
         )
         self.webhooks = Webhooks(settings) if settings.webhook_url else None
         if self.webhooks is not None:
@@ -459,6 +473,8 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app.router.add_get("/", functools.partial(server.handle_websocket, web_app=True))
     app.router.add_get("/ws", server.handle_websocket)
     app.router.add_get("/healthz", _healthz)
+    if settings.frontend:
+        frontends.Frontends(server).add_routes(app)
 
     async def readyz(request: web.Request) -> web.Response:
         """Ready: every dependency (store, broker) is reachable, and not shutting down."""
