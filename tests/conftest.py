@@ -1,16 +1,24 @@
 from __future__ import annotations
 
 import asyncio
+import linecache
+import logging
 import os
+import re
+import signal
 import socket
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import pytest
 import uvloop
 
 from hubbub.server import ServerSettings, start_server
+from tests import process
 from tests.postgres import PostgresServer
 from tests.redis import RedisServer
 
@@ -126,3 +134,182 @@ def own_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.remove()
+
+
+# -- the harness: every test has a deadline, and a server's errors fail it ---------
+
+TESTS = str(Path(__file__).parent) + os.sep
+
+TIMEOUT_GRACE = 20.0
+"""Seconds a test that ran out of time is given to unwind (its ``finally`` blocks stop
+its servers and browsers) before it is stopped where it stands."""
+
+SLOW_MARKERS = {"browser": 180.0, "bench": 300.0}
+"""The deadline of a test with one of these marks and no ``timeout`` mark of its own;
+the others have the ``timeout`` of pyproject.toml."""
+
+_TIMED_OUT = pytest.StashKey[str]()
+_LOGS = pytest.StashKey["ServerLogs"]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        slowest = max(
+            (seconds for mark, seconds in SLOW_MARKERS.items() if item.get_closest_marker(mark)),
+            default=None,
+        )
+        if slowest is not None:
+            item.add_marker(pytest.mark.timeout(slowest))
+
+
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool:
+    """Instead of pytest-timeout's own alarm: a test on an event loop is cancelled
+    where it waits, so that it fails saying what it waited for and its clean-up runs."""
+
+    def alarm(signum: int, frame: FrameType | None) -> None:
+        __tracebackhide__ = True
+        waiting = _waiting_in_tests(frame)
+        message = f"the test ran out of its {settings.timeout:g} s, waiting at:\n{waiting}"
+        loop = asyncio._get_running_loop()
+        if loop is None or _TIMED_OUT in item.stash:
+            item.stash[_TIMED_OUT] = message
+            pytest.fail(message, pytrace=False)
+        item.stash[_TIMED_OUT] = message
+        for task in asyncio.all_tasks(loop):
+            if any(_in_tests(frame) for frame in _awaits(task)):
+                task.cancel("the test ran out of time")
+        signal.setitimer(signal.ITIMER_REAL, TIMEOUT_GRACE)
+
+    def cancel() -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+    item.cancel_timeout = cancel  # type: ignore[attr-defined]
+    signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+    return True
+
+
+def _awaits(task: asyncio.Task[Any]) -> list[FrameType]:
+    """The frames of a task's chain of awaits, outermost first."""
+    frames = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(frame)
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return frames
+
+
+def _in_tests(frame: FrameType) -> bool:
+    return frame.f_code.co_filename.startswith(TESTS)
+
+
+def _where(frame: FrameType) -> str:
+    path = frame.f_code.co_filename
+    line = linecache.getline(path, frame.f_lineno).strip()
+    return f"  {os.path.relpath(path)}:{frame.f_lineno} in {frame.f_code.co_name}: {line}"
+
+
+def _waiting_in_tests(frame: FrameType | None) -> str:
+    """Where the test's own code waits: each task's awaits in tests/ (and the call it
+    waits in, when that is elsewhere), or the main thread's stack without a loop."""
+    loop = asyncio._get_running_loop()
+    chains = []
+    if loop is not None:
+        for task in asyncio.all_tasks(loop):
+            frames = _awaits(task)
+            ours = [f for f in frames if _in_tests(f)]
+            if ours:
+                if frames[-1] is not ours[-1]:
+                    ours.append(frames[-1])
+                chains.append("\n".join(_where(f) for f in ours))
+    else:
+        stack = []
+        while frame is not None:
+            stack.append(frame)
+            frame = frame.f_back
+        chains.append("\n".join(_where(f) for f in reversed(stack) if _in_tests(f)))
+    return "\n  --\n".join(chains) or "  (nowhere in tests/)"
+
+
+class ServerLogs(logging.Handler):
+    """Errors and tracebacks logged in this process during one test (the servers the
+    tests start in-process, and the clients)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.problems: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR and not record.exc_info:
+            return
+        text = f"{record.levelname} {record.name} {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        self.problems.append(text)
+
+
+def _check_logs(item: pytest.Item, problems: list[str]) -> None:
+    """Fail a test whose servers logged an error or a traceback it did not provoke on
+    purpose (``@pytest.mark.logs_errors(pattern, ...)``: regular expressions, one of
+    which each such line must match)."""
+    marker = item.get_closest_marker("logs_errors")
+    allowed = [re.compile(pattern) for pattern in (marker.args if marker else ())]
+    unexpected = [p for p in problems if not any(a.search(p) for a in allowed)]
+    if unexpected:
+        shown = "\n".join(unexpected[:10])
+        more = f"\n(and {len(unexpected) - 10} more)" if len(unexpected) > 10 else ""
+        pytest.fail(
+            f"a server logged {len(unexpected)} error(s) or traceback(s) this test did "
+            f"not expect (mark it logs_errors if it provokes them):\n{shown}{more}",
+            pytrace=False,
+        )
+
+
+def _timed_out(item: pytest.Item) -> None:
+    message = item.stash.get(_TIMED_OUT, None)
+    if message is not None:
+        pytest.fail(message, pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    logs = ServerLogs()
+    item.stash[_LOGS] = logs
+    logging.getLogger().addHandler(logs)
+    process.server_problems.clear()
+    try:
+        return (yield)
+    except BaseException:
+        _timed_out(item)
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    except BaseException:
+        _timed_out(item)
+        raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    try:
+        result = yield
+    except BaseException:
+        _timed_out(item)
+        raise
+    finally:
+        logs = item.stash.get(_LOGS, None)
+        if logs is not None:
+            logging.getLogger().removeHandler(logs)
+    if logs is not None:
+        _check_logs(item, logs.problems + process.server_problems)
+    return result

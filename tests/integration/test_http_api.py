@@ -6,6 +6,7 @@ from pathlib import Path
 
 import aiohttp
 import aiohttp.web
+import pytest
 
 from hubbub.server import ServerSettings, start_server
 from tests.wsclient import Client
@@ -70,6 +71,7 @@ async def test_readyz_reports_each_check(start_hub) -> None:
         assert body["checks"] == {"store": True, "broker": True}
 
 
+@pytest.mark.logs_errors("event=readiness-check-failed")
 async def test_readyz_is_not_ready_when_a_check_fails(tmp_path: Path) -> None:
     from hubbub.server.app import HUB_SERVER, create_app
 

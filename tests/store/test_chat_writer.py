@@ -209,6 +209,7 @@ class RefusingOnce(RecordingStore):
         return await super().append_gathered(batch)
 
 
+@pytest.mark.logs_errors("event=store-failed messages=5 ")
 async def test_a_failed_batch_is_reported_whole_and_the_writer_goes_on(tmp_path: Path) -> None:
     store = RefusingOnce(tmp_path / DATABASE_FILE)
     await store.open()
@@ -253,6 +254,7 @@ async def test_a_batch_is_reported_once_committed_before_its_append_returns(
         assert reports.seqs == [1, 2, 3, 4]
 
 
+@pytest.mark.logs_errors("event=store-failed messages=1 ")
 async def test_a_batch_written_behind_a_failed_one_is_reported_after_it(
     tmp_path: Path,
 ) -> None:
