@@ -271,10 +271,11 @@ def _check_logs(item: pytest.Item, problems: list[str]) -> None:
         )
 
 
-def _timed_out(item: pytest.Item) -> None:
+def _timed_out(item: pytest.Item, exc: BaseException) -> None:
+    """Fail a test that ran out of time with where it waited, not with the cancellation."""
     message = item.stash.get(_TIMED_OUT, None)
-    if message is not None:
-        pytest.fail(message, pytrace=False)
+    if message is not None and not isinstance(exc, pytest.fail.Exception):
+        raise pytest.fail.Exception(message, pytrace=False) from None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -285,8 +286,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     process.server_problems.clear()
     try:
         return (yield)
-    except BaseException:
-        _timed_out(item)
+    except BaseException as exc:
+        _timed_out(item, exc)
         raise
 
 
@@ -294,8 +295,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     try:
         return (yield)
-    except BaseException:
-        _timed_out(item)
+    except BaseException as exc:
+        _timed_out(item, exc)
         raise
 
 
@@ -303,8 +304,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
     try:
         result = yield
-    except BaseException:
-        _timed_out(item)
+    except BaseException as exc:
+        _timed_out(item, exc)
         raise
     finally:
         logs = item.stash.get(_LOGS, None)
