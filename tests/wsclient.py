@@ -19,6 +19,7 @@ class Client:
         self.ws = ws
         self.last_n = 0
         """The ``n`` of the last message received: each one must be the next."""
+        self._markers = 0
 
     @classmethod
     async def connect(cls, url: str, path: str = "/", **kwargs: Any) -> Client:
@@ -57,7 +58,22 @@ class Client:
         assert message["code"] == code, message
         return message
 
-    async def nothing(self, within: float = 0.2) -> None:
+    async def nothing(self, within: float | None = None) -> None:
+        """Nothing is on its way to this client.
+
+        Without ``within``, a marker proves it: a ``ping`` whose ``pong`` must be the
+        next message, since whatever the server had for this client before it read the
+        ping comes first. (What another client did must have been taken by the server
+        first: wait for that client's answer, or for a witness to receive what followed
+        it.) With ``within``, silence for that long, for what could only come with time.
+        """
+        if within is None:
+            self._markers += 1
+            ref = f"nothing-before-{self._markers}"
+            await self.send({"type": "ping", "ref": ref})
+            message = await self.recv()
+            assert message == {"type": "pong", "ref": ref}, f"expected nothing, got {message}"
+            return
         # asyncio.timeout, not receive(timeout=): aiohttp restarts that one at
         # every ping it answers.
         try:

@@ -107,11 +107,13 @@ async def test_already_in_room_and_binary(hub_url: str) -> None:
 
 
 async def test_rate_limited(start_hub) -> None:
-    url = await start_hub(message_rate=1, message_burst=3, flood_disconnect_after=1000)
+    # One message an hour once the burst is spent: no token comes back during the test,
+    # however slowly a busy machine runs it.
+    url = await start_hub(message_rate=1 / 3600, message_burst=3, flood_disconnect_after=1000)
     async with await Client.connect(url) as a:
         for i in range(5):
             await a.send({"type": "ping", "ref": i})
         replies = [await a.recv() for _ in range(4)]
-        assert [r["type"] for r in replies] == ["pong", "pong", "pong", "error"]
-        assert replies[3]["code"] == "rate-limited"
-        await a.nothing()
+        assert replies[:3] == [{"type": "pong", "ref": i} for i in range(3)]
+        assert replies[3]["code"] == "rate-limited"  # (a dropped frame is not read: no ref)
+        await a.nothing(within=0.5)  # one refusal for the run of drops

@@ -93,11 +93,14 @@ async def test_rooms_are_isolated(hub_url: str) -> None:
         await Client.connect(hub_url) as a1,
         await Client.connect(hub_url) as a2,
         await Client.connect(hub_url) as b1,
+        await Client.connect(hub_url) as b2,
     ):
         await a1.join("A", "one")
         await a2.join("A", "two")
         await a1.expect("user-joined")
         await b1.join("B", "two-b")
+        await b2.join("B", "b-witness")
+        await b1.expect("user-joined")
         await a1.send({"type": "chat", "message": "in A"})
         assert (await a2.recv())["message"] == "in A"
         await a1.expect("chat-ack")
@@ -107,5 +110,7 @@ async def test_rooms_are_isolated(hub_url: str) -> None:
         await b1.expect_error("no-such-peer")
         await a1.nothing()
         await b1.ws.close()
+        # the witness in B hears b1 leave: then nobody in A has anything coming
+        assert await b2.expect("user-left") == {"type": "user-left", "userId": "two-b"}
         await a1.nothing()
         await a2.nothing()
