@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import struct
 from typing import Any
 
 import aiohttp
 import pytest
+from multidict import CIMultiDict
 
 from hubbub.server import ServerSettings
 from tests.integration.test_limits import _masked_frame, _raw_websocket, _read_close_code
@@ -46,16 +48,57 @@ async def test_connections_in_total(start_hub) -> None:
 
 async def test_a_trusted_proxy_speaks_for_its_clients(start_hub) -> None:
     url = await start_hub(ServerSettings(trusted_proxy=["127.0.0.1"]), max_connections_per_ip=1)
-    first = {"X-Forwarded-For": "203.0.113.7"}
-    async with (
-        await Client.connect(url, headers=first),
-        await Client.connect(url, headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.8"}),
-    ):
-        assert await _refused_status(url, headers=first) == 429
+    # The proxy appends the address it saw: the last entry is the client's; what comes
+    # before it is whatever the client wrote.
+    alice = {"X-Forwarded-For": "203.0.113.7"}
+    mallory = {"X-Forwarded-For": "203.0.113.7, 198.51.100.1"}  # forges alice's first
+    async with await Client.connect(url, headers=alice):
+        assert await _refused_status(url, headers=alice) == 429
+        async with await Client.connect(url, headers=mallory):
+            # mallory counts as herself, whatever she writes first
+            forged = {"X-Forwarded-For": "192.0.2.99, 198.51.100.1"}
+            assert await _refused_status(url, headers=forged) == 429
     # without the trust, the header is nobody's word
     url = await start_hub(max_connections_per_ip=1)
-    async with await Client.connect(url, headers=first):
+    async with await Client.connect(url, headers=alice):
         assert await _refused_status(url, headers={"X-Forwarded-For": "203.0.113.9"}) == 429
+
+
+async def test_behind_two_trusted_proxies_the_client_is_the_last_untrusted_entry(
+    start_hub,
+) -> None:
+    # client -> CDN (10.0.0.2) -> nginx (127.0.0.1) -> hubbub: nginx appends the CDN's
+    # address, the CDN the client's, and the client may have written anything before.
+    url = await start_hub(
+        ServerSettings(trusted_proxy=["127.0.0.1", "10.0.0.2"]), max_connections_per_ip=1
+    )
+    carol = {"X-Forwarded-For": "203.0.113.7, 198.51.100.5, 10.0.0.2"}
+    async with await Client.connect(url, headers=carol):
+        again = {"X-Forwarded-For": "198.51.100.5, 10.0.0.2"}
+        assert await _refused_status(url, headers=again) == 429
+        # two header lines are one list: the last line holds the last entries
+        lines = [("X-Forwarded-For", "198.51.100.5"), ("X-Forwarded-For", "10.0.0.2")]
+        assert await _refused_status(url, headers=CIMultiDict(lines)) == 429
+        # the CDN's own address counts as no client's: dave, behind it, is another
+        dave = {"X-Forwarded-For": "198.51.100.5, 203.0.113.8, 10.0.0.2"}
+        async with await Client.connect(url, headers=dave):
+            pass
+
+
+async def test_a_forwarded_entry_that_is_not_an_address_counts_as_its_proxy(
+    start_hub, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A proxy that writes "unknown", or a client whose header the proxy passed on as
+    # it was: such an entry is no address to count or to log, and what the client
+    # wrote before it is not to be believed either. The connection is the proxy's.
+    caplog.set_level(logging.INFO, logger="hubbub.server")
+    url = await start_hub(ServerSettings(trusted_proxy=["127.0.0.1"]), max_connections_per_ip=1)
+    async with await Client.connect(url, headers={"X-Forwarded-For": "unknown"}) as first:
+        await first.join("r", "first")
+        for entry in ("unknown", "203.0.113.7, 1.2.3.4 event=forged", "198.51.100.1:4242"):
+            assert await _refused_status(url, headers={"X-Forwarded-For": entry}) == 429
+    assert "event=forged" not in caplog.text
+    assert "remote=unknown" not in caplog.text
 
 
 async def test_a_handshake_flood_from_one_address_leaves_others_served(start_hub) -> None:
