@@ -52,10 +52,14 @@ class HandshakeGate:
             return peer
         forwarded = request.headers.getall(hdrs.X_FORWARDED_FOR, [])
         hops = [hop.strip() for header in forwarded for hop in header.split(",") if hop.strip()]
+        reporter = peer
         for hop in reversed(hops):
             address = _normal_ip(hop)
             if address not in self._proxies:
-                return address
+                # not an address ("unknown", or text passed on as written): neither it
+                # nor what was written before it can be counted; the proxy that wrote it can
+                return address if _is_ip(address) else reporter
+            reporter = address
         return peer
 
     def check(self, request: web.Request, address: str) -> Identity | None:
@@ -119,6 +123,14 @@ def address_key(address: str) -> str:
     if isinstance(parsed, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network((parsed, 64), strict=False))
     return address
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _normal_ip(text: str) -> str:
