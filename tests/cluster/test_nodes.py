@@ -82,7 +82,8 @@ async def test_every_message_crosses_nodes(
                     "bob",
                     ack["seq"],
                 )
-            # the same clientId through another node is still the same message
+            # the same clientId again is still the same message (and through another
+            # node: test_a_chat_sent_again_through_another_node_is_the_same_message)
             await bob.send({"type": "chat", "message": "hello", "clientId": "c1"})
             again = await bob.expect("chat-ack")
             assert again["duplicate"] is True
@@ -163,6 +164,44 @@ async def test_a_token_holder_replaces_its_session_on_another_node(
             assert (await new.expect("signal"))["fromUserId"] == "watcher"
         finally:
             for client in (watcher, old, new):
+                await client.close()
+
+
+async def test_a_chat_sent_again_through_another_node_is_the_same_message(
+    redis_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    # What a client does when its node is gone: it reaches another node, and sends
+    # again the chat that was stored but not acknowledged to it.
+    async with cluster(2, redis_url, tmp_path, database_url=postgres_url, tokens=True) as (
+        n1,
+        n2,
+    ):
+        witness = await Client.connect(n2.url)
+        bob = await Client.connect(n1.url)
+        bob_again = await Client.connect(n2.url)
+        try:
+            await witness.join("team", token=token("witness"))
+            await bob.join("team", token=token("bob"))
+            assert (await witness.expect("user-joined"))["userId"] == "bob"
+            await bob.send({"type": "chat", "message": "hello", "clientId": "c1"})
+            ack = await bob.expect("chat-ack")
+            assert (await witness.expect("chat"))["seq"] == ack["seq"]
+
+            await bob_again.join("team", token=token("bob"))
+            assert await bob.closed_with() == 4009
+            await bob_again.send({"type": "chat", "message": "hello", "clientId": "c1"})
+            again = await bob_again.expect("chat-ack")
+            assert (again["duplicate"], again["seq"], again["id"]) == (True, ack["seq"], ack["id"])
+            await bob_again.send({"type": "chat", "message": "after", "clientId": "c2"})
+            after = await bob_again.expect("chat-ack")
+            assert after["seq"] == ack["seq"] + 1
+            # the witness hears bob move, then the next chat: never "hello" again
+            assert (await witness.expect("user-left"))["userId"] == "bob"
+            assert (await witness.expect("user-joined"))["userId"] == "bob"
+            chat = await witness.expect("chat")
+            assert (chat["message"], chat["seq"]) == ("after", after["seq"])
+        finally:
+            for client in (witness, bob, bob_again):
                 await client.close()
 
 
