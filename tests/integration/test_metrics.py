@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import aiohttp
@@ -30,7 +31,20 @@ class Scrape:
                 self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
 
     def __call__(self, name: str, **labels: str) -> float:
-        return self.samples.get((name, frozenset(labels.items())), 0.0)
+        """The value of one series; a series the scrape does not have is an error (a
+        renamed metric must not read as 0)."""
+        key = (name, frozenset(labels.items()))
+        if key not in self.samples:
+            others = sorted(str(dict(series)) for n, series in self.samples if n == name)
+            raise MissingSeries(f"no {name} {labels} in the scrape; {name} has {others}")
+        return self.samples[key]
+
+    def has(self, name: str, **labels: str) -> bool:
+        return (name, frozenset(labels.items())) in self.samples
+
+
+class MissingSeries(AssertionError):
+    pass
 
 
 async def scrape(url: str, key: str = METRICS_KEY) -> Scrape:
@@ -45,12 +59,16 @@ async def scrape(url: str, key: str = METRICS_KEY) -> Scrape:
 
 async def scrape_until(url: str, condition: Callable[[Scrape], bool]) -> Scrape:
     """Scrape until ``condition`` holds (what a disconnect changes comes a moment later)."""
+    missing: MissingSeries | None = None
     for _ in range(200):
         now = await scrape(url)
-        if condition(now):
-            return now
+        try:
+            if condition(now):
+                return now
+        except MissingSeries as exc:  # not yet: a labelled series comes with its first count
+            missing = exc
         await asyncio.sleep(0.05)
-    raise AssertionError("the metrics never showed it")
+    raise AssertionError(f"the metrics never showed it ({missing})")
 
 
 def settings() -> ServerSettings:
@@ -174,3 +192,26 @@ async def test_refused_handshakes_are_counted_by_status(start_hub) -> None:
             assert refusal.value.status == 429
         now = await scrape(url)
     assert now("hubbub_handshakes_refused_total", status="429") == 1
+
+
+async def test_dropped_messages_are_counted(start_hub) -> None:
+    # no token comes back during the test: the burst, then drops
+    url = await start_hub(settings(), message_rate=1 / 3600, message_burst=2)
+    async with await Client.connect(url) as a:
+        for i in range(5):
+            await a.send({"type": "ping", "ref": i})
+        assert [(await a.recv())["type"] for _ in range(3)] == ["pong", "pong", "error"]
+        now = await scrape_until(url, lambda now: now("hubbub_rate_limited_total") >= 3)
+    assert now("hubbub_rate_limited_total") == 3
+    assert now("hubbub_errors_total", code="rate-limited") == 1  # one refusal for the run
+
+
+async def test_a_blocked_event_loop_shows_as_lag(start_hub) -> None:
+    # The server runs in this process, on this loop: blocking it here blocks the server.
+    # Its timer fires at least once a second; the one due during the block runs late.
+    url = await start_hub(settings())
+    before = await scrape(url)
+    assert before.types["hubbub_event_loop_lag_seconds"] == "gauge"
+    time.sleep(1.5)  # noqa: ASYNC251 - the point: nothing else runs meanwhile
+    await scrape_until(url, lambda now: now("hubbub_event_loop_lag_seconds") >= 0.5)
+    await scrape_until(url, lambda now: now("hubbub_event_loop_lag_seconds") < 0.5)
