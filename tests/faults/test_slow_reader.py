@@ -1,13 +1,15 @@
-"""A client that stops reading is cut off with 4008 and slows nobody else.
+"""A client that stops reading slows nobody else, and is cut off with 4008.
 
-The comparison is of latencies measured in the same test, with and without the
-stalled reader, in alternate runs; each side's figure is its best p99 of the runs,
-since what other processes on a shared machine add to a run only ever makes it
-slower. The bound is 2x that p99, plus 1 s for a machine that runs the whole
-suite at once (where every p99 is in seconds, the test process starved): a server
-that let one reader hold the others back would hold them until the stalled
-reader's queue was cut off, and the readers here would time out. The ratio itself
-is a figure for a benchmark; on a quiet run it was 1.5x (253 ms, 380 ms).
+docs/protocol.md: a client whose queue passes ``max_send_queue_bytes`` is cut off,
+"and nobody else waits for it". The first test holds that with a bound so large the
+stalled reader is never cut off during the run: a server that waited for it would
+deliver nothing more to the others, and their reads time out; one that waited a
+little at each write would fall behind, and the median latency with the stalled
+reader is held to 2x the median of a calm run plus 50 ms (the medians were 3 to 20 ms
+on the busy 2-core machine; the ratio is a figure for a benchmark). The stalled
+reader's queue in the server is full before the latencies are measured, and the load
+is small (three readers, 400 messages at 100 a second). The second test holds the
+cut-off.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from tests.faults.resuming import wait_for
 from tests.process import hubbub_serve
 from tests.wsclient import Client
 
-READERS = 6
-CHATS = 600
+READERS = 3
+CHATS = 400
 RATE = 100.0  # chat messages a second, from one sender
 TEXT = "x" * 12000  # 12 KB each: the stalled reader's queue passes its bound within the run
-RUNS = 3
+PREFILL = 500  # 6 MB sent first, unmeasured
 LOOSE_LIMITS = ("--message-rate", "5000", "--message-burst", "5000")
 
 
@@ -95,9 +97,11 @@ class StalledClient:
         self.writer.transport.abort()
 
 
-async def one_run(url: str, room: str, log: list[bytes], *, stalled: bool) -> dict[str, Any]:
+async def one_run(
+    url: str, room: str, log: list[bytes], *, stalled: bool, cut_off: bool = False
+) -> dict[str, Any]:
     """p99 and median of delivery latency to the readers, in seconds; and with a
-    stalled client, the code it was closed with."""
+    stalled client that is to be ``cut_off``, the code it was closed with."""
     readers = [await Client.connect(url) for _ in range(READERS)]
     sender = await Client.connect(url)
     slow: StalledClient | None = None
@@ -114,13 +118,21 @@ async def one_run(url: str, room: str, log: list[bytes], *, stalled: bool) -> di
         async def read(client: Client) -> None:
             got = 0
             while got < CHATS:
-                message = await client.recv(timeout=60)
-                if message["type"] == "chat" and message["userId"] == "sender":
+                message = await client.recv(timeout=20)
+                if message["type"] != "chat" or message["message"].startswith("prefill"):
+                    continue
+                if message["userId"] == "sender":
                     sent_at = float(message["message"].split(" ", 1)[0])
                     latencies.append(time.monotonic() - sent_at)
                     got += 1
 
         reading = [asyncio.create_task(read(r)) for r in readers]
+        # Before the measured run: more than the kernel's socket buffers take (a few MB
+        # on loopback), so that the stalled reader's queue in the server is full the
+        # whole time the latencies are measured.
+        for _ in range(PREFILL):
+            await sender.send({"type": "chat", "message": f"prefill {TEXT}"})
+        await asyncio.sleep(1.0)
         start = time.monotonic()
         for i in range(CHATS):
             delay = start + i / RATE - time.monotonic()
@@ -132,7 +144,7 @@ async def one_run(url: str, room: str, log: list[bytes], *, stalled: bool) -> di
             "p99": statistics.quantiles(latencies, n=100)[98],
             "median": statistics.median(latencies),
         }
-        if slow is not None:
+        if slow is not None and cut_off:
             await wait_for(lambda: any(b"event=slow-consumer" in line for line in log), 30)
             result["close_code"] = await slow.close_code(timeout=30)
         return result
@@ -143,21 +155,24 @@ async def one_run(url: str, room: str, log: list[bytes], *, stalled: bool) -> di
             await client.close()
 
 
-async def test_a_reader_that_stops_is_cut_off_and_holds_nobody_back() -> None:
+async def test_a_reader_that_stops_holds_nobody_back() -> None:
+    log: list[bytes] = []
+    never_cut_off = ("--max-send-queue-bytes", str(1 << 30))
+    async with hubbub_serve(*LOOSE_LIMITS, *never_cut_off, log=log) as (url, _process):
+        without = await one_run(url, "calm", log, stalled=False)
+        with_stalled = await one_run(url, "stalled", log, stalled=True)
+    print(
+        f"median without={without['median'] * 1000:.1f} ms with a stalled reader="
+        f"{with_stalled['median'] * 1000:.1f} ms; p99 {without['p99'] * 1000:.1f} ms, "
+        f"{with_stalled['p99'] * 1000:.1f} ms"
+    )
+    # the stalled reader held its backlog through the whole run
+    assert not any(b"event=slow-consumer" in line for line in log)
+    assert with_stalled["median"] <= 2 * without["median"] + 0.05
+
+
+async def test_a_reader_that_stops_is_cut_off() -> None:
     log: list[bytes] = []
     async with hubbub_serve(*LOOSE_LIMITS, log=log) as (url, _process):
-        without: list[dict[str, Any]] = []
-        with_stalled: list[dict[str, Any]] = []
-        for run in range(RUNS):
-            without.append(await one_run(url, f"calm-{run}", log, stalled=False))
-            log.clear()
-            with_stalled.append(await one_run(url, f"stalled-{run}", log, stalled=True))
-    p99_without = min(r["p99"] for r in without)
-    p99_with = min(r["p99"] for r in with_stalled)
-    print(
-        f"p99 without={p99_without * 1000:.1f} ms with a stalled reader="
-        f"{p99_with * 1000:.1f} ms runs={[round(r['p99'] * 1000, 1) for r in without]} "
-        f"{[round(r['p99'] * 1000, 1) for r in with_stalled]}"
-    )
-    assert [r["close_code"] for r in with_stalled] == [4008] * RUNS
-    assert p99_with <= 2 * p99_without + 1.0
+        result = await one_run(url, "stalled", log, stalled=True, cut_off=True)
+    assert result["close_code"] == 4008
