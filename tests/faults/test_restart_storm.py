@@ -86,9 +86,8 @@ async def test_a_thousand_clients_come_back_after_a_restart(tmp_path) -> None:  
         f"exited {exited_after:.1f} s after SIGTERM; {CLIENTS} clients back "
         f"{back_after:.1f} s after the restart (spread {SPREAD:g} s)"
     )
-    # The 5 s bound, and room for the scheduling of a machine running the whole suite
-    # (14.5 s seen at a load average of 30 on 2 cores, the 1,000 clients included).
-    assert exited_after < 5 + 20
+    # The 5 s bound is held by test_process.py with twenty clients: with 1,000 on a
+    # machine that runs the whole suite, the exit time is a figure (printed), not a test.
     for client in clients:
         assert client.fresh_joins == 2
         assert client.refused_resumes == []

@@ -24,9 +24,10 @@ async def test_sigterm_closes_every_connection_with_1001_and_exits_quickly() -> 
             assert codes == [1001] * len(clients)
             async with asyncio.timeout(30):
                 assert await process.wait() == 0
-            # The server gives clients 2 s to answer its close; the rest is room
-            # for a busy machine.
-            assert time.monotonic() - started < 15
+            # docs/protocol.md, "Shutdown": the process exits within 5 s (it gives the
+            # clients 2 s to answer its close). Twenty clients leave room for a busy
+            # machine inside that bound (test_restart_storm.py times 1,000).
+            assert time.monotonic() - started < 5
         finally:
             for client in clients:
                 await client.close()
