@@ -91,6 +91,17 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, to stop and start again."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database on the test PostgreSQL server."""
     return postgres_server.new_database()

@@ -73,7 +73,10 @@ class PostgresServer:
             "-E",
             "UTF8",
         )
-        self.log = open(self.root / "postgres.log", "wb")  # noqa: SIM115
+        self._launch()
+
+    def _launch(self) -> None:
+        self.log = open(self.root / "postgres.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
                 str(self._bin / "postgres"),
@@ -138,7 +141,22 @@ class PostgresServer:
         )
         return self.url(name)
 
+    def pause(self) -> None:
+        """Stop the server (its clients are cut off), keeping its data to start again."""
+        self._shut_down()
+        self.log.close()
+
+    def resume(self) -> None:
+        """Start the server again on its data, where it listened before."""
+        self._launch()
+
     def stop(self) -> None:
+        self._shut_down()
+        if hasattr(self, "log"):
+            self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _shut_down(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # fast shutdown: clients are cut off
             try:
@@ -146,6 +164,3 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if hasattr(self, "log"):
-            self.log.close()
-        shutil.rmtree(self.root, ignore_errors=True)
