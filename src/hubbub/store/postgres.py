@@ -46,6 +46,17 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+_FAILURES = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # what asyncpg raises, too, leaving a transaction whose connection was cut
+    # ("cannot switch to state 15; another operation is in progress")
+    asyncpg.InternalClientError,
+)
+"""What a database that fails or goes away raises."""
+
+
 def _translated(
     method: Callable[_P, Coroutine[Any, Any, _R]],
 ) -> Callable[_P, Coroutine[Any, Any, _R]]:
@@ -55,7 +66,7 @@ def _translated(
     async def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return await method(*args, **kwargs)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _FAILURES as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
 
     return run
@@ -188,7 +199,7 @@ class PostgresStore:
                         now_ms,
                     )
                 return results
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _FAILURES as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
 
     @_translated
@@ -277,7 +288,7 @@ class PostgresStore:
                     user_id,
                     key,
                 )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _FAILURES as exc:
             raise StoreError(f"PostgreSQL: {exc}") from exc
         return Notification(
             id=first[0],
