@@ -4,17 +4,19 @@ documented, retried, and never in the way of chat."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from hubbub.server import ServerSettings
+from hubbub.server import ServerSettings, start_server
 from tests.integration.test_metrics import scrape
 from tests.wsclient import Client
 
@@ -43,18 +45,24 @@ class Receiver:
 
     url: str = ""
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    """When each request arrived (the loop's clock)."""
     answers: list[int] = field(default_factory=list)
     """Statuses to answer with, first first; 200 once they run out."""
     delay: float = 0.0
+    delays: list[float] = field(default_factory=list)
+    """Seconds to hold each request before answering, first first; then ``delay``."""
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         async with self.arrived:
             self.requests.append((dict(request.headers), body))
+            self.times.append(asyncio.get_running_loop().time())
             self.arrived.notify_all()
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        delay = self.delays.pop(0) if self.delays else self.delay
+        if delay:
+            await asyncio.sleep(delay)
         status = self.answers.pop(0) if self.answers else 200
         return web.Response(status=status, text="ok")
 
@@ -70,8 +78,8 @@ class Receiver:
             await self.arrived.wait_for(condition)
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
+@asynccontextmanager
+async def receiving() -> AsyncIterator[Receiver]:
     backend = Receiver()
     app = web.Application()
     app.router.add_post("/events", backend.handle)
@@ -81,8 +89,16 @@ async def receiver() -> AsyncIterator[Receiver]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     backend.url = f"http://127.0.0.1:{port}/events"
-    yield backend
-    await runner.cleanup()
+    try:
+        yield backend
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with receiving() as backend:
+        yield backend
 
 
 def settings(receiver: Receiver, **more: Any) -> ServerSettings:
@@ -90,8 +106,7 @@ def settings(receiver: Receiver, **more: Any) -> ServerSettings:
         api_key=API_KEY,
         webhook_url=[receiver.url],
         webhook_secret=SECRET,
-        webhook_backoff=0.05,
-        **more,
+        **{"webhook_backoff": 0.05, **more},
     )
 
 
@@ -243,6 +258,121 @@ async def test_a_slow_receiver_does_not_slow_chat(start_hub, receiver) -> None:
     # webhook_queue_size kept (the one in flight among them), the rest dropped
     assert now("hubbub_webhook_queued") == 10
     assert now("hubbub_webhook_dropped_total") == count + 1 - 10
+
+
+async def test_retries_wait_twice_as_long_each_time_up_to_the_cap(start_hub, receiver) -> None:
+    receiver.answers = [500, 500, 500, 500]
+    url = await start_hub(
+        settings(
+            receiver,
+            webhook_event=["room.started"],
+            webhook_backoff=0.2,
+            webhook_backoff_max=0.5,
+            webhook_attempts=5,
+        )
+    )
+    async with await Client.connect(url) as alice:
+        await alice.join("backoff", "alice")
+        await receiver.wait_for(lambda: len(receiver.requests) >= 5)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(receiver.times)]
+    # 0.2 s, doubled to 0.4, then held at the cap of 0.5 (a wait is never shorter than
+    # its backoff; a busy machine may make it longer, but not by 0.3 s more)
+    for gap, backoff in zip(gaps, [0.2, 0.4, 0.5, 0.5], strict=True):
+        assert backoff - 0.02 <= gap < backoff + 0.3, gaps
+    now = await scrape(url, API_KEY)
+    assert now("hubbub_webhook_failed_attempts_total") == 4
+    assert now("hubbub_webhook_deliveries_total", result="delivered") == 1
+
+
+async def test_a_receiver_slower_than_the_timeout_is_tried_again(start_hub, receiver) -> None:
+    receiver.delays = [5.0]  # the first request is held past webhook_timeout
+    url = await start_hub(settings(receiver, webhook_event=["room.started"], webhook_timeout=0.3))
+    async with await Client.connect(url) as alice:
+        await alice.join("timeout", "alice")
+        await receiver.wait_for(lambda: len(receiver.requests) >= 2)
+        now = await scrape(url, API_KEY)
+    first, second = receiver.requests
+    assert first[1] == second[1]
+    # given up on at the timeout, not when the receiver answered 5 s later
+    assert receiver.times[1] - receiver.times[0] < 0.3 + 0.05 + 1.0
+    assert now("hubbub_webhook_failed_attempts_total") == 1
+    assert now("hubbub_webhook_deliveries_total", result="delivered") == 1
+
+
+async def test_each_url_gets_every_event_and_a_failing_one_holds_no_other(start_hub) -> None:
+    async with receiving() as failing, receiving() as working:
+        failing.answers = [500] * 10
+        url = await start_hub(
+            ServerSettings(
+                api_key=API_KEY,
+                webhook_url=[failing.url, working.url],
+                webhook_secret=SECRET,
+                webhook_backoff=1.0,
+                webhook_attempts=10,
+            )
+        )
+        async with await Client.connect(url) as alice:
+            await alice.join("both", "alice")
+            await alice.send({"type": "leave-room"})
+            await alice.expect("room-left")
+            # the working receiver has all of them while the failing one still retries its first
+            await working.wait_for(lambda: len(working.requests) >= 4)
+            assert working.events() == [
+                "room.started",
+                "participant.joined",
+                "participant.left",
+                "room.finished",
+            ]
+            assert failing.events() == ["room.started"] * len(failing.requests)
+            assert len(failing.requests) < 10
+            await failing.wait_for(lambda: len(failing.requests) >= 2)
+            for headers, body in failing.requests + working.requests:
+                assert verify(SECRET, body, headers["Hubbub-Signature"])
+
+
+async def test_at_shutdown_the_queues_drain_for_2_s_and_no_longer(receiver, tmp_path: Path) -> None:
+    # What the members' leaving at shutdown makes is delivered too.
+    receiver.delay = 0.2
+    runner, url = await start_server(
+        replace(settings(receiver), host="127.0.0.1", port=0, data_dir=tmp_path / "a")
+    )
+    async with await Client.connect(url) as alice, await Client.connect(url) as bob:
+        await alice.join("closing", "alice")
+        await bob.join("closing", "bob")
+        await alice.expect("user-joined")
+        await receiver.wait_for(lambda: len(receiver.requests) >= 1)
+        stopping = asyncio.create_task(runner.cleanup())
+        for client in (alice, bob):  # the clients answer the close
+            assert await client.closed_with() == 1001
+        await stopping
+    assert receiver.events() == [
+        "room.started",
+        "participant.joined",
+        "participant.joined",
+        "participant.left",
+        "participant.left",
+        "room.finished",
+    ]
+
+    # A receiver that answers nothing holds the shutdown 2 s, not its timeout of 60 s.
+    receiver.requests.clear()
+    receiver.delay = 60.0
+    runner, url = await start_server(
+        replace(
+            settings(receiver, webhook_timeout=60.0),
+            host="127.0.0.1",
+            port=0,
+            data_dir=tmp_path / "b",
+        )
+    )
+    async with await Client.connect(url) as alice:
+        await alice.join("stuck", "alice")
+        await receiver.wait_for(lambda: len(receiver.requests) >= 1)
+    started = asyncio.get_running_loop().time()
+    await runner.cleanup()
+    took = asyncio.get_running_loop().time() - started
+    assert 2.0 <= took < 2.0 + 1.0  # the grace, and the rest of the shutdown
+    assert len(receiver.requests) == 1
 
 
 def test_the_documented_example_request_verifies() -> None:
