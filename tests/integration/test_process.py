@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 
+import aiohttp
+import pytest
+
 from tests.process import hubbub_serve
 from tests.wsclient import Client
+
+API_KEY = "process-test-api-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+LOOSE = ("--message-rate", "5000", "--message-burst", "5000")
 
 
 async def test_sigterm_closes_every_connection_with_1001_and_exits_quickly() -> None:
@@ -31,6 +39,21 @@ async def test_sigterm_closes_every_connection_with_1001_and_exits_quickly() -> 
         finally:
             for client in clients:
                 await client.close()
+
+
+async def all_messages(url: str, room: str) -> list[dict]:
+    """Every stored message of ``room``, through the HTTP API's pages."""
+    messages: list[dict] = []
+    before = ""
+    async with aiohttp.ClientSession() as http:
+        while True:
+            page_url = f"{url}/api/rooms/{room}/messages?limit=100{before}"
+            async with http.get(page_url, headers=AUTH) as response:
+                page = (await response.json())["messages"]
+            if not page:
+                return messages
+            messages = page + messages
+            before = f"&beforeSeq={page[0]['seq']}"
 
 
 async def _close_code_skipping_joins(client: Client) -> int | None:
@@ -81,3 +104,57 @@ def test_config_prints_the_effective_settings() -> None:
     lines = result.stdout.splitlines()
     assert "port = 9999" in lines
     assert "max_chat_length = 77" in lines
+
+
+async def test_at_sigterm_accepted_chat_is_stored_and_acknowledged_before_the_close(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    data = ("--data-dir", str(tmp_path), "--api-key", API_KEY, *LOOSE)
+    sent: list[str] = []
+    acked: dict[str, int] = {}
+    async with hubbub_serve(*data) as (url, process):
+        async with await Client.connect(url) as client:
+            await client.join("r", "writer")
+
+            async def write() -> None:
+                # at a pace the server keeps up with, and on through SIGTERM
+                for i in range(2000):
+                    sent.append(f"c{i}")
+                    await client.send({"type": "chat", "message": sent[-1], "clientId": sent[-1]})
+                    await asyncio.sleep(0.002)
+
+            writing = asyncio.create_task(write())
+            await asyncio.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            while True:
+                message = await client.recv()
+                if message["type"] == "chat-ack":
+                    acked[message["clientId"]] = message["seq"]
+                    continue
+                assert message["type"] == "reconnect", message
+                break
+            assert await client.closed_with() == 1001
+            writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await writing
+            # after SIGTERM nothing new is let in: the listening socket is closed
+            with pytest.raises(aiohttp.ClientConnectorError):
+                await Client.connect(url)
+        async with asyncio.timeout(30):
+            assert await process.wait() == 0
+    assert acked, "nothing was acknowledged before SIGTERM"
+    print(f"{len(acked)} of {len(sent)} acknowledged before the close")
+
+    async with hubbub_serve(*data) as (url, _process):
+        stored = await all_messages(url, "r")
+        # what was stored was acknowledged before the close, and nothing else was
+        assert {m["clientId"]: m["seq"] for m in stored} == acked
+        # what was not is taken when sent again, after the acknowledged ones
+        async with await Client.connect(url) as client:
+            await client.join("r", "writer")
+            for client_id in sent:
+                await client.send({"type": "chat", "message": client_id, "clientId": client_id})
+            again = [await client.expect("chat-ack") for _ in sent]
+        assert len(await all_messages(url, "r")) == len(sent)
+    assert [a["seq"] for a in again] == list(range(1, len(sent) + 1))
+    assert all(a.get("duplicate", False) == (a["clientId"] in acked) for a in again)
