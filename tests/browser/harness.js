@@ -3,12 +3,33 @@
 window.hubbub = hubbub;
 window.rooms = {};
 window.events = [];
+// Every wait in the page has a deadline, and says what it waited for when it passes.
+window.WAIT_MS = 20000;
+window.within = (what, promise, ms = WAIT_MS) => {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`waited ${ms / 1000} s for ${what}`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+};
+window.until = (what, test, ms = WAIT_MS) => {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (test()) resolve();
+      else if (Date.now() > deadline) reject(new Error(`waited ${ms / 1000} s for ${what}`));
+      else setTimeout(check, 50);
+    };
+    check();
+  });
+};
 // Join as `user` (with a token, `user` only names the room object) and record what
 // the room tells, for the test to look at.
 window.enter = async (user, options = {}) => {
   const userId = options.token ? undefined : user;
   // `options.hub`: another way to the same server (a proxy that can cut the connection).
-  const room = await hubbub.join(options.hub ?? HUB, { room: options.room ?? "test", userId, ...options });
+  const room = await within(`${user} to join`,
+    hubbub.join(options.hub ?? HUB, { room: options.room ?? "test", userId, ...options }));
   for (const type of ["participant-joined", "participant-left", "chat", "stream", "stream-removed",
                       "connection-state", "typing", "presence", "reconnecting", "ice-restart",
                       "peer-state", "resumed", "rejoined", "participant-updated"]) {
@@ -64,20 +85,15 @@ window.channelExchange = async () => {
   const chatty = rooms.alice.channel("notes");
   rooms.bob.on("channel", ({ channel }) =>
     channel.on("message", ({ from, data }) => got.push([channel.label, from, data])));
-  await new Promise((resolve) => {
-    const check = () => chatty.peers.includes("bob") ? resolve() : setTimeout(check, 50);
-    check();
-  });
+  await until("bob on alice's notes channel", () => chatty.peers.includes("bob"));
   for (let i = 0; i < 50; i++) chatty.send("note " + i);
-  const remote = rooms.alice._channels.get("game") ?? await rooms.alice.once("channel").then((d) => d.channel);
+  const remote = rooms.alice._channels.get("game") ??
+    await within("bob's game channel at alice", rooms.alice.once("channel")).then((d) => d.channel);
   const options = {
     ordered: remote._peers.get("bob")[0].ordered,
     maxRetransmits: remote._peers.get("bob")[0].maxRetransmits,
   };
-  await new Promise((resolve) => {
-    const check = () => remote.peers.includes("bob") ? resolve() : setTimeout(check, 50);
-    check();
-  });
+  await until("bob on alice's game channel", () => remote.peers.includes("bob"));
   remote.sendTo("bob", "move 1");
   const deadline = Date.now() + 10000;
   while (got.length < 51 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -99,23 +115,29 @@ window.fileScenarios = async () => {
   const sending = rooms.alice.sendFile("bob", new File([data], "../../etc/data.bin"));
   const progress = [];
   sending.on("progress", ({ bytes }) => progress.push(bytes));
-  const arrived = await new Promise((resolve) => rooms.bob.on("file-offer", ({ transfer }) => {
-    if (transfer.name === "data.bin") resolve(transfer);
-  }));
-  const blob = await arrived.done;
-  await sending.done;
+  const arrived = await within("the offer of data.bin at bob",
+    new Promise((resolve) => rooms.bob.on("file-offer", ({ transfer }) => {
+      if (transfer.name === "data.bin") resolve(transfer);
+    })));
+  const blob = await within("data.bin received by bob", arrived.done);
+  await within("data.bin sent by alice", sending.done);
   const rejected = rooms.alice.sendFile("bob", new Blob(["x"]), { name: "no.txt" });
-  const rejection = await rejected.done.then(() => "done", (e) => e.code);
+  const rejection = await within("no.txt declined",
+    rejected.done.then(() => "done", (e) => e.code));
 
   // Cancel from the receiver once bytes are flowing.
   const big = rooms.alice.sendFile("bob", new Blob([new Uint8Array(64 * 1024 * 1024)]), { name: "big.bin" });
-  const incoming = await new Promise((resolve) => rooms.bob.on("file-offer", ({ transfer }) => {
-    if (transfer.name === "big.bin") resolve(transfer);
-  }));
-  await new Promise((resolve) => incoming.on("progress", ({ bytes }) => bytes > 0 && resolve()));
+  const incoming = await within("the offer of big.bin at bob",
+    new Promise((resolve) => rooms.bob.on("file-offer", ({ transfer }) => {
+      if (transfer.name === "big.bin") resolve(transfer);
+    })));
+  await within("the first bytes of big.bin at bob",
+    new Promise((resolve) => incoming.on("progress", ({ bytes }) => bytes > 0 && resolve())));
   incoming.cancel("changed my mind");
-  const sender = await big.done.then(() => "done", (e) => [e.code, big.state]);
-  const receiver = await incoming.done.then(() => "done", (e) => [e.code, incoming.state]);
+  const sender = await within("big.bin to end at alice",
+    big.done.then(() => "done", (e) => [e.code, big.state]));
+  const receiver = await within("big.bin to end at bob",
+    incoming.done.then(() => "done", (e) => [e.code, incoming.state]));
   return {
     decisions, progress,
     sent: hex(await crypto.subtle.digest("SHA-256", data)),

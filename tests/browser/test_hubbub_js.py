@@ -7,7 +7,6 @@ client with its own WebSocket and peer connections, which keeps these tests ligh
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -176,7 +175,7 @@ CONNECTION_AND_CHAT_ALONE = """async (hub) => {
   connection.on("connection-state", ({ state }) => seen.push(["state", state]));
   await connection.open();
   const entry = chat.send("hello");
-  await host.once("chat-status");
+  await within("the status of the chat sent", host.once("chat-status"));
   connection.leave();
   return { seen, status: entry.status, seq: entry.seq, storesChat: chat.storesChat };
 }"""
@@ -214,25 +213,32 @@ async def test_sha256_matches_webcrypto(hub: Hub) -> None:
     assert mismatches == []
 
 
-FRAMES_DECODED = """async ([user, peer]) => {
-  const pc = rooms[user].participants.get(peer).peerConnection;
-  let frames = 0;
-  (await pc.getStats()).forEach((s) => {
-    if (s.type === "inbound-rtp" && s.kind === "video") frames += s.framesDecoded ?? 0;
-  });
-  return frames;
+FRAMES_ADVANCE = """async ([user, peer]) => {
+  const frames = async () => {
+    const pc = rooms[user].participants.get(peer).peerConnection;
+    let decoded = 0;
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") decoded += s.framesDecoded ?? 0;
+    });
+    return decoded;
+  };
+  const deadline = Date.now() + WAIT_MS;
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 250));
+  let first;
+  while ((first = await frames()) === 0) {
+    if (Date.now() > deadline) throw new Error(`no video frame from ${peer} at ${user}`);
+    await pause();
+  }
+  while (await frames() <= first) {
+    if (Date.now() > deadline) throw new Error(`the video from ${peer} at ${user} stopped`);
+    await pause();
+  }
 }"""
 
 
 async def _frames_advance(page: Page, user: str, peer: str) -> None:
-    # wait_for_function takes a promise for a truthy value: getStats() is polled from here.
-    for _ in range(60):
-        if await page.evaluate(FRAMES_DECODED, [user, peer]) > 0:
-            break
-        await asyncio.sleep(0.5)
-    before = await page.evaluate(FRAMES_DECODED, [user, peer])
-    await asyncio.sleep(1.0)
-    assert await page.evaluate(FRAMES_DECODED, [user, peer]) > before, (user, peer)
+    # wait_for_function takes no promise (getStats is one): the page polls, to a deadline.
+    await page.evaluate(FRAMES_ADVANCE, [user, peer])
 
 
 async def test_media_negotiation_channels_and_ice_restart(hub: Hub) -> None:
@@ -539,7 +545,7 @@ async def test_tokens_names_grants_turn_credentials_and_replacement(browser: Bro
         assert servers[0]["urls"] == ["turn:127.0.0.1:9?transport=udp"]
         assert servers[0]["username"].endswith(":vic")
         first_username = servers[0]["username"]
-        await page.evaluate("rooms.vic.once('ice-servers')")
+        await page.evaluate("within('fresh ICE servers for vic', rooms.vic.once('ice-servers'))")
         refreshed = await page.evaluate(
             "rooms.vic.participants.get('ada').peerConnection.getConfiguration().iceServers"
         )
@@ -577,16 +583,12 @@ SELECTED_CANDIDATE_TYPE = """async ([user, peer]) => {
 CHANNEL_ROUND_TRIP = """async (text) => {
   const a = rooms.alice.channel("probe");
   const b = rooms.bob.channel("probe");
-  const wait = (test) => new Promise((resolve) => {
-    const check = () => test() ? resolve() : setTimeout(check, 50);
-    check();
-  });
-  await wait(() => a.peers.includes("bob"));
+  await until("bob on alice's probe channel", () => a.peers.includes("bob"));
   const got = new Promise((resolve) => {
     const off = b.on("message", ({ data }) => { if (data === text) { off(); resolve(data); } });
   });
   a.send(text);
-  return got;
+  return within(`"${text}" from alice at bob on the probe channel`, got);
 }"""
 
 
@@ -666,11 +668,7 @@ async def test_chat_is_stored_acknowledged_and_paged_back(browser: Browser) -> N
               const entries = [];
               for (let i = 0; i < 12; i++) entries.push(await rooms.alice.sendChat("m" + i));
               const pending = entries.map((e) => e.status);
-              await new Promise((resolve) => {
-                const check = () => entries.every((e) => e.status === "sent")
-                  ? resolve() : setTimeout(check, 50);
-                check();
-              });
+              await until("every chat sent", () => entries.every((e) => e.status === "sent"));
               return { pending, seqs: entries.map((e) => e.seq),
                        ids: new Set(entries.map((e) => e.id)).size,
                        left: rooms.alice.pendingChats.length };
@@ -713,10 +711,7 @@ async def test_chat_is_stored_acknowledged_and_paged_back(browser: Browser) -> N
         failed = await page.evaluate(
             """async () => {
               const entry = await rooms.alice.sendChat("x".repeat(101));
-              await new Promise((resolve) => {
-                const check = () => entry.status !== "pending" ? resolve() : setTimeout(check, 50);
-                check();
-              });
+              await until("the chat refused", () => entry.status !== "pending");
               return [entry.status, entry.error?.code];
             }"""
         )
