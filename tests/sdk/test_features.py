@@ -4,12 +4,14 @@ against a real server process (docs/python.md)."""
 from __future__ import annotations
 
 import random
+import time
 from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 
 from hubbub.client import (
+    TYPING_EXPIRES,
     Backoff,
     CallAccepted,
     CallAnsweredElsewhere,
@@ -83,6 +85,37 @@ async def test_presence_and_typing(tmp_path: Any) -> None:
         assert await next_of(alice, TypingChanged) == TypingChanged(user_id="bob", active=False)
         assert (await next_of(alice, ChatMessage)).message == "done typing"
         assert alice.typing_users == set()
+
+
+async def test_typing_neither_renewed_nor_stopped_expires() -> None:
+    # The server takes it as stopped after typing_timeout, and says so.
+    async with (
+        hubbub_serve("--typing-timeout", "1") as (url, _process),
+        Client(url, "t", user="alice") as alice,
+        Client(url, "t", user="bob") as bob,
+    ):
+        await next_of(alice, UserJoined)
+        await bob.typing()
+        assert await next_of(alice, TypingChanged) == TypingChanged(user_id="bob", active=True)
+        started = time.monotonic()
+        assert await next_of(alice, TypingChanged) == TypingChanged(user_id="bob", active=False)
+        assert 1.0 - 0.05 <= time.monotonic() - started < TYPING_EXPIRES
+        assert alice.typing_users == set()
+
+    # A server that says nothing (an older one, or a stop that got lost): the client
+    # takes it as stopped itself after TYPING_EXPIRES.
+    async with (
+        hubbub_serve("--typing-timeout", "60") as (url, _process),
+        Client(url, "t", user="alice") as alice,
+        Client(url, "t", user="bob") as bob,
+    ):
+        await next_of(alice, UserJoined)
+        await bob.typing()
+        await next_of(alice, TypingChanged)
+        started = time.monotonic()
+        assert alice.typing_users == {"bob"}
+        await wait_for(lambda: alice.typing_users == set(), TYPING_EXPIRES + WAIT)
+        assert time.monotonic() - started >= TYPING_EXPIRES - 0.1
 
 
 async def notify(http: aiohttp.ClientSession, url: str, user: str, title: str) -> int:

@@ -240,6 +240,50 @@ async def test_a_refused_resume_rejoins_and_fetches_the_missed_chat() -> None:
     assert seen_by_bob.chats("alice")[0].seq == ack.seq == 26
 
 
+async def test_an_overrun_resume_joins_afresh_and_reports_the_chat_it_did_not_fetch() -> None:
+    # The session waits (a long grace period), but holds only 10 messages: 20 chats
+    # while alice is away are more, and her resume is refused as overrun. She joins
+    # afresh and fetches at most max_catch_up (5) of the 20: the 15 before are a gap.
+    args = ("--resume-grace", "30", "--resume-buffer-messages", "10", "--history-on-join", "0")
+    async with hubbub_serve(*args) as (url, _):
+        proxy, proxy_url = await proxy_for(url)
+        try:
+            async with (
+                Client(url, "over", user="bob", events=False) as bob,
+                Client(
+                    proxy_url,
+                    "over",
+                    user="alice",
+                    events=False,
+                    backoff=fast_backoff(5),
+                    max_catch_up=5,
+                ) as alice,
+            ):
+                seen_by_alice = Recorder(alice)
+                for i in range(5):
+                    await bob.chat(f"bob {i}")
+                await wait_for(lambda: len(seen_by_alice.chats()) == 5, WAIT)
+                proxy.accepting = False
+                proxy.cut_all()
+                for i in range(5, 25):
+                    await bob.chat(f"bob {i}")
+                proxy.accepting = True
+                await wait_for(lambda: bool(seen_by_alice.of(ChatGap)), WAIT)
+                await bob.chat("bob 25")
+                await wait_for(lambda: seen_by_alice.chats()[-1].message == "bob 25", WAIT)
+        finally:
+            await proxy.close()
+
+    assert [r.resume_refused for r in seen_by_alice.of(Reconnected)] == ["overrun"]
+    assert seen_by_alice.of(Resumed) == []
+    assert seen_by_alice.of(ChatGap) == [ChatGap(after_seq=5, before_seq=21)]
+    assert [c.seq for c in seen_by_alice.chats()] == [*range(1, 6), *range(21, 27)]
+    # in order: Reconnected, RoomJoined, the gap, the chat fetched
+    back = seen_by_alice.events.index(seen_by_alice.of(Reconnected)[0])
+    kinds = [type(e) for e in seen_by_alice.events[back : back + 8]]
+    assert kinds == [Reconnected, RoomJoined, ChatGap, *[ChatMessage] * 5]
+
+
 async def test_a_server_restart_is_come_back_to_by_itself(tmp_path: Path) -> None:
     port = free_port()
     args = ("--port", str(port), "--data-dir", str(tmp_path), "--reconnect-spread", "1")
