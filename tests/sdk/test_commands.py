@@ -17,6 +17,7 @@ import numpy as np
 
 from hubbub.client import Client, PresenceChanged
 from tests.process import hubbub_serve
+from tests.sdk.test_resume import proxy_for
 
 WAIT = 90.0
 
@@ -189,6 +190,78 @@ async def test_send_and_receive_resume_after_the_sender_dies(tmp_path: Path) -> 
         == hashlib.sha256(source.read_bytes()).digest()
     )
     assert not part.exists()
+
+
+async def test_send_tries_again_by_itself_when_the_receiver_goes_and_comes_back(
+    tmp_path: Path,
+) -> None:
+    # The sender stays up through the break (docs/python.md: "when the connection
+    # breaks, tries again (--attempts), resuming where the receiver stopped").
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(24 * 1024 * 1024))
+    out = tmp_path / "out"
+    part = out / "data.bin.hubbub-part"
+    async with hubbub_serve("--resume-grace", "1") as (url, _server):
+        room = ["--url", url, "--room", "files"]
+        receive = ("receive", *room, "--user", "rx", "--out", str(out), "--count", "1")
+        async with hubbub("send", str(source), *room, "--user", "tx", "--to", "rx") as tx:
+            async with hubbub(*receive) as rx:
+                await read_until(rx.stdout, "receiving in files as rx")
+                await until(lambda: part.exists() and part.stat().st_size > 2 * 1024 * 1024)
+                rx.send_signal(signal.SIGKILL)
+                await rx.wait()
+            kept = part.stat().st_size
+            assert 0 < kept < source.stat().st_size
+            broke = await read_until(tx.stderr, "transfer broke")
+            assert "attempt 1 of 10" in broke
+            assert tx.returncode is None  # still there, waiting for the receiver
+            async with hubbub(*receive) as rx:
+                output = await read_until(rx.stdout, "received")
+                assert "sha256 verified, resumed at" in output
+                assert await asyncio.wait_for(rx.wait(), WAIT) == 0
+            stdout, stderr = await finish(tx)
+            assert tx.returncode == 0, stderr
+            assert "resumed at" in stdout
+    received = out / "data.bin"
+    assert (
+        hashlib.sha256(received.read_bytes()).digest()
+        == hashlib.sha256(source.read_bytes()).digest()
+    )
+
+
+async def test_a_cut_of_the_senders_connection_to_the_server_breaks_no_transfer(
+    tmp_path: Path,
+) -> None:
+    # The file goes peer to peer: the sender's WebSocket is cut mid-transfer (a proxy
+    # drops it), the client resumes its session, and the transfer never notices.
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(24 * 1024 * 1024))
+    out = tmp_path / "out"
+    part = out / "data.bin.hubbub-part"
+    async with hubbub_serve() as (url, _server):
+        proxy, proxy_url = await proxy_for(url)
+        try:
+            receive = ("receive", "--url", url, "--room", "files", "--user", "rx")
+            async with hubbub(*receive, "--out", str(out), "--count", "1") as rx:
+                await read_until(rx.stdout, "receiving in files as rx")
+                send = ("send", str(source), "--url", proxy_url, "--room", "files")
+                async with hubbub(*send, "--user", "tx", "--to", "rx") as tx:
+                    await until(lambda: part.exists() and part.stat().st_size > 2 * 1024 * 1024)
+                    proxy.cut_all()
+                    assert proxy.cuts >= 1
+                    stdout, stderr = await finish(tx)
+                    assert tx.returncode == 0, stderr
+                    assert "transfer broke" not in stderr
+                    assert "resumed at" not in stdout  # one go, from the first byte
+                output = await read_until(rx.stdout, "received")
+                assert "sha256 verified" in output
+        finally:
+            await proxy.close()
+    received = out / "data.bin"
+    assert (
+        hashlib.sha256(received.read_bytes()).digest()
+        == hashlib.sha256(source.read_bytes()).digest()
+    )
 
 
 async def test_record_a_python_peer(tmp_path: Path) -> None:
