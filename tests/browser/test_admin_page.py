@@ -82,6 +82,14 @@ async def test_the_admin_page_lists_a_live_room_and_its_participants(
         await page.wait_for_selector(
             f'{row} li[data-user-id="bob"]', state="detached", timeout=WAIT
         )
+
+        # ending the room from the page closes its members' connections with 4004,
+        # and the room leaves the list; the other room stays
+        await page.locator(row).get_by_role("button", name="End room").click()
+        assert await clients[0].closed_with(timeout=20) == 4004
+        await page.wait_for_selector(row, state="detached", timeout=WAIT)
+        assert await odd.count() == 1
+        await clients[2].nothing()  # carol, in the other room, is still connected
     finally:
         if chatting is not None:
             chatting.cancel()
