@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from aiortc import RTCDataChannel
 
 from hubbub.client import Client
 from hubbub.peer import FileInbox, Mesh, Peer
+from hubbub.peer.files import FileSender, wait_open
 
 WAIT = 60.0
 
@@ -123,3 +126,106 @@ async def _packets(peer: Peer) -> tuple[int, int]:
     report = peer.pc.sctp.transport._get_stats()
     (stats,) = report.values()
     return stats.packetsReceived, stats.packetsSent
+
+
+class RawChannel:
+    """One side of a data channel spoken by hand: JSON control messages in a queue."""
+
+    def __init__(self, channel: RTCDataChannel) -> None:
+        self.channel = channel
+        self.got: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        channel.on("message", lambda m: self.got.put_nowait(json.loads(m)))
+
+    def send(self, message: dict[str, Any] | str | bytes) -> None:
+        self.channel.send(json.dumps(message) if isinstance(message, dict) else message)
+
+    async def next(self) -> dict[str, Any]:
+        async with asyncio.timeout(WAIT):
+            return await self.got.get()
+
+
+async def test_the_file_protocol_refuses_what_it_must(hub_url: str, tmp_path: Path) -> None:
+    """docs/peer-protocol.md, "File transfer", against hubbub.peer's own receiver and
+    sender, the other side written by hand."""
+    inbox = FileInbox(tmp_path / "inbox", max_size=1000)
+    app_channels: asyncio.Queue[RawChannel] = asyncio.Queue()
+    async with (
+        Client(hub_url, "fp", user="alice", events=False) as alice,
+        Mesh(alice) as alice_mesh,
+        Client(hub_url, "fp", user="bob", events=False) as bob,
+        Mesh(
+            bob,
+            files=inbox,
+            # read from the first message on: nothing may come before the listener
+            on_datachannel=lambda _peer, ch: app_channels.put_nowait(RawChannel(ch)),
+        ),
+    ):
+        to_bob = await alice_mesh.wait_for_peer("bob", timeout=WAIT)
+        await to_bob.open_channel("app", timeout=WAIT)  # the association is up
+
+        async def file_channel(first: dict[str, Any] | str) -> RawChannel:
+            channel = RawChannel(to_bob.pc.createDataChannel(f"hubbub-file:{os.urandom(4).hex()}"))
+            await wait_open(channel.channel, WAIT)
+            channel.send(first)
+            return channel
+
+        def offer(transfer_id: str, size: int, sha256: str | None) -> dict[str, Any]:
+            return {
+                "kind": "file-offer",
+                "id": transfer_id,
+                "name": "f.bin",
+                "size": size,
+                "mime": "application/octet-stream",
+                "sha256": sha256,
+            }
+
+        # first messages that are no offer: cancelled as a bad offer
+        cancel = {"kind": "file-cancel", "id": "t1", "reason": "bad offer"}
+        assert await (await file_channel({"kind": "file-offer", "id": "t1"})).next() == cancel
+        assert await (await file_channel({**offer("t1", 10, None), "size": -1})).next() == cancel
+        assert await (await file_channel({**offer("t1", 10, "ABC")})).next() == cancel
+        assert (await (await file_channel("not json")).next())["reason"] == "bad offer"
+
+        # larger than the receiver takes
+        assert await (await file_channel(offer("t2", 1001, None))).next() == {
+            "kind": "file-reject",
+            "id": "t2",
+            "reason": "larger than 1000 bytes",
+        }
+
+        # bytes whose SHA-256 is not the one announced: refused, nothing kept
+        data = os.urandom(100)
+        wrong = hashlib.sha256(b"other").hexdigest()
+        channel = await file_channel(offer("t3", len(data), wrong))
+        assert await channel.next() == {"kind": "file-accept", "id": "t3", "offset": 0}
+        channel.send(data)
+        channel.send({"kind": "file-end", "id": "t3", "sha256": wrong})
+        assert await channel.next() == {
+            "kind": "file-done",
+            "id": "t3",
+            "ok": False,
+            "reason": "SHA-256 differs",
+        }
+        result = await inbox.next_result(timeout=WAIT)
+        assert (result.ok, result.reason) == (False, "SHA-256 differs")
+        assert list((tmp_path / "inbox").iterdir()) == []
+
+        # a receiver that asks for the bytes from past the end: the sender cancels
+        source = tmp_path / "f.bin"
+        source.write_bytes(data)
+        sender = FileSender(source)
+        outgoing = await to_bob.open_channel("raw-file", timeout=WAIT)
+        sending = asyncio.create_task(sender.run(outgoing, max_message_size=65536))
+        receiver = await asyncio.wait_for(app_channels.get(), WAIT)
+        while receiver.channel.label != "raw-file":
+            receiver = await asyncio.wait_for(app_channels.get(), WAIT)
+        offered = await receiver.next()
+        assert offered == offer(sender.transfer_id, 100, hashlib.sha256(data).hexdigest())
+        receiver.send({"kind": "file-accept", "id": sender.transfer_id, "offset": 101})
+        assert await receiver.next() == {
+            "kind": "file-cancel",
+            "id": sender.transfer_id,
+            "reason": "bad offset",
+        }
+        sent = await asyncio.wait_for(sending, WAIT)
+        assert (sent.ok, sent.reason) == (False, "the receiver sent a bad offset")
