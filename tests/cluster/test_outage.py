@@ -16,11 +16,13 @@ from hubbub.client import Backoff, Reconnected, ServerError
 from hubbub.client import Client as PythonClient
 from tests.cluster.nodes import cluster
 from tests.faults.resuming import wait_for
+from tests.integration.test_metrics import scrape
 from tests.redis import RedisServer
 from tests.sdk.test_resume import Recorder, proxy_for
 from tests.wsclient import Client
 
 OUTAGE = 5.0
+METRICS_KEY = "outage-metrics-key"
 
 
 async def ready(http: aiohttp.ClientSession, url: str) -> bool:
@@ -32,7 +34,9 @@ async def test_no_acknowledged_chat_is_lost_or_doubled_when_redis_stops(
     own_redis: RedisServer, postgres_url: str, tmp_path: Path
 ) -> None:
     async with (
-        cluster(2, own_redis.url, tmp_path, database_url=postgres_url) as (n1, n2),
+        cluster(
+            2, own_redis.url, tmp_path, "--metrics-key", METRICS_KEY, database_url=postgres_url
+        ) as (n1, n2),
         aiohttp.ClientSession() as http,
     ):
         writers = [await Client.connect(n1.url), await Client.connect(n2.url)]
@@ -71,11 +75,14 @@ async def test_no_acknowledged_chat_is_lost_or_doubled_when_redis_stops(
             own_redis.stop()
             await asyncio.sleep(1)
             assert not await ready(http, n1.url)
+            down = await scrape(n1.url, METRICS_KEY)
+            assert down("hubbub_cluster_connected") == 0
             await asyncio.sleep(OUTAGE - 1)
             own_redis.start()
             async with asyncio.timeout(30):
                 while not (await ready(http, n1.url) and await ready(http, n2.url)):  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
+            assert (await scrape(n1.url, METRICS_KEY))("hubbub_cluster_connected") == 1
             await asyncio.sleep(2)
             storming = False
             await asyncio.gather(*sending)
