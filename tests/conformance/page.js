@@ -33,9 +33,18 @@ function listen() {
   );
 }
 
+// Every wait in the page has a deadline, and says what it waited for when it passes.
+const within = (what, promise, ms = 20000) => {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`waited ${ms / 1000} s for ${what}`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+};
+
 window.driver = {
   async join(url, options) {
-    room = await hubbub.join(url, options);
+    room = await within(`${options.userId} to join`, hubbub.join(url, options));
     listen();
     return {
       userId: room.userId,
@@ -54,7 +63,7 @@ window.driver = {
     }
   },
   async olderPage(limit) {
-    return (await room.loadOlderChat(limit)).map(stored);
+    return (await within("a page of older chat", room.loadOlderChat(limit))).map(stored);
   },
   leave() {
     room.leave();

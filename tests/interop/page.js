@@ -14,13 +14,22 @@ window.RTCPeerConnection = class extends NativePeerConnection {
   }
 };
 
+// Every wait in the page has a deadline, and says what it waited for when it passes.
+const within = (what, promise, ms = 20000) => {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`waited ${ms / 1000} s for ${what}`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+};
+
 window.enter = async (userId, { send = false, audio = false, offerAtOnce = false } = {}) => {
   const stream = send
-    ? await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio })
+    ? await within("the camera", navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio }))
     : undefined;
   // offerAtOnce: a newcomer offers at once instead of waiting for the others' offers
   const limits = offerAtOnce ? { firstOfferWaitMs: 0 } : {};
-  const room = await hubbub.join(HUB, { room: "x", userId, stream, limits });
+  const room = await within(`${userId} to join`, hubbub.join(HUB, { room: "x", userId, stream, limits }));
   window.room = room;
   room.on("stream", ({ participant, stream }) => {
     let video = document.getElementById("video-" + participant.userId);
