@@ -9,6 +9,11 @@ declare -A needed=(
   [/usr/bin/turnserver]=coturn
   [/usr/bin/redis-server]=redis-server
   [/usr/sbin/haproxy]=haproxy
+  # the network lab (tests/netlab/): namespaces, NAT, shaped links, NAT mappings flushed
+  [/usr/sbin/ip]=iproute2
+  [/usr/sbin/tc]=iproute2
+  [/usr/sbin/nft]=nftables
+  [/usr/sbin/conntrack]=conntrack
 )
 
 missing=()
@@ -25,4 +30,5 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-liberation >/dev/null
+mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+$sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" fonts-liberation >/dev/null

@@ -28,6 +28,7 @@ from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
 )
 
@@ -43,6 +44,7 @@ from hubbub.client import (
     UserLeft,
 )
 from hubbub.peer import files, large_packets
+from hubbub.peer.ice import IcePair, avoid_relaying_into_lans, selected_pair
 from hubbub.peer.media import MediaSource
 from hubbub.peer.negotiation import Move, decide
 from hubbub.peer.sctp import deepen_receive_buffers, delay_sacks
@@ -156,6 +158,11 @@ class Peer:
         if self._closed.is_set():
             raise PeerClosed(self.user_id)
 
+    def selected_pair(self) -> IcePair | None:
+        """The ICE candidate pair the connection uses (host, srflx, relay...), once
+        it is up."""
+        return selected_pair(self.pc)
+
     async def wait_closed(self) -> None:
         """Return once the peer connection is closed (the member left, or it failed)."""
         await self._closed.wait()
@@ -227,7 +234,12 @@ class Peer:
 
     def _new_peer_connection(self) -> RTCPeerConnection:
         mesh = self._mesh
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=mesh.ice_servers_now()))
+        pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=mesh.ice_servers_now(),
+                iceTransportPolicy=RTCIceTransportPolicy(mesh.ice_transport_policy),
+            )
+        )
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -380,6 +392,7 @@ class Peer:
         held, self._held_candidates = self._held_candidates, []
         if move is Move.APPLY_ANSWER:
             await self.pc.setRemoteDescription(description)
+            avoid_relaying_into_lans(self.pc)
             if held:
                 log.debug("peer %s: %d candidates of an ignored offer", self.user_id, len(held))
             for candidate in held:
@@ -392,6 +405,7 @@ class Peer:
             await old.close()
         pc = self.pc
         await pc.setRemoteDescription(description)
+        avoid_relaying_into_lans(pc)
         self._attach_media(pc, {transceiver.kind for transceiver in pc.getTransceivers()})
         await pc.setLocalDescription(await pc.createAnswer())
         await self._mesh._send_signal(self, self._description_signal(pc))
@@ -415,7 +429,8 @@ class Mesh:
     ``on_track``, ``on_datachannel`` and ``on_peer`` are called (and awaited, if
     they return an awaitable, in their own task) as tracks, channels and peers
     arrive. Files offered to us are taken by ``files`` (a :class:`files.FileInbox`),
-    or refused when it is None.
+    or refused when it is None. ``ice_transport_policy="relay"`` sends everything
+    through the TURN server (as a browser's ``iceTransportPolicy``).
     """
 
     def __init__(
@@ -430,8 +445,12 @@ class Mesh:
         on_datachannel: ChannelCallback | None = None,
         files: files.FileInbox | None = None,
         polite_offer_after: float = POLITE_OFFER_AFTER,
+        ice_transport_policy: str = "all",
     ) -> None:
+        if ice_transport_policy not in ("all", "relay"):
+            raise ValueError("ice_transport_policy: 'all' or 'relay'")
         self.client = client
+        self.ice_transport_policy = ice_transport_policy
         self.ice_servers = (
             None if ice_servers is None else [_ice_server(server) for server in ice_servers]
         )
