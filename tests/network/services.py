@@ -169,9 +169,9 @@ def _stop(process: subprocess.Popen[Any]) -> None:
 
 @contextlib.contextmanager
 def hubbub(lab: Lab, workdir: Path, *args: str, turn: bool = True) -> Iterator[str]:
-    """``hubbub serve`` on the lab's hubbub address (open mode), handing out the lab's
-    coturn over UDP, TCP and TLS when ``turn``; yields its URL. Its log is
-    ``workdir/hubbub.log``."""
+    """``hubbub serve`` on the lab's hubbub address (open mode), with its STUN server
+    on 3478, handing out the lab's coturn over UDP, TCP and TLS when ``turn``; yields
+    its URL. Its log is ``workdir/hubbub.log``."""
     turn_args = []
     if turn:
         turn_args = [
@@ -183,7 +183,8 @@ def hubbub(lab: Lab, workdir: Path, *args: str, turn: bool = True) -> Iterator[s
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable, "-m", "hubbub", "serve", "--host", HUBBUB_ADDRESS, "--port", "0",
-        "--allow-open-on-network", "--data-dir", str(workdir / "data"), *turn_args, *args,
+        "--allow-open-on-network", "--data-dir", str(workdir / "data"), "--stun-port", "3478",
+        *turn_args, *args,
     ]  # fmt: skip
     log_path = workdir / "hubbub.log"
     with log_path.open("wb") as log:

@@ -33,7 +33,8 @@ class Topology:
     """How the first peer reaches the TURN server, when it relays."""
 
 
-STUN = ("--stun-uri", f"stun:{TURN_ADDRESS}:{TURN_PORT}")
+STUN: tuple[str, ...] = ()
+"""hubbub's own STUN server, handed out by default."""
 
 
 def _turn(uri: str) -> tuple[str, ...]:

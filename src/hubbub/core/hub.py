@@ -227,12 +227,15 @@ class Hub:
 
     # -- what the adapter calls ---------------------------------------------------------
 
-    def connect(self, link: Any, identity: Identity | None = None) -> Session:
+    def connect(
+        self, link: Any, identity: Identity | None = None, *, host: str | None = None
+    ) -> Session:
         """A client connected; ``link`` is the adapter's handle for it, ``identity``
-        what it proved in the handshake (a token), if anything."""
+        what it proved in the handshake (a token), if anything, ``host`` the host it
+        reached the server by (its ``Host`` header)."""
         self._depth += 1
         try:
-            session = self._lifecycle.connect(link, identity)
+            session = self._lifecycle.connect(link, identity, host)
         finally:
             self._exit()
         return session

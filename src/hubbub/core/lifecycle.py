@@ -38,7 +38,7 @@ class Lifecycle:
 
     # -- connect and disconnect ---------------------------------------------------
 
-    def connect(self, link: Any, identity: Identity | None) -> Session:
+    def connect(self, link: Any, identity: Identity | None, host: str | None = None) -> Session:
         ctx = self.ctx
         limits = ctx.limits
         sessions = ctx.sessions
@@ -52,6 +52,7 @@ class Lifecycle:
             link,
             budget,
             identity,
+            host=host,
             replay_max_messages=limits.resume_buffer_messages,
             replay_max_bytes=limits.resume_buffer_bytes,
         )

@@ -37,6 +37,7 @@ from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
 from hubbub.server.http_api import Api, ApiError, bearer_matches, json_errors
 from hubbub.server.metrics import Exposition, ServerMetrics
 from hubbub.server.storage import StoreBridge, create_store
+from hubbub.server.stun import StunServer
 from hubbub.server.webhooks import Webhooks
 from hubbub.settings import ServerSettings, SettingsError
 
@@ -85,8 +86,9 @@ class HubServer:
         self.gate = HandshakeGate(
             self.limits, self.admission, settings.allowed_origin, settings.trusted_proxy
         )
-        ice_servers = IceServerConfig(
+        self.ice_servers = ice_servers = IceServerConfig(
             stun_uris=settings.stun_uri,
+            public_host=settings.public_host,
             turn_uris=settings.turn_uri,
             turn_secret=settings.turn_secret,
             turn_ttl=settings.turn_ttl,
@@ -117,6 +119,7 @@ class HubServer:
             self.hub.observer = self.webhooks.queue
             self.metric_sources.append(self.webhooks.add_metrics)
         self.storage.attach(self.hub)
+        self.stun: StunServer | None = None
         self._liveness: asyncio.Task[None] | None = None
         self._timers: asyncio.Task[None] | None = None
         self._shutting_down = False
@@ -168,7 +171,7 @@ class HubServer:
                 return ws
             hub = self.hub
             connection = Connection(transport, ws, remote, hub)
-            session = hub.connect(connection, identity)
+            session = hub.connect(connection, identity, host=request.host)
             connection.session = session
             connection.last_heard = connection.opened_at = time.monotonic()
             self.connections.add(connection)
@@ -272,12 +275,35 @@ class HubServer:
         await self.storage.start()
         if isinstance(self.broker, RedisBroker):
             await self.broker.start()
+        await self._start_stun()
         self._liveness = asyncio.create_task(self._liveness_sweep())
         self._timers = asyncio.create_task(self._core_timers())
+
+    async def _start_stun(self) -> None:
+        """The built-in STUN server, when it is on; a port that cannot be had leaves
+        it off (and unannounced) with a warning, not the whole server down."""
+        settings = self.settings
+        if not settings.stun_port:
+            return
+        stun = StunServer(settings.host, settings.stun_port)
+        try:
+            port = await stun.start()
+        except OSError as exc:
+            log.warning(
+                "event=stun-unavailable port=%d detail=%r",
+                settings.stun_port,
+                f"{exc.strerror or exc}: no built-in STUN server (see --stun-port)",
+            )
+            return
+        self.stun = stun
+        self.ice_servers.builtin_stun_port = port
+        log.info("event=stun-listening host=%s port=%d", settings.host, port)
 
     async def cleanup(self, app: web.Application) -> None:
         """After the connections are gone: write what is queued, close the store,
         then deliver the last events (their leaving, the last chat stored)."""
+        if self.stun is not None:
+            self.stun.stop()
         # Every session leaves its room before the store closes, so that what
         # leaving writes (last-seen times) is written too.
         for session in list(self.hub.sessions.values()):
