@@ -1,6 +1,7 @@
 """A Python peer (``hubbub.peer``) run inside a lab host, driven over its stdio.
 
-``python -m tests.network.peer --url URL --user NAME [--relay]`` joins room ``lab``
+``python -m tests.network.peer --url URL --user NAME [--room R] [--relay]`` joins
+room R (``lab``)
 and then takes one JSON command a line on stdin, answering each with one JSON line
 on stdout:
 
@@ -78,6 +79,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--user", required=True)
+    parser.add_argument("--room", default=ROOM)
     parser.add_argument("--relay", action="store_true", help="relay-only ICE policy")
     parser.add_argument("--log", choices=("debug", "info", "warning"), default="warning")
     args = parser.parse_args()
@@ -87,7 +89,7 @@ async def main() -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     policy = "relay" if args.relay else "all"
-    async with Client(args.url, ROOM, user=args.user, events=False) as client:
+    async with Client(args.url, args.room, user=args.user, events=False) as client:
         driver: Driver
         async with Mesh(
             client,

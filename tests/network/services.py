@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.network.lab import HUBBUB_ADDRESS, TURN_ADDRESS, Host, Lab, Namespace
+from tests.network.lab import HUBBUB_ADDRESS, LAN_PREFIX, TURN_ADDRESS, Host, Lab, Namespace
 
 ROOT = Path(__file__).parents[2]
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
@@ -98,18 +98,22 @@ def _readable_by_all(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def coturn(lab: Lab) -> Iterator[Certificate]:
+def coturn(lab: Lab, *, deny_lans: bool = True) -> Iterator[Certificate]:
     """coturn on the lab's TURN address, as ``nobody``: UDP and TCP on 3478, TLS on
     443, credentials made with :data:`TURN_SECRET`; yields the certificate its TLS
-    listener uses (the peers trust its CA)."""
+    listener uses (the peers trust its CA).
+
+    With ``deny_lans``, it refuses to relay to the sites' LANs (403), as
+    docs/deploy.md has a production coturn refuse private ranges; without, it tries,
+    cannot route there, and closes the allocation that asked."""
     with tempfile.TemporaryDirectory(prefix="hubbub-lab-turn-") as name:
         workdir = Path(name)  # under /tmp, where nobody may reach it
-        with _coturn(lab, workdir) as certificate:
+        with _coturn(lab, workdir, deny_lans) as certificate:
             yield certificate
 
 
 @contextlib.contextmanager
-def _coturn(lab: Lab, workdir: Path) -> Iterator[Certificate]:
+def _coturn(lab: Lab, workdir: Path, deny_lans: bool) -> Iterator[Certificate]:
     certificate = make_certificate(workdir / "tls", TURN_ADDRESS)
     _readable_by_all(workdir)
     argv = [
@@ -123,6 +127,8 @@ def _coturn(lab: Lab, workdir: Path) -> Iterator[Certificate]:
         "--relay-threads=1", f"--pidfile={workdir}/turn.pid", f"--db={workdir}/turndb",
         "--log-file=stdout", "--simple-log",
     ]  # fmt: skip
+    if deny_lans:
+        argv.append(f"--denied-peer-ip={LAN_PREFIX}.0-{LAN_PREFIX}.255")
     if os.environ.get("HUBBUB_LAB_TURN_VERBOSE"):  # every request coturn answers, logged
         argv.append("--verbose")
     log = (workdir / "turn.log").open("wb")
@@ -244,7 +250,13 @@ class PythonPeer:
 
 @contextlib.asynccontextmanager
 async def python_peer(
-    host: Host, url: str, user: str, *, relay: bool = False, ca: Path | None = None
+    host: Host,
+    url: str,
+    user: str,
+    *,
+    room: str = "lab",
+    relay: bool = False,
+    ca: Path | None = None,
 ) -> AsyncIterator[PythonPeer]:
     """A Python peer on ``host``, joined to the lab room as ``user`` (trusting the
     lab's CA for TURN over TLS)."""
@@ -252,6 +264,7 @@ async def python_peer(
     if ca is not None:
         env["SSL_CERT_FILE"] = str(ca)
     argv = [sys.executable, "-m", "tests.network.peer", "--url", url, "--user", user,
+            "--room", room,
             "--log", os.environ.get("HUBBUB_LAB_PEER_LOG", "warning")]  # fmt: skip
     if relay:
         argv.append("--relay")

@@ -40,6 +40,8 @@ print("ready", flush=True)
 sys.stdin.read()
 """
 
+pytestmark = pytest.mark.network
+
 
 async def _mapping(lab: Lab, kind: str) -> list[str]:
     site = lab.add_site("a", kind)
