@@ -330,7 +330,7 @@ class Lab:
 def _router_rules(kind: str) -> str:
     """The router's nftables ruleset (``fwd`` is an nft keyword: chains are named
     otherwise)."""
-    nat = "masquerade random" if kind == "symmetric" else "masquerade"
+    nat = "masquerade fully-random" if kind == "symmetric" else "masquerade"
     rules = [
         "table ip router {",
         "  chain postrouting {",

@@ -207,6 +207,8 @@ export class Room extends Emitter {
         }
         participant._startAsNewcomer();
       }
+    } else {
+      for (const participant of this.participants.values()) participant._link?.resumed();
     }
     // What was sent while away (or whose `chat-ack` was lost with the connection); after
     // a resume, a `chat-ack` among the replayed messages settles its entry, and one sent
