@@ -267,9 +267,13 @@ class Peer:
             if pc is not self.pc:
                 return
             if channel.label.startswith(FILE_CHANNEL_PREFIX):
-                # the mesh's task, not the peer's: it must outlive the peer to
-                # report a broken transfer
-                self._mesh._spawn(self._mesh._receive_file(self, channel))
+                # Listening from here on, before this handler returns: the offer can
+                # be in the same packet as the channel's opening (browsers send it at
+                # once), and aiortc hands it over before any task would run. The
+                # mesh's task, not the peer's: it must outlive the peer to report a
+                # broken transfer.
+                receiver = files.FileReceiver(channel, self._mesh.files, self.user_id)
+                self._mesh._spawn(receiver.run())
                 return
             if channel.label.startswith(RESERVED_PREFIX):
                 return  # hubbub's own (hubbub.js's "hubbub-control"): accepted, not the app's
@@ -630,10 +634,6 @@ class Mesh:
             return
         if result is not None:
             self._spawn(_logged(result))
-
-    async def _receive_file(self, peer: Peer, channel: RTCDataChannel) -> None:
-        receiver = files.FileReceiver(channel, self.files, peer.user_id)
-        await receiver.run()
 
 
 async def _logged(awaitable: Awaitable[None]) -> None:
