@@ -88,6 +88,55 @@ window.selectedPair = async () => {
   }
   return null;
 };
+// files, for the benchmark over the shaped link (bench/network_path.py)
+window.receiveFiles = () => {
+  window.received = [];
+  room.on("file-offer", ({ transfer }) => {
+    const started = performance.now();
+    transfer.accept().then(
+      (blob) => received.push({ ok: true, size: blob.size, sha256: transfer.sha256,
+                                seconds: (performance.now() - started) / 1000 }),
+      (error) => received.push({ ok: false, error: String(error) }));
+  });
+};
+window.sendFile = async (to, size) => {
+  const data = new Uint8Array(size);
+  for (let at = 0; at < size; at += 65536) {
+    crypto.getRandomValues(data.subarray(at, Math.min(size, at + 65536)));
+  }
+  const transfer = room.sendFile(to, new Blob([data]), { name: "bench.bin" });
+  let began = null;
+  transfer.on("state", ({ state }) => {
+    if (state === "transferring" && began === null) began = performance.now();
+  });
+  await transfer.done;
+  return { ok: true, bytes: size, sha256: transfer.sha256,
+           seconds: (performance.now() - began) / 1000 };
+};
+// a call set up from scratch: milliseconds from join to the first frame of `to`'s
+// video, and to a data channel open with `to`
+window.setupTimes = async (roomName, userId, to) => {
+  const times = {};
+  const video = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 } });
+  const started = performance.now();
+  const joined = await hubbub.join(HUB, { room: roomName, userId, stream: video });
+  window.room = joined;
+  const channel = joined.channel("setup");
+  const opened = new Promise((resolve) => channel.on("open", ({ userId: peer }) => {
+    if (peer === to) resolve(performance.now() - started);
+  }));
+  const framed = new Promise((resolve) => joined.on("stream", ({ participant, stream }) => {
+    if (participant.userId !== to) return;
+    const element = document.createElement("video");
+    element.muted = element.autoplay = element.playsInline = true;
+    element.srcObject = stream;
+    document.body.appendChild(element);
+    element.requestVideoFrameCallback(() => resolve(performance.now() - started));
+  }));
+  times.channel_open = await opened;
+  times.first_frame = await framed;
+  return times;
+};
 window.ready = true;
 </script></body></html>
 """

@@ -20,18 +20,21 @@ router is one of:
 
 - ``masquerade``: endpoint-independent mapping (nftables ``masquerade``, which keeps
   the source port), as home routers do; STUN finds the address the others reach.
-- ``symmetric``: a new public port for every destination (``masquerade random``):
-  what STUN finds is useless to a peer, only a TURN relay gets through.
+- ``symmetric``: a new public port for every destination, and anew once the router
+  forgets its mappings (``masquerade fully-random``; ``random`` alone derives the port
+  from the connection, so a flushed router would map it the same again): what STUN
+  finds is useless to a peer, only a TURN relay gets through.
 - ``udp-blocked``: ``masquerade``, and every UDP packet dropped both ways, as an
   office firewall does: TURN over TCP or TLS is the only way.
 
-:meth:`Lab.impair` shapes a site's uplink (``tc``: ``netem`` delay and loss, ``tbf``
-rate), :meth:`Lab.flush_nat` forgets a router's NAT mappings (``conntrack -F``).
+A site's uplink can be shaped (:class:`Shape`: delay, loss, rate, queue; see
+:mod:`tests.network.link` for why not ``tc netem``); :meth:`Lab.flush_nat` forgets a
+router's NAT mappings (``conntrack -F``).
 
 Everything is removed when the lab closes: the processes started in its namespaces
 are killed and the namespaces deleted, also when a test fails. Labs left by a run
 that was killed outright (their names carry the pid) are removed by the next one.
-Needs root (CI runs as root), ``ip``, ``tc``, ``nft`` and ``conntrack``
+Needs root (CI runs as root), ``ip``, ``nft``, ``conntrack`` and ``/dev/net/tun``
 (``scripts/system-deps.sh``).
 """
 
@@ -63,8 +66,7 @@ LAN_SIZE = 32
 
 NAT_KINDS = ("masquerade", "symmetric", "udp-blocked")
 
-TOOLS = {"ip": "/usr/sbin/ip", "tc": "/usr/sbin/tc", "nft": "/usr/sbin/nft",
-         "conntrack": "/usr/sbin/conntrack"}  # fmt: skip
+TOOLS = {"ip": "/usr/sbin/ip", "nft": "/usr/sbin/nft", "conntrack": "/usr/sbin/conntrack"}
 
 _NAME = re.compile(rf"^{PREFIX}(\d+)-")
 _sequence = itertools.count(1)
@@ -177,6 +179,25 @@ class Host(Namespace):
     site: Site | None = None
 
 
+@dataclass(frozen=True)
+class Shape:
+    """A shaped uplink (:mod:`tests.network.link`), the same each way."""
+
+    delay: float = 0.020
+    """Seconds one way: a round trip through the link takes twice this."""
+    loss: float = 0.005
+    """Share of frames lost at random."""
+    rate_mbit: float = 100.0
+    queue_bytes: int = 500_000
+    """The bottleneck's queue: about one round trip of 40 ms at 100 Mbit/s."""
+
+    def describe(self) -> str:
+        return (
+            f"{2 * self.delay * 1000:g} ms round trip, {self.loss * 100:g} % loss each way, "
+            f"{self.rate_mbit:g} Mbit/s, {self.queue_bytes // 1000} kB queue"
+        )
+
+
 @dataclass
 class Site:
     """A router (NAT, firewall) with a LAN and the hosts on it."""
@@ -190,6 +211,7 @@ class Site:
     wan_device: str = "wan"
     internet_port: str = ""
     """The device on the internet's bridge that leads to this router."""
+    uplink: Shape | None = None
 
 
 class Lab:
@@ -211,6 +233,7 @@ class Lab:
         self.id = f"{PREFIX}{os.getpid()}-{next(_sequence)}"
         self.namespaces: list[Namespace] = []
         self.sites: dict[str, Site] = {}
+        self._links: list[subprocess.Popen[str]] = []
         self.internet = self._namespace("net")
         self._closed = False
 
@@ -243,9 +266,16 @@ class Lab:
         # coturn listens on 443 as nobody (TURN over TLS where only HTTPS gets out)
         net.run("sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0")
 
-    def add_site(self, name: str, kind: str = "masquerade", hosts: int = 1) -> Site:
+    def add_site(
+        self,
+        name: str,
+        kind: str = "masquerade",
+        hosts: int = 1,
+        uplink: Shape | None = None,
+    ) -> Site:
         """A router of ``kind`` (:data:`NAT_KINDS`) on the internet, with ``hosts``
-        hosts on its LAN (named ``<name>1``, ``<name>2``...)."""
+        hosts on its LAN (named ``<name>1``, ``<name>2``...), its uplink shaped as
+        ``uplink`` says (else a plain veth pair)."""
         if kind not in NAT_KINDS:
             raise ValueError(f"kind: one of {NAT_KINDS}")
         index = len(self.sites)
@@ -263,8 +293,12 @@ class Lab:
             internet_port=f"to-{name}",
         )
         # the uplink: router's "wan" <-> internet's "to-<name>", on its bridge
-        _run(TOOLS["ip"], "link", "add", "wan", "netns", router.name, "type", "veth",
-             "peer", "name", site.internet_port, "netns", self.internet.name)  # fmt: skip
+        if uplink is None:
+            _run(TOOLS["ip"], "link", "add", "wan", "netns", router.name, "type", "veth",
+                 "peer", "name", site.internet_port, "netns", self.internet.name)  # fmt: skip
+        else:
+            self._shaped_link(router, site.internet_port, uplink)
+        site.uplink = uplink
         self.internet.ip("link", "set", site.internet_port, "master", "internet", "up")
         router.ip("addr", "add", f"{public}/24", "dev", "wan")
         router.ip("link", "set", "wan", "up")
@@ -288,33 +322,26 @@ class Lab:
         self.sites[name] = site
         return site
 
-    # -- changing it while it runs ------------------------------------------------
+    def _shaped_link(self, router: Namespace, internet_port: str, shape: Shape) -> None:
+        """TAP devices "wan" in the router and ``internet_port`` in the internet, with
+        a :mod:`tests.network.link` process between them."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.network.link", "wan", router.name, internet_port,
+             self.internet.name, "--delay", str(shape.delay), "--loss", str(shape.loss),
+             "--rate-mbit", str(shape.rate_mbit), "--queue-bytes", str(shape.queue_bytes)],
+            cwd=Path(__file__).parents[2], stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self._links.append(process)
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the shaped link did not start")
 
-    def impair(
-        self, site: Site, *, delay: float = 0.020, loss: float = 0.005, rate_mbit: float = 100
-    ) -> None:
-        """Shape ``site``'s uplink, each way: ``delay`` seconds (so a round trip
-        through it takes twice that), a share ``loss`` of packets dropped at random,
-        and at most ``rate_mbit`` Mbit/s with a queue of one round trip's bytes."""
-        queue_bytes = max(64 * 1024, int(rate_mbit * 1e6 / 8 * 2 * delay))
-        for namespace, device in ((site.router, site.wan_device),
-                                  (self.internet, site.internet_port)):  # fmt: skip
-            tc = [TOOLS["tc"], "-n", namespace.name, "qdisc"]
-            _run(*tc, "replace", "dev", device, "root", "handle", "1:", "netem",
-                 "delay", f"{delay * 1000:g}ms", "loss", f"{loss * 100:g}%",
-                 "limit", "100000")  # fmt: skip
-            _run(*tc, "replace", "dev", device, "parent", "1:1", "handle", "10:", "tbf",
-                 "rate", f"{rate_mbit:g}mbit", "burst", "64kb",
-                 "limit", str(queue_bytes))  # fmt: skip
+    # -- changing it while it runs ------------------------------------------------
 
     def flush_nat(self, site: Site) -> None:
         """Forget every NAT mapping of ``site``'s router (as a router that restarts
         or times its mappings out): the next packets out get new public ports."""
         site.router.run(TOOLS["conntrack"], "-F", check=False)
-
-    def shaping(self, site: Site) -> str:
-        """The qdiscs of ``site``'s uplink, as ``tc`` shows them (for reports)."""
-        return _run(TOOLS["tc"], "-n", site.router.name, "qdisc", "show", "dev", site.wan_device)
 
     # -- closing ------------------------------------------------------------------
 
@@ -323,6 +350,11 @@ class Lab:
         if self._closed:
             return
         self._closed = True
+        for process in self._links:
+            process.kill()
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
         for namespace in reversed(self.namespaces):
             remove_namespace(namespace.name)
 

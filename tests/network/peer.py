@@ -12,6 +12,12 @@ on stdout:
   T on a data channel and waits for the other's ``echoed:`` answer (the lab's pages
   and peers answer ``echo:`` messages);
 - ``{"cmd": "pair", "to": USER}`` -> the pair in use now;
+- ``{"cmd": "setup", "to": USER}`` -> seconds from this peer's join to the connection
+  up and to a data channel open (``connected``, ``channel_open``);
+- ``{"cmd": "send-file", "to": USER, "size": N}`` -> sends N random bytes as a file:
+  ``bytes``, ``seconds`` (the receiver's accept to its done), ``cpu_seconds`` (this
+  process's, over the transfer);
+- ``{"cmd": "next-file"}`` -> the next file received: ``ok``, ``size``, ``sha256``;
 - ``{"cmd": "quit"}``.
 
 Failures answer ``{"ok": false, "error": "..."}``.
@@ -24,14 +30,19 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
+import resource
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from aiortc import RTCDataChannel
 
 from hubbub.client import Client
-from hubbub.peer import Mesh, Peer
+from hubbub.peer import FileInbox, Mesh, Peer
 
 ROOM = "lab"
 
@@ -41,9 +52,17 @@ def _pair(peer: Peer) -> dict[str, Any] | None:
     return dataclasses.asdict(pair) if pair is not None else None
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Driver:
-    def __init__(self, mesh: Mesh) -> None:
+    def __init__(self, mesh: Mesh, joined_at: float, inbox: FileInbox, workdir: Path) -> None:
         self.mesh = mesh
+        self.joined_at = joined_at
+        self.inbox = inbox
+        self.workdir = workdir
         self.replies: asyncio.Queue[str] = asyncio.Queue()
 
     def on_channel(self, peer: Peer, channel: RTCDataChannel) -> None:
@@ -72,6 +91,26 @@ class Driver:
             async with asyncio.timeout(timeout):
                 reply = await self.replies.get()
             return {"ok": True, "reply": reply}
+        if name == "setup":
+            peer = await self.mesh.wait_for_peer(command["to"], timeout=timeout)
+            connected = time.monotonic() - self.joined_at
+            await peer.open_channel("setup", timeout=timeout)
+            opened = time.monotonic() - self.joined_at
+            return {"ok": True, "connected": connected, "channel_open": opened}
+        if name == "send-file":
+            peer = await self.mesh.wait_for_peer(command["to"], timeout=timeout)
+            path = self.workdir / "payload.bin"
+            with path.open("wb") as file:
+                for _ in range(0, int(command["size"]), 1 << 20):
+                    file.write(os.urandom(min(1 << 20, int(command["size"]) - file.tell())))
+            cpu = _cpu()
+            result = await peer.send_file(path)
+            return {"ok": result.ok, "bytes": result.size, "seconds": result.seconds,
+                    "cpu_seconds": _cpu() - cpu, "error": result.reason}  # fmt: skip
+        if name == "next-file":
+            result = await self.inbox.next_result(timeout=timeout)
+            return {"ok": result.ok, "size": result.size, "sha256": result.sha256,
+                    "error": result.reason}  # fmt: skip
         return {"ok": False, "error": f"unknown command {name!r}"}
 
 
@@ -89,25 +128,34 @@ async def main() -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     policy = "relay" if args.relay else "all"
+    workdir = Path(tempfile.mkdtemp(prefix="hubbub-lab-peer-"))
+    inbox = FileInbox(workdir / "in")
+    joined_at = time.monotonic()
     async with Client(args.url, args.room, user=args.user, events=False) as client:
         driver: Driver
         async with Mesh(
             client,
             ice_transport_policy=policy,
             on_datachannel=lambda peer, channel: driver.on_channel(peer, channel),
+            files=inbox,
         ) as mesh:
-            driver = Driver(mesh)
+            driver = Driver(mesh, joined_at, inbox, workdir)
             print(json.dumps({"ok": True, "joined": client.user_id}), flush=True)
-            while line := await reader.readline():
-                command = json.loads(line)
-                if command.get("cmd") == "quit":
-                    break
-                try:
-                    answer = await driver.handle(command)
-                except Exception as exc:
-                    answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-                print(json.dumps(answer), flush=True)
+            try:
+                while line := await reader.readline():
+                    command = json.loads(line)
+                    if command.get("cmd") == "quit":
+                        break
+                    try:
+                        answer = await driver.handle(command)
+                    except Exception as exc:
+                        answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                    print(json.dumps(answer), flush=True)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import uvloop  # as hubbub's commands run
+
+    uvloop.run(main())

@@ -241,7 +241,8 @@ class PythonPeer:
         return answer
 
     async def _stderr(self) -> str:
-        assert self.process.stderr is not None
+        if self.process.stderr is None:
+            return "(logged to HUBBUB_LAB_PEER_LOG_DIR)"
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2):
                 return (await self.process.stderr.read()).decode(errors="replace")[-3000:]
@@ -268,14 +269,20 @@ async def python_peer(
             "--log", os.environ.get("HUBBUB_LAB_PEER_LOG", "warning")]  # fmt: skip
     if relay:
         argv.append("--relay")
+    log_dir = os.environ.get("HUBBUB_LAB_PEER_LOG_DIR")  # to keep the peers' logs
+    stderr: Any = asyncio.subprocess.PIPE
+    if log_dir:
+        stderr = (Path(log_dir) / f"{room}-{user}.log").open("ab")
     process = await host.spawn(
         *argv,
         env=env,
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=stderr,
     )
+    if log_dir:
+        stderr.close()
     peer = PythonPeer(process, user)
     try:
         assert process.stdout is not None
