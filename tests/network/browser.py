@@ -144,10 +144,16 @@ window.ready = true;
 
 @contextlib.asynccontextmanager
 async def lab_page(
-    playwright: Playwright, host: Host, hub_url: str, trust: Path | None = None
+    playwright: Playwright,
+    host: Host,
+    hub_url: str,
+    trust: Path | None = None,
+    *,
+    web_app: bool = False,
 ) -> AsyncIterator[Page]:
-    """A page on ``host`` at ``hub_url``/lab, ready to ``enter`` a room, trusting the
-    certificate in the PEM file ``trust``."""
+    """A page on ``host`` at ``hub_url``/lab, ready to ``enter`` a room (or, with
+    ``web_app``, the server's web app at ``hub_url``/), trusting the certificate in
+    the PEM file ``trust``."""
     with tempfile.TemporaryDirectory(prefix="hubbub-lab-chromium-") as workdir:
         wrapper = Path(workdir) / "chromium"
         wrapper.write_text(
@@ -173,6 +179,10 @@ async def lab_page(
         )
         try:
             page = await browser.new_page()
+            if web_app:
+                await page.goto(f"{hub_url}/")
+                yield page
+                return
             await page.route(f"{hub_url}/lab", lambda route: route.fulfill(
                 body=PAGE, content_type="text/html"))  # fmt: skip
             await page.goto(f"{hub_url}/lab")

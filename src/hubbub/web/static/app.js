@@ -6,6 +6,7 @@
 //   state.js     what the parts share (the room, the local stream, tiles...)
 //   media.js     the camera and microphone before the call, and the preview
 //   join.js      the join screen
+//   connection-test.js  "Test my connection": STUN, TURN and a relayed channel
 //   call.js      the call: the room's events, from joining to leaving
 //   tiles.js     video tiles, and who is speaking
 //   people.js    the list of people
@@ -13,11 +14,13 @@
 //   files.js     file transfers
 //   controls.js  the side panel, call controls and connection banner
 
+import { setupConnectionTest } from "./app/connection-test.js";
 import { setupCallScreen } from "./app/controls.js";
 import { setupJoinScreen } from "./app/join.js";
 import { startPreview } from "./app/media.js";
 import { state } from "./app/state.js";
 
 setupJoinScreen();
+setupConnectionTest();
 setupCallScreen();
 state.previewReady = startPreview();
