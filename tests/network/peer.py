@@ -11,7 +11,8 @@ on stdout:
 - ``{"cmd": "echo", "to": USER, "text": T}`` -> ``{"ok": true, "reply": ...}``: sends
   T on a data channel and waits for the other's ``echoed:`` answer (the lab's pages
   and peers answer ``echo:`` messages);
-- ``{"cmd": "pair", "to": USER}`` -> the pair in use now;
+- ``{"cmd": "pair", "to": USER}`` -> the pair in use now, the connection's state and
+  which peer connection it is (``pc``: a new one after a restart);
 - ``{"cmd": "setup", "to": USER}`` -> seconds from this peer's join to the connection
   up and to a data channel open (``connected``, ``channel_open``);
 - ``{"cmd": "send-file", "to": USER, "size": N}`` -> sends N random bytes as a file:
@@ -82,7 +83,8 @@ class Driver:
             return {"ok": True, "pair": _pair(peer), "seconds": time.monotonic() - started}
         if name == "pair":
             peer = self.mesh.peers[command["to"]]
-            return {"ok": True, "pair": _pair(peer), "state": peer.connection_state}
+            return {"ok": True, "pair": _pair(peer), "state": peer.connection_state,
+                    "connected": peer.connected, "pc": id(peer.pc)}  # fmt: skip
         if name == "echo":
             peer = await self.mesh.wait_for_peer(command["to"], timeout=timeout)
             channel = await peer.open_channel(f"echo-{time.monotonic_ns()}", timeout=timeout)

@@ -73,6 +73,10 @@ POLITE_OFFER_AFTER = 5.0
 """Seconds a polite peer waits for the other's first offer before it offers itself
 (the other may be a client that never offers first)."""
 
+RESTART_OFFER_AFTER = 5.0
+"""Seconds a polite peer whose connection failed waits for the other's new offer
+before it offers on a fresh connection itself."""
+
 RESERVED_PREFIX = "hubbub-"
 """Channel labels hubbub keeps for itself (docs/peer-protocol.md)."""
 FILE_CHANNEL_PREFIX = "hubbub-file:"
@@ -251,8 +255,9 @@ class Peer:
                 self._tune_sctp(pc)
                 self._connected.set()
             elif state in ("failed", "closed") and self._connected.is_set():
-                # aiortc cannot restart ICE: the connection is over
-                self._spawn(self.close())
+                # aiortc cannot restart ICE: the connection starts anew instead
+                self._connected.clear()
+                self._spawn(self._connect_anew())
             self._mesh._changed()
 
         @pc.on("track")
@@ -328,6 +333,31 @@ class Peer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _connect_anew(self) -> None:
+        """After a connection that was up failed (its NAT mappings gone, a network
+        changed): the impolite side makes a fresh peer connection and offers on it;
+        the polite side waits for that offer (which replaces its own connection, see
+        _handle_signal), and offers itself if none comes (the other may be a client
+        that restarts no connection)."""
+        if self.closed:
+            return
+        if self.polite:
+            failed = self.pc
+            await asyncio.sleep(RESTART_OFFER_AFTER)
+            if self.closed or self.pc is not failed:
+                return  # the other's offer came and made a new one
+        log.info("peer %s: the connection failed; connecting anew", self.user_id)
+        await self._replace_peer_connection()
+        self._queue(_OFFER)
+
+    async def _replace_peer_connection(self) -> None:
+        old, self.pc = self.pc, self._new_peer_connection()
+        self._connected.clear()
+        self._remote_max_packet = None
+        self.tracks.clear()
+        self.channels.clear()
+        await old.close()
+
     async def _offer_if_nobody_does(self) -> None:
         await asyncio.sleep(self._mesh.polite_offer_after)
         self._queue(_FIRST_OFFER)
@@ -379,6 +409,11 @@ class Peer:
             await self.pc.addIceCandidate(signal.candidate)
             return
         description = signal.description
+        if description.type == "offer" and _restarts_ice(self.pc, description.sdp):
+            # A fresh connection (or an ICE restart, which aiortc cannot do): answer it
+            # on a fresh peer connection of our own.
+            log.info("peer %s: an offer with new ICE credentials; connecting anew", self.user_id)
+            await self._replace_peer_connection()
         move = decide(
             description.type,
             polite=self.polite,
@@ -653,6 +688,22 @@ def _ice_server(server: RTCIceServer | Mapping[str, Any]) -> RTCIceServer:
         username=server.get("username"),
         credential=server.get("credential"),
     )
+
+
+def _ice_ufrag(sdp: str) -> str | None:
+    for line in sdp.splitlines():
+        if line.startswith("a=ice-ufrag:"):
+            return line.removeprefix("a=ice-ufrag:").strip()
+    return None
+
+
+def _restarts_ice(pc: RTCPeerConnection, sdp: str) -> bool:
+    """Whether an offer carries other ICE credentials than the connection has."""
+    current = pc.remoteDescription
+    if current is None:
+        return False
+    ufrag = _ice_ufrag(sdp)
+    return ufrag is not None and ufrag != _ice_ufrag(current.sdp)
 
 
 def _max_message_size(pc: RTCPeerConnection) -> int:
