@@ -31,21 +31,19 @@ from hubbub.broker.redis import RedisBroker
 from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
 from hubbub.server import admin_api, metrics, rooms_api, users_api
-from hubbub.server.connection import Connection, HubWebSocketResponse, TransportOutbox
+from hubbub.server.connection import TransportOutbox
 from hubbub.server.frames import PING_FRAME
-from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
+from hubbub.server.handshake import HandshakeGate
 from hubbub.server.http_api import Api, ApiError, bearer_matches, json_errors
 from hubbub.server.metrics import Exposition, ServerMetrics
 from hubbub.server.storage import StoreBridge, create_store
 from hubbub.server.webhooks import Webhooks
+from hubbub.server.websocket import WebSocketEndpoint
 from hubbub.settings import ServerSettings, SettingsError
 
 log = logging.getLogger("hubbub.server")
 
 STATIC_DIR = Path(str(resources.files("hubbub") / "web" / "static"))
-
-CLOSE_TIMEOUT = 2.0
-"""Seconds the server waits for a client's answer to its close frame."""
 
 CORE_TICK_MAX = 0.5
 """Seconds the server lets pass at most between two calls of the core's timers."""
@@ -67,7 +65,6 @@ class HubServer:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.limits = settings.limits
-        self.connections: set[Connection] = set()
         self._loop = asyncio.get_running_loop()
         self.outbox = TransportOutbox(
             self.limits.max_send_queue_bytes, self._loop, self._disconnect
@@ -117,6 +114,11 @@ class HubServer:
             self.hub.observer = self.webhooks.queue
             self.metric_sources.append(self.webhooks.add_metrics)
         self.storage.attach(self.hub)
+        self.endpoint = WebSocketEndpoint(
+            self.hub, self.gate, self.outbox, self.metrics, self.limits.max_frame_bytes, self._loop
+        )
+        self.connections = self.endpoint.connections
+        """The open WebSocket connections."""
         self._liveness: asyncio.Task[None] | None = None
         self._timers: asyncio.Task[None] | None = None
         self._shutting_down = False
@@ -137,77 +139,15 @@ class HubServer:
     async def handle_websocket(
         self, request: web.Request, *, web_app: bool = False
     ) -> web.StreamResponse:
-        """A WebSocket connection, for its whole life; with ``web_app``, a plain GET
-        (no upgrade) gets the web app's page instead."""
-        if web_app and request.headers.get("Upgrade", "").lower() != "websocket":
-            return _static_file("index.html")
-        if self._shutting_down:
-            raise ApiError(503, "shutting-down", "the server is shutting down")
-        gate = self.gate
-        remote = gate.client_address(request)
-        try:
-            identity = gate.check(request, remote)
-        except ApiError as refusal:
-            log.info("event=refused remote=%s status=%d", remote, refusal.status)
-            self.metrics.refused(refusal.status)
-            raise
-        gate.opened(remote)
-        # One coroutine for the whole connection (no helper awaited from here):
-        # every frame of it is held for as long as the client stays.
-        try:
-            ws = HubWebSocketResponse(
-                autoping=False,  # pings and pongs are ours: see _liveness_sweep
-                compress=False,
-                max_msg_size=self.limits.max_frame_bytes,
-                timeout=CLOSE_TIMEOUT,
-                protocols=(SUBPROTOCOL,),
-            )
-            await ws.prepare(request)
-            transport = request.transport
-            if transport is None:  # the client went away during the handshake
-                return ws
-            hub = self.hub
-            connection = Connection(transport, ws, remote, hub)
-            session = hub.connect(connection, identity)
-            connection.session = session
-            connection.last_heard = connection.opened_at = time.monotonic()
-            self.connections.add(connection)
-            self.metrics.connections_opened += 1
-            log.info(
-                "event=connect session=%s remote=%s path=%s",
-                session.session_id,
-                remote,
-                request.path,
-            )
-            receive = ws.receive
-            queue = ws.direct_queue
-            if queue is not None:
-                # From here on, messages are handled as they are parsed (see
-                # DirectQueue); receive() below sees what needs aiohttp: a close,
-                # an error (and messages that came before this line).
-                queue.handler = connection.on_message
-            try:
-                while True:
-                    if queue is not None:
-                        await queue.wait()
-                    if not connection.on_message(await receive()):
-                        break
-            finally:
-                self.connections.discard(connection)
-                # A resume may have given this connection another session.
-                session = connection.session
-                hub.disconnect(session, lost=not connection.close_received)
-                log.info(
-                    "event=disconnect session=%s remote=%s code=%s seconds=%.1f lost=%s",
-                    session.session_id,
-                    remote,
-                    ws.close_code,
-                    time.monotonic() - connection.opened_at,
-                    not connection.close_received,
-                )
-            return ws
-        finally:
-            gate.closed(remote)
+        """What reaches aiohttp at a WebSocket path: with ``web_app``, a plain GET
+        gets the web app's page. An upgrade comes here only when it was sent on a
+        connection that carried HTTP requests before it (a new connection's
+        upgrade never reaches aiohttp: see :mod:`hubbub.server.websocket`)."""
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            if web_app:
+                return _static_file("index.html")
+            raise ApiError(400, "bad-handshake", "a WebSocket endpoint: send an upgrade")
+        return await self.endpoint.adopt(request)
 
     @property
     def shutting_down(self) -> bool:
@@ -296,6 +236,7 @@ class HubServer:
         """Stop reading, store what was accepted, tell every client when to come
         back (``reconnect``), then close every connection with 1001 (going away)."""
         self._shutting_down = True
+        self.endpoint.accepting = False
         for task in (self._liveness, self._timers):
             if task is not None:
                 task.cancel()
@@ -311,23 +252,11 @@ class HubServer:
             log.warning("event=shutdown-store-slow pending=%d", len(self.storage.writer))
         told = hub.announce_restart(int(self.settings.reconnect_spread * 1000))
         self.outbox.flush()  # what was sent before the shutdown goes before the close
-        closing = [
-            connection.ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down")
-            for connection in list(self.connections)
-        ]
-        if closing:
-            log.info("event=shutdown connections=%d told=%d", len(closing), told)
-            # Each close waits CLOSE_TIMEOUT for its answer, but a close frame may
-            # itself wait to be written to a client that does not read: the whole
-            # of it is bounded here, whatever the clients do.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CLOSE_TIMEOUT + 0.5):
-                    await asyncio.gather(*closing, return_exceptions=True)
-        # Whoever has not answered the close by now will not be waited for: their
-        # handlers end at once rather than at the server's shutdown timeout.
-        for connection in list(self.connections):
-            if not connection.transport.is_closing():
-                connection.transport.abort()
+        if self.connections:
+            log.info("event=shutdown connections=%d told=%d", len(self.connections), told)
+        # Each connection gets CLOSE_TIMEOUT to answer the close; whoever has not
+        # by then is dropped, whatever the clients do.
+        await self.endpoint.close_all(CloseCode.GOING_AWAY, "server shutting down")
 
 
 def create_broker(settings: ServerSettings) -> MemoryBroker | RedisBroker:
