@@ -192,8 +192,10 @@ class HandshakeReader(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a TCP (or TLS) transport
-        self._timer = self.endpoint.loop.call_later(HANDSHAKE_TIMEOUT, transport.abort)
+        # A TCP (or TLS) transport; uvloop's are not subclasses of asyncio.Transport.
+        stream: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport = stream
+        self._timer = self.endpoint.loop.call_later(HANDSHAKE_TIMEOUT, stream.abort)
 
     def data_received(self, data: bytes) -> None:
         searched = max(0, len(self._buffer) - 3)
