@@ -26,6 +26,7 @@ from bench.scenario import (
     Scenario,
     Target,
     Window,
+    by_loadgen,
     generator_figures,
     split,
 )
@@ -58,7 +59,7 @@ class JoinStorm(Scenario):
     def cases(self, size: str) -> list[Case]:
         joins, generators = {"smoke": (40, 2), "quick": (2000, 2), "full": (10_000, 2)}[size]
         params = {"joins": joins, "per_room": 10, "outstanding": 200, "generators": generators}
-        return [Case(f"{joins:,} joins", params)]
+        return by_loadgen(f"{joins:,} joins", params)
 
     async def measure(self, run: Run, server: RunningServer, case: Case) -> dict[str, Any]:
         p = case.params
@@ -74,6 +75,7 @@ class JoinStorm(Scenario):
                 }
                 for part in rooms
             ],
+            p["loadgen"],
         )
         try:
             window = Window(server)
