@@ -179,20 +179,23 @@ class Connection(asyncio.Protocol):
         else:
             self._close_frame(read_close(payload))
             return False
-        if self.close_sent:
-            return True  # the server is closing: what the client sends meanwhile is dropped
-        session = self.session
-        if session is None:  # pragma: no cover - set before any frame is read
-            return True
         if opcode == TEXT:
-            if not payload.isascii():
-                try:
-                    payload.decode()
-                except UnicodeDecodeError:
-                    raise FrameError(CloseCode.INVALID_DATA, "text is not UTF-8") from None
+            return self._text(payload)
+        if not self.close_sent and self.session is not None:
+            self.endpoint.hub.receive_binary(self.session)
+        return True
+
+    def _text(self, payload: bytes) -> bool:
+        """A whole text message: checked to be UTF-8 (1007), then the hub's."""
+        if not payload.isascii():
+            try:
+                payload.decode()
+            except UnicodeDecodeError:
+                raise FrameError(CloseCode.INVALID_DATA, "text is not UTF-8") from None
+        session = self.session
+        # Once the server is closing, what the client sends meanwhile is dropped.
+        if not self.close_sent and session is not None:
             self.endpoint.hub.receive(session, payload)
-        else:
-            self.endpoint.hub.receive_binary(session)
         return True
 
     def _close_frame(self, code: int | None) -> None:
