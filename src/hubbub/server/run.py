@@ -142,9 +142,9 @@ def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
 
 
 async def _serve(settings: ServerSettings) -> None:
+    soft, hard = raise_open_files_limit()
     runner, url = await start_server(settings)
     log.info("event=listening url=%s", url)
-    soft, hard = raise_open_files_limit()
     connections = max(0, soft - FILES_KEPT_BACK)
     log.info("event=open-files limit=%d hard=%d connections=%d", soft, hard, connections)
     if connections < settings.limits.max_connections:
