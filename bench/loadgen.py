@@ -192,8 +192,10 @@ async def connect(
     name: str = "",
     timeout: float = CONNECT_TIMEOUT,
     decode: Callable[[memoryview], Any] | None = None,
+    **options: Any,
 ) -> Client:
-    """Open one client and wait until the server is ready for its messages."""
+    """Open one client and wait until the server is ready for its messages;
+    ``options`` go to picows's ``ws_connect`` (``local_addr``, buffer sizes...)."""
 
     def factory() -> Client:
         return Client(wire, on_message, name, decode)
@@ -202,7 +204,7 @@ async def connect(
         try:
             async with asyncio.timeout(timeout):
                 _, client = await ws_connect(
-                    factory, wire.url(base_url), websocket_handshake_timeout=timeout
+                    factory, wire.url(base_url), websocket_handshake_timeout=timeout, **options
                 )
                 if client is None:  # picows: the connection was lost in the handshake
                     raise ConnectionError("connection lost during the handshake")
@@ -244,10 +246,11 @@ class Driver:
         name: str = "",
         node: int = 0,
         decode: Callable[[memoryview], Any] | None = None,
+        **options: Any,
     ) -> Client:
         """A client on node ``node`` (modulo the number of nodes: 0 on a lone server)."""
         url = self.urls[node % len(self.urls)]
-        client = await connect(self.wire, url, on_message, name, decode=decode)
+        client = await connect(self.wire, url, on_message, name, decode=decode, **options)
         self.clients.append(client)
         return client
 

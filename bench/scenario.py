@@ -60,6 +60,8 @@ class Column:
     lower_is_better: bool = False
     may_be_zero: bool = False
     """The figure can truly be zero (the smoke test checks the others are above it)."""
+    servers: tuple[str, ...] | None = None
+    """The servers it is measured on, when not all (what the others cannot do)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from bench.scenario import Scenario
 from bench.scenarios.chat_store import ChatStore
 from bench.scenarios.cluster import Cluster
+from bench.scenarios.crowd import Crowd
 from bench.scenarios.fanout import Fanout
 from bench.scenarios.file_transfer import FileTransfer
 from bench.scenarios.idle import Idle
@@ -23,6 +24,7 @@ SCENARIOS: list[Scenario] = [
     ChatStore(),
     JoinStorm(),
     Idle(),
+    Crowd(),
     WebRTCSetup(),
     FileTransfer(),
 ]

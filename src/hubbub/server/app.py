@@ -31,7 +31,7 @@ from hubbub.broker.redis import RedisBroker
 from hubbub.core import Hub, Session
 from hubbub.protocol.errors import CloseCode
 from hubbub.server import admin_api, metrics, rooms_api, users_api
-from hubbub.server.connection import TransportOutbox
+from hubbub.server.connection import Connection, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import HandshakeGate
 from hubbub.server.http_api import Api, ApiError, bearer_matches, json_errors
@@ -159,38 +159,50 @@ class HubServer:
     # -- liveness -------------------------------------------------------------
 
     async def _liveness_sweep(self) -> None:
-        """Ping quiet clients; drop those that answer nothing in time, and cut
-        off those whose outgoing queue is over its bound.
+        """Ping quiet clients; drop those that answer nothing in time.
 
         A dead connection is dropped at most ``ping_interval + ping_timeout +``
-        one sweep period after the last frame heard from it.
+        one sweep period after the last frame heard from it. (A client whose
+        outgoing queue passes its bound is cut off by its transport's signal,
+        ``Connection.pause_writing``, not here.) A pass over 100,000 idle
+        connections is a few attribute reads each, nothing more.
         """
         limits = self.limits
-        period = min(1.0, limits.ping_interval / 4, limits.ping_timeout / 4)
+        interval = limits.ping_interval
+        timeout = limits.ping_timeout
+        period = min(1.0, interval / 4, timeout / 4)
         loop = self._loop
+        connections = self.connections
         while True:
             due = loop.time() + period
             await asyncio.sleep(period)
             self.metrics.event_loop_lag = max(0.0, loop.time() - due)
             now = time.monotonic()
-            for connection in list(self.connections):
-                transport = connection.transport
-                if transport.is_closing() or self.outbox.shed_if_backlogged(connection):
-                    continue
+            for connection in tuple(connections):
                 pinged_at = connection.pinged_at
-                if pinged_at is None or connection.last_heard > pinged_at:
-                    connection.pinged_at = None
-                    if now - connection.last_heard >= limits.ping_interval:
+                if pinged_at is not None:
+                    if connection.last_heard > pinged_at:
+                        connection.pinged_at = None  # heard from since: alive
+                    elif now - pinged_at >= timeout:
+                        self._timed_out(connection)
+                        continue
+                    else:
+                        continue
+                if now - connection.last_heard >= interval:
+                    transport = connection.transport
+                    if not transport.is_closing():
                         transport.write(PING_FRAME)
                         connection.pinged_at = now
-                elif now - pinged_at >= limits.ping_timeout:
-                    session = connection.session
-                    log.info(
-                        "event=timeout session=%s remote=%s",
-                        session.session_id if session else "-",
-                        connection.remote,
-                    )
-                    transport.abort()
+
+    @staticmethod
+    def _timed_out(connection: Connection) -> None:
+        session = connection.session
+        log.info(
+            "event=timeout session=%s remote=%s",
+            session.session_id if session else "-",
+            connection.remote,
+        )
+        connection.transport.abort()
 
     async def _core_timers(self) -> None:
         """Call the core when its next deadline comes (see ``Hub.tick``), and at

@@ -231,6 +231,16 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         return False  # the client is done sending: close
 
+    def pause_writing(self) -> None:
+        """The transport's buffer passed its high-water mark, set to
+        ``max_send_queue_bytes``: the client has stopped reading. It is cut off
+        (4008) once the write under way is done."""
+        endpoint = self.endpoint
+        endpoint.loop.call_soon(endpoint.outbox.shed_if_backlogged, self)
+
+    def resume_writing(self) -> None:
+        pass
+
     def connection_lost(self, exc: Exception | None) -> None:
         closer = self._closer
         if closer is not None:
@@ -449,13 +459,18 @@ class TransportOutbox:
         if connection.close(code, reason):  # what was sent before the close goes first
             self.closes[code] = self.closes.get(code, 0) + 1
 
+    @property
+    def max_queue(self) -> int:
+        return self._max_queue
+
     def shed_if_backlogged(self, connection: Connection) -> bool:
         """Cut the client off if its queue is over the bound; True if it was.
 
         A send checks the queue before it adds to it, so a client whose queue went
         over with the last burst it was sent (a batch of stored chat, say) would
-        never be checked again while nothing more is sent to it: the liveness
-        sweep calls this for every connection.
+        never be checked again while nothing more is sent to it: its transport
+        says when its buffer passes the bound (``Connection.pause_writing``), and
+        this is called then.
         """
         session = connection.session
         transport = connection.transport

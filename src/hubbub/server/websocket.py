@@ -93,6 +93,9 @@ class WebSocketEndpoint:
         offered = request.header_items("sec-websocket-protocol")
         protocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
         transport.write(upgrade.switching_protocols(request.headers["sec-websocket-key"], protocol))
+        # Past this, the transport calls Connection.pause_writing: the client is
+        # not reading, and is cut off (4008).
+        transport.set_write_buffer_limits(high=self.outbox.max_queue)
         gate.opened(remote)
         connection = Connection(transport, remote, self)
         session = self.hub.connect(connection, identity)
