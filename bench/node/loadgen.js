@@ -58,6 +58,42 @@ async function gated(items, limit, work) {
   await Promise.all(runners);
 }
 
+// -- wire formats (as bench/loadgen.py's Wire and SocketIOWire) -----------------------
+
+// hubbub and the seed's server: the seed's JSON objects as they are.
+const JSON_WIRE = {
+  path: '/',
+  encode: (message) => JSON.stringify(message),
+  // Calls ready() once the client may send; returns the message, or null.
+  decode: (socket, data, ready) => JSON.parse(data),
+  opened: (socket, ready) => ready(),
+};
+
+// Socket.IO 5 over Engine.IO 4 on a bare WebSocket: an event is 42["type",{...}].
+const SOCKETIO_WIRE = {
+  path: '/socket.io/?EIO=4&transport=websocket',
+  encode: (message) => {
+    const { type, ...data } = message;
+    return '42' + JSON.stringify([type, data]);
+  },
+  decode: (socket, data, ready) => {
+    const text = data.toString();
+    if (text.startsWith('42')) {
+      const [event, body] = JSON.parse(text.slice(2));
+      body.type = event;
+      return body;
+    }
+    if (text === '2') socket.send('3'); // Engine.IO ping
+    else if (text.startsWith('40')) ready(); // connected to the default namespace
+    else if (text.startsWith('0')) socket.send('40'); // Engine.IO open
+    return null;
+  },
+  opened: () => {},
+};
+
+const WIRES = { hubbub: JSON_WIRE, seed: JSON_WIRE, socketio: SOCKETIO_WIRE };
+let WIRE = JSON_WIRE;
+
 class Driver {
   constructor(job) {
     this.job = job;
@@ -72,19 +108,23 @@ class Driver {
   // A client on node `node`, open and ready; `onMessage(client, message)` gets
   // every message, parsed. `localAddress` binds the client's end (127.0.0.x).
   async connect(onMessage, name = '', node = 0, localAddress = undefined) {
-    const url = this.urls[node % this.urls.length] + '/';
+    const url = this.urls[node % this.urls.length] + WIRE.path;
     for (let attempt = 0; ; attempt++) {
       try {
         const ws = await withTimeout(new Promise((resolve, reject) => {
           const options = { perMessageDeflate: false, handshakeTimeout: CONNECT_TIMEOUT_MS };
           if (localAddress) options.localAddress = localAddress;
           const socket = new WebSocket(url, options);
-          socket.once('open', () => resolve(socket));
+          const ready = () => resolve(socket);
+          socket.on('message', (data) => {
+            const message = WIRE.decode(socket, data, ready);
+            if (message !== null) onMessage(socket, message);
+          });
+          socket.once('open', () => WIRE.opened(socket, ready));
           socket.once('error', reject);
         }), CONNECT_TIMEOUT_MS, `connect ${name}`);
         ws.name = name;
         ws.on('error', () => {});
-        ws.on('message', (data) => onMessage(ws, JSON.parse(data)));
         this.clients.push(ws);
         return ws;
       } catch (error) {
@@ -122,7 +162,7 @@ class Driver {
   }
 }
 
-const send = (client, message) => client.send(JSON.stringify(message));
+const send = (client, message) => client.send(WIRE.encode(message));
 
 // -- relay: pairs bouncing signal (bench/scenarios/relay.py) ---------------------------
 
@@ -405,6 +445,7 @@ function reply(value) {
 
 async function main() {
   const job = JSON.parse(process.argv[2]);
+  WIRE = WIRES[job.wire] || JSON_WIRE;
   const Kind = DRIVERS[job.scenario];
   if (!Kind) {
     reply({ ok: false, error: `setup: no Node driver for ${job.scenario}` });

@@ -14,6 +14,7 @@ from bench.scenarios.fanout import Fanout
 from bench.scenarios.file_transfer import FileTransfer
 from bench.scenarios.idle import Idle
 from bench.scenarios.join_storm import JoinStorm
+from bench.scenarios.reconnect_storm import ReconnectStorm
 from bench.scenarios.relay import Relay
 from bench.scenarios.webrtc import WebRTCSetup
 
@@ -25,6 +26,7 @@ SCENARIOS: list[Scenario] = [
     JoinStorm(),
     Idle(),
     Crowd(),
+    ReconnectStorm(),
     WebRTCSetup(),
     FileTransfer(),
 ]
