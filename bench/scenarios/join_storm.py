@@ -54,7 +54,10 @@ class JoinStorm(Scenario):
         Column("server_cpu_pct", "server CPU", "%", 0),
         Column("generator_cpu_pct", "generators CPU", "%", 0),
     )
-    targets = (Target("joins_per_s", ">="),)
+    targets = (
+        Target("joins_per_s", ">=", 1.5),
+        Target("server_cpu_us_per_join", "<="),
+    )
 
     def cases(self, size: str) -> list[Case]:
         joins, generators = {"smoke": (40, 2), "quick": (2000, 2), "full": (10_000, 2)}[size]

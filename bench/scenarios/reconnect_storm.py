@@ -121,11 +121,13 @@ class Driver(BaseDriver):
             if future is not None and not future.done():
                 future.set_result(None)
 
-    async def _join(self, name: str, timeout: float) -> Client:
-        """Connect and join ``name``'s room; returns once ``room-joined`` came."""
+    async def _join(self, name: str, timeout: float, attempts: int = 3) -> Client:
+        """Connect and join ``name``'s room; returns once ``room-joined`` came.
+        ``attempts``: connects tried at once when refused (one, in the storm:
+        the backoff decides when the next is made)."""
         room = self.members[name]
         self.joined[name] = asyncio.get_running_loop().create_future()
-        client = await self.connect(self.on_message, name)
+        client = await self.connect(self.on_message, name, timeout=timeout, attempts=attempts)
         client.send({"type": "join-room", "room": room, "userId": name.rpartition("/")[2]})
         try:
             await asyncio.wait_for(self.joined[name], timeout)
@@ -165,7 +167,7 @@ class Driver(BaseDriver):
             attempt += 1
             await asyncio.sleep(backoff.delay(attempt))
             try:
-                await self._join(name, ATTEMPT_TIMEOUT)
+                await self._join(name, ATTEMPT_TIMEOUT, attempts=1)
             except (ConnectionError, OSError, TimeoutError):
                 continue
             now = time.monotonic()
