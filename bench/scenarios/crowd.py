@@ -48,7 +48,8 @@ class Crowd(Scenario):
         "connection is the growth of the server's resident memory over the number of "
         "clients; RSS at 100,000 is measured, or projected from it when the machine's "
         "open-files limit holds fewer (see the notes); idle CPU is the server's CPU use over "
-        "20 s of quiet (one `ping_interval`: every client is pinged once, and answers). Then a `broadcast` is posted to every room through hubbub's HTTP API "
+        "20 s of quiet (one `ping_interval`: every client is pinged once, and answers). "
+        "Then a `broadcast` is posted to every room through hubbub's HTTP API "
         f"({BROADCAST_CONCURRENCY} requests at a time): the time from the first request until "
         "every client has it (the seed server has no such API)."
     )
