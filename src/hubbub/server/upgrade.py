@@ -15,9 +15,8 @@ import json
 import httptools
 
 MAX_HEAD_BYTES = 16 * 1024
-"""The most a request head may take (request line and headers). A larger head
-is not a WebSocket handshake of any client we know: it goes to the HTTP server,
-which refuses it as it refuses any oversized request."""
+"""The most of a request head the endpoint reads itself (request line and headers).
+A larger head goes, as any other request, to the HTTP server and its own bounds."""
 
 WEBSOCKET_PATHS = (b"/", b"/ws")
 """Where the WebSocket endpoint is: ``/`` (the seed's clients connect to the
