@@ -60,7 +60,7 @@ class JoinStorm(Scenario):
     )
 
     def cases(self, size: str) -> list[Case]:
-        joins, generators = {"smoke": (40, 2), "quick": (2000, 2), "full": (10_000, 2)}[size]
+        joins, generators = {"smoke": (200, 2), "quick": (2000, 2), "full": (10_000, 2)}[size]
         params = {"joins": joins, "per_room": 10, "outstanding": 200, "generators": generators}
         return by_loadgen(f"{joins:,} joins", params)
 
