@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from hubbub.core import Limits
 
@@ -54,10 +55,12 @@ def setting(
     help: str,
     *,
     secret: bool = False,
+    url: bool = False,
     choices: Sequence[str] | None = None,
 ) -> Any:
-    """Declare a setting: its default, what it means, and whether to mask it."""
-    metadata = {"help": help, "secret": secret, "choices": tuple(choices or ())}
+    """Declare a setting: its default, what it means, and whether to mask it: all of
+    it (``secret``), or with ``url`` the password a URL may carry, and only that."""
+    metadata = {"help": help, "secret": secret, "url": url, "choices": tuple(choices or ())}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -179,7 +182,7 @@ class ServerSettings:
         None,
         "PostgreSQL database to store history and notifications in "
         "(postgresql://user:password@host/name) instead of SQLite under --data-dir.",
-        secret=True,
+        url=True,
     )
     history_on_join: int = setting(
         50, "Chat messages sent in room-joined: the room's last ones (0: none)."
@@ -228,7 +231,7 @@ class ServerSettings:
         "memory",
         "How messages reach the members of a room: memory (this process alone) or a "
         "Redis URL (redis://host:6379/0) that joins this server to a cluster of nodes.",
-        secret=True,
+        url=True,
     )
     cluster_heartbeat: float = setting(
         1.0, "Seconds between two refreshes of this node's alive key in Redis (cluster)."
@@ -350,6 +353,7 @@ class Option:
     default: Any
     help: str
     secret: bool
+    url: bool
     choices: tuple[str, ...]
     in_limits: bool
 
@@ -375,6 +379,7 @@ def _options_of(cls: type, in_limits: bool) -> list[Option]:
                 default=_default_of(item),
                 help=str(item.metadata.get("help", "")),
                 secret=bool(item.metadata.get("secret", False)),
+                url=bool(item.metadata.get("url", False)),
                 choices=tuple(item.metadata.get("choices", ())),
                 in_limits=in_limits,
             )
@@ -559,14 +564,29 @@ def _describe(base: Any) -> str:
     }.get(base, "text")
 
 
+MASK = "********"
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL's ``user:password@``, or None."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 def effective(settings: ServerSettings) -> list[tuple[str, str]]:
-    """Every setting and its value as shown to an operator, secrets masked."""
+    """Every setting and its value as shown to an operator: secrets masked, and of a
+    URL only its password."""
     shown = []
     for option in OPTIONS:
         source = settings.limits if option.in_limits else settings
         value = getattr(source, option.name)
+        password = url_password(value) if option.url and isinstance(value, str) else None
         if option.secret and value:
-            text = "********"
+            text = MASK
+        elif password:
+            text = value.replace(f":{password}@", f":{MASK}@", 1)
         elif value is None:
             text = "(none)"
         elif isinstance(value, list):
@@ -578,10 +598,16 @@ def effective(settings: ServerSettings) -> list[tuple[str, str]]:
 
 
 def secret_values(settings: ServerSettings) -> list[str]:
-    """The values of every secret setting, for the log redactor."""
+    """The values of every secret setting, and the passwords in URL settings, for the
+    log redactor."""
     values: list[str] = []
     for option in OPTIONS:
-        if option.secret:
+        if option.url:
+            value = getattr(settings, option.name)
+            password = url_password(value) if isinstance(value, str) else None
+            if password:
+                values.append(password)
+        elif option.secret:
             value = getattr(settings.limits if option.in_limits else settings, option.name)
             if isinstance(value, list):
                 values.extend(str(item) for item in value)
