@@ -113,6 +113,14 @@ class ServerSettings:
         "PEM file of the public key that access tokens are signed for: Ed25519 (EdDSA) "
         "or P-256 (ES256).",
     )
+    token_endpoint: str | None = setting(
+        None,
+        "URL of the application's backend that the web app at / asks for an access "
+        'token (GET, with the page\'s cookies, ?room=NAME; answers {"token": ...}), so '
+        "a site can put the web app behind its own sign-in (token mode; see "
+        "docs/security.md#the-web-app-in-token-mode). An absolute http(s) URL or a path "
+        "on this server's origin.",
+    )
     allowed_origin: list[str] = setting(
         [],
         "Origin a browser page may connect from (https://app.example.com); a WebSocket "
@@ -255,6 +263,16 @@ class ServerSettings:
             raise SettingsError(
                 "auth: token mode needs token_secret or token_public_key to check tokens with"
             )
+        if self.token_endpoint is not None:
+            if self.auth != "token":
+                raise SettingsError(
+                    "token_endpoint: the web app asks for tokens in token mode only"
+                )
+            if not self.token_endpoint.startswith(("https://", "http://", "/")):
+                raise SettingsError(
+                    f"token_endpoint: {self.token_endpoint!r} is neither an http(s):// URL "
+                    "nor a path starting with /"
+                )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise SettingsError("tls_cert and tls_key go together: give both or neither")
         if self.turn_uri and not self.turn_secret:

@@ -4,6 +4,7 @@
 //
 //   helpers.js   small helpers: DOM, names and colours, sizes and times, URLs
 //   state.js     what the parts share (the room, the local stream, tiles...)
+//   access.js    open mode, or token mode: invite links, the site's token endpoint
 //   media.js     the camera and microphone before the call, and the preview
 //   join.js      the join screen
 //   call.js      the call: the room's events, from joining to leaving
@@ -14,10 +15,11 @@
 //   controls.js  the side panel, call controls and connection banner
 
 import { setupCallScreen } from "./app/controls.js";
-import { setupJoinScreen } from "./app/join.js";
+import { setupJoinScreen, showAccess } from "./app/join.js";
 import { startPreview } from "./app/media.js";
 import { state } from "./app/state.js";
 
 setupJoinScreen();
 setupCallScreen();
+state.accessReady = showAccess();
 state.previewReady = startPreview();

@@ -1,6 +1,7 @@
 // call.js: the web app's call: what the room tells, on the screen, from joining to leaving.
 
 import { OFFLINE } from "../protocol.js";
+import { roomLinkAdmits } from "./access.js";
 import { chatMessage, onChatStatus, setTyping, setupOlderMessages, systemMessage } from "./chat.js";
 import { setPanelOpen, showConnection, showReconnectAttempt } from "./controls.js";
 import { fileCard } from "./files.js";
@@ -28,6 +29,8 @@ export function startCall(room) {
   $("call-screen").hidden = false;
   $("room-title").textContent = room.name;
   $("toggle-screen").hidden = !room.can("screen") || !navigator.mediaDevices?.getDisplayMedia;
+  // In token mode without a token endpoint, each person needs an invite of their own.
+  $("copy-invite").hidden = !roomLinkAdmits();
   document.title = `${room.name} · hubbub`;
   history.replaceState(null, "", inviteUrl(room.name));
   $("messages").replaceChildren();
