@@ -7,7 +7,7 @@ import { setPanelOpen, showConnection, showReconnectAttempt } from "./controls.j
 import { fileCard } from "./files.js";
 import { $, inviteUrl } from "./helpers.js";
 import { enterRoom } from "./join.js";
-import { setPreviewStream } from "./media.js";
+import { setPreviewStream, startPreview } from "./media.js";
 import { addPerson, removePerson, renderOffline, updateCounts } from "./people.js";
 import { state } from "./state.js";
 import {
@@ -98,7 +98,28 @@ export function startCall(room) {
   updateCounts();
 }
 
-export function leaveCall({ rejoin = false } = {}) {
+// What the page after the call says, by why the call ended; `rejoin` labels the
+// button that goes back in (none after an admin removed this side or ended the room).
+const END_TEXT = {
+  left: { title: "You left the call", detail: (room) => `You were in ${room}.`, rejoin: "Rejoin" },
+  removed: { title: "You were removed from the call", detail: (room) => `An admin removed you from ${room}.`, rejoin: null },
+  "room-ended": { title: "The call has ended", detail: (room) => `An admin ended ${room} for everyone.`, rejoin: null },
+  replaced: {
+    title: "You joined from another tab or device",
+    detail: () => "This page left the call, so that you are in it once.",
+    rejoin: "Use here",
+  },
+  "gave-up": { title: "You lost the connection", detail: () => "The server could not be reached for several minutes.", rejoin: "Rejoin" },
+  flooded: { title: "You were disconnected", detail: () => "The server disconnected this page for sending too much, too fast.", rejoin: "Rejoin" },
+};
+const END_OTHERWISE = { title: "You were disconnected", detail: () => "The connection to the server closed.", rejoin: "Rejoin" };
+
+/**
+ * The call is over: this side left (`reason` null), or the server closed it for good.
+ * The camera and microphone are turned off (their lights go out) and the page says
+ * what happened, with Rejoin where going back makes sense.
+ */
+export function endCall(reason = null) {
   const room = state.room;
   if (!room) return;
   for (const off of state.cleanup.splice(0)) off();
@@ -111,15 +132,31 @@ export function leaveCall({ rejoin = false } = {}) {
   state.typing.clear();
   for (const audio of state.audio.values()) audio.remove();
   state.audio.clear();
-  if (room.screenStream) for (const track of room.screenStream.getTracks()) track.stop();
+  const wanted = { mic: room.media.audio, camera: room.media.video };
+  for (const stream of [room.localStream, room.screenStream, state.stream]) {
+    for (const track of stream?.getTracks() ?? []) track.stop();
+  }
+  setPreviewStream(null);
+  // Coming back turns on what was on.
+  state.wantMic = wanted.mic;
+  state.wantCamera = wanted.camera;
+  $("grid").replaceChildren();
   $("call-screen").hidden = true;
-  $("join-screen").hidden = false;
   document.title = "hubbub";
-  // The camera stays open for the preview: joining again is one click.
-  state.stream = room.localStream ?? state.stream;
-  state.wantMic = room.media.audio;
-  state.wantCamera = room.media.video;
-  setPreviewStream(state.stream);
+  const text = reason ? END_TEXT[reason.code] ?? END_OTHERWISE : END_TEXT.left;
+  $("left-title").textContent = text.title;
+  $("left-detail").textContent = text.detail(`“${room.name}”`);
+  $("rejoin").hidden = !text.rejoin;
+  $("rejoin").textContent = text.rejoin ?? "";
+  $("left-screen").hidden = false;
+  (text.rejoin ? $("rejoin") : $("back-to-start")).focus();
+}
+
+/** From the page after the call: back to the join screen, the camera on again as it was; with `rejoin`, straight in. */
+export async function backToStart({ rejoin = false } = {}) {
+  $("left-screen").hidden = true;
+  $("join-screen").hidden = false;
+  state.previewReady = startPreview();
   if (rejoin) enterRoom();
   else $("join-button").focus();
 }

@@ -1,7 +1,7 @@
 // controls.js: the web app's side panel, call controls and connection banner.
 
 import { ERROR_CODES } from "../protocol.js";
-import { leaveCall } from "./call.js";
+import { backToStart, endCall } from "./call.js";
 import { autosize, clearUnread, sendChat } from "./chat.js";
 import { sendPickedFiles } from "./files.js";
 import { $, inviteUrl, toast } from "./helpers.js";
@@ -49,14 +49,6 @@ export function showReconnectAttempt(attempt, delayMs) {
   state.countdownTimer = setInterval(tick, 500);
 }
 
-const CLOSED_TEXT = {
-  replaced: "You joined this room from another tab or device, so this one left the call.",
-  removed: "An admin removed you from the room.",
-  "room-ended": "An admin ended the room.",
-  flooded: "The server disconnected this page for sending too much, too fast.",
-  "gave-up": "The server could not be reached for several minutes.",
-};
-
 // How the room came back: the same session with nothing lost, or joined afresh.
 const RECONNECTED_TEXT = {
   resumed: "Reconnected. Nothing was missed.",
@@ -65,16 +57,17 @@ const RECONNECTED_TEXT = {
 
 export function showConnection(connection, reason = null) {
   const banner = $("connection-banner");
-  banner.classList.toggle("closed", connection === "closed");
-  $("rejoin-button").hidden = connection !== "closed";
+  if (connection === "closed") {
+    // Closed for good (removed, the room ended, replaced, given up): the call is over.
+    banner.hidden = true;
+    endCall(reason ?? { code: "closed" });
+    return;
+  }
   $("retry-now").hidden = connection !== "reconnecting";
   if (connection !== "reconnecting") showReconnectAttempt(0, 0);
   if (connection === "reconnecting") {
     const why = reason?.code === "server-restart" ? "The server is restarting." : "Connection to the server lost.";
     $("connection-text").textContent = `${why} Reconnecting… Calls already running carry on.`;
-    banner.hidden = false;
-  } else if (connection === "closed") {
-    $("connection-text").textContent = CLOSED_TEXT[reason?.code] ?? "Disconnected from the server.";
     banner.hidden = false;
   } else {
     if (!banner.hidden && connection === "open") toast(RECONNECTED_TEXT[reason?.code] ?? "Reconnected.");
@@ -110,8 +103,9 @@ export function setupCallScreen() {
   });
   $("toggle-panel").addEventListener("click", () => setPanelOpen(!panelOpen()));
   $("close-panel").addEventListener("click", () => setPanelOpen(false));
-  $("leave").addEventListener("click", () => leaveCall());
-  $("rejoin-button").addEventListener("click", () => leaveCall({ rejoin: true }));
+  $("leave").addEventListener("click", () => endCall());
+  $("rejoin").addEventListener("click", () => backToStart({ rejoin: true }));
+  $("back-to-start").addEventListener("click", () => backToStart());
   $("retry-now").addEventListener("click", () => state.room?.reconnectNow());
   $("enable-sound").addEventListener("click", () => {
     for (const audio of state.audio.values()) audio.play().catch(() => {});

@@ -39,6 +39,10 @@ export function mediaErrorText(error) {
 export async function startPreview() {
   showMessage("media-message", "");
   let stream = null;
+  if (!state.wantMic && !state.wantCamera) {
+    setPreviewStream(null);
+    return;
+  }
   try {
     stream = await openMedia({ audio: state.wantMic, video: state.wantCamera });
   } catch (error) {
