@@ -31,6 +31,12 @@ export function startCall(room) {
   $("toggle-screen").hidden = !room.can("screen") || !navigator.mediaDevices?.getDisplayMedia;
   // In token mode without a token endpoint, each person needs an invite of their own.
   $("copy-invite").hidden = !roomLinkAdmits();
+  $("empty-invite").hidden = !roomLinkAdmits();
+  $("empty-text").textContent = roomLinkAdmits()
+    ? "Share this link with the people you want in the call."
+    : "Each person joins with an invite link of their own.";
+  $("invite-link").value = inviteUrl(room.name);
+  state.pinned = null;
   document.title = `${room.name} · hubbub`;
   history.replaceState(null, "", inviteUrl(room.name));
   $("messages").replaceChildren();

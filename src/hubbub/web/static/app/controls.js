@@ -111,7 +111,7 @@ export function setupCallScreen() {
     for (const audio of state.audio.values()) audio.play().catch(() => {});
     $("sound-banner").hidden = true;
   });
-  $("copy-invite").addEventListener("click", async () => {
+  const copyInvite = async () => {
     const link = inviteUrl(state.room.name);
     try {
       await navigator.clipboard.writeText(link);
@@ -119,7 +119,11 @@ export function setupCallScreen() {
     } catch {
       window.prompt("Copy this invite link:", link);
     }
-  });
+  };
+  $("copy-invite").addEventListener("click", copyInvite);
+  $("copy-invite-link").addEventListener("click", copyInvite);
+  $("invite-link").addEventListener("focus", (event) => event.target.select());
+  $("stop-presenting").addEventListener("click", () => state.room?.stopScreenShare());
 
   for (const tab of ["chat", "people"]) $(`tab-${tab}`).addEventListener("click", () => selectTab(tab));
   document.querySelector(".tabs").addEventListener("keydown", (event) => {
