@@ -5,7 +5,8 @@ import { backToStart, endCall } from "./call.js";
 import { autosize, clearUnread, sendChat } from "./chat.js";
 import { sendPickedFiles } from "./files.js";
 import { $, inviteUrl, toast } from "./helpers.js";
-import { CAMERA, mediaErrorText } from "./media.js";
+import { cameraConstraints, fillPickers, microphoneConstraints, pickDevice, pickersIn, withPicked } from "./devices.js";
+import { mediaErrorText } from "./media.js";
 import { state } from "./state.js";
 import { layoutGrid } from "./tiles.js";
 
@@ -75,6 +76,28 @@ export function showConnection(connection, reason = null) {
   }
 }
 
+// The camera, microphone and speaker, picked in the call: the new device replaces the
+// old in every peer connection.
+function setupDevicesDialog() {
+  const dialog = $("devices-dialog");
+  const pickers = pickersIn("call");
+  const use = async (kind) => {
+    const room = state.room;
+    if (!room) return;
+    if (kind === "camera") await room.switchCamera(cameraConstraints());
+    else await room.switchMicrophone(microphoneConstraints());
+  };
+  for (const [kind, select] of Object.entries(pickers)) {
+    select.addEventListener("change", () => pickDevice(kind, select.value, use));
+  }
+  $("open-devices").addEventListener("click", async () => {
+    await fillPickers(pickers, state.room?.localStream);
+    dialog.showModal();
+  });
+  $("close-devices").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => $("open-devices").focus());
+}
+
 export function setupCallScreen() {
   $("toggle-mic").addEventListener("click", async () => {
     const room = state.room;
@@ -87,7 +110,7 @@ export function setupCallScreen() {
   $("toggle-camera").addEventListener("click", async () => {
     const room = state.room;
     try {
-      await room.setCamera(!room.media.video, CAMERA);
+      await withPicked(() => room.setCamera(!room.media.video, cameraConstraints()));
     } catch (error) {
       toast(mediaErrorText(error), 6000);
     }
@@ -102,6 +125,7 @@ export function setupCallScreen() {
     }
   });
   $("toggle-panel").addEventListener("click", () => setPanelOpen(!panelOpen()));
+  setupDevicesDialog();
   $("close-panel").addEventListener("click", () => setPanelOpen(false));
   $("leave").addEventListener("click", () => endCall());
   $("rejoin").addEventListener("click", () => backToStart({ rejoin: true }));

@@ -5,7 +5,8 @@ import { ERROR_CODES } from "../protocol.js";
 import { access, canJoin, claimsOf, fetchToken, loadAccess, roomOf, tokenFor, tokenMode } from "./access.js";
 import { startCall } from "./call.js";
 import { $, colorFor, initials, randomRoomName, serverUrl, showMessage } from "./helpers.js";
-import { mediaErrorText, openMedia, setPreviewStream } from "./media.js";
+import { nextCamera, offersCameraSwitch, pickDevice, pickersIn } from "./devices.js";
+import { mediaErrorText, openMedia, reopenPreview, setPreviewStream } from "./media.js";
 import { state } from "./state.js";
 
 const ERROR_TEXT = {
@@ -70,6 +71,17 @@ export function setupJoinScreen() {
     } catch (error) {
       showMessage("media-message", mediaErrorText(error));
     }
+  });
+
+  for (const [kind, select] of Object.entries(pickersIn("join"))) {
+    select.addEventListener("change", () => pickDevice(kind, select.value, reopenPreview));
+  }
+  $("preview-flip").addEventListener("click", async () => {
+    const next = await nextCamera(state.stream);
+    if (next) await pickDevice("camera", next, reopenPreview);
+  });
+  navigator.mediaDevices?.addEventListener?.("devicechange", async () => {
+    $("preview-flip").hidden = !(await offersCameraSwitch());
   });
 
   $("join-form").addEventListener("submit", (event) => {

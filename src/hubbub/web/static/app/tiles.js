@@ -1,5 +1,6 @@
 // tiles.js: the web app's video tiles, one per camera or screen, and who is speaking.
 
+import { applySpeaker, offersCameraSwitch, switchToNextCamera } from "./devices.js";
 import { $, avatar, el, icon } from "./helpers.js";
 import { startMeter, stopMeter } from "./media.js";
 import { updatePerson } from "./people.js";
@@ -49,6 +50,18 @@ export function addTile(userId, kind, { local = false } = {}) {
     el("span", { class: "tile-status" }),
     el("div", { class: "tile-tools" }, pin, full),
   );
+  if (local && kind === "camera") {
+    // Front and back camera, on a phone: from one's own tile.
+    const flip = el(
+      "button",
+      { type: "button", class: "tile-button flip-tile", hidden: true, "aria-label": "Switch camera", title: "Switch between front and back camera", onclick: () => switchToNextCamera() },
+      icon("flip"),
+    );
+    tile.querySelector(".tile-tools").prepend(flip);
+    offersCameraSwitch().then((offered) => {
+      flip.hidden = !offered;
+    });
+  }
   labelTileButtons(tile, label);
   if (local) tile.dataset.local = "true";
   if (kind === "camera") tile.classList.add("video-off");
@@ -117,6 +130,7 @@ function playAudio(userId, stream) {
     audio = el("audio", { autoplay: true });
     $("audio-sinks").append(audio);
     state.audio.set(userId, audio);
+    applySpeaker(audio);
   }
   if (audio.srcObject !== stream) audio.srcObject = stream;
   audio.play().catch(() => {
@@ -299,6 +313,10 @@ export function startSpeakerLoop() {
   const room = state.room;
   startMeter(room.localStream, (level) => {
     if (state.meter) state.meter.level = level;
+    // The microphone's level, on its button and in the devices dialog.
+    const shown = room.media.audio ? level : 0;
+    $("toggle-mic").style.setProperty("--level", shown.toFixed(2));
+    $("call-level").style.width = `${Math.round(shown * 100)}%`;
   });
   // A voice stays lit a little after its last loud moment, so the ring does not flicker
   // between words.

@@ -458,6 +458,24 @@ export class Room extends Emitter {
   }
 
   /**
+   * Send from another camera: `constraints` as getUserMedia takes them
+   * (`{deviceId: {exact: id}}`, `{facingMode: "environment"}`). The track is replaced
+   * in every peer connection (no renegotiation); with the camera off, the next
+   * `setCamera(true)` opens that one.
+   */
+  switchCamera(constraints) {
+    return this._localMedia.switchCamera(constraints);
+  }
+
+  /**
+   * Send from another microphone (`constraints` as getUserMedia takes them); muted
+   * stays muted. With no microphone yet, the next `setMicrophone(true)` opens that one.
+   */
+  switchMicrophone(constraints) {
+    return this._localMedia.switchMicrophone(constraints);
+  }
+
+  /**
    * Share the screen (or a window or tab): `getDisplayMedia` asks the user what. With
    * `replaceCamera`, the camera is turned off while sharing and back on when it stops.
    * Resolves with the stream; the share stops when `stopScreenShare()` is called or the
