@@ -2,10 +2,11 @@
 
 import { OFFLINE } from "../protocol.js";
 import { roomLinkAdmits } from "./access.js";
+import { describe, summarize } from "./quality.js";
 import { chatMessage, onChatStatus, setTyping, setupOlderMessages, systemMessage } from "./chat.js";
 import { setPanelOpen, showConnection, showReconnectAttempt } from "./controls.js";
 import { fileCard } from "./files.js";
-import { $, inviteUrl } from "./helpers.js";
+import { $, inviteUrl, toast } from "./helpers.js";
 import { enterRoom } from "./join.js";
 import { setPreviewStream, startPreview } from "./media.js";
 import { addPerson, removePerson, renderOffline, updateCounts } from "./people.js";
@@ -67,7 +68,11 @@ export function startCall(room) {
     systemMessage(`${participant.displayName} left`);
   });
   on("participant-updated", ({ participant }) => updateParticipant(participant));
-  on("peer-state", ({ participant }) => updateParticipant(participant));
+  on("peer-state", ({ participant, state: peerState }) => {
+    updateParticipant(participant);
+    if (peerState === "failed") noteFailure(room, participant);
+    if (peerState === "connected") state.failed.delete(participant.userId);
+  });
   on("stream", ({ participant, stream, kind }) => showStream(participant, stream, kind));
   on("stream-removed", ({ participant, stream, kind }) => {
     if (kind === "screen") removeTile(participant.userId, "screen");
@@ -100,8 +105,68 @@ export function startCall(room) {
   state.initialized = true;
   showConnection(room.state);
   startSpeakerLoop();
+  startQualityLoop(room);
   layoutGrid();
   updateCounts();
+}
+
+// -- how each connection does --------------------------------------------------------
+
+const QUALITY_EVERY_MS = 2000;
+
+// Every two seconds, each peer connection's stats: bars on its tile, and a word in the
+// chat when a call has to go through a relay server.
+function startQualityLoop(room) {
+  clearInterval(state.qualityTimer);
+  state.quality = new Map();
+  state.relayed = new Set();
+  state.failed = new Set();
+  let measuring = false;
+  state.qualityTimer = setInterval(async () => {
+    if (state.room !== room || measuring) return;
+    measuring = true;
+    try {
+      for (const participant of room.participants.values()) {
+        const pc = participant.peerConnection;
+        if (!pc || pc.connectionState !== "connected") continue;
+        const summary = summarize(await pc.getStats(), state.quality.get(participant.userId));
+        state.quality.set(participant.userId, summary);
+        showQuality(participant, summary);
+      }
+    } finally {
+      measuring = false;
+    }
+  }, QUALITY_EVERY_MS);
+}
+
+function showQuality(participant, summary) {
+  const tile = state.tiles.get(`${participant.userId}:camera`);
+  const bars = tile?.querySelector(".quality");
+  if (bars && summary.level) {
+    bars.hidden = false;
+    bars.dataset.level = summary.level;
+    bars.setAttribute("aria-label", describe(summary));
+    bars.title = describe(summary);
+  }
+  if (summary.relay && !state.relayed.has(participant.userId)) {
+    state.relayed.add(participant.userId);
+    const text = `The call with ${participant.displayName} goes through a relay server: a direct connection between you was not possible.`;
+    systemMessage(text);
+    toast(text, 6000);
+  }
+}
+
+// A peer connection that failed (ICE found no path): said once, until it connects.
+function noteFailure(room, participant) {
+  if (state.failed.has(participant.userId)) return;
+  state.failed.add(participant.userId);
+  const hasRelay = room.iceServers.some((server) =>
+    [server.urls].flat().some((url) => String(url).startsWith("turn")),
+  );
+  const why = hasRelay
+    ? "Neither a direct path nor the relay server gets through; retrying."
+    : "A firewall or network between you blocks a direct path, and this server offers no relay (TURN) to go around it; retrying.";
+  systemMessage(`Could not connect to ${participant.displayName}. ${why}`);
 }
 
 // What the page after the call says, by why the call ended; `rejoin` labels the
@@ -131,6 +196,7 @@ export function endCall(reason = null) {
   for (const off of state.cleanup.splice(0)) off();
   room.leave();
   stopSpeakerLoop();
+  clearInterval(state.qualityTimer);
   showReconnectAttempt(0, 0);
   state.room = null;
   state.initialized = false;

@@ -146,9 +146,12 @@ export function updateParticipant(participant) {
     tile.classList.toggle("video-off", !participant.media.video || !hasVideo);
     tile.classList.toggle("audio-off", !participant.media.audio);
     const connecting = !["connected", "closed"].includes(participant.connectionState);
-    const lost =
-      ["failed", "disconnected"].includes(participant.connectionState) || participant.connection === "reconnecting";
-    tile.querySelector(".tile-status").textContent = lost ? "Reconnecting…" : connecting ? "Connecting…" : "";
+    const failed = participant.connectionState === "failed";
+    const lost = participant.connectionState === "disconnected" || participant.connection === "reconnecting";
+    const status = tile.querySelector(".tile-status");
+    status.textContent = failed ? "Can't connect" : lost ? "Reconnecting…" : connecting ? "Connecting…" : "";
+    status.classList.toggle("problem", failed);
+    if (participant.connectionState !== "connected") tile.querySelector(".quality").hidden = true;
   }
   updatePerson(participant);
 }
