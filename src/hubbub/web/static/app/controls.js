@@ -3,7 +3,7 @@
 import { ERROR_CODES } from "../protocol.js";
 import { backToStart, endCall } from "./call.js";
 import { autosize, clearUnread, sendChat } from "./chat.js";
-import { sendPickedFiles } from "./files.js";
+import { sendPickedFiles, setupFileDrops } from "./files.js";
 import { $, inviteUrl, toast } from "./helpers.js";
 import { cameraConstraints, fillPickers, microphoneConstraints, pickDevice, pickersIn, withPicked } from "./devices.js";
 import { mediaErrorText } from "./media.js";
@@ -189,6 +189,7 @@ export function setupCallScreen() {
   $("file-input").addEventListener("change", (event) => {
     sendPickedFiles(event.target.files);
   });
+  setupFileDrops();
 
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && panelOpen() && window.matchMedia("(max-width: 900px)").matches) {
