@@ -312,12 +312,10 @@ async function refresh() {
 }
 
 function showDashboard(open) {
-  const wasOpen = !$("dashboard").hidden;
   $("dashboard").hidden = !open;
   $("sign-out").hidden = !open;
   $("key-form").hidden = open;
   if (!open) $("api-key").focus();
-  else if (!wasOpen) $("room-search").focus();
 }
 
 $("key-form").addEventListener("submit", (event) => {
