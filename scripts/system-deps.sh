@@ -21,6 +21,9 @@ command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 # PostgreSQL's server binaries live under a versioned folder; the store tests start
 # their own server from them.
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+# npm packs hubbub.js and installs the TypeScript that checks its declarations
+# (tests/packaging/test_npm_package.py).
+command -v npm >/dev/null || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing Debian packages: ${missing[*]}" >&2
