@@ -115,7 +115,13 @@ def _nested_replace(message: Message, slot: str, value: float) -> Message:
     return copy
 
 
-WIRES: dict[str, Wire] = {"hubbub": Wire(), "seed": Wire(), "socketio": SocketIOWire()}
+WIRES: dict[str, Wire] = {
+    "hubbub": Wire(),
+    "seed": Wire(),
+    "socketio": SocketIOWire(),
+    # The front-ends' scenarios make their own wire per client (its path).
+    "frontends": Wire(),
+}
 
 
 # -- clients ----------------------------------------------------------------------

@@ -152,11 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--servers",
-        default="hubbub,hubbub-redis,hubbub-cluster,seed,socketio",
-        help="comma-separated, of: hubbub, hubbub-redis, hubbub-cluster, seed, socketio "
-        "(and hubbub-ref, hubbub-redis-ref, hubbub-cluster-ref with --compare-with), "
-        "measured in this order; the hubbub-redis and hubbub-cluster ones only in the "
-        "scenarios that name them (cluster)",
+        default="hubbub,hubbub-redis,hubbub-cluster,seed,socketio,"
+        "hubbub-frontends,peer,y-webrtc-server",
+        help="comma-separated, of: hubbub, hubbub-redis, hubbub-cluster, seed, socketio, "
+        "hubbub-frontends, peer, y-webrtc-server (and hubbub-ref, hubbub-redis-ref, "
+        "hubbub-cluster-ref with --compare-with), measured in this order; the "
+        "hubbub-redis and hubbub-cluster ones only in the scenarios that name them "
+        "(cluster), hubbub-frontends, peer and y-webrtc-server only in peerjs_relay and "
+        "ywebrtc_fanout",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the report goes")
     parser.add_argument(

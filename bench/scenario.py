@@ -89,11 +89,11 @@ class Target:
             return None
         return bound, (ours <= bound if self.relation == "<=" else ours >= bound)
 
-    def describe(self) -> str:
+    def describe(self, reference: str = "seed") -> str:
         if self.value is not None:
             return f"{self.relation} {self.value:g}"
         factor = "" if self.factor == 1.0 else f"{self.factor:g} x "
-        return f"{self.relation} {factor}seed"
+        return f"{self.relation} {factor}{reference}"
 
 
 class Scenario:
@@ -105,6 +105,10 @@ class Scenario:
     targets: ClassVar[Sequence[Target]] = ()
     servers: ClassVar[Sequence[str] | None] = None
     """Server names this scenario runs on; None: every one."""
+    ours: ClassVar[str] = "hubbub"
+    """The server whose figures the targets hold."""
+    reference: ClassVar[str] = "seed"
+    """The server the targets compare it with."""
 
     def cases(self, size: str) -> list[Case]:
         raise NotImplementedError

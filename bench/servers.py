@@ -126,9 +126,21 @@ class ServerKind:
     async def start(
         self, log_dir: Path, port: int | None = None, data_dir: Path | None = None
     ) -> RunningServer:
-        """Start on a free port (or ``port``: a restart), with a fresh data folder
-        (or ``data_dir``: a restart keeps its data)."""
-        port = port or free_port()
+        """Start on a free port (or ``port``: a restart, which keeps its port), with
+        a fresh data folder (or ``data_dir``: a restart keeps its data)."""
+        if port is not None:
+            return await self._start_once(log_dir, port, data_dir)
+        # A free port may be taken by another process before the server binds it (a
+        # busy machine): a server that exits before listening gets another port.
+        for attempt in range(START_ATTEMPTS):
+            try:
+                return await self._start_once(log_dir, free_port(), data_dir)
+            except ServerExited:
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _start_once(self, log_dir: Path, port: int, data_dir: Path | None) -> RunningServer:
         argv, cwd, env = self.command(port)
         if self.data_env is not None:
             if data_dir is None:
@@ -430,8 +442,114 @@ def hubbub_clusters(node: Hubbub, suffix: str = "") -> list[ServerKind]:
     ]
 
 
+class HubbubFrontends(Hubbub):
+    """hubbub serving the PeerJS and y-webrtc front-ends (docs/compat.md)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "hubbub-frontends"
+        self.label = "hubbub (front-ends)"
+        self.description = (
+            "`hubbub serve --frontend peerjs --frontend y-webrtc`, otherwise run as hubbub is"
+        )
+        self.wire = "frontends"
+        self.named_only = True
+
+    def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
+        argv, cwd, env = super().command(port)
+        return [*argv, "--frontend", "peerjs", "--frontend", "y-webrtc"], cwd, env
+
+
+COMPAT_REFERENCES = {"peer": "1.0.2", "y-webrtc": "10.3.0"}
+"""The reference servers of the front-ends' benchmarks, from npm."""
+
+
+class _NpmServer(ServerKind):
+    """A reference server from npm, installed into bench/.work/compat-ref."""
+
+    run_dir = WORK_DIR / "compat-ref"
+
+    def prepare(self) -> None:
+        npm = shutil.which("npm")
+        if shutil.which("node") is None or npm is None:
+            self.missing = "Node.js (node and npm) is not installed"
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        manifest = {"private": True, "dependencies": COMPAT_REFERENCES}
+        wanted = json.dumps(manifest, indent=1)
+        package = self.run_dir / "package.json"
+        installed = all(
+            (self.run_dir / "node_modules" / name / "package.json").is_file()
+            for name in COMPAT_REFERENCES
+        )
+        if not installed or not package.is_file() or package.read_text() != wanted:
+            package.write_text(wanted)
+            result = subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=self.run_dir,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if result.returncode != 0:
+                self.missing = f"npm install failed: {result.stderr.strip()[-300:]}"
+                return
+        for name in COMPAT_REFERENCES:
+            manifest_path = self.run_dir / "node_modules" / name / "package.json"
+            self.extra[name] = json.loads(manifest_path.read_text())["version"]
+
+
+class PeerServer(_NpmServer):
+    def __init__(self) -> None:
+        super().__init__(
+            "peer",
+            "peer (PeerJS server, Node)",
+            f"PeerJS's own server, `peer` {COMPAT_REFERENCES['peer']} from npm: "
+            "`peerjs --path /peerjs` on Node.js",
+            python=False,
+            wire="frontends",
+            named_only=True,
+        )
+
+    def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
+        argv = ["node", "node_modules/.bin/peerjs", "--port", str(port), "--path", "/peerjs"]
+        return [*argv, "--host", "127.0.0.1"], self.run_dir, {}
+
+
+class YWebrtcServer(_NpmServer):
+    def __init__(self) -> None:
+        super().__init__(
+            "y-webrtc-server",
+            "y-webrtc bin/server.js (Node)",
+            f"y-webrtc {COMPAT_REFERENCES['y-webrtc']}'s signaling server, its "
+            "`bin/server.js` from npm, on Node.js and ws",
+            python=False,
+            wire="frontends",
+            named_only=True,
+        )
+
+    def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
+        return ["node", "node_modules/y-webrtc/bin/server.js"], self.run_dir, {"PORT": str(port)}
+
+
 def all_servers() -> list[ServerKind]:
-    return [Hubbub(), *hubbub_clusters(Hubbub()), SeedServer(), SocketIOServer()]
+    return [
+        Hubbub(),
+        *hubbub_clusters(Hubbub()),
+        SeedServer(),
+        SocketIOServer(),
+        HubbubFrontends(),
+        PeerServer(),
+        YWebrtcServer(),
+    ]
+
+
+START_ATTEMPTS = 3
+"""Starts of a server on a fresh port each, before its failure to listen is final."""
+
+
+class ServerExited(RuntimeError):
+    """The server's process ended before it listened."""
 
 
 def free_port() -> int:
@@ -465,7 +583,7 @@ async def _wait_listening(port: int, process: asyncio.subprocess.Process) -> Non
     deadline = loop.time() + START_TIMEOUT
     while True:
         if process.returncode is not None:
-            raise RuntimeError(f"the server exited with {process.returncode} before listening")
+            raise ServerExited(f"the server exited with {process.returncode} before listening")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:

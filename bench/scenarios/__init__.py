@@ -14,9 +14,11 @@ from bench.scenarios.fanout import Fanout
 from bench.scenarios.file_transfer import FileTransfer
 from bench.scenarios.idle import Idle
 from bench.scenarios.join_storm import JoinStorm
+from bench.scenarios.peerjs_relay import PeerjsRelay
 from bench.scenarios.reconnect_storm import ReconnectStorm
 from bench.scenarios.relay import Relay
 from bench.scenarios.webrtc import WebRTCSetup
+from bench.scenarios.ywebrtc_fanout import YWebrtcFanout
 
 SCENARIOS: list[Scenario] = [
     Relay(),
@@ -29,4 +31,6 @@ SCENARIOS: list[Scenario] = [
     ReconnectStorm(),
     WebRTCSetup(),
     FileTransfer(),
+    YWebrtcFanout(),
+    PeerjsRelay(),
 ]

@@ -26,11 +26,13 @@ from hubbub.auth import (
     VerificationKeys,
 )
 from hubbub.auth.turn import IceServerConfig
-from hubbub.broker.memory import MemoryBroker
+from hubbub.broker import Broker, Membership
+from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
-from hubbub.core import Hub, Session
+from hubbub.core import Hub, Outbox, Session
+from hubbub.core.frontends import FrontendSettings
 from hubbub.protocol.errors import CloseCode
-from hubbub.server import admin_api, metrics, rooms_api, users_api
+from hubbub.server import admin_api, frontends, metrics, rooms_api, users_api, web_app
 from hubbub.server.connection import Connection, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import HandshakeGate
@@ -92,21 +94,34 @@ class HubServer:
         self.metric_sources: list[MetricSource] = []
         self.storage = StoreBridge(create_store(settings), settings)
         self.storage.writer.on_commit = self.metrics.store_writes.observe
-        self.broker = create_broker(settings)
+        self.broker, self.membership = create_broker(settings)
+        self.hub_outbox: Outbox = self.outbox
+        """What the hub writes through: the outbox, with the front-ends' in front of it
+        when any is served (see hubbub.server.frontends)."""
+        if settings.frontend:
+            self.hub_outbox = frontends.FrontendOutbox(
+                self.outbox, self.limits.max_send_queue_bytes, self._loop, self._disconnect
+            )
         self.hub = Hub(
-            self.outbox,
+            self.hub_outbox,
             storage=self.storage,
             broker=self.broker,
-            membership=self.broker if isinstance(self.broker, RedisBroker) else None,
-            new_session_id=self.broker.new_session_id,
+            membership=self.membership,
+            new_session_id=self.membership.new_session_id,
             # In a cluster a call id, like a session id, names the node that holds it.
-            new_call_id=self.broker.new_session_id,
+            new_call_id=self.membership.new_session_id,
             limits=self.limits,
             admission=self.admission,
             ice_servers=ice_servers,
             history_on_join=settings.history_on_join,
             offline_on_join=settings.offline_on_join,
             retention=self.storage.retention,
+            frontends=FrontendSettings(
+                peerjs_keys=tuple(settings.peerjs_key),
+                peerjs_alive_timeout=settings.peerjs_alive_timeout,
+                peerjs_expire_timeout=settings.peerjs_expire_timeout,
+                tracker_interval=settings.tracker_interval,
+            ),
         )
         self.webhooks = Webhooks(settings) if settings.webhook_url else None
         if self.webhooks is not None:
@@ -126,8 +141,7 @@ class HubServer:
         """What ``/readyz`` asks: name -> a check that returns True when that part
         (the store, the broker...) is reachable."""
         self.readiness_checks["store"] = self._store_reachable
-        if isinstance(self.broker, RedisBroker):
-            self.readiness_checks["broker"] = self.broker.ping
+        self.readiness_checks["broker"] = self.broker.health
 
     async def _store_reachable(self) -> bool:
         """The store answers a small read."""
@@ -222,8 +236,7 @@ class HubServer:
         if self.webhooks is not None:
             await self.webhooks.start()
         await self.storage.start()
-        if isinstance(self.broker, RedisBroker):
-            await self.broker.start()
+        await self.broker.start()
         self._liveness = asyncio.create_task(self._liveness_sweep())
         self._timers = asyncio.create_task(self._core_timers())
 
@@ -240,9 +253,8 @@ class HubServer:
             log.exception("event=store-close-failed")
         if self.webhooks is not None:
             await self.webhooks.stop()
-        if isinstance(self.broker, RedisBroker):
-            # After the store: chat written at the end is still relayed.
-            await self.broker.stop()
+        # After the store: chat written at the end is still relayed.
+        await self.broker.stop()
 
     async def shutdown(self, app: web.Application) -> None:
         """Stop reading, store what was accepted, tell every client when to come
@@ -271,29 +283,32 @@ class HubServer:
         await self.endpoint.close_all(CloseCode.GOING_AWAY, "server shutting down")
 
 
-def create_broker(settings: ServerSettings) -> MemoryBroker | RedisBroker:
-    """The broker the settings name: in-memory, or Redis (a cluster node)."""
+def create_broker(settings: ServerSettings) -> tuple[Broker, Membership]:
+    """The broker and membership the settings name: the in-memory twins of a lone
+    node, or Redis, which is both for a cluster node."""
     if settings.broker == "memory":
-        return MemoryBroker()
-    return RedisBroker(
+        return MemoryBroker(), LocalMembership()
+    broker = RedisBroker(
         settings.broker,
         heartbeat=settings.cluster_heartbeat,
         node_timeout=settings.cluster_node_timeout,
         max_pending=settings.broker_max_pending,
     )
+    return broker, broker
 
 
-def _cluster_status(broker: MemoryBroker | RedisBroker) -> dict[str, object]:
-    if not isinstance(broker, RedisBroker):
+def _cluster_status(broker: Broker) -> dict[str, object]:
+    status = broker.status()
+    if status is None:
         return {}
     return {
         "cluster": {
-            "node": broker.node_id,
-            "connected": broker.connected,
-            "sent": broker.published,
-            "dropped": broker.dropped,
-            "pending": broker.pending,
-            "lagSeconds": round(broker.lag_seconds(), 6),
+            "node": status.node,
+            "connected": status.connected,
+            "sent": status.sent,
+            "dropped": status.dropped,
+            "pending": status.pending,
+            "lagSeconds": round(status.lag_seconds, 6),
         }
     }
 
@@ -390,16 +405,18 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     async def protocol_module(request: web.Request) -> web.StreamResponse:
         return _static_file("protocol.js")
 
-    cluster_members = server.broker.room_members if isinstance(server.broker, RedisBroker) else None
-    admin_api.add_routes(api, server.hub, server.keys, cluster_members)
+    admin_api.add_routes(api, server.hub, server.keys, server.broker.room_members)
     rooms_api.add_routes(api, server.hub, server.storage.store, settings)
     users_api.add_routes(api, server.hub, server.storage.store)
+    web_app.add_routes(api, settings)
 
     # The seed's clients connect to the bare URL, so "/" is both the WebSocket
     # endpoint and the web app.
     app.router.add_get("/", functools.partial(server.handle_websocket, web_app=True))
     app.router.add_get("/ws", server.handle_websocket)
     app.router.add_get("/healthz", _healthz)
+    if settings.frontend:
+        frontends.Frontends(server).add_routes(app)
 
     async def readyz(request: web.Request) -> web.Response:
         """Ready: every dependency (store, broker) is reachable, and not shutting down."""
