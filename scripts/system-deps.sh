@@ -20,9 +20,15 @@ missing=()
 for path in "${!needed[@]}"; do
   [ -x "$path" ] || missing+=("${needed[$path]}")
 done
+# Node.js runs the npm clients the front-end tests bundle (tests/browser/compat) and
+# the reference servers of the benchmarks; any install on the PATH will do.
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 # PostgreSQL's server binaries live under a versioned folder; the store tests start
 # their own server from them.
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+# npm packs hubbub.js and installs the TypeScript that checks its declarations
+# (tests/packaging/test_npm_package.py).
+command -v npm >/dev/null || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing Debian packages: ${missing[*]}" >&2

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from hubbub.broker import ClaimResult, Member
-from hubbub.broker.memory import MemoryBroker
+from hubbub.broker import Broker, CallPlacement, ChatRun, ClaimResult, Member
+from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
 
 WAIT = 10.0
@@ -26,10 +26,18 @@ class Recorder:
         self.changes: list[tuple[str, list[Member], list[Member]]] = []
         self.closes: list[tuple[str, int, bool]] = []
         self.chats: list[tuple[str, bytes]] = []
+        self.chat_runs: list[tuple[str, ChatRun]] = []
         self.members: dict[str, list[Member]] = {}
+        self.placed: dict[str, CallPlacement] = {}
+        self.moves: list[tuple[str, str, str, str]] = []
+        self.ended: dict[str, bool] = {}
+        self.rooms_ended: list[str] = []
 
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
         self.room.append((room, payload, exclude))
+
+    def deliver_chat(self, room: str, run: ChatRun) -> None:
+        self.chat_runs.append((room, run))
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
         self.session.append((session_id, payload))
@@ -52,6 +60,29 @@ class Recorder:
     def local_members(self) -> dict[str, list[Member]]:
         return self.members
 
+    def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
+        self.placed[call_id] = outcome
+
+    def call_moved(
+        self,
+        call_id: str,
+        move: str,
+        user_id: str,
+        session_id: str,
+        ref: str | int | None,
+        room: str | None,
+    ) -> None:
+        self.moves.append((call_id, move, user_id, session_id))
+
+    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
+        return False
+
+    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
+        self.ended[asked_by] = ended
+
+    def room_ended(self, room: str) -> None:
+        self.rooms_ended.append(room)
+
 
 async def eventually(check: Callable[[], Any], timeout: float = WAIT) -> Any:
     """Wait until ``check()`` is true; return it."""
@@ -66,24 +97,29 @@ NodeFactory = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def make_node(request: pytest.FixtureRequest) -> AsyncIterator[NodeFactory]:
-    """Makes a node (a broker attached to a recorder) of the backend under test."""
-    started: list[RedisBroker] = []
+def backend(request: pytest.FixtureRequest) -> str:
+    """The broker under test: in memory (no cluster), or Redis (a cluster node)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def make_node(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[NodeFactory]:
+    """Makes a started node (a broker attached to a recorder) of the backend under
+    test; stops it at the end."""
+    started: list[Broker] = []
 
     async def make(**options: Any) -> Node:
         recorder = Recorder()
         broker: Any
-        if request.param == "memory":
+        if backend == "memory":
             broker = MemoryBroker()
         else:
             url = request.getfixturevalue("redis_url")
             broker = RedisBroker(url, **{"heartbeat": 0.2, "node_timeout": 1.0, **options})
             broker.attach_members(recorder)
-            started.append(broker)
         broker.attach(recorder)
-        if isinstance(broker, RedisBroker):
-            await broker.start()
-            assert broker.connected
+        started.append(broker)
+        await broker.start()
         return broker, recorder
 
     yield make
@@ -99,6 +135,37 @@ async def make_redis_node(redis_url: str) -> AsyncIterator[Callable[..., Awaitab
     async def make(url: str = redis_url, **options: Any) -> Node:
         recorder = Recorder()
         broker = RedisBroker(url, **{"heartbeat": 0.2, "node_timeout": 1.0, **options})
+        broker.attach(recorder)
+        broker.attach_members(recorder)
+        started.append(broker)
+        await broker.start()
+        return broker, recorder
+
+    yield make
+    for broker in started:
+        await broker.stop()
+
+
+MembershipNode = tuple[Any, Recorder]
+MembershipFactory = Callable[[], Awaitable[MembershipNode]]
+
+
+@pytest.fixture(params=["local", "redis"])
+async def make_membership(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[MembershipFactory]:
+    """Makes a membership of the implementation under test, attached to a recorder:
+    the in-memory twin of a lone node, or a Redis node (started; stopped at the end)."""
+    started: list[RedisBroker] = []
+
+    async def make() -> MembershipNode:
+        recorder = Recorder()
+        if request.param == "local":
+            local = LocalMembership()
+            local.attach_members(recorder)
+            return local, recorder
+        url = request.getfixturevalue("redis_url")
+        broker = RedisBroker(url, heartbeat=0.2, node_timeout=1.0)
         broker.attach(recorder)
         broker.attach_members(recorder)
         started.append(broker)

@@ -62,3 +62,77 @@ async def test_a_user_message_reaches_the_local_connections_at_once(
     assert hub.user == [("alice", b'{"type":"notification"}', "s1")]
     await asyncio.sleep(0.3)
     assert hub.user == [("alice", b'{"type":"notification"}', "s1")]
+
+
+async def test_stored_chat_reaches_the_local_members_once(make_node: NodeFactory) -> None:
+    broker, hub = await make_node()
+    chat = b'{"type":"chat","message":"hi","userId":"x","id":"i","seq":1,"ts":1}'
+    run = [(chat, "s1", b'{"type":"chat-ack"}'), (None, "s1", b'{"type":"chat-ack"}')]
+    broker.publish_chat("lobby", run)
+    # Delivered at once, relays and acks together, in order.
+    assert hub.chat_runs == [("lobby", run)]
+    await asyncio.sleep(0.3)
+    assert hub.chat_runs == [("lobby", run)]
+    assert hub.room == []
+    assert hub.chats == []  # this node stored it: nothing to keep from elsewhere
+
+
+# -- lifecycle, health, status ----------------------------------------------------
+
+
+async def test_a_started_broker_is_healthy(make_node: NodeFactory) -> None:
+    broker, _ = await make_node()
+    assert await broker.health() is True
+
+
+async def test_a_broker_says_alike_everywhere_whether_it_has_a_cluster(
+    make_node: NodeFactory, backend: str
+) -> None:
+    """No cluster (in memory): no status for /metrics and /api/server, and no
+    cluster-wide member list for the HTTP API. A cluster node has both."""
+    broker, _ = await make_node()
+    status = broker.status()
+    members = await broker.room_members("nobody-here")
+    assert (status is None) is (backend == "memory")
+    assert (members is None) is (backend == "memory")
+    if status is not None:
+        assert members == []
+
+
+async def test_status_names_the_node_and_counts_what_it_sent(
+    make_node: NodeFactory, backend: str
+) -> None:
+    broker, _ = await make_node()
+    for i in range(50):
+        broker.publish_to_room("r", b"%d" % i)
+    status = broker.status()
+    if backend == "memory":
+        assert status is None
+        return
+    assert status is not None
+    assert status.connected is True
+    assert broker.new_session_id().startswith(status.node + ".")  # a session id names it
+    assert status.pending + status.sent >= 50
+    settled = await eventually(lambda: (s := broker.status()) and s.pending == 0 and s)
+    assert settled.sent >= 50
+    assert settled.dropped == 0
+    assert settled.lag_seconds == 0.0 == broker.lag_seconds()
+
+
+async def test_stop_sends_what_was_published_and_a_second_stop_does_nothing(
+    make_node: NodeFactory,
+) -> None:
+    broker, hub = await make_node()
+    for i in range(20):
+        broker.publish_to_room("r", b"%d" % i)
+    async with asyncio.timeout(5):
+        await broker.stop()
+    status = broker.status()
+    if status is not None:
+        assert status.pending == 0
+        assert status.sent >= 20
+        assert status.dropped == 0
+    async with asyncio.timeout(1):
+        await broker.stop()
+    assert broker.status() == status
+    assert len(hub.room) == 20

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from hubbub.broker import ClaimOutcome, Member
-from hubbub.broker.redis import RedisBroker, node_of
+from hubbub.broker.redis import RedisBroker, node_of, scripts
+from hubbub.protocol.errors import CloseCode
 from tests.broker.conftest import Node, eventually
 from tests.redis import RedisServer
 
@@ -98,13 +99,72 @@ async def test_a_user_message_reaches_every_node_once(
 
 
 async def test_chat_relayed_by_another_node_is_seen(make_redis_node: MakeNode) -> None:
+    """Chat a node stored reaches the other nodes' members and is kept there; the
+    acks stay on the node that stored it. A room message is not chat, whatever its
+    bytes look like."""
+    a, b = await make_redis_node(), await make_redis_node()
+    x, y = member(a[0], "x"), member(b[0], "y")
+    await admitted(a, "r", x)
+    await admitted(b, "r", y)
+    chat = b'{"type":"chat","message":"hi","userId":"x","id":"i","seq":1,"ts":1}'
+    looks_like_chat = b'{"type":"chat","message":"not stored"}'
+    run = [(chat, x.session_id, b'{"type":"chat-ack"}'), (None, x.session_id, b"dup-ack")]
+    a[0].publish_to_room("r", looks_like_chat)
+    a[0].publish_chat("r", run)
+    assert a[1].chat_runs == [("r", run)]  # at once, acks included
+    assert await eventually(lambda: b[1].chats) == [("r", chat)]
+    assert b[1].room == [("r", looks_like_chat, None), ("r", chat, x.session_id)]
+    await asyncio.sleep(0.3)
+    assert b[1].chat_runs == []
+    assert b[1].session == []
+    assert a[1].chats == []
+    assert a[1].room == [("r", looks_like_chat, None)]
+
+
+async def test_what_is_not_ours_on_our_channels_is_dropped_and_counted(
+    make_redis_node: MakeNode, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Something else publishing on a node's channels (or a node of another
+    version) costs that publication, counted, and nothing else."""
     a, b = await make_redis_node(), await make_redis_node()
     await admitted(a, "r", member(a[0], "x"))
     await admitted(b, "r", member(b[0], "y"))
-    chat = b'{"type":"chat","message":"hi","userId":"x","id":"i","seq":1,"ts":1}'
-    a[0].publish_to_room("r", chat)
-    assert await eventually(lambda: b[1].chats) == [("r", chat)]
-    assert a[1].chats == []
+    garbage = [
+        (f"hubbub:n:{b[0].node_id}", "c{not json"),
+        (f"hubbub:n:{b[0].node_id}", "x" + '{"s":"s","c":1234,"r":"","a":false}'),
+        (f"hubbub:n:{b[0].node_id}", "hello"),
+        ("hubbub:u", "u-too-short"),
+        ("hubbub:r:r", "j{}"),
+        ("hubbub:r:r", "Z" + a[0].node_id + "\nfrom the future"),
+    ]
+    for channel, data in garbage:
+        assert redis_command(redis_server.port, "PUBLISH", channel, data).startswith(b":")
+    await eventually(lambda: b[0].malformed == len(garbage))
+    a[0].publish_to_room("r", b'{"type":"after"}')
+    assert await eventually(lambda: b[1].room) == [("r", b'{"type":"after"}', None)]
+    assert b[1].closes == []
+    assert b[0].connected
+    assert "redis-reply-failed" not in caplog.text  # dropped, not an exception
+    assert "event=cluster-malformed" in caplog.text
+
+
+async def test_the_scripts_are_in_redis_by_the_sha_computed_here(
+    make_redis_node: MakeNode, redis_server: RedisServer
+) -> None:
+    await make_redis_node()
+    shas = [script.sha for script in scripts.ALL]
+    assert redis_command(redis_server.port, "SCRIPT", "EXISTS", *shas) == (
+        f"*{len(shas)}\r\n".encode() + b":1\r\n" * len(shas)
+    )
+
+
+async def test_room_members_are_every_nodes_in_join_order(make_redis_node: MakeNode) -> None:
+    a, b = await make_redis_node(), await make_redis_node()
+    first, second = member(a[0], "first", name="First"), member(b[0], "second")
+    await admitted(a, "r", first)
+    await admitted(b, "r", second)
+    assert await a[0].room_members("r") == [first, second]
+    assert await b[0].room_members("nobody-here") == []
 
 
 async def test_two_nodes_claiming_one_user_id_at_once_one_gets_it(
@@ -160,8 +220,8 @@ async def test_a_replacing_claim_names_whom_it_replaced(make_redis_node: MakeNod
     result = await admitted(b, "r", new, replace=True)
     assert result.outcome is ClaimOutcome.ADMITTED
     assert result.replaced == old
-    b[0].close_remote(old, 4009, "replaced", announce=False)
-    assert await eventually(lambda: a[1].closes) == [(old.session_id, 4009, False)]
+    b[0].close_remote(old, CloseCode.REPLACED, "replaced", announce=False)
+    assert await eventually(lambda: a[1].closes) == [(old.session_id, CloseCode.REPLACED, False)]
 
 
 async def test_a_release_frees_the_user_id(make_redis_node: MakeNode) -> None:
@@ -210,11 +270,15 @@ async def test_a_node_rejoins_and_resyncs_after_redis_restarts(
     await eventually(lambda: a[0].remote_member("r", "bob"))
     own_redis.stop()
     await eventually(lambda: not a[0].connected and not b[0].connected)
+    assert await a[0].health() is False
+    assert a[0].status().connected is False
     # Unreachable: publications are dropped and counted; joins are refused.
-    dropped = a[0].dropped
+    dropped = a[0].status().dropped
     a[0].publish_to_room("r", b'{"type":"lost"}')
-    assert a[0].dropped == dropped + 1
+    assert a[0].status().dropped == dropped + 1
     assert a[1].room[-1] == ("r", b'{"type":"lost"}', None)  # local members still get it
+    with pytest.raises(ConnectionError):
+        await a[0].room_members("r")
     late = member(a[0], "late")
     a[0].claim("r", late, replace=False, max_members=100)
     assert (await eventually(lambda: a[1].claims.get(late.session_id))).outcome is (
@@ -222,6 +286,7 @@ async def test_a_node_rejoins_and_resyncs_after_redis_restarts(
     )
     own_redis.start()  # empty: no persistence
     await eventually(lambda: a[0].connected and b[0].connected, timeout=15)
+    assert await a[0].health() is True
     # Each node put its members back: the other still sees them, with nobody told
     # of a change that did not happen.
     assert await eventually(lambda: a[0].remote_member("r", "bob") == bob)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.nodes import GONE_WITHIN, cluster
 from tests.tokens import token
@@ -202,7 +203,26 @@ async def test_readyz_and_server_status_show_the_cluster(redis_url: str, tmp_pat
             assert response.status == 200
             body = await response.json()
             assert body["checks"]["broker"] is True
+        async with await Client.connect(node.url) as client:
+            await client.join("room", "ann")  # a claim: sent through Redis
         async with http.get(node.url + "/api/server") as response:
             status = json.loads(await response.text())
         assert status["cluster"]["connected"] is True
         assert len(status["cluster"]["node"]) == 8
+        assert set(status["cluster"]) == {
+            "node",
+            "connected",
+            "sent",
+            "dropped",
+            "pending",
+            "lagSeconds",
+        }
+        assert status["cluster"]["sent"] > 0
+        assert status["cluster"]["dropped"] == 0
+        async with http.get(node.url + "/metrics") as response:
+            families = {f.name: f for f in text_string_to_metric_families(await response.text())}
+        assert families["hubbub_cluster_connected"].samples[0].value == 1
+        assert families["hubbub_broker_sent"].type == "counter"
+        assert families["hubbub_broker_sent"].samples[0].value > 0
+        assert families["hubbub_broker_dropped"].samples[0].value == 0
+        assert families["hubbub_broker_pending"].type == "gauge"

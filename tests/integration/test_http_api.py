@@ -28,6 +28,7 @@ async def test_api_key_is_required_and_checked(tmp_path: Path) -> None:
                 body = await response.json()
                 assert body["connections"] == 1
                 assert body["rooms"] == 1
+                assert "cluster" not in body  # one process, in-memory broker
     finally:
         await runner.cleanup()
 
@@ -66,7 +67,7 @@ async def test_readyz_reports_each_check(start_hub) -> None:
         assert response.status == 200
         body = await response.json()
         assert body["status"] == "ready"
-        assert body["checks"]["store"] is True
+        assert body["checks"] == {"store": True, "broker": True}
 
 
 async def test_readyz_is_not_ready_when_a_check_fails(tmp_path: Path) -> None:

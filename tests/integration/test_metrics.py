@@ -86,6 +86,11 @@ async def test_counts_follow_clients_as_they_connect_join_and_chat(start_hub) ->
     assert before("hubbub_rooms") == 0
     assert before.types["hubbub_messages_received"] == "counter"
     assert before.types["hubbub_store_write_seconds"] == "histogram"
+    # One process, in-memory broker: no lag, and no cluster to report on.
+    assert before.types["hubbub_broker_lag_seconds"] == "gauge"
+    assert before("hubbub_broker_lag_seconds") == 0
+    cluster_only = {"hubbub_cluster_connected", "hubbub_broker_sent", "hubbub_broker_pending"}
+    assert not cluster_only & set(before.types)
 
     a = await Client.connect(url)
     b = await Client.connect(url)

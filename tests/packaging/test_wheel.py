@@ -44,6 +44,25 @@ def test_the_installed_command_prints_its_version(installed: Path) -> None:
     assert result.stdout.strip() == f"hubbub {__version__}"
 
 
+def test_the_installed_package_has_the_clusters_lua_scripts(
+    installed: Path, tmp_path: Path
+) -> None:
+    # From an empty folder: the scripts must come from the wheel, not the source tree.
+    result = subprocess.run(
+        [
+            str(installed / "python"),
+            "-c",
+            "from hubbub.broker.redis import scripts; print(*(s.name for s in scripts.ALL))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["claim", "release", "reap", "sync", "place_call", "call_over"]
+
+
 async def test_the_installed_server_serves_its_pages_and_websocket(
     installed: Path, tmp_path: Path
 ) -> None:

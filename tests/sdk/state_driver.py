@@ -113,6 +113,14 @@ class StateDriver:
         self.state.receive(frame, self.now)
         self._run()
 
+    def shut_down(self) -> None:
+        """The server goes away (restarting): it says so, then closes with 1001; the
+        session goes with it, so the client joins afresh."""
+        seen = len(self._events)
+        self.server({"type": "reconnect", "afterMs": 0})
+        del self._events[seen:]  # its ReconnectHint: the tests look at what follows
+        self.lose(1001, "going away")
+
     def lose(self, code: int | None = None, reason: str = "connection lost") -> None:
         """The connection ends: closed by the server with ``code``, or lost (None)."""
         self.connected = False

@@ -329,7 +329,7 @@ def test_the_renewal_queue_stays_the_size_of_the_live_sessions() -> None:
     for i in range(500):
         h.clock.now += 0.1  # within the message rate
         h.join("churn", f"room-{i % 7}", "churn")  # each join leaves the last room
-    assert h.hub.timers <= 2 * len(h.hub.sessions) + 65
+    assert h.hub.pending_deadlines <= 2 * len(h.hub.sessions) + 65
     h.take("stays")
     h.take("churn")
     h.clock.now += 3600

@@ -69,6 +69,47 @@ class Broker(Protocol):
         carries one message to each node, and each node fans it out locally.
         """
 
+    # -- lifecycle, health, metrics -------------------------------------------------
+
+    async def start(self) -> None:
+        """Before the server serves: a clustered broker joins its cluster (with the
+        cluster unreachable, it starts apart from it and keeps trying)."""
+
+    async def stop(self) -> None:
+        """After the last session left: send what is queued, leave the cluster. A
+        second call does nothing."""
+
+    async def health(self) -> bool:
+        """True while the broker reaches wherever receivers are (``/readyz``)."""
+
+    def status(self) -> ClusterStatus | None:
+        """This node's link to its cluster (``/metrics``, ``GET /api/server``); None
+        for a broker with no cluster."""
+
+    async def room_members(self, room: str) -> list[Member] | None:
+        """Every member of ``room`` on every node of the cluster, for the HTTP API on
+        a node that may hold none of them; None for a broker with no cluster (this
+        node's rooms are the whole truth). Raises ``ConnectionError`` (or a subclass
+        of ``OSError``) when the cluster cannot be asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    """A clustered broker's link to the rest of the cluster."""
+
+    node: str
+    """This node's id."""
+    connected: bool
+    """It reaches the cluster and hears what is published there."""
+    sent: int
+    """Operations sent to the cluster (publications and membership changes)."""
+    dropped: int
+    """Operations dropped: too many waiting, or the cluster unreachable."""
+    pending: int
+    """Operations waiting to be sent, or for their answer."""
+    lag_seconds: float
+    """How long the oldest of them has waited."""
+
 
 # -- cluster membership ---------------------------------------------------------
 
@@ -270,6 +311,7 @@ __all__ = [
     "ChatRun",
     "ClaimOutcome",
     "ClaimResult",
+    "ClusterStatus",
     "Delivery",
     "Member",
     "Membership",

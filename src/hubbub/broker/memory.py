@@ -11,6 +11,7 @@ from hubbub.broker import (
     ChatRun,
     ClaimOutcome,
     ClaimResult,
+    ClusterStatus,
     Delivery,
     Member,
     MembershipEvents,
@@ -49,6 +50,23 @@ class MemoryBroker:
     def publish_to_user(self, user_id: str, payload: bytes, exclude: str | None = None) -> None:
         if self._delivery is not None:
             self._delivery.deliver_to_user(user_id, payload, exclude)
+
+    # -- lifecycle, health, metrics: nothing to join, nothing to lose -------------
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def health(self) -> bool:
+        return True
+
+    def status(self) -> ClusterStatus | None:
+        return None
+
+    async def room_members(self, room: str) -> list[Member] | None:
+        return None
 
 
 class LocalMembership:

@@ -389,12 +389,17 @@ class Disconnected(msgspec.Struct, frozen=True):
     """The connection to the server is gone.
 
     ``code`` is the WebSocket close code, or None when the connection was lost
-    without one. ``will_retry`` says whether the client is reconnecting.
+    without one; ``reason`` the words that came with it. ``will_retry`` says whether
+    the client is reconnecting. ``name`` names a final close code, after which it
+    never does (``replaced``, ``removed``, ``room-ended``...: the names of
+    :data:`~hubbub.protocol.errors.FINAL_CLOSE_CODES`, which hubbub.js reports as
+    ``room.closeReason.code``); it is None after any other close.
     """
 
     code: int | None
     reason: str
     will_retry: bool
+    name: str | None = None
 
 
 class Reconnected(msgspec.Struct, frozen=True):

@@ -31,8 +31,9 @@ from hubbub.client.events import (
 from hubbub.protocol.messages import OFFLINE, ONLINE
 
 TYPING_EXPIRES = 5.0
-"""Seconds after which a member's typing counts as stopped unless renewed (the
-server does not time typing out)."""
+"""Seconds after which a member's typing counts as stopped unless renewed (the server
+also tells the room it stopped, after its typing_timeout; this covers a server of the
+classic protocol, and an earlier, quieter end)."""
 
 
 class RoomMirror:

@@ -36,8 +36,8 @@ The phases of a client, and the only moves between them (:data:`MOVES`)::
 
 The reconnect loop follows ``docs/protocol.md`` ("A client's reconnect loop") with
 the rules of :mod:`hubbub.protocol.errors`: no reconnection after
-:data:`~hubbub.protocol.errors.FINAL_CLOSE_CODES`; ``resume`` only when the
-connection was lost without a close frame (one the server closed is over); a rejoin
+:data:`~hubbub.protocol.errors.FINAL_CLOSE_CODES`; ``resume`` first whenever there
+is a session to ask back, unless the server said it was going away; a rejoin
 refused with one of :data:`~hubbub.protocol.errors.RETRIED_REJOIN_ERRORS` keeps
 trying; after a fresh rejoin the chat stored while away is fetched from the history.
 """
@@ -132,6 +132,8 @@ MOVES: dict[Phase, frozenset[Phase]] = {
 """Every move a client makes between phases; any other is a bug of ours."""
 
 _ON_A_CONNECTION = frozenset({Phase.RESUMING, Phase.JOINING, Phase.CATCHING_UP, Phase.OPEN})
+
+_FINAL_NAMES: dict[int, str] = {int(code): name for code, name in FINAL_CLOSE_CODES.items()}
 
 
 class IllegalMove(RuntimeError):
@@ -354,22 +356,23 @@ class ClientState:
             return  # given up on already (CloseConnection), or closed by us
         self._connected = False
         self._lose_connection()
-        final = code in FINAL_CLOSE_CODES
+        final = _FINAL_NAMES.get(code) if code is not None else None
         if self._starting:
             self._fail_start(ConnectError(f"the connection closed (code {code})"))
         elif self._phase is Phase.OPEN:
-            retry = self.reconnect and not final
-            self._emit(Disconnected(code=code, reason=reason, will_retry=retry))
+            retry = self.reconnect and final is None
+            self._emit(Disconnected(code=code, reason=reason, will_retry=retry, name=final))
             if not retry:
                 self._finish(reason)
                 return
-            # Only a connection lost without a close frame leaves a session to
-            # resume: one the server closed (shutting down, 4008...) is over.
-            self._resume_next = code is None and self._hint is None
+            # The session may have outlived the connection (a close from a proxy,
+            # a half-open link): it is asked back first, unless the server said it is
+            # going away (`reconnect`), whose sessions go with it.
+            self._resume_next = self._hint is None
             self._resume_refused = None
             self._schedule(now)
-        elif final:  # during a reconnection attempt: as final as ever
-            self._emit(Disconnected(code=code, reason=reason, will_retry=False))
+        elif final is not None:  # during a reconnection attempt: as final as ever
+            self._emit(Disconnected(code=code, reason=reason, will_retry=False, name=final))
             self._finish(reason)
         else:
             self._attempt_failed(f"the connection closed (code {code})", now)

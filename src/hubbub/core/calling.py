@@ -116,7 +116,7 @@ class Calling:
         # the callee's other nodes at once; what the caller sends meanwhile waits.
         self._placing[call_id] = (session, ref, incoming)
         ctx.waiting.begin(session, Wait.CALL)
-        ctx.membership.place_call(call_id, caller, callee, incoming)
+        ctx.ask_membership(lambda: ctx.membership.place_call(call_id, caller, callee, incoming))
 
     def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
         """The membership's word on a call placed here: it rings, or it is refused."""

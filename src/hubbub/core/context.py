@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from hubbub.core.calling import Calling
     from hubbub.core.chat import ChatFeature
     from hubbub.core.cluster import ClusterEvents
+    from hubbub.core.frontends import Frontends
     from hubbub.core.ice import IceFeature
     from hubbub.core.joining import Joining
     from hubbub.core.lifecycle import Lifecycle
@@ -53,6 +54,7 @@ class HubContext:
     calling: Calling
     chat: ChatFeature
     cluster: ClusterEvents
+    frontends: Frontends
     ice: IceFeature
     joining: Joining
     lifecycle: Lifecycle
@@ -98,6 +100,9 @@ class HubContext:
         self.counters = HubCounters()
         self.timers = Timers()
         self.waiting = waiting
+        self.membership_calls = 0
+        """Calls to the membership under way: its answer may come back inside one
+        (the in-memory twin answers at once). See :meth:`ask_membership`."""
 
     # -- time -----------------------------------------------------------------------
 
@@ -118,8 +123,11 @@ class HubContext:
     def send_error(self, session: Session, error: ProtocolError) -> None:
         """Refuse: the ``error`` message, and the close it calls for, if any."""
         self.counters.errors[error.code] += 1
-        reply = Error(code=error.code, message=error.message, ref=error.ref, reason=error.reason)
-        self.outbox.send(session, codec.encode(reply))
+        if not self.frontends.refuse(session, error):
+            reply = Error(
+                code=error.code, message=error.message, ref=error.ref, reason=error.reason
+            )
+            self.outbox.send(session, codec.encode(reply))
         if error.close_code is not None:
             session.closing = True
             self.outbox.close(session, error.close_code, error.message)
@@ -141,3 +149,12 @@ class HubContext:
             room.pending.append((room.chats_queued, RoomMessage(payload, exclude)))
         else:
             self.broker.publish_to_room(room.name, payload, exclude)
+
+    def ask_membership(self, ask: Callable[[], object]) -> None:
+        """Call the membership (``ask``), whose answer may come back before the call
+        returns: held messages are not handled until the caller's work is done."""
+        self.membership_calls += 1
+        try:
+            ask()
+        finally:
+            self.membership_calls -= 1

@@ -47,19 +47,23 @@ from hubbub.core.cluster import ClusterEvents
 from hubbub.core.context import HubContext
 from hubbub.core.counters import HubCounters
 from hubbub.core.events import HubObserver, NoObserver
+from hubbub.core.frontends import Frontends, FrontendSettings
 from hubbub.core.ice import IceFeature
 from hubbub.core.joining import Joining, new_user_id
 from hubbub.core.limits import Limits
 from hubbub.core.notifications import Notifications
 from hubbub.core.outbox import Outbox, RelayItem
+from hubbub.core.peerjs import PeerjsFeature
 from hubbub.core.presence import PresenceFeature
 from hubbub.core.resuming import Resuming
 from hubbub.core.rooms import RoomRegistry
 from hubbub.core.session import Session
 from hubbub.core.storage import PendingChat, Storage
+from hubbub.core.tracker import TrackerFeature
 from hubbub.core.users import UserRegistry
 from hubbub.core.waiting import Waiting
-from hubbub.protocol import codec
+from hubbub.core.y_webrtc import YWebrtcFeature
+from hubbub.protocol import codec, peerjs, tracker, y_webrtc
 from hubbub.protocol.errors import (
     CloseCode,
     ErrorCode,
@@ -118,11 +122,13 @@ class Hub:
         ice_servers: IceServerConfig | None = None,
         observer: HubObserver | None = None,
         rng: random.Random | None = None,
+        frontends: FrontendSettings | None = None,
     ) -> None:
         limits = limits or Limits()
         self._waiting = Waiting(limits.message_burst, self._dispatch)
-        self._depth = 0
-        """How many entry points are under way (see :meth:`_exit`)."""
+        self._ready = self._waiting.ready
+        self._clock = clock
+        self._max_json_depth = limits.max_json_depth
         ctx = self._ctx = HubContext(
             outbox=outbox,
             storage=storage,
@@ -148,6 +154,15 @@ class Hub:
         ctx.resuming = self._resuming = Resuming(ctx)
         ctx.cluster = self._cluster = ClusterEvents(ctx)
         ctx.ice = IceFeature(ctx, ice_servers)
+        ctx.frontends = self._frontends = Frontends(ctx, frontends or FrontendSettings())
+        self._frontends.peerjs = peer = PeerjsFeature(ctx, self._frontends)
+        self._frontends.y_webrtc = yjs = YWebrtcFeature(ctx, self._frontends)
+        self._frontends.tracker = torrent = TrackerFeature(ctx, self._frontends)
+        self._received = ctx.counters.received
+        self._publish_to_session = ctx.broker.publish_to_session
+        self._sessions = ctx.sessions
+        self._rooms = ctx.rooms
+        self._outbox = outbox
         ctx.broker.attach(self)
         ctx.membership.attach_members(self)
         joining, chat, presence = self._joining, self._chat, self._presence
@@ -171,6 +186,15 @@ class Hub:
             CallCancel: calling.on_call_cancel,
             CallEnd: calling.on_call_end,
             Resume: self._resuming.on_resume,
+            # The front-ends' messages (see hubbub.core.frontends).
+            peerjs.Heartbeat: peer.on_heartbeat,
+            peerjs.Relay: peer.on_relay,
+            y_webrtc.Subscribe: yjs.on_subscribe,
+            y_webrtc.Unsubscribe: yjs.on_unsubscribe,
+            y_webrtc.Publish: yjs.on_publish,
+            y_webrtc.Ping: yjs.on_ping,
+            tracker.Announce: torrent.on_announce,
+            tracker.Scrape: torrent.on_scrape,
         }
 
     # -- what the rest of the server reads ----------------------------------------------
@@ -205,6 +229,11 @@ class Hub:
         return self._ctx.calls
 
     @property
+    def frontends(self) -> Frontends:
+        """The PeerJS, y-webrtc and tracker front-ends (see :mod:`hubbub.core.frontends`)."""
+        return self._frontends
+
+    @property
     def counters(self) -> HubCounters:
         return self._ctx.counters
 
@@ -217,8 +246,9 @@ class Hub:
         self._ctx.observer = observer
 
     @property
-    def timers(self) -> int:
-        """How many deadlines the core holds (for the metrics)."""
+    def pending_deadlines(self) -> int:
+        """How many deadlines the core holds, due or not (cancelled ones stay until due
+        or compacted)."""
         return len(self._ctx.timers)
 
     def is_waiting(self, session: Session) -> bool:
@@ -233,39 +263,91 @@ class Hub:
         """A client connected; ``link`` is the adapter's handle for it, ``identity``
         what it proved in the handshake (a token), if anything, ``host`` the host it
         reached the server by (its ``Host`` header)."""
-        self._depth += 1
-        try:
-            session = self._lifecycle.connect(link, identity, host)
-        finally:
-            self._exit()
+        session = self._lifecycle.connect(link, identity, host)
+        self._settle()
         return session
 
     def receive(self, session: Session, text: str | bytes) -> None:
         """One text frame from the session's client."""
+        # The hot path: what it reads more than once a message is bound once, in
+        # __init__, and the entry point's bookkeeping is inline.
         if session.closing:
             return
-        ctx = self._ctx
-        if not session.budget.take(ctx.clock()):
+        if not session.budget.take(self._clock()):
             self._lifecycle.drop_for_rate(session)
             return
         session.dropped_in_a_row = 0
         try:
-            message: IncomingMessage = codec.decode(text, max_depth=ctx.limits.max_json_depth)
+            message: IncomingMessage = codec.decode(text, max_depth=self._max_json_depth)
         except ProtocolError as error:
-            ctx.send_error(session, error)
+            self._ctx.send_error(session, error)
             return
-        ctx.counters.received[type(message)] += 1
+        self._received[type(message)] += 1
         if session.waiting is not None or session.held is not None:
             try:
                 self._waiting.hold(session, message)
             except ProtocolError as error:
-                ctx.send_error(session, error)
+                self._ctx.send_error(session, error)
             return
-        self._depth += 1
         try:
-            self._dispatch(session, message)
-        finally:
-            self._exit()
+            self._handlers[type(message)](session, message)
+        except ProtocolError as error:
+            self._ctx.send_error(session, error)
+        if self._ready:
+            self._settle()
+
+    def open_peerjs(self, link: Any, key: str, peer_id: str, token: str) -> Session:
+        """A PeerJS client connected with these query parameters (see
+        :meth:`~hubbub.core.peerjs.PeerjsFeature.open`)."""
+        session = self._frontends.peerjs.open(link, key, peer_id, token)
+        self._settle()
+        return session
+
+    def open_y_webrtc(self, link: Any, identity: Identity | None) -> Session:
+        """A y-webrtc client connected (``identity``: what its token proves)."""
+        session = self._frontends.y_webrtc.open(link, identity)
+        self._settle()
+        return session
+
+    def open_tracker(self, link: Any, identity: Identity | None) -> Session:
+        """A tracker client connected (``identity``: what its token proves)."""
+        session = self._frontends.tracker.open(link, identity)
+        self._settle()
+        return session
+
+    def receive_frontend(
+        self,
+        session: Session,
+        text: str | bytes,
+        decode: Callable[[str | bytes, int], Any],
+        protocol: str,
+    ) -> None:
+        """One text frame from a front-end's client (a session its feature opened),
+        decoded by the front-end's codec (``decode(text, max_depth)``), then handled
+        as hubbub's own are: the message budget, the waiting queue, the handler of
+        its type."""
+        if session.closing:
+            return
+        if not session.budget.take(self._clock()):
+            self._lifecycle.drop_for_rate(session)
+            return
+        session.dropped_in_a_row = 0
+        frontends = self._frontends
+        try:
+            message = decode(text, self._max_json_depth)
+        except ProtocolError as error:
+            self._ctx.send_error(session, error)
+            return
+        frontends.received[protocol] += 1
+        if session.waiting is not None or session.held is not None:
+            try:
+                self._waiting.hold(session, message)
+            except ProtocolError as error:
+                self._ctx.send_error(session, error)
+            return
+        self._dispatch(session, message)
+        if self._ready:
+            self._settle()
 
     def _dispatch(self, session: Session, message: IncomingMessage) -> None:
         try:
@@ -293,11 +375,8 @@ class Hub:
         A lost session in a room keeps its place for ``resume_grace`` seconds,
         waiting for its client to ``resume`` it; any other ends now.
         """
-        self._depth += 1
-        try:
-            self._lifecycle.disconnect(session, lost=lost)
-        finally:
-            self._exit()
+        self._lifecycle.disconnect(session, lost=lost)
+        self._settle()
 
     def tick(self, now: float | None = None) -> int:
         """Carry out what is due by ``now`` (the hub's clock when left out): resume
@@ -305,12 +384,9 @@ class Hub:
         renewed, TURN credentials to renew; and end the lost sessions whose replay
         buffer overran. The adapter calls this when :meth:`next_deadline` comes, and
         at least about once a second. Returns how many deadlines came due."""
-        self._depth += 1
-        try:
-            ran = self._ctx.timers.run_due(self._ctx.clock() if now is None else now)
-            self._lifecycle.end_overrun()
-        finally:
-            self._exit()
+        ran = self._ctx.timers.run_due(self._ctx.clock() if now is None else now)
+        self._lifecycle.end_overrun()
+        self._settle()
         return ran
 
     def next_deadline(self) -> float | None:
@@ -329,11 +405,8 @@ class Hub:
 
     def close(self, session: Session, code: CloseCode, reason: str) -> None:
         """Close a session's connection; no more of its input is read."""
-        self._depth += 1
-        try:
-            self._ctx.close(session, code, reason)
-        finally:
-            self._exit()
+        self._ctx.close(session, code, reason)
+        self._settle()
 
     # -- what the HTTP API calls ---------------------------------------------------------
 
@@ -342,21 +415,15 @@ class Hub:
     ) -> bool:
         """Take ``user_id`` out of the room and close its connection (admin).
         ``remote``: the member as the cluster knows it, when this node may not."""
-        self._depth += 1
-        try:
-            removed = self._joining.remove_participant(room_name, user_id, remote)
-        finally:
-            self._exit()
+        removed = self._joining.remove_participant(room_name, user_id, remote)
+        self._settle()
         return removed
 
     def end_room(self, room_name: str, keep: Session | None = None) -> int:
         """Take every member out of the room and close their connections (admin);
         returns how many members there were, as far as this node knows."""
-        self._depth += 1
-        try:
-            ended = self._joining.end_room(room_name, keep)
-        finally:
-            self._exit()
+        ended = self._joining.end_room(room_name, keep)
+        self._settle()
         return ended
 
     def broadcast(self, room_name: str, data: bytes, event: str | None = None) -> int:
@@ -386,32 +453,20 @@ class Hub:
     # -- what the storage adapter calls (see hubbub.core.storage) --------------------------
 
     def chat_stored(self, pending: list[PendingChat], results: list[StoredChat]) -> None:
-        self._depth += 1
-        try:
-            self._chat.chat_stored(pending, results)
-        finally:
-            self._exit()
+        self._chat.chat_stored(pending, results)
+        self._settle()
 
     def chat_failed(self, pending: list[PendingChat]) -> None:
-        self._depth += 1
-        try:
-            self._chat.chat_failed(pending)
-        finally:
-            self._exit()
+        self._chat.chat_failed(pending)
+        self._settle()
 
     def room_loaded(self, room_name: str, state: RoomState) -> None:
-        self._depth += 1
-        try:
-            self._joining.room_loaded(room_name, state)
-        finally:
-            self._exit()
+        self._joining.room_loaded(room_name, state)
+        self._settle()
 
     def room_load_failed(self, room_name: str) -> None:
-        self._depth += 1
-        try:
-            self._joining.room_load_failed(room_name)
-        finally:
-            self._exit()
+        self._joining.room_load_failed(room_name)
+        self._settle()
 
     def history_loaded(
         self, session_id: str, room: str, messages: list[StoredChat], ref: Ref | None
@@ -443,9 +498,9 @@ class Hub:
     # -- what the broker calls (Delivery) -------------------------------------------------
 
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
-        target = self._ctx.rooms.get(room)
+        target = self._rooms.get(room)
         if target is not None:
-            self._ctx.outbox.broadcast(target.members.values(), payload, exclude)
+            self._outbox.broadcast(target.members.values(), payload, exclude)
 
     def deliver_chat(self, room: str, run: ChatRun) -> None:
         ctx = self._ctx
@@ -464,9 +519,9 @@ class Hub:
             outbox.relay_run(target.members.values(), items)
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
-        session = self._ctx.sessions.get(session_id)
+        session = self._sessions.get(session_id)
         if session is not None:
-            self._ctx.outbox.send(session, payload)
+            self._outbox.send(session, payload)
 
     def deliver_to_user(self, user_id: str, payload: bytes, exclude: str | None) -> None:
         sessions = self._ctx.users.sessions(user_id)
@@ -476,56 +531,39 @@ class Hub:
     # -- what the membership calls (MembershipEvents) -----------------------------------------
 
     def claim_answered(self, session_id: str, result: ClaimResult) -> None:
-        self._depth += 1
-        try:
+        if not self._frontends.claim_answered(session_id, result):
             self._joining.claim_answered(session_id, result)
-        finally:
-            self._exit()
+        self._settle()
 
     def members_changed(self, room: str, joined: list[Member], left: list[Member]) -> None:
         self._cluster.members_changed(room, joined, left)
 
     def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
-        self._depth += 1
-        try:
-            self._cluster.close_session(session_id, code, reason, announce)
-        finally:
-            self._exit()
+        self._cluster.close_session(session_id, code, reason, announce)
+        self._settle()
 
     def chat_seen(self, room: str, payload: bytes) -> None:
         self._cluster.chat_seen(room, payload)
 
     def end_for_resume(self, session_id: str, resume_token: str) -> bool:
-        self._depth += 1
-        try:
-            ended = self._resuming.end_for_resume(session_id, resume_token)
-        finally:
-            self._exit()
+        ended = self._resuming.end_for_resume(session_id, resume_token)
+        self._settle()
         return ended
 
     def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
-        self._depth += 1
-        try:
-            self._resuming.ended_elsewhere(asked_by, ended)
-        finally:
-            self._exit()
+        self._resuming.ended_elsewhere(asked_by, ended)
+        self._settle()
 
     def local_members(self) -> dict[str, list[Member]]:
         return self._cluster.local_members()
 
     def room_ended(self, room: str) -> None:
-        self._depth += 1
-        try:
-            self._cluster.room_ended(room)
-        finally:
-            self._exit()
+        self._cluster.room_ended(room)
+        self._settle()
 
     def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
-        self._depth += 1
-        try:
-            self._calling.call_placed(call_id, outcome)
-        finally:
-            self._exit()
+        self._calling.call_placed(call_id, outcome)
+        self._settle()
 
     def call_moved(
         self,
@@ -541,29 +579,28 @@ class Hub:
     # -- the two messages that need no feature of their own -----------------------------------
 
     def _on_signal(self, session: Session, message: Signal) -> None:
-        ctx = self._ctx
         room = session.room
         if room is None:
             raise not_in_room(message.ref)
-        ctx.admission.require(session.identity, Grant.SIGNAL, message.ref)
+        self._ctx.admission.require(session.identity, Grant.SIGNAL, message.ref)
         target: Session | Member | None = room.members.get(message.target_user_id)
         if target is None:
-            target = ctx.membership.remote_member(room.name, message.target_user_id)
+            target = self._ctx.membership.remote_member(room.name, message.target_user_id)
         if target is None or target is session:
             raise no_such_peer(message.ref)
         user_id = session.user_id
         if user_id is None:  # pragma: no cover - a session in a room has a user id
             raise not_in_room(message.ref)
         payload = codec.encode(SignalRelay(signal=message.signal, from_user_id=user_id))
-        ctx.broker.publish_to_session(target.session_id, payload)
+        self._publish_to_session(target.session_id, payload)
 
     def _on_ping(self, session: Session, message: Ping) -> None:
         self._ctx.send(session, Pong(ref=message.ref))
 
-    def _exit(self) -> None:
-        """Leave an entry point. Once out of the outermost one (an entry point may
-        be called back from inside another: the in-memory membership answers at
-        once), what the sessions whose wait ended held is handled, in order."""
-        self._depth -= 1
-        if not self._depth and self._waiting.ready:
+    def _settle(self) -> None:
+        """At the end of an entry point: what the sessions whose wait ended held is
+        handled, in order. Not inside a call to the membership, whose in-memory twin
+        answers before it returns (its answer comes in through an entry point too):
+        held messages must not run in the middle of the work that called it."""
+        if self._ready and not self._ctx.membership_calls:
             self._waiting.release()

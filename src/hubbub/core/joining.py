@@ -26,6 +26,7 @@ from hubbub import randomness
 from hubbub.auth.grants import Grant, Identity
 from hubbub.broker import ClaimOutcome, ClaimResult, Member
 from hubbub.core.context import HubContext
+from hubbub.core.frontends import frontend_room
 from hubbub.core.rooms import Departure, ParkedJoin, Room, RoomMessage
 from hubbub.core.session import LinkState, Session
 from hubbub.core.waiting import Wait
@@ -121,6 +122,10 @@ class Joining:
         ref = message.ref
         room_name = message.room
         check_name(room_name, "room", limits.max_room_name_length, ref)
+        if frontend_room(room_name):
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "this room belongs to another protocol's clients", ref=ref
+            )
         user_id = message.user_id
         if user_id is not None:
             check_name(user_id, "userId", limits.max_user_id_length, ref)
@@ -244,14 +249,17 @@ class Joining:
                     grants=member.grants,
                 )
             )
+        left = codec.encode(UserLeft(user_id=user_id))
         # A token proves the id is its holder's: the newcomer takes the place.
-        ctx.membership.claim(
-            room.name,
-            member,
-            replace=identity.verified,
-            max_members=ctx.limits.max_participants,
-            joined=joined,
-            left=codec.encode(UserLeft(user_id=user_id)),
+        ctx.ask_membership(
+            lambda: ctx.membership.claim(
+                room.name,
+                member,
+                replace=identity.verified,
+                max_members=ctx.limits.max_participants,
+                joined=joined,
+                left=left,
+            )
         )
 
     def claim_answered(self, session_id: str, result: ClaimResult) -> None:

@@ -209,13 +209,17 @@ class Peer:
         path: str | Path,
         *,
         progress: files.Progress | None = None,
+        offered: Callable[[], None] | None = None,
         timeout: float | None = None,
         chunk_size: int = files.CHUNK_SIZE,
     ) -> files.TransferResult:
         """Send a file over its own channel (``docs/peer-protocol.md``); return how
-        it went. Resumes where the receiver says it has the start already."""
+        it went. Resumes where the receiver says it has the start already.
+        ``offered`` is called once the offer is out, waiting for the receiver's answer."""
         await self.wait_connected(timeout)
-        sender = files.FileSender(Path(path), progress=progress, chunk_size=chunk_size)
+        sender = files.FileSender(
+            Path(path), progress=progress, offered=offered, chunk_size=chunk_size
+        )
         channel = self.pc.createDataChannel(FILE_CHANNEL_PREFIX + sender.transfer_id)
         self._tune_sctp(self.pc)
         return await sender.run(channel, max_message_size=_max_message_size(self.pc))

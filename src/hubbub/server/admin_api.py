@@ -8,19 +8,18 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from hubbub.auth import Grant, TokenError, VerificationKeys, mint_token
-from hubbub.auth.tokens import HMAC_ALGORITHM, MAX_NAME_LENGTH, parse_grants
+from hubbub.auth.tokens import (
+    DEFAULT_TOKEN_TTL,
+    HMAC_ALGORITHM,
+    MAX_NAME_LENGTH,
+    MAX_TOKEN_TTL,
+    parse_grants,
+)
 from hubbub.broker import Member
 from hubbub.core import Hub, Session
 from hubbub.server.http_api import Api, ApiError, integer_schema, query_integer, read_json
-
-DEFAULT_TOKEN_TTL = 3600
-"""Seconds a token minted without ``ttl`` is valid."""
-
-MAX_TOKEN_TTL = 7 * 24 * 3600
-"""Longest ``ttl`` a minted token may have, in seconds."""
 
 DEFAULT_ROOMS_PAGE = 100
 """Rooms in one ``GET /api/rooms`` answer when ``limit`` is left out."""
@@ -55,8 +54,9 @@ TOKEN_REQUEST_SCHEMA: dict[str, Any] = {
 }
 
 
-ClusterMembers = Callable[[str], Awaitable[list[Member]]]
-"""A room's members on every node of the cluster (from Redis)."""
+ClusterMembers = Callable[[str], Awaitable[list[Member] | None]]
+"""A room's members on every node of the cluster (from Redis); None on a lone node
+(:meth:`hubbub.broker.Broker.room_members`)."""
 
 
 def add_routes(
@@ -68,7 +68,7 @@ def add_routes(
             return None
         try:
             return await cluster_members(room)
-        except (ConnectionError, OSError, RedisError) as error:
+        except OSError as error:  # ConnectionError among them
             raise ApiError(
                 503, "cluster-unavailable", "the rest of the cluster cannot be reached"
             ) from error

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from hubbub import __version__
-from hubbub.broker.redis import RedisBroker
 
 if TYPE_CHECKING:
     from hubbub.server.app import HubServer
@@ -217,31 +216,31 @@ def render(server: HubServer) -> str:
         "How far the broker's deliveries lag behind its publications (0 in memory).",
         server.broker.lag_seconds(),
     )
-    broker = server.broker
-    if isinstance(broker, RedisBroker):
+    cluster = server.broker.status()
+    if cluster is not None:
         out.single(
             "hubbub_cluster_connected",
             "gauge",
             "1 while this node reaches Redis and is subscribed to its channels, else 0.",
-            int(broker.connected),
+            int(cluster.connected),
         )
         out.single(
             "hubbub_broker_sent_total",
             "counter",
             "Operations sent to Redis (publications and membership changes).",
-            broker.published,
+            cluster.sent,
         )
         out.single(
             "hubbub_broker_dropped_total",
             "counter",
             "Operations dropped: over broker_max_pending waiting, or Redis unreachable.",
-            broker.dropped,
+            cluster.dropped,
         )
         out.single(
             "hubbub_broker_pending",
             "gauge",
             "Operations waiting to be sent to Redis, or for its reply.",
-            broker.pending,
+            cluster.pending,
         )
     out.single(
         "hubbub_event_loop_lag_seconds",

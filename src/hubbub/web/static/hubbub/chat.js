@@ -28,6 +28,9 @@ export class Chat {
     /** No older messages are left to load. */
     this.historyComplete = false;
     this._outgoing = new Map(); // clientId -> entry, until its `chat-ack`
+    // In the room, as far as the server said: `room-joined` or `resumed`, and no
+    // `room-left` since.
+    this._inRoom = false;
   }
 
   /**
@@ -60,9 +63,15 @@ export class Chat {
     return [...this._outgoing.values()];
   }
 
-  /** Send again every message not yet stored (the connection is open again). */
+  /** In the room (again): send every message not yet stored. */
   resend() {
+    this._inRoom = true;
     for (const entry of this._outgoing.values()) this._transmit(entry);
+  }
+
+  /** The server took this side out of the room (`room-left`). */
+  leftRoom() {
+    this._inRoom = false;
   }
 
   /** The connection is gone for good: what was not stored has failed. */
@@ -122,7 +131,13 @@ export class Chat {
     const entry = this._outgoing.get(message.ref.slice(CHAT_REF.length));
     if (!entry) return true;
     clearTimeout(entry._retry);
+    delete entry._retry;
+    if (message.code === ERROR_CODES.NOT_IN_ROOM && !this._inRoom) {
+      return true; // the message crossed a leave: it goes once back in the room (resend)
+    }
     if (RETRIED_CHAT_ERRORS.includes(message.code)) {
+      // A refusal that passes with time; or not-in-room while the server had not
+      // said so, a crossing this side cannot see: sent again after a while.
       entry._retry = setTimeout(() => this._transmit(entry), this.host.limits.chatAckTimeoutMs / 4);
       return true;
     }
@@ -144,6 +159,8 @@ export class Chat {
   // one page was missed. Messages of this side's own among them count as acknowledged.
   joined(message, rejoin) {
     if (!Array.isArray(message.history)) return;
+    // Whether `chatSeq` says what this side has seen (0 included: an empty room).
+    const knew = this.storesChat;
     this.storesChat = true;
     const history = message.history.map((m) => this._own(normalizeChat(m)));
     const lastSeq = Number.isSafeInteger(message.lastSeq) ? message.lastSeq : history.at(-1)?.seq ?? 0;
@@ -157,7 +174,7 @@ export class Chat {
     this.chatSeq = Math.max(this.chatSeq, lastSeq);
     const missed = history.filter((entry) => entry.seq > since);
     if (missed.length === 0) return;
-    const gap = missed[0].seq > since + 1 && since > 0;
+    const gap = missed[0].seq > since + 1 && knew;
     // (on the next tick: the room is open by then, so the history requests can go out)
     Promise.resolve()
       .then(() => (gap ? this._fetchBetween(since, missed[0].seq) : []))

@@ -447,6 +447,14 @@ export class Connection extends Emitter {
           await this._reconnectOnce();
           return;
         } catch (error) {
+          // A final close is as final when it ends an attempt as when it ends the room's
+          // connection (the attempt's resume was taken over, the rejoin replaced...).
+          const final = FINAL_CLOSE_CODES[error.closeCode];
+          if (final) {
+            this.closeReason = { code: final, closeCode: error.closeCode };
+            this._shutdown();
+            return;
+          }
           if (error.code && !isRetriedOnRejoin(error.code)) {
             this.emit("error", { error });
             this.closeReason = { code: error.code };

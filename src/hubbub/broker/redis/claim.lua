@@ -1,0 +1,37 @@
+-- A member claims its place in a room: admitted unless its user id is there
+-- already (and it may not replace it) or the room is full. The answer goes to the
+-- claimant's node; what others must hear goes to the room's channel in the same
+-- step (see wire.py for the kinds published).
+local members_key, order_key, node_rooms_key = KEYS[1], KEYS[2], KEYS[3]
+local user_id, session_id, info = ARGV[1], ARGV[2], ARGV[3]
+local replace, max_members = ARGV[4], tonumber(ARGV[5])
+local room_channel, node_channel, room = ARGV[6], ARGV[7], ARGV[8]
+local joined, left, node = ARGV[9], ARGV[10], ARGV[11]
+
+local existing = redis.call('HGET', members_key, user_id)
+local outcome = 'admitted'
+if existing then
+  if replace ~= '1' then outcome = 'taken' end
+elseif redis.call('HLEN', members_key) >= max_members then
+  outcome = 'full'
+end
+if outcome == 'admitted' then
+  local order = redis.call('INCR', order_key)
+  local entry = session_id .. '|' .. order .. '|' .. info
+  redis.call('HSET', members_key, user_id, entry)
+  redis.call('SADD', node_rooms_key, room)
+  if existing then
+    redis.call('PUBLISH', room_channel, 'l' .. cjson.encode({u=user_id, e=existing, a=0}))
+    if left ~= '' and not string.find(existing, '"h":true', 1, true) then
+      redis.call('PUBLISH', room_channel, 'm' .. node .. '\n' .. left)
+    end
+  end
+  redis.call('PUBLISH', room_channel, 'j' .. cjson.encode({u=user_id, e=entry, a=0}))
+  if joined ~= '' then
+    redis.call('PUBLISH', room_channel, 'm' .. node .. session_id .. '\n' .. joined)
+  end
+end
+local all = redis.call('HGETALL', members_key)
+redis.call('PUBLISH', node_channel,
+  'c' .. cjson.encode({s=session_id, r=room, o=outcome, p=existing or '', m=all}))
+return outcome

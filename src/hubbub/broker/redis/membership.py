@@ -1,0 +1,329 @@
+"""Who is in which room across the cluster: claims and releases, the mirror of each
+room's members on other nodes, snapshots after an outage, the reaping of a dead
+node's members, and the requests that reach a member's own node (close it, end it
+for a client that came back elsewhere, end the room).
+
+Claims are atomic in Redis (``claim.lua``): of two nodes admitting the same user
+id into a room at once, one gets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+import redis.asyncio as aioredis
+
+from hubbub.broker import ClaimOutcome, ClaimResult, Member
+from hubbub.broker.redis import keys, scripts, wire
+from hubbub.broker.redis.node import CLAIM_TIMEOUT, Node
+from hubbub.broker.redis.pipeline import Op, publish
+from hubbub.broker.redis.subscriptions import Subscriptions
+from hubbub.protocol.errors import CloseCode
+
+
+class RoomMembership:
+    __slots__ = ("_claims", "_ending", "_mirror", "_node", "_subscriptions", "_suspects")
+
+    def __init__(self, node: Node, subscriptions: Subscriptions) -> None:
+        self._node = node
+        self._subscriptions = subscriptions
+        self._claims: dict[str, tuple[str, float]] = {}
+        """session id -> (room, deadline) of the claims on their way."""
+        self._ending: dict[str, float] = {}
+        """local session id -> deadline of the requests to end a session elsewhere."""
+        self._mirror: dict[str, dict[str, Member]] = {}
+        """room -> user id -> member on another node, for the rooms subscribed."""
+        self._suspects: dict[tuple[str, str], tuple[Member, float]] = {}
+        """(room, user id) -> (member, when): members missing after an outage, gone
+        unless their node puts them back by then."""
+
+    # -- what the hub asks --------------------------------------------------------
+
+    def claim(
+        self,
+        room: str,
+        member: Member,
+        *,
+        replace: bool,
+        max_members: int,
+        joined: bytes | None,
+        left: bytes | None,
+    ) -> None:
+        node = self._node
+        session_id = member.session_id
+        if not node.pipeline.is_open:
+            asyncio.get_running_loop().call_soon(
+                self._answer, session_id, ClaimResult(ClaimOutcome.UNAVAILABLE, [])
+            )
+            return
+        self._want(room)
+        self._claims[session_id] = (room, time.monotonic() + CLAIM_TIMEOUT)
+        command = scripts.claim(
+            members_key=keys.members(room),
+            order_key=keys.order(room),
+            node_rooms_key=keys.node_rooms(node.id),
+            user_id=member.user_id,
+            session_id=session_id,
+            info=wire.encode_info(member),
+            replace=replace,
+            max_members=max_members,
+            room_channel=keys.room_channel(room),
+            node_channel=node.channel,
+            room=room,
+            joined=joined or b"",
+            left=left or b"",
+            node=node.id,
+        )
+        op = Op(*command, on_error=lambda: self._claim_failed(session_id))
+        self._subscriptions.send_when_subscribed(room, op)
+
+    def release(self, room: str, member: Member) -> None:
+        command = scripts.release(
+            members_key=keys.members(room),
+            order_key=keys.order(room),
+            user_id=member.user_id,
+            session_id=member.session_id,
+            room_channel=keys.room_channel(room),
+        )
+        self._node.pipeline.send(Op(*command))
+        self._unwant(room)
+
+    def remote_member(self, room: str, user_id: str) -> Member | None:
+        members = self._mirror.get(room)
+        return None if members is None else members.get(user_id)
+
+    def remote_members(self, room: str) -> list[Member]:
+        return list(self._mirror.get(room, {}).values())
+
+    async def room_members(self, client: aioredis.Redis, room: str) -> list[Member]:
+        """Every member of ``room`` on every node, from Redis (for the HTTP API, on
+        a node that may have none of them). An entry that cannot be read is left out."""
+        flat = await client.hgetall(keys.members(room))
+        entries = []
+        for user_id, entry in flat.items():
+            try:
+                entries.append(wire.decode_entry(user_id, entry))
+            except wire.WireError as error:
+                self._node.reject(keys.members(room), error)
+        entries.sort(key=lambda pair: pair[0])
+        return [member for _, member in entries]
+
+    def close_remote(self, member: Member, code: int, reason: str, announce: bool) -> None:
+        node = wire.node_of(member.session_id)
+        if node is None:
+            return
+        request = wire.CloseSession(member.session_id, CloseCode(code), reason, announce)
+        self._node.pipeline.send(publish(keys.node_channel(node), wire.encode_request(request)))
+
+    def end_room_elsewhere(self, room: str) -> None:
+        data = self._node.wire.room_ended()
+        self._node.pipeline.send(publish(keys.room_channel(room), data))
+
+    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+        node = wire.node_of(session_id)
+        if node is None or node == self._node.id or not self._node.pipeline.is_open:
+            return False
+        self._ending[asked_by] = time.monotonic() + CLAIM_TIMEOUT
+        request = wire.EndSession(session_id, resume_token, asked_by)
+        self._node.pipeline.send(
+            Op(
+                "PUBLISH",
+                keys.node_channel(node),
+                wire.encode_request(request),
+                on_error=lambda: self._ended_elsewhere(asked_by, False),
+            )
+        )
+        return True
+
+    # -- what other nodes say ---------------------------------------------------
+
+    def on_claimed(self, answer: wire.ClaimAnswer) -> None:
+        session_id = answer.session_id
+        outcome = answer.outcome
+        pending = self._claims.pop(session_id, None)
+        if pending is None:
+            # Answered already (timed out): a place taken for nobody is given back.
+            if outcome is ClaimOutcome.ADMITTED:
+                for member in answer.members:
+                    if member.session_id == session_id:
+                        self._want(answer.room)
+                        self.release(answer.room, member)
+            return
+        room = pending[0]
+        mirror = self._mirror.get(room)
+        if mirror is not None:
+            mirror.clear()
+            for member in answer.members:
+                if not self._node.holds(member.session_id):
+                    mirror[member.user_id] = member
+        if outcome is not ClaimOutcome.ADMITTED:
+            self._unwant(room)
+        self._answer(session_id, ClaimResult(outcome, answer.members, answer.replaced))
+
+    def on_joined(self, room: str, joined: wire.MemberJoined) -> None:
+        members = self._mirror.get(room)
+        member = joined.member
+        if members is None or self._node.holds(member.session_id):
+            return
+        self._suspects.pop((room, member.user_id), None)
+        before = members.get(member.user_id)
+        members[member.user_id] = member
+        events = self._node.events
+        if joined.announce and events is not None and before != member:
+            events.members_changed(room, [member], [])
+
+    def on_left(self, room: str, left: wire.MemberLeft) -> None:
+        members = self._mirror.get(room)
+        member = left.member
+        if members is None or self._node.holds(member.session_id):
+            return
+        self._suspects.pop((room, member.user_id), None)
+        now = members.get(member.user_id)
+        if now is not None and now.session_id == member.session_id:
+            del members[member.user_id]
+            events = self._node.events
+            if left.announce and events is not None:
+                events.members_changed(room, [], [member])
+
+    def on_snapshot(self, snapshot: wire.Snapshot) -> None:
+        """This node is back after an outage: what changed meanwhile is announced.
+
+        A member missing from the snapshot may only be waiting for its own node to
+        come back (after a Redis restart every node puts its members back): it is
+        announced as gone if it is still missing ``node_timeout`` later.
+        """
+        room = snapshot.room
+        mirror = self._mirror.get(room)
+        if mirror is None:
+            return
+        now = {m.user_id: m for m in snapshot.members if not self._node.holds(m.session_id)}
+        deadline = time.monotonic() + self._node.node_timeout
+        for uid, known in mirror.items():
+            if now.get(uid) != known:
+                self._suspects[room, uid] = (known, deadline)
+        joined = [m for uid, m in now.items() if mirror.get(uid) != m]
+        for came in joined:
+            mirror[came.user_id] = came
+            self._suspects.pop((room, came.user_id), None)
+        events = self._node.events
+        if joined and events is not None:
+            events.members_changed(room, joined, [])
+
+    def on_close(self, request: wire.CloseSession) -> None:
+        events = self._node.events
+        if events is not None:
+            events.close_session(request.session_id, request.code, request.reason, request.announce)
+
+    def on_end_request(self, request: wire.EndSession) -> None:
+        """Another node holds the client of a session of ours: end it here, then say
+        so. The answer goes out after the session's release (one queue, in order):
+        once it arrives, the session's place is free in Redis."""
+        events = self._node.events
+        ended = events is not None and events.end_for_resume(
+            request.session_id, request.resume_token
+        )
+        node = wire.node_of(request.asked_by)
+        if node is not None:
+            answer = wire.encode_request(wire.SessionEnded(request.asked_by, ended))
+            self._node.pipeline.send(publish(keys.node_channel(node), answer))
+
+    def on_session_ended(self, answer: wire.SessionEnded) -> None:
+        self._ended_elsewhere(answer.asked_by, answer.ended)
+
+    # -- outages and timeouts ---------------------------------------------------
+
+    def lost(self) -> None:
+        """Redis went away: whatever waits for an answer is answered now."""
+        for session_id in list(self._claims):
+            self._claim_failed(session_id)
+        for asked_by in list(self._ending):
+            self._ended_elsewhere(asked_by, False)
+
+    def expire(self, now: float) -> None:
+        """Answer what waited too long; announce the suspects still missing."""
+        for session_id, (_, deadline) in list(self._claims.items()):
+            if deadline <= now:
+                self._claim_failed(session_id)
+        for asked_by, deadline in list(self._ending.items()):
+            if deadline <= now:
+                self._ended_elsewhere(asked_by, False)
+        for key, (known, deadline) in list(self._suspects.items()):
+            if deadline > now:
+                continue
+            del self._suspects[key]
+            room, uid = key
+            mirror = self._mirror.get(room)
+            if mirror is not None and mirror.get(uid) == known:
+                del mirror[uid]
+                if self._node.events is not None:
+                    self._node.events.members_changed(room, [], [known])
+
+    async def sync(self, client: aioredis.Redis) -> list[str]:
+        """Make Redis agree with this node's members (which Redis may have lost, or
+        kept while they left); this node's snapshots follow on its channel. Returns
+        the session ids whose user id another session took meanwhile."""
+        node = self._node
+        members: dict[str, list[Member]] = (
+            {} if node.events is None else node.events.local_members()
+        )
+        want = {
+            room: [[m.user_id, m.session_id, wire.encode_info(m)] for m in ms]
+            for room, ms in members.items()
+        }
+        conflicts = await scripts.run(
+            client,
+            scripts.sync(
+                node_rooms_key=keys.node_rooms(node.id),
+                alive_key=keys.alive(node.id),
+                nodes_key=keys.NODES,
+                node_id=node.id,
+                prefix=keys.PREFIX,
+                ttl_ms=node.ttl_ms,
+                node_channel=node.channel,
+                want=msgspec.json.encode(want),
+            ),
+        )
+        return [s.decode() if isinstance(s, bytes) else str(s) for s in conflicts or []]
+
+    async def reap(self, client: aioredis.Redis, dead: str) -> int:
+        """Take the members of node ``dead`` out of their rooms; -1 if it is alive
+        after all, else how many there were."""
+        command = scripts.reap(
+            alive_key=keys.alive(dead),
+            node_rooms_key=keys.node_rooms(dead),
+            nodes_key=keys.NODES,
+            dead=dead,
+            prefix=keys.PREFIX,
+        )
+        return int(await scripts.run(client, command))
+
+    # -- helpers --------------------------------------------------------------
+
+    def _want(self, room: str) -> None:
+        if self._subscriptions.want(room):
+            self._mirror.setdefault(room, {})
+
+    def _unwant(self, room: str) -> None:
+        if self._subscriptions.unwant(room):
+            self._mirror.pop(room, None)
+
+    def _answer(self, session_id: str, result: ClaimResult) -> None:
+        if self._node.events is not None:
+            self._node.events.claim_answered(session_id, result)
+
+    def _claim_failed(self, session_id: str) -> None:
+        pending = self._claims.pop(session_id, None)
+        if pending is None:
+            return
+        self._unwant(pending[0])
+        asyncio.get_running_loop().call_soon(
+            self._answer, session_id, ClaimResult(ClaimOutcome.UNAVAILABLE, [])
+        )
+
+    def _ended_elsewhere(self, asked_by: str, ended: bool) -> None:
+        events = self._node.events
+        if self._ending.pop(asked_by, None) is not None and events is not None:
+            # Never from within end_elsewhere itself (a request dropped at once).
+            asyncio.get_running_loop().call_soon(events.ended_elsewhere, asked_by, ended)

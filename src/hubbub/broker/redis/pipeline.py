@@ -1,0 +1,159 @@
+"""The publisher: every command a node sends in its hot path, written once per turn
+of the event loop.
+
+Nothing here awaits. An operation goes to a bounded queue, and what one turn of the
+event loop queued is written at its end, in one pipeline, on the publisher
+connection (:mod:`hubbub.broker.redis.resp`); the replies come back in order. What
+does not fit (``max_pending`` operations queued or waiting for their reply), or
+comes while there is no connection, is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import hiredis
+
+from hubbub.broker.redis.resp import Reply, RespConnection, pack_command
+
+log = logging.getLogger("hubbub.broker")
+
+
+class Op:
+    """One command to send (a PUBLISH, a script's EVALSHA...)."""
+
+    __slots__ = ("at", "data", "on_error", "on_reply", "on_sent")
+
+    def __init__(
+        self,
+        *command: Any,
+        on_error: Callable[[], None] | None = None,
+        on_sent: Callable[[], None] | None = None,
+        on_reply: Callable[[Reply], None] | None = None,
+    ) -> None:
+        self.data: bytes = pack_command(command)
+        self.on_error = on_error
+        """Called if the command is dropped or fails."""
+        self.on_sent = on_sent
+        self.on_reply = on_reply
+        """Called with Redis's reply, when it is not an error."""
+        self.at = time.monotonic()
+
+
+def publish(channel: str, data: bytes) -> Op:
+    return Op("PUBLISH", channel, data)
+
+
+class Pipeline:
+    """The queue, and the publisher connection it is written to while the node is
+    connected."""
+
+    __slots__ = (
+        "_connection",
+        "_flush_soon",
+        "_inflight",
+        "_queue",
+        "dropped",
+        "max_pending",
+        "sent",
+    )
+
+    def __init__(self, max_pending: int) -> None:
+        self.max_pending = max_pending
+        self.sent = 0
+        """Operations sent to Redis (publications and membership changes)."""
+        self.dropped = 0
+        """Operations dropped: the queue was full or Redis unreachable."""
+        self._connection: RespConnection | None = None
+        self._queue: deque[Op] = deque()
+        """Waiting for the end of this turn of the event loop, to be written."""
+        self._inflight: deque[Op] = deque()
+        """Written, waiting for Redis's reply, in order."""
+        self._flush_soon = False
+
+    @property
+    def is_open(self) -> bool:
+        """It has a connection to send on (the node is connected)."""
+        return self._connection is not None
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue) + len(self._inflight)
+
+    def lag_seconds(self) -> float:
+        """How long the oldest operation waiting for Redis has waited."""
+        oldest = self._inflight or self._queue
+        return time.monotonic() - oldest[0].at if oldest else 0.0
+
+    def open(self, connection: RespConnection) -> None:
+        """Send on ``connection`` from now on."""
+        self._connection = connection
+
+    def close(self) -> None:
+        """No connection any more: what waits is dropped (each ``on_error`` called)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+        lost = [*self._inflight, *self._queue]
+        self._inflight.clear()
+        self._queue.clear()
+        self.dropped += len(lost)
+        for op in lost:
+            if op.on_error is not None:
+                op.on_error()
+
+    def send(self, op: Op) -> None:
+        if self._connection is None or self.pending >= self.max_pending:
+            self.dropped += 1
+            if op.on_error is not None:
+                op.on_error()
+            return
+        self._queue.append(op)
+        if not self._flush_soon:
+            # Everything this turn of the event loop sends goes in one write.
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until what is queued now is sent."""
+        done = asyncio.get_running_loop().create_future()
+
+        def sent() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self.send(Op("PING", on_sent=sent, on_error=sent))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await done
+
+    def _flush(self) -> None:
+        self._flush_soon = False
+        queue = self._queue
+        connection = self._connection
+        if not queue or connection is None or connection.closed:
+            return
+        count = len(queue)
+        data = b"".join([op.data for op in queue])
+        self._inflight.extend(queue)
+        queue.clear()
+        self.sent += count
+        connection.call_many(data, count, self._on_reply)
+
+    def _on_reply(self, reply: Reply) -> None:
+        op = self._inflight.popleft()
+        if isinstance(reply, hiredis.ReplyError):
+            log.error("event=redis-op-failed error=%s", reply)
+            if op.on_error is not None:
+                op.on_error()
+        else:
+            if op.on_sent is not None:
+                op.on_sent()
+            if op.on_reply is not None:
+                op.on_reply(reply)

@@ -1,0 +1,31 @@
+-- A node whose alive key expired is dead: its members leave their rooms (announced
+-- as gone), and it is no longer where any user can be reached. -1 if it is alive
+-- after all; else how many members it had.
+local alive_key, node_rooms_key, nodes_key = KEYS[1], KEYS[2], KEYS[3]
+local dead, prefix = ARGV[1], ARGV[2]
+
+if redis.call('EXISTS', alive_key) == 1 then return -1 end
+local rooms = redis.call('SMEMBERS', node_rooms_key)
+local node = dead .. '.'
+local gone = 0
+for _, room in ipairs(rooms) do
+  local hash = prefix .. 'members:' .. room
+  local all = redis.call('HGETALL', hash)
+  for i = 1, #all, 2 do
+    local entry = all[i + 1]
+    if string.sub(entry, 1, #node) == node then
+      redis.call('HDEL', hash, all[i])
+      redis.call('PUBLISH', prefix .. 'r:' .. room,
+        'l' .. cjson.encode({u=all[i], e=entry, a=1}))
+      gone = gone + 1
+    end
+  end
+  if redis.call('HLEN', hash) == 0 then redis.call('DEL', prefix .. 'order:' .. room) end
+end
+redis.call('DEL', node_rooms_key)
+redis.call('SREM', nodes_key, dead)
+for _, user in ipairs(redis.call('SMEMBERS', prefix .. 'users:' .. dead)) do
+  redis.call('HDEL', prefix .. 'conn:' .. user, dead)
+end
+redis.call('DEL', prefix .. 'users:' .. dead)
+return gone

@@ -1,0 +1,145 @@
+"""The Lua scripts that change what the nodes share atomically (this folder's
+``*.lua``), read once, and a wrapper for each whose parameters name the script's
+KEYS and ARGV.
+
+A wrapper returns the ``EVALSHA`` command's words, for the pipeline
+(:mod:`hubbub.broker.redis.pipeline`) or for redis-py's ``execute_command``. Scripts
+are called by their SHA1 only: :data:`ALL` is loaded (``SCRIPT LOAD``) each time a
+node connects, Redis having perhaps restarted empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+
+Command = tuple[Any, ...]
+"""A command's words (str, bytes, int), as :func:`hubbub.broker.redis.resp.pack_command`
+and redis-py's ``execute_command`` take them."""
+
+
+_FOLDER = resources.files(__name__.rpartition(".")[0])
+
+
+class Script:
+    """One ``<name>.lua`` of this folder."""
+
+    __slots__ = ("name", "sha", "source")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source = (_FOLDER / f"{name}.lua").read_text("utf-8")
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+        """What Redis names it by once loaded."""
+
+    def call(self, keys: list[str], args: list[Any]) -> Command:
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+
+async def run(client: aioredis.Redis, command: Command) -> Any:
+    """Run a script's command through redis-py (what is not per message)."""
+    return await client.execute_command(*command)  # type: ignore[no-untyped-call]
+
+
+CLAIM = Script("claim")
+RELEASE = Script("release")
+REAP = Script("reap")
+SYNC = Script("sync")
+PLACE_CALL = Script("place_call")
+CALL_OVER = Script("call_over")
+ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER)
+
+
+def claim(
+    *,
+    members_key: str,
+    order_key: str,
+    node_rooms_key: str,
+    user_id: str,
+    session_id: str,
+    info: str,
+    replace: bool,
+    max_members: int,
+    room_channel: str,
+    node_channel: str,
+    room: str,
+    joined: bytes,
+    left: bytes,
+    node: str,
+) -> Command:
+    """Answers ``admitted``, ``taken`` or ``full`` (and publishes CLAIMED to
+    ``node_channel``); ``joined`` and ``left`` (the ``user-joined`` and the
+    replaced member's ``user-left``, or empty) go to the room's other nodes."""
+    return CLAIM.call(
+        [members_key, order_key, node_rooms_key],
+        [
+            user_id,
+            session_id,
+            info,
+            "1" if replace else "0",
+            max_members,
+            room_channel,
+            node_channel,
+            room,
+            joined,
+            left,
+            node,
+        ],
+    )
+
+
+def release(
+    *, members_key: str, order_key: str, user_id: str, session_id: str, room_channel: str
+) -> Command:
+    """Answers 1 if the entry was that session's (and is gone), else 0."""
+    return RELEASE.call([members_key, order_key], [user_id, session_id, room_channel])
+
+
+def reap(*, alive_key: str, node_rooms_key: str, nodes_key: str, dead: str, prefix: str) -> Command:
+    """Answers how many members the dead node had, or -1 if it is alive."""
+    return REAP.call([alive_key, node_rooms_key, nodes_key], [dead, prefix])
+
+
+def sync(
+    *,
+    node_rooms_key: str,
+    alive_key: str,
+    nodes_key: str,
+    node_id: str,
+    prefix: str,
+    ttl_ms: int,
+    node_channel: str,
+    want: bytes,
+) -> Command:
+    """``want``: JSON, room -> [[user id, session id, info]...]. Answers the session
+    ids whose user id another session holds now."""
+    return SYNC.call(
+        [node_rooms_key, alive_key, nodes_key],
+        [node_id, prefix, ttl_ms, node_channel, want],
+    )
+
+
+def place_call(
+    *,
+    caller_call_key: str,
+    callee_call_key: str,
+    callee_nodes_key: str,
+    call_id: str,
+    ttl_ms: int,
+    prefix: str,
+    users_channel: str,
+    ringing: bytes,
+) -> Command:
+    """Answers a :class:`~hubbub.broker.CallPlacement` value; ``ringing`` (a USER
+    publication) goes to ``users_channel`` when the call is placed."""
+    return PLACE_CALL.call(
+        [caller_call_key, callee_call_key, callee_nodes_key],
+        [call_id, ttl_ms, prefix, users_channel, ringing],
+    )
+
+
+def call_over(*, call_keys: list[str], call_id: str) -> Command:
+    return CALL_OVER.call(call_keys, [call_id])

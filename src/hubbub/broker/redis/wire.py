@@ -1,0 +1,446 @@
+"""What the nodes of a cluster say to each other through Redis: the kinds of
+publication, and the bytes of each.
+
+Sans-I/O: bytes in, typed values out, and back; no socket, no event loop. A
+publication that is not one of these (malformed, or published on our channels by
+something else) raises :class:`WireError` and nothing else, for the broker to drop
+and count.
+
+A publication is one byte naming its :class:`Kind`, then its body::
+
+    kind            channel           body
+    ROOM          m hubbub:r:<room>   <origin><exclude>\\n<payload>
+    CHAT          h hubbub:r:<room>   <origin><exclude>\\n<payload>
+    ROOM_ENDED    e hubbub:r:<room>   <origin>
+    JOINED        j hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
+    LEFT          l hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
+    USER          u hubbub:u          <origin><exclude>\\n<user id>\\n<payload>
+    SESSION       s hubbub:n:<node>   <session id>\\n<payload>
+    CLAIMED       c hubbub:n:<node>   {"s": session id, "r": room, "o": outcome,
+                                       "p": the entry replaced, or "",
+                                       "m": [user id, entry, user id, entry...]}
+    CLOSE_SESSION x hubbub:n:<node>   {"s": session id, "c": close code, "r": reason,
+                                       "a": announce}
+    SNAPSHOT      y hubbub:n:<node>   {"r": room, "m": [user id, entry...]}
+    CALL_MOVE     k hubbub:n:<node>   {"c": call id, "m": move, "u": user id,
+                                       "s": session id, "f": ref, "r": room}
+    END_SESSION   q hubbub:n:<node>   {"s": session id, "t": resume token, "b": asked by}
+    SESSION_ENDED Q hubbub:n:<node>   {"b": asked by, "e": ended}
+
+``<origin>`` is the publishing node's id (:data:`NODE_ID_LENGTH` characters): a node
+skips its own publications, which its members had directly (a node writes and reads
+those through its :class:`Endpoint`, which knows its id). ``<exclude>`` is the
+session id not to deliver to, or nothing. An *entry* is a member as the room's
+members hash holds it: ``<session id>|<join order>|<info>``, where info is
+``{"n": name, "g": grants, "h": hidden, "s": status}``.
+
+CHAT is a ``chat`` message that its node stored: delivered as ROOM is, and kept by
+the other nodes for their next joiners. The Lua scripts (this folder's ``*.lua``)
+publish JOINED, LEFT, CLAIMED, SNAPSHOT and the ROOM messages of a claim themselves.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
+
+import msgspec
+
+from hubbub.broker import ClaimOutcome, Member
+from hubbub.protocol.errors import CloseCode
+
+NODE_ID_LENGTH = 8
+"""Characters of a node id (hexadecimal); a session id or call id starts with its
+node's id and a dot."""
+
+
+class Kind(Enum):
+    """The first byte of a publication."""
+
+    ROOM = b"m"
+    CHAT = b"h"
+    ROOM_ENDED = b"e"
+    JOINED = b"j"
+    LEFT = b"l"
+    USER = b"u"
+    SESSION = b"s"
+    CLAIMED = b"c"
+    CLOSE_SESSION = b"x"
+    SNAPSHOT = b"y"
+    CALL_MOVE = b"k"
+    END_SESSION = b"q"
+    SESSION_ENDED = b"Q"
+
+
+class WireError(ValueError):
+    """A publication that is not one of ours: unknown kind, on the wrong channel, or
+    malformed."""
+
+
+# -- identifiers ----------------------------------------------------------------
+
+
+def new_node_id() -> str:
+    return secrets.token_hex(NODE_ID_LENGTH // 2)
+
+
+def node_of(session_id: str) -> str | None:
+    """The node a session id (or call id) names, if it names one."""
+    if len(session_id) > NODE_ID_LENGTH and session_id[NODE_ID_LENGTH] == ".":
+        return session_id[:NODE_ID_LENGTH]
+    return None
+
+
+# -- typed values -----------------------------------------------------------------
+
+
+class RoomMessage(msgspec.Struct, frozen=True):
+    """ROOM, or CHAT (``chat``): a message to every member of a room."""
+
+    exclude: str | None
+    payload: bytes
+    chat: bool = False
+
+
+class RoomEnded(msgspec.Struct, frozen=True):
+    """An admin ended the room through another node."""
+
+
+class MemberJoined(msgspec.Struct, frozen=True):
+    member: Member
+    announce: bool
+    """The member did not announce it itself (a node back after an outage)."""
+
+
+class MemberLeft(msgspec.Struct, frozen=True):
+    member: Member
+    announce: bool
+    """The member did not announce it itself (its node reaped, or resynchronized)."""
+
+
+class UserMessage(msgspec.Struct, frozen=True):
+    exclude: str | None
+    user_id: str
+    payload: bytes
+
+
+class SessionMessage(msgspec.Struct, frozen=True):
+    session_id: str
+    payload: bytes
+
+
+class ClaimAnswer(msgspec.Struct, frozen=True):
+    session_id: str
+    room: str
+    outcome: ClaimOutcome
+    members: list[Member]
+    """Everyone in the room after the claim, in join order."""
+    replaced: Member | None
+    """Whom an admitted claimant took the place of."""
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    room: str
+    members: list[Member]
+
+
+class CloseSession(
+    msgspec.Struct,
+    frozen=True,
+    rename={"session_id": "s", "code": "c", "reason": "r", "announce": "a"},
+):
+    session_id: str
+    code: CloseCode
+    reason: str
+    announce: bool
+
+
+class CallMoved(
+    msgspec.Struct,
+    frozen=True,
+    rename={
+        "call_id": "c",
+        "move": "m",
+        "user_id": "u",
+        "session_id": "s",
+        "ref": "f",
+        "room": "r",
+    },
+):
+    call_id: str
+    move: str
+    user_id: str
+    session_id: str
+    ref: str | int | None
+    room: str | None
+
+
+class EndSession(
+    msgspec.Struct,
+    frozen=True,
+    rename={"session_id": "s", "resume_token": "t", "asked_by": "b"},
+):
+    """Another node's client came back with this session's id and token."""
+
+    session_id: str
+    resume_token: str
+    asked_by: str
+
+
+class SessionEnded(msgspec.Struct, frozen=True, rename={"asked_by": "b", "ended": "e"}):
+    """The answer to :class:`EndSession`."""
+
+    asked_by: str
+    ended: bool
+
+
+RoomPublication = RoomMessage | RoomEnded | MemberJoined | MemberLeft
+NodePublication = (
+    SessionMessage | ClaimAnswer | CloseSession | Snapshot | CallMoved | EndSession | SessionEnded
+)
+Request = CloseSession | CallMoved | EndSession | SessionEnded
+"""What a node sends to another's channel as JSON."""
+
+_ROOM = Kind.ROOM.value
+_CHAT = Kind.CHAT.value
+_ROOM_ENDED = Kind.ROOM_ENDED.value
+_USER = Kind.USER.value
+_SESSION = Kind.SESSION.value
+_MESSAGES = (_ROOM, _CHAT)
+_CHANGES = (Kind.JOINED.value, Kind.LEFT.value)
+_ADDRESS = 1 + NODE_ID_LENGTH
+"""Where the address after the origin begins."""
+_REQUEST_KINDS: dict[type[Request], Kind] = {
+    CloseSession: Kind.CLOSE_SESSION,
+    CallMoved: Kind.CALL_MOVE,
+    EndSession: Kind.END_SESSION,
+    SessionEnded: Kind.SESSION_ENDED,
+}
+_KINDS = {kind.value: kind for kind in Kind}
+_json_encode = msgspec.json.Encoder().encode
+
+
+# -- what carries its origin: one node's end of the wire ----------------------------
+
+
+class Endpoint:
+    """Writes ROOM, CHAT, ROOM_ENDED and USER as node ``node_id`` publishes them, and
+    reads them as it hears them: its own come back from Redis, and are None (its
+    members had them directly).
+
+    Reading a ROOM or USER publication of another node is the hot path of a cluster
+    (once per message, whatever the number of receivers): kept to a few slices and
+    one decode.
+    """
+
+    __slots__ = ("_origin", "node_id")
+
+    def __init__(self, node_id: str) -> None:
+        if len(node_id) != NODE_ID_LENGTH or not node_id.isascii() or "." in node_id:
+            raise ValueError(f"a node id is {NODE_ID_LENGTH} ASCII characters, no dot")
+        self.node_id = node_id
+        self._origin = node_id.encode()
+
+    def room(self, exclude: str | None, payload: bytes, *, chat: bool = False) -> bytes:
+        kind = _CHAT if chat else _ROOM
+        return kind + self._origin + (exclude or "").encode() + b"\n" + payload
+
+    def room_ended(self) -> bytes:
+        return _ROOM_ENDED + self._origin
+
+    def user(self, exclude: str | None, user_id: str, payload: bytes) -> bytes:
+        head = _USER + self._origin + (exclude or "").encode()
+        return head + b"\n" + user_id.encode() + b"\n" + payload
+
+    def read_room(self, data: bytes) -> RoomPublication | None:
+        """A publication on a room's channel."""
+        kind = data[:1]
+        if kind in _MESSAGES:  # the hot path: _addressed, inline
+            if data[1:_ADDRESS] == self._origin:
+                return None
+            newline = data.find(b"\n", _ADDRESS)
+            if newline < 0:
+                raise WireError(f"malformed publication ({_describe(data)}): no address")
+            try:
+                exclude = data[_ADDRESS:newline].decode() or None
+            except UnicodeDecodeError as error:
+                raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
+            return RoomMessage(exclude, data[newline + 1 :], kind == _CHAT)
+        if kind == _ROOM_ENDED:
+            if len(data) != _ADDRESS:
+                raise WireError("malformed publication (ROOM_ENDED)")
+            return None if data[1:] == self._origin else RoomEnded()
+        if kind in _CHANGES:
+            try:
+                change = _change(data[1:])
+            except msgspec.DecodeError as error:
+                raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
+            _, member = decode_entry(change.u, change.e)
+            value = MemberJoined if kind == Kind.JOINED.value else MemberLeft
+            return value(member, bool(change.a))
+        raise WireError(f"not for a room's channel ({_describe(data)})")
+
+    def read_user(self, data: bytes) -> UserMessage | None:
+        """A publication on the users' channel."""
+        if data[:1] != _USER:
+            raise WireError(f"not for the users' channel ({_describe(data)})")
+        exclude, rest = self._addressed(data)
+        if rest is None:
+            return None
+        user_id, newline, payload = rest.partition(b"\n")
+        if not newline:
+            raise WireError("malformed publication (USER): no user id")
+        try:
+            return UserMessage(exclude, user_id.decode(), payload)
+        except UnicodeDecodeError as error:
+            raise WireError(f"malformed publication (USER): {error}") from None
+
+    def _addressed(self, data: bytes) -> tuple[str | None, bytes | None]:
+        """``<kind><origin><exclude>\\n<rest>``: (exclude, rest); rest None if this
+        node is the origin."""
+        if data[1:_ADDRESS] == self._origin:
+            return None, None
+        newline = data.find(b"\n", _ADDRESS)
+        if newline < 0:
+            raise WireError(f"malformed publication ({_describe(data)}): no address")
+        try:
+            exclude = data[_ADDRESS:newline].decode() or None
+        except UnicodeDecodeError as error:
+            raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
+        return exclude, data[newline + 1 :]
+
+
+# -- what does not: to one node ---------------------------------------------------
+
+
+def encode_session(session_id: str, payload: bytes) -> bytes:
+    return _SESSION + session_id.encode() + b"\n" + payload
+
+
+def encode_request(request: Request) -> bytes:
+    return _REQUEST_KINDS[type(request)].value + _json_encode(request)
+
+
+def decode_node(data: bytes) -> NodePublication:
+    """A publication on a node's channel."""
+    if data[:1] == _SESSION:  # the hot path (a signal between two nodes' members)
+        newline = data.find(b"\n")
+        if newline < 0:
+            raise WireError("malformed publication (SESSION): no session id")
+        try:
+            session_id = data[1:newline].decode()
+        except UnicodeDecodeError as error:
+            raise WireError(f"malformed publication (SESSION): {error}") from None
+        return SessionMessage(session_id, data[newline + 1 :])
+    kind = _KINDS.get(data[:1])
+    try:
+        match kind:
+            case Kind.CLAIMED:
+                claimed = _claimed(data[1:])
+                members = decode_members(claimed.m)
+                replaced = None
+                if claimed.o is ClaimOutcome.ADMITTED and claimed.p:
+                    claimant = next((m for m in members if m.session_id == claimed.s), None)
+                    if claimant is not None:
+                        _, replaced = decode_entry(claimant.user_id, claimed.p)
+                return ClaimAnswer(claimed.s, claimed.r, claimed.o, members, replaced)
+            case Kind.SNAPSHOT:
+                snapshot = _snapshot(data[1:])
+                return Snapshot(snapshot.r, decode_members(snapshot.m))
+            case Kind.CLOSE_SESSION | Kind.CALL_MOVE | Kind.END_SESSION | Kind.SESSION_ENDED:
+                return _requests[kind](data[1:])
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+        raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
+    raise WireError(f"not for a node's channel ({_describe(data)})")
+
+
+# -- members ----------------------------------------------------------------------
+
+
+class _Info(msgspec.Struct, frozen=True):
+    """A member's fields in its entry (the Lua scripts look for ``"h":true``)."""
+
+    n: str | None = None
+    g: list[str] | None = None
+    h: bool = False
+    s: str | None = None
+
+
+def encode_info(member: Member) -> str:
+    """The ``<info>`` part of a member's entry."""
+    info = _Info(n=member.name, g=member.grants, h=member.hidden, s=member.status)
+    return _json_encode(info).decode()
+
+
+def decode_entry(user_id: str | bytes, entry: str | bytes) -> tuple[int, Member]:
+    """(join order, member) from a members hash's field and value."""
+    try:
+        user = user_id.decode() if isinstance(user_id, bytes) else user_id
+        text = entry.decode() if isinstance(entry, bytes) else entry
+        session_id, order, info = text.split("|", 2)
+        fields = _info(info)
+        member = Member(
+            user_id=user,
+            session_id=session_id,
+            name=fields.n,
+            grants=fields.g,
+            hidden=fields.h,
+            status=fields.s or "online",
+        )
+        return int(order), member
+    except (ValueError, msgspec.DecodeError) as error:  # UnicodeDecodeError among them
+        raise WireError(f"malformed member entry: {error}") from None
+
+
+def decode_members(flat: Sequence[str] | Mapping[str, str]) -> list[Member]:
+    """The members of HGETALL's flat ``[user, entry, user, entry...]`` (or a mapping
+    user -> entry), in join order."""
+    if isinstance(flat, Mapping):
+        pairs = list(flat.items())
+    elif len(flat) % 2:
+        raise WireError("malformed member list: an odd number of items")
+    else:
+        pairs = list(zip(flat[::2], flat[1::2], strict=True))
+    entries = [decode_entry(user_id, entry) for user_id, entry in pairs]
+    entries.sort(key=lambda pair: pair[0])
+    return [member for _, member in entries]
+
+
+# -- what the Lua scripts write ---------------------------------------------------
+
+
+class _Change(msgspec.Struct):
+    """JOINED, LEFT."""
+
+    u: str
+    e: str
+    a: int = 0
+
+
+class _Claimed(msgspec.Struct):
+    s: str
+    r: str
+    o: ClaimOutcome
+    p: str
+    m: list[str] | dict[str, str]
+    """HGETALL's flat list, or ``{}`` (how Lua's cjson writes an empty table)."""
+
+
+class _Snapshot(msgspec.Struct):
+    r: str
+    m: list[str] | dict[str, str]
+
+
+_change = msgspec.json.Decoder(_Change).decode
+_claimed = msgspec.json.Decoder(_Claimed).decode
+_snapshot = msgspec.json.Decoder(_Snapshot).decode
+_info = msgspec.json.Decoder(_Info).decode
+_requests: dict[Kind, Callable[[bytes], Request]] = {
+    kind: msgspec.json.Decoder(value).decode for value, kind in _REQUEST_KINDS.items()
+}
+
+
+def _describe(data: bytes) -> str:
+    kind = _KINDS.get(data[:1])
+    return f"kind {data[:1]!r}" if kind is None else kind.name
