@@ -229,3 +229,32 @@ async def test_the_file_protocol_refuses_what_it_must(hub_url: str, tmp_path: Pa
         }
         sent = await asyncio.wait_for(sending, WAIT)
         assert (sent.ok, sent.reason) == (False, "the receiver sent a bad offset")
+
+
+async def test_a_file_offer_right_behind_its_channel_is_not_missed(
+    hub_url: str, tmp_path: Path
+) -> None:
+    """A browser sends its file-offer as soon as it has opened the channel, so that
+    it can arrive in the same packet as the channel's opening. The receiver listened
+    for messages only from a task started afterwards: the offer was lost, and the
+    transfer hung until the 60 s control timeout (seen across a lossy network)."""
+    inbox = FileInbox(tmp_path)
+    async with (
+        Client(hub_url, "race", user="rx", events=False) as receiver_client,
+        Mesh(receiver_client, files=inbox),
+        Client(hub_url, "race", user="tx", events=False) as sender_client,
+        Mesh(sender_client) as sender,
+    ):
+        peer = await sender.wait_for_peer("rx", timeout=30)
+        await peer.open_channel("warm-up", timeout=30)  # the association is up
+        channel = peer.pc.createDataChannel("hubbub-file:race")
+        replies: asyncio.Queue[str | bytes] = asyncio.Queue()
+        channel.on("message", replies.put_nowait)
+        offer = {"kind": "file-offer", "id": "race", "name": "r.bin", "size": 3,
+                 "mime": "application/octet-stream", "sha256": None}  # fmt: skip
+        # queued right behind the channel's opening, as a browser sends it (aiortc's own
+        # send() waits for the other's acknowledgement of the opening)
+        peer.pc.sctp._data_channel_send(channel, json.dumps(offer))
+        async with asyncio.timeout(10):
+            reply = json.loads(await replies.get())
+        assert reply == {"kind": "file-accept", "id": "race", "offset": 0}
