@@ -36,6 +36,25 @@ def pytest_asyncio_loop_factories(
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_public_stun_server() -> Iterator[None]:
+    """aiortc asks a public STUN server when a peer connection's configuration names no
+    ICE servers at all (None, not an empty list): no test may send traffic outside the
+    machine, so such a configuration fails the test that makes it, loudly."""
+    from aiortc.rtcicetransport import RTCIceGatherer
+
+    def refuse(cls: type) -> list[object]:
+        raise AssertionError(
+            "RTCConfiguration with iceServers=None reaches a public STUN server: "
+            "pass iceServers=[] (or the test's own servers)"
+        )
+
+    default = RTCIceGatherer.__dict__["getDefaultIceServers"]
+    RTCIceGatherer.getDefaultIceServers = classmethod(refuse)  # type: ignore[method-assign,assignment]
+    yield
+    RTCIceGatherer.getDefaultIceServers = default  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _data_dir_of_servers_started_by_tests(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[None]:

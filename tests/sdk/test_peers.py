@@ -10,6 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiortc import RTCDataChannel
 
 from hubbub.client import Client
@@ -258,3 +259,36 @@ async def test_a_file_offer_right_behind_its_channel_is_not_missed(
         async with asyncio.timeout(10):
             reply = json.loads(await replies.get())
         assert reply == {"kind": "file-accept", "id": "race", "offset": 0}
+
+
+async def test_a_peer_closed_while_it_gathers_candidates_leaves_no_socket_open(
+    hub_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aioice keeps a host socket only once it has bound all of them: a gathering cut
+    short loses the sockets bound so far. Seen when a member left just as its peer
+    connected anew: the next test's event loop hung in its close."""
+    sockets: list[asyncio.DatagramTransport] = []
+    bound_one = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    create_datagram_endpoint = type(loop).create_datagram_endpoint
+
+    async def slow_to_bind(self: asyncio.AbstractEventLoop, *args: Any, **kwargs: Any) -> Any:
+        transport, protocol = await create_datagram_endpoint(self, *args, **kwargs)
+        sockets.append(transport)
+        bound_one.set()
+        await asyncio.sleep(0.5)  # the machine's next address, as seen by the gatherer
+        return transport, protocol
+
+    async with (
+        Client(hub_url, "gather", user="alice", events=False),
+        Client(hub_url, "gather", user="bob", events=False) as bob,
+    ):
+        monkeypatch.setattr(type(loop), "create_datagram_endpoint", slow_to_bind)
+        mesh = Mesh(bob, polite_offer_after=0)
+        mesh.start()  # bob offers to alice at once
+        async with asyncio.timeout(WAIT):
+            await bound_one.wait()
+        await mesh.close()
+        monkeypatch.undo()
+    assert sockets
+    assert [transport for transport in sockets if not transport.is_closing()] == []

@@ -77,6 +77,10 @@ RESTART_OFFER_AFTER = 5.0
 """Seconds a polite peer whose connection failed waits for the other's new offer
 before it offers on a fresh connection itself."""
 
+STEP_END_WAIT = 2.0
+"""Seconds a closing peer waits for the negotiation step in hand (binding the host
+sockets of a gathering takes milliseconds) before it cancels it."""
+
 RESERVED_PREFIX = "hubbub-"
 """Channel labels hubbub keeps for itself (docs/peer-protocol.md)."""
 FILE_CHANNEL_PREFIX = "hubbub-file:"
@@ -120,6 +124,9 @@ class Peer:
         offer up answers ours from the same ICE agent and does not send them again."""
         self._connected = asyncio.Event()
         self._closed = asyncio.Event()
+        self._closing: asyncio.Future[None] | None = None
+        self._stepping = False
+        self._step_ended = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._media_attached_to: RTCPeerConnection | None = None
         self._remote_max_packet: int | None = None
@@ -225,12 +232,28 @@ class Peer:
         return await sender.run(channel, max_message_size=_max_message_size(self.pc))
 
     async def close(self) -> None:
-        if self._closed.is_set():
-            return
+        """Close the connection to this member; every call waits for the same close,
+        which a cancelled caller does not cut short (its sockets would stay open)."""
+        await asyncio.shield(self.begin_closing())
+
+    def begin_closing(self) -> asyncio.Future[None]:
+        """Start closing (once); the close under way."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        return self._closing
+
+    async def _close(self) -> None:
         self._closed.set()
-        self._worker.cancel()
         for task in list(self._tasks):
             task.cancel()
+        if self._stepping:
+            # aioice keeps the host sockets it bound only once it has bound them all:
+            # a gathering cancelled half-way loses them, open. The step in hand ends
+            # first (host sockets take milliseconds; past this wait only STUN and
+            # TURN queries are left, which a cancel closes).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._step_ended.wait()), STEP_END_WAIT)
+        self._worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker
         await self.pc.close()
@@ -367,8 +390,10 @@ class Peer:
         self._queue(_FIRST_OFFER)
 
     async def _work(self) -> None:
-        while True:
+        while not self.closed:
             item = await self._inbox.get()
+            self._stepping = True
+            self._step_ended.clear()
             try:
                 if item is _FIRST_OFFER:
                     if self.pc.remoteDescription is None:  # else the other offered first
@@ -387,6 +412,9 @@ class Peer:
                 # aiortc refused a description or candidate: the peer sent something
                 # we cannot use. Log it and go on with the next signal.
                 log.exception("peer %s: negotiation step failed", self.user_id)
+            finally:
+                self._stepping = False
+                self._step_ended.set()
 
     async def _make_offer(self) -> None:
         pc = self.pc
@@ -507,6 +535,8 @@ class Mesh:
         self.peers: dict[str, Peer] = {}
         self._change = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._dropped: set[Peer] = set()
+        """Peers of members who left, still closing."""
         self._started = False
         self._reconnected = False
         self._held_signals: list[tuple[Peer, Any]] = []
@@ -549,7 +579,8 @@ class Mesh:
 
     async def close(self) -> None:
         self.client.remove_listener(self._on_event)
-        peers = list(self.peers.values())
+        # the peers of members who left may still be closing: waited for too
+        peers = [*self.peers.values(), *self._dropped]
         self.peers.clear()
         await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
         for task in list(self._tasks):
@@ -652,7 +683,8 @@ class Mesh:
     def _drop_peer(self, user_id: str) -> None:
         peer = self.peers.pop(user_id, None)
         if peer is not None:
-            self._spawn(peer.close())
+            self._dropped.add(peer)
+            peer.begin_closing().add_done_callback(lambda _: self._dropped.discard(peer))
             self._changed()
 
     def _changed(self) -> None:
