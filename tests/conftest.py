@@ -7,7 +7,9 @@ import os
 import re
 import signal
 import socket
+import threading
 import traceback
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 import pytest
+import pytest_timeout
 import uvloop
 
 from hubbub.server import ServerSettings, start_server
@@ -32,7 +35,27 @@ def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     # The server runs on uvloop in production; the tests run it on uvloop too.
-    return {"uvloop": uvloop.new_event_loop}
+    return {"uvloop": CheckedLoop}
+
+
+class CheckedLoop(uvloop.Loop):
+    """uvloop's loop, whose close fails the test that left something open instead of
+    hanging it.
+
+    Closing, uvloop warns about each transport still open (ResourceWarning); made an
+    error by the tests' warnings filter, that warning leaves uvloop's close waiting for
+    ever, out of reach of the test's deadline (a leaked UDP socket did so). The
+    warnings of the close are collected instead, and fail the test once it is over."""
+
+    def close(self) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            super().close()
+        if caught:
+            left = "\n".join(f"  {w.category.__name__}: {w.message}" for w in caught)
+            pytest.fail(
+                f"the test's event loop closed on what was left open:\n{left}", pytrace=False
+            )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -185,6 +208,11 @@ TIMEOUT_GRACE = 20.0
 """Seconds a test that ran out of time is given to unwind (its ``finally`` blocks stop
 its servers and browsers) before it is stopped where it stands."""
 
+STUCK_GRACE = 10.0
+"""Seconds after that before the run is ended, when the test is stuck where no signal
+reaches it (in code that is not Python, such as an event loop's close): its stacks are
+written out, and the run exits, failed, instead of hanging."""
+
 SLOW_MARKERS = {"browser": 180.0, "bench": 300.0}
 """The deadline of a test with one of these marks and no ``timeout`` mark of its own;
 the others have the ``timeout`` of pyproject.toml."""
@@ -223,14 +251,35 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool:
                 task.cancel("the test ran out of time")
         signal.setitimer(signal.ITIMER_REAL, TIMEOUT_GRACE)
 
+    # the last resort, from a thread of its own: the main thread may never run
+    # Python again to take the alarm
+    stuck = threading.Timer(
+        settings.timeout + TIMEOUT_GRACE + STUCK_GRACE, _end_the_run, [item, settings]
+    )
+    stuck.daemon = True
+
     def cancel() -> None:
+        stuck.cancel()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
     item.cancel_timeout = cancel  # type: ignore[attr-defined]
     signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+    stuck.start()
     return True
+
+
+def _end_the_run(item: pytest.Item, settings: Any) -> None:
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)
+    item.config.get_terminal_writer().line(
+        f"\n{item.nodeid} ran out of its {settings.timeout:g} s and did not stop (stuck "
+        "where no signal reaches it): ending the run, with its output and threads' stacks",
+        red=True,
+    )
+    pytest_timeout.timeout_timer(item, settings)  # writes them out, exits with 1
 
 
 def _awaits(task: asyncio.Task[Any]) -> list[FrameType]:
