@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -37,6 +37,8 @@ from hubbub.client import (
 from hubbub.client.events import decode_event
 from hubbub.server import ServerSettings, start_server
 from tests.conftest import ServerFactory
+from tests.tokens import token, token_settings
+from tests.wsclient import Client as RawClient
 
 WAIT = 10.0
 
@@ -152,6 +154,61 @@ async def test_a_fatal_close_ends_the_events(start_hub: ServerFactory) -> None:
         assert not gone.will_retry
         rest = [event async for event in alice]
         assert rest == []
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [(4003, "removed"), (4004, "room-ended"), (4009, "replaced"), (4010, "resumed-elsewhere")],
+)
+async def test_a_final_close_code_from_the_server_is_not_retried(
+    start_hub: ServerFactory, code: int, name: str
+) -> None:
+    """docs/protocol.md, "Close codes": after 4003, 4004, 4009 or 4010 a client does not
+    reconnect by itself. Each is provoked as it comes in use, over real sockets, with a
+    reconnection that would come within 0.1 s."""
+    url = await start_hub(token_settings())
+    fast = Backoff(base=0.1, max_delay=0.1, random=random.Random(1))
+    admin_token = token("admin", grants=["join", "admin"])
+    async with (
+        Client(url, "r", token=token("alice"), backoff=fast) as alice,
+        Client(url, "r", token=admin_token, events=False) as admin,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        await next_of(alice, RoomJoined)
+        taker: Any = None  # the connection that has alice's place now, if any
+        if code == 4003:
+            await admin.remove_participant("alice")
+        elif code == 4004:
+            await admin.end_room()
+        elif code == 4009:  # alice again, on another device
+            taker = await stack.enter_async_context(Client(url, "r", token=token("alice")))
+        else:  # alice's session resumed on another connection; hers still looks open
+            taker = await stack.enter_async_context(await RawClient.connect(url))
+            mirror = alice._state.mirror
+            await taker.send(
+                {
+                    "type": "resume",
+                    "sessionId": mirror.session_id,
+                    "resumeToken": mirror.resume_token,
+                    "lastN": alice.last_n,
+                }
+            )
+            taker.last_n = (await taker.expect("resumed"))["lastN"]
+
+        gone = await next_of(alice, Disconnected)
+        assert (gone.code, gone.will_retry, gone.name) == (code, False, name)
+        assert [event async for event in alice] == []
+        assert not alice.connected
+        await asyncio.sleep(1.0)  # ten reconnections' time
+        if taker is None:
+            async with await RawClient.connect(url) as witness:
+                joined = await witness.join("r", token=token("witness"))
+                assert "alice" not in [p["userId"] for p in joined["participants"]]
+        elif code == 4009:  # alice coming back would take the place again, with 4009
+            await taker.ping()
+            assert taker.connected
+        else:  # alice resuming again would close this connection with 4010
+            await taker.nothing()
 
 
 async def test_errors_without_a_request_arrive_as_events(hub_url: str) -> None:
