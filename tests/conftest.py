@@ -219,6 +219,7 @@ the others have the ``timeout`` of pyproject.toml."""
 
 _TIMED_OUT = pytest.StashKey[str]()
 _LOGS = pytest.StashKey["ServerLogs"]()
+_TORN_DOWN = pytest.StashKey[bool]()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -280,6 +281,19 @@ def _end_the_run(item: pytest.Item, settings: Any) -> None:
         red=True,
     )
     pytest_timeout.timeout_timer(item, settings)  # writes them out, exits with 1
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> bool:
+    """pytest-timeout stops a test's deadline as soon as a phase fails (for a debugger
+    to take over): the deadline holds until the teardown is over instead, so that a
+    teardown that hangs after a failure still runs out of time (an event loop's close
+    did, after the failed assertion that a socket was closed)."""
+    if item.stash.get(_TORN_DOWN, False) or item.config.option.usepdb:
+        cancel = getattr(item, "cancel_timeout", None)
+        if cancel is not None:
+            cancel()
+    return True
 
 
 def _awaits(task: asyncio.Task[Any]) -> list[FrameType]:
@@ -393,14 +407,17 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
     try:
-        result = yield
-    except BaseException as exc:
-        _timed_out(item, exc)
-        raise
-    finally:
-        logs = item.stash.get(_LOGS, None)
+        try:
+            result = yield
+        except BaseException as exc:
+            _timed_out(item, exc)
+            raise
+        finally:
+            logs = item.stash.get(_LOGS, None)
+            if logs is not None:
+                logging.getLogger().removeHandler(logs)
         if logs is not None:
-            logging.getLogger().removeHandler(logs)
-    if logs is not None:
-        _check_logs(item, logs.problems + process.server_problems)
-    return result
+            _check_logs(item, logs.problems + process.server_problems)
+        return result
+    finally:
+        item.stash[_TORN_DOWN] = True
