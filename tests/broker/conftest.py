@@ -25,19 +25,22 @@ class Recorder:
         self.claims: dict[str, ClaimResult] = {}
         self.changes: list[tuple[str, list[Member], list[Member]]] = []
         self.closes: list[tuple[str, int, bool]] = []
-        self.chats: list[tuple[str, bytes]] = []
         self.chat_runs: list[tuple[str, ChatRun]] = []
         self.members: dict[str, list[Member]] = {}
         self.placed: dict[str, CallPlacement] = {}
         self.moves: list[tuple[str, str, str, str]] = []
         self.ended: dict[str, bool] = {}
         self.rooms_ended: list[str] = []
+        self.log: list[tuple[object, ...]] = []
+        """Room messages (payload) and chat (each item) in the order delivered."""
 
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
         self.room.append((room, payload, exclude))
+        self.log.append((payload,))
 
     def deliver_chat(self, room: str, run: ChatRun) -> None:
         self.chat_runs.append((room, run))
+        self.log.extend((item,) for item in run)
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
         self.session.append((session_id, payload))
@@ -53,9 +56,6 @@ class Recorder:
 
     def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
         self.closes.append((session_id, code, announce))
-
-    def chat_seen(self, room: str, payload: bytes) -> None:
-        self.chats.append((room, payload))
 
     def local_members(self) -> dict[str, list[Member]]:
         return self.members

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from hubbub.broker import ClaimOutcome, Member
+from hubbub.broker import ChatItem, ClaimOutcome, Member
 from hubbub.broker.redis import RedisBroker, node_of, scripts
 from hubbub.protocol.errors import CloseCode
 from tests.broker.conftest import Node, eventually
@@ -55,10 +55,12 @@ async def test_room_messages_cross_nodes_once(make_redis_node: MakeNode) -> None
             ClaimOutcome.ADMITTED
         )
     a[0].publish_to_room("lobby", b'{"type":"hello"}', "skip-me")
-    for _, hub in (b, c):
+    # a's own members get it when Redis carries it back, as every other node's.
+    assert a[1].room == []
+    for _, hub in (a, b, c):
         await eventually(lambda hub=hub: hub.room)
     await asyncio.sleep(0.3)
-    assert a[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]  # once, not echoed
+    assert a[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]  # once
     assert b[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]
     assert c[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]
 
@@ -98,27 +100,51 @@ async def test_a_user_message_reaches_every_node_once(
     assert publish_calls(redis_server.port) - before == 1
 
 
-async def test_chat_relayed_by_another_node_is_seen(make_redis_node: MakeNode) -> None:
-    """Chat a node stored reaches the other nodes' members and is kept there; the
-    acks stay on the node that stored it. A room message is not chat, whatever its
-    bytes look like."""
+async def test_chat_stored_by_a_node_reaches_every_node_with_its_seq(
+    make_redis_node: MakeNode,
+) -> None:
+    """Chat a node stored reaches the other nodes' members with its seq (for them to
+    put it in order); the acks stay on the node that stored it, which delivers the
+    run when Redis carries it back. A room message is not chat, whatever its bytes
+    look like."""
     a, b = await make_redis_node(), await make_redis_node()
     x, y = member(a[0], "x"), member(b[0], "y")
     await admitted(a, "r", x)
     await admitted(b, "r", y)
     chat = b'{"type":"chat","message":"hi","userId":"x","id":"i","seq":1,"ts":1}'
     looks_like_chat = b'{"type":"chat","message":"not stored"}'
-    run = [(chat, x.session_id, b'{"type":"chat-ack"}'), (None, x.session_id, b"dup-ack")]
+    stored = ChatItem(1, chat, x.session_id, b'{"type":"chat-ack"}', "kept here")
+    duplicate = ChatItem(1, None, x.session_id, b"dup-ack")
     a[0].publish_to_room("r", looks_like_chat)
-    a[0].publish_chat("r", run)
-    assert a[1].chat_runs == [("r", run)]  # at once, acks included
-    assert await eventually(lambda: b[1].chats) == [("r", chat)]
-    assert b[1].room == [("r", looks_like_chat, None), ("r", chat, x.session_id)]
+    a[0].publish_chat("r", [stored, duplicate])
+    assert a[1].chat_runs == [("r", [duplicate])]  # an ack alone: at once
+    assert await eventually(lambda: len(a[1].chat_runs) == 2 and a[1].chat_runs) == [
+        ("r", [duplicate]),
+        ("r", [stored]),  # as it was handed over, the ack and what is kept included
+    ]
+    assert await eventually(lambda: b[1].chat_runs) == [
+        ("r", [ChatItem(1, chat, x.session_id, None)])
+    ]
+    assert b[1].room == [("r", looks_like_chat, None)]
     await asyncio.sleep(0.3)
-    assert b[1].chat_runs == []
     assert b[1].session == []
-    assert a[1].chats == []
     assert a[1].room == [("r", looks_like_chat, None)]
+    assert len(a[1].chat_runs) == 2
+
+
+async def test_what_a_node_published_and_did_not_hear_back_is_delivered_when_redis_goes(
+    make_redis_node: MakeNode, own_redis: RedisServer
+) -> None:
+    a = await make_redis_node(own_redis.url)
+    await admitted(a, "r", member(a[0], "x"))
+    for i in range(200):
+        a[0].publish_to_room("r", b"%d" % i)
+    own_redis.stop(kill=True)
+    await eventually(lambda: not a[0].connected)
+    got = await eventually(lambda: len(a[1].room) == 200 and a[1].room)
+    assert [payload for _, payload, _ in got] == [b"%d" % i for i in range(200)]
+    a[0].publish_to_room("r", b"without Redis")  # at once
+    assert a[1].room[-1] == ("r", b"without Redis", None)
 
 
 async def test_what_is_not_ours_on_our_channels_is_dropped_and_counted(
@@ -296,6 +322,7 @@ async def test_a_node_rejoins_and_resyncs_after_redis_restarts(
     assert b"bob" in members
     a[0].publish_to_room("r", b'{"type":"back"}')
     assert await eventually(lambda: b[1].room) == [("r", b'{"type":"back"}', None)]
+    assert await eventually(lambda: a[1].room[-1]) == ("r", b'{"type":"back"}', None)
     assert [c for c in a[1].changes + b[1].changes if c[1] or c[2]] == []
 
 

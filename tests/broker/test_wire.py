@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubbub.broker import ClaimOutcome, Member
+from hubbub.broker import ChatItem, ClaimOutcome, Member
 from hubbub.broker.redis import RedisBroker, scripts, wire
 from hubbub.broker.redis.wire import Kind, WireError
 from hubbub.protocol.errors import CloseCode
@@ -42,23 +42,30 @@ def lua(kind: Kind, body: object) -> bytes:
 # -- what Python publishes, there and back ------------------------------------------
 
 
-@pytest.mark.parametrize("chat", [False, True])
 @pytest.mark.parametrize("exclude", [None, f"{NODE}.s1"])
-def test_a_room_message_round_trips(exclude: str | None, chat: bool) -> None:
+def test_a_room_message_round_trips(exclude: str | None) -> None:
     payload = b'{"type":"chat","message":"a\\nb"}\n'
-    data = THERE.room(exclude, payload, chat=chat)
-    assert data[:1] == (Kind.CHAT if chat else Kind.ROOM).value
-    assert HERE.read_room(data) == wire.RoomMessage(exclude, payload, chat)
+    data = THERE.room(7, exclude, payload)
+    assert data[:1] == Kind.ROOM.value
+    assert HERE.read_room(data) == wire.RoomMessage(exclude, payload)
+
+
+@pytest.mark.parametrize("exclude", [None, f"{NODE}.s1"])
+def test_chat_round_trips_with_its_seq(exclude: str | None) -> None:
+    payload = b'{"type":"chat","message":"a\\nb"}\n'
+    data = THERE.chat(7, 2**53 - 1, exclude, payload)
+    assert data[:1] == Kind.CHAT.value
+    assert HERE.read_room(data) == wire.ChatMessage(2**53 - 1, exclude, payload)
 
 
 def test_chat_is_its_own_kind_whatever_its_bytes() -> None:
     """The kind says chat, not the payload: a room message that looks like chat is
     not chat, and chat that does not look like it still is."""
     looks_like_chat = b'{"type":"chat","message":"hi"}'
-    assert HERE.read_room(THERE.room(None, looks_like_chat)) == wire.RoomMessage(
-        None, looks_like_chat, False
+    assert HERE.read_room(THERE.room(1, None, looks_like_chat)) == wire.RoomMessage(
+        None, looks_like_chat
     )
-    assert HERE.read_room(THERE.room(None, b"[]", chat=True)) == wire.RoomMessage(None, b"[]", True)
+    assert HERE.read_room(THERE.chat(1, 3, None, b"[]")) == wire.ChatMessage(3, None, b"[]")
 
 
 def test_a_room_end_round_trips() -> None:
@@ -71,10 +78,11 @@ def test_a_user_message_round_trips(exclude: str | None) -> None:
     assert HERE.read_user(data) == wire.UserMessage(exclude, "zoë", b"line\nline")
 
 
-def test_a_node_reads_its_own_publications_as_nothing() -> None:
-    """They come back from Redis; its members had them when they were published."""
-    assert THERE.read_room(THERE.room("s", b"x")) is None
-    assert THERE.read_room(THERE.room(None, b"x", chat=True)) is None
+def test_a_node_knows_its_own_room_publications_by_their_number() -> None:
+    """Its members get them when they come back from Redis (the number says which,
+    and it wraps around); its members had the others directly."""
+    assert THERE.read_room(THERE.room(5, "s", b"x")) == wire.Echo(5)
+    assert THERE.read_room(THERE.chat(16**8 + 6, 1, None, b"x")) == wire.Echo(6)
     assert THERE.read_room(THERE.room_ended()) is None
     assert THERE.read_user(THERE.user(None, "u", b"x")) is None
 
@@ -219,8 +227,11 @@ NOT_FOR_A_ROOM = [
     THERE.user(None, "u", b"x"),
     b"m",  # no origin
     b"m" + NODE.encode()[:5],
-    b"m" + NODE.encode() + b"no-end-of-address",
-    b"m" + NODE.encode() + b"\xff\xfe\nx",  # exclude not UTF-8
+    b"m" + NODE.encode() + b"00000001no-end-of-address",
+    b"m" + NODE.encode() + b"00000001\xff\xfe\nx",  # exclude not UTF-8
+    b"h" + NODE.encode() + b"00000001\nno-seq",
+    b"h" + NODE.encode() + b"00000001\nnot a number\nx",
+    b"m" + HERE.node_id.encode() + b"not a number",  # its own, but not numbered
     b"e",
     b"e" + NODE.encode() + b"!",
     b"j",
@@ -239,7 +250,7 @@ NOT_FOR_A_ROOM = [
 NOT_FOR_A_NODE = [
     b"",
     b"?",
-    THERE.room(None, b"x"),  # a room's kind
+    THERE.room(1, None, b"x"),  # a room's kind
     b"s-no-newline",
     b"s\xff\nx",
     b"c",
@@ -262,7 +273,7 @@ NOT_FOR_A_NODE = [
 
 NOT_FOR_THE_USERS = [
     b"",
-    THERE.room(None, b"x"),
+    THERE.room(1, None, b"x"),
     b"u" + NODE.encode() + b"\nno-user-line",
     b"u" + NODE.encode() + b"\n\xff\nx",
     b"u" + NODE.encode(),
@@ -332,16 +343,18 @@ async def test_a_node_drops_and_counts_what_it_cannot_read() -> None:
             broker.on_user(data)
         bad = len(NOT_FOR_A_ROOM) + len(NOT_FOR_A_NODE) + len(NOT_FOR_THE_USERS)
         assert broker.malformed == bad
-        # What this node published itself comes back and is skipped, uncounted.
-        broker.on_room("r", HERE.room(None, b"own"))
+        # What this node published itself comes back and is skipped, uncounted (it
+        # published none of these numbers: nothing of it waits to be delivered).
+        broker.on_room("r", HERE.room(1, None, b"own"))
         broker.on_room("r", HERE.room_ended())
         broker.on_user(HERE.user(None, "u", b"own"))
-        broker.on_room("r", THERE.room("s", b"theirs", chat=True))
+        broker.on_room("r", THERE.room(1, "s", b"theirs"))
+        broker.on_room("r", THERE.chat(2, 9, "s", b"chat"))
         broker.on_user(THERE.user(None, "u", b"theirs"))
         broker.on_node(wire.encode_session(f"{here}.s", b"yours"))
         assert broker.malformed == bad
         assert hub.room == [("r", b"theirs", "s")]
-        assert hub.chats == [("r", b"theirs")]
+        assert hub.chat_runs == [("r", [ChatItem(9, b"chat", "s", None)])]
         assert hub.user == [("u", b"theirs", None)]
         assert hub.session == [(f"{here}.s", b"yours")]
     finally:

@@ -12,6 +12,8 @@ from hubbub.auth import Admission, AuthMode
 from hubbub.broker import (
     CallPlacement,
     CallRoute,
+    ChatItem,
+    ChatRun,
     ClaimOutcome,
     ClaimResult,
     Delivery,
@@ -51,6 +53,10 @@ class ScriptedCluster:
         assert self.delivery is not None
         self.to_room.append((room, json.loads(payload)))
         self.delivery.deliver_to_room(room, payload, exclude)
+
+    def publish_chat(self, room: str, run: ChatRun) -> None:
+        assert self.delivery is not None
+        self.delivery.deliver_chat(room, run)
 
     def publish_to_session(self, session_id: str, payload: bytes) -> None:
         assert self.delivery is not None
@@ -293,12 +299,16 @@ def test_chat_stored_by_another_node_reaches_the_next_joiners(
     join(h, "alice", "r", "alice")
     cluster.answer()
     assert cluster.events is not None
-    relay = {"type": "chat", "message": "hi", "userId": "bob", "id": "x", "seq": 7, "ts": 5}
-    cluster.events.chat_seen("r", json.dumps(relay).encode())
+    assert cluster.delivery is not None
+    relay = {"type": "chat", "message": "hi", "userId": "bob", "id": "x", "seq": 1, "ts": 5}
+    cluster.delivery.deliver_chat(
+        "r", [ChatItem(1, json.dumps(relay).encode(), BOB.session_id, None)]
+    )
+    assert h.take("alice")[-1] == relay
     join(h, "erin", "r", "erin")
     cluster.answer()
     joined = h.take("erin")[-1]
-    assert joined["lastSeq"] == 7
+    assert joined["lastSeq"] == 1
     assert [m["message"] for m in joined["history"]] == ["hi"]
     assert cluster.events.local_members() == {
         "r": [

@@ -18,12 +18,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
-ChatRun = list[tuple[bytes | None, str, bytes]]
-"""Stored chat of one room, in ``seq`` order: for each message, its relay to the
-room (``None``: nothing, it was a duplicate), its sender's session id, and the
-sender's ``chat-ack``."""
+
+class ChatItem(NamedTuple):
+    """One stored chat message on its way to a room's members."""
+
+    seq: int
+    relay: bytes | None
+    """The ``chat`` its room's members get; ``None``: nothing, it was a duplicate."""
+    sender: str
+    """The sender's session id: it gets the ack instead of the relay."""
+    ack: bytes | None
+    """The sender's ``chat-ack``; ``None`` when the sender is on another node (that
+    node acknowledges it)."""
+    stored: Any = None
+    """What the node that stored it keeps of it (opaque to a broker, which hands it
+    back as it is)."""
+
+
+ChatRun = list[ChatItem]
+"""Stored chat of one room, in ``seq`` order."""
 
 
 class Delivery(Protocol):
@@ -33,8 +48,10 @@ class Delivery(Protocol):
         """Send ``payload`` to every local member of ``room`` but session ``exclude``."""
 
     def deliver_chat(self, room: str, run: ChatRun) -> None:
-        """Stored chat: each relay to every local member of ``room`` but its sender,
-        each ack to its sender (local: chat is stored by the sender's node), in order."""
+        """Stored chat, stored here or by another node: each relay to every local
+        member of ``room`` but its sender, each ack (if any: this node stored it) to
+        its sender. Runs of a room come in the order the cluster carried them, which
+        may not be ``seq`` order: the hub puts them in order."""
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
         """Send ``payload`` to the local session ``session_id``, if it is here."""
@@ -183,9 +200,6 @@ class MembershipEvents(Protocol):
         """Another node asks to take local session ``session_id`` out of its room and
         close it (replaced, removed by an admin). ``announce``: send ``user-left``."""
 
-    def chat_seen(self, room: str, payload: bytes) -> None:
-        """A ``chat`` relayed by another node (kept for this node's next joiners)."""
-
     def end_for_resume(self, session_id: str, resume_token: str) -> bool:
         """A client came back through another node with the id and token of local
         session ``session_id``: end the session here if the token is its own (the
@@ -308,6 +322,7 @@ __all__ = [
     "Broker",
     "CallPlacement",
     "CallRoute",
+    "ChatItem",
     "ChatRun",
     "ClaimOutcome",
     "ClaimResult",

@@ -1,6 +1,6 @@
 """What the other nodes of a cluster tell this one, through the membership, that no
 client of this node asked for: members gone with their node (or back after an
-outage), sessions to close, rooms ended, chat they stored."""
+outage), sessions to close, rooms ended."""
 
 from __future__ import annotations
 
@@ -54,14 +54,6 @@ class ClusterEvents:
         log.info("event=closed-by-cluster session=%s code=%d", session_id, code)
         ctx.joining.leave(session, announce=announce)
         ctx.close(session, CloseCode(code), reason)
-
-    def chat_seen(self, room: str, payload: bytes) -> None:
-        """A chat message stored by another node: kept for this node's next joiners."""
-        try:
-            relay = codec.decode_chat_relay(payload)
-        except ValueError:  # pragma: no cover - nodes speak the same protocol
-            return
-        self.ctx.chat.chat_seen(room, relay)
 
     def local_members(self) -> dict[str, list[Member]]:
         """Every member on this node, by room."""

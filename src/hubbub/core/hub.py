@@ -51,7 +51,8 @@ from hubbub.core.ice import IceFeature
 from hubbub.core.joining import Joining, new_user_id
 from hubbub.core.limits import Limits
 from hubbub.core.notifications import Notifications
-from hubbub.core.outbox import Outbox, RelayItem
+from hubbub.core.ordering import DEFAULT_GAP_TIMEOUT, DEFAULT_MAX_HELD, ChatOrdering
+from hubbub.core.outbox import Outbox
 from hubbub.core.presence import PresenceFeature
 from hubbub.core.resuming import Resuming
 from hubbub.core.rooms import RoomRegistry
@@ -118,6 +119,9 @@ class Hub:
         ice_servers: IceServerConfig | None = None,
         observer: HubObserver | None = None,
         rng: random.Random | None = None,
+        chat_in_seq_order: bool = True,
+        chat_gap_timeout: float = DEFAULT_GAP_TIMEOUT,
+        chat_gap_max_held: int = DEFAULT_MAX_HELD,
     ) -> None:
         limits = limits or Limits()
         self._waiting = Waiting(limits.message_burst, self._dispatch)
@@ -149,6 +153,13 @@ class Hub:
         ctx.resuming = self._resuming = Resuming(ctx)
         ctx.cluster = self._cluster = ClusterEvents(ctx)
         ctx.ice = IceFeature(ctx, ice_servers)
+        self._ordering = ChatOrdering(
+            ctx,
+            in_seq_order=chat_in_seq_order,
+            gap_timeout=chat_gap_timeout,
+            max_held=chat_gap_max_held,
+        )
+        self._held_message = self._ordering.room_message
         self._received = ctx.counters.received
         self._publish_to_session = ctx.broker.publish_to_session
         self._sessions = ctx.sessions
@@ -394,6 +405,14 @@ class Hub:
     ) -> None:
         self._chat.history_loaded(session_id, room, messages, ref)
 
+    def chat_gap_loaded(self, room: str, messages: list[StoredChat]) -> None:
+        self._ordering.gap_loaded(room, messages)
+        self._settle()
+
+    def chat_gap_failed(self, room: str) -> None:
+        self._ordering.gap_failed(room)
+        self._settle()
+
     def notifications_loaded(
         self,
         session_id: str,
@@ -421,23 +440,13 @@ class Hub:
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
         target = self._rooms.get(room)
         if target is not None:
-            self._outbox.broadcast(target.members.values(), payload, exclude)
+            if target.held:  # behind chat that waits for the chat before it
+                self._held_message(target, payload, exclude)
+            else:
+                self._outbox.broadcast(target.members.values(), payload, exclude)
 
     def deliver_chat(self, room: str, run: ChatRun) -> None:
-        ctx = self._ctx
-        outbox = ctx.outbox
-        sessions = ctx.sessions
-        target = ctx.rooms.get(room)
-        items: list[RelayItem] = []
-        for relay, sender_id, ack in run:
-            sender = sessions.get(sender_id)
-            if sender is not None and (target is None or sender.room is not target):
-                # The sender left the room meanwhile: its ack reaches it all the same.
-                outbox.send(sender, ack)
-                sender = None
-            items.append((relay, sender, ack))
-        if target is not None:
-            outbox.relay_run(target.members.values(), items)
+        self._ordering.chat(room, run)
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
         session = self._sessions.get(session_id)
@@ -461,9 +470,6 @@ class Hub:
     def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
         self._cluster.close_session(session_id, code, reason, announce)
         self._settle()
-
-    def chat_seen(self, room: str, payload: bytes) -> None:
-        self._cluster.chat_seen(room, payload)
 
     def end_for_resume(self, session_id: str, resume_token: str) -> bool:
         ended = self._resuming.end_for_resume(session_id, resume_token)

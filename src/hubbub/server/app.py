@@ -111,6 +111,11 @@ class HubServer:
             history_on_join=settings.history_on_join,
             offline_on_join=settings.offline_on_join,
             retention=self.storage.retention,
+            # A room's chat comes in seq order on every node when one store numbers
+            # it for all of them; nodes that keep their own history number their own.
+            chat_in_seq_order=settings.broker == "memory" or settings.database_url is not None,
+            chat_gap_timeout=settings.chat_gap_timeout,
+            chat_gap_max_held=settings.chat_gap_max_held,
         )
         self.webhooks = Webhooks(settings) if settings.webhook_url else None
         if self.webhooks is not None:

@@ -30,6 +30,7 @@ from hubbub.broker.redis.membership import RoomMembership
 from hubbub.broker.redis.node import Node
 from hubbub.broker.redis.pipeline import Pipeline, publish
 from hubbub.broker.redis.resp import open_connection
+from hubbub.broker.redis.rooms import Rooms
 from hubbub.broker.redis.subscriptions import Subscriptions
 from hubbub.protocol.errors import CloseCode
 
@@ -64,6 +65,7 @@ class RedisBroker:
         self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         """redis-py, for what is not per message (scripts loading, heartbeats, resync)."""
         self._subscriptions = Subscriptions(node, self)
+        self._rooms = Rooms(node, self._subscriptions.hears)
         self._membership = RoomMembership(node, self._subscriptions)
         self._calls = Calls(node)
         self._liveness = Liveness(node, self._client, self._calls, self._membership)
@@ -90,25 +92,14 @@ class RedisBroker:
         return f"{self.node_id}.{randomness.token_urlsafe(12)}"
 
     def publish_to_room(self, room: str, payload: bytes, exclude: str | None = None) -> None:
-        delivery = self._node.delivery
-        if delivery is not None:
-            delivery.deliver_to_room(room, payload, exclude)
-        self._send_to_room(room, payload, exclude, chat=False)
+        """Every member, this node's too, gets it when Redis carries it (see
+        :mod:`~hubbub.broker.redis.rooms`)."""
+        self._rooms.publish(room, payload, exclude)
 
     def publish_chat(self, room: str, run: ChatRun) -> None:
-        delivery = self._node.delivery
-        if delivery is not None:
-            delivery.deliver_chat(room, run)
-        # The acks are this node's: each sender sent its chat here. The relays go
-        # out as CHAT, which other nodes also keep for their next joiners.
-        for relay, sender, _ in run:
-            if relay is not None:
-                self._send_to_room(room, relay, sender, chat=True)
-
-    def _send_to_room(self, room: str, payload: bytes, exclude: str | None, *, chat: bool) -> None:
-        """To the room's members on other nodes (this node's had it already)."""
-        data = self._wire.room(exclude, payload, chat=chat)
-        self._pipeline.send(publish(room_channel(room), data))
+        # The acks are this node's: each sender sent its chat here, and gets its ack
+        # when this node hears the chat back.
+        self._rooms.publish_chat(room, run)
 
     def publish_to_session(self, session_id: str, payload: bytes) -> None:
         node = wire.node_of(session_id)
@@ -219,11 +210,9 @@ class RedisBroker:
             self._node.reject(room_channel(room), error)
             return
         node = self._node
-        if type(publication) is wire.RoomMessage:  # the most of them, by far
-            if node.delivery is not None:
-                node.delivery.deliver_to_room(room, publication.payload, publication.exclude)
-            if publication.chat and node.events is not None:
-                node.events.chat_seen(room, publication.payload)
+        kind = type(publication)
+        if kind is wire.RoomMessage or kind is wire.ChatMessage or kind is wire.Echo:
+            self._rooms.heard(room, publication)  # type: ignore[arg-type]
             return
         match publication:
             case None:
@@ -235,6 +224,10 @@ class RedisBroker:
                 self._membership.on_joined(room, publication)
             case wire.MemberLeft():
                 self._membership.on_left(room, publication)
+
+    def on_unsubscribed(self, room: str) -> None:
+        # What this node published there will not come back: its acks go now.
+        self._rooms.deliver_waiting(room)
 
     def on_user(self, data: bytes) -> None:
         try:
@@ -298,6 +291,7 @@ class RedisBroker:
             await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
         self._subscriptions.close()
         self._pipeline.close()
+        self._rooms.deliver_waiting()
         self.connected = False
         with contextlib.suppress(TimeoutError, RedisError, OSError):
             async with asyncio.timeout(STOP_TIMEOUT):
@@ -366,6 +360,8 @@ class RedisBroker:
         self._up.clear()
         self._subscriptions.close()
         self._pipeline.close()
+        # What this node published and has not heard back will not come back.
+        self._rooms.deliver_waiting()
         self._membership.lost()
 
     def _subscriber_lost(self, why: str) -> None:

@@ -23,12 +23,12 @@ if outcome == 'admitted' then
   if existing then
     redis.call('PUBLISH', room_channel, 'l' .. cjson.encode({u=user_id, e=existing, a=0}))
     if left ~= '' and not string.find(existing, '"h":true', 1, true) then
-      redis.call('PUBLISH', room_channel, 'm' .. node .. '\n' .. left)
+      redis.call('PUBLISH', room_channel, 'm' .. node .. '00000000\n' .. left)
     end
   end
   redis.call('PUBLISH', room_channel, 'j' .. cjson.encode({u=user_id, e=entry, a=0}))
   if joined ~= '' then
-    redis.call('PUBLISH', room_channel, 'm' .. node .. session_id .. '\n' .. joined)
+    redis.call('PUBLISH', room_channel, 'm' .. node .. '00000000' .. session_id .. '\n' .. joined)
   end
 end
 local all = redis.call('HGETALL', members_key)

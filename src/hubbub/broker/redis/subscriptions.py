@@ -32,6 +32,9 @@ class Listener(Protocol):
 
     def on_user(self, data: bytes) -> None: ...
 
+    def on_unsubscribed(self, room: str) -> None:
+        """This node no longer hears ``room`` (its last member there left)."""
+
 
 class Subscriptions:
     __slots__ = (
@@ -86,11 +89,16 @@ class Subscriptions:
             return False
         self._wanted.pop(room, None)
         self._subscribed.discard(room)
+        self._listener.on_unsubscribed(room)
         connection = self._connection
         if self._node.pipeline.is_open and connection is not None:
             self._node.pipeline.send(Op("SREM", keys.node_rooms(self._node.id), room))
             connection.write(pack_command(("UNSUBSCRIBE", keys.room_channel(room))))
         return True
+
+    def hears(self, room: str) -> bool:
+        """This node is subscribed to ``room``'s channel (Redis confirmed it)."""
+        return room in self._subscribed
 
     def send_when_subscribed(self, room: str, op: Op) -> None:
         """Send ``op`` once this node hears ``room``."""

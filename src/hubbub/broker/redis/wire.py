@@ -9,8 +9,8 @@ and count.
 A publication is one byte naming its :class:`Kind`, then its body::
 
     kind            channel           body
-    ROOM          m hubbub:r:<room>   <origin><exclude>\\n<payload>
-    CHAT          h hubbub:r:<room>   <origin><exclude>\\n<payload>
+    ROOM          m hubbub:r:<room>   <origin><number><exclude>\\n<payload>
+    CHAT          h hubbub:r:<room>   <origin><number><exclude>\\n<seq>\\n<payload>
     ROOM_ENDED    e hubbub:r:<room>   <origin>
     JOINED        j hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
     LEFT          l hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
@@ -27,16 +27,20 @@ A publication is one byte naming its :class:`Kind`, then its body::
     END_SESSION   q hubbub:n:<node>   {"s": session id, "t": resume token, "b": asked by}
     SESSION_ENDED Q hubbub:n:<node>   {"b": asked by, "e": ended}
 
-``<origin>`` is the publishing node's id (:data:`NODE_ID_LENGTH` characters): a node
-skips its own publications, which its members had directly (a node writes and reads
-those through its :class:`Endpoint`, which knows its id). ``<exclude>`` is the
+``<origin>`` is the publishing node's id (:data:`NODE_ID_LENGTH` characters), and
+``<number>`` (:data:`NUMBER_LENGTH` hexadecimal digits) the publication's number on
+that node: a node hears its own ROOM and CHAT publications back, and knows them by
+their number (it delivers them to its own members then, in the order Redis carried
+the room's channel; see :mod:`hubbub.broker.redis.rooms`). A node writes and reads
+those through its :class:`Endpoint`, which knows its id. ``<exclude>`` is the
 session id not to deliver to, or nothing. An *entry* is a member as the room's
 members hash holds it: ``<session id>|<join order>|<info>``, where info is
 ``{"n": name, "g": grants, "h": hidden, "s": status}``.
 
-CHAT is a ``chat`` message that its node stored: delivered as ROOM is, and kept by
-the other nodes for their next joiners. The Lua scripts (this folder's ``*.lua``)
-publish JOINED, LEFT, CLAIMED, SNAPSHOT and the ROOM messages of a claim themselves.
+CHAT is a ``chat`` message that its node stored, with its ``seq``: every node
+delivers a room's chat in ``seq`` order. The Lua scripts (this folder's ``*.lua``)
+publish JOINED, LEFT, CLAIMED, SNAPSHOT and the ROOM messages of a claim themselves,
+numbered :data:`UNNUMBERED` (their node's members hear them with the claim's answer).
 """
 
 from __future__ import annotations
@@ -53,6 +57,13 @@ from hubbub.protocol.errors import CloseCode
 NODE_ID_LENGTH = 8
 """Characters of a node id (hexadecimal); a session id or call id starts with its
 node's id and a dot."""
+
+NUMBER_LENGTH = 8
+"""Hexadecimal digits of a ROOM or CHAT publication's number on its node (it wraps
+around at 16**8)."""
+
+UNNUMBERED = 0
+"""The number of what a Lua script publishes for a node (never one of its own)."""
 
 
 class Kind(Enum):
@@ -96,11 +107,24 @@ def node_of(session_id: str) -> str | None:
 
 
 class RoomMessage(msgspec.Struct, frozen=True):
-    """ROOM, or CHAT (``chat``): a message to every member of a room."""
+    """ROOM: a message to every member of a room."""
 
     exclude: str | None
     payload: bytes
-    chat: bool = False
+
+
+class ChatMessage(msgspec.Struct, frozen=True):
+    """CHAT: a stored chat message to every member of a room but its sender."""
+
+    seq: int
+    exclude: str | None
+    payload: bytes
+
+
+class Echo(msgspec.Struct, frozen=True):
+    """This node's own ROOM or CHAT publication, heard back: its number."""
+
+    number: int
 
 
 class RoomEnded(msgspec.Struct, frozen=True):
@@ -195,7 +219,7 @@ class SessionEnded(msgspec.Struct, frozen=True, rename={"asked_by": "b", "ended"
     ended: bool
 
 
-RoomPublication = RoomMessage | RoomEnded | MemberJoined | MemberLeft
+RoomPublication = RoomMessage | ChatMessage | Echo | RoomEnded | MemberJoined | MemberLeft
 NodePublication = (
     SessionMessage | ClaimAnswer | CloseSession | Snapshot | CallMoved | EndSession | SessionEnded
 )
@@ -210,7 +234,10 @@ _SESSION = Kind.SESSION.value
 _MESSAGES = (_ROOM, _CHAT)
 _CHANGES = (Kind.JOINED.value, Kind.LEFT.value)
 _ADDRESS = 1 + NODE_ID_LENGTH
-"""Where the address after the origin begins."""
+"""Where the address after the origin begins (USER)."""
+_NUMBERED = _ADDRESS + NUMBER_LENGTH
+"""Where the address after the origin and number begins (ROOM, CHAT)."""
+_NUMBER_MASK = 16**NUMBER_LENGTH - 1
 _REQUEST_KINDS: dict[type[Request], Kind] = {
     CloseSession: Kind.CLOSE_SESSION,
     CallMoved: Kind.CALL_MOVE,
@@ -226,8 +253,9 @@ _json_encode = msgspec.json.Encoder().encode
 
 class Endpoint:
     """Writes ROOM, CHAT, ROOM_ENDED and USER as node ``node_id`` publishes them, and
-    reads them as it hears them: its own come back from Redis, and are None (its
-    members had them directly).
+    reads them as it hears them: its own ROOM and CHAT come back as an :class:`Echo`
+    of their number; its own USER and ROOM_ENDED as None (its members had them
+    directly).
 
     Reading a ROOM or USER publication of another node is the hot path of a cluster
     (once per message, whatever the number of receivers): kept to a few slices and
@@ -242,9 +270,13 @@ class Endpoint:
         self.node_id = node_id
         self._origin = node_id.encode()
 
-    def room(self, exclude: str | None, payload: bytes, *, chat: bool = False) -> bytes:
-        kind = _CHAT if chat else _ROOM
-        return kind + self._origin + (exclude or "").encode() + b"\n" + payload
+    def room(self, number: int, exclude: str | None, payload: bytes) -> bytes:
+        head = b"%s%s%08x" % (_ROOM, self._origin, number & _NUMBER_MASK)
+        return head + (exclude or "").encode() + b"\n" + payload
+
+    def chat(self, number: int, seq: int, exclude: str | None, payload: bytes) -> bytes:
+        head = b"%s%s%08x" % (_CHAT, self._origin, number & _NUMBER_MASK)
+        return head + (exclude or "").encode() + b"\n%d\n" % seq + payload
 
     def room_ended(self) -> bytes:
         return _ROOM_ENDED + self._origin
@@ -256,17 +288,24 @@ class Endpoint:
     def read_room(self, data: bytes) -> RoomPublication | None:
         """A publication on a room's channel."""
         kind = data[:1]
-        if kind in _MESSAGES:  # the hot path: _addressed, inline
-            if data[1:_ADDRESS] == self._origin:
-                return None
-            newline = data.find(b"\n", _ADDRESS)
-            if newline < 0:
-                raise WireError(f"malformed publication ({_describe(data)}): no address")
+        if kind in _MESSAGES:  # the hot path, inline
             try:
-                exclude = data[_ADDRESS:newline].decode() or None
-            except UnicodeDecodeError as error:
+                if data[1:_ADDRESS] == self._origin:
+                    return Echo(int(data[_ADDRESS:_NUMBERED], 16))
+                newline = data.find(b"\n", _NUMBERED)
+                if newline < 0:
+                    raise WireError(f"malformed publication ({_describe(data)}): no address")
+                exclude = data[_NUMBERED:newline].decode() or None
+                if kind == _ROOM:
+                    return RoomMessage(exclude, data[newline + 1 :])
+                end = data.find(b"\n", newline + 1)
+                if end < 0:
+                    raise WireError("malformed publication (CHAT): no seq")
+                return ChatMessage(int(data[newline + 1 : end]), exclude, data[end + 1 :])
+            except WireError:
+                raise
+            except ValueError as error:  # int(), and UnicodeDecodeError
                 raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
-            return RoomMessage(exclude, data[newline + 1 :], kind == _CHAT)
         if kind == _ROOM_ENDED:
             if len(data) != _ADDRESS:
                 raise WireError("malformed publication (ROOM_ENDED)")
