@@ -12,7 +12,7 @@ from hubbub.broker import ChatItem, ClaimOutcome, Member
 from hubbub.broker.redis import RedisBroker, node_of, scripts
 from hubbub.protocol.errors import CloseCode
 from tests.broker.conftest import Node, eventually
-from tests.redis import RedisServer
+from tests.redis import FreezingProxy, RedisServer
 
 MakeNode = Callable[..., Awaitable[Node]]
 
@@ -346,3 +346,43 @@ async def test_a_member_who_left_during_an_outage_is_announced_gone(
     own_redis.start()
     await eventually(lambda: a[0].connected and b[0].connected, timeout=15)
     assert await eventually(lambda: a[1].changes, timeout=15) == [("r", [], [bob])]
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [b"SUBSCRIBE", b"EVALSHA"],  # what each begins with: subscriber, publisher (a claim)
+)
+async def test_a_connection_of_its_own_that_stops_answering_is_noticed_and_made_again(
+    make_redis_node: MakeNode,
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+    connection: bytes,
+) -> None:
+    """The subscriber (or publisher) connection goes silent without closing: the node
+    notices within a heartbeat of its ping, connects again, and hears the room again."""
+    proxy = FreezingProxy(redis_server.port)
+    await proxy.start()
+    try:
+        heartbeat = 0.2
+        a = await make_redis_node(proxy.url, heartbeat=heartbeat, node_timeout=1.0)
+        b = await make_redis_node()
+        await admitted(a, "r", member(a[0], "x"))
+        await admitted(b, "r", member(b[0], "y"))
+        b[0].publish_to_room("r", b'{"type":"before"}')
+        await eventually(lambda: ("r", b'{"type":"before"}', None) in a[1].room)
+        connections = len(proxy.opened)
+        assert proxy.freeze(connection) == 1
+        loop = asyncio.get_running_loop()
+        frozen_at = loop.time()
+        await eventually(lambda: not a[0].connected, timeout=5)
+        # The ping of one heartbeat, answered within the next (plus a busy machine).
+        assert loop.time() - frozen_at < 2 * heartbeat + 1.0
+        assert "does not answer" in caplog.text
+        await eventually(lambda: a[0].connected, timeout=10)
+        assert len(proxy.opened) > connections
+        b[0].publish_to_room("r", b'{"type":"after"}')
+        await eventually(lambda: ("r", b'{"type":"after"}', None) in a[1].room)
+        a[0].publish_to_room("r", b'{"type":"back"}')
+        await eventually(lambda: ("r", b'{"type":"back"}', None) in b[1].room)
+    finally:
+        await proxy.close()

@@ -303,6 +303,7 @@ class RedisBroker:
                 if not self.connected:
                     await self._connect()
                 else:
+                    self._check_connections()
                     await self._liveness.beat()
             except (RedisError, OSError) as exc:
                 if self.connected:
@@ -314,6 +315,17 @@ class RedisBroker:
             self._membership.expire(now)
             self._calls.expire(now)
             await asyncio.sleep(self._node.heartbeat)
+
+    def _check_connections(self) -> None:
+        """Each of the broker's own connections answers within a heartbeat, or is
+        taken for dead (a connection that stopped answering without closing: a
+        network that drops everything, a stalled proxy) and made again."""
+        now = time.monotonic()
+        within = self._node.heartbeat
+        if not self._subscriptions.ping(now, within):
+            raise ConnectionError("the subscriber connection does not answer")
+        if not self._pipeline.ping(now, within):
+            raise ConnectionError("the publisher connection does not answer")
 
     async def _connect(self) -> None:
         """Subscribe again, then make Redis agree with this node's members."""

@@ -57,7 +57,9 @@ class Pipeline:
     __slots__ = (
         "_connection",
         "_flush_soon",
+        "_heard_at",
         "_inflight",
+        "_pinged_at",
         "_queue",
         "dropped",
         "max_pending",
@@ -76,6 +78,10 @@ class Pipeline:
         self._inflight: deque[Op] = deque()
         """Written, waiting for Redis's reply, in order."""
         self._flush_soon = False
+        self._pinged_at: float | None = None
+        """When the PING not answered yet was sent."""
+        self._heard_at = 0.0
+        """When the connection last brought a reply."""
 
     @property
     def is_open(self) -> bool:
@@ -94,6 +100,27 @@ class Pipeline:
     def open(self, connection: RespConnection) -> None:
         """Send on ``connection`` from now on."""
         self._connection = connection
+        self._pinged_at = None
+
+    def ping(self, now: float, within: float) -> bool:
+        """Ask the connection for a sign of life; False if the one asked for at least
+        ``within`` seconds ago has not come, and no reply came since (it no longer
+        answers: one that is only slow still answers what was sent before)."""
+        if self._connection is None:
+            return True
+        pinged = self._pinged_at
+        if pinged is not None:
+            if now - pinged >= within and self._heard_at < pinged:
+                return False
+            if now - pinged < within:
+                return True
+
+        def answered() -> None:
+            self._pinged_at = None
+
+        self._pinged_at = now
+        self.send(Op("PING", on_sent=answered, on_error=answered))
+        return True
 
     def close(self) -> None:
         """No connection any more: what waits is dropped (each ``on_error`` called)."""
@@ -147,6 +174,7 @@ class Pipeline:
         connection.call_many(data, count, self._on_reply)
 
     def _on_reply(self, reply: Reply) -> None:
+        self._heard_at = time.monotonic()
         op = self._inflight.popleft()
         if isinstance(reply, hiredis.ReplyError):
             log.error("event=redis-op-failed error=%s", reply)
