@@ -8,6 +8,7 @@ a node that dies) is in tests/broker/test_redis.py.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 from hubbub.broker import CallPlacement, CallRoute, ClaimOutcome, ClaimResult, Member
@@ -153,3 +154,23 @@ async def test_this_nodes_calls_and_sessions_stay_here(make_membership: Membersh
 async def test_session_ids_are_unique(make_membership: MembershipFactory) -> None:
     membership, _ = await make_membership()
     assert len({membership.new_session_id() for _ in range(1000)}) == 1000
+
+
+async def test_the_calls_node_learns_when_its_callee_is_connected_nowhere(
+    make_membership: MembershipFactory,
+) -> None:
+    """Either the membership knows at once that the callee has no other connection
+    (the hub ends the call itself), or it tells the call's node once it has none."""
+    membership, recorder = await make_membership()
+    alice, bob = fresh("alice"), fresh("bob")
+    membership.user_here(alice, True)
+    membership.user_here(bob, True)
+    call_id = membership.new_session_id()
+    membership.place_call(call_id, alice, bob, b'{"type":"call-incoming"}')
+    assert await eventually(lambda: recorder.placed.get(call_id)) is CallPlacement.PLACED
+    membership.user_here(bob, False)
+    if membership.connected_elsewhere(bob):
+        assert await eventually(lambda: recorder.moves) == [(call_id, "callee-gone", bob, "")]
+    else:
+        await asyncio.sleep(0.2)
+        assert recorder.moves == []

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from hubbub.broker import ChatItem, ClaimOutcome, Member
+from hubbub.broker import CallPlacement, ChatItem, ClaimOutcome, Member
 from hubbub.broker.redis import RedisBroker, node_of, scripts
 from hubbub.protocol.errors import CloseCode
 from tests.broker.conftest import Node, eventually
@@ -386,3 +386,28 @@ async def test_a_connection_of_its_own_that_stops_answering_is_noticed_and_made_
         await eventually(lambda: ("r", b'{"type":"back"}', None) in b[1].room)
     finally:
         await proxy.close()
+
+
+async def test_a_call_hears_when_its_callee_is_left_on_no_live_node(
+    make_redis_node: MakeNode,
+) -> None:
+    """The callee's connections close on one node and its other node dies: the call's
+    node is told once no live node reaches the callee, not before."""
+    caller_node = await make_redis_node()
+    phone = await make_redis_node()
+    laptop = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    caller_node[0].user_here("alice", True)
+    phone[0].user_here("bob", True)
+    laptop[0].user_here("bob", True)
+    await asyncio.sleep(0.2)
+    call_id = caller_node[0].new_session_id()
+    caller_node[0].place_call(call_id, "alice", "bob", b'{"type":"call-incoming"}')
+    assert await eventually(lambda: caller_node[1].placed.get(call_id)) is CallPlacement.PLACED
+    phone[0].user_here("bob", False)
+    await asyncio.sleep(0.5)
+    assert caller_node[1].moves == []  # still connected on the laptop's node
+    for task in laptop[0]._tasks:  # dies without a word
+        task.cancel()
+    moves = await eventually(lambda: caller_node[1].moves, timeout=10)
+    assert moves == [(call_id, "callee-gone", "bob", "")]
+    laptop[0].connected = False  # its stop() must not touch Redis

@@ -496,3 +496,31 @@ def test_a_move_made_through_another_node_is_answered_there(
     ended = h.take("alice")[0]
     assert (ended["type"], ended["reason"]) == ("call-ended", "disconnected")
     assert cluster.calls_over == [call_id]
+
+
+def test_a_ringing_call_is_missed_when_the_cluster_says_the_callee_is_gone(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "a", "alice")
+    cluster.answer()
+    h.take("alice")
+    h.send("alice", {"type": "call-request", "targetUserId": "bob"})
+    call_id = cluster.placed[-1][0]
+    assert cluster.events is not None
+    cluster.events.call_placed(call_id, CallPlacement.PLACED)
+    h.take("alice")
+    # Not the callee: nothing. The callee, no connection left anywhere: missed.
+    cluster.events.call_moved(call_id, "callee-gone", "alice", "", None, None)
+    assert h.take("alice") == []
+    cluster.events.call_moved(call_id, "callee-gone", "bob", "", None, None)
+    assert h.take("alice") == [{"type": "call-missed", "callId": call_id}]
+    assert cluster.calls_over == [call_id]
+    # Once answered, the cluster's word about the user does not end the call: its
+    # connection in the call's does.
+    h.send("alice", {"type": "call-request", "targetUserId": "bob"})
+    call_id = cluster.placed[-1][0]
+    cluster.events.call_placed(call_id, CallPlacement.PLACED)
+    cluster.events.call_moved(call_id, "accept", "bob", "remote.bob", None, None)
+    h.take("alice")
+    cluster.events.call_moved(call_id, "callee-gone", "bob", "", None, None)
+    assert h.take("alice") == []

@@ -231,7 +231,9 @@ class MembershipEvents(Protocol):
         """A party's move on a call of this node, made through another node: a
         client's (``accept``, ``decline``, ``cancel``, ``hang-up``) from its session
         ``session_id`` with its ``ref``, or that node's word that the callee's
-        connection in the call closed (``callee-gone``) or left ``room`` (``left``)."""
+        connection in the call closed (``callee-gone``) or left ``room`` (``left``);
+        or the cluster's word that ``user_id`` has no connection left anywhere
+        (``callee-gone`` from session ``""``)."""
 
 
 class Membership(Protocol):
@@ -286,8 +288,11 @@ class Membership(Protocol):
         one here closed: the cluster knows where each user can be reached."""
 
     def connected_elsewhere(self, user_id: str) -> bool:
-        """Whether ``user_id`` may have a connection on another node (a call that
-        rings for it there rings on when its connections here close)."""
+        """Whether ``user_id`` may have a connection on another node. If so, a call
+        ringing for it rings on when its connections here close, and the membership
+        tells the call's node when the user's last connection anywhere has closed (a
+        ``callee-gone`` move from session ``""``: see
+        :meth:`MembershipEvents.call_moved`)."""
 
     def place_call(self, call_id: str, caller: str, callee: str, ringing: bytes) -> None:
         """Atomically: unless the caller or callee is in a call, or the callee has

@@ -50,7 +50,8 @@ REAP = Script("reap")
 SYNC = Script("sync")
 PLACE_CALL = Script("place_call")
 CALL_OVER = Script("call_over")
-ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER)
+USER_GONE = Script("user_gone")
+ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER, USER_GONE)
 
 
 def claim(
@@ -143,3 +144,16 @@ def place_call(
 
 def call_over(*, call_keys: list[str], call_id: str) -> Command:
     return CALL_OVER.call(call_keys, [call_id])
+
+
+def user_gone(
+    *,
+    user_nodes_key: str,
+    node_users_key: str,
+    call_key: str,
+    node: str,
+    user_id: str,
+    prefix: str,
+) -> Command:
+    """Answers 1 if no live node reaches the user any more and its call was told."""
+    return USER_GONE.call([user_nodes_key, node_users_key, call_key], [node, user_id, prefix])
