@@ -31,6 +31,7 @@ class Recorder:
         self.moves: list[tuple[str, str, str, str]] = []
         self.ended: dict[str, bool] = {}
         self.rooms_ended: list[str] = []
+        self.last_seen: list[tuple[str, str, int]] = []
         self.log: list[tuple[object, ...]] = []
         """Room messages (payload) and chat (each item) in the order delivered."""
 
@@ -59,6 +60,9 @@ class Recorder:
 
     def local_members(self) -> dict[str, list[Member]]:
         return self.members
+
+    def seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        self.last_seen.append((room, user_id, ts_ms))
 
     def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
         self.placed[call_id] = outcome

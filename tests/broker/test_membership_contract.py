@@ -9,6 +9,7 @@ a node that dies) is in tests/broker/test_redis.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 
 from hubbub.broker import CallPlacement, CallRoute, ClaimOutcome, ClaimResult, Member
@@ -174,3 +175,20 @@ async def test_the_calls_node_learns_when_its_callee_is_connected_nowhere(
     else:
         await asyncio.sleep(0.2)
         assert recorder.moves == []
+
+
+async def test_a_members_status_and_connection_change_what_its_room_lists(
+    make_membership: MembershipFactory,
+) -> None:
+    membership, recorder = await make_membership()
+    room = fresh("room")
+    alice = member(membership, "alice")
+    await claimed(membership, recorder, room, alice)
+    membership.update(room, dataclasses.replace(alice, status="busy", reconnecting=True))
+    # Another session of the same user id is not her: nothing changes.
+    membership.update(room, Member("alice", membership.new_session_id(), status="away"))
+    result = await claimed(membership, recorder, room, member(membership, "bob"))
+    assert [(m.user_id, m.status, m.reconnecting) for m in result.members] == [
+        ("alice", "busy", True),
+        ("bob", "online", False),
+    ]

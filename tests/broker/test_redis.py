@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -411,3 +412,39 @@ async def test_a_call_hears_when_its_callee_is_left_on_no_live_node(
     moves = await eventually(lambda: caller_node[1].moves, timeout=10)
     assert moves == [(call_id, "callee-gone", "bob", "")]
     laptop[0].connected = False  # its stop() must not touch Redis
+
+
+async def test_what_a_node_says_of_its_members_reaches_the_others_and_the_listing(
+    make_redis_node: MakeNode,
+) -> None:
+    a, b = await make_redis_node(), await make_redis_node()
+    alice, bob = member(a[0], "alice", name="Alice"), member(b[0], "bob")
+    room = "listed-r"
+    await admitted(a, room, alice)
+    await admitted(b, room, bob)
+    await admitted(b, "listed-other", member(b[0], "carol"))
+    busy = dataclasses.replace(alice, status="busy", reconnecting=True)
+    a[0].update(room, busy)
+    assert await eventually(lambda: b[0].remote_member(room, "alice") == busy)
+    # Every node's rooms, by name, with every member in join order.
+    listed = await b[0].rooms(10, "listed-")
+    assert [(name, [m.user_id for m in members]) for name, members in listed] == [
+        ("listed-other", ["carol"]),
+        ("listed-r", ["alice", "bob"]),
+    ]
+    assert listed[1][1][0] == busy
+    assert [name for name, _ in await a[0].rooms(1, "listed-other")] == ["listed-r"]
+    # Leaving after chatting: the other node keeps when it was last seen.
+    a[0].release(room, alice, 1234)
+    assert await eventually(lambda: b[1].last_seen) == [(room, "alice", 1234)]
+    b[0].release("listed-other", member(b[0], "carol"))  # not her session: she stays
+    await asyncio.sleep(0.2)
+    assert [name for name, _ in await a[0].rooms(10, "listed-")] == ["listed-other", "listed-r"]
+    b[0].release(room, bob)  # the last one: the room is listed no more
+
+    async def names() -> list[str]:
+        return [name for name, _ in await a[0].rooms(10, "listed-")]
+
+    async with asyncio.timeout(5):
+        while await names() != ["listed-other"]:  # noqa: ASYNC110 - Redis, polled
+            await asyncio.sleep(0.05)

@@ -139,6 +139,15 @@ def test_members_joining_and_leaving() -> None:
     assert HERE.read_room(left) == wire.MemberLeft(Member("ann", f"{OTHER}.s", hidden=True), False)
 
 
+def test_a_member_leaving_after_chatting_and_one_whose_status_changed() -> None:
+    left = lua(Kind.LEFT, {"u": "ann", "e": entry(f"{OTHER}.s", 3), "a": 0, "t": 1700})
+    assert HERE.read_room(left) == wire.MemberLeft(Member("ann", f"{OTHER}.s"), False, 1700)
+    updated = lua(Kind.UPDATED, {"u": "ann", "e": entry(f"{OTHER}.s", 3, s="busy", c=True)})
+    assert HERE.read_room(updated) == wire.MemberUpdated(
+        Member("ann", f"{OTHER}.s", status="busy", reconnecting=True)
+    )
+
+
 def test_a_claim_answer_lists_the_members_in_join_order_and_whom_it_replaced() -> None:
     flat = [
         "bob",
@@ -203,16 +212,31 @@ def test_the_scripts_publish_only_kinds_the_wire_reads() -> None:
     published = set()
     for script in scripts.ALL:
         source = (folder / f"{script.name}.lua").read_text()
-        published |= set(re.findall(r"PUBLISH',[^']*'(\w)' \.\.", source))
+        published |= set(re.findall(r"PUBLISH',.*?'(\w)' \.\.", source, re.DOTALL))
     kinds = {Kind(letter.encode()) for letter in published}
-    assert kinds == {Kind.JOINED, Kind.LEFT, Kind.ROOM, Kind.CLAIMED, Kind.SNAPSHOT}
+    assert kinds == {
+        Kind.JOINED,
+        Kind.LEFT,
+        Kind.UPDATED,
+        Kind.ROOM,
+        Kind.CLAIMED,
+        Kind.SNAPSHOT,
+        Kind.CALL_MOVE,
+    }
 
 
 def test_a_script_wrapper_names_its_keys_and_arguments() -> None:
     command = scripts.release(
-        members_key="k1", order_key="k2", user_id="u", session_id="s", room_channel="c"
+        members_key="k1",
+        order_key="k2",
+        room_names_key="k3",
+        user_id="u",
+        session_id="s",
+        room_channel="c",
+        last_seen=5,
+        room="r",
     )
-    assert command == ("EVALSHA", scripts.RELEASE.sha, 2, "k1", "k2", "u", "s", "c")
+    assert command == ("EVALSHA", scripts.RELEASE.sha, 3, "k1", "k2", "k3", "u", "s", "c", 5, "r")
     assert len({script.sha for script in scripts.ALL}) == len(scripts.ALL)
 
 

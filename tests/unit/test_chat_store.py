@@ -163,7 +163,7 @@ def test_a_room_lives_while_its_chat_is_in_flight() -> None:
 
 def test_a_loading_room_keeps_messages_stored_meanwhile() -> None:
     room = Room("r", recent=3)
-    room.remember(5, _stored(5))
+    room.remember(_stored(5))
     room.loaded(4, [_stored(2), _stored(3), _stored(4)])
     assert [m.seq for m in room.history(None, 0)] == [3, 4, 5]
     assert room.last_seq == 5

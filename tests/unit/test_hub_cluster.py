@@ -34,6 +34,8 @@ class ScriptedCluster:
         self.events: MembershipEvents | None = None
         self.claims: list[tuple[str, Member, bool]] = []
         self.released: list[tuple[str, Member]] = []
+        self.last_seen: list[int | None] = []
+        self.updated: list[tuple[str, Member]] = []
         self.remote: dict[str, dict[str, Member]] = {}
         self.to_room: list[tuple[str, dict[str, Any]]] = []
         self.to_remote: list[tuple[str, dict[str, Any]]] = []
@@ -89,8 +91,12 @@ class ScriptedCluster:
         self.claims.append((room, member, replace))
         self.announced = (joined, left)
 
-    def release(self, room: str, member: Member) -> None:
+    def release(self, room: str, member: Member, last_seen: int | None = None) -> None:
         self.released.append((room, member))
+        self.last_seen.append(last_seen)
+
+    def update(self, room: str, member: Member) -> None:
+        self.updated.append((room, member))
 
     def remote_member(self, room: str, user_id: str) -> Member | None:
         return self.remote.get(room, {}).get(user_id)
@@ -524,3 +530,65 @@ def test_a_ringing_call_is_missed_when_the_cluster_says_the_callee_is_gone(
     h.take("alice")
     cluster.events.call_moved(call_id, "callee-gone", "bob", "", None, None)
     assert h.take("alice") == []
+
+
+def test_what_the_cluster_lists_of_a_member_follows_its_status_and_connection(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "r", "alice")
+    cluster.answer()
+    h.send("alice", {"type": "presence", "status": "busy"})
+    h.send("alice", {"type": "presence", "status": "busy"})  # no change: nothing to say
+    assert [(room, m.user_id, m.status, m.reconnecting) for room, m in cluster.updated] == [
+        ("r", "alice", "busy", False)
+    ]
+    joined = h.take("alice")[0]
+    h.lose("alice")
+    assert cluster.updated[-1][1].reconnecting is True
+    h.send(
+        "back",
+        {
+            "type": "resume",
+            "sessionId": joined["sessionId"],
+            "resumeToken": joined["resumeToken"],
+            "lastN": 0,
+        },
+        connect=True,
+    )
+    assert (cluster.updated[-1][1].reconnecting, cluster.updated[-1][1].status) == (False, "busy")
+    assert cluster.events is not None
+    assert cluster.events.local_members()["r"][0].status == "busy"
+
+
+def test_a_member_who_chatted_leaves_with_its_last_seen_time_for_every_node(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "r", "alice")
+    cluster.answer()
+    join(h, "bob", "r", "bob")
+    cluster.answer()
+    h.send("alice", {"type": "chat", "message": "hi"})
+    h.send("alice", {"type": "leave-room"})
+    h.send("bob", {"type": "leave-room"})
+    assert cluster.last_seen == [h.storage_now_ms, None]  # bob said nothing
+
+
+def test_remote_members_and_those_who_left_elsewhere_show_in_room_joined(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "r", "alice")
+    away = Member("bob", "remote.bob", status="away", reconnecting=True)
+    cluster.answer(before=[away])
+    assert cluster.events is not None
+    cluster.events.seen("r", "carol", 1234)  # chatted and left through another node
+    cluster.events.seen("elsewhere", "dave", 1)  # a room not here: nothing to keep
+    join(h, "erin", "r", "erin")
+    cluster.answer(before=[away, Member("alice", h.clients["alice"].session_id)])
+    joined = h.take("erin")[-1]
+    assert joined["participants"][0] == {
+        "userId": "bob",
+        "polite": True,
+        "status": "away",
+        "connection": "reconnecting",
+    }
+    assert joined["offline"] == [{"userId": "carol", "lastSeen": 1234}]

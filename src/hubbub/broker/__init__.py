@@ -109,6 +109,13 @@ class Broker(Protocol):
         node's rooms are the whole truth). Raises ``ConnectionError`` (or a subclass
         of ``OSError``) when the cluster cannot be asked."""
 
+    async def rooms(
+        self, limit: int, after: str | None = None
+    ) -> list[tuple[str, list[Member]]] | None:
+        """The rooms with members on any node of the cluster, by name (code point
+        order), after ``after``, at most ``limit``, each with every member in join
+        order; None for a broker with no cluster. Raises as :meth:`room_members`."""
+
 
 @dataclass(frozen=True, slots=True)
 class ClusterStatus:
@@ -141,7 +148,9 @@ class Member:
     grants: list[str] | None = None
     hidden: bool = False
     status: str = "online"
-    """Presence status at the join (later changes travel as room messages)."""
+    """Its presence status (kept up to date: :meth:`Membership.update`)."""
+    reconnecting: bool = False
+    """Its connection was lost and it may resume (``participant-updated``)."""
 
 
 class ClaimOutcome(StrEnum):
@@ -213,6 +222,10 @@ class MembershipEvents(Protocol):
     def local_members(self) -> dict[str, list[Member]]:
         """Every member on this node, by room (to set Redis right after an outage)."""
 
+    def seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        """A member who chatted in ``room`` left it through another node, last seen
+        at ``ts_ms``: this node's room keeps it among its offline members."""
+
     def room_ended(self, room: str) -> None:
         """Another node ended ``room`` (an admin): end it for this node's members."""
 
@@ -267,8 +280,15 @@ class Membership(Protocol):
         in the same step as the claim: a node that joins the room at the same time
         either lists the newcomer or hears of it, never both."""
 
-    def release(self, room: str, member: Member) -> None:
-        """``member`` left ``room`` (announced by the hub itself)."""
+    def release(self, room: str, member: Member, last_seen: int | None = None) -> None:
+        """``member`` left ``room`` (announced by the hub itself). ``last_seen``: it
+        chatted there, and is one of the room's offline members from then on, last
+        seen at that time (ms since the epoch): the other nodes' rooms keep it too
+        (:meth:`MembershipEvents.seen`)."""
+
+    def update(self, room: str, member: Member) -> None:
+        """``member``'s status or connection changed: what the cluster lists of it
+        changes (its room hears it from the hub, as a room message)."""
 
     def remote_member(self, room: str, user_id: str) -> Member | None:
         """The member of ``room`` with ``user_id`` on another node, if any."""

@@ -68,6 +68,11 @@ class MemoryBroker:
     async def room_members(self, room: str) -> list[Member] | None:
         return None
 
+    async def rooms(
+        self, limit: int, after: str | None = None
+    ) -> list[tuple[str, list[Member]]] | None:
+        return None
+
 
 class LocalMembership:
     """Who is in which room, who is connected, who is in a call, on a lone node:
@@ -120,7 +125,7 @@ class LocalMembership:
         if self._events is not None:
             self._events.claim_answered(member.session_id, result)
 
-    def release(self, room: str, member: Member) -> None:
+    def release(self, room: str, member: Member, last_seen: int | None = None) -> None:
         members = self._rooms.get(room)
         if members is None:
             return
@@ -129,6 +134,12 @@ class LocalMembership:
             del members[member.user_id]
             if not members:
                 del self._rooms[room]
+
+    def update(self, room: str, member: Member) -> None:
+        members = self._rooms.get(room)
+        present = None if members is None else members.get(member.user_id)
+        if members is not None and present is not None and present.session_id == member.session_id:
+            members[member.user_id] = member
 
     def remote_member(self, room: str, user_id: str) -> Member | None:
         return None  # no other node

@@ -8,7 +8,7 @@ import logging
 
 from hubbub.broker import Member
 from hubbub.core.context import HubContext
-from hubbub.core.joining import grant_names
+from hubbub.core.joining import member_of
 from hubbub.protocol import codec
 from hubbub.protocol.errors import CloseCode
 from hubbub.protocol.messages import UserJoined, UserLeft
@@ -58,20 +58,17 @@ class ClusterEvents:
     def local_members(self) -> dict[str, list[Member]]:
         """Every member on this node, by room."""
         return {
-            room.name: [
-                Member(
-                    user_id=uid,
-                    session_id=session.session_id,
-                    name=session.identity.name if session.identity else None,
-                    grants=grant_names(session.identity),
-                    hidden=session.hidden,
-                    status=session.status,
-                )
-                for uid, session in room.members.items()
-            ]
+            room.name: [member_of(session) for session in room.members.values()]
             for room in self.ctx.rooms
             if room.members
         }
+
+    def seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        """A member who chatted left through another node: one of the room's offline
+        members here too."""
+        target = self.ctx.rooms.get(room)
+        if target is not None and user_id not in target.members:
+            target.saw(user_id, ts_ms, self.ctx.offline_on_join)
 
     def room_ended(self, room: str) -> None:
         """Another node ended the room: this node's members go too."""

@@ -483,6 +483,9 @@ class Hub:
     def local_members(self) -> dict[str, list[Member]]:
         return self._cluster.local_members()
 
+    def seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        self._cluster.seen(room, user_id, ts_ms)
+
     def room_ended(self, room: str) -> None:
         self._cluster.room_ended(room)
         self._settle()

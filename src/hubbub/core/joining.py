@@ -82,6 +82,20 @@ def grant_names(identity: Identity | None) -> list[str] | None:
     return sorted(grant.value for grant in identity.grants)
 
 
+def member_of(session: Session) -> Member:
+    """A member as the cluster lists it (its session in a room)."""
+    identity = session.identity
+    return Member(
+        user_id=session.user_id or "",
+        session_id=session.session_id,
+        name=identity.name if identity else None,
+        grants=grant_names(identity),
+        hidden=session.hidden,
+        status=session.status,
+        reconnecting=session.state is LinkState.DETACHED,
+    )
+
+
 def chat_entry(message: StoredChat) -> ChatEntry:
     return ChatEntry(
         id=message.id,
@@ -320,6 +334,7 @@ class Joining:
                         status=member.status,
                         name=member.name,
                         grants=member.grants,
+                        connection=RECONNECTING if member.reconnecting else None,
                     )
                 )
         return found
@@ -454,19 +469,21 @@ class Joining:
         """A leave's turn: the place is given back, and the room told."""
         ctx = self.ctx
         user_id = departure.user_id
-        ctx.membership.release(room.name, Member(user_id, departure.session_id))
+        # One of the room's offline members from now on, on every node: it chatted.
+        offline_at = None
+        if not departure.quiet and (departure.chatted or user_id in room.seen):
+            offline_at = ctx.now_ms()
+        ctx.membership.release(room.name, Member(user_id, departure.session_id), offline_at)
         if departure.quiet:
             return
         publish = ctx.broker.publish_to_room
         if departure.typing:
             publish(room.name, codec.encode(TypingRelay(user_id=user_id, active=False)), None)
         publish(room.name, codec.encode(UserLeft(user_id=user_id)), None)
-        if departure.chatted or user_id in room.seen:
-            # One of the room's offline members from now on.
-            now_ms = ctx.now_ms()
-            room.saw(user_id, now_ms, ctx.offline_on_join)
-            ctx.storage.record_seen(room.name, user_id, now_ms)
-            offline = PresenceUpdate(status=OFFLINE, user_id=user_id, last_seen=now_ms)
+        if offline_at is not None:
+            room.saw(user_id, offline_at, ctx.offline_on_join)
+            ctx.storage.record_seen(room.name, user_id, offline_at)
+            offline = PresenceUpdate(status=OFFLINE, user_id=user_id, last_seen=offline_at)
             publish(room.name, codec.encode(offline), None)
 
     # -- removing members and ending rooms (admins) ---------------------------------------
@@ -539,7 +556,10 @@ class Joining:
             if member.chatted and member.user_id is not None and not member.hidden:
                 ctx.storage.record_seen(room_name, member.user_id, now_ms)
             if member.user_id is not None:
-                ctx.membership.release(room_name, Member(member.user_id, member.session_id))
+                seen_at = now_ms if member.chatted and not member.hidden else None
+                ctx.membership.release(
+                    room_name, Member(member.user_id, member.session_id), seen_at
+                )
             ctx.rooms.remove(member)
             ctx.calling.left_room(member, room_name)
             member.user_id = None

@@ -15,6 +15,7 @@ from hubbub import randomness
 from hubbub.auth.admission import AuthMode
 from hubbub.auth.grants import Identity
 from hubbub.core.context import HubContext
+from hubbub.core.joining import member_of
 from hubbub.core.session import LinkState, Session, TokenBucket
 from hubbub.protocol import codec
 from hubbub.protocol.errors import CloseCode, ErrorCode, ProtocolError
@@ -99,6 +100,8 @@ class Lifecycle:
             session.last_n,
         )
         ctx.timers.schedule(lost_at + ctx.limits.resume_grace, self._grace_over, session)
+        if room is not None and session.user_id is not None:
+            ctx.membership.update(room.name, member_of(session))
         if room is not None and session.user_id is not None and not session.hidden:
             away = ParticipantUpdated(user_id=session.user_id, connection=RECONNECTING)
             ctx.publish_in_order(room, codec.encode(away), session.session_id)

@@ -276,9 +276,31 @@ class ChatOrdering:
             items.append((relay, sender, item.ack or b""))
             if relay is not None and item.seq > last_seq:
                 last_seq = item.seq
-                room.remember(item.seq, item.stored if item.stored is not None else relay)
+                stored = item.stored
+                if stored is None:  # another node's: kept, and its sender seen
+                    stored = self._read(room, relay)
+                    if stored is not None:
+                        room.saw(stored.user_id, stored.ts, ctx.offline_on_join)
+                if stored is not None:
+                    room.remember(stored)
         room.last_seq = last_seq
         outbox.relay_run(room.members.values(), items)
+
+    @staticmethod
+    def _read(room: Room, relay: bytes) -> StoredChat | None:
+        try:
+            chat = codec.decode_chat_relay(relay)
+        except ValueError:  # pragma: no cover - nodes speak the same protocol
+            return None
+        return StoredChat(
+            room=room.name,
+            seq=chat.seq,
+            id=chat.id,
+            ts=chat.ts,
+            user_id=chat.user_id,
+            text=chat.message,
+            client_id=chat.client_id,
+        )
 
     def _acks_only(self, run: ChatRun) -> None:
         sessions = self.ctx.sessions

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from hubbub.auth.grants import Grant
 from hubbub.core.context import HubContext
+from hubbub.core.joining import member_of
 from hubbub.core.rooms import Room
 from hubbub.core.session import Session, TokenBucket
 from hubbub.protocol import codec
@@ -45,6 +46,10 @@ class PresenceFeature:
         room = session.room
         user_id = session.user_id
         if room is not None and user_id is not None:
+            if changed:
+                # What the cluster lists of the member (the HTTP API, room-joined on
+                # another node) says so too.
+                ctx.membership.update(room.name, member_of(session))
             if changed and not session.hidden:
                 update = PresenceUpdate(status=message.status, user_id=user_id)
                 ctx.publish_in_order(room, codec.encode(update), session.session_id)

@@ -13,6 +13,7 @@ import hmac
 import logging
 
 from hubbub.core.context import HubContext
+from hubbub.core.joining import member_of
 from hubbub.core.session import LinkState, Session
 from hubbub.core.waiting import Wait
 from hubbub.protocol import codec
@@ -138,6 +139,8 @@ class Resuming:
         outbox.send_unnumbered(session, codec.encode(resumed))
         if missed:
             outbox.replay(session, last_n + 1, missed)
+        if was is LinkState.DETACHED:
+            ctx.membership.update(room.name, member_of(session))
         if was is LinkState.DETACHED and not session.hidden:
             back = ParticipantUpdated(user_id=user_id, connection=CONNECTED)
             ctx.publish_in_order(room, codec.encode(back), session.session_id)

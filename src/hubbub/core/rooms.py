@@ -7,7 +7,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple, Protocol
 
 from hubbub.core.session import Session
-from hubbub.protocol import codec
 from hubbub.store import Retention, StoredChat
 
 
@@ -130,9 +129,8 @@ class Room:
         self.last_seq = 0
         """The ``seq`` of the last chat delivered to the members (or in the state
         loaded from the store)."""
-        self.recent: deque[StoredChat | bytes] = deque(maxlen=recent)
-        """The last messages, oldest first, for room-joined: as stored, or as
-        relayed by another node (decoded when a joiner needs them)."""
+        self.recent: deque[StoredChat] = deque(maxlen=recent)
+        """The last messages, oldest first, for room-joined."""
         self.held: deque[Any] = deque()
         """Chat that came before the chat ahead of it, and what came after it, waiting
         (see :mod:`hubbub.core.ordering`)."""
@@ -174,7 +172,7 @@ class Room:
     def history(self, retention: Retention | None, now_ms: int) -> list[StoredChat]:
         """The recent messages for ``room-joined``, without those retention removes
         from the store (past its count or its age)."""
-        recent = self._decoded()
+        recent = self.recent
         if retention is None or (retention.max_messages is None and retention.max_age_ms is None):
             return list(recent)
         oldest_seq = 0 if retention.max_messages is None else self.last_seq - retention.max_messages
@@ -185,20 +183,9 @@ class Room:
             recent.popleft()
         return list(recent)
 
-    def _decoded(self) -> deque[StoredChat]:
-        """:attr:`recent`, every relay in it decoded (one that cannot be is dropped:
-        nodes speak the same protocol)."""
-        recent = self.recent
-        if any(type(entry) is bytes for entry in recent):
-            kept = [m for m in (_decode(self.name, e) for e in recent) if m is not None]
-            recent.clear()
-            recent.extend(kept)
-        return recent  # type: ignore[return-value]
-
-    def remember(self, seq: int, message: StoredChat | bytes) -> None:
-        """Chat ``seq`` was delivered: the last one; kept for the next joiners (as
-        stored, or its relay)."""
-        self.last_seq = seq
+    def remember(self, message: StoredChat) -> None:
+        """A chat was delivered: the last one; kept for the next joiners."""
+        self.last_seq = message.seq
         if self.recent.maxlen:
             self.recent.append(message)
 
@@ -230,8 +217,8 @@ class Room:
         for user_id, ts_ms in seen:
             if self.seen.get(user_id, -1) < ts_ms:
                 self.seen[user_id] = ts_ms
-        merged: dict[int, StoredChat | bytes] = {message.seq: message for message in recent}
-        for message in self._decoded():
+        merged = {message.seq: message for message in recent}
+        for message in self.recent:
             merged.setdefault(message.seq, message)
         self.recent.clear()
         self.recent.extend(merged[seq] for seq in sorted(merged))
@@ -243,24 +230,6 @@ class Room:
 
     def __repr__(self) -> str:
         return f"<Room {self.name!r} members={len(self.members)}>"
-
-
-def _decode(room: str, entry: StoredChat | bytes) -> StoredChat | None:
-    if not isinstance(entry, bytes):
-        return entry
-    try:
-        relay = codec.decode_chat_relay(entry)
-    except ValueError:  # pragma: no cover - nodes speak the same protocol
-        return None
-    return StoredChat(
-        room=room,
-        seq=relay.seq,
-        id=relay.id,
-        ts=relay.ts,
-        user_id=relay.user_id,
-        text=relay.message,
-        client_id=relay.client_id,
-    )
 
 
 class RoomRegistry:

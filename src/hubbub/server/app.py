@@ -455,8 +455,9 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     async def protocol_module(request: web.Request) -> web.StreamResponse:
         return _static_file("protocol.js")
 
-    admin_api.add_routes(api, server.hub, server.keys, server.broker.room_members)
-    rooms_api.add_routes(api, server.hub, server.storage.store, settings)
+    clustered = server.broker if server.broker.status() is not None else None
+    admin_api.add_routes(api, server.hub, server.keys, clustered, server.storage.store)
+    rooms_api.add_routes(api, server.hub, server.storage.store, settings, clustered)
     users_api.add_routes(api, server.hub, server.storage.store)
 
     # The seed's clients connect to the bare URL, so "/" is both the WebSocket

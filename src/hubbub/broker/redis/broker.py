@@ -141,6 +141,12 @@ class RedisBroker:
         except RedisError as error:
             raise ConnectionError(f"Redis: {error}") from error
 
+    async def rooms(self, limit: int, after: str | None = None) -> list[tuple[str, list[Member]]]:
+        try:
+            return await self._membership.rooms(self._client, limit, after)
+        except RedisError as error:
+            raise ConnectionError(f"Redis: {error}") from error
+
     # -- Membership -------------------------------------------------------------
 
     def attach_members(self, events: MembershipEvents) -> None:
@@ -160,8 +166,11 @@ class RedisBroker:
             room, member, replace=replace, max_members=max_members, joined=joined, left=left
         )
 
-    def release(self, room: str, member: Member) -> None:
-        self._membership.release(room, member)
+    def release(self, room: str, member: Member, last_seen: int | None = None) -> None:
+        self._membership.release(room, member, last_seen)
+
+    def update(self, room: str, member: Member) -> None:
+        self._membership.update(room, member)
 
     def remote_member(self, room: str, user_id: str) -> Member | None:
         return self._membership.remote_member(room, user_id)
@@ -224,6 +233,8 @@ class RedisBroker:
                 self._membership.on_joined(room, publication)
             case wire.MemberLeft():
                 self._membership.on_left(room, publication)
+            case wire.MemberUpdated():
+                self._membership.on_updated(room, publication)
 
     def on_unsubscribed(self, room: str) -> None:
         # What this node published there will not come back: its acks go now.

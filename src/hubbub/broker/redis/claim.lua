@@ -2,7 +2,7 @@
 -- already (and it may not replace it) or the room is full. The answer goes to the
 -- claimant's node; what others must hear goes to the room's channel in the same
 -- step (see wire.py for the kinds published).
-local members_key, order_key, node_rooms_key = KEYS[1], KEYS[2], KEYS[3]
+local members_key, order_key, node_rooms_key, room_names_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local user_id, session_id, info = ARGV[1], ARGV[2], ARGV[3]
 local replace, max_members = ARGV[4], tonumber(ARGV[5])
 local room_channel, node_channel, room = ARGV[6], ARGV[7], ARGV[8]
@@ -20,6 +20,7 @@ if outcome == 'admitted' then
   local entry = session_id .. '|' .. order .. '|' .. info
   redis.call('HSET', members_key, user_id, entry)
   redis.call('SADD', node_rooms_key, room)
+  redis.call('ZADD', room_names_key, 0, room)
   if existing then
     redis.call('PUBLISH', room_channel, 'l' .. cjson.encode({u=user_id, e=existing, a=0}))
     if left ~= '' and not string.find(existing, '"h":true', 1, true) then

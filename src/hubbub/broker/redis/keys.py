@@ -16,6 +16,9 @@ ROOM_CHANNEL_PREFIX = f"{PREFIX}r:"
 NODES = f"{PREFIX}nodes"
 """Set: every node that registered (and is not reaped yet)."""
 
+ROOM_NAMES = f"{PREFIX}roomnames"
+"""Sorted set, every score 0 (so in name order): the rooms that have members."""
+
 
 def room_channel(room: str) -> str:
     """Room messages, membership events, the room's end."""

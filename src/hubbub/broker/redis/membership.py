@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 import msgspec
 import redis.asyncio as aioredis
@@ -64,6 +65,7 @@ class RoomMembership:
             members_key=keys.members(room),
             order_key=keys.order(room),
             node_rooms_key=keys.node_rooms(node.id),
+            room_names_key=keys.ROOM_NAMES,
             user_id=member.user_id,
             session_id=session_id,
             info=wire.encode_info(member),
@@ -79,16 +81,29 @@ class RoomMembership:
         op = Op(*command, on_error=lambda: self._claim_failed(session_id))
         self._subscriptions.send_when_subscribed(room, op)
 
-    def release(self, room: str, member: Member) -> None:
+    def release(self, room: str, member: Member, last_seen: int | None) -> None:
         command = scripts.release(
             members_key=keys.members(room),
             order_key=keys.order(room),
+            room_names_key=keys.ROOM_NAMES,
             user_id=member.user_id,
             session_id=member.session_id,
             room_channel=keys.room_channel(room),
+            last_seen=last_seen or 0,
+            room=room,
         )
         self._node.pipeline.send(Op(*command))
         self._unwant(room)
+
+    def update(self, room: str, member: Member) -> None:
+        command = scripts.update(
+            members_key=keys.members(room),
+            user_id=member.user_id,
+            session_id=member.session_id,
+            info=wire.encode_info(member),
+            room_channel=keys.room_channel(room),
+        )
+        self._node.pipeline.send(Op(*command))
 
     def remote_member(self, room: str, user_id: str) -> Member | None:
         members = self._mirror.get(room)
@@ -100,7 +115,30 @@ class RoomMembership:
     async def room_members(self, client: aioredis.Redis, room: str) -> list[Member]:
         """Every member of ``room`` on every node, from Redis (for the HTTP API, on
         a node that may have none of them). An entry that cannot be read is left out."""
-        flat = await client.hgetall(keys.members(room))
+        return self._members(room, await client.hgetall(keys.members(room)))
+
+    async def rooms(
+        self, client: aioredis.Redis, limit: int, after: str | None
+    ) -> list[tuple[str, list[Member]]]:
+        """The rooms with members on any node, by name (code point order: Redis
+        compares bytes, and UTF-8 keeps that order), each with every member."""
+        start = "(" + after if after is not None else "-"
+        names = await client.zrangebylex(keys.ROOM_NAMES, start, "+", start=0, num=limit)
+        if not names:
+            return []
+        async with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(keys.members(name.decode() if isinstance(name, bytes) else name))
+            found = await pipe.execute()
+        rooms = []
+        for name, flat in zip(names, found, strict=True):
+            room = name.decode() if isinstance(name, bytes) else name
+            members = self._members(room, flat)
+            if members:
+                rooms.append((room, members))
+        return rooms
+
+    def _members(self, room: str, flat: Mapping[bytes | str, bytes | str]) -> list[Member]:
         entries = []
         for user_id, entry in flat.items():
             try:
@@ -149,7 +187,7 @@ class RoomMembership:
                 for member in answer.members:
                     if member.session_id == session_id:
                         self._want(answer.room)
-                        self.release(answer.room, member)
+                        self.release(answer.room, member, None)
             return
         room = pending[0]
         mirror = self._mirror.get(room)
@@ -179,13 +217,24 @@ class RoomMembership:
         member = left.member
         if members is None or self._node.holds(member.session_id):
             return
+        events = self._node.events
+        if left.last_seen is not None and events is not None:
+            events.seen(room, member.user_id, left.last_seen)
         self._suspects.pop((room, member.user_id), None)
         now = members.get(member.user_id)
         if now is not None and now.session_id == member.session_id:
             del members[member.user_id]
-            events = self._node.events
             if left.announce and events is not None:
                 events.members_changed(room, [], [member])
+
+    def on_updated(self, room: str, updated: wire.MemberUpdated) -> None:
+        members = self._mirror.get(room)
+        member = updated.member
+        if members is None or self._node.holds(member.session_id):
+            return
+        now = members.get(member.user_id)
+        if now is not None and now.session_id == member.session_id:
+            members[member.user_id] = member
 
     def on_snapshot(self, snapshot: wire.Snapshot) -> None:
         """This node is back after an outage: what changed meanwhile is announced.

@@ -21,7 +21,10 @@ for _, room in ipairs(rooms) do
       gone = gone + 1
     end
   end
-  if redis.call('HLEN', hash) == 0 then redis.call('DEL', prefix .. 'order:' .. room) end
+  if redis.call('HLEN', hash) == 0 then
+    redis.call('DEL', prefix .. 'order:' .. room)
+    redis.call('ZREM', prefix .. 'roomnames', room)
+  end
 end
 redis.call('DEL', node_rooms_key)
 redis.call('SREM', nodes_key, dead)

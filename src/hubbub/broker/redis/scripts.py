@@ -51,7 +51,8 @@ SYNC = Script("sync")
 PLACE_CALL = Script("place_call")
 CALL_OVER = Script("call_over")
 USER_GONE = Script("user_gone")
-ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER, USER_GONE)
+UPDATE = Script("update")
+ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER, USER_GONE, UPDATE)
 
 
 def claim(
@@ -59,6 +60,7 @@ def claim(
     members_key: str,
     order_key: str,
     node_rooms_key: str,
+    room_names_key: str,
     user_id: str,
     session_id: str,
     info: str,
@@ -75,7 +77,7 @@ def claim(
     ``node_channel``); ``joined`` and ``left`` (the ``user-joined`` and the
     replaced member's ``user-left``, or empty) go to the room's other nodes."""
     return CLAIM.call(
-        [members_key, order_key, node_rooms_key],
+        [members_key, order_key, node_rooms_key, room_names_key],
         [
             user_id,
             session_id,
@@ -93,10 +95,29 @@ def claim(
 
 
 def release(
-    *, members_key: str, order_key: str, user_id: str, session_id: str, room_channel: str
+    *,
+    members_key: str,
+    order_key: str,
+    room_names_key: str,
+    user_id: str,
+    session_id: str,
+    room_channel: str,
+    last_seen: int,
+    room: str,
 ) -> Command:
-    """Answers 1 if the entry was that session's (and is gone), else 0."""
-    return RELEASE.call([members_key, order_key], [user_id, session_id, room_channel])
+    """Answers 1 if the entry was that session's (and is gone), else 0. ``last_seen``:
+    when the member left, if it chatted in the room (else 0)."""
+    return RELEASE.call(
+        [members_key, order_key, room_names_key],
+        [user_id, session_id, room_channel, last_seen, room],
+    )
+
+
+def update(
+    *, members_key: str, user_id: str, session_id: str, info: str, room_channel: str
+) -> Command:
+    """Answers 1 if the entry was that session's (and now has ``info``), else 0."""
+    return UPDATE.call([members_key], [user_id, session_id, info, room_channel])
 
 
 def reap(*, alive_key: str, node_rooms_key: str, nodes_key: str, dead: str, prefix: str) -> Command:

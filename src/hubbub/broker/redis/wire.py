@@ -13,7 +13,9 @@ A publication is one byte naming its :class:`Kind`, then its body::
     CHAT          h hubbub:r:<room>   <origin><number><exclude>\\n<seq>\\n<payload>
     ROOM_ENDED    e hubbub:r:<room>   <origin>
     JOINED        j hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
-    LEFT          l hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
+    LEFT          l hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1),
+                                       "t": last seen (ms; 0: it did not chat)}
+    UPDATED       v hubbub:r:<room>   {"u": user id, "e": entry}
     USER          u hubbub:u          <origin><exclude>\\n<user id>\\n<payload>
     SESSION       s hubbub:n:<node>   <session id>\\n<payload>
     CLAIMED       c hubbub:n:<node>   {"s": session id, "r": room, "o": outcome,
@@ -35,7 +37,7 @@ the room's channel; see :mod:`hubbub.broker.redis.rooms`). A node writes and rea
 those through its :class:`Endpoint`, which knows its id. ``<exclude>`` is the
 session id not to deliver to, or nothing. An *entry* is a member as the room's
 members hash holds it: ``<session id>|<join order>|<info>``, where info is
-``{"n": name, "g": grants, "h": hidden, "s": status}``.
+``{"n": name, "g": grants, "h": hidden, "s": status, "c": reconnecting}``.
 
 CHAT is a ``chat`` message that its node stored, with its ``seq``: every node
 delivers a room's chat in ``seq`` order. The Lua scripts (this folder's ``*.lua``)
@@ -74,6 +76,7 @@ class Kind(Enum):
     ROOM_ENDED = b"e"
     JOINED = b"j"
     LEFT = b"l"
+    UPDATED = b"v"
     USER = b"u"
     SESSION = b"s"
     CLAIMED = b"c"
@@ -141,6 +144,14 @@ class MemberLeft(msgspec.Struct, frozen=True):
     member: Member
     announce: bool
     """The member did not announce it itself (its node reaped, or resynchronized)."""
+    last_seen: int | None = None
+    """It chatted in the room: when it left (ms since the epoch)."""
+
+
+class MemberUpdated(msgspec.Struct, frozen=True):
+    """A member's status or connection changed (its room heard it from its node)."""
+
+    member: Member
 
 
 class UserMessage(msgspec.Struct, frozen=True):
@@ -219,7 +230,9 @@ class SessionEnded(msgspec.Struct, frozen=True, rename={"asked_by": "b", "ended"
     ended: bool
 
 
-RoomPublication = RoomMessage | ChatMessage | Echo | RoomEnded | MemberJoined | MemberLeft
+RoomPublication = (
+    RoomMessage | ChatMessage | Echo | RoomEnded | MemberJoined | MemberLeft | MemberUpdated
+)
 NodePublication = (
     SessionMessage | ClaimAnswer | CloseSession | Snapshot | CallMoved | EndSession | SessionEnded
 )
@@ -232,7 +245,7 @@ _ROOM_ENDED = Kind.ROOM_ENDED.value
 _USER = Kind.USER.value
 _SESSION = Kind.SESSION.value
 _MESSAGES = (_ROOM, _CHAT)
-_CHANGES = (Kind.JOINED.value, Kind.LEFT.value)
+_CHANGES = (Kind.JOINED.value, Kind.LEFT.value, Kind.UPDATED.value)
 _ADDRESS = 1 + NODE_ID_LENGTH
 """Where the address after the origin begins (USER)."""
 _NUMBERED = _ADDRESS + NUMBER_LENGTH
@@ -316,8 +329,11 @@ class Endpoint:
             except msgspec.DecodeError as error:
                 raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
             _, member = decode_entry(change.u, change.e)
-            value = MemberJoined if kind == Kind.JOINED.value else MemberLeft
-            return value(member, bool(change.a))
+            if kind == Kind.JOINED.value:
+                return MemberJoined(member, bool(change.a))
+            if kind == Kind.UPDATED.value:
+                return MemberUpdated(member)
+            return MemberLeft(member, bool(change.a), change.t or None)
         raise WireError(f"not for a room's channel ({_describe(data)})")
 
     def read_user(self, data: bytes) -> UserMessage | None:
@@ -404,11 +420,14 @@ class _Info(msgspec.Struct, frozen=True):
     g: list[str] | None = None
     h: bool = False
     s: str | None = None
+    c: bool = False
 
 
 def encode_info(member: Member) -> str:
     """The ``<info>`` part of a member's entry."""
-    info = _Info(n=member.name, g=member.grants, h=member.hidden, s=member.status)
+    info = _Info(
+        n=member.name, g=member.grants, h=member.hidden, s=member.status, c=member.reconnecting
+    )
     return _json_encode(info).decode()
 
 
@@ -426,6 +445,7 @@ def decode_entry(user_id: str | bytes, entry: str | bytes) -> tuple[int, Member]
             grants=fields.g,
             hidden=fields.h,
             status=fields.s or "online",
+            reconnecting=fields.c,
         )
         return int(order), member
     except (ValueError, msgspec.DecodeError) as error:  # UnicodeDecodeError among them
@@ -450,11 +470,12 @@ def decode_members(flat: Sequence[str] | Mapping[str, str]) -> list[Member]:
 
 
 class _Change(msgspec.Struct):
-    """JOINED, LEFT."""
+    """JOINED, LEFT, UPDATED."""
 
     u: str
     e: str
     a: int = 0
+    t: int = 0
 
 
 class _Claimed(msgspec.Struct):
