@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from hubbub.broker import Broker, CallPlacement, ChatRun, ClaimResult, Member
+from hubbub.broker import (
+    Broker,
+    CallPlacement,
+    ChatRun,
+    ClaimResult,
+    Member,
+    SessionFound,
+    SessionState,
+)
 from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
 
@@ -29,7 +37,15 @@ class Recorder:
         self.members: dict[str, list[Member]] = {}
         self.placed: dict[str, CallPlacement] = {}
         self.moves: list[tuple[str, str, str, str]] = []
-        self.ended: dict[str, bool] = {}
+        self.sessions: dict[tuple[str, str], tuple[str, str]] = {}
+        """(session id, token) -> (room, user id): the sessions here that may be handed."""
+        self.states: dict[str, SessionState] = {}
+        """session id -> its state, when it is cut."""
+        self.found: dict[str, SessionFound] = {}
+        self.takes: list[tuple[str, str, str]] = []
+        self.cuts: list[tuple[str, str, str]] = []
+        self.handed: dict[str, SessionState | None] = {}
+        self.adopted: list[tuple[str, str, str, str]] = []
         self.rooms_ended: list[str] = []
         self.last_seen: list[tuple[str, str, int]] = []
         self.log: list[tuple[object, ...]] = []
@@ -78,11 +94,26 @@ class Recorder:
     ) -> None:
         self.moves.append((call_id, move, user_id, session_id))
 
-    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
-        return False
+    def session_asked(self, session_id: str, resume_token: str) -> tuple[str, str] | None:
+        return self.sessions.get((session_id, resume_token))
 
-    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
-        self.ended[asked_by] = ended
+    def session_found(self, asked_by: str, found: SessionFound) -> None:
+        self.found[asked_by] = found
+
+    def taking(self, room: str, session_id: str, taken_by: str) -> None:
+        self.takes.append((room, session_id, taken_by))
+        self.log.append(("taking", session_id))
+
+    def session_cut(self, room: str, session_id: str, taken_by: str) -> SessionState | None:
+        self.cuts.append((room, session_id, taken_by))
+        self.log.append(("cut", session_id))
+        return self.states.get(session_id)
+
+    def session_handed(self, taken_by: str, state: SessionState | None) -> None:
+        self.handed[taken_by] = state
+
+    def adopt(self, session_id: str, resume_token: str, room: str, user_id: str) -> None:
+        self.adopted.append((session_id, resume_token, room, user_id))
 
     def room_ended(self, room: str) -> None:
         self.rooms_ended.append(room)

@@ -9,7 +9,15 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from hubbub.broker import CallPlacement, ChatItem, ClaimOutcome, Member
+from hubbub.broker import (
+    CallPlacement,
+    ChatItem,
+    ClaimOutcome,
+    Located,
+    Member,
+    SessionFound,
+    SessionState,
+)
 from hubbub.broker.redis import RedisBroker, node_of, scripts
 from hubbub.protocol.errors import CloseCode
 from tests.broker.conftest import Node, eventually
@@ -448,3 +456,115 @@ async def test_what_a_node_says_of_its_members_reaches_the_others_and_the_listin
     async with asyncio.timeout(5):
         while await names() != ["listed-other"]:  # noqa: ASYNC110 - Redis, polled
             await asyncio.sleep(0.05)
+
+
+def state_of(session_id: str, user_id: str, room: str) -> SessionState:
+    return SessionState(
+        session_id=session_id,
+        room=room,
+        user_id=user_id,
+        resume_token="t0k",
+        identity_user_id=None,
+        room_names=[],
+        room_prefixes=[""],
+        grants=[],
+        last_n=3,
+        replay=[b"1", b"2", b"3"],
+    )
+
+
+async def test_a_session_is_handed_over_at_one_point_of_its_rooms_order(
+    make_redis_node: MakeNode, redis_server: RedisServer
+) -> None:
+    """What the room gets before the taking node's mark is the old node's to deliver,
+    what it gets after it the new node's: every message once, on one side of it."""
+    a, b, c = [await make_redis_node() for _ in range(3)]
+    alice = member(a[0], "alice")
+    room = "handed"
+    await admitted(a, room, alice)
+    await admitted(c, room, member(c[0], "carol"))
+    a[1].sessions[(alice.session_id, "t0k")] = (room, "alice")
+    a[1].states[alice.session_id] = state_of(alice.session_id, "alice", room)
+    # The wrong token: not found.
+    stub = b[0].new_session_id()
+    assert b[0].find_session(alice.session_id, "not-it", stub)
+    found = await eventually(lambda: b[1].found.get(stub))
+    assert found.located is Located.UNKNOWN
+    # The right one: offered, with its room and user.
+    assert b[0].find_session(alice.session_id, "t0k", stub)
+    found = await eventually(lambda: b[1].found.get(stub) != found and b[1].found.get(stub))
+    assert found == SessionFound(Located.THERE, alice.session_id, room, "alice")
+
+    sent = 0
+    storming = True
+
+    async def storm() -> None:
+        nonlocal sent
+        while storming:
+            c[0].publish_to_room(room, b"%d" % sent)
+            sent += 1
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(storm())
+    await asyncio.sleep(0.1)
+    b[0].take_session(room, alice.session_id, stub)
+    handed = await eventually(lambda: b[1].handed.get(stub))
+    assert handed == a[1].states[alice.session_id]
+    await asyncio.sleep(0.1)
+    storming = False
+    await task
+    await eventually(lambda: (b"%d" % (sent - 1),) in b[1].log)
+    before = a[1].log[: a[1].log.index(("cut", alice.session_id))]
+    after = b[1].log[b[1].log.index(("taking", alice.session_id)) + 1 :]
+    assert before
+    assert after
+    assert [e[0] for e in before + after] == [b"%d" % i for i in range(sent)]
+    # The place is the new session's, in the same place of the join order; the other
+    # nodes see it there, and its old id leads to the new one.
+    members = await c[0].room_members(room)
+    assert (members[0].user_id, members[0].session_id) == ("alice", stub)
+    assert await eventually(lambda: c[0].remote_member(room, "alice")) == Member("alice", stub)
+    assert b[0].remote_member(room, "alice") is None  # its own member now
+    # Asked for by its old id, it is found where it is now.
+    again = c[0].new_session_id()
+    assert c[0].find_session(alice.session_id, "t0k", again)
+    assert a[1].sessions.pop((alice.session_id, "t0k"))
+    b[1].sessions[(stub, "t0k")] = (room, "alice")
+    assert await eventually(lambda: c[1].found.get(again)) == SessionFound(
+        Located.THERE, stub, room, "alice"
+    )
+    assert redis_command(redis_server.port, "GET", f"hubbub:moved:{alice.session_id}") == (
+        f"${len(stub)}\r\n{stub}\r\n".encode()
+    )
+
+
+async def test_a_session_whose_node_died_is_said_gone_and_its_place_freed(
+    make_redis_node: MakeNode,
+) -> None:
+    survivor = await make_redis_node()
+    doomed = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    alice = member(doomed[0], "alice")
+    await admitted(doomed, "r", alice)
+    for task in doomed[0]._tasks:  # dies without a word
+        task.cancel()
+    doomed[0].connected = False
+    await asyncio.sleep(1.3)  # its alive key expires
+    stub = survivor[0].new_session_id()
+    assert survivor[0].find_session(alice.session_id, "t0k", stub)
+    found = await eventually(lambda: survivor[1].found.get(stub))
+    assert found.located is Located.NODE_GONE
+    # Reaped at once: the name is free.
+    assert (await admitted(survivor, "r", member(survivor[0], "alice"))).outcome is (
+        ClaimOutcome.ADMITTED
+    )
+
+
+async def test_a_stopping_node_gives_its_sessions_to_the_live_others_in_turn(
+    make_redis_node: MakeNode,
+) -> None:
+    a, b, c = [await make_redis_node() for _ in range(3)]
+    await eventually(lambda: len(a[0]._node.peers) == 2)
+    for i in range(4):
+        assert a[0].give_session(f"{a[0].node_id}.s{i}", "t", "r", f"u{i}")
+    await eventually(lambda: len(b[1].adopted) + len(c[1].adopted) == 4)
+    assert len(b[1].adopted) == len(c[1].adopted) == 2

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubbub.broker import ChatItem, ClaimOutcome, Member
+from hubbub.broker import ChatItem, ClaimOutcome, Member, SessionState
 from hubbub.broker.redis import RedisBroker, scripts, wire
 from hubbub.broker.redis.wire import Kind, WireError
 from hubbub.protocol.errors import CloseCode
@@ -106,13 +106,43 @@ def test_a_session_message_round_trips() -> None:
         wire.CallMoved(f"{OTHER}.c", "accept", "bob", f"{NODE}.s", 7, None),
         wire.CallMoved(f"{OTHER}.c", "left", "bob", f"{NODE}.s", "r-1", "room"),
         wire.CallMoved(f"{OTHER}.c", "callee-gone", "bob", f"{NODE}.s", None, None),
-        wire.EndSession(f"{OTHER}.s", "token", f"{NODE}.t"),
-        wire.SessionEnded(f"{NODE}.t", True),
+        wire.AskSession(f"{OTHER}.s", "token", f"{NODE}.t"),
+        wire.Offer(f"{NODE}.t", f"{OTHER}.s", "room", "ann"),
+        wire.Offer(f"{NODE}.t", f"{OTHER}.s", "", ""),
+        wire.Adopt(f"{OTHER}.s", "token", "room", "ann"),
     ],
 )
 def test_a_request_round_trips(request_: wire.Request) -> None:
     data = wire.encode_request(request_)
     assert wire.decode_node(data) == request_
+
+
+def test_a_handed_session_round_trips_with_its_replay_as_bytes() -> None:
+    state = SessionState(
+        session_id=f"{OTHER}.s",
+        room="room",
+        user_id="ann",
+        resume_token="t",
+        identity_user_id="ann",
+        room_names=["room"],
+        room_prefixes=[],
+        grants=["chat"],
+        verified=True,
+        last_n=2,
+        replay=[b'{"type":"x"}', b"\xff not text"],
+        seq=7,
+        lost_for=1.5,
+    )
+    for handed in (wire.Handed(f"{NODE}.t", state), wire.Handed(f"{NODE}.t", None)):
+        data = wire.encode_handed(handed)
+        assert data[:1] == Kind.HANDED.value
+        assert wire.decode_node(data) == handed
+
+
+def test_a_take_is_read_whoever_published_it() -> None:
+    take = wire.Take(f"{OTHER}.s", f"{NODE}.t")
+    assert HERE.read_room(THERE.take(take.session_id, take.taken_by)) == take
+    assert THERE.read_room(THERE.take(take.session_id, take.taken_by)) == take
 
 
 def test_a_close_request_carries_its_code_by_name() -> None:
@@ -268,6 +298,9 @@ NOT_FOR_A_ROOM = [
     lua(Kind.JOINED, {"u": "a", "e": "s|1|not json"}),
     lua(Kind.LEFT, {"u": "a", "e": 'session|1|{"h":"yes"}'}),
     lua(Kind.LEFT, {"u": "a", "e": "s|1|{}", "a": "1"}),
+    b"T",
+    b"T{}",
+    b'T{"s":"a"}',
     b'l{"u":"\xff","e":"s|1|{}"}',
 ]
 
@@ -290,8 +323,11 @@ NOT_FOR_A_NODE = [
     lua(Kind.CLOSE_SESSION, {"s": "s", "c": "4009", "r": "r", "a": False}),
     lua(Kind.CLOSE_SESSION, {"s": "s", "c": 4009, "r": "r"}),
     lua(Kind.CALL_MOVE, {"c": "c", "m": "accept", "u": "u", "s": "s", "f": [], "r": None}),
-    lua(Kind.END_SESSION, {"s": "s", "t": None, "b": "b"}),
-    lua(Kind.SESSION_ENDED, {"b": "b", "e": "yes"}),
+    lua(Kind.ASK_SESSION, {"s": "s", "t": None, "b": "b"}),
+    lua(Kind.OFFER, {"b": "b", "s": "s", "r": 1, "u": "u"}),
+    lua(Kind.ADOPT, {"s": "s", "t": "t", "r": "r"}),
+    b"z" + b"\xc0",  # MessagePack nil: not a hand-over
+    b"z" + b"\x82\xa1b\xa1x\xa2st\x81\xa1x\x01",  # a state missing its fields
     b"Q" + b"\xff" * 4,
 ]
 

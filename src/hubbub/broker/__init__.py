@@ -9,7 +9,10 @@ same calls between nodes.
 The :class:`Membership` is the one place that says who is in a room across nodes,
 so that a user id is taken once cluster-wide, and which users are connected and in
 a call, so that a call reaches its callee wherever it is and ``busy`` holds
-cluster-wide. The clustered broker is also the cluster's membership; on a lone node,
+cluster-wide. It also carries a session from one node to another (its client came
+back through another node, or its node stops), cut at one point of its room's order:
+what came before was the old node's to deliver, what comes after is the new one's.
+The clustered broker is also the cluster's membership; on a lone node,
 :class:`~hubbub.broker.memory.LocalMembership` answers every question at once from
 the node's own truth. The hub asks the same questions either way.
 """
@@ -19,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
+
+import msgspec
 
 
 class ChatItem(NamedTuple):
@@ -195,6 +200,61 @@ class CallRoute(StrEnum):
     """It names another node, but Redis cannot be reached: nothing was sent."""
 
 
+class SessionState(msgspec.Struct, frozen=True, kw_only=True):
+    """A session as one node hands it to another (its client came back there, or its
+    node stops): everything the session is, and what it was sent lately."""
+
+    session_id: str
+    """Its id on the node that hands it over."""
+    room: str
+    user_id: str
+    resume_token: str
+    identity_user_id: str | None
+    """What the session proved (its token), or None (open mode)."""
+    room_names: list[str]
+    room_prefixes: list[str]
+    grants: list[str]
+    name: str | None = None
+    verified: bool = False
+    expires_at: float | None = None
+    hidden: bool = False
+    status: str = "online"
+    chatted: bool = False
+    typing: bool = False
+    last_n: int = 0
+    """The ``n`` of the last message sent in the session."""
+    replay: list[bytes] = []
+    """The last messages it was sent, numbered up to ``last_n``."""
+    seq: int = 0
+    """The ``seq`` of the last chat of its room it was sent (the room's, on its node)."""
+    lost_for: float | None = None
+    """Seconds since its connection was lost, if it was (its grace period runs on)."""
+
+
+class Located(StrEnum):
+    """Where :meth:`Membership.find_session` found a session."""
+
+    HERE = "here"
+    """It moved to this node meanwhile: resume it here."""
+    THERE = "there"
+    """On another node, which offers to hand it over: take it (``take_session``)."""
+    UNKNOWN = "unknown"
+    """No node has it with that token (or its node did not answer)."""
+    NODE_GONE = "node-gone"
+    """The node that held it is dead; what that node had of it is lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFound:
+    """The answer to :meth:`Membership.find_session`."""
+
+    located: Located
+    session_id: str = ""
+    """Its id where it is now."""
+    room: str = ""
+    user_id: str = ""
+
+
 class MembershipEvents(Protocol):
     """What a cluster membership calls back on this node's hub."""
 
@@ -209,16 +269,6 @@ class MembershipEvents(Protocol):
         """Another node asks to take local session ``session_id`` out of its room and
         close it (replaced, removed by an admin). ``announce``: send ``user-left``."""
 
-    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
-        """A client came back through another node with the id and token of local
-        session ``session_id``: end the session here if the token is its own (the
-        client is elsewhere now). True if it ended."""
-
-    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
-        """The answer to :meth:`Membership.end_elsewhere` asked for local session
-        ``asked_by``: whether the other node ended the session (``False`` also when
-        it did not answer in time)."""
-
     def local_members(self) -> dict[str, list[Member]]:
         """Every member on this node, by room (to set Redis right after an outage)."""
 
@@ -231,6 +281,38 @@ class MembershipEvents(Protocol):
 
     def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
         """The answer to :meth:`Membership.place_call` for a call of this node."""
+
+    # -- sessions handed between nodes ----------------------------------------------
+
+    def session_asked(self, session_id: str, resume_token: str) -> tuple[str, str] | None:
+        """Another node's client came back with the id and token of local session
+        ``session_id``: (its room, its user id) if it is here with that token, in a
+        room, to be handed over (the other node then marks where it takes it: see
+        :meth:`session_cut`); else None."""
+
+    def session_found(self, asked_by: str, found: SessionFound) -> None:
+        """The answer to :meth:`Membership.find_session` asked for local session
+        ``asked_by``."""
+
+    def taking(self, room: str, session_id: str, taken_by: str) -> None:
+        """This node's mark for local session ``taken_by`` came back on ``room``'s
+        channel: what the room gets from here on is ``taken_by``'s (it holds it until
+        the state of ``session_id`` arrives: :meth:`session_handed`)."""
+
+    def session_cut(self, room: str, session_id: str, taken_by: str) -> SessionState | None:
+        """Another node marked, in ``room``'s order, where its session ``taken_by``
+        takes local session ``session_id``'s place: what the room gets from here on
+        is no longer this session's. Its state, for the other node (the session is
+        gone from here); None if it is no longer here to give."""
+
+    def session_handed(self, taken_by: str, state: SessionState | None) -> None:
+        """The state of the session local session ``taken_by`` took, or None: it was
+        gone meanwhile, or its node did not answer in time."""
+
+    def adopt(self, session_id: str, resume_token: str, room: str, user_id: str) -> None:
+        """Another node stops and asks this one to take its session ``session_id``
+        (whose client will come back): take it (``take_session``) and keep it for its
+        client, as a session whose connection was lost."""
 
     def call_moved(
         self,
@@ -335,12 +417,28 @@ class Membership(Protocol):
         """If ``call_id`` names another node (the caller's, where the call lives),
         send it the move (see :meth:`MembershipEvents.call_moved`)."""
 
-    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
-        """``session_id`` names another node: ask it to end that session for its
-        client, which came back here (local session ``asked_by``) with
-        ``resume_token``. Answered with :meth:`MembershipEvents.ended_elsewhere`.
-        False (and no answer) when the id names no other node, or Redis cannot
-        be reached."""
+    # -- sessions handed between nodes ----------------------------------------------
+
+    def find_session(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+        """``session_id`` is not a session of this node: find where it is now (it
+        may have moved), and have that node offer it to local session ``asked_by``,
+        whose client came back here with ``resume_token``. Answered with
+        :meth:`MembershipEvents.session_found`. False (and no answer) when the id
+        names no node of a cluster (a lone node's sessions are all here), or the
+        cluster cannot be asked."""
+
+    def take_session(self, room: str, session_id: str, taken_by: str) -> None:
+        """Take ``session_id`` (found, or to adopt) for local session ``taken_by``:
+        once this node hears ``room``, mark in the room's order where ``taken_by``
+        takes its place (:meth:`MembershipEvents.taking` here,
+        :meth:`MembershipEvents.session_cut` on its node); its state follows
+        (:meth:`MembershipEvents.session_handed`), and ``taken_by`` is a member of
+        ``room`` in its place from then on (released as any member)."""
+
+    def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
+        """This node stops: ask a live node to take local session ``session_id``
+        (:meth:`MembershipEvents.adopt` there). False when no other node is there
+        to take it, or the cluster cannot be asked."""
 
 
 __all__ = [
@@ -353,7 +451,10 @@ __all__ = [
     "ClaimResult",
     "ClusterStatus",
     "Delivery",
+    "Located",
     "Member",
     "Membership",
     "MembershipEvents",
+    "SessionFound",
+    "SessionState",
 ]

@@ -192,5 +192,11 @@ class LocalMembership:
     ) -> CallRoute:
         return CallRoute.HERE  # every call is this node's
 
-    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+    def find_session(self, session_id: str, resume_token: str, asked_by: str) -> bool:
         return False  # every session is this node's
+
+    def take_session(self, room: str, session_id: str, taken_by: str) -> None:
+        pass  # pragma: no cover - no session is ever found elsewhere
+
+    def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
+        return False  # no other node to take it

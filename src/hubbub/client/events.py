@@ -161,9 +161,12 @@ class ParticipantUpdated(_Message, tag=type_of(protocol.ParticipantUpdated), fro
 
 class ReconnectHint(_Message, tag=type_of(protocol.Reconnect), frozen=True):
     """The server is shutting down and asks to be reconnected to after ``after_ms``
-    milliseconds; the client does so by itself (the close with 1001 follows)."""
+    milliseconds; the client does so by itself (the close with 1001 follows), and
+    resumes its session where ``resume`` says another node of the cluster took it
+    (else it joins afresh)."""
 
     after_ms: int
+    resume: bool = False
 
 
 class IceServers(_Message, tag=type_of(protocol.IceServers), frozen=True):

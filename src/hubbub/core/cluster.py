@@ -29,11 +29,10 @@ class ClusterEvents:
         target = ctx.rooms.get(room)
         if target is None:
             return
-        members = target.members.values()
         for gone in left:
             if not gone.hidden:
                 payload = codec.encode(UserLeft(user_id=gone.user_id))
-                ctx.outbox.broadcast(members, payload, None)
+                ctx.room_broadcast(target, payload, None)
         for came in joined:
             if not came.hidden:
                 announcement = UserJoined(
@@ -43,7 +42,7 @@ class ClusterEvents:
                     name=came.name,
                     grants=came.grants,
                 )
-                ctx.outbox.broadcast(members, codec.encode(announcement), None)
+                ctx.room_broadcast(target, codec.encode(announcement), None)
 
     def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
         """Another node asked: take this session out of its room and close it."""

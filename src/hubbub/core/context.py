@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from hubbub.core.calling import Calling
     from hubbub.core.chat import ChatFeature
     from hubbub.core.cluster import ClusterEvents
+    from hubbub.core.handover import Handover
     from hubbub.core.ice import IceFeature
     from hubbub.core.joining import Joining
     from hubbub.core.lifecycle import Lifecycle
@@ -53,6 +54,7 @@ class HubContext:
     calling: Calling
     chat: ChatFeature
     cluster: ClusterEvents
+    handover: Handover
     ice: IceFeature
     joining: Joining
     lifecycle: Lifecycle
@@ -98,6 +100,8 @@ class HubContext:
         self.counters = HubCounters()
         self.timers = Timers()
         self.waiting = waiting
+        self.stop_spread_ms = 0
+        """While stopping: the spread of the clients' ``reconnect`` delays (ms)."""
         self.membership_calls = 0
         """Calls to the membership under way: its answer may come back inside one
         (the in-memory twin answers at once). See :meth:`ask_membership`."""
@@ -135,6 +139,13 @@ class HubContext:
             self.lifecycle.end(session)
             return
         self.outbox.close(session, code, reason)
+
+    def room_broadcast(self, room: Room, payload: bytes, exclude: str | None) -> None:
+        """What the room gets (heard from the cluster, or decided here) to its members
+        here, and to the sessions being taken into it from other nodes."""
+        self.outbox.broadcast(room.members.values(), payload, exclude)
+        if room.recorders:
+            self.handover.keep(room, None, payload, exclude)
 
     def publish_in_order(self, room: Room, payload: bytes, exclude: str | None) -> None:
         """A message for the room's members, in its place: behind what was taken for

@@ -37,6 +37,8 @@ from hubbub.broker import (
     ClaimResult,
     Member,
     Membership,
+    SessionFound,
+    SessionState,
 )
 from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.core import lifecycle
@@ -47,6 +49,7 @@ from hubbub.core.cluster import ClusterEvents
 from hubbub.core.context import HubContext
 from hubbub.core.counters import HubCounters
 from hubbub.core.events import HubObserver, NoObserver
+from hubbub.core.handover import Handover
 from hubbub.core.ice import IceFeature
 from hubbub.core.joining import Joining, new_user_id
 from hubbub.core.limits import Limits
@@ -59,7 +62,7 @@ from hubbub.core.rooms import RoomRegistry
 from hubbub.core.session import Session
 from hubbub.core.storage import PendingChat, Storage
 from hubbub.core.users import UserRegistry
-from hubbub.core.waiting import Waiting
+from hubbub.core.waiting import Wait, Waiting
 from hubbub.protocol import codec
 from hubbub.protocol.errors import (
     CloseCode,
@@ -151,6 +154,7 @@ class Hub:
         ctx.calling = self._calling = Calling(ctx, new_call_id)
         ctx.notifications = self._notifications = Notifications(ctx)
         ctx.resuming = self._resuming = Resuming(ctx)
+        ctx.handover = self._handover = Handover(ctx)
         ctx.cluster = self._cluster = ClusterEvents(ctx)
         ctx.ice = IceFeature(ctx, ice_servers)
         self._ordering = ChatOrdering(
@@ -332,8 +336,25 @@ class Hub:
 
     def announce_restart(self, spread_ms: int) -> int:
         """Tell every connected client to come back, each after its own delay of
-        up to ``spread_ms`` so that they do not all return at once."""
+        up to ``spread_ms`` so that they do not all return at once. A session another
+        node was asked to take and has not (:meth:`hand_over_all`) is no longer
+        given: its client joins afresh."""
+        self._handover.giving.clear()
         return self._lifecycle.announce_restart(spread_ms)
+
+    def hand_over_all(self, spread_ms: int) -> int:
+        """In a cluster: ask the other nodes to take every session in a room, for its
+        client to resume there (told ``reconnect`` with ``resume`` as each is taken,
+        after its own delay of up to ``spread_ms``). Returns how many were asked for."""
+        self._ctx.stop_spread_ms = spread_ms
+        given = self._handover.give_all()
+        self._settle()
+        return given
+
+    @property
+    def handing_over(self) -> int:
+        """Sessions this node asked others to take, not taken yet."""
+        return len(self._handover.giving)
 
     def close(self, session: Session, code: CloseCode, reason: str) -> None:
         """Close a session's connection; no more of its input is read."""
@@ -444,13 +465,19 @@ class Hub:
                 self._held_message(target, payload, exclude)
             else:
                 self._outbox.broadcast(target.members.values(), payload, exclude)
+                if target.recorders:  # sessions on their way here from other nodes
+                    self._handover.keep(target, None, payload, exclude)
 
     def deliver_chat(self, room: str, run: ChatRun) -> None:
         self._ordering.chat(room, run)
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
         session = self._sessions.get(session_id)
-        if session is not None:
+        if session is None:
+            self._handover.forward(session_id, payload)  # if it moved to another node
+        elif session.waiting is Wait.HANDOVER and self._handover.keep_direct(session, payload):
+            pass  # kept for it until the session it takes is here
+        else:
             self._outbox.send(session, payload)
 
     def deliver_to_user(self, user_id: str, payload: bytes, exclude: str | None) -> None:
@@ -471,13 +498,27 @@ class Hub:
         self._cluster.close_session(session_id, code, reason, announce)
         self._settle()
 
-    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
-        ended = self._resuming.end_for_resume(session_id, resume_token)
-        self._settle()
-        return ended
+    def session_asked(self, session_id: str, resume_token: str) -> tuple[str, str] | None:
+        return self._handover.asked(session_id, resume_token)
 
-    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
-        self._resuming.ended_elsewhere(asked_by, ended)
+    def session_found(self, asked_by: str, found: SessionFound) -> None:
+        self._handover.found(asked_by, found)
+        self._settle()
+
+    def taking(self, room: str, session_id: str, taken_by: str) -> None:
+        self._handover.taking(room, session_id, taken_by)
+
+    def session_cut(self, room: str, session_id: str, taken_by: str) -> SessionState | None:
+        state = self._handover.cut(room, session_id, taken_by)
+        self._settle()
+        return state
+
+    def session_handed(self, taken_by: str, state: SessionState | None) -> None:
+        self._handover.handed(taken_by, state)
+        self._settle()
+
+    def adopt(self, session_id: str, resume_token: str, room: str, user_id: str) -> None:
+        self._handover.adopt(session_id, resume_token, room, user_id)
         self._settle()
 
     def local_members(self) -> dict[str, list[Member]]:

@@ -26,7 +26,7 @@ from hubbub import randomness
 from hubbub.auth.grants import Grant, Identity
 from hubbub.broker import ClaimOutcome, ClaimResult, Member
 from hubbub.core.context import HubContext
-from hubbub.core.rooms import Departure, ParkedJoin, Room, RoomMessage
+from hubbub.core.rooms import Departure, ParkedJoin, ParkedTake, Room, RoomMessage
 from hubbub.core.session import LinkState, Session
 from hubbub.core.waiting import Wait
 from hubbub.protocol import codec
@@ -180,6 +180,8 @@ class Joining:
                     self.ctx.broker.publish_to_room(room.name, due.payload, due.exclude)
                 elif isinstance(due, Departure):
                     self._depart(room, due)
+                elif isinstance(due, ParkedTake):
+                    self.ctx.handover.parked_take_due(due)
                 else:
                     self._parked_join_due(room, due)
         finally:
@@ -353,7 +355,7 @@ class Joining:
             ctx.membership.close_remote(replaced, CloseCode.REPLACED, reason, announce=False)
         if not replaced.hidden:
             payload = codec.encode(UserLeft(user_id=replaced.user_id))
-            ctx.outbox.broadcast(room.members.values(), payload, None)
+            ctx.room_broadcast(room, payload, None)
 
     def _admit(
         self,
@@ -414,7 +416,7 @@ class Joining:
                 grants=grants,
             )
             payload = codec.encode(announcement)
-            ctx.outbox.broadcast(room.members.values(), payload, session.session_id)
+            ctx.room_broadcast(room, payload, session.session_id)
         ctx.lifecycle.address(session, user_id)
 
     def free_user_id(self, room: Room | None) -> str:

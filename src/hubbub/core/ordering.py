@@ -134,7 +134,7 @@ class ChatOrdering:
             head = held[0]
             if type(head) is HeldMessage:
                 held.popleft()
-                self.ctx.outbox.broadcast(room.members.values(), head.payload, head.exclude)
+                self.ctx.room_broadcast(room, head.payload, head.exclude)
                 progressed = True
                 continue
             if head.seq <= room.last_seq:
@@ -269,7 +269,9 @@ class ChatOrdering:
         for item in run:
             relay = item.relay
             sender = sessions.get(item.sender) if item.ack is not None else None
-            if sender is not None and sender.room is not room:
+            if sender is None and item.ack is not None:
+                ctx.handover.forward(item.sender, item.ack)  # it moved to another node
+            elif sender is not None and sender.room is not room:
                 # The sender left the room meanwhile: its ack reaches it all the same.
                 outbox.send(sender, item.ack)  # type: ignore[arg-type]
                 sender = None
@@ -285,6 +287,11 @@ class ChatOrdering:
                     room.remember(stored)
         room.last_seq = last_seq
         outbox.relay_run(room.members.values(), items)
+        if room.recorders:
+            keep = ctx.handover.keep
+            for item in run:
+                if item.relay is not None:
+                    keep(room, item.seq, item.relay, item.sender)
 
     @staticmethod
     def _read(room: Room, relay: bytes) -> StoredChat | None:
@@ -303,9 +310,12 @@ class ChatOrdering:
         )
 
     def _acks_only(self, run: ChatRun) -> None:
-        sessions = self.ctx.sessions
+        ctx = self.ctx
+        sessions = ctx.sessions
         for item in run:
             if item.ack is not None:
                 sender = sessions.get(item.sender)
                 if sender is not None:
-                    self.ctx.outbox.send(sender, item.ack)
+                    ctx.outbox.send(sender, item.ack)
+                else:
+                    ctx.handover.forward(item.sender, item.ack)

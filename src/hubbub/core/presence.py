@@ -87,6 +87,13 @@ class PresenceFeature:
         relay = TypingRelay(user_id=user_id, active=True)
         ctx.publish_in_order(room, codec.encode(relay), session.session_id)
 
+    def typing_lapses(self, session: Session) -> None:
+        """A member the room sees typing (it came from another node so): it stops
+        being seen so within ``typing_timeout`` unless it types again."""
+        ctx = self.ctx
+        session.typing_until = until = ctx.now() + ctx.limits.typing_timeout
+        ctx.timers.schedule(until, self._typing_due, session)
+
     def _typing_due(self, session: Session) -> None:
         room = session.room
         if session.typing and room is not None and session.typing_until <= self.ctx.now():

@@ -84,7 +84,16 @@ class Departure(NamedTuple):
     """It chatted here: it becomes one of the room's offline members."""
 
 
-Pending = RoomMessage | ParkedJoin | Departure
+class ParkedTake(NamedTuple):
+    """A session taken from another node, waiting for the room's turn (its state, or
+    the chat ahead of it) to mark where it takes its place (see
+    :mod:`hubbub.core.handover`)."""
+
+    taken_by: str
+    """The local session that takes it."""
+
+
+Pending = RoomMessage | ParkedJoin | Departure | ParkedTake
 
 
 class Room:
@@ -115,6 +124,7 @@ class Room:
         "name",
         "pending",
         "recent",
+        "recorders",
         "releasing",
         "seen",
     )
@@ -155,6 +165,9 @@ class Room:
         self.releasing = False
         """The front of :attr:`pending` is being carried out: what it sends goes at
         once, in its place."""
+        self.recorders: list[Any] = []
+        """Sessions being taken from other nodes into this room, for which what the
+        room gets is kept meanwhile (see :mod:`hubbub.core.handover`)."""
 
     @property
     def busy(self) -> bool:
@@ -281,6 +294,7 @@ class RoomRegistry:
         if (
             not room.members
             and not room.claims
+            and not room.recorders
             and not room.busy
             and not room.releasing
             and self._rooms.get(room.name) is room

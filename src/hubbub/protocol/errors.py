@@ -175,8 +175,13 @@ class ResumeFailure(StrEnum):
     """The session is gone too: messages sent after ``lastN`` no longer fit in
     its replay buffer."""
     OTHER_NODE = "other-node"
-    """In a cluster: the session was held by another node, which has now ended it
-    (its place is free); sessions do not move between nodes."""
+    """In a cluster, from an older node: the session was held by another node, which
+    has now ended it (its place is free). A node of this version takes the session
+    over instead."""
+    NODE_GONE = "node-gone"
+    """In a cluster: the node that held the session is gone (killed, cut off), and
+    what it was sent since its connection was lost with it; its chat is stored, and
+    its place is free."""
 
 
 class ProtocolError(Exception):

@@ -487,3 +487,6 @@ class Reconnect(Outgoing, tag="reconnect"):
     """The server is going away: connect again after ``after_ms`` milliseconds."""
 
     after_ms: int
+    resume: bool = False
+    """The session goes on elsewhere (another node of a cluster took it): resume it,
+    rather than join afresh."""

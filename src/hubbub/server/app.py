@@ -51,6 +51,10 @@ CLOSE_TIMEOUT = 2.0
 CORE_TICK_MAX = 0.5
 """Seconds the server lets pass at most between two calls of the core's timers."""
 
+SHUTDOWN_HANDOVER_WAIT = 3.0
+"""Seconds a shutting-down cluster node waits for the other nodes to take its
+sessions; the clients of those not taken by then join afresh."""
+
 SHUTDOWN_STORE_WAIT = 1.0
 """Seconds a shutdown waits for the chat already accepted to be stored before it
 tells the clients to go (what is left is still written before the store closes)."""
@@ -312,7 +316,17 @@ class HubServer:
                 await self.storage.writer.drain()
         except TimeoutError:
             log.warning("event=shutdown-store-slow pending=%d", len(self.storage.writer))
-        told = hub.announce_restart(int(self.settings.reconnect_spread * 1000))
+        spread_ms = int(self.settings.reconnect_spread * 1000)
+        # In a cluster, the other nodes take this node's sessions first: each client
+        # is told to come back and resume as its session is taken.
+        given = hub.hand_over_all(spread_ms)
+        if given:
+            loop = self._loop
+            deadline = loop.time() + SHUTDOWN_HANDOVER_WAIT
+            while hub.handing_over and loop.time() < deadline:  # noqa: ASYNC110 - the core has no event
+                await asyncio.sleep(0.02)
+            log.info("event=shutdown-handover given=%d left=%d", given, hub.handing_over)
+        told = hub.announce_restart(spread_ms)
         self.outbox.flush()  # what was sent before the shutdown goes before the close
         closing = [
             connection.ws.close(code=CloseCode.GOING_AWAY, message=b"server shutting down")

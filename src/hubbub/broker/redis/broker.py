@@ -24,6 +24,7 @@ from hubbub.broker import (
 )
 from hubbub.broker.redis import scripts, wire
 from hubbub.broker.redis.calls import Calls
+from hubbub.broker.redis.handover import Handovers
 from hubbub.broker.redis.keys import USERS_CHANNEL, node_channel, room_channel
 from hubbub.broker.redis.liveness import Liveness
 from hubbub.broker.redis.membership import RoomMembership
@@ -69,6 +70,7 @@ class RedisBroker:
         self._membership = RoomMembership(node, self._subscriptions)
         self._calls = Calls(node)
         self._liveness = Liveness(node, self._client, self._calls, self._membership)
+        self._handovers = Handovers(node, self._subscriptions, self._membership, self._reap_later)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         """Its queue is sent: an outage no longer matters, the supervisor ends."""
@@ -184,8 +186,14 @@ class RedisBroker:
     def end_room_elsewhere(self, room: str) -> None:
         self._membership.end_room_elsewhere(room)
 
-    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
-        return self._membership.end_elsewhere(session_id, resume_token, asked_by)
+    def find_session(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+        return self._handovers.find(session_id, resume_token, asked_by)
+
+    def take_session(self, room: str, session_id: str, taken_by: str) -> None:
+        self._handovers.take(room, session_id, taken_by)
+
+    def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
+        return self._handovers.give(session_id, resume_token, room, user_id)
 
     def user_here(self, user_id: str, here: bool) -> None:
         self._calls.user_here(user_id, here)
@@ -235,6 +243,8 @@ class RedisBroker:
                 self._membership.on_left(room, publication)
             case wire.MemberUpdated():
                 self._membership.on_updated(room, publication)
+            case wire.Take():
+                self._handovers.on_take(room, publication)
 
     def on_unsubscribed(self, room: str) -> None:
         # What this node published there will not come back: its acks go now.
@@ -269,10 +279,14 @@ class RedisBroker:
                 self._membership.on_snapshot(publication)
             case wire.CallMoved():
                 self._calls.on_moved(publication)
-            case wire.EndSession():
-                self._membership.on_end_request(publication)
-            case wire.SessionEnded():
-                self._membership.on_session_ended(publication)
+            case wire.AskSession():
+                self._handovers.on_ask(publication)
+            case wire.Offer():
+                self._handovers.on_offer(publication)
+            case wire.Handed():
+                self._handovers.on_handed(publication)
+            case wire.Adopt():
+                self._handovers.on_adopt(publication)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -325,6 +339,7 @@ class RedisBroker:
             now = time.monotonic()
             self._membership.expire(now)
             self._calls.expire(now)
+            self._handovers.expire(now)
             await asyncio.sleep(self._node.heartbeat)
 
     def _check_connections(self) -> None:
@@ -386,6 +401,21 @@ class RedisBroker:
         # What this node published and has not heard back will not come back.
         self._rooms.deliver_waiting()
         self._membership.lost()
+        self._handovers.lost()
+
+    def _reap_later(self, node: str) -> None:
+        """A node found dead outside a heartbeat: reaped now (once its alive key is
+        gone, any live node may)."""
+
+        async def reap() -> None:
+            try:
+                await self._liveness.reap(node)
+            except (RedisError, OSError) as exc:
+                log.warning("event=cluster-reap-failed node=%s error=%s", node, exc)
+
+        task = asyncio.create_task(reap())
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
 
     def _subscriber_lost(self, why: str) -> None:
         self._lost(f"read: {why}")

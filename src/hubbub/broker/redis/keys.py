@@ -64,3 +64,8 @@ def call(user_id: str) -> str:
     """String: the call that user is in, with an expiry refreshed by the node where
     the call lives (the caller's)."""
     return f"{PREFIX}call:{user_id}"
+
+
+def moved(session_id: str) -> str:
+    """String with an expiry: the id a session that moved to another node has there."""
+    return f"{PREFIX}moved:{session_id}"

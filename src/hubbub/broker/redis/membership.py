@@ -25,15 +25,13 @@ from hubbub.protocol.errors import CloseCode
 
 
 class RoomMembership:
-    __slots__ = ("_claims", "_ending", "_mirror", "_node", "_subscriptions", "_suspects")
+    __slots__ = ("_claims", "_mirror", "_node", "_subscriptions", "_suspects")
 
     def __init__(self, node: Node, subscriptions: Subscriptions) -> None:
         self._node = node
         self._subscriptions = subscriptions
         self._claims: dict[str, tuple[str, float]] = {}
         """session id -> (room, deadline) of the claims on their way."""
-        self._ending: dict[str, float] = {}
-        """local session id -> deadline of the requests to end a session elsewhere."""
         self._mirror: dict[str, dict[str, Member]] = {}
         """room -> user id -> member on another node, for the rooms subscribed."""
         self._suspects: dict[tuple[str, str], tuple[Member, float]] = {}
@@ -159,22 +157,6 @@ class RoomMembership:
         data = self._node.wire.room_ended()
         self._node.pipeline.send(publish(keys.room_channel(room), data))
 
-    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
-        node = wire.node_of(session_id)
-        if node is None or node == self._node.id or not self._node.pipeline.is_open:
-            return False
-        self._ending[asked_by] = time.monotonic() + CLAIM_TIMEOUT
-        request = wire.EndSession(session_id, resume_token, asked_by)
-        self._node.pipeline.send(
-            Op(
-                "PUBLISH",
-                keys.node_channel(node),
-                wire.encode_request(request),
-                on_error=lambda: self._ended_elsewhere(asked_by, False),
-            )
-        )
-        return True
-
     # -- what other nodes say ---------------------------------------------------
 
     def on_claimed(self, answer: wire.ClaimAnswer) -> None:
@@ -230,10 +212,22 @@ class RoomMembership:
     def on_updated(self, room: str, updated: wire.MemberUpdated) -> None:
         members = self._mirror.get(room)
         member = updated.member
-        if members is None or self._node.holds(member.session_id):
+        if members is None:
+            return
+        moved = updated.moved_from
+        if (
+            moved is not None
+            and self._node.holds(moved)
+            and not self._node.holds(member.session_id)
+        ):
+            members[member.user_id] = member  # moved away from here: another node's now
             return
         now = members.get(member.user_id)
-        if now is not None and now.session_id == member.session_id:
+        if now is None or now.session_id not in (member.session_id, updated.moved_from):
+            return
+        if self._node.holds(member.session_id):
+            del members[member.user_id]  # moved here: a local member now
+        else:
             members[member.user_id] = member
 
     def on_snapshot(self, snapshot: wire.Snapshot) -> None:
@@ -265,39 +259,18 @@ class RoomMembership:
         if events is not None:
             events.close_session(request.session_id, request.code, request.reason, request.announce)
 
-    def on_end_request(self, request: wire.EndSession) -> None:
-        """Another node holds the client of a session of ours: end it here, then say
-        so. The answer goes out after the session's release (one queue, in order):
-        once it arrives, the session's place is free in Redis."""
-        events = self._node.events
-        ended = events is not None and events.end_for_resume(
-            request.session_id, request.resume_token
-        )
-        node = wire.node_of(request.asked_by)
-        if node is not None:
-            answer = wire.encode_request(wire.SessionEnded(request.asked_by, ended))
-            self._node.pipeline.send(publish(keys.node_channel(node), answer))
-
-    def on_session_ended(self, answer: wire.SessionEnded) -> None:
-        self._ended_elsewhere(answer.asked_by, answer.ended)
-
     # -- outages and timeouts ---------------------------------------------------
 
     def lost(self) -> None:
         """Redis went away: whatever waits for an answer is answered now."""
         for session_id in list(self._claims):
             self._claim_failed(session_id)
-        for asked_by in list(self._ending):
-            self._ended_elsewhere(asked_by, False)
 
     def expire(self, now: float) -> None:
         """Answer what waited too long; announce the suspects still missing."""
         for session_id, (_, deadline) in list(self._claims.items()):
             if deadline <= now:
                 self._claim_failed(session_id)
-        for asked_by, deadline in list(self._ending.items()):
-            if deadline <= now:
-                self._ended_elsewhere(asked_by, False)
         for key, (known, deadline) in list(self._suspects.items()):
             if deadline > now:
                 continue
@@ -350,6 +323,15 @@ class RoomMembership:
 
     # -- helpers --------------------------------------------------------------
 
+    def want(self, room: str) -> None:
+        """One more local member (or one on its way) in ``room``: this node hears it."""
+        self._want(room)
+
+    def unwant(self, room: str) -> None:
+        """One local member fewer in ``room`` (which left without a release: its place
+        went with it to another node)."""
+        self._unwant(room)
+
     def _want(self, room: str) -> None:
         if self._subscriptions.want(room):
             self._mirror.setdefault(room, {})
@@ -370,9 +352,3 @@ class RoomMembership:
         asyncio.get_running_loop().call_soon(
             self._answer, session_id, ClaimResult(ClaimOutcome.UNAVAILABLE, [])
         )
-
-    def _ended_elsewhere(self, asked_by: str, ended: bool) -> None:
-        events = self._node.events
-        if self._ending.pop(asked_by, None) is not None and events is not None:
-            # Never from within end_elsewhere itself (a request dropped at once).
-            asyncio.get_running_loop().call_soon(events.ended_elsewhere, asked_by, ended)

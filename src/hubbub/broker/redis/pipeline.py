@@ -58,6 +58,7 @@ class Pipeline:
         "_connection",
         "_flush_soon",
         "_heard_at",
+        "_held",
         "_inflight",
         "_pinged_at",
         "_queue",
@@ -78,6 +79,9 @@ class Pipeline:
         self._inflight: deque[Op] = deque()
         """Written, waiting for Redis's reply, in order."""
         self._flush_soon = False
+        self._held: list[Op] | None = None
+        """While held (:meth:`hold`): what is sent meanwhile, to go after what the
+        holder sends first."""
         self._pinged_at: float | None = None
         """When the PING not answered yet was sent."""
         self._heard_at = 0.0
@@ -135,7 +139,19 @@ class Pipeline:
             if op.on_error is not None:
                 op.on_error()
 
+    def hold(self) -> None:
+        """Keep what is sent from now on aside, until :meth:`unhold`."""
+        self._held = []
+
+    def unhold(self) -> list[Op]:
+        """What was sent while held, for the holder to send (after its own)."""
+        held, self._held = self._held or [], None
+        return held
+
     def send(self, op: Op) -> None:
+        if self._held is not None:
+            self._held.append(op)
+            return
         if self._connection is None or self.pending >= self.max_pending:
             self.dropped += 1
             if op.on_error is not None:

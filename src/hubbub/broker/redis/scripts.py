@@ -52,7 +52,9 @@ PLACE_CALL = Script("place_call")
 CALL_OVER = Script("call_over")
 USER_GONE = Script("user_gone")
 UPDATE = Script("update")
-ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER, USER_GONE, UPDATE)
+LOCATE = Script("locate")
+MOVE = Script("move")
+ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER, USER_GONE, UPDATE, LOCATE, MOVE)
 
 
 def claim(
@@ -178,3 +180,30 @@ def user_gone(
 ) -> Command:
     """Answers 1 if no live node reaches the user any more and its call was told."""
     return USER_GONE.call([user_nodes_key, node_users_key, call_key], [node, user_id, prefix])
+
+
+def locate(*, session_id: str, prefix: str) -> Command:
+    """Answers ``[its id now, 1 if that id's node is alive else 0]``."""
+    return LOCATE.call([], [session_id, prefix])
+
+
+def move(
+    *,
+    members_key: str,
+    moved_key: str,
+    user_nodes_key: str,
+    node_rooms_key: str,
+    node_users_key: str,
+    user_id: str,
+    old: str,
+    new: str,
+    new_node: str,
+    ttl_ms: int,
+    room_channel: str,
+    room: str,
+) -> Command:
+    """Answers 1 if the entry was ``old``'s and now names ``new``, else 0."""
+    return MOVE.call(
+        [members_key, moved_key, user_nodes_key, node_rooms_key, node_users_key],
+        [user_id, old, new, new_node, ttl_ms, room_channel, room],
+    )

@@ -12,10 +12,12 @@ A publication is one byte naming its :class:`Kind`, then its body::
     ROOM          m hubbub:r:<room>   <origin><number><exclude>\\n<payload>
     CHAT          h hubbub:r:<room>   <origin><number><exclude>\\n<seq>\\n<payload>
     ROOM_ENDED    e hubbub:r:<room>   <origin>
+    TAKE          T hubbub:r:<room>   {"s": session id, "b": the session taking it}
     JOINED        j hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
     LEFT          l hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1),
                                        "t": last seen (ms; 0: it did not chat)}
-    UPDATED       v hubbub:r:<room>   {"u": user id, "e": entry}
+    UPDATED       v hubbub:r:<room>   {"u": user id, "e": entry, "o": the session it
+                                       replaces (moved to another node), or none}
     USER          u hubbub:u          <origin><exclude>\\n<user id>\\n<payload>
     SESSION       s hubbub:n:<node>   <session id>\\n<payload>
     CLAIMED       c hubbub:n:<node>   {"s": session id, "r": room, "o": outcome,
@@ -26,8 +28,13 @@ A publication is one byte naming its :class:`Kind`, then its body::
     SNAPSHOT      y hubbub:n:<node>   {"r": room, "m": [user id, entry...]}
     CALL_MOVE     k hubbub:n:<node>   {"c": call id, "m": move, "u": user id,
                                        "s": session id, "f": ref, "r": room}
-    END_SESSION   q hubbub:n:<node>   {"s": session id, "t": resume token, "b": asked by}
-    SESSION_ENDED Q hubbub:n:<node>   {"b": asked by, "e": ended}
+    ASK_SESSION   q hubbub:n:<node>   {"s": session id, "t": resume token, "b": asked by}
+    OFFER         Q hubbub:n:<node>   {"b": asked by, "s": session id, "r": room
+                                       ("": refused), "u": user id}
+    HANDED        z hubbub:n:<node>   MessagePack: {"b": taken by, "st": SessionState
+                                       or null}
+    ADOPT         a hubbub:n:<node>   {"s": session id, "t": resume token, "r": room,
+                                       "u": user id}
 
 ``<origin>`` is the publishing node's id (:data:`NODE_ID_LENGTH` characters), and
 ``<number>`` (:data:`NUMBER_LENGTH` hexadecimal digits) the publication's number on
@@ -53,7 +60,7 @@ from enum import Enum
 
 import msgspec
 
-from hubbub.broker import ClaimOutcome, Member
+from hubbub.broker import ClaimOutcome, Member, SessionState
 from hubbub.protocol.errors import CloseCode
 
 NODE_ID_LENGTH = 8
@@ -83,8 +90,11 @@ class Kind(Enum):
     CLOSE_SESSION = b"x"
     SNAPSHOT = b"y"
     CALL_MOVE = b"k"
-    END_SESSION = b"q"
-    SESSION_ENDED = b"Q"
+    ASK_SESSION = b"q"
+    OFFER = b"Q"
+    HANDED = b"z"
+    ADOPT = b"a"
+    TAKE = b"T"
 
 
 class WireError(ValueError):
@@ -149,9 +159,11 @@ class MemberLeft(msgspec.Struct, frozen=True):
 
 
 class MemberUpdated(msgspec.Struct, frozen=True):
-    """A member's status or connection changed (its room heard it from its node)."""
+    """A member's status or connection changed (its room heard it from its node), or
+    its session moved to another node (``moved_from``: its id before)."""
 
     member: Member
+    moved_from: str | None = None
 
 
 class UserMessage(msgspec.Struct, frozen=True):
@@ -211,7 +223,7 @@ class CallMoved(
     room: str | None
 
 
-class EndSession(
+class AskSession(
     msgspec.Struct,
     frozen=True,
     rename={"session_id": "s", "resume_token": "t", "asked_by": "b"},
@@ -223,25 +235,69 @@ class EndSession(
     asked_by: str
 
 
-class SessionEnded(msgspec.Struct, frozen=True, rename={"asked_by": "b", "ended": "e"}):
-    """The answer to :class:`EndSession`."""
+class Offer(
+    msgspec.Struct,
+    frozen=True,
+    rename={"asked_by": "b", "session_id": "s", "room": "r", "user_id": "u"},
+):
+    """The answer to :class:`AskSession`: the session's room and user (to take it
+    there), or ``room`` empty: no such session with that token."""
 
     asked_by: str
-    ended: bool
+    session_id: str
+    room: str
+    user_id: str
+
+
+class Adopt(
+    msgspec.Struct,
+    frozen=True,
+    rename={"session_id": "s", "resume_token": "t", "room": "r", "user_id": "u"},
+):
+    """A node that stops asks another to take one of its sessions."""
+
+    session_id: str
+    resume_token: str
+    room: str
+    user_id: str
+
+
+class Take(msgspec.Struct, frozen=True, rename={"session_id": "s", "taken_by": "b"}):
+    """On a room's channel: from here on, what the room gets is ``taken_by``'s, no
+    longer ``session_id``'s."""
+
+    session_id: str
+    taken_by: str
+
+
+class Handed(msgspec.Struct, frozen=True, rename={"taken_by": "b", "state": "st"}):
+    """The state of the session ``taken_by`` took (None: it is gone)."""
+
+    taken_by: str
+    state: SessionState | None
 
 
 RoomPublication = (
-    RoomMessage | ChatMessage | Echo | RoomEnded | MemberJoined | MemberLeft | MemberUpdated
+    RoomMessage | ChatMessage | Echo | RoomEnded | MemberJoined | MemberLeft | MemberUpdated | Take
 )
 NodePublication = (
-    SessionMessage | ClaimAnswer | CloseSession | Snapshot | CallMoved | EndSession | SessionEnded
+    SessionMessage
+    | ClaimAnswer
+    | CloseSession
+    | Snapshot
+    | CallMoved
+    | AskSession
+    | Offer
+    | Adopt
+    | Handed
 )
-Request = CloseSession | CallMoved | EndSession | SessionEnded
+Request = CloseSession | CallMoved | AskSession | Offer | Adopt
 """What a node sends to another's channel as JSON."""
 
 _ROOM = Kind.ROOM.value
 _CHAT = Kind.CHAT.value
 _ROOM_ENDED = Kind.ROOM_ENDED.value
+_TAKE = Kind.TAKE.value
 _USER = Kind.USER.value
 _SESSION = Kind.SESSION.value
 _MESSAGES = (_ROOM, _CHAT)
@@ -254,11 +310,13 @@ _NUMBER_MASK = 16**NUMBER_LENGTH - 1
 _REQUEST_KINDS: dict[type[Request], Kind] = {
     CloseSession: Kind.CLOSE_SESSION,
     CallMoved: Kind.CALL_MOVE,
-    EndSession: Kind.END_SESSION,
-    SessionEnded: Kind.SESSION_ENDED,
+    AskSession: Kind.ASK_SESSION,
+    Offer: Kind.OFFER,
+    Adopt: Kind.ADOPT,
 }
 _KINDS = {kind.value: kind for kind in Kind}
 _json_encode = msgspec.json.Encoder().encode
+_msgpack_encode = msgspec.msgpack.Encoder().encode
 
 
 # -- what carries its origin: one node's end of the wire ----------------------------
@@ -294,6 +352,10 @@ class Endpoint:
     def room_ended(self) -> bytes:
         return _ROOM_ENDED + self._origin
 
+    @staticmethod
+    def take(session_id: str, taken_by: str) -> bytes:
+        return _TAKE + _json_encode(Take(session_id, taken_by))
+
     def user(self, exclude: str | None, user_id: str, payload: bytes) -> bytes:
         head = _USER + self._origin + (exclude or "").encode()
         return head + b"\n" + user_id.encode() + b"\n" + payload
@@ -323,6 +385,11 @@ class Endpoint:
             if len(data) != _ADDRESS:
                 raise WireError("malformed publication (ROOM_ENDED)")
             return None if data[1:] == self._origin else RoomEnded()
+        if kind == _TAKE:
+            try:
+                return _take(data[1:])
+            except msgspec.DecodeError as error:
+                raise WireError(f"malformed publication (TAKE): {error}") from None
         if kind in _CHANGES:
             try:
                 change = _change(data[1:])
@@ -332,7 +399,7 @@ class Endpoint:
             if kind == Kind.JOINED.value:
                 return MemberJoined(member, bool(change.a))
             if kind == Kind.UPDATED.value:
-                return MemberUpdated(member)
+                return MemberUpdated(member, change.o or None)
             return MemberLeft(member, bool(change.a), change.t or None)
         raise WireError(f"not for a room's channel ({_describe(data)})")
 
@@ -377,6 +444,11 @@ def encode_request(request: Request) -> bytes:
     return _REQUEST_KINDS[type(request)].value + _json_encode(request)
 
 
+def encode_handed(handed: Handed) -> bytes:
+    """MessagePack, not JSON: a session's replay buffer is bytes."""
+    return Kind.HANDED.value + _msgpack_encode(handed)
+
+
 def decode_node(data: bytes) -> NodePublication:
     """A publication on a node's channel."""
     if data[:1] == _SESSION:  # the hot path (a signal between two nodes' members)
@@ -403,8 +475,10 @@ def decode_node(data: bytes) -> NodePublication:
             case Kind.SNAPSHOT:
                 snapshot = _snapshot(data[1:])
                 return Snapshot(snapshot.r, decode_members(snapshot.m))
-            case Kind.CLOSE_SESSION | Kind.CALL_MOVE | Kind.END_SESSION | Kind.SESSION_ENDED:
+            case Kind.CLOSE_SESSION | Kind.CALL_MOVE | Kind.ASK_SESSION | Kind.OFFER | Kind.ADOPT:
                 return _requests[kind](data[1:])
+            case Kind.HANDED:
+                return _handed(data[1:])
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
     raise WireError(f"not for a node's channel ({_describe(data)})")
@@ -476,6 +550,7 @@ class _Change(msgspec.Struct):
     e: str
     a: int = 0
     t: int = 0
+    o: str = ""
 
 
 class _Claimed(msgspec.Struct):
@@ -496,6 +571,8 @@ _change = msgspec.json.Decoder(_Change).decode
 _claimed = msgspec.json.Decoder(_Claimed).decode
 _snapshot = msgspec.json.Decoder(_Snapshot).decode
 _info = msgspec.json.Decoder(_Info).decode
+_handed = msgspec.msgpack.Decoder(Handed).decode
+_take = msgspec.json.Decoder(Take).decode
 _requests: dict[Kind, Callable[[bytes], Request]] = {
     kind: msgspec.json.Decoder(value).decode for value, kind in _REQUEST_KINDS.items()
 }
