@@ -568,3 +568,16 @@ async def test_a_stopping_node_gives_its_sessions_to_the_live_others_in_turn(
         assert a[0].give_session(f"{a[0].node_id}.s{i}", "t", "r", f"u{i}")
     await eventually(lambda: len(b[1].adopted) + len(c[1].adopted) == 4)
     assert len(b[1].adopted) == len(c[1].adopted) == 2
+
+
+async def test_a_member_is_reachable_for_calls_once_its_claim_is_answered(
+    make_redis_node: MakeNode,
+) -> None:
+    """Its node tells Redis it reaches the user in the claim itself: a call placed
+    from any node after the join was admitted finds the user (the node's word that
+    its user is here, sent once the join is admitted, may come later)."""
+    caller_node, callee_node = await make_redis_node(), await make_redis_node()
+    await admitted(callee_node, "reach-r", member(callee_node[0], "bob"))
+    call_id = caller_node[0].new_session_id()
+    caller_node[0].place_call(call_id, "alice", "bob", b'{"type":"call-incoming"}')
+    assert await eventually(lambda: caller_node[1].placed.get(call_id)) is CallPlacement.PLACED

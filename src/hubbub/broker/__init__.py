@@ -360,7 +360,10 @@ class Membership(Protocol):
         ``joined`` (the newcomer's ``user-joined``) and ``left`` (the ``user-left`` of
         the one it replaces, unless hidden) reach the room's members on other nodes
         in the same step as the claim: a node that joins the room at the same time
-        either lists the newcomer or hears of it, never both."""
+        either lists the newcomer or hears of it, never both. An admitted member's
+        user is reachable on this node from the answer on, as after
+        :meth:`user_here` (a call placed from any node once the join is acknowledged
+        finds it); the hub says :meth:`user_here` ``False`` if it never takes it in."""
 
     def release(self, room: str, member: Member, last_seen: int | None = None) -> None:
         """``member`` left ``room`` (announced by the hub itself). ``last_seen``: it

@@ -284,6 +284,9 @@ class Joining:
         if session.closed or session.closing or session.waiting is not Wait.CLAIM:
             if admitted:
                 ctx.membership.release(room.name, member)
+                if not ctx.users.connected(member.user_id):
+                    # The claim made the user reachable here: it is not.
+                    ctx.membership.user_here(member.user_id, False)
             room.claims -= 1
             ctx.rooms.drop_if_empty(room)
             return

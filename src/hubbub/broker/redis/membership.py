@@ -64,6 +64,8 @@ class RoomMembership:
             order_key=keys.order(room),
             node_rooms_key=keys.node_rooms(node.id),
             room_names_key=keys.ROOM_NAMES,
+            user_nodes_key=keys.user_nodes(member.user_id),
+            node_users_key=keys.node_users(node.id),
             user_id=member.user_id,
             session_id=session_id,
             info=wire.encode_info(member),

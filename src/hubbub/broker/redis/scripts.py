@@ -63,6 +63,8 @@ def claim(
     order_key: str,
     node_rooms_key: str,
     room_names_key: str,
+    user_nodes_key: str,
+    node_users_key: str,
     user_id: str,
     session_id: str,
     info: str,
@@ -79,7 +81,7 @@ def claim(
     ``node_channel``); ``joined`` and ``left`` (the ``user-joined`` and the
     replaced member's ``user-left``, or empty) go to the room's other nodes."""
     return CLAIM.call(
-        [members_key, order_key, node_rooms_key, room_names_key],
+        [members_key, order_key, node_rooms_key, room_names_key, user_nodes_key, node_users_key],
         [
             user_id,
             session_id,
