@@ -37,6 +37,8 @@ class Recorder:
         self.members: dict[str, list[Member]] = {}
         self.placed: dict[str, CallPlacement] = {}
         self.moves: list[tuple[str, str, str, str]] = []
+        self.broker: Any = None
+        """The membership it is attached to (it answers through it)."""
         self.sessions: dict[tuple[str, str], tuple[str, str]] = {}
         """(session id, token) -> (room, user id): the sessions here that may be handed."""
         self.states: dict[str, SessionState] = {}
@@ -94,8 +96,10 @@ class Recorder:
     ) -> None:
         self.moves.append((call_id, move, user_id, session_id))
 
-    def session_asked(self, session_id: str, resume_token: str) -> tuple[str, str] | None:
-        return self.sessions.get((session_id, resume_token))
+    def session_asked(self, session_id: str, resume_token: str, asked_by: str) -> None:
+        offered = self.sessions.get((session_id, resume_token))
+        room, user = offered if offered is not None else ("", "")
+        self.broker.offer_session(asked_by, session_id, room, user)
 
     def session_found(self, asked_by: str, found: SessionFound) -> None:
         self.found[asked_by] = found
@@ -152,6 +156,7 @@ async def make_node(backend: str, request: pytest.FixtureRequest) -> AsyncIterat
             url = request.getfixturevalue("redis_url")
             broker = RedisBroker(url, **{"heartbeat": 0.2, "node_timeout": 1.0, **options})
             broker.attach_members(recorder)
+            recorder.broker = broker
         broker.attach(recorder)
         started.append(broker)
         await broker.start()
@@ -172,6 +177,7 @@ async def make_redis_node(redis_url: str) -> AsyncIterator[Callable[..., Awaitab
         broker = RedisBroker(url, **{"heartbeat": 0.2, "node_timeout": 1.0, **options})
         broker.attach(recorder)
         broker.attach_members(recorder)
+        recorder.broker = broker
         started.append(broker)
         await broker.start()
         return broker, recorder
@@ -203,6 +209,7 @@ async def make_membership(
         broker = RedisBroker(url, heartbeat=0.2, node_timeout=1.0)
         broker.attach(recorder)
         broker.attach_members(recorder)
+        recorder.broker = broker
         started.append(broker)
         await broker.start()
         return broker, recorder

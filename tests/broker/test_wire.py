@@ -109,6 +109,7 @@ def test_a_session_message_round_trips() -> None:
         wire.AskSession(f"{OTHER}.s", "token", f"{NODE}.t"),
         wire.Offer(f"{NODE}.t", f"{OTHER}.s", "room", "ann"),
         wire.Offer(f"{NODE}.t", f"{OTHER}.s", "", ""),
+        wire.Offer(f"{NODE}.t", f"{OTHER}.s", "", "", f"{NODE}.moved"),
         wire.Adopt(f"{OTHER}.s", "token", "room", "ann"),
     ],
 )
@@ -139,10 +140,14 @@ def test_a_handed_session_round_trips_with_its_replay_as_bytes() -> None:
         assert wire.decode_node(data) == handed
 
 
-def test_a_take_is_read_whoever_published_it() -> None:
-    take = wire.Take(f"{OTHER}.s", f"{NODE}.t")
-    assert HERE.read_room(THERE.take(take.session_id, take.taken_by)) == take
-    assert THERE.read_room(THERE.take(take.session_id, take.taken_by)) == take
+def test_a_take_is_read_whoever_published_it_with_the_rooms_members() -> None:
+    flat = ["bob", entry(f"{OTHER}.b", 2), "ann", entry(f"{OTHER}.s", 1, n="Ann")]
+    data = lua(Kind.TAKE, {"s": f"{OTHER}.s", "b": f"{NODE}.t", "m": flat})
+    members = [Member("ann", f"{OTHER}.s", name="Ann"), Member("bob", f"{OTHER}.b")]
+    assert HERE.read_room(data) == wire.Take(f"{OTHER}.s", f"{NODE}.t", members)
+    assert THERE.read_room(data) == wire.Take(f"{OTHER}.s", f"{NODE}.t", members)
+    empty = lua(Kind.TAKE, {"s": "a", "b": "b", "m": {}})  # cjson's empty table
+    assert HERE.read_room(empty) == wire.Take("a", "b", [])
 
 
 def test_a_close_request_carries_its_code_by_name() -> None:
@@ -252,6 +257,7 @@ def test_the_scripts_publish_only_kinds_the_wire_reads() -> None:
         Kind.CLAIMED,
         Kind.SNAPSHOT,
         Kind.CALL_MOVE,
+        Kind.TAKE,
     }
 
 
@@ -300,7 +306,8 @@ NOT_FOR_A_ROOM = [
     lua(Kind.LEFT, {"u": "a", "e": "s|1|{}", "a": "1"}),
     b"T",
     b"T{}",
-    b'T{"s":"a"}',
+    b'T{"s":"a","b":"b"}',
+    b'T{"s":"a","b":"b","m":["odd"]}',
     b'l{"u":"\xff","e":"s|1|{}"}',
 ]
 

@@ -47,6 +47,7 @@ class ScriptedCluster:
         self.finding: list[tuple[str, str, str]] = []
         self.taking: list[tuple[str, str, str]] = []
         self.given: list[tuple[str, str, str]] = []
+        self.offers: list[tuple[str, str, str, str, str]] = []
         self.users_here: list[tuple[str, bool]] = []
         self.placed: list[tuple[str, str, str, dict[str, Any]]] = []
         self.calls_over: list[str] = []
@@ -150,6 +151,11 @@ class ScriptedCluster:
     def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
         self.given.append((session_id, room, user_id))
         return True
+
+    def offer_session(
+        self, asked_by: str, session_id: str, room: str = "", user_id: str = "", moved_to: str = ""
+    ) -> None:
+        self.offers.append((asked_by, session_id, room, user_id, moved_to))
 
     def answer(
         self,
@@ -483,9 +489,14 @@ def test_this_nodes_session_is_cut_where_the_other_node_marked_and_forwarded(
     h.take("dave")
     assert cluster.events is not None
     assert cluster.delivery is not None
-    assert cluster.events.session_asked(alice.session_id, "not-" + token) is None
-    assert cluster.events.session_asked("s99", token) is None
-    assert cluster.events.session_asked(alice.session_id, token) == ("r", "alice")
+    cluster.events.session_asked(alice.session_id, "not-" + token, "remote.x")
+    cluster.events.session_asked("s99", token, "remote.y")
+    cluster.events.session_asked(alice.session_id, token, "remote.new")
+    assert cluster.offers == [
+        ("remote.x", alice.session_id, "", "", ""),
+        ("remote.y", "s99", "", "", ""),
+        ("remote.new", alice.session_id, "r", "alice", ""),
+    ]
     state = cluster.events.session_cut("r", alice.session_id, "remote.new")
     assert state is not None
     assert (state.user_id, state.room, state.status, state.last_n) == ("alice", "r", "busy", 3)
@@ -499,10 +510,12 @@ def test_this_nodes_session_is_cut_where_the_other_node_marked_and_forwarded(
     assert "alice" not in h.hub.rooms.get("r").members
     assert cluster.released == []
     assert ("alice", False) in cluster.users_here
-    # What still comes for it goes after it.
+    # What still comes for it goes after it; whoever asks for it is sent there.
     cluster.delivery.deliver_to_session(alice.session_id, b'{"type":"signal"}')
     assert cluster.to_remote == [("remote.new", {"type": "signal"})]
     assert cluster.events.session_cut("r", alice.session_id, "remote.new") is None
+    cluster.events.session_asked(alice.session_id, token, "remote.z")
+    assert cluster.offers[-1] == ("remote.z", alice.session_id, "", "", "remote.new")
 
 
 def test_a_stopping_node_hands_its_sessions_over_and_tells_their_clients_to_resume(
@@ -548,6 +561,8 @@ def test_a_session_adopted_from_a_stopping_node_waits_here_for_its_client(
     [(room, old, new_id)] = cluster.taking
     assert (room, old) == ("r", "remote.alice")
     cluster.events.taking("r", "remote.alice", new_id)
+    cluster.events.session_asked(new_id, "t0k", "remote.elsewhere")
+    assert cluster.offers == []  # answered once it is here
     cluster.delivery.deliver_to_room("r", b'{"type":"meanwhile"}', None)
     cluster.events.session_handed(new_id, held_elsewhere(5, [{"type": "m"}] * 5))
     # Connected there when its node stopped: now its connection is lost, for a while.
@@ -557,6 +572,8 @@ def test_a_session_adopted_from_a_stopping_node_waits_here_for_its_client(
         "connection": "reconnecting",
     }
     assert new_id in h.hub.detached
+    # Another node asked for it while it was on its way here: offered now.
+    assert cluster.offers == [("remote.elsewhere", new_id, "r", "alice", "")]
     # Its client comes back (with the id it knew), found here.
     h.send("back", {**RESUME, "ref": "r2"}, connect=True)
     back = h.clients["back"].session_id

@@ -284,11 +284,10 @@ class MembershipEvents(Protocol):
 
     # -- sessions handed between nodes ----------------------------------------------
 
-    def session_asked(self, session_id: str, resume_token: str) -> tuple[str, str] | None:
-        """Another node's client came back with the id and token of local session
-        ``session_id``: (its room, its user id) if it is here with that token, in a
-        room, to be handed over (the other node then marks where it takes it: see
-        :meth:`session_cut`); else None."""
+    def session_asked(self, session_id: str, resume_token: str, asked_by: str) -> None:
+        """Another node's session ``asked_by`` (a client that came back there) asks
+        for local session ``session_id`` with its token: answer with
+        :meth:`Membership.offer_session` (at once, or once it can be handed over)."""
 
     def session_found(self, asked_by: str, found: SessionFound) -> None:
         """The answer to :meth:`Membership.find_session` asked for local session
@@ -437,6 +436,13 @@ class Membership(Protocol):
         :meth:`MembershipEvents.session_cut` on its node); its state follows
         (:meth:`MembershipEvents.session_handed`), and ``taken_by`` is a member of
         ``room`` in its place from then on (released as any member)."""
+
+    def offer_session(
+        self, asked_by: str, session_id: str, room: str = "", user_id: str = "", moved_to: str = ""
+    ) -> None:
+        """The answer to :meth:`MembershipEvents.session_asked`: the session is here,
+        in ``room`` as ``user_id``, to be taken; or it moved on to ``moved_to`` (ask
+        there); or neither (no such session with that token: refused)."""
 
     def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
         """This node stops: ask a live node to take local session ``session_id``

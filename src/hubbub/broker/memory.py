@@ -198,5 +198,10 @@ class LocalMembership:
     def take_session(self, room: str, session_id: str, taken_by: str) -> None:
         pass  # pragma: no cover - no session is ever found elsewhere
 
+    def offer_session(
+        self, asked_by: str, session_id: str, room: str = "", user_id: str = "", moved_to: str = ""
+    ) -> None:
+        pass  # pragma: no cover - never asked: no other node
+
     def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
         return False  # no other node to take it

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from hubbub.core.joining import Joining
     from hubbub.core.lifecycle import Lifecycle
     from hubbub.core.notifications import Notifications
+    from hubbub.core.ordering import ChatOrdering
     from hubbub.core.presence import PresenceFeature
     from hubbub.core.resuming import Resuming
 
@@ -59,6 +60,7 @@ class HubContext:
     joining: Joining
     lifecycle: Lifecycle
     notifications: Notifications
+    ordering: ChatOrdering
     presence: PresenceFeature
     resuming: Resuming
 

@@ -64,6 +64,12 @@ class Take:
     """What the room got since the mark: (chat seq or None, payload, exclude)."""
     direct: list[bytes] = field(default_factory=list)
     """What was sent to the new session itself meanwhile (forwarded acks, signals)."""
+    state: SessionState | None = None
+    """Its state, come while this node's room had not had all the chat the old node
+    gave it: it waits for the room to catch up."""
+    asks: list[tuple[str, str]] = field(default_factory=list)
+    """Other nodes asking for it meanwhile (its client went there): (token, asked by),
+    answered once it is here."""
 
 
 class Handover:
@@ -174,11 +180,37 @@ class Handover:
         return True
 
     def handed(self, taken_by: str, state: SessionState | None) -> None:
-        """The taken session's state: it goes on here, as ``taken_by``."""
+        """The taken session's state: it goes on here, as ``taken_by`` (once this
+        node's room has had every chat the old node gave it, read from the store if
+        need be: it must not give it any of them again)."""
         ctx = self.ctx
-        take = self._taking.pop(taken_by, None)
+        take = self._taking.get(taken_by)
         if take is None:
             return
+        room = ctx.rooms.get(take.room)
+        if state is not None and room is not None and room.last_seq < state.seq:
+            take.state = state
+            ctx.ordering.reach(room, state.seq)
+            return
+        self._finish(take, state)
+
+    def caught_up(self, room: Room) -> None:
+        """``room`` delivered more chat: the sessions that waited for it go on."""
+        for take in list(room.recorders):
+            if take.state is not None and room.last_seq >= take.state.seq:
+                self._finish(take, take.state)
+
+    def _finish(self, take: Take, state: SessionState | None) -> None:
+        taken_by = take.by.session_id
+        if self._taking.pop(taken_by, None) is None:
+            return
+        self._settle(take, state)
+        for resume_token, asked_by in take.asks:
+            self._offer(taken_by, resume_token, asked_by)
+
+    def _settle(self, take: Take, state: SessionState | None) -> None:
+        ctx = self.ctx
+        taken_by = take.by.session_id
         room = ctx.rooms.get(take.room)
         if room is not None:
             if take in room.recorders:
@@ -213,6 +245,7 @@ class Handover:
             except ProtocolError as error:
                 ctx.send_error(session, error)
         else:
+            session.waiting = None  # nothing was sent on it: it has no connection
             ctx.lifecycle.detach_adopted(session, state.lost_for, state.last_n)
         ctx.rooms.drop_if_empty(room)
 
@@ -269,21 +302,35 @@ class Handover:
 
     # -- the old node's side -------------------------------------------------------------
 
-    def asked(self, session_id: str, resume_token: str) -> tuple[str, str] | None:
-        """Another node's client came back with this node's session: its room and
-        user, if it can be handed over."""
+    def asked(self, session_id: str, resume_token: str, asked_by: str) -> None:
+        """Another node's client came back with the id and token of this node's
+        session: offered, if it can be handed over (once it is here, for one still
+        on its way here); sent on, if it moved on."""
+        ctx = self.ctx
+        moved = self.moved.get(session_id)
+        if moved is not None:
+            ctx.membership.offer_session(asked_by, session_id, moved_to=moved)
+            return
+        take = self._taking.get(session_id)
+        if take is not None:
+            take.asks.append((resume_token, asked_by))
+            return
+        self._offer(session_id, resume_token, asked_by)
+
+    def _offer(self, session_id: str, resume_token: str, asked_by: str) -> None:
         ctx = self.ctx
         session = ctx.sessions.get(session_id)
         if (
             session is None
-            or session.closing
+            or (session.closing and session_id not in self.giving)
             or session.room is None
             or session.user_id is None
             or session.waiting is not None
             or not ctx.resuming.token_matches(session, resume_token)
         ):
-            return None
-        return session.room.name, session.user_id
+            ctx.membership.offer_session(asked_by, session_id)
+            return
+        ctx.membership.offer_session(asked_by, session_id, session.room.name, session.user_id)
 
     def cut(self, room_name: str, session_id: str, taken_by: str) -> SessionState | None:
         """The mark of the node taking the session came: the session leaves this node

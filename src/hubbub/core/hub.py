@@ -157,7 +157,7 @@ class Hub:
         ctx.handover = self._handover = Handover(ctx)
         ctx.cluster = self._cluster = ClusterEvents(ctx)
         ctx.ice = IceFeature(ctx, ice_servers)
-        self._ordering = ChatOrdering(
+        ctx.ordering = self._ordering = ChatOrdering(
             ctx,
             in_seq_order=chat_in_seq_order,
             gap_timeout=chat_gap_timeout,
@@ -498,8 +498,8 @@ class Hub:
         self._cluster.close_session(session_id, code, reason, announce)
         self._settle()
 
-    def session_asked(self, session_id: str, resume_token: str) -> tuple[str, str] | None:
-        return self._handover.asked(session_id, resume_token)
+    def session_asked(self, session_id: str, resume_token: str, asked_by: str) -> None:
+        self._handover.asked(session_id, resume_token, asked_by)
 
     def session_found(self, asked_by: str, found: SessionFound) -> None:
         self._handover.found(asked_by, found)

@@ -190,6 +190,22 @@ class ChatOrdering:
         )
         self.ctx.storage.load_chat_gap(room.name, room.last_seq, before)
 
+    def reach(self, room: Room, seq: int) -> None:
+        """Deliver the room's chat up to ``seq`` (another node gave it to a session
+        that goes on here): read from the store what has not come yet."""
+        room.wanted_seq = max(room.wanted_seq, seq)
+        self.ctx.timers.schedule(self.ctx.now() + 2 * self.gap_timeout, self._reach_due, room)
+        if room.last_seq >= seq or room.gap_loading or room.loading:
+            return
+        room.gap_loading = True
+        log.info("event=chat-catch-up room=%r after=%d up-to=%d", room.name, room.last_seq, seq)
+        self.ctx.storage.load_chat_gap(room.name, room.last_seq, seq + 1)
+
+    def _reach_due(self, room: Room) -> None:
+        if room.wanted_seq > room.last_seq and self.ctx.rooms.get(room.name) is room:
+            self._skip(room, "not had in time", room.wanted_seq + 1)
+            self._drain(room)
+
     def gap_loaded(self, room_name: str, messages: list[StoredChat]) -> None:
         """The store's answer to a gap: deliver what it has, skip what it has not."""
         room = self.ctx.rooms.get(room_name)
@@ -229,6 +245,8 @@ class ChatOrdering:
             self._deliver(room, run)
         if room.held_seqs and min(room.held_seqs) > room.last_seq + 1:
             self._skip(room, "not in the store")
+        if room.wanted_seq > room.last_seq:
+            self._skip(room, "not in the store", room.wanted_seq + 1)
         self._drain(room)
 
     def gap_failed(self, room_name: str) -> None:
@@ -236,9 +254,11 @@ class ChatOrdering:
         if room is None:
             return
         room.gap_loading = False
-        if room.held:
+        if room.held_seqs:
             self._skip(room, "the store failed")
-            self._drain(room)
+        if room.wanted_seq > room.last_seq:
+            self._skip(room, "the store failed", room.wanted_seq + 1)
+        self._drain(room)
 
     def _skip(self, room: Room, why: str, to: int | None = None) -> None:
         """Give up on the chat before ``to`` (the first held by default)."""
@@ -255,6 +275,8 @@ class ChatOrdering:
             why,
         )
         room.last_seq = to - 1
+        if room.recorders:
+            self.ctx.handover.caught_up(room)
 
     # -- delivering ----------------------------------------------------------------
 
@@ -292,6 +314,7 @@ class ChatOrdering:
             for item in run:
                 if item.relay is not None:
                     keep(room, item.seq, item.relay, item.sender)
+            ctx.handover.caught_up(room)
 
     @staticmethod
     def _read(room: Room, relay: bytes) -> StoredChat | None:

@@ -160,11 +160,20 @@ class Resuming:
             return
         old_link, new_link = session.link, stub.link
         was = session.state
-        # This connection carries the session from now on; its own one is dropped.
+        # This connection carries the session from now on; its own one is dropped,
+        # and what the client sent after its resume (held while the session was
+        # looked for) is the session's.
         ctx.sessions.pop(stub.session_id, None)
         ctx.lifecycle.unaddress(stub)
         stub.closing = stub.closed = True
+        held = stub.held
         ctx.waiting.forget(stub)
+        if held:
+            if session.held:
+                held.extendleft(reversed(session.held))
+            session.held = held
+            if session.waiting is None:
+                ctx.waiting.ready.append(session)
         stub.move(LinkState.ENDED)
         session.move(LinkState.CONNECTED)
         session.link = new_link

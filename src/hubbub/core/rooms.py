@@ -127,6 +127,7 @@ class Room:
         "recorders",
         "releasing",
         "seen",
+        "wanted_seq",
     )
 
     def __init__(self, name: str, recent: int) -> None:
@@ -150,6 +151,9 @@ class Room:
         """When the wait at the front of :attr:`held` began (the core's clock)."""
         self.gap_loading = False
         """The gap before :attr:`held` is being read from the store."""
+        self.wanted_seq = 0
+        """The chat a session taken from another node was given up to there: this
+        room delivers up to it before that session goes on here."""
         self.chats_queued = 0
         self.chats_done = 0
         """Chat messages sent to the store from this room, and those answered."""

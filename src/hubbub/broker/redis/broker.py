@@ -192,6 +192,11 @@ class RedisBroker:
     def take_session(self, room: str, session_id: str, taken_by: str) -> None:
         self._handovers.take(room, session_id, taken_by)
 
+    def offer_session(
+        self, asked_by: str, session_id: str, room: str = "", user_id: str = "", moved_to: str = ""
+    ) -> None:
+        self._handovers.offer(asked_by, session_id, room, user_id, moved_to)
+
     def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
         return self._handovers.give(session_id, resume_token, room, user_id)
 

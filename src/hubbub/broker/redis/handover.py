@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from hubbub.broker import Located, SessionFound, SessionState
+from hubbub.broker import Located, Member, SessionFound, SessionState
 from hubbub.broker.redis import keys, scripts, wire
 from hubbub.broker.redis.membership import RoomMembership
 from hubbub.broker.redis.node import CLAIM_TIMEOUT, Node
@@ -56,8 +56,9 @@ class Handovers:
         self._membership = membership
         self._reap = reap
         """Reap a node found dead (its members leave, its users are reachable no more)."""
-        self._finding: dict[str, float] = {}
-        """local session id -> deadline of the search for the session its client asked for."""
+        self._finding: dict[str, tuple[float, str]] = {}
+        """local session id -> (deadline, resume token) of the search for the session
+        its client asked for."""
         self._taking: dict[str, tuple[str, float]] = {}
         """local session id -> (room, deadline) of the session it takes."""
         self._next = itertools.count()
@@ -68,7 +69,7 @@ class Handovers:
         node = self._node
         if wire.node_of(session_id) is None or not node.pipeline.is_open:
             return False
-        self._finding[asked_by] = time.monotonic() + CLAIM_TIMEOUT
+        self._finding[asked_by] = (time.monotonic() + CLAIM_TIMEOUT, resume_token)
 
         def located(reply: Reply) -> None:
             self._located(asked_by, resume_token, reply)
@@ -99,19 +100,29 @@ class Handovers:
             self._reap(node)
             self._found(asked_by, Located.NODE_GONE)
         else:
-            ask = wire.AskSession(where, resume_token, asked_by)
-            data = wire.encode_request(ask)
-            self._node.pipeline.send(
-                Op(
-                    "PUBLISH",
-                    keys.node_channel(node),
-                    data,
-                    on_error=lambda: self._found(asked_by, Located.UNKNOWN),
-                )
+            self._ask(node, where, resume_token, asked_by)
+
+    def _ask(self, node: str, session_id: str, resume_token: str, asked_by: str) -> None:
+        ask = wire.AskSession(session_id, resume_token, asked_by)
+        self._node.pipeline.send(
+            Op(
+                "PUBLISH",
+                keys.node_channel(node),
+                wire.encode_request(ask),
+                on_error=lambda: self._found(asked_by, Located.UNKNOWN),
             )
+        )
 
     def on_offer(self, offer: wire.Offer) -> None:
-        if not offer.room:
+        finding = self._finding.get(offer.asked_by)
+        to = wire.node_of(offer.moved_to)
+        if offer.moved_to and finding is not None and to is not None:
+            # It moved on meanwhile (its node stops, and handed it over): ask there.
+            if to == self._node.id:
+                self._found(offer.asked_by, Located.HERE, session_id=offer.moved_to)
+            else:
+                self._ask(to, offer.moved_to, finding[1], offer.asked_by)
+        elif not offer.room:
             self._found(offer.asked_by, Located.UNKNOWN)
         else:
             self._found(offer.asked_by, Located.THERE, offer.session_id, offer.room, offer.user_id)
@@ -131,12 +142,13 @@ class Handovers:
         node = self._node
         self._membership.want(room)  # the member it becomes, released as any other
         self._taking[taken_by] = (room, time.monotonic() + CLAIM_TIMEOUT)
-        op = Op(
-            "PUBLISH",
-            keys.room_channel(room),
-            node.wire.take(session_id, taken_by),
-            on_error=lambda: self._handed(taken_by, None),
+        command = scripts.take(
+            members_key=keys.members(room),
+            room_channel=keys.room_channel(room),
+            session_id=session_id,
+            taken_by=taken_by,
         )
+        op = Op(*command, on_error=lambda: self._handed(taken_by, None))
         if not node.pipeline.is_open:
             op.on_error()  # type: ignore[misc]
             return
@@ -149,6 +161,8 @@ class Handovers:
             return
         if node.holds(take.taken_by):
             if take.taken_by in self._taking:
+                # Who is in the room, as of the mark (this node may hear it only now).
+                self._membership.seed(room, take.members)
                 events.taking(room, take.session_id, take.taken_by)
             return
         if not node.holds(take.session_id):
@@ -168,6 +182,18 @@ class Handovers:
             if to is not None:
                 self._send_handed(to, wire.Handed(take.taken_by, None))
             return
+        # Another node's member from now on (signals to it go there at once).
+        self._membership.moved(
+            room,
+            Member(
+                state.user_id,
+                take.taken_by,
+                name=state.name,
+                grants=state.grants if state.verified else None,
+                hidden=state.hidden,
+                status=state.status,
+            ),
+        )
         self._membership.unwant(room)
         given = state
         taker = to
@@ -220,12 +246,14 @@ class Handovers:
 
     def on_ask(self, ask: wire.AskSession) -> None:
         events = self._node.events
-        node = wire.node_of(ask.asked_by)
-        if events is None or node is None:
+        if events is not None and wire.node_of(ask.asked_by) is not None:
+            events.session_asked(ask.session_id, ask.resume_token, ask.asked_by)
+
+    def offer(self, asked_by: str, session_id: str, room: str, user_id: str, moved_to: str) -> None:
+        node = wire.node_of(asked_by)
+        if node is None:  # pragma: no cover - checked when asked
             return
-        offered = events.session_asked(ask.session_id, ask.resume_token)
-        room, user = offered if offered is not None else ("", "")
-        offer = wire.Offer(ask.asked_by, ask.session_id, room, user)
+        offer = wire.Offer(asked_by, session_id, room, user_id, moved_to)
         self._node.pipeline.send(publish(keys.node_channel(node), wire.encode_request(offer)))
 
     def give(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
@@ -247,7 +275,7 @@ class Handovers:
     # -- outages and timeouts -------------------------------------------------------------
 
     def expire(self, now: float) -> None:
-        for asked_by, deadline in list(self._finding.items()):
+        for asked_by, (deadline, _) in list(self._finding.items()):
             if deadline <= now:
                 self._found(asked_by, Located.UNKNOWN)
         for taken_by, (_, deadline) in list(self._taking.items()):

@@ -110,7 +110,8 @@ class RoomMembership:
         return None if members is None else members.get(user_id)
 
     def remote_members(self, room: str) -> list[Member]:
-        return list(self._mirror.get(room, {}).values())
+        holds = self._node.holds
+        return [m for m in self._mirror.get(room, {}).values() if not holds(m.session_id)]
 
     async def room_members(self, client: aioredis.Redis, room: str) -> list[Member]:
         """Every member of ``room`` on every node, from Redis (for the HTTP API, on
@@ -199,7 +200,13 @@ class RoomMembership:
     def on_left(self, room: str, left: wire.MemberLeft) -> None:
         members = self._mirror.get(room)
         member = left.member
-        if members is None or self._node.holds(member.session_id):
+        if members is None:
+            return
+        if self._node.holds(member.session_id):
+            # Its own: but one that moved here may still be mirrored (see on_updated).
+            now = members.get(member.user_id)
+            if now is not None and now.session_id == member.session_id:
+                del members[member.user_id]
             return
         events = self._node.events
         if left.last_seen is not None and events is not None:
@@ -227,10 +234,9 @@ class RoomMembership:
         now = members.get(member.user_id)
         if now is None or now.session_id not in (member.session_id, updated.moved_from):
             return
-        if self._node.holds(member.session_id):
-            del members[member.user_id]  # moved here: a local member now
-        else:
-            members[member.user_id] = member
+        # Moved here too: mirrored under its new id until it is a local member (what
+        # is sent to it meanwhile is kept for it), then no more (on_left, moved_here).
+        members[member.user_id] = member
 
     def on_snapshot(self, snapshot: wire.Snapshot) -> None:
         """This node is back after an outage: what changed meanwhile is announced.
@@ -324,6 +330,29 @@ class RoomMembership:
         return int(await scripts.run(client, command))
 
     # -- helpers --------------------------------------------------------------
+
+    def seed(self, room: str, members: list[Member]) -> None:
+        """The room's members as of a point of its channel this node heard: its
+        mirror holds every one of another node's (and what came since, kept)."""
+        mirror = self._mirror.get(room)
+        if mirror is None:
+            return
+        for member in members:
+            if not self._node.holds(member.session_id):
+                mirror.setdefault(member.user_id, member)
+
+    def moved(self, room: str, member: Member) -> None:
+        """A local member moved to another node (as ``member`` there), or one moved
+        here is a local member now: the mirror follows at once."""
+        members = self._mirror.get(room)
+        if members is None:
+            return
+        if self._node.holds(member.session_id):
+            now = members.get(member.user_id)
+            if now is not None and now.session_id == member.session_id:
+                del members[member.user_id]
+        else:
+            members[member.user_id] = member
 
     def want(self, room: str) -> None:
         """One more local member (or one on its way) in ``room``: this node hears it."""

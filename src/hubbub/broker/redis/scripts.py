@@ -54,7 +54,8 @@ USER_GONE = Script("user_gone")
 UPDATE = Script("update")
 LOCATE = Script("locate")
 MOVE = Script("move")
-ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER, USER_GONE, UPDATE, LOCATE, MOVE)
+TAKE = Script("take")
+ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER, USER_GONE, UPDATE, LOCATE, MOVE, TAKE)
 
 
 def claim(
@@ -209,3 +210,8 @@ def move(
         [members_key, moved_key, user_nodes_key, node_rooms_key, node_users_key],
         [user_id, old, new, new_node, ttl_ms, room_channel, room],
     )
+
+
+def take(*, members_key: str, room_channel: str, session_id: str, taken_by: str) -> Command:
+    """Publishes TAKE, with the room's members, on ``room_channel``."""
+    return TAKE.call([members_key], [room_channel, session_id, taken_by])

@@ -12,7 +12,8 @@ A publication is one byte naming its :class:`Kind`, then its body::
     ROOM          m hubbub:r:<room>   <origin><number><exclude>\\n<payload>
     CHAT          h hubbub:r:<room>   <origin><number><exclude>\\n<seq>\\n<payload>
     ROOM_ENDED    e hubbub:r:<room>   <origin>
-    TAKE          T hubbub:r:<room>   {"s": session id, "b": the session taking it}
+    TAKE          T hubbub:r:<room>   {"s": session id, "b": the session taking it,
+                                       "m": [user id, entry...]: the room's members}
     JOINED        j hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
     LEFT          l hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1),
                                        "t": last seen (ms; 0: it did not chat)}
@@ -30,7 +31,8 @@ A publication is one byte naming its :class:`Kind`, then its body::
                                        "s": session id, "f": ref, "r": room}
     ASK_SESSION   q hubbub:n:<node>   {"s": session id, "t": resume token, "b": asked by}
     OFFER         Q hubbub:n:<node>   {"b": asked by, "s": session id, "r": room
-                                       ("": refused), "u": user id}
+                                       ("": refused), "u": user id, "m": the id it
+                                       moved to (ask there), or ""}
     HANDED        z hubbub:n:<node>   MessagePack: {"b": taken by, "st": SessionState
                                        or null}
     ADOPT         a hubbub:n:<node>   {"s": session id, "t": resume token, "r": room,
@@ -238,15 +240,23 @@ class AskSession(
 class Offer(
     msgspec.Struct,
     frozen=True,
-    rename={"asked_by": "b", "session_id": "s", "room": "r", "user_id": "u"},
+    rename={
+        "asked_by": "b",
+        "session_id": "s",
+        "room": "r",
+        "user_id": "u",
+        "moved_to": "m",
+    },
 ):
     """The answer to :class:`AskSession`: the session's room and user (to take it
-    there), or ``room`` empty: no such session with that token."""
+    there); or the id it moved on to (ask there); or neither: no such session with
+    that token."""
 
     asked_by: str
     session_id: str
     room: str
     user_id: str
+    moved_to: str = ""
 
 
 class Adopt(
@@ -262,12 +272,13 @@ class Adopt(
     user_id: str
 
 
-class Take(msgspec.Struct, frozen=True, rename={"session_id": "s", "taken_by": "b"}):
+class Take(msgspec.Struct, frozen=True):
     """On a room's channel: from here on, what the room gets is ``taken_by``'s, no
-    longer ``session_id``'s."""
+    longer ``session_id``'s; ``members``: the room's members then."""
 
     session_id: str
     taken_by: str
+    members: list[Member]
 
 
 class Handed(msgspec.Struct, frozen=True, rename={"taken_by": "b", "state": "st"}):
@@ -352,10 +363,6 @@ class Endpoint:
     def room_ended(self) -> bytes:
         return _ROOM_ENDED + self._origin
 
-    @staticmethod
-    def take(session_id: str, taken_by: str) -> bytes:
-        return _TAKE + _json_encode(Take(session_id, taken_by))
-
     def user(self, exclude: str | None, user_id: str, payload: bytes) -> bytes:
         head = _USER + self._origin + (exclude or "").encode()
         return head + b"\n" + user_id.encode() + b"\n" + payload
@@ -387,9 +394,10 @@ class Endpoint:
             return None if data[1:] == self._origin else RoomEnded()
         if kind == _TAKE:
             try:
-                return _take(data[1:])
+                take = _take(data[1:])
             except msgspec.DecodeError as error:
                 raise WireError(f"malformed publication (TAKE): {error}") from None
+            return Take(take.s, take.b, decode_members(take.m))
         if kind in _CHANGES:
             try:
                 change = _change(data[1:])
@@ -562,6 +570,12 @@ class _Claimed(msgspec.Struct):
     """HGETALL's flat list, or ``{}`` (how Lua's cjson writes an empty table)."""
 
 
+class _Take(msgspec.Struct):
+    s: str
+    b: str
+    m: list[str] | dict[str, str]
+
+
 class _Snapshot(msgspec.Struct):
     r: str
     m: list[str] | dict[str, str]
@@ -572,7 +586,7 @@ _claimed = msgspec.json.Decoder(_Claimed).decode
 _snapshot = msgspec.json.Decoder(_Snapshot).decode
 _info = msgspec.json.Decoder(_Info).decode
 _handed = msgspec.msgpack.Decoder(Handed).decode
-_take = msgspec.json.Decoder(Take).decode
+_take = msgspec.json.Decoder(_Take).decode
 _requests: dict[Kind, Callable[[bytes], Request]] = {
     kind: msgspec.json.Decoder(value).decode for value, kind in _REQUEST_KINDS.items()
 }
