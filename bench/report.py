@@ -130,23 +130,24 @@ def _targets(results: dict[str, Any]) -> list[str]:
     rows = []
     for entry in results["scenarios"]:
         scenario = _scenario(entry["name"])
-        ours = entry["results"].get("hubbub")
+        ours = entry["results"].get(scenario.ours)
         if not scenario.targets or ours is None or "error" in ours:
             continue
-        seed = entry["results"].get("seed")
+        seed = entry["results"].get(scenario.reference)
         if seed is not None and "error" in seed:
             seed = None
         for target in scenario.targets:
             column = next(c for c in scenario.columns if c.key == target.metric)
             verdict = target.check(ours, seed)
             if verdict is None:
-                met, bound_text = "not measured (no seed baseline)", "-"
+                met, bound_text = f"not measured (no {scenario.reference} baseline)", "-"
             else:
                 bound, ok = verdict
                 met, bound_text = ("met" if ok else "**not met**"), _format(bound, column)
+            measured = _format(ours.get(target.metric), column)
             rows.append(
                 f"| {scenario.title.split(':')[0]} ({entry['case']}) | {_header(column)} "
-                f"{target.describe()} | {_format(ours.get(target.metric), column)} | "
+                f"{target.describe(scenario.reference)} | {measured} | "
                 f"{bound_text} | {met} |"
             )
     if not rows:

@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import machine, report
+from bench import loadgens, machine, report
 from bench.scenario import SIZES, Run, Scenario
 from bench.scenarios import SCENARIOS
 from bench.servers import REPO, WORK_DIR, HubbubAt, ServerKind, all_servers, hubbub_clusters
@@ -59,6 +59,12 @@ async def run_all(
         log.info("flame graphs of the Python servers go to %s", work_dir)
     for scenario in scenarios:
         for case in scenario.cases(size):
+            loadgen = case.params.get("loadgen", loadgens.PICOWS)
+            missing = loadgens.missing(loadgen)
+            if missing is not None:
+                log.warning("%s / %s not run: %s", scenario.name, case.label, missing)
+                run.notes.append(f"{scenario.name} / {case.label}: not run ({missing})")
+                continue
             entry: dict[str, Any] = {
                 "name": scenario.name,
                 "case": case.label,
@@ -76,6 +82,7 @@ async def run_all(
             for name, runs in repeats.items():
                 entry["results"][name] = median_of(runs)
             results["scenarios"].append(entry)
+    results["versions"]["ws (Node generator)"] = loadgens.NODE_LOADGEN.ws_version
     results["duration_s"] = round(time.monotonic() - started, 1)
     results["machine"]["load_average_at_end"] = machine.load_average()
     results["notes"] = run.notes
@@ -145,11 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--servers",
-        default="hubbub,hubbub-redis,hubbub-cluster,seed,socketio",
-        help="comma-separated, of: hubbub, hubbub-redis, hubbub-cluster, seed, socketio "
-        "(and hubbub-ref, hubbub-redis-ref, hubbub-cluster-ref with --compare-with), "
-        "measured in this order; the hubbub-redis and hubbub-cluster ones only in the "
-        "scenarios that name them (cluster)",
+        default="hubbub,hubbub-redis,hubbub-cluster,seed,socketio,"
+        "hubbub-frontends,peer,y-webrtc-server",
+        help="comma-separated, of: hubbub, hubbub-redis, hubbub-cluster, seed, socketio, "
+        "hubbub-frontends, peer, y-webrtc-server (and hubbub-ref, hubbub-redis-ref, "
+        "hubbub-cluster-ref with --compare-with), measured in this order; the "
+        "hubbub-redis and hubbub-cluster ones only in the scenarios that name them "
+        "(cluster), hubbub-frontends, peer and y-webrtc-server only in peerjs_relay and "
+        "ywebrtc_fanout",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the report goes")
     parser.add_argument(

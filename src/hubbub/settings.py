@@ -21,7 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
+from hubbub.auth.turn import uri_host
 from hubbub.core import Limits
 
 ENV_PREFIX = "HUBBUB_"
@@ -44,6 +46,12 @@ there are messages."""
 
 DEFAULT_DATA_DIR = Path("hubbub-data")
 
+DEFAULT_STUN_PORT = 3478
+"""The STUN port (RFC 8489 section 18.6)."""
+
+FRONTENDS = ("peerjs", "y-webrtc", "tracker")
+"""The other libraries' protocols a server can speak (docs/compat.md)."""
+
 
 class SettingsError(ValueError):
     """A setting's value is refused; the message names the setting and why."""
@@ -54,10 +62,12 @@ def setting(
     help: str,
     *,
     secret: bool = False,
+    url: bool = False,
     choices: Sequence[str] | None = None,
 ) -> Any:
-    """Declare a setting: its default, what it means, and whether to mask it."""
-    metadata = {"help": help, "secret": secret, "choices": tuple(choices or ())}
+    """Declare a setting: its default, what it means, and whether to mask it: all of
+    it (``secret``), or with ``url`` the password a URL may carry, and only that."""
+    metadata = {"help": help, "secret": secret, "url": url, "choices": tuple(choices or ())}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -110,6 +120,14 @@ class ServerSettings:
         "PEM file of the public key that access tokens are signed for: Ed25519 (EdDSA) "
         "or P-256 (ES256).",
     )
+    token_endpoint: str | None = setting(
+        None,
+        "URL of the application's backend that the web app at / asks for an access "
+        'token (GET, with the page\'s cookies, ?room=NAME; answers {"token": ...}), so '
+        "a site can put the web app behind its own sign-in (token mode; see "
+        "docs/security.md#the-web-app-in-token-mode). An absolute http(s) URL or a path "
+        "on this server's origin.",
+    )
     allowed_origin: list[str] = setting(
         [],
         "Origin a browser page may connect from (https://app.example.com); a WebSocket "
@@ -125,7 +143,20 @@ class ServerSettings:
     )
     tls_key: Path | None = setting(None, "PEM private key of tls_cert.")
     stun_uri: list[str] = setting(
-        [], "STUN server handed to clients in iceServers (stun:stun.example.com:3478)."
+        [],
+        "STUN server handed to clients in iceServers (stun:stun.example.com:3478), "
+        "instead of the built-in one.",
+    )
+    stun_port: int = setting(
+        DEFAULT_STUN_PORT,
+        "UDP port of the built-in STUN server (binding requests, RFC 8489), on --host; "
+        "it is handed to clients in iceServers when no stun_uri is given (0: off).",
+    )
+    public_host: str | None = setting(
+        None,
+        "Host name or address clients reach this server by, for the built-in STUN "
+        "server's URI in iceServers (stun:HOST:PORT). Default: the host each client "
+        "connected to (its Host header).",
     )
     turn_uri: list[str] = setting(
         [],
@@ -179,7 +210,7 @@ class ServerSettings:
         None,
         "PostgreSQL database to store history and notifications in "
         "(postgresql://user:password@host/name) instead of SQLite under --data-dir.",
-        secret=True,
+        url=True,
     )
     history_on_join: int = setting(
         50, "Chat messages sent in room-joined: the room's last ones (0: none)."
@@ -228,7 +259,7 @@ class ServerSettings:
         "memory",
         "How messages reach the members of a room: memory (this process alone) or a "
         "Redis URL (redis://host:6379/0) that joins this server to a cluster of nodes.",
-        secret=True,
+        url=True,
     )
     cluster_heartbeat: float = setting(
         1.0, "Seconds between two refreshes of this node's alive key in Redis (cluster)."
@@ -253,15 +284,55 @@ class ServerSettings:
         "Messages a room holds behind a gap in its chat, past which the gap is read from "
         "the store at once (cluster).",
     )
+    frontend: list[str] = setting(
+        [],
+        "Another library's signaling protocol to serve on this port too: peerjs (PeerJS "
+        "at /peerjs), y-webrtc (at /y-webrtc), tracker (WebTorrent tracker at /announce). "
+        "See docs/compat.md.",
+    )
+    peerjs_key: list[str] = setting(
+        ["peerjs"], "PeerJS key (application) served; a client with another is refused."
+    )
+    peerjs_discovery: bool = setting(
+        False, "Answer GET /peerjs/KEY/peers with the ids of the key's connected peers."
+    )
+    peerjs_alive_timeout: float = setting(
+        60.0,
+        "Seconds a PeerJS client may send nothing (it sends a heartbeat every 5 s) before "
+        "its connection is closed.",
+    )
+    peerjs_expire_timeout: float = setting(
+        5.0,
+        "Seconds a message for a PeerJS peer that is not connected is kept for it; then "
+        "its sender gets EXPIRE (peer-unavailable).",
+    )
+    tracker_interval: int = setting(
+        120, "Seconds a tracker client is told to wait between two announces."
+    )
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise SettingsError(f"port: {self.port} is not a port number (0 to 65535)")
+        for name in ("port", "stun_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise SettingsError(
+                    f"{name}: {getattr(self, name)} is not a port number (0 to 65535)"
+                )
+        if self.public_host is not None and uri_host(self.public_host) is None:
+            raise SettingsError(f"public_host: {self.public_host!r} is not a host name or address")
         if self.auth == "token" and not (self.token_secret or self.token_public_key):
             raise SettingsError(
                 "auth: token mode needs token_secret or token_public_key to check tokens with"
             )
+        if self.token_endpoint is not None:
+            if self.auth != "token":
+                raise SettingsError(
+                    "token_endpoint: the web app asks for tokens in token mode only"
+                )
+            if not self.token_endpoint.startswith(("https://", "http://", "/")):
+                raise SettingsError(
+                    f"token_endpoint: {self.token_endpoint!r} is neither an http(s):// URL "
+                    "nor a path starting with /"
+                )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise SettingsError("tls_cert and tls_key go together: give both or neither")
         if self.turn_uri and not self.turn_secret:
@@ -287,6 +358,15 @@ class ServerSettings:
                 "cluster_node_timeout must be more than twice cluster_heartbeat, or live "
                 "nodes would be taken as dead"
             )
+        for name in self.frontend:
+            if name not in FRONTENDS:
+                raise SettingsError(f"frontend: {name!r} is none of " + ", ".join(FRONTENDS))
+        for key in self.peerjs_key:
+            if not key or not key.isprintable() or "/" in key:
+                raise SettingsError(f"peerjs_key: {key!r} is not a usable key")
+        for name in ("peerjs_alive_timeout", "peerjs_expire_timeout", "tracker_interval"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("history_on_join", "offline_on_join", "store_batch_delay", "reconnect_spread"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must not be negative")
@@ -362,6 +442,7 @@ class Option:
     default: Any
     help: str
     secret: bool
+    url: bool
     choices: tuple[str, ...]
     in_limits: bool
 
@@ -387,6 +468,7 @@ def _options_of(cls: type, in_limits: bool) -> list[Option]:
                 default=_default_of(item),
                 help=str(item.metadata.get("help", "")),
                 secret=bool(item.metadata.get("secret", False)),
+                url=bool(item.metadata.get("url", False)),
                 choices=tuple(item.metadata.get("choices", ())),
                 in_limits=in_limits,
             )
@@ -571,14 +653,29 @@ def _describe(base: Any) -> str:
     }.get(base, "text")
 
 
+MASK = "********"
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL's ``user:password@``, or None."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 def effective(settings: ServerSettings) -> list[tuple[str, str]]:
-    """Every setting and its value as shown to an operator, secrets masked."""
+    """Every setting and its value as shown to an operator: secrets masked, and of a
+    URL only its password."""
     shown = []
     for option in OPTIONS:
         source = settings.limits if option.in_limits else settings
         value = getattr(source, option.name)
+        password = url_password(value) if option.url and isinstance(value, str) else None
         if option.secret and value:
-            text = "********"
+            text = MASK
+        elif password:
+            text = value.replace(f":{password}@", f":{MASK}@", 1)
         elif value is None:
             text = "(none)"
         elif isinstance(value, list):
@@ -590,10 +687,16 @@ def effective(settings: ServerSettings) -> list[tuple[str, str]]:
 
 
 def secret_values(settings: ServerSettings) -> list[str]:
-    """The values of every secret setting, for the log redactor."""
+    """The values of every secret setting, and the passwords in URL settings, for the
+    log redactor."""
     values: list[str] = []
     for option in OPTIONS:
-        if option.secret:
+        if option.url:
+            value = getattr(settings, option.name)
+            password = url_password(value) if isinstance(value, str) else None
+            if password:
+                values.append(password)
+        elif option.secret:
             value = getattr(settings.limits if option.in_limits else settings, option.name)
             if isinstance(value, list):
                 values.extend(str(item) for item in value)

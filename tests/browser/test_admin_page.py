@@ -1,5 +1,6 @@
 """The admin page at ``/admin`` in real Chromium: the key entered once, live rooms and
-their participants, rates from the metrics, and its buttons acting on the server."""
+their participants, rates and charts from the metrics, a search, and its buttons
+acting on the server once confirmed."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ async def test_the_admin_page_lists_a_live_room_and_its_participants(
         await page.click("#key-form button[type=submit]")
         row = 'tr[data-room="standup"]'
         await page.wait_for_selector(row, timeout=WAIT)
+        # signed in, the key's form is gone
+        assert await page.is_hidden("#key-form")
         users = await page.locator(f"{row} li .user-id").all_text_contents()
         assert users == ["alice", "bob"]
         # a room name is shown as text, never run as HTML
@@ -72,16 +75,62 @@ async def test_the_admin_page_lists_a_live_room_and_its_participants(
         )
         chatting.cancel()
 
+        # live charts: connections and messages per second over the last minutes
+        await expect(page.locator("#chart-connections")).to_have_attribute(
+            "aria-label", re.compile(r"connections now 3, peak 3; participants now 3"), timeout=WAIT
+        )
+        await expect(page.locator("#chart-messages")).to_have_attribute(
+            "aria-label", re.compile(r"in now [0-9.]+, peak [0-9.]*[1-9]"), timeout=WAIT
+        )
+        drawn = await page.evaluate(
+            """() => {
+              const canvas = document.getElementById("chart-messages");
+              const pixels = canvas.getContext("2d")
+                .getImageData(0, 0, canvas.width, canvas.height).data;
+              let lit = 0;
+              for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) lit += 1;
+              return lit;
+            }"""
+        )
+        assert drawn > 500
+
+        # search: by a room's name or by a person in it
+        await page.fill("#room-search", "odd")
+        await expect(page.locator("tbody tr")).to_have_count(1)
+        await page.fill("#room-search", "BOB")
+        await expect(page.locator("tbody tr")).to_have_count(1)
+        assert await page.locator(row).count() == 1
+        await page.fill("#room-search", "nobody-here")
+        await expect(page.locator("#no-match")).to_be_visible()
+        await page.fill("#room-search", "")
+        await expect(page.locator("tbody tr")).to_have_count(2)
+
         # the key is kept for the tab: a reload shows the rooms without asking again
         await page.reload()
         await page.wait_for_selector(row, timeout=WAIT)
 
-        # removing a participant from the page closes its connection with 4003
+        # removing a participant asks first; cancelled, nothing happens...
         await page.click(f'{row} li[data-user-id="bob"] button')
+        await expect(page.locator("#confirm")).to_be_visible()
+        assert await page.inner_text("#confirm-title") == "Remove bob?"
+        await page.click("#confirm-cancel")
+        await expect(page.locator("#confirm")).to_be_hidden()
+        await asyncio.sleep(0.5)
+        assert await page.locator(f'{row} li[data-user-id="bob"]').count() == 1
+        # ...confirmed, it closes the participant's connection with 4003
+        await page.click(f'{row} li[data-user-id="bob"] button')
+        await page.click("#confirm-ok")
         assert await clients[1].closed_with(timeout=20) == 4003
         await page.wait_for_selector(
             f'{row} li[data-user-id="bob"]', state="detached", timeout=WAIT
         )
+        # ending a room asks too, then closes everyone in it with 4004
+        await page.click(f"{row} .end-room")
+        assert await page.inner_text("#confirm-title") == "End standup?"
+        assert "1 person" in await page.inner_text("#confirm-text")
+        await page.click("#confirm-ok")
+        assert await clients[0].closed_with(timeout=20) == 4004
+        await page.wait_for_selector(row, state="detached", timeout=WAIT)
     finally:
         if chatting is not None:
             chatting.cancel()

@@ -44,3 +44,30 @@ async def test_json_logs_carry_connection_events_and_no_secret() -> None:
     join = next(line for line in lines if line.get("event") == "join")
     assert join["user"] == "alice"
     assert join["room"] == "[redacted]"
+
+
+async def test_front_end_tokens_travel_in_urls_and_are_never_logged() -> None:
+    log: list[bytes] = []
+    async with hubbub_serve(
+        "--log-level", "debug", "--frontend", "peerjs", "--frontend", "y-webrtc", log=log
+    ) as (url, process):
+        ws = url.replace("http://", "ws://")
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"{ws}/peerjs/peerjs?key=peerjs&id=al&token={TOKEN}") as p:
+                await p.receive()  # refused: a token signed with another key
+            async with http.ws_connect(f"{ws}/peerjs/peerjs?key=peerjs&id=bo&token=plain") as p:
+                assert json.loads((await p.receive()).data) == {"type": "OPEN"}
+            async with http.ws_connect(f"{ws}/y-webrtc") as y:
+                await y.close()
+            for token in ("plain", TOKEN):  # no key to check it with: refused
+                async with http.get(
+                    f"{url}/y-webrtc?token={token}",
+                    headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+                ) as response:
+                    assert response.status == 401
+        process.terminate()
+        await process.wait()
+    text = b"".join(log).decode()
+    assert "connect protocol=peerjs" in text or '"protocol": "peerjs"' in text
+    assert TOKEN not in text
+    assert "token=plain" not in text

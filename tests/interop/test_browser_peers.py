@@ -48,8 +48,8 @@ async def test_python_records_the_browsers_video(browser: Browser, tmp_path: Pat
     async with hub_and_page(browser) as (url, page):
         await page.evaluate("enter('web', {send: true, audio: true})")
         async with hubbub(
-            "record", "--url", url, "--room", "x", "--user", "web", "--out", str(out),
-            "--as", "rec", "--duration", "5",
+            "record", "--url", url, "--room", "x", "--member", "web", "--out", str(out),
+            "--user", "rec", "--duration", "5",
         ) as bot:  # fmt: skip
             stdout, stderr = await finish(bot, WAIT * 2)
         log = await page.evaluate("log")

@@ -201,7 +201,7 @@ async def test_record_a_python_peer(tmp_path: Path) -> None:
     async with hubbub_serve() as (url, _server):
         async with Client(url, "rec", user="cam", events=False) as cam, Mesh(cam, media=media):  # noqa: SIM117
             async with hubbub(
-                "record", "--url", url, "--room", "rec", "--user", "cam",
+                "record", "--url", url, "--room", "rec", "--member", "cam",
                 "--out", str(out), "--duration", "8",
             ) as bot:  # fmt: skip
                 stdout, stderr = await finish(bot)

@@ -177,6 +177,7 @@ def test_hubbub_token_prints_a_token_the_server_takes(tmp_path) -> None:
         "team",
         "--ttl",
         "1h",
+        "--no-default-grants",
         "--grant",
         "join",
         env={"HUBBUB_TOKEN_SECRET": SECRET},

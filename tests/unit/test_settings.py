@@ -8,7 +8,7 @@ import pytest
 
 from hubbub import settings
 from hubbub.cli import _build_parser
-from hubbub.settings import SettingsError
+from hubbub.settings import ServerSettings, SettingsError
 
 
 def parse(*argv: str) -> dict:
@@ -74,3 +74,18 @@ def test_every_setting_has_help_and_shows_in_effective() -> None:
     for option in settings.OPTIONS:
         assert option.help, option.name
         assert option.name in shown
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"frontend": ["peerjs", "socket.io"]}, "frontend"),
+        ({"peerjs_key": ["a/b"]}, "peerjs_key"),
+        ({"peerjs_key": [""]}, "peerjs_key"),
+        ({"peerjs_expire_timeout": 0}, "peerjs_expire_timeout"),
+        ({"tracker_interval": -1}, "tracker_interval"),
+    ],
+)
+def test_front_end_settings_are_checked(changes: dict[str, object], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        ServerSettings(**changes)  # type: ignore[arg-type]

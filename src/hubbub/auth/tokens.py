@@ -46,6 +46,13 @@ HMAC_ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
 """Shortest shared secret accepted: HS256 is only as strong as its secret."""
 
+DEFAULT_TOKEN_TTL = 3600
+"""Seconds a token minted without a ``ttl`` is valid (the HTTP API, ``hubbub token``)."""
+
+MAX_TOKEN_TTL = 7 * 24 * 3600
+"""Longest ``ttl`` hubbub mints a token with, in seconds (the HTTP API, ``hubbub
+token``): hubbub keeps no list of revoked tokens, so a token is good until it ends."""
+
 
 class TokenError(Exception):
     """A token is refused; ``code`` is one of the ``token-*`` error codes."""

@@ -5,10 +5,12 @@ printed as it happens. On a server that stores chat, the room's last messages ar
 printed on joining, and those missed while the connection was down once it is back
 (the client resumes its session, or fetches them after joining afresh); each
 message is printed once. ``/history`` pages further back. ``/who`` lists the room,
-``/quit`` (or end of input) leaves. Who is away or busy, who starts typing, and
-notifications for this user are shown as they come; ``/status away`` (``busy``,
-``online``) sets ours. Messages of types this client does not know (a newer
-server's additions) are printed as they are.
+``/quit`` (or end of input) leaves, ``/help`` lists the commands. Who is away or busy,
+who starts typing, and notifications for this user are shown as they come; ``/status
+away`` (``busy``, ``online``) sets ours. A line starting with ``/`` that is no command
+is not sent (a typo would otherwise reach the whole room): ``//`` sends a line that
+starts with ``/``. Messages of types this client does not know (a newer server's
+additions) are printed as they are.
 """
 
 from __future__ import annotations
@@ -55,13 +57,30 @@ STATUSES = ", ".join(_STATUSES[:-1]) + " or " + _STATUSES[-1]
 """The statuses /status takes, as its help says them: online, away or busy."""
 
 
+COMMANDS = {
+    "/help": "list these commands",
+    "/who": "who is in the room, and who is typing",
+    "/history": "print older messages",
+    f"/status {'|'.join(_STATUSES)}": "set your status",
+    "/quit": "leave (end of input does too)",
+}
+"""What ``/help`` prints: each command and what it does."""
+
+HELP = "\n".join(
+    [
+        "* type a line and press Enter to send it to the room; //text sends /text",
+        *(f"* {command:<26} {meaning}" for command, meaning in COMMANDS.items()),
+    ]
+)
+
+
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "chat",
         help="chat in a room from the terminal",
         description="Join a room and chat: type a line to send it; /history shows older "
         f"messages, /who lists the room, /status {'|'.join(_STATUSES)} "
-        "sets yours, /quit leaves.",
+        "sets yours, /quit leaves, /help lists the commands; //text sends /text.",
     )
     add_connection_arguments(parser)
     parser.set_defaults(command_name="chat", run=lambda args: run_command(args, chat))
@@ -225,8 +244,17 @@ async def _read_lines(client: Client, stdin: TextIO, seen: _Seen) -> None:
             if typing:
                 print(f"* typing: {typing}", flush=True)
             continue
-        if text.strip().startswith("/status"):
+        if text.strip() == "/status" or text.strip().startswith("/status "):
             await _set_status(client, text.strip().removeprefix("/status").strip())
+            continue
+        if text.strip() == "/help":
+            print(HELP, flush=True)
+            continue
+        if text.startswith("//"):
+            text = text[1:]
+        elif text.startswith("/"):
+            command = text.split()[0]
+            print(f"! unknown command {command} (not sent); /help lists them", flush=True)
             continue
         # stored-chat servers answer with chat-ack: wait for it in the background
         task = asyncio.ensure_future(_send(client, text))

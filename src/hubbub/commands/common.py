@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from hubbub.client import Client, ConnectError, HubbubClientError, JoinRefused
@@ -21,7 +23,7 @@ class CommandError(Exception):
     """A failure to tell the user in one line (no traceback)."""
 
 
-def add_connection_arguments(parser: argparse.ArgumentParser, *, user_flag: str = "--user") -> None:
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--room", required=True, help="the room to join")
     parser.add_argument(
         "--url",
@@ -35,10 +37,10 @@ def add_connection_arguments(parser: argparse.ArgumentParser, *, user_flag: str 
         help="an access token, on servers that require one (env HUBBUB_TOKEN)",
     )
     parser.add_argument(
-        user_flag,
-        dest="user",
+        "--user",
         default=None,
-        help="the user id to join as, on servers in open mode (default: one the server picks)",
+        help="the user id to join as, on servers in open mode (default: one the server "
+        "picks); with a token, the token says who you are",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
 
@@ -100,5 +102,15 @@ def need_peer_extra() -> None:
         import aiortc  # noqa: F401
     except ImportError:
         raise CommandError(
-            "this command needs the WebRTC peer support: pip install 'hubbub[peer]'"
+            f"this command needs hubbub's WebRTC peers (aiortc): {peer_install_command()}"
         ) from None
+
+
+def peer_install_command() -> str:
+    """How to install the ``peer`` extra into the Python that runs this command: from
+    the clone it runs from (``make serve`` installs the server alone), or from PyPI."""
+    root = Path(__file__).resolve().parents[3]
+    python = shlex.quote(sys.executable)
+    if (root / "pyproject.toml").is_file() and (root / "src" / "hubbub").is_dir():
+        return f"{python} -m pip install -e {shlex.quote(str(root) + '[peer]')}"
+    return f"{python} -m pip install 'hubbub[peer]'"

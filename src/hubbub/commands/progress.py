@@ -1,4 +1,7 @@
-"""A progress bar on stderr: redrawn in place on a terminal, a line every 10% otherwise."""
+"""A progress bar on stderr: redrawn in place on a terminal, a line every 10% otherwise.
+
+Its rate counts from when the bytes start to flow: waiting for the other side to
+join or to accept is not part of it."""
 
 from __future__ import annotations
 
@@ -21,15 +24,17 @@ class ProgressBar:
         self.total = total
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self._started = time.monotonic()
+        self._started = 0.0
         self._start_bytes: int | None = None
         self._last_draw = 0.0
         self._last_tenth = -1
 
     def update(self, done: int) -> None:
         now = time.monotonic()
-        if self._start_bytes is None:
+        if self._start_bytes is None or done == self._start_bytes:
+            # nothing has moved yet: the clock starts at the last update before it does
             self._start_bytes = done
+            self._started = now
         fraction = done / self.total if self.total else 1.0
         if self.tty:
             if now - self._last_draw < 0.1 and done < self.total:

@@ -19,6 +19,9 @@ from hubbub.commands.common import (
     run_command,
 )
 
+CONTAINERS = (".mp4", ".mkv", ".webm")
+"""What ``--out`` may end with: the container is chosen by the extension."""
+
 TRACK_GATHER = 3.0
 """Seconds to wait, after the first track, for the member's other track before the
 recording starts (a file's streams are fixed when it starts)."""
@@ -28,16 +31,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser(
         "record",
         help="record a member's audio and video to a file",
-        description="Join --room as a bot and record the audio and video of --user into "
+        description="Join --room as a bot and record the audio and video of --member into "
         "--out (the container follows the extension: .mp4, .mkv, .webm). Stops when the "
         "member leaves, after --duration seconds, or on Ctrl-C. On servers with tokens, "
         "a token with the 'hidden' grant keeps the bot out of the others' member lists.",
     )
-    parser.add_argument("--user", dest="target", required=True, help="the member to record")
+    parser.add_argument(
+        "--member", dest="target", required=True, help="the user id of the member to record"
+    )
     parser.add_argument("--out", required=True, type=Path, help="the file to write")
     parser.add_argument("--duration", type=float, default=None, help="seconds to record")
     parser.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the member")
-    add_connection_arguments(parser, user_flag="--as")
+    add_connection_arguments(parser)
     parser.set_defaults(command_name="record", run=lambda args: run_command(args, record))
 
 
@@ -52,6 +57,10 @@ async def record(args: argparse.Namespace) -> int:
     target: str = args.target
     if not args.out.parent.exists():
         raise CommandError(f"no such directory: {args.out.parent}")
+    if args.out.suffix.lower() not in CONTAINERS:
+        raise CommandError(
+            f"{args.out.name}: the file's extension names its container: " + ", ".join(CONTAINERS)
+        )
     recording = Recording(args.out)
     tracks: dict[str, MediaStreamTrack] = {}
     first_track = asyncio.Event()

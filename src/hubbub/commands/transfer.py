@@ -24,7 +24,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "send",
         help="send a file to a member of a room, peer to peer",
         description="Send FILE to the member --to of --room over WebRTC. Waits for them "
-        "to be there; when the connection breaks, resumes where the receiver stopped.",
+        "to be there and to accept it (saying so on stderr); when the connection breaks, "
+        "resumes where the receiver stopped.",
     )
     send.add_argument("file", metavar="FILE", type=Path)
     send.add_argument("--to", required=True, help="the user id of the receiver")
@@ -61,15 +62,29 @@ async def send_file(args: argparse.Namespace) -> int:
         raise CommandError(f"no such file: {path}")
     size = os.path.getsize(path)  # noqa: ASYNC240
     bar = ProgressBar(path.name, size)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def offered() -> None:
+        say(f"offered {path.name} to {args.to}; waiting for them to accept it")
+
     async with make_client(args, events=False) as client, Mesh(client) as mesh:
         for attempt in range(1, args.attempts + 1):
+            waiting = mesh.peers.get(args.to)
+            if args.to not in client.participants:
+                say(f"waiting for {args.to} to join {args.room} (up to {args.wait:g} s)")
+            elif waiting is None or not waiting.connected:
+                say(f"{args.to} is here; connecting to them")
             try:
                 peer = await mesh.wait_for_peer(args.to, timeout=args.wait)
             except TimeoutError:
                 raise CommandError(
                     f"{args.to} did not show up in {args.room} within {args.wait:g} s"
                 ) from None
-            result = await peer.send_file(path, progress=lambda done, _total: bar.update(done))
+            result = await peer.send_file(
+                path, progress=lambda done, _total: bar.update(done), offered=offered
+            )
             bar.finish()
             if result.ok:
                 resumed = f" (resumed at {human_bytes(result.offset)})" if result.offset else ""

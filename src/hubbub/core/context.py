@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from hubbub.core.calling import Calling
     from hubbub.core.chat import ChatFeature
     from hubbub.core.cluster import ClusterEvents
+    from hubbub.core.frontends import Frontends
     from hubbub.core.handover import Handover
     from hubbub.core.ice import IceFeature
     from hubbub.core.joining import Joining
@@ -55,6 +56,7 @@ class HubContext:
     calling: Calling
     chat: ChatFeature
     cluster: ClusterEvents
+    frontends: Frontends
     handover: Handover
     ice: IceFeature
     joining: Joining
@@ -127,8 +129,11 @@ class HubContext:
     def send_error(self, session: Session, error: ProtocolError) -> None:
         """Refuse: the ``error`` message, and the close it calls for, if any."""
         self.counters.errors[error.code] += 1
-        reply = Error(code=error.code, message=error.message, ref=error.ref, reason=error.reason)
-        self.outbox.send(session, codec.encode(reply))
+        if not self.frontends.refuse(session, error):
+            reply = Error(
+                code=error.code, message=error.message, ref=error.ref, reason=error.reason
+            )
+            self.outbox.send(session, codec.encode(reply))
         if error.close_code is not None:
             session.closing = True
             self.outbox.close(session, error.close_code, error.message)

@@ -49,6 +49,7 @@ from hubbub.core.cluster import ClusterEvents
 from hubbub.core.context import HubContext
 from hubbub.core.counters import HubCounters
 from hubbub.core.events import HubObserver, NoObserver
+from hubbub.core.frontends import Frontends, FrontendSettings
 from hubbub.core.handover import Handover
 from hubbub.core.ice import IceFeature
 from hubbub.core.joining import Joining, new_user_id
@@ -56,14 +57,17 @@ from hubbub.core.limits import Limits
 from hubbub.core.notifications import Notifications
 from hubbub.core.ordering import DEFAULT_GAP_TIMEOUT, DEFAULT_MAX_HELD, ChatOrdering
 from hubbub.core.outbox import Outbox
+from hubbub.core.peerjs import PeerjsFeature
 from hubbub.core.presence import PresenceFeature
 from hubbub.core.resuming import Resuming
 from hubbub.core.rooms import RoomRegistry
 from hubbub.core.session import Session
 from hubbub.core.storage import PendingChat, Storage
+from hubbub.core.tracker import TrackerFeature
 from hubbub.core.users import UserRegistry
 from hubbub.core.waiting import Wait, Waiting
-from hubbub.protocol import codec
+from hubbub.core.y_webrtc import YWebrtcFeature
+from hubbub.protocol import codec, peerjs, tracker, y_webrtc
 from hubbub.protocol.errors import (
     CloseCode,
     ErrorCode,
@@ -125,6 +129,7 @@ class Hub:
         chat_in_seq_order: bool = True,
         chat_gap_timeout: float = DEFAULT_GAP_TIMEOUT,
         chat_gap_max_held: int = DEFAULT_MAX_HELD,
+        frontends: FrontendSettings | None = None,
     ) -> None:
         limits = limits or Limits()
         self._waiting = Waiting(limits.message_burst, self._dispatch)
@@ -164,6 +169,10 @@ class Hub:
             max_held=chat_gap_max_held,
         )
         self._held_message = self._ordering.room_message
+        ctx.frontends = self._frontends = Frontends(ctx, frontends or FrontendSettings())
+        self._frontends.peerjs = peer = PeerjsFeature(ctx, self._frontends)
+        self._frontends.y_webrtc = yjs = YWebrtcFeature(ctx, self._frontends)
+        self._frontends.tracker = torrent = TrackerFeature(ctx, self._frontends)
         self._received = ctx.counters.received
         self._publish_to_session = ctx.broker.publish_to_session
         self._sessions = ctx.sessions
@@ -192,6 +201,15 @@ class Hub:
             CallCancel: calling.on_call_cancel,
             CallEnd: calling.on_call_end,
             Resume: self._resuming.on_resume,
+            # The front-ends' messages (see hubbub.core.frontends).
+            peerjs.Heartbeat: peer.on_heartbeat,
+            peerjs.Relay: peer.on_relay,
+            y_webrtc.Subscribe: yjs.on_subscribe,
+            y_webrtc.Unsubscribe: yjs.on_unsubscribe,
+            y_webrtc.Publish: yjs.on_publish,
+            y_webrtc.Ping: yjs.on_ping,
+            tracker.Announce: torrent.on_announce,
+            tracker.Scrape: torrent.on_scrape,
         }
 
     # -- what the rest of the server reads ----------------------------------------------
@@ -226,6 +244,11 @@ class Hub:
         return self._ctx.calls
 
     @property
+    def frontends(self) -> Frontends:
+        """The PeerJS, y-webrtc and tracker front-ends (see :mod:`hubbub.core.frontends`)."""
+        return self._frontends
+
+    @property
     def counters(self) -> HubCounters:
         return self._ctx.counters
 
@@ -249,10 +272,13 @@ class Hub:
 
     # -- what the adapter calls ---------------------------------------------------------
 
-    def connect(self, link: Any, identity: Identity | None = None) -> Session:
+    def connect(
+        self, link: Any, identity: Identity | None = None, *, host: str | None = None
+    ) -> Session:
         """A client connected; ``link`` is the adapter's handle for it, ``identity``
-        what it proved in the handshake (a token), if anything."""
-        session = self._lifecycle.connect(link, identity)
+        what it proved in the handshake (a token), if anything, ``host`` the host it
+        reached the server by (its ``Host`` header)."""
+        session = self._lifecycle.connect(link, identity, host)
         self._settle()
         return session
 
@@ -282,6 +308,59 @@ class Hub:
             self._handlers[type(message)](session, message)
         except ProtocolError as error:
             self._ctx.send_error(session, error)
+        if self._ready:
+            self._settle()
+
+    def open_peerjs(self, link: Any, key: str, peer_id: str, token: str) -> Session:
+        """A PeerJS client connected with these query parameters (see
+        :meth:`~hubbub.core.peerjs.PeerjsFeature.open`)."""
+        session = self._frontends.peerjs.open(link, key, peer_id, token)
+        self._settle()
+        return session
+
+    def open_y_webrtc(self, link: Any, identity: Identity | None) -> Session:
+        """A y-webrtc client connected (``identity``: what its token proves)."""
+        session = self._frontends.y_webrtc.open(link, identity)
+        self._settle()
+        return session
+
+    def open_tracker(self, link: Any, identity: Identity | None) -> Session:
+        """A tracker client connected (``identity``: what its token proves)."""
+        session = self._frontends.tracker.open(link, identity)
+        self._settle()
+        return session
+
+    def receive_frontend(
+        self,
+        session: Session,
+        text: str | bytes,
+        decode: Callable[[str | bytes, int], Any],
+        protocol: str,
+    ) -> None:
+        """One text frame from a front-end's client (a session its feature opened),
+        decoded by the front-end's codec (``decode(text, max_depth)``), then handled
+        as hubbub's own are: the message budget, the waiting queue, the handler of
+        its type."""
+        if session.closing:
+            return
+        if not session.budget.take(self._clock()):
+            self._lifecycle.drop_for_rate(session)
+            return
+        session.dropped_in_a_row = 0
+        frontends = self._frontends
+        try:
+            message = decode(text, self._max_json_depth)
+        except ProtocolError as error:
+            self._ctx.send_error(session, error)
+            return
+        frontends.received[protocol] += 1
+        if session.waiting is not None or session.held is not None:
+            try:
+                self._waiting.hold(session, message)
+            except ProtocolError as error:
+                self._ctx.send_error(session, error)
+            return
+        self._dispatch(session, message)
         if self._ready:
             self._settle()
 
@@ -488,7 +567,8 @@ class Hub:
     # -- what the membership calls (MembershipEvents) -----------------------------------------
 
     def claim_answered(self, session_id: str, result: ClaimResult) -> None:
-        self._joining.claim_answered(session_id, result)
+        if not self._frontends.claim_answered(session_id, result):
+            self._joining.claim_answered(session_id, result)
         self._settle()
 
     def members_changed(self, room: str, joined: list[Member], left: list[Member]) -> None:

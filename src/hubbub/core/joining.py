@@ -26,6 +26,7 @@ from hubbub import randomness
 from hubbub.auth.grants import Grant, Identity
 from hubbub.broker import ClaimOutcome, ClaimResult, Member
 from hubbub.core.context import HubContext
+from hubbub.core.frontends import frontend_room
 from hubbub.core.rooms import Departure, ParkedJoin, ParkedTake, Room, RoomMessage
 from hubbub.core.session import LinkState, Session
 from hubbub.core.waiting import Wait
@@ -135,6 +136,10 @@ class Joining:
         ref = message.ref
         room_name = message.room
         check_name(room_name, "room", limits.max_room_name_length, ref)
+        if frontend_room(room_name):
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "this room belongs to another protocol's clients", ref=ref
+            )
         user_id = message.user_id
         if user_id is not None:
             check_name(user_id, "userId", limits.max_user_id_length, ref)

@@ -41,28 +41,45 @@ class Lifecycle:
 
     # -- connect and disconnect ---------------------------------------------------
 
-    def connect(self, link: Any, identity: Identity | None) -> Session:
+    def connect(self, link: Any, identity: Identity | None, host: str | None = None) -> Session:
+        ctx = self.ctx
+        limits = ctx.limits
+        session = self.new_session(link, identity, host=host)
+        now = ctx.now()
+        if identity is not None and identity.user_id is not None:
+            self.address(session, identity.user_id)
+        elif ctx.admission.mode is AuthMode.TOKEN:
+            # A connection that proves nothing holds a slot only for a while.
+            ctx.timers.schedule(now + limits.auth_timeout, self._auth_due, session)
+        return session
+
+    def new_session(
+        self,
+        link: Any,
+        identity: Identity | None,
+        budget: TokenBucket | None = None,
+        host: str | None = None,
+    ) -> Session:
+        """A session with its own id and message budget (or ``budget``, shared with
+        another session of the same connection), known to the hub from now on;
+        ``host`` is the host its client reached the server by."""
         ctx = self.ctx
         limits = ctx.limits
         sessions = ctx.sessions
         session_id = self._new_session_id()
         while session_id in sessions:  # pragma: no cover - 96 random bits
             session_id = self._new_session_id()
-        now = ctx.now()
-        budget = TokenBucket(limits.message_rate, limits.message_burst, now)
+        if budget is None:
+            budget = TokenBucket(limits.message_rate, limits.message_burst, ctx.now())
         session = sessions[session_id] = Session(
             session_id,
             link,
             budget,
             identity,
+            host=host,
             replay_max_messages=limits.resume_buffer_messages,
             replay_max_bytes=limits.resume_buffer_bytes,
         )
-        if identity is not None and identity.user_id is not None:
-            self.address(session, identity.user_id)
-        elif ctx.admission.mode is AuthMode.TOKEN:
-            # A connection that proves nothing holds a slot only for a while.
-            ctx.timers.schedule(now + limits.auth_timeout, self._auth_due, session)
         return session
 
     def _auth_due(self, session: Session) -> None:
@@ -164,6 +181,7 @@ class Lifecycle:
             session.move(LinkState.ENDED)
         self.unaddress(session)
         ctx.joining.leave(session)
+        ctx.frontends.ended(session)
         ctx.sessions.pop(session.session_id, None)
         self.detached.pop(session.session_id, None)
 

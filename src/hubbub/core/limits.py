@@ -64,6 +64,11 @@ class Limits:
         30.0, "Seconds a call rings unanswered before both parties get call-missed."
     )
     max_participants: int = _limit(1_000, "Most members one room may hold.")
+    max_topics_per_connection: int = _limit(
+        64,
+        "Most rooms one connection of a front-end may be in at once: y-webrtc topics, "
+        "tracker swarms; past it a subscribe or announce is refused.",
+    )
     max_rooms: int = _limit(
         10_000, "Most rooms the server holds at once; a join that would make one more is refused."
     )

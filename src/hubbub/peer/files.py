@@ -187,12 +187,18 @@ class FileSender:
     """Sends one file over a fresh channel."""
 
     def __init__(
-        self, path: Path, *, progress: Progress | None = None, chunk_size: int = CHUNK_SIZE
+        self,
+        path: Path,
+        *,
+        progress: Progress | None = None,
+        offered: Callable[[], None] | None = None,
+        chunk_size: int = CHUNK_SIZE,
     ) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
         self.path = path
         self.progress = progress
+        self.offered = offered
         self.chunk_size = chunk_size
         self.transfer_id = secrets.token_hex(8)
 
@@ -214,6 +220,8 @@ class FileSender:
                     "sha256": sha256,
                 }
             )
+            if self.offered is not None:
+                self.offered()
             answer = await link.next()
             kind = answer.get("kind")
             if kind != "file-accept":

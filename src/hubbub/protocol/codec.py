@@ -67,6 +67,17 @@ def decode(text: str | bytes, *, max_depth: int) -> IncomingMessage:
         raise _too_deep(max_depth) from None
 
 
+def check_depth(text: str | bytes, max_depth: int) -> None:
+    """Refuse JSON nested deeper than ``max_depth`` (``too-deep``) before a decoder
+    of another protocol's frames walks it; a frame with few brackets costs a count."""
+    if isinstance(text, str):
+        brackets = text.count("{") + text.count("[")
+    else:
+        brackets = text.count(b"{") + text.count(b"[")
+    if brackets > max_depth:
+        _check_depth(text, max_depth)
+
+
 def _too_deep(max_depth: int) -> ProtocolError:
     return ProtocolError(ErrorCode.TOO_DEEP, f"JSON nested deeper than {max_depth} levels")
 

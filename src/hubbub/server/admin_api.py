@@ -10,19 +10,19 @@ import msgspec
 from aiohttp import web
 
 from hubbub.auth import Grant, TokenError, VerificationKeys, mint_token
-from hubbub.auth.tokens import HMAC_ALGORITHM, MAX_NAME_LENGTH, parse_grants
+from hubbub.auth.tokens import (
+    DEFAULT_TOKEN_TTL,
+    HMAC_ALGORITHM,
+    MAX_NAME_LENGTH,
+    MAX_TOKEN_TTL,
+    parse_grants,
+)
 from hubbub.broker import Broker, Member
 from hubbub.core import Hub, Session
 from hubbub.server.http_api import Api, ApiError, integer_schema, query_integer, read_json
 from hubbub.store import Store, StoreError
 
 T = TypeVar("T")
-
-DEFAULT_TOKEN_TTL = 3600
-"""Seconds a token minted without ``ttl`` is valid."""
-
-MAX_TOKEN_TTL = 7 * 24 * 3600
-"""Longest ``ttl`` a minted token may have, in seconds."""
 
 DEFAULT_ROOMS_PAGE = 100
 """Rooms in one ``GET /api/rooms`` answer when ``limit`` is left out."""

@@ -25,7 +25,7 @@ export function chatMessage(entry, fromHistory = false) {
       el("span", { class: "who" }, name),
       el("time", { datetime: new Date(entry.ts ?? Date.now()).toISOString() }, formatTime(entry.ts)),
     ),
-    el("div", { class: "bubble" }, entry.message),
+    el("div", { class: "bubble" }, ...linkified(String(entry.message ?? ""))),
   );
   if (entry.mine && entry.status) item.append(el("div", { class: "delivery" }));
   // Stored messages go in `seq` order (older pages, messages missed while away);
@@ -47,6 +47,38 @@ export function chatMessage(entry, fromHistory = false) {
     noteUnread();
   }
   return item;
+}
+
+// Links in a message, clickable: http(s) only, opened apart from this page (which
+// keeps the call), without telling the site where the click came from. Everything is
+// set as text, never as HTML.
+const LINK = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+const TRAILING = /[.,;:!?'")\]}]+$/;
+
+export function linkified(text) {
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(LINK)) {
+    let href = match[0];
+    // A sentence's punctuation after a link is not part of it, unless it closes a
+    // bracket the link opened (a Wikipedia link ending in ")").
+    const trailing = href.match(TRAILING)?.[0] ?? "";
+    let cut = trailing.length;
+    if (trailing.startsWith(")") && (href.match(/\(/g)?.length ?? 0) > 0) cut -= 1;
+    if (cut > 0) href = href.slice(0, -cut);
+    let url;
+    try {
+      url = new URL(href);
+    } catch {
+      continue;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") continue;
+    parts.push(text.slice(last, match.index));
+    parts.push(el("a", { href: url.href, target: "_blank", rel: "noopener noreferrer nofollow" }, href));
+    last = match.index + href.length;
+  }
+  parts.push(text.slice(last));
+  return parts.filter((part) => part !== "");
 }
 
 function setDelivery(item, entry) {

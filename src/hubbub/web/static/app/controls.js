@@ -1,11 +1,12 @@
 // controls.js: the web app's side panel, call controls and connection banner.
 
 import { ERROR_CODES } from "../protocol.js";
-import { leaveCall } from "./call.js";
+import { backToStart, endCall } from "./call.js";
 import { autosize, clearUnread, sendChat } from "./chat.js";
-import { sendPickedFiles } from "./files.js";
+import { sendPickedFiles, setupFileDrops } from "./files.js";
 import { $, inviteUrl, toast } from "./helpers.js";
-import { CAMERA, mediaErrorText } from "./media.js";
+import { cameraConstraints, fillPickers, microphoneConstraints, pickDevice, pickersIn, withPicked } from "./devices.js";
+import { mediaErrorText } from "./media.js";
 import { state } from "./state.js";
 import { layoutGrid } from "./tiles.js";
 
@@ -49,14 +50,6 @@ export function showReconnectAttempt(attempt, delayMs) {
   state.countdownTimer = setInterval(tick, 500);
 }
 
-const CLOSED_TEXT = {
-  replaced: "You joined this room from another tab or device, so this one left the call.",
-  removed: "An admin removed you from the room.",
-  "room-ended": "An admin ended the room.",
-  flooded: "The server disconnected this page for sending too much, too fast.",
-  "gave-up": "The server could not be reached for several minutes.",
-};
-
 // How the room came back: the same session with nothing lost, or joined afresh.
 const RECONNECTED_TEXT = {
   resumed: "Reconnected. Nothing was missed.",
@@ -65,21 +58,44 @@ const RECONNECTED_TEXT = {
 
 export function showConnection(connection, reason = null) {
   const banner = $("connection-banner");
-  banner.classList.toggle("closed", connection === "closed");
-  $("rejoin-button").hidden = connection !== "closed";
+  if (connection === "closed") {
+    // Closed for good (removed, the room ended, replaced, given up): the call is over.
+    banner.hidden = true;
+    endCall(reason ?? { code: "closed" });
+    return;
+  }
   $("retry-now").hidden = connection !== "reconnecting";
   if (connection !== "reconnecting") showReconnectAttempt(0, 0);
   if (connection === "reconnecting") {
     const why = reason?.code === "server-restart" ? "The server is restarting." : "Connection to the server lost.";
     $("connection-text").textContent = `${why} Reconnecting… Calls already running carry on.`;
     banner.hidden = false;
-  } else if (connection === "closed") {
-    $("connection-text").textContent = CLOSED_TEXT[reason?.code] ?? "Disconnected from the server.";
-    banner.hidden = false;
   } else {
     if (!banner.hidden && connection === "open") toast(RECONNECTED_TEXT[reason?.code] ?? "Reconnected.");
     banner.hidden = true;
   }
+}
+
+// The camera, microphone and speaker, picked in the call: the new device replaces the
+// old in every peer connection.
+function setupDevicesDialog() {
+  const dialog = $("devices-dialog");
+  const pickers = pickersIn("call");
+  const use = async (kind) => {
+    const room = state.room;
+    if (!room) return;
+    if (kind === "camera") await room.switchCamera(cameraConstraints());
+    else await room.switchMicrophone(microphoneConstraints());
+  };
+  for (const [kind, select] of Object.entries(pickers)) {
+    select.addEventListener("change", () => pickDevice(kind, select.value, use));
+  }
+  $("open-devices").addEventListener("click", async () => {
+    await fillPickers(pickers, state.room?.localStream);
+    dialog.showModal();
+  });
+  $("close-devices").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => $("open-devices").focus());
 }
 
 export function setupCallScreen() {
@@ -94,7 +110,7 @@ export function setupCallScreen() {
   $("toggle-camera").addEventListener("click", async () => {
     const room = state.room;
     try {
-      await room.setCamera(!room.media.video, CAMERA);
+      await withPicked(() => room.setCamera(!room.media.video, cameraConstraints()));
     } catch (error) {
       toast(mediaErrorText(error), 6000);
     }
@@ -109,15 +125,17 @@ export function setupCallScreen() {
     }
   });
   $("toggle-panel").addEventListener("click", () => setPanelOpen(!panelOpen()));
+  setupDevicesDialog();
   $("close-panel").addEventListener("click", () => setPanelOpen(false));
-  $("leave").addEventListener("click", () => leaveCall());
-  $("rejoin-button").addEventListener("click", () => leaveCall({ rejoin: true }));
+  $("leave").addEventListener("click", () => endCall());
+  $("rejoin").addEventListener("click", () => backToStart({ rejoin: true }));
+  $("back-to-start").addEventListener("click", () => backToStart());
   $("retry-now").addEventListener("click", () => state.room?.reconnectNow());
   $("enable-sound").addEventListener("click", () => {
     for (const audio of state.audio.values()) audio.play().catch(() => {});
     $("sound-banner").hidden = true;
   });
-  $("copy-invite").addEventListener("click", async () => {
+  const copyInvite = async () => {
     const link = inviteUrl(state.room.name);
     try {
       await navigator.clipboard.writeText(link);
@@ -125,7 +143,11 @@ export function setupCallScreen() {
     } catch {
       window.prompt("Copy this invite link:", link);
     }
-  });
+  };
+  $("copy-invite").addEventListener("click", copyInvite);
+  $("copy-invite-link").addEventListener("click", copyInvite);
+  $("invite-link").addEventListener("focus", (event) => event.target.select());
+  $("stop-presenting").addEventListener("click", () => state.room?.stopScreenShare());
 
   for (const tab of ["chat", "people"]) $(`tab-${tab}`).addEventListener("click", () => selectTab(tab));
   document.querySelector(".tabs").addEventListener("keydown", (event) => {
@@ -167,6 +189,7 @@ export function setupCallScreen() {
   $("file-input").addEventListener("change", (event) => {
     sendPickedFiles(event.target.files);
   });
+  setupFileDrops();
 
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && panelOpen() && window.matchMedia("(max-width: 900px)").matches) {

@@ -2,9 +2,11 @@
 
 import { join } from "../hubbub.js";
 import { ERROR_CODES } from "../protocol.js";
+import { access, canJoin, claimsOf, fetchToken, loadAccess, roomOf, tokenFor, tokenMode } from "./access.js";
 import { startCall } from "./call.js";
-import { $, avatar, colorFor, initials, randomRoomName, serverUrl, showMessage } from "./helpers.js";
-import { mediaErrorText, openMedia, setPreviewStream } from "./media.js";
+import { $, colorFor, initials, randomRoomName, serverUrl, showMessage } from "./helpers.js";
+import { nextCamera, offersCameraSwitch, pickDevice, pickersIn } from "./devices.js";
+import { mediaErrorText, openMedia, reopenPreview, setPreviewStream } from "./media.js";
 import { state } from "./state.js";
 
 const ERROR_TEXT = {
@@ -12,6 +14,12 @@ const ERROR_TEXT = {
   [ERROR_CODES.ROOM_FULL]: () => "This room is full.",
   [ERROR_CODES.TOO_LARGE]: () => "That room name or display name is too long.",
   [ERROR_CODES.BAD_MESSAGE]: () => "Room and name cannot be empty or hold control characters.",
+  [ERROR_CODES.TOKEN_REQUIRED]: () => "This server admits only people with an invite link. Ask whoever runs it for one.",
+  [ERROR_CODES.TOKEN_EXPIRED]: () => "Your invite has expired. Ask for a new one.",
+  [ERROR_CODES.TOKEN_NOT_YET_VALID]: () => "Your invite is not valid yet. Try again later.",
+  [ERROR_CODES.TOKEN_INVALID]: () => "This invite is not valid on this server.",
+  [ERROR_CODES.FORBIDDEN]: () => "Your invite does not let you into this room.",
+  "token-endpoint": (name, error) => `${error.message} Try again in a moment.`,
   unreachable: () => "Cannot reach the hubbub server. Check that it is running and that you are online, then try again.",
   timeout: () => "The server did not answer in time. Try again.",
   closed: () => "The server closed the connection. Try again.",
@@ -65,10 +73,68 @@ export function setupJoinScreen() {
     }
   });
 
+  for (const [kind, select] of Object.entries(pickersIn("join"))) {
+    select.addEventListener("change", () => pickDevice(kind, select.value, reopenPreview));
+  }
+  $("preview-flip").addEventListener("click", async () => {
+    const next = await nextCamera(state.stream);
+    if (next) await pickDevice("camera", next, reopenPreview);
+  });
+  navigator.mediaDevices?.addEventListener?.("devicechange", async () => {
+    $("preview-flip").hidden = !(await offersCameraSwitch());
+  });
+
   $("join-form").addEventListener("submit", (event) => {
     event.preventDefault();
     enterRoom();
   });
+}
+
+// Token mode: who the token says this is (the name cannot be picked), or why the page
+// cannot join. Resolves once the join screen shows it.
+export async function showAccess() {
+  await loadAccess();
+  if (!tokenMode()) return;
+  $("room-hint").textContent = "Only people with an invite can join.";
+  if (access.invite) {
+    const claims = claimsOf(access.invite);
+    if (!new URLSearchParams(location.search).get("room") && roomOf(claims)) $("room-input").value = roomOf(claims);
+    if (claims) showIdentity(claims, "your invite");
+    if (claims?.exp && claims.exp * 1000 < Date.now()) showMessage("join-error", ERROR_TEXT[ERROR_CODES.TOKEN_EXPIRED]());
+  } else if (access.tokenEndpoint) {
+    try {
+      const claims = claimsOf(await fetchToken($("room-input").value.trim() || randomRoomName()));
+      if (claims) showIdentity(claims, "your sign-in");
+    } catch (error) {
+      showJoinError(error, "");
+    }
+  }
+  if (!canJoin()) {
+    showMessage("join-error", ERROR_TEXT[ERROR_CODES.TOKEN_REQUIRED]());
+    $("join-button").disabled = true;
+  }
+}
+
+function showIdentity(claims, source) {
+  const input = $("name-input");
+  input.value = claims.name;
+  input.readOnly = true;
+  input.setAttribute("aria-describedby", "access-note");
+  showMessage("access-note", `Your name comes from ${source}.`);
+  updatePreviewAvatar();
+}
+
+function showJoinError(error, name) {
+  const text = ERROR_TEXT[error.code]?.(name, error) ?? error.message ?? "The server refused.";
+  showMessage("join-error", error.code === "signed-out" ? "Sign in to join this call." : text);
+  const signIn = $("sign-in");
+  signIn.hidden = error.code !== "signed-out" || !error.login;
+  if (!signIn.hidden) {
+    const login = new URL(error.login);
+    // Where to come back to: the site may follow it (the example in docs/security.md does).
+    if (!login.searchParams.has("next")) login.searchParams.set("next", location.href);
+    signIn.href = login.href;
+  }
 }
 
 function updatePreviewAvatar() {
@@ -81,8 +147,10 @@ function updatePreviewAvatar() {
 export async function enterRoom() {
   const roomInput = $("room-input");
   const nameInput = $("name-input");
+  await state.accessReady;
   const roomName = roomInput.value.trim();
-  const name = nameInput.value.trim();
+  // With a token, the token says who this is.
+  const name = tokenMode() ? nameInput.value.trim() || "you" : nameInput.value.trim();
   roomInput.setAttribute("aria-invalid", String(!roomName));
   nameInput.setAttribute("aria-invalid", String(!name));
   if (!roomName || !name) {
@@ -91,29 +159,33 @@ export async function enterRoom() {
     return;
   }
   showMessage("join-error", "");
+  $("sign-in").hidden = true;
   const button = $("join-button");
   button.disabled = true;
   button.classList.add("busy");
   button.querySelector(".button-label").textContent = "Joining";
-  localStorage.setItem("hubbub.name", name);
+  if (!tokenMode()) localStorage.setItem("hubbub.name", name);
   // The camera may still be opening (or its permission prompt still open): give it a
   // moment, so the call starts with it rather than without.
   await Promise.race([state.previewReady, new Promise((resolve) => setTimeout(resolve, 8000))]);
   const stream = state.stream ?? new MediaStream();
   try {
-    const room = await join(serverUrl(), { room: roomName, userId: name, stream });
+    const options = { room: roomName, stream };
+    if (tokenMode()) options.token = tokenFor(roomName);
+    else options.userId = name;
+    const room = await join(serverUrl(), options);
     state.stream = stream;
     startCall(room);
   } catch (error) {
-    const text = ERROR_TEXT[error.code]?.(name) ?? `The server refused: ${error.message}`;
-    showMessage("join-error", text);
+    if (ERROR_TEXT[error.code] || error.code === "signed-out") showJoinError(error, name);
+    else showMessage("join-error", `The server refused: ${error.message}`);
     if (error.code === ERROR_CODES.USER_ID_TAKEN) {
       nameInput.setAttribute("aria-invalid", "true");
       nameInput.focus();
       nameInput.select();
     }
   } finally {
-    button.disabled = false;
+    button.disabled = !canJoin();
     button.classList.remove("busy");
     button.querySelector(".button-label").textContent = "Join room";
   }

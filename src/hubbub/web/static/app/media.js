@@ -1,6 +1,7 @@
 // media.js: the web app's camera and microphone before the call: the preview, its
 // level meter, and what to say when the browser refuses them.
 
+import { cameraConstraints, fillPickers, microphoneConstraints, offersCameraSwitch, pickersIn, withPicked } from "./devices.js";
 import { $, showMessage } from "./helpers.js";
 import { state } from "./state.js";
 
@@ -16,19 +17,18 @@ const MEDIA_ERROR_TEXT = {
     "The browser offers the camera only to secure pages: open this page over https:// (or on localhost). You can still join, chat and share files.",
 };
 
-// Every member sends its camera to every other (a mesh): 540p keeps that affordable.
-export const CAMERA = { width: { ideal: 960 }, height: { ideal: 540 }, frameRate: { ideal: 24 } };
-
 export async function openMedia({ audio, video }) {
   if (!navigator.mediaDevices?.getUserMedia) {
     const error = new Error("insecure");
     error.name = "insecure";
     throw error;
   }
-  return navigator.mediaDevices.getUserMedia({
-    audio: audio ? { echoCancellation: true, noiseSuppression: true } : false,
-    video: video ? CAMERA : false,
-  });
+  return withPicked(() =>
+    navigator.mediaDevices.getUserMedia({
+      audio: audio ? microphoneConstraints() : false,
+      video: video ? cameraConstraints() : false,
+    }),
+  );
 }
 
 export function mediaErrorText(error) {
@@ -39,6 +39,10 @@ export function mediaErrorText(error) {
 export async function startPreview() {
   showMessage("media-message", "");
   let stream = null;
+  if (!state.wantMic && !state.wantCamera) {
+    setPreviewStream(null);
+    return;
+  }
   try {
     stream = await openMedia({ audio: state.wantMic, video: state.wantCamera });
   } catch (error) {
@@ -70,6 +74,26 @@ export function setPreviewStream(stream) {
   startMeter(stream, (level) => {
     $("preview-level").style.height = `${Math.round(level * 100)}%`;
   });
+  fillPickers(pickersIn("join"), stream);
+  offersCameraSwitch().then((offered) => {
+    $("preview-flip").hidden = !offered || !hasVideo;
+  });
+}
+
+/** The preview opens another camera or microphone (the one just picked). */
+export async function reopenPreview(kind) {
+  const stream = state.stream ?? new MediaStream();
+  const video = kind === "camera";
+  if (video ? !state.wantCamera : !state.wantMic) return;
+  const old = video ? stream.getVideoTracks() : stream.getAudioTracks();
+  for (const track of old) {
+    track.stop();
+    stream.removeTrack(track);
+  }
+  const opened = await openMedia({ audio: !video, video });
+  stream.addTrack(opened.getTracks()[0]);
+  // A new MediaStream object, so the <video> picks up the new track at once.
+  setPreviewStream(new MediaStream(stream.getTracks()));
 }
 
 // A level meter for the local microphone (remote levels come from hubbub.js).

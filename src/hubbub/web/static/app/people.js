@@ -5,8 +5,14 @@ import { $, avatar, el, formatTime, icon } from "./helpers.js";
 import { state } from "./state.js";
 import { nameOf } from "./tiles.js";
 
+// Someone in the room now: in the list of people here (the list of those gone may
+// hold the same user id, from before they came back).
+function personHere(userId) {
+  return $("people").querySelector(`.person[data-user="${CSS.escape(userId)}"]`);
+}
+
 export function addPerson(userId, { local = false } = {}) {
-  if (document.querySelector(`.person[data-user="${CSS.escape(userId)}"]`)) return;
+  if (personHere(userId)) return;
   const name = nameOf(userId);
   const sendButton = local
     ? null
@@ -46,12 +52,12 @@ export function addPerson(userId, { local = false } = {}) {
 }
 
 export function removePerson(userId) {
-  document.querySelector(`.person[data-user="${CSS.escape(userId)}"]`)?.remove();
+  personHere(userId)?.remove();
   updateCounts();
 }
 
 export function updatePerson(participant) {
-  const item = document.querySelector(`.person[data-user="${CSS.escape(participant.userId)}"]`);
+  const item = personHere(participant.userId);
   if (!item) return;
   const connected = participant.local || participant.connectionState === "connected";
   const status = connected ? participant.status || "online" : participant.connectionState === "closed" ? "offline" : "connecting";

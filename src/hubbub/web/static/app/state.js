@@ -12,4 +12,8 @@ export const state = {
   lastSender: null,
   cleanup: [],
   meter: null,
+  pinned: null, // the tile key pinned to the stage
+  quality: new Map(), // userId -> the last summary of their connection's stats
+  relayed: new Set(), // userIds whose call is said to go through a relay
+  failed: new Set(), // userIds whose connection failure was said
 };

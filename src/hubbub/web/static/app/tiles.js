@@ -1,5 +1,6 @@
 // tiles.js: the web app's video tiles, one per camera or screen, and who is speaking.
 
+import { applySpeaker, offersCameraSwitch, switchToNextCamera } from "./devices.js";
 import { $, avatar, el, icon } from "./helpers.js";
 import { startMeter, stopMeter } from "./media.js";
 import { updatePerson } from "./people.js";
@@ -24,23 +25,76 @@ export function addTile(userId, kind, { local = false } = {}) {
   const video = el("video", { autoplay: true, playsinline: true, "aria-hidden": "true" });
   video.muted = true; // sound plays through one <audio> per participant
   if (local && kind === "camera") video.classList.add("mirror");
+  const pin = el(
+    "button",
+    { type: "button", class: "tile-button pin-tile", "aria-pressed": "false", onclick: () => togglePin(key) },
+    icon("pin"),
+  );
+  const full = el(
+    "button",
+    { type: "button", class: "tile-button full-tile", onclick: () => toggleFullScreen(tile) },
+    icon("expand"),
+  );
   const tile = el(
     "figure",
     { class: "tile", dataset: { user: userId, kind }, "aria-label": label },
     video,
     el("div", { class: "tile-placeholder" }, avatar(displayName)),
-    el("figcaption", {}, icon("mic-off", "muted-icon"), el("span", { class: "name" }, label)),
+    el(
+      "figcaption",
+      {},
+      icon("mic-off", "muted-icon"),
+      el("span", { class: "name" }, label),
+      el("span", { class: "quality", role: "img", hidden: true }, el("i"), el("i"), el("i")),
+    ),
     el("span", { class: "tile-status" }),
+    el("div", { class: "tile-tools" }, pin, full),
   );
+  if (local && kind === "camera") {
+    // Front and back camera, on a phone: from one's own tile.
+    const flip = el(
+      "button",
+      { type: "button", class: "tile-button flip-tile", hidden: true, "aria-label": "Switch camera", title: "Switch between front and back camera", onclick: () => switchToNextCamera() },
+      icon("flip"),
+    );
+    tile.querySelector(".tile-tools").prepend(flip);
+    offersCameraSwitch().then((offered) => {
+      flip.hidden = !offered;
+    });
+  }
+  labelTileButtons(tile, label);
   if (local) tile.dataset.local = "true";
   if (kind === "camera") tile.classList.add("video-off");
   state.tiles.set(key, tile);
-  const grid = $("grid");
-  // Screens first: they are what people look at.
-  if (kind === "screen") grid.prepend(tile);
-  else grid.append(tile);
+  $("grid").append(tile);
   layoutGrid();
   return tile;
+}
+
+function labelTileButtons(tile, label) {
+  const pinned = tile.classList.contains("pinned");
+  const pin = tile.querySelector(".pin-tile");
+  pin.setAttribute("aria-label", pinned ? `Unpin ${label}` : `Pin ${label}`);
+  pin.title = pinned ? "Unpin" : "Pin to the stage";
+  pin.setAttribute("aria-pressed", String(pinned));
+  const full = tile.querySelector(".full-tile");
+  full.setAttribute("aria-label", `Full screen: ${label}`);
+  full.title = "Full screen";
+}
+
+/** Pin a tile to the stage (or unpin it): it stays there, large, whoever speaks or shares. */
+export function togglePin(key) {
+  state.pinned = state.pinned === key ? null : key;
+  for (const [tileKeyOf, tile] of state.tiles) {
+    tile.classList.toggle("pinned", tileKeyOf === state.pinned);
+    labelTileButtons(tile, tile.getAttribute("aria-label"));
+  }
+  layoutGrid();
+}
+
+function toggleFullScreen(tile) {
+  if (document.fullscreenElement === tile) document.exitFullscreen().catch(() => {});
+  else tile.requestFullscreen?.().catch(() => {});
 }
 
 export function removeTile(userId, kind) {
@@ -48,6 +102,7 @@ export function removeTile(userId, kind) {
   const tile = state.tiles.get(key);
   if (!tile) return;
   state.tiles.delete(key);
+  if (state.pinned === key) state.pinned = null;
   tile.remove();
   layoutGrid();
 }
@@ -75,6 +130,7 @@ function playAudio(userId, stream) {
     audio = el("audio", { autoplay: true });
     $("audio-sinks").append(audio);
     state.audio.set(userId, audio);
+    applySpeaker(audio);
   }
   if (audio.srcObject !== stream) audio.srcObject = stream;
   audio.play().catch(() => {
@@ -90,9 +146,12 @@ export function updateParticipant(participant) {
     tile.classList.toggle("video-off", !participant.media.video || !hasVideo);
     tile.classList.toggle("audio-off", !participant.media.audio);
     const connecting = !["connected", "closed"].includes(participant.connectionState);
-    const lost =
-      ["failed", "disconnected"].includes(participant.connectionState) || participant.connection === "reconnecting";
-    tile.querySelector(".tile-status").textContent = lost ? "Reconnecting…" : connecting ? "Connecting…" : "";
+    const failed = participant.connectionState === "failed";
+    const lost = participant.connectionState === "disconnected" || participant.connection === "reconnecting";
+    const status = tile.querySelector(".tile-status");
+    status.textContent = failed ? "Can't connect" : lost ? "Reconnecting…" : connecting ? "Connecting…" : "";
+    status.classList.toggle("problem", failed);
+    if (participant.connectionState !== "connected") tile.querySelector(".quality").hidden = true;
   }
   updatePerson(participant);
 }
@@ -120,6 +179,7 @@ export function updateLocalMedia() {
   setPressed("toggle-mic", media.audio, media.audio ? "Turn off microphone" : "Turn on microphone");
   setPressed("toggle-camera", media.video, media.video ? "Turn off camera" : "Turn on camera");
   setPressed("toggle-screen", media.screen, media.screen ? "Stop sharing screen" : "Share screen");
+  $("presenting-bar").hidden = !media.screen;
   updatePerson({ userId: room.userId, media, connectionState: "connected", status: room.status, local: true });
   $("status-select").value = room.status;
 }
@@ -130,24 +190,124 @@ function setPressed(id, pressed, title) {
   button.title = title;
 }
 
-// Tiles as large as the stage allows at 16:9, whatever the number of them.
+// -- the stage's layouts ------------------------------------------------------------
+//
+// Every tile is placed by its box, so that moving between layouts animates:
+// - solo: oneself alone, large, with the invite (the empty state);
+// - duo: two people: the other fills the stage, oneself small in a corner;
+// - stage: a pinned tile or a shared screen takes the stage, the others in a strip
+//   (beside it on a wide screen, under it on a tall one);
+// - grid: everyone alike, as large as the stage allows at 16:9.
+
+const ASPECT = 16 / 9;
+
+/** The tile on the stage, if any: the pinned one, else a screen (someone else's first). */
+function featuredTile(tiles) {
+  if (state.pinned && state.tiles.has(state.pinned)) return state.tiles.get(state.pinned);
+  const screens = tiles.filter((tile) => tile.dataset.kind === "screen");
+  return screens.find((tile) => !tile.dataset.local) ?? screens[0] ?? null;
+}
+
 export function layoutGrid() {
   const grid = $("grid");
-  const count = grid.children.length;
-  if (!count) return;
+  const tiles = [...grid.children].filter((node) => node.classList.contains("tile"));
   const width = grid.clientWidth;
   const height = grid.clientHeight;
-  if (!width || !height) return;
+  if (!tiles.length || !width || !height) return;
   const gap = parseFloat(getComputedStyle(grid).gap) || 8;
+  const featured = featuredTile(tiles);
+  const local = tiles.find((tile) => tile.dataset.local && tile.dataset.kind === "camera");
+  let layout;
+  let boxes;
+  if (featured && tiles.length > 1) {
+    layout = "stage";
+    boxes = stageBoxes(featured, tiles, width, height, gap);
+  } else if (tiles.length === 2 && local) {
+    layout = "duo";
+    boxes = duoBoxes(tiles.find((tile) => tile !== local), local, width, height);
+  } else {
+    layout = tiles.length === 1 && local ? "solo" : "grid";
+    // Others first, oneself last (screens lead: they are what people look at).
+    const rank = (tile) => (tile.dataset.kind === "screen" ? 0 : tile === local ? 2 : 1);
+    const ordered = tiles.map((tile, index) => [tile, index]).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]);
+    boxes = gridBoxes(ordered.map(([tile]) => tile), width, height, gap);
+  }
+  grid.dataset.layout = layout;
+  for (const tile of tiles) {
+    const box = boxes.get(tile);
+    tile.dataset.role = box.role;
+    Object.assign(tile.style, {
+      left: `${Math.round(box.x)}px`,
+      top: `${Math.round(box.y)}px`,
+      width: `${Math.round(box.w)}px`,
+      height: `${Math.round(box.h)}px`,
+    });
+  }
+  showEmptyState(layout === "solo");
+}
+
+function gridBoxes(tiles, width, height, gap) {
+  const count = tiles.length;
   let best = { cols: 1, tileWidth: 0 };
   for (let cols = 1; cols <= count; cols++) {
     const rows = Math.ceil(count / cols);
-    const tileWidth = Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * (16 / 9));
+    const tileWidth = Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * ASPECT);
     if (tileWidth > best.tileWidth) best = { cols, tileWidth };
   }
-  grid.style.setProperty("--cols", String(best.cols));
-  grid.style.setProperty("--tile-width", `${Math.floor(best.tileWidth)}px`);
-  grid.style.setProperty("--tile-height", `${Math.floor((best.tileWidth * 9) / 16)}px`);
+  const { cols, tileWidth: w } = best;
+  const h = w / ASPECT;
+  const rows = Math.ceil(count / cols);
+  const top = (height - (rows * h + (rows - 1) * gap)) / 2;
+  const boxes = new Map();
+  tiles.forEach((tile, index) => {
+    const row = Math.floor(index / cols);
+    const inRow = Math.min(cols, count - row * cols);
+    const left = (width - (inRow * w + (inRow - 1) * gap)) / 2;
+    boxes.set(tile, { x: left + (index % cols) * (w + gap), y: top + row * (h + gap), w, h, role: "grid" });
+  });
+  return boxes;
+}
+
+function duoBoxes(other, local, width, height) {
+  const portrait = height > width;
+  const w = portrait ? Math.max(96, width * 0.3) : Math.min(280, Math.max(150, width * 0.22));
+  const h = portrait ? w * (4 / 3) : w / ASPECT;
+  const margin = portrait ? 10 : 14;
+  return new Map([
+    [other, { x: 0, y: 0, w: width, h: height, role: "main" }],
+    [local, { x: width - w - margin, y: height - h - margin, w, h, role: "pip" }],
+  ]);
+}
+
+function stageBoxes(featured, tiles, width, height, gap) {
+  const others = tiles.filter((tile) => tile !== featured);
+  const boxes = new Map();
+  const n = others.length;
+  if (width >= height * 1.1) {
+    const stripWidth = Math.min(240, Math.max(130, width * 0.2));
+    const h = Math.min(stripWidth / ASPECT, (height - gap * (n - 1)) / n);
+    const w = h * ASPECT;
+    const top = (height - (n * h + (n - 1) * gap)) / 2;
+    boxes.set(featured, { x: 0, y: 0, w: width - stripWidth - gap, h: height, role: "main" });
+    others.forEach((tile, i) => {
+      boxes.set(tile, { x: width - stripWidth + (stripWidth - w) / 2, y: top + i * (h + gap), w, h, role: "strip" });
+    });
+  } else {
+    const stripHeight = Math.min(130, Math.max(72, height * 0.18));
+    const w = Math.min(stripHeight * ASPECT, (width - gap * (n - 1)) / n);
+    const h = w / ASPECT;
+    const left = (width - (n * w + (n - 1) * gap)) / 2;
+    boxes.set(featured, { x: 0, y: 0, w: width, h: height - stripHeight - gap, role: "main" });
+    others.forEach((tile, i) => {
+      boxes.set(tile, { x: left + i * (w + gap), y: height - stripHeight + (stripHeight - h) / 2, w, h, role: "strip" });
+    });
+  }
+  return boxes;
+}
+
+// Alone in the room: who to invite, and how.
+function showEmptyState(alone) {
+  $("empty-state").hidden = !alone;
 }
 
 // Who is speaking: the loudest voice above a threshold gets a ring.
@@ -156,6 +316,10 @@ export function startSpeakerLoop() {
   const room = state.room;
   startMeter(room.localStream, (level) => {
     if (state.meter) state.meter.level = level;
+    // The microphone's level, on its button and in the devices dialog.
+    const shown = room.media.audio ? level : 0;
+    $("toggle-mic").style.setProperty("--level", shown.toFixed(2));
+    $("call-level").style.width = `${Math.round(shown * 100)}%`;
   });
   // A voice stays lit a little after its last loud moment, so the ring does not flicker
   // between words.

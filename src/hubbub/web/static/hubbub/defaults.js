@@ -1,7 +1,7 @@
 // defaults.js: the sizes and times the library works with (docs/browser.md#settings).
 
-/** Sizes and times the library works with. Each can be changed per room with `options.limits`. */
-export const DEFAULTS = Object.freeze({
+// (A plain object first, so that its values are numbers to TypeScript, not literals.)
+const LIMITS = {
   joinTimeoutMs: 15000, // from opening the socket to `room-joined`
   pingIntervalMs: 20000, // an application ping after this much silence from the server...
   pongTimeoutMs: 10000, // ...and the connection is taken for dead without an answer in this time
@@ -24,4 +24,7 @@ export const DEFAULTS = Object.freeze({
   maxChatLength: 16000, // longer messages are refused before sending (the server's max_chat_length)
   chatAckTimeoutMs: 10000, // a chat message with no `chat-ack` after this long is sent again
   historyPageSize: 50, // messages asked for by each `loadOlderChat()`
-});
+};
+
+/** Sizes and times the library works with. Each can be changed per room with `options.limits`. */
+export const DEFAULTS = Object.freeze(LIMITS);

@@ -5,12 +5,21 @@
  * returns a function that removes it. `addEventListener` works as usual (`event.detail`).
  */
 export class Emitter extends EventTarget {
+  /**
+   * @param {string} type
+   * @param {(detail: any) => void} handler  called with the event's detail
+   * @returns {() => void} removes the handler
+   */
   on(type, handler) {
     const listener = (event) => handler(event.detail);
     this.addEventListener(type, listener);
     return () => this.removeEventListener(type, listener);
   }
 
+  /**
+   * @param {string} type
+   * @returns {Promise<any>} the detail of the next such event
+   */
   once(type) {
     return new Promise((resolve) => {
       const off = this.on(type, (detail) => {
@@ -20,6 +29,10 @@ export class Emitter extends EventTarget {
     });
   }
 
+  /**
+   * @param {string} type
+   * @param {any} [detail]
+   */
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }

@@ -6,9 +6,15 @@
  * (`unreachable`, `timeout`, `closed`, `not-connected`, `bad-options`, ...; docs/browser.md).
  */
 export class HubbubError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} [message]
+   * @param {object} [details]  more fields (`reason`, `closeCode`...)
+   */
   constructor(code, message, details = {}) {
     super(message || code);
     this.name = "HubbubError";
+    /** @type {string} */
     this.code = code;
     Object.assign(this, details);
   }

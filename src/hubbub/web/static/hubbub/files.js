@@ -15,7 +15,13 @@ export class FileTransfers {
     this._byId = new Map(); // id -> FileTransfer
   }
 
-  /** Send a file (a File or Blob) to one participant; returns the transfer at once. */
+  /**
+   * Send a file (a File or Blob) to one participant; returns the transfer at once.
+   * @param {string} userId
+   * @param {Blob} file
+   * @param {{name?: string}} [options]  `name`: what the receiver is told it is called
+   * @returns {FileTransfer}
+   */
   send(userId, file, { name } = {}) {
     const participant = this.room.participants.get(userId);
     if (!participant) throw new HubbubError(ERROR_CODES.NO_SUCH_PEER, `${userId} is not in the room`);
@@ -71,18 +77,27 @@ export class FileTransfer extends Emitter {
     this.direction = direction;
     this.peer = peer;
     this.userId = peer.userId;
+    /** @type {string} */
     this.name = name;
+    /** @type {number} */
     this.size = size;
+    /** @type {string} */
     this.mime = mime;
+    /** @type {string|null} */
     this.sha256 = null;
+    /** @type {number} */
     this.bytes = 0;
+    /** @type {"offered"|"transferring"|"verifying"|"done"|"failed"|"cancelled"|"rejected"} */
     this.state = "offered";
+    /** @type {string|null} */
     this.error = null;
+    /** @type {Blob|null} the file, on the receiver, once done */
     this.blob = null;
     this.startedAt = null;
     this.finishedAt = null;
     this._channel = null;
     this._lastProgress = 0;
+    /** @type {Promise<Blob|null>} */
     this.done = new Promise((resolve, reject) => {
       this._resolve = resolve;
       this._reject = reject;

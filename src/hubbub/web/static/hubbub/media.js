@@ -18,6 +18,7 @@ export class LocalMedia {
       video: Boolean(this.localStream?.getVideoTracks().some((t) => t.readyState === "live")),
     };
     this._cameraConstraints = undefined;
+    this._microphoneConstraints = true;
     this._cameraReplaced = false;
   }
 
@@ -39,7 +40,7 @@ export class LocalMedia {
   async setMicrophone(on) {
     const tracks = this.localStream?.getAudioTracks() ?? [];
     if (on && tracks.length === 0) {
-      const captured = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const captured = await navigator.mediaDevices.getUserMedia({ audio: this._microphoneConstraints });
       await this._addCameraTrack(captured.getAudioTracks()[0]);
     } else {
       for (const track of tracks) track.enabled = on;
@@ -68,6 +69,41 @@ export class LocalMedia {
       this._syncLinks();
     }
     this._on.video = on;
+    this._changed("camera");
+  }
+
+  async switchCamera(constraints) {
+    this._cameraConstraints = constraints;
+    const stream = this.localStream;
+    if (!this._on.video || !stream?.getVideoTracks().some((t) => t.readyState === "live")) return;
+    // The old camera goes first: a phone may not open its back camera while the front one is on.
+    for (const track of stream.getVideoTracks()) {
+      track.stop();
+      stream.removeTrack(track);
+    }
+    try {
+      const captured = await navigator.mediaDevices.getUserMedia({ video: constraints });
+      stream.addTrack(captured.getVideoTracks()[0]);
+    } finally {
+      this._syncLinks();
+      this._changed("camera");
+    }
+  }
+
+  async switchMicrophone(constraints) {
+    this._microphoneConstraints = constraints;
+    const stream = this.localStream;
+    const old = stream?.getAudioTracks() ?? [];
+    if (old.length === 0) return;
+    const captured = await navigator.mediaDevices.getUserMedia({ audio: constraints });
+    const track = captured.getAudioTracks()[0];
+    track.enabled = this._on.audio;
+    for (const previous of old) {
+      stream.removeTrack(previous);
+      previous.stop();
+    }
+    stream.addTrack(track);
+    this._syncLinks();
     this._changed("camera");
   }
 

@@ -11,13 +11,19 @@ import { DEFAULT_STATUS } from "./presence.js";
 export class Participant {
   constructor(room, userId, polite) {
     this.room = room;
+    /** @type {string} */
     this.userId = userId;
+    /** @type {string} */
     this.displayName = userId;
     this.polite = polite;
-    this.grants = null; // null: no token, every grant but admin
+    /** @type {string[]|null} null: no token, every grant but admin */
+    this.grants = null;
+    /** @type {string} */
     this.status = DEFAULT_STATUS;
     this.typing = false;
+    /** What they say they send. */
     this.media = { audio: true, video: true, screen: false };
+    /** @type {RTCPeerConnectionState} */
     this.connectionState = "new";
     /** Their connection to the server: `connected`, or `reconnecting` while they may come back. */
     this.connection = CONNECTED;

@@ -16,8 +16,41 @@ import { LocalMedia } from "./media.js";
 import { Participant } from "./participant.js";
 import { Presence } from "./presence.js";
 
+/** @typedef {import("./files.js").FileTransfer} FileTransfer */
+/** @typedef {import("./channels.js").AppChannel} AppChannel */
+
 // What the connection tells, told by the room as its own events.
 const CONNECTION_EVENTS = ["connection-state", "reconnecting", "resumed", "rejoined", "error"];
+
+/**
+ * What `join()` takes (see its parameters).
+ * @typedef {object} JoinOptions
+ * @property {string} room  the room to join
+ * @property {string} [userId]  the name to join under (the server assigns one if left out)
+ * @property {string|(() => string|Promise<string>)} [token]  an access token, or a
+ *   function called for a fresh one on every (re)join
+ * @property {MediaStream} [stream]  camera and microphone to send
+ * @property {RTCIceServer[]} [iceServers]  overrides what the server sends
+ * @property {"all"|"relay"} [iceTransportPolicy]  `relay` sends everything through TURN
+ * @property {boolean} [reconnect]  reconnect by itself when the connection drops (default true)
+ * @property {"online"|"away"|"busy"} [status]  the presence status to join with
+ * @property {Partial<typeof DEFAULTS>} [limits]  changes to {@link DEFAULTS}
+ */
+
+/**
+ * A chat message as the room shows it.
+ * @typedef {object} ChatEntry
+ * @property {string} userId
+ * @property {string} message
+ * @property {boolean} mine
+ * @property {string} [clientId]  this side's id of a message it sent
+ * @property {"pending"|"sent"|"failed"} [status]  of a message this side sent
+ * @property {string} [id]  the server's id, once stored
+ * @property {number} [seq]  the room's sequence number, once stored
+ * @property {number} [ts]  when it was stored (ms since 1970)
+ * @property {boolean} [missed]  told after a rejoin: sent while this side was away
+ * @property {HubbubError} [error]  why a message this side sent failed
+ */
 
 /**
  * Connect to a hubbub server and join a room. Resolves with the {@link Room} once the
@@ -37,9 +70,10 @@ const CONNECTION_EVENTS = ["connection-state", "reconnecting", "resumed", "rejoi
  *   through TURN, so peers never learn each other's addresses
  * @param {boolean} [options.reconnect=true]  reconnect by itself when the connection drops
  * @param {"online"|"away"|"busy"} [options.status="online"]  the presence status to join with
- * @param {object} [options.limits]  changes to {@link DEFAULTS}
+ * @param {Partial<typeof DEFAULTS>} [options.limits]  changes to {@link DEFAULTS}
+ * @returns {Promise<Room>}
  */
-export async function join(url, options = {}) {
+export async function join(url, options) {
   if (!options || typeof options.room !== "string" || !options.room) {
     throw new HubbubError("bad-options", "join() needs a room name");
   }
@@ -77,14 +111,23 @@ export async function join(url, options = {}) {
  * - `ice-servers` `{iceServers}`, `error` `{error}`, `message` (every server message)
  */
 export class Room extends Emitter {
+  /**
+   * @param {string} url
+   * @param {JoinOptions} options
+   */
   constructor(url, options) {
     super();
+    /** @type {string} the room's name */
     this.name = options.room;
+    /** @type {string|null} this side's user id (the server's, once joined) */
     this.userId = options.userId ?? null;
+    /** @type {string|null} */
     this.displayName = null;
+    /** @type {string[]|null} what this side's token grants; null without a token */
     this.grants = null;
     /** @type {Map<string, Participant>} */
     this.participants = new Map();
+    /** @type {typeof DEFAULTS} */
     this.limits = { ...DEFAULTS, ...(options.limits ?? {}) };
     this._token = options.token ?? null;
     this._configuredIceServers = options.iceServers ?? null;
@@ -164,7 +207,11 @@ export class Room extends Emitter {
     this._connection.leave();
   }
 
-  /** Whether the server lets this side do `grant` (`screen`, `chat`...); open mode allows all but admin. */
+  /**
+   * Whether the server lets this side do `grant` (`screen`, `chat`...); open mode allows all but admin.
+   * @param {string} grant
+   * @returns {boolean}
+   */
   can(grant) {
     return this.grants ? this.grants.includes(grant) : grant !== "admin" && grant !== "hidden";
   }
@@ -207,6 +254,8 @@ export class Room extends Emitter {
         }
         participant._startAsNewcomer();
       }
+    } else {
+      for (const participant of this.participants.values()) participant._link?.resumed();
     }
     // What was sent while away (or whose `chat-ack` was lost with the connection); after
     // a resume, a `chat-ack` among the replayed messages settles its entry, and one sent
@@ -382,6 +431,8 @@ export class Room extends Emitter {
    * the same `clientId` until the server has stored it; then the entry gets its `id`,
    * `seq` and `ts`, `status: "sent"`, and `chat-status` fires. A refusal that sending
    * again would not cure (too long, say) makes it `failed`, with `error`.
+   * @param {string} message
+   * @returns {Promise<ChatEntry>}
    */
   async sendChat(message) {
     if (this.state === "closed") throw new HubbubError("not-connected", "the room is closed");
@@ -394,6 +445,10 @@ export class Room extends Emitter {
    * Load the stored messages before the oldest one known (`limit`, by default
    * `historyPageSize`). Resolves with them, oldest first, and puts them at the start of
    * `room.history`; an empty list means there is nothing older (`historyComplete`).
+   */
+  /**
+   * @param {number} [limit]
+   * @returns {Promise<ChatEntry[]>}
    */
   loadOlderChat(limit = this.limits.historyPageSize) {
     return this._chat.loadOlder(limit);
@@ -411,7 +466,11 @@ export class Room extends Emitter {
     return this._presence.offline;
   }
 
-  /** Set this side's presence status (`online`, `away`, `busy`); the room sees it. */
+  /**
+   * Set this side's presence status (`online`, `away`, `busy`); the room sees it.
+   * @param {"online"|"away"|"busy"} status
+   * @returns {Promise<void>}
+   */
   setStatus(status) {
     return this._presence.setStatus(status);
   }
@@ -442,19 +501,54 @@ export class Room extends Emitter {
     return this._localMedia.media;
   }
 
-  /** Replace the camera and microphone stream that is sent (or `null` to send none). */
+  /**
+   * Replace the camera and microphone stream that is sent (or `null` to send none).
+   * @param {MediaStream|null} stream
+   * @returns {Promise<void>}
+   */
   setStream(stream) {
     return this._localMedia.setStream(stream);
   }
 
-  /** Turn the microphone on or off. Off mutes the track; on asks for a microphone if there is none. */
+  /**
+   * Turn the microphone on or off. Off mutes the track; on asks for a microphone if there is none.
+   * @param {boolean} on
+   * @returns {Promise<void>}
+   */
   setMicrophone(on) {
     return this._localMedia.setMicrophone(on);
   }
 
-  /** Turn the camera on or off. Off stops the camera (its light goes out); on opens it again. */
+  /**
+   * Turn the camera on or off. Off stops the camera (its light goes out); on opens it again.
+   * @param {boolean} on
+   * @param {MediaTrackConstraints|boolean} [constraints]  as getUserMedia takes them for `video`
+   * @returns {Promise<void>}
+   */
   setCamera(on, constraints) {
     return this._localMedia.setCamera(on, constraints);
+  }
+
+  /**
+   * Send from another camera: `constraints` as getUserMedia takes them
+   * (`{deviceId: {exact: id}}`, `{facingMode: "environment"}`). The track is replaced
+   * in every peer connection (no renegotiation); with the camera off, the next
+   * `setCamera(true)` opens that one.
+   * @param {MediaTrackConstraints} constraints
+   * @returns {Promise<void>}
+   */
+  switchCamera(constraints) {
+    return this._localMedia.switchCamera(constraints);
+  }
+
+  /**
+   * Send from another microphone (`constraints` as getUserMedia takes them); muted
+   * stays muted. With no microphone yet, the next `setMicrophone(true)` opens that one.
+   * @param {MediaTrackConstraints|boolean} constraints
+   * @returns {Promise<void>}
+   */
+  switchMicrophone(constraints) {
+    return this._localMedia.switchMicrophone(constraints);
   }
 
   /**
@@ -462,12 +556,17 @@ export class Room extends Emitter {
    * `replaceCamera`, the camera is turned off while sharing and back on when it stops.
    * Resolves with the stream; the share stops when `stopScreenShare()` is called or the
    * user ends it in the browser.
+   * @param {{replaceCamera?: boolean, audio?: boolean}} [options]
+   * @returns {Promise<MediaStream>}
    */
   startScreenShare(options) {
     return this._localMedia.startScreenShare(options);
   }
 
-  /** Stop sharing the screen. */
+  /**
+   * Stop sharing the screen.
+   * @returns {Promise<void>}
+   */
   stopScreenShare() {
     return this._localMedia.stopScreenShare();
   }
@@ -479,6 +578,11 @@ export class Room extends Emitter {
    * and ordered by default; `{ordered: false, maxRetransmits: 0}` for data that is stale
    * once late (game state). Labels starting with `hubbub-` are reserved.
    */
+  /**
+   * @param {string} label
+   * @param {RTCDataChannelInit & {reliable?: boolean}} [options]
+   * @returns {AppChannel}
+   */
   channel(label, options = {}) {
     return this._channels.open(label, options);
   }
@@ -488,6 +592,10 @@ export class Room extends Emitter {
   /**
    * Send a file (a File or Blob) to one participant, peer to peer. Returns the
    * {@link FileTransfer} at once; `await transfer.done` for the outcome.
+   * @param {string} userId
+   * @param {Blob} file
+   * @param {{name?: string}} [options]
+   * @returns {FileTransfer}
    */
   sendFile(userId, file, options) {
     return this._files.send(userId, file, options);
