@@ -3,6 +3,7 @@ scripted membership and answered by hand; messages to other nodes are recorded."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -164,8 +165,10 @@ class ScriptedCluster:
         before: list[Member] | None = None,
         replaced: Member | None = None,
     ) -> None:
+        """``before``: the room's members before the claim (those Redis answers with,
+        the claimant added if admitted)."""
         room, member, _ = self.claims.pop(0)
-        members = [*(before or []), member] if outcome is ClaimOutcome.ADMITTED else []
+        members = [*(before or []), member] if outcome is ClaimOutcome.ADMITTED else before or []
         for other in before or []:
             self.remote.setdefault(room, {})[other.user_id] = other
         assert self.events is not None
@@ -242,6 +245,21 @@ def test_a_refused_claim_is_an_error_and_changes_nothing(
     assert h.clients["alice"].room is not None
     assert h.clients["alice"].room.name == "home"
     assert h.hub.rooms.get("r") is None
+
+
+def test_an_id_held_on_another_node_for_a_resume_is_refused_saying_for_how_long_at_most(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "carl", "r", "bob")
+    cluster.answer(ClaimOutcome.TAKEN, before=[BOB])
+    (error,) = h.take("carl")
+    assert error["code"] == "user-id-taken"
+    assert "heldForMs" not in error  # connected there
+    join(h, "carl", "r", "bob")
+    cluster.answer(ClaimOutcome.TAKEN, before=[dataclasses.replace(BOB, reconnecting=True)])
+    (error,) = h.take("carl")
+    assert error["code"] == "user-id-taken"
+    assert error["heldForMs"] == 30_000  # that node's grace, at most
 
 
 def test_taking_a_remote_place_announces_the_leave_first_and_closes_it_there(

@@ -131,7 +131,11 @@ class HubContext:
         self.counters.errors[error.code] += 1
         if not self.frontends.refuse(session, error):
             reply = Error(
-                code=error.code, message=error.message, ref=error.ref, reason=error.reason
+                code=error.code,
+                message=error.message,
+                ref=error.ref,
+                reason=error.reason,
+                held_for_ms=error.held_for_ms,
             )
             self.outbox.send(session, codec.encode(reply))
         if error.close_code is not None:

@@ -296,6 +296,8 @@ class Joining:
             ctx.rooms.drop_if_empty(room)
             return
         try:
+            if result.outcome is ClaimOutcome.TAKEN:
+                raise user_id_taken(message.ref, self._held_for_ms(room, result, member.user_id))
             if not admitted:
                 raise _claim_refusal(result.outcome, message.ref)
             if session.room is not None:
@@ -314,6 +316,19 @@ class Joining:
             room.claims -= 1
             ctx.rooms.drop_if_empty(room)
             ctx.waiting.end(session)
+
+    def _held_for_ms(self, room: Room, result: ClaimResult, user_id: str) -> int | None:
+        """How long at most ``user_id`` is held in ``room`` for a session of its that
+        lost its connection and may still resume; None if its holder is connected."""
+        ctx = self.ctx
+        grace = ctx.limits.resume_grace
+        holder = room.members.get(user_id)
+        if holder is not None and holder.session_id in ctx.lifecycle.detached:
+            return max(0, round((holder.lost_at + grace - ctx.now()) * 1000))
+        for member in result.members:
+            if member.user_id == user_id and member.reconnecting and holder is None:
+                return round(grace * 1000)  # another node's: at most its whole grace
+        return None
 
     def _participants(self, room: Room, members: list[Member], me: str) -> list[Participant]:
         """The other members, in join order: everyone already here joined first, so

@@ -461,6 +461,9 @@ class Error(Outgoing, tag="error"):
     ref: Ref | None = None
     reason: str | None = None
     """For some codes (``resume-failed``), which case it was, for programs."""
+    held_for_ms: int | None = None
+    """For ``user-id-taken``: the id is held for a session whose connection was lost
+    and that may still resume, for at most this long; then it is free."""
 
 
 class Resumed(Outgoing, tag="resumed"):
