@@ -379,6 +379,9 @@ class ServerError(_Message, tag=type_of(protocol.Error), frozen=True):
     reason: str | None = None
     """For some codes, which case it is (``resume-failed``: ``unknown-session``,
     ``overrun``)."""
+    held_for_ms: int | None = None
+    """For ``user-id-taken``: the id is held for a session that lost its connection
+    and may still resume, for at most this long (then it is free)."""
 
 
 class ServerMessage(msgspec.Struct, frozen=True):
