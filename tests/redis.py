@@ -6,6 +6,7 @@ It can be stopped and started again on the same port, as an outage.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import socket
@@ -94,3 +95,70 @@ class RedisServer:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class FreezingProxy:
+    """A TCP proxy in front of Redis that can freeze a connection: it stays open, and
+    from then on nothing Redis sends on it gets through (a network that drops a flow
+    without a word). A connection is named by what its client sent first."""
+
+    def __init__(self, redis_port: int) -> None:
+        self.redis_port = redis_port
+        self.port = 0
+        self.opened: list[tuple[bytes, dict[str, bool]]] = []
+        """(the first bytes the client sent, its state) for each connection."""
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def freeze(self, marker: bytes) -> int:
+        """Freeze every open connection whose client began with ``marker``."""
+        frozen = 0
+        for first, state in self.opened:
+            if marker in first and not state["closed"]:
+                state["frozen"] = True
+                frozen += 1
+        return frozen
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.redis_port
+        )
+        first = await reader.read(65536)
+        state = {"frozen": False, "closed": False}
+        self.opened.append((first, state))
+        upstream_writer.write(first)
+
+        async def pump(
+            source: asyncio.StreamReader, sink: asyncio.StreamWriter, down: bool
+        ) -> None:
+            try:
+                while data := await source.read(65536):
+                    if not (down and state["frozen"]):
+                        sink.write(data)
+            except OSError:
+                pass
+            finally:
+                state["closed"] = True
+                sink.close()
+
+        for task in (
+            asyncio.create_task(pump(reader, upstream_writer, down=False)),
+            asyncio.create_task(pump(upstream_reader, writer, down=True)),
+        ):
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

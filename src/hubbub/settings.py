@@ -274,6 +274,16 @@ class ServerSettings:
         "Operations waiting to be sent to Redis or for its reply, over which more are "
         "dropped (counted in the metrics) (cluster).",
     )
+    chat_gap_timeout: float = setting(
+        1.0,
+        "Seconds a room's chat waits for the chat before it (stored by another node, on "
+        "its way through Redis) before the missing chat is read from the store (cluster).",
+    )
+    chat_gap_max_held: int = setting(
+        1000,
+        "Messages a room holds behind a gap in its chat, past which the gap is read from "
+        "the store at once (cluster).",
+    )
     frontend: list[str] = setting(
         [],
         "Another library's signaling protocol to serve on this port too: peerjs (PeerJS "
@@ -370,6 +380,8 @@ class ServerSettings:
             "store_max_pending",
             "cluster_heartbeat",
             "broker_max_pending",
+            "chat_gap_timeout",
+            "chat_gap_max_held",
         ):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from hubbub.broker import Broker, CallPlacement, ChatRun, ClaimResult, Member
+from hubbub.broker import (
+    Broker,
+    CallPlacement,
+    ChatRun,
+    ClaimResult,
+    Member,
+    SessionFound,
+    SessionState,
+)
 from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
 
@@ -25,19 +33,33 @@ class Recorder:
         self.claims: dict[str, ClaimResult] = {}
         self.changes: list[tuple[str, list[Member], list[Member]]] = []
         self.closes: list[tuple[str, int, bool]] = []
-        self.chats: list[tuple[str, bytes]] = []
         self.chat_runs: list[tuple[str, ChatRun]] = []
         self.members: dict[str, list[Member]] = {}
         self.placed: dict[str, CallPlacement] = {}
         self.moves: list[tuple[str, str, str, str]] = []
-        self.ended: dict[str, bool] = {}
+        self.broker: Any = None
+        """The membership it is attached to (it answers through it)."""
+        self.sessions: dict[tuple[str, str], tuple[str, str]] = {}
+        """(session id, token) -> (room, user id): the sessions here that may be handed."""
+        self.states: dict[str, SessionState] = {}
+        """session id -> its state, when it is cut."""
+        self.found: dict[str, SessionFound] = {}
+        self.takes: list[tuple[str, str, str]] = []
+        self.cuts: list[tuple[str, str, str]] = []
+        self.handed: dict[str, SessionState | None] = {}
+        self.adopted: list[tuple[str, str, str, str]] = []
         self.rooms_ended: list[str] = []
+        self.last_seen: list[tuple[str, str, int]] = []
+        self.log: list[tuple[object, ...]] = []
+        """Room messages (payload) and chat (each item) in the order delivered."""
 
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
         self.room.append((room, payload, exclude))
+        self.log.append((payload,))
 
     def deliver_chat(self, room: str, run: ChatRun) -> None:
         self.chat_runs.append((room, run))
+        self.log.extend((item,) for item in run)
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
         self.session.append((session_id, payload))
@@ -54,11 +76,11 @@ class Recorder:
     def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
         self.closes.append((session_id, code, announce))
 
-    def chat_seen(self, room: str, payload: bytes) -> None:
-        self.chats.append((room, payload))
-
     def local_members(self) -> dict[str, list[Member]]:
         return self.members
+
+    def seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        self.last_seen.append((room, user_id, ts_ms))
 
     def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
         self.placed[call_id] = outcome
@@ -74,11 +96,28 @@ class Recorder:
     ) -> None:
         self.moves.append((call_id, move, user_id, session_id))
 
-    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
-        return False
+    def session_asked(self, session_id: str, resume_token: str, asked_by: str) -> None:
+        offered = self.sessions.get((session_id, resume_token))
+        room, user = offered if offered is not None else ("", "")
+        self.broker.offer_session(asked_by, session_id, room, user)
 
-    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
-        self.ended[asked_by] = ended
+    def session_found(self, asked_by: str, found: SessionFound) -> None:
+        self.found[asked_by] = found
+
+    def taking(self, room: str, session_id: str, taken_by: str) -> None:
+        self.takes.append((room, session_id, taken_by))
+        self.log.append(("taking", session_id))
+
+    def session_cut(self, room: str, session_id: str, taken_by: str) -> SessionState | None:
+        self.cuts.append((room, session_id, taken_by))
+        self.log.append(("cut", session_id))
+        return self.states.get(session_id)
+
+    def session_handed(self, taken_by: str, state: SessionState | None) -> None:
+        self.handed[taken_by] = state
+
+    def adopt(self, session_id: str, resume_token: str, room: str, user_id: str) -> None:
+        self.adopted.append((session_id, resume_token, room, user_id))
 
     def room_ended(self, room: str) -> None:
         self.rooms_ended.append(room)
@@ -117,6 +156,7 @@ async def make_node(backend: str, request: pytest.FixtureRequest) -> AsyncIterat
             url = request.getfixturevalue("redis_url")
             broker = RedisBroker(url, **{"heartbeat": 0.2, "node_timeout": 1.0, **options})
             broker.attach_members(recorder)
+            recorder.broker = broker
         broker.attach(recorder)
         started.append(broker)
         await broker.start()
@@ -137,6 +177,7 @@ async def make_redis_node(redis_url: str) -> AsyncIterator[Callable[..., Awaitab
         broker = RedisBroker(url, **{"heartbeat": 0.2, "node_timeout": 1.0, **options})
         broker.attach(recorder)
         broker.attach_members(recorder)
+        recorder.broker = broker
         started.append(broker)
         await broker.start()
         return broker, recorder
@@ -168,6 +209,7 @@ async def make_membership(
         broker = RedisBroker(url, heartbeat=0.2, node_timeout=1.0)
         broker.attach(recorder)
         broker.attach_members(recorder)
+        recorder.broker = broker
         started.append(broker)
         await broker.start()
         return broker, recorder

@@ -1,8 +1,11 @@
 """One contract, every broker: the in-memory broker and the Redis broker (one node).
 
-What a lone node's hub sees must not change when it runs on Redis: room messages and
-session messages reach its own members once, in order, with no Redis round trip in
-the way (tests/broker/test_redis.py holds what crosses nodes).
+What a lone node's hub sees must not change when it runs on Redis: room messages,
+stored chat and session messages reach its own members once, in the order
+published. The in-memory broker hands them over at once; the Redis broker hands a
+room's messages to a node with members there when Redis carries them back (so that
+every node has them in one order), and the rest at once (tests/broker/test_redis.py
+holds what crosses nodes).
 """
 
 from __future__ import annotations
@@ -10,7 +13,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.broker.conftest import NodeFactory, eventually
+from hubbub.broker import ChatItem, Member
+from tests.broker.conftest import NodeFactory, Recorder, eventually
+
+
+async def seated(broker: object, hub: Recorder, room: str) -> None:
+    """A member of ``room`` on this node (a cluster node claims its place)."""
+    if not hasattr(broker, "claim"):
+        return  # the in-memory broker delivers to whoever is in the room
+    member = Member("someone", broker.new_session_id())  # type: ignore[attr-defined]
+    broker.claim(room, member, replace=False, max_members=10)
+    await eventually(lambda: member.session_id in hub.claims)
 
 
 async def test_a_room_message_reaches_the_local_members_once(make_node: NodeFactory) -> None:
@@ -72,14 +85,41 @@ async def test_a_user_message_reaches_the_local_connections_at_once(
 async def test_stored_chat_reaches_the_local_members_once(make_node: NodeFactory) -> None:
     broker, hub = await make_node()
     chat = b'{"type":"chat","message":"hi","userId":"x","id":"i","seq":1,"ts":1}'
-    run = [(chat, "s1", b'{"type":"chat-ack"}'), (None, "s1", b'{"type":"chat-ack"}')]
+    run = [ChatItem(1, chat, "s1", b"ack"), ChatItem(1, None, "s1", b"duplicate's ack")]
     broker.publish_chat("lobby", run)
-    # Delivered at once, relays and acks together, in order.
+    # Nobody in the room on this node: delivered at once, relays and acks together.
     assert hub.chat_runs == [("lobby", run)]
     await asyncio.sleep(0.3)
     assert hub.chat_runs == [("lobby", run)]
     assert hub.room == []
-    assert hub.chats == []  # this node stored it: nothing to keep from elsewhere
+
+
+async def test_a_rooms_messages_reach_its_members_here_once_in_the_order_published(
+    make_node: NodeFactory,
+) -> None:
+    broker, hub = await make_node()
+    await seated(broker, hub, "team")
+    first = ChatItem(1, b'{"type":"chat","seq":1}', "s1", b"ack 1")
+    again = ChatItem(1, None, "s1", b"ack 1 again")  # a duplicate: the ack alone
+    second = ChatItem(2, b'{"type":"chat","seq":2}', "s2", b"ack 2")
+    for i in range(50):
+        broker.publish_to_room("team", b"%d" % i)
+        if i == 10:
+            broker.publish_chat("team", [first, again])
+        if i == 20:
+            broker.publish_chat("team", [second])
+    expected = [
+        *((b"%d" % i,) for i in range(11)),
+        (first,),
+        *((b"%d" % i,) for i in range(11, 21)),
+        (second,),
+        *((b"%d" % i,) for i in range(21, 50)),
+    ]
+    got = await eventually(lambda: len(hub.log) == 53 and hub.log)
+    assert [entry for entry in got if entry != (again,)] == expected
+    assert got.count((again,)) == 1
+    await asyncio.sleep(0.3)
+    assert len(hub.log) == 53
 
 
 # -- lifecycle, health, status ----------------------------------------------------

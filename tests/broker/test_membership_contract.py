@@ -8,9 +8,19 @@ a node that dies) is in tests/broker/test_redis.py.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import itertools
 
-from hubbub.broker import CallPlacement, CallRoute, ClaimOutcome, ClaimResult, Member
+from hubbub.broker import (
+    CallPlacement,
+    CallRoute,
+    ClaimOutcome,
+    ClaimResult,
+    Located,
+    Member,
+    SessionFound,
+)
 from tests.broker.conftest import MembershipFactory, Recorder, eventually
 
 _numbers = itertools.count(1)
@@ -145,11 +155,55 @@ async def test_this_nodes_calls_and_sessions_stay_here(make_membership: Membersh
     call_id = membership.new_session_id()
     route = membership.call_move(call_id, "accept", "bob", membership.new_session_id(), 1)
     assert route is CallRoute.HERE
-    assert membership.end_elsewhere(membership.new_session_id(), "token", "s1") is False
     assert recorder.moves == []
-    assert recorder.ended == {}
+    # A session id of this node that is not here: unknown at once, or found here (it
+    # did not move elsewhere), for the hub to say it is unknown.
+    own = membership.new_session_id()
+    if membership.find_session(own, "token", "s1"):
+        found = await eventually(lambda: recorder.found.get("s1"))
+        assert found == SessionFound(Located.HERE, own)
+    else:
+        await asyncio.sleep(0.1)
+        assert recorder.found == {}
 
 
 async def test_session_ids_are_unique(make_membership: MembershipFactory) -> None:
     membership, _ = await make_membership()
     assert len({membership.new_session_id() for _ in range(1000)}) == 1000
+
+
+async def test_the_calls_node_learns_when_its_callee_is_connected_nowhere(
+    make_membership: MembershipFactory,
+) -> None:
+    """Either the membership knows at once that the callee has no other connection
+    (the hub ends the call itself), or it tells the call's node once it has none."""
+    membership, recorder = await make_membership()
+    alice, bob = fresh("alice"), fresh("bob")
+    membership.user_here(alice, True)
+    membership.user_here(bob, True)
+    call_id = membership.new_session_id()
+    membership.place_call(call_id, alice, bob, b'{"type":"call-incoming"}')
+    assert await eventually(lambda: recorder.placed.get(call_id)) is CallPlacement.PLACED
+    membership.user_here(bob, False)
+    if membership.connected_elsewhere(bob):
+        assert await eventually(lambda: recorder.moves) == [(call_id, "callee-gone", bob, "")]
+    else:
+        await asyncio.sleep(0.2)
+        assert recorder.moves == []
+
+
+async def test_a_members_status_and_connection_change_what_its_room_lists(
+    make_membership: MembershipFactory,
+) -> None:
+    membership, recorder = await make_membership()
+    room = fresh("room")
+    alice = member(membership, "alice")
+    await claimed(membership, recorder, room, alice)
+    membership.update(room, dataclasses.replace(alice, status="busy", reconnecting=True))
+    # Another session of the same user id is not her: nothing changes.
+    membership.update(room, Member("alice", membership.new_session_id(), status="away"))
+    result = await claimed(membership, recorder, room, member(membership, "bob"))
+    assert [(m.user_id, m.status, m.reconnecting) for m in result.members] == [
+        ("alice", "busy", True),
+        ("bob", "online", False),
+    ]

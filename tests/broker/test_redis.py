@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
 
-from hubbub.broker import ClaimOutcome, Member
+from hubbub.broker import (
+    CallPlacement,
+    ChatItem,
+    ClaimOutcome,
+    Located,
+    Member,
+    SessionFound,
+    SessionState,
+)
 from hubbub.broker.redis import RedisBroker, node_of, scripts
 from hubbub.protocol.errors import CloseCode
 from tests.broker.conftest import Node, eventually
-from tests.redis import RedisServer
+from tests.redis import FreezingProxy, RedisServer
 
 MakeNode = Callable[..., Awaitable[Node]]
 
@@ -55,10 +64,12 @@ async def test_room_messages_cross_nodes_once(make_redis_node: MakeNode) -> None
             ClaimOutcome.ADMITTED
         )
     a[0].publish_to_room("lobby", b'{"type":"hello"}', "skip-me")
-    for _, hub in (b, c):
+    # a's own members get it when Redis carries it back, as every other node's.
+    assert a[1].room == []
+    for _, hub in (a, b, c):
         await eventually(lambda hub=hub: hub.room)
     await asyncio.sleep(0.3)
-    assert a[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]  # once, not echoed
+    assert a[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]  # once
     assert b[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]
     assert c[1].room == [("lobby", b'{"type":"hello"}', "skip-me")]
 
@@ -98,27 +109,51 @@ async def test_a_user_message_reaches_every_node_once(
     assert publish_calls(redis_server.port) - before == 1
 
 
-async def test_chat_relayed_by_another_node_is_seen(make_redis_node: MakeNode) -> None:
-    """Chat a node stored reaches the other nodes' members and is kept there; the
-    acks stay on the node that stored it. A room message is not chat, whatever its
-    bytes look like."""
+async def test_chat_stored_by_a_node_reaches_every_node_with_its_seq(
+    make_redis_node: MakeNode,
+) -> None:
+    """Chat a node stored reaches the other nodes' members with its seq (for them to
+    put it in order); the acks stay on the node that stored it, which delivers the
+    run when Redis carries it back. A room message is not chat, whatever its bytes
+    look like."""
     a, b = await make_redis_node(), await make_redis_node()
     x, y = member(a[0], "x"), member(b[0], "y")
     await admitted(a, "r", x)
     await admitted(b, "r", y)
     chat = b'{"type":"chat","message":"hi","userId":"x","id":"i","seq":1,"ts":1}'
     looks_like_chat = b'{"type":"chat","message":"not stored"}'
-    run = [(chat, x.session_id, b'{"type":"chat-ack"}'), (None, x.session_id, b"dup-ack")]
+    stored = ChatItem(1, chat, x.session_id, b'{"type":"chat-ack"}', "kept here")
+    duplicate = ChatItem(1, None, x.session_id, b"dup-ack")
     a[0].publish_to_room("r", looks_like_chat)
-    a[0].publish_chat("r", run)
-    assert a[1].chat_runs == [("r", run)]  # at once, acks included
-    assert await eventually(lambda: b[1].chats) == [("r", chat)]
-    assert b[1].room == [("r", looks_like_chat, None), ("r", chat, x.session_id)]
+    a[0].publish_chat("r", [stored, duplicate])
+    assert a[1].chat_runs == [("r", [duplicate])]  # an ack alone: at once
+    assert await eventually(lambda: len(a[1].chat_runs) == 2 and a[1].chat_runs) == [
+        ("r", [duplicate]),
+        ("r", [stored]),  # as it was handed over, the ack and what is kept included
+    ]
+    assert await eventually(lambda: b[1].chat_runs) == [
+        ("r", [ChatItem(1, chat, x.session_id, None)])
+    ]
+    assert b[1].room == [("r", looks_like_chat, None)]
     await asyncio.sleep(0.3)
-    assert b[1].chat_runs == []
     assert b[1].session == []
-    assert a[1].chats == []
     assert a[1].room == [("r", looks_like_chat, None)]
+    assert len(a[1].chat_runs) == 2
+
+
+async def test_what_a_node_published_and_did_not_hear_back_is_delivered_when_redis_goes(
+    make_redis_node: MakeNode, own_redis: RedisServer
+) -> None:
+    a = await make_redis_node(own_redis.url)
+    await admitted(a, "r", member(a[0], "x"))
+    for i in range(200):
+        a[0].publish_to_room("r", b"%d" % i)
+    own_redis.stop(kill=True)
+    await eventually(lambda: not a[0].connected)
+    got = await eventually(lambda: len(a[1].room) == 200 and a[1].room)
+    assert [payload for _, payload, _ in got] == [b"%d" % i for i in range(200)]
+    a[0].publish_to_room("r", b"without Redis")  # at once
+    assert a[1].room[-1] == ("r", b"without Redis", None)
 
 
 async def test_what_is_not_ours_on_our_channels_is_dropped_and_counted(
@@ -296,6 +331,7 @@ async def test_a_node_rejoins_and_resyncs_after_redis_restarts(
     assert b"bob" in members
     a[0].publish_to_room("r", b'{"type":"back"}')
     assert await eventually(lambda: b[1].room) == [("r", b'{"type":"back"}', None)]
+    assert await eventually(lambda: a[1].room[-1]) == ("r", b'{"type":"back"}', None)
     assert [c for c in a[1].changes + b[1].changes if c[1] or c[2]] == []
 
 
@@ -319,3 +355,229 @@ async def test_a_member_who_left_during_an_outage_is_announced_gone(
     own_redis.start()
     await eventually(lambda: a[0].connected and b[0].connected, timeout=15)
     assert await eventually(lambda: a[1].changes, timeout=15) == [("r", [], [bob])]
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [b"SUBSCRIBE", b"EVALSHA"],  # what each begins with: subscriber, publisher (a claim)
+)
+async def test_a_connection_of_its_own_that_stops_answering_is_noticed_and_made_again(
+    make_redis_node: MakeNode,
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+    connection: bytes,
+) -> None:
+    """The subscriber (or publisher) connection goes silent without closing: the node
+    notices within a heartbeat of its ping, connects again, and hears the room again."""
+    proxy = FreezingProxy(redis_server.port)
+    await proxy.start()
+    try:
+        heartbeat = 0.2
+        a = await make_redis_node(proxy.url, heartbeat=heartbeat, node_timeout=1.0)
+        b = await make_redis_node()
+        await admitted(a, "r", member(a[0], "x"))
+        await admitted(b, "r", member(b[0], "y"))
+        b[0].publish_to_room("r", b'{"type":"before"}')
+        await eventually(lambda: ("r", b'{"type":"before"}', None) in a[1].room)
+        connections = len(proxy.opened)
+        assert proxy.freeze(connection) == 1
+        loop = asyncio.get_running_loop()
+        frozen_at = loop.time()
+        await eventually(lambda: not a[0].connected, timeout=5)
+        # The ping of one heartbeat, answered within the next (plus a busy machine).
+        assert loop.time() - frozen_at < 2 * heartbeat + 1.0
+        assert "does not answer" in caplog.text
+        await eventually(lambda: a[0].connected, timeout=10)
+        assert len(proxy.opened) > connections
+        b[0].publish_to_room("r", b'{"type":"after"}')
+        await eventually(lambda: ("r", b'{"type":"after"}', None) in a[1].room)
+        a[0].publish_to_room("r", b'{"type":"back"}')
+        await eventually(lambda: ("r", b'{"type":"back"}', None) in b[1].room)
+    finally:
+        await proxy.close()
+
+
+async def test_a_call_hears_when_its_callee_is_left_on_no_live_node(
+    make_redis_node: MakeNode,
+) -> None:
+    """The callee's connections close on one node and its other node dies: the call's
+    node is told once no live node reaches the callee, not before."""
+    caller_node = await make_redis_node()
+    phone = await make_redis_node()
+    laptop = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    caller_node[0].user_here("alice", True)
+    phone[0].user_here("bob", True)
+    laptop[0].user_here("bob", True)
+    await asyncio.sleep(0.2)
+    call_id = caller_node[0].new_session_id()
+    caller_node[0].place_call(call_id, "alice", "bob", b'{"type":"call-incoming"}')
+    assert await eventually(lambda: caller_node[1].placed.get(call_id)) is CallPlacement.PLACED
+    phone[0].user_here("bob", False)
+    await asyncio.sleep(0.5)
+    assert caller_node[1].moves == []  # still connected on the laptop's node
+    for task in laptop[0]._tasks:  # dies without a word
+        task.cancel()
+    moves = await eventually(lambda: caller_node[1].moves, timeout=10)
+    assert moves == [(call_id, "callee-gone", "bob", "")]
+    laptop[0].connected = False  # its stop() must not touch Redis
+
+
+async def test_what_a_node_says_of_its_members_reaches_the_others_and_the_listing(
+    make_redis_node: MakeNode,
+) -> None:
+    a, b = await make_redis_node(), await make_redis_node()
+    alice, bob = member(a[0], "alice", name="Alice"), member(b[0], "bob")
+    room = "listed-r"
+    await admitted(a, room, alice)
+    await admitted(b, room, bob)
+    await admitted(b, "listed-other", member(b[0], "carol"))
+    busy = dataclasses.replace(alice, status="busy", reconnecting=True)
+    a[0].update(room, busy)
+    assert await eventually(lambda: b[0].remote_member(room, "alice") == busy)
+    # Every node's rooms, by name, with every member in join order.
+    listed = await b[0].rooms(10, "listed-")
+    assert [(name, [m.user_id for m in members]) for name, members in listed] == [
+        ("listed-other", ["carol"]),
+        ("listed-r", ["alice", "bob"]),
+    ]
+    assert listed[1][1][0] == busy
+    assert [name for name, _ in await a[0].rooms(1, "listed-other")] == ["listed-r"]
+    # Leaving after chatting: the other node keeps when it was last seen.
+    a[0].release(room, alice, 1234)
+    assert await eventually(lambda: b[1].last_seen) == [(room, "alice", 1234)]
+    b[0].release("listed-other", member(b[0], "carol"))  # not her session: she stays
+    await asyncio.sleep(0.2)
+    assert [name for name, _ in await a[0].rooms(10, "listed-")] == ["listed-other", "listed-r"]
+    b[0].release(room, bob)  # the last one: the room is listed no more
+
+    async def names() -> list[str]:
+        return [name for name, _ in await a[0].rooms(10, "listed-")]
+
+    async with asyncio.timeout(5):
+        while await names() != ["listed-other"]:  # noqa: ASYNC110 - Redis, polled
+            await asyncio.sleep(0.05)
+
+
+def state_of(session_id: str, user_id: str, room: str) -> SessionState:
+    return SessionState(
+        session_id=session_id,
+        room=room,
+        user_id=user_id,
+        resume_token="t0k",
+        identity_user_id=None,
+        room_names=[],
+        room_prefixes=[""],
+        grants=[],
+        last_n=3,
+        replay=[b"1", b"2", b"3"],
+    )
+
+
+async def test_a_session_is_handed_over_at_one_point_of_its_rooms_order(
+    make_redis_node: MakeNode, redis_server: RedisServer
+) -> None:
+    """What the room gets before the taking node's mark is the old node's to deliver,
+    what it gets after it the new node's: every message once, on one side of it."""
+    a, b, c = [await make_redis_node() for _ in range(3)]
+    alice = member(a[0], "alice")
+    room = "handed"
+    await admitted(a, room, alice)
+    await admitted(c, room, member(c[0], "carol"))
+    a[1].sessions[(alice.session_id, "t0k")] = (room, "alice")
+    a[1].states[alice.session_id] = state_of(alice.session_id, "alice", room)
+    # The wrong token: not found.
+    stub = b[0].new_session_id()
+    assert b[0].find_session(alice.session_id, "not-it", stub)
+    found = await eventually(lambda: b[1].found.get(stub))
+    assert found.located is Located.UNKNOWN
+    # The right one: offered, with its room and user.
+    assert b[0].find_session(alice.session_id, "t0k", stub)
+    found = await eventually(lambda: b[1].found.get(stub) != found and b[1].found.get(stub))
+    assert found == SessionFound(Located.THERE, alice.session_id, room, "alice")
+
+    sent = 0
+    storming = True
+
+    async def storm() -> None:
+        nonlocal sent
+        while storming:
+            c[0].publish_to_room(room, b"%d" % sent)
+            sent += 1
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(storm())
+    await asyncio.sleep(0.1)
+    b[0].take_session(room, alice.session_id, stub)
+    handed = await eventually(lambda: b[1].handed.get(stub))
+    assert handed == a[1].states[alice.session_id]
+    await asyncio.sleep(0.1)
+    storming = False
+    await task
+    await eventually(lambda: (b"%d" % (sent - 1),) in b[1].log)
+    before = a[1].log[: a[1].log.index(("cut", alice.session_id))]
+    after = b[1].log[b[1].log.index(("taking", alice.session_id)) + 1 :]
+    assert before
+    assert after
+    assert [e[0] for e in before + after] == [b"%d" % i for i in range(sent)]
+    # The place is the new session's, in the same place of the join order; the other
+    # nodes see it there, and its old id leads to the new one.
+    members = await c[0].room_members(room)
+    assert (members[0].user_id, members[0].session_id) == ("alice", stub)
+    assert await eventually(lambda: c[0].remote_member(room, "alice")) == Member("alice", stub)
+    assert [m.user_id for m in b[0].remote_members(room)] == ["carol"]  # alice is its own now
+    # Asked for by its old id, it is found where it is now.
+    again = c[0].new_session_id()
+    assert c[0].find_session(alice.session_id, "t0k", again)
+    assert a[1].sessions.pop((alice.session_id, "t0k"))
+    b[1].sessions[(stub, "t0k")] = (room, "alice")
+    assert await eventually(lambda: c[1].found.get(again)) == SessionFound(
+        Located.THERE, stub, room, "alice"
+    )
+    assert redis_command(redis_server.port, "GET", f"hubbub:moved:{alice.session_id}") == (
+        f"${len(stub)}\r\n{stub}\r\n".encode()
+    )
+
+
+async def test_a_session_whose_node_died_is_said_gone_and_its_place_freed(
+    make_redis_node: MakeNode,
+) -> None:
+    survivor = await make_redis_node()
+    doomed = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    alice = member(doomed[0], "alice")
+    await admitted(doomed, "r", alice)
+    for task in doomed[0]._tasks:  # dies without a word
+        task.cancel()
+    doomed[0].connected = False
+    await asyncio.sleep(1.3)  # its alive key expires
+    stub = survivor[0].new_session_id()
+    assert survivor[0].find_session(alice.session_id, "t0k", stub)
+    found = await eventually(lambda: survivor[1].found.get(stub))
+    assert found.located is Located.NODE_GONE
+    # Reaped at once: the name is free.
+    assert (await admitted(survivor, "r", member(survivor[0], "alice"))).outcome is (
+        ClaimOutcome.ADMITTED
+    )
+
+
+async def test_a_stopping_node_gives_its_sessions_to_the_live_others_in_turn(
+    make_redis_node: MakeNode,
+) -> None:
+    a, b, c = [await make_redis_node() for _ in range(3)]
+    await eventually(lambda: len(a[0]._node.peers) == 2)
+    for i in range(4):
+        assert a[0].give_session(f"{a[0].node_id}.s{i}", "t", "r", f"u{i}")
+    await eventually(lambda: len(b[1].adopted) + len(c[1].adopted) == 4)
+    assert len(b[1].adopted) == len(c[1].adopted) == 2
+
+
+async def test_a_member_is_reachable_for_calls_once_its_claim_is_answered(
+    make_redis_node: MakeNode,
+) -> None:
+    """Its node tells Redis it reaches the user in the claim itself: a call placed
+    from any node after the join was admitted finds the user (the node's word that
+    its user is here, sent once the join is admitted, may come later)."""
+    caller_node, callee_node = await make_redis_node(), await make_redis_node()
+    await admitted(callee_node, "reach-r", member(callee_node[0], "bob"))
+    call_id = caller_node[0].new_session_id()
+    caller_node[0].place_call(call_id, "alice", "bob", b'{"type":"call-incoming"}')
+    assert await eventually(lambda: caller_node[1].placed.get(call_id)) is CallPlacement.PLACED

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubbub.broker import ClaimOutcome, Member
+from hubbub.broker import ChatItem, ClaimOutcome, Member, SessionState
 from hubbub.broker.redis import RedisBroker, scripts, wire
 from hubbub.broker.redis.wire import Kind, WireError
 from hubbub.protocol.errors import CloseCode
@@ -42,23 +42,30 @@ def lua(kind: Kind, body: object) -> bytes:
 # -- what Python publishes, there and back ------------------------------------------
 
 
-@pytest.mark.parametrize("chat", [False, True])
 @pytest.mark.parametrize("exclude", [None, f"{NODE}.s1"])
-def test_a_room_message_round_trips(exclude: str | None, chat: bool) -> None:
+def test_a_room_message_round_trips(exclude: str | None) -> None:
     payload = b'{"type":"chat","message":"a\\nb"}\n'
-    data = THERE.room(exclude, payload, chat=chat)
-    assert data[:1] == (Kind.CHAT if chat else Kind.ROOM).value
-    assert HERE.read_room(data) == wire.RoomMessage(exclude, payload, chat)
+    data = THERE.room(7, exclude, payload)
+    assert data[:1] == Kind.ROOM.value
+    assert HERE.read_room(data) == wire.RoomMessage(exclude, payload)
+
+
+@pytest.mark.parametrize("exclude", [None, f"{NODE}.s1"])
+def test_chat_round_trips_with_its_seq(exclude: str | None) -> None:
+    payload = b'{"type":"chat","message":"a\\nb"}\n'
+    data = THERE.chat(7, 2**53 - 1, exclude, payload)
+    assert data[:1] == Kind.CHAT.value
+    assert HERE.read_room(data) == wire.ChatMessage(2**53 - 1, exclude, payload)
 
 
 def test_chat_is_its_own_kind_whatever_its_bytes() -> None:
     """The kind says chat, not the payload: a room message that looks like chat is
     not chat, and chat that does not look like it still is."""
     looks_like_chat = b'{"type":"chat","message":"hi"}'
-    assert HERE.read_room(THERE.room(None, looks_like_chat)) == wire.RoomMessage(
-        None, looks_like_chat, False
+    assert HERE.read_room(THERE.room(1, None, looks_like_chat)) == wire.RoomMessage(
+        None, looks_like_chat
     )
-    assert HERE.read_room(THERE.room(None, b"[]", chat=True)) == wire.RoomMessage(None, b"[]", True)
+    assert HERE.read_room(THERE.chat(1, 3, None, b"[]")) == wire.ChatMessage(3, None, b"[]")
 
 
 def test_a_room_end_round_trips() -> None:
@@ -71,10 +78,11 @@ def test_a_user_message_round_trips(exclude: str | None) -> None:
     assert HERE.read_user(data) == wire.UserMessage(exclude, "zoë", b"line\nline")
 
 
-def test_a_node_reads_its_own_publications_as_nothing() -> None:
-    """They come back from Redis; its members had them when they were published."""
-    assert THERE.read_room(THERE.room("s", b"x")) is None
-    assert THERE.read_room(THERE.room(None, b"x", chat=True)) is None
+def test_a_node_knows_its_own_room_publications_by_their_number() -> None:
+    """Its members get them when they come back from Redis (the number says which,
+    and it wraps around); its members had the others directly."""
+    assert THERE.read_room(THERE.room(5, "s", b"x")) == wire.Echo(5)
+    assert THERE.read_room(THERE.chat(16**8 + 6, 1, None, b"x")) == wire.Echo(6)
     assert THERE.read_room(THERE.room_ended()) is None
     assert THERE.read_user(THERE.user(None, "u", b"x")) is None
 
@@ -98,13 +106,48 @@ def test_a_session_message_round_trips() -> None:
         wire.CallMoved(f"{OTHER}.c", "accept", "bob", f"{NODE}.s", 7, None),
         wire.CallMoved(f"{OTHER}.c", "left", "bob", f"{NODE}.s", "r-1", "room"),
         wire.CallMoved(f"{OTHER}.c", "callee-gone", "bob", f"{NODE}.s", None, None),
-        wire.EndSession(f"{OTHER}.s", "token", f"{NODE}.t"),
-        wire.SessionEnded(f"{NODE}.t", True),
+        wire.AskSession(f"{OTHER}.s", "token", f"{NODE}.t"),
+        wire.Offer(f"{NODE}.t", f"{OTHER}.s", "room", "ann"),
+        wire.Offer(f"{NODE}.t", f"{OTHER}.s", "", ""),
+        wire.Offer(f"{NODE}.t", f"{OTHER}.s", "", "", f"{NODE}.moved"),
+        wire.Adopt(f"{OTHER}.s", "token", "room", "ann"),
     ],
 )
 def test_a_request_round_trips(request_: wire.Request) -> None:
     data = wire.encode_request(request_)
     assert wire.decode_node(data) == request_
+
+
+def test_a_handed_session_round_trips_with_its_replay_as_bytes() -> None:
+    state = SessionState(
+        session_id=f"{OTHER}.s",
+        room="room",
+        user_id="ann",
+        resume_token="t",
+        identity_user_id="ann",
+        room_names=["room"],
+        room_prefixes=[],
+        grants=["chat"],
+        verified=True,
+        last_n=2,
+        replay=[b'{"type":"x"}', b"\xff not text"],
+        seq=7,
+        lost_for=1.5,
+    )
+    for handed in (wire.Handed(f"{NODE}.t", state), wire.Handed(f"{NODE}.t", None)):
+        data = wire.encode_handed(handed)
+        assert data[:1] == Kind.HANDED.value
+        assert wire.decode_node(data) == handed
+
+
+def test_a_take_is_read_whoever_published_it_with_the_rooms_members() -> None:
+    flat = ["bob", entry(f"{OTHER}.b", 2), "ann", entry(f"{OTHER}.s", 1, n="Ann")]
+    data = lua(Kind.TAKE, {"s": f"{OTHER}.s", "b": f"{NODE}.t", "m": flat})
+    members = [Member("ann", f"{OTHER}.s", name="Ann"), Member("bob", f"{OTHER}.b")]
+    assert HERE.read_room(data) == wire.Take(f"{OTHER}.s", f"{NODE}.t", members)
+    assert THERE.read_room(data) == wire.Take(f"{OTHER}.s", f"{NODE}.t", members)
+    empty = lua(Kind.TAKE, {"s": "a", "b": "b", "m": {}})  # cjson's empty table
+    assert HERE.read_room(empty) == wire.Take("a", "b", [])
 
 
 def test_a_close_request_carries_its_code_by_name() -> None:
@@ -129,6 +172,15 @@ def test_members_joining_and_leaving() -> None:
     ann = Member("ann", f"{OTHER}.s", name="Ann")
     assert HERE.read_room(joined) == wire.MemberJoined(ann, True)
     assert HERE.read_room(left) == wire.MemberLeft(Member("ann", f"{OTHER}.s", hidden=True), False)
+
+
+def test_a_member_leaving_after_chatting_and_one_whose_status_changed() -> None:
+    left = lua(Kind.LEFT, {"u": "ann", "e": entry(f"{OTHER}.s", 3), "a": 0, "t": 1700})
+    assert HERE.read_room(left) == wire.MemberLeft(Member("ann", f"{OTHER}.s"), False, 1700)
+    updated = lua(Kind.UPDATED, {"u": "ann", "e": entry(f"{OTHER}.s", 3, s="busy", c=True)})
+    assert HERE.read_room(updated) == wire.MemberUpdated(
+        Member("ann", f"{OTHER}.s", status="busy", reconnecting=True)
+    )
 
 
 def test_a_claim_answer_lists_the_members_in_join_order_and_whom_it_replaced() -> None:
@@ -195,16 +247,32 @@ def test_the_scripts_publish_only_kinds_the_wire_reads() -> None:
     published = set()
     for script in scripts.ALL:
         source = (folder / f"{script.name}.lua").read_text()
-        published |= set(re.findall(r"PUBLISH',[^']*'(\w)' \.\.", source))
+        published |= set(re.findall(r"PUBLISH',.*?'(\w)' \.\.", source, re.DOTALL))
     kinds = {Kind(letter.encode()) for letter in published}
-    assert kinds == {Kind.JOINED, Kind.LEFT, Kind.ROOM, Kind.CLAIMED, Kind.SNAPSHOT}
+    assert kinds == {
+        Kind.JOINED,
+        Kind.LEFT,
+        Kind.UPDATED,
+        Kind.ROOM,
+        Kind.CLAIMED,
+        Kind.SNAPSHOT,
+        Kind.CALL_MOVE,
+        Kind.TAKE,
+    }
 
 
 def test_a_script_wrapper_names_its_keys_and_arguments() -> None:
     command = scripts.release(
-        members_key="k1", order_key="k2", user_id="u", session_id="s", room_channel="c"
+        members_key="k1",
+        order_key="k2",
+        room_names_key="k3",
+        user_id="u",
+        session_id="s",
+        room_channel="c",
+        last_seen=5,
+        room="r",
     )
-    assert command == ("EVALSHA", scripts.RELEASE.sha, 2, "k1", "k2", "u", "s", "c")
+    assert command == ("EVALSHA", scripts.RELEASE.sha, 3, "k1", "k2", "k3", "u", "s", "c", 5, "r")
     assert len({script.sha for script in scripts.ALL}) == len(scripts.ALL)
 
 
@@ -219,8 +287,11 @@ NOT_FOR_A_ROOM = [
     THERE.user(None, "u", b"x"),
     b"m",  # no origin
     b"m" + NODE.encode()[:5],
-    b"m" + NODE.encode() + b"no-end-of-address",
-    b"m" + NODE.encode() + b"\xff\xfe\nx",  # exclude not UTF-8
+    b"m" + NODE.encode() + b"00000001no-end-of-address",
+    b"m" + NODE.encode() + b"00000001\xff\xfe\nx",  # exclude not UTF-8
+    b"h" + NODE.encode() + b"00000001\nno-seq",
+    b"h" + NODE.encode() + b"00000001\nnot a number\nx",
+    b"m" + HERE.node_id.encode() + b"not a number",  # its own, but not numbered
     b"e",
     b"e" + NODE.encode() + b"!",
     b"j",
@@ -233,13 +304,17 @@ NOT_FOR_A_ROOM = [
     lua(Kind.JOINED, {"u": "a", "e": "s|1|not json"}),
     lua(Kind.LEFT, {"u": "a", "e": 'session|1|{"h":"yes"}'}),
     lua(Kind.LEFT, {"u": "a", "e": "s|1|{}", "a": "1"}),
+    b"T",
+    b"T{}",
+    b'T{"s":"a","b":"b"}',
+    b'T{"s":"a","b":"b","m":["odd"]}',
     b'l{"u":"\xff","e":"s|1|{}"}',
 ]
 
 NOT_FOR_A_NODE = [
     b"",
     b"?",
-    THERE.room(None, b"x"),  # a room's kind
+    THERE.room(1, None, b"x"),  # a room's kind
     b"s-no-newline",
     b"s\xff\nx",
     b"c",
@@ -255,14 +330,17 @@ NOT_FOR_A_NODE = [
     lua(Kind.CLOSE_SESSION, {"s": "s", "c": "4009", "r": "r", "a": False}),
     lua(Kind.CLOSE_SESSION, {"s": "s", "c": 4009, "r": "r"}),
     lua(Kind.CALL_MOVE, {"c": "c", "m": "accept", "u": "u", "s": "s", "f": [], "r": None}),
-    lua(Kind.END_SESSION, {"s": "s", "t": None, "b": "b"}),
-    lua(Kind.SESSION_ENDED, {"b": "b", "e": "yes"}),
+    lua(Kind.ASK_SESSION, {"s": "s", "t": None, "b": "b"}),
+    lua(Kind.OFFER, {"b": "b", "s": "s", "r": 1, "u": "u"}),
+    lua(Kind.ADOPT, {"s": "s", "t": "t", "r": "r"}),
+    b"z" + b"\xc0",  # MessagePack nil: not a hand-over
+    b"z" + b"\x82\xa1b\xa1x\xa2st\x81\xa1x\x01",  # a state missing its fields
     b"Q" + b"\xff" * 4,
 ]
 
 NOT_FOR_THE_USERS = [
     b"",
-    THERE.room(None, b"x"),
+    THERE.room(1, None, b"x"),
     b"u" + NODE.encode() + b"\nno-user-line",
     b"u" + NODE.encode() + b"\n\xff\nx",
     b"u" + NODE.encode(),
@@ -332,16 +410,18 @@ async def test_a_node_drops_and_counts_what_it_cannot_read() -> None:
             broker.on_user(data)
         bad = len(NOT_FOR_A_ROOM) + len(NOT_FOR_A_NODE) + len(NOT_FOR_THE_USERS)
         assert broker.malformed == bad
-        # What this node published itself comes back and is skipped, uncounted.
-        broker.on_room("r", HERE.room(None, b"own"))
+        # What this node published itself comes back and is skipped, uncounted (it
+        # published none of these numbers: nothing of it waits to be delivered).
+        broker.on_room("r", HERE.room(1, None, b"own"))
         broker.on_room("r", HERE.room_ended())
         broker.on_user(HERE.user(None, "u", b"own"))
-        broker.on_room("r", THERE.room("s", b"theirs", chat=True))
+        broker.on_room("r", THERE.room(1, "s", b"theirs"))
+        broker.on_room("r", THERE.chat(2, 9, "s", b"chat"))
         broker.on_user(THERE.user(None, "u", b"theirs"))
         broker.on_node(wire.encode_session(f"{here}.s", b"yours"))
         assert broker.malformed == bad
         assert hub.room == [("r", b"theirs", "s")]
-        assert hub.chats == [("r", b"theirs")]
+        assert hub.chat_runs == [("r", [ChatItem(9, b"chat", "s", None)])]
         assert hub.user == [("u", b"theirs", None)]
         assert hub.session == [(f"{here}.s", b"yours")]
     finally:

@@ -4,6 +4,7 @@ user-unavailable and answered-elsewhere hold cluster-wide."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.cluster.nodes import cluster
@@ -157,3 +158,48 @@ async def test_a_call_whose_callee_leaves_its_room_on_the_other_node_ends(
         await bob.send({"type": "leave-room"})
         ended = await expect_type(alice, "call-ended")
         assert (ended["callId"], ended["reason"]) == (call_id, "left")
+
+
+async def test_a_ringing_call_is_missed_once_the_callees_last_connection_anywhere_closes(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Not at the ring timeout: as soon as the callee has no connection left to ring,
+    wherever its connections were."""
+    ring_timeout = 60.0
+    async with cluster(3, redis_url, tmp_path, "--call-ring-timeout", str(ring_timeout)) as (
+        n1,
+        n2,
+        n3,
+    ):
+        alice = await Client.connect(n1.url)
+        bob_phone = await Client.connect(n2.url)
+        bob_laptop = await Client.connect(n3.url)
+        bob_here = await Client.connect(n1.url)
+        try:
+            await alice.join("a", "alice")
+            await bob_phone.join("b", "bob")
+            await bob_laptop.join("b-too", "bob")
+            await bob_here.join("b-here", "bob")
+            await alice.send({"type": "call-request", "targetUserId": "bob"})
+            call_id = (await alice.expect("call-ringing"))["callId"]
+            for bob in (bob_phone, bob_laptop, bob_here):
+                await expect_type(bob, "call-incoming")
+            # One by one; the call rings on while bob is connected somewhere.
+            await bob_here.close()  # on the caller's node
+            await bob_phone.close()
+            await alice.nothing(within=1.0)
+            loop = asyncio.get_running_loop()
+            closed_at = loop.time()
+            await bob_laptop.close()
+            missed = await expect_type(alice, "call-missed", timeout=10)
+            assert missed == {"type": "call-missed", "callId": call_id}
+            assert loop.time() - closed_at < 10 < ring_timeout
+            # Both free: bob, back on another node, can be called again at once.
+            async with await Client.connect(n2.url) as back:
+                await back.join("b", "bob")
+                await alice.send({"type": "call-request", "targetUserId": "bob"})
+                await expect_type(alice, "call-ringing")
+                await expect_type(back, "call-incoming")
+        finally:
+            for client in (alice, bob_phone, bob_laptop, bob_here):
+                await client.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import re
 from asyncio.subprocess import DEVNULL, PIPE, STDOUT
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from tests.cluster.nodes import cluster
@@ -32,34 +34,58 @@ def documented_config(port: int, nodes: list[str]) -> str:
     return config
 
 
+@asynccontextmanager
+async def haproxy(
+    node_urls: list[str], tmp_path: Path, check_every: str = "2s"
+) -> AsyncIterator[str]:
+    """HAProxy with the documented configuration in front of the nodes; its URL once
+    it listens and has seen the nodes healthy. ``check_every``: the health checks'
+    ``inter`` (shorter in tests that restart nodes)."""
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    text = documented_config(port, node_urls).replace("inter 2s", f"inter {check_every}")
+    config.write_text(text)
+    check = await asyncio.create_subprocess_exec(
+        HAPROXY, "-c", "-f", str(config), stdout=PIPE, stderr=STDOUT
+    )
+    output, _ = await check.communicate()
+    assert check.returncode == 0, output
+    proxy = await asyncio.create_subprocess_exec(
+        HAPROXY, "-db", "-f", str(config), stdout=DEVNULL, stderr=DEVNULL
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with asyncio.timeout(30):
+            while True:  # until HAProxy listens and has seen the nodes healthy
+                try:
+                    probe = await Client.connect(url)
+                except OSError:
+                    await asyncio.sleep(0.2)
+                    continue
+                await probe.close()
+                break
+        await asyncio.sleep(1.5 * parse_seconds(check_every))  # rise 2 x inter: every node in
+        yield url
+    finally:
+        proxy.terminate()
+        await proxy.wait()
+
+
+def parse_seconds(duration: str) -> float:
+    if duration.endswith("ms"):
+        return float(duration[:-2]) / 1000
+    return float(duration.removesuffix("s"))
+
+
 async def test_clients_spread_over_the_nodes_meet_in_one_room(
     redis_url: str, tmp_path: Path
 ) -> None:
-    async with cluster(3, redis_url, tmp_path) as nodes:
-        port = free_port()
-        config = tmp_path / "haproxy.cfg"
-        config.write_text(documented_config(port, [node.url for node in nodes]))
-        check = await asyncio.create_subprocess_exec(
-            HAPROXY, "-c", "-f", str(config), stdout=PIPE, stderr=STDOUT
-        )
-        output, _ = await check.communicate()
-        assert check.returncode == 0, output
-        proxy = await asyncio.create_subprocess_exec(
-            HAPROXY, "-db", "-f", str(config), stdout=DEVNULL, stderr=DEVNULL
-        )
+    async with (
+        cluster(3, redis_url, tmp_path) as nodes,
+        haproxy([node.url for node in nodes], tmp_path) as url,
+    ):
         clients: list[Client] = []
         try:
-            url = f"http://127.0.0.1:{port}"
-            async with asyncio.timeout(30):
-                while True:  # until HAProxy listens and has seen the nodes healthy
-                    try:
-                        probe = await Client.connect(url)
-                    except OSError:
-                        await asyncio.sleep(0.2)
-                        continue
-                    await probe.close()
-                    break
-            await asyncio.sleep(3)  # rise 2 x inter 2s: every node in
             seen_nodes = set()
             for i in range(6):
                 client = await Client.connect(url)
@@ -78,5 +104,3 @@ async def test_clients_spread_over_the_nodes_meet_in_one_room(
         finally:
             for client in clients:
                 await client.close()
-            proxy.terminate()
-            await proxy.wait()

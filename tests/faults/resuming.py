@@ -196,6 +196,8 @@ class ResumingClient:
                 self.resumes += 1
                 if first["lastN"] < self.last_n:
                     self.violations.append(f"resumed at {first['lastN']} < {self.last_n}")
+                # In a cluster, the session may have moved to another node: its id there.
+                self.session_id = first["sessionId"]
                 await self._ready(ws)
             else:
                 # A refusal comes on this connection's own new session: n from 1.
@@ -279,8 +281,8 @@ class ResumingClient:
 
     def _number(self, message: dict[str, Any]) -> None:
         n = message.get("n")
-        if message["type"] == "resumed":
-            return
+        if message["type"] == "resumed" or (message["type"] == "reconnect" and n is None):
+            return  # about the connection, not the session's (a reconnect to resume)
         if n != self.last_n + 1:
             self.violations.append(f"n {n} after {self.last_n}: {message['type']}")
         if isinstance(n, int):
@@ -315,10 +317,12 @@ class ResumingClient:
             for target, k in self._ping_marks.pop(message.get("ref"), []):
                 self.signals_confirmed.setdefault(target, set()).add(k)
         elif kind == "reconnect":
-            # The server is going away: sessions do not outlive it, so come back
-            # as a new member after the delay it asked for.
+            # The server is going away after the delay it asked for. Its session
+            # goes on elsewhere (another node took it: resume), or goes with it
+            # (come back as a new member).
             self.reconnect_after = message["afterMs"] / 1000
-            self.session_id = None
+            if not message.get("resume"):
+                self.session_id = None
         elif kind == "error":
             self.errors.append(message)
 

@@ -229,6 +229,13 @@ def test_unknown_messages_become_server_messages() -> None:
     assert decode_event(b"not json") is None
 
 
+def test_a_refusal_says_how_long_an_id_is_held_for_a_resume() -> None:
+    frame = b'{"type":"error","code":"user-id-taken","message":"taken","ref":"j","heldForMs":1500}'
+    assert decode_event(frame) == ServerError(
+        code="user-id-taken", message="taken", ref="j", held_for_ms=1500
+    )
+
+
 def test_backoff_grows_with_jitter_and_stays_bounded() -> None:
     backoff = Backoff(base=0.5, max_delay=4.0, random=random.Random(7))
     for attempt in range(1, 20):

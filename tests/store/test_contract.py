@@ -109,6 +109,15 @@ async def test_rooms_lists_rooms_with_their_last_sequence(store: Store) -> None:
     assert await store.rooms(1) == [("a-room", 1)]
 
 
+async def test_last_seqs_of_many_rooms_at_once(store: Store) -> None:
+    names = [f"room-{i}" for i in range(1200)]  # more than one query's parameters
+    await store.append_chats([draft(str(i), room=name) for i, name in enumerate(names)], 1)
+    await store.append_chats([draft("again", room="room-7")], 2)
+    found = await store.last_seqs([*names, "never-chatted", "é"])
+    assert found == {**{name: 1 for name in names}, "room-7": 2}
+    assert await store.last_seqs([]) == {}
+
+
 async def test_retention_by_count_and_age_never_reuses_numbers(store: Store) -> None:
     for n in range(10):
         await store.append_chats([draft(f"r{n}"), draft(f"s{n}", room="s")], 1000 + n)

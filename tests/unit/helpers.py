@@ -112,6 +112,9 @@ class MemoryStorage:
     ) -> None:
         self.requests.append(("history", (session_id, room, before_seq, limit, ref)))
 
+    def load_chat_gap(self, room: str, after_seq: int, before_seq: int) -> None:
+        self.requests.append(("gap", (room, after_seq, before_seq)))
+
     def record_seen(self, room: str, user_id: str, ts_ms: int) -> None:
         seen = self.seen.setdefault(room, {})
         seen[user_id] = max(seen.get(user_id, ts_ms), ts_ms)
@@ -193,6 +196,13 @@ class MemoryStorage:
                             if before is None or m.seq < before
                         ]
                         self.hub.history_loaded(session_id, room, older[-limit:], ref)
+                elif kind == "gap":
+                    room, after, before = args
+                    if failing:
+                        self.hub.chat_gap_failed(room)
+                    else:
+                        gap = [m for m in self.messages.get(room, []) if after < m.seq < before]
+                        self.hub.chat_gap_loaded(room, gap)
                 elif kind == "unread":
                     session_id, user_id, limit, ref, asked = args
                     if failing:

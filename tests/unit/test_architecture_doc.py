@@ -14,6 +14,7 @@ from hubbub.core.chat import ChatFeature
 from hubbub.core.context import HubContext
 from hubbub.core.hub import Hub
 from hubbub.core.joining import Joining
+from hubbub.core.ordering import ChatOrdering
 from hubbub.core.outbox import Outbox
 from hubbub.core.storage import Storage, StorageEvents
 from hubbub.server.connection import Connection, TransportOutbox
@@ -30,6 +31,7 @@ NAMED = {
     for cls in (
         Broker,
         ChatFeature,
+        ChatOrdering,
         ChatWriter,
         Connection,
         Delivery,

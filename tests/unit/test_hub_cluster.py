@@ -3,20 +3,27 @@ scripted membership and answered by hand; messages to other nodes are recorded."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from hubbub.auth import Admission, AuthMode
 from hubbub.broker import (
     CallPlacement,
     CallRoute,
+    ChatItem,
+    ChatRun,
     ClaimOutcome,
     ClaimResult,
     Delivery,
+    Located,
     Member,
     MembershipEvents,
+    SessionFound,
+    SessionState,
 )
 from tests.tokens import token
 from tests.unit.helpers import Harness
@@ -32,11 +39,16 @@ class ScriptedCluster:
         self.events: MembershipEvents | None = None
         self.claims: list[tuple[str, Member, bool]] = []
         self.released: list[tuple[str, Member]] = []
+        self.last_seen: list[int | None] = []
+        self.updated: list[tuple[str, Member]] = []
         self.remote: dict[str, dict[str, Member]] = {}
         self.to_room: list[tuple[str, dict[str, Any]]] = []
         self.to_remote: list[tuple[str, dict[str, Any]]] = []
         self.closes: list[tuple[str, int, bool]] = []
-        self.ending: list[tuple[str, str, str]] = []
+        self.finding: list[tuple[str, str, str]] = []
+        self.taking: list[tuple[str, str, str]] = []
+        self.given: list[tuple[str, str, str]] = []
+        self.offers: list[tuple[str, str, str, str, str]] = []
         self.users_here: list[tuple[str, bool]] = []
         self.placed: list[tuple[str, str, str, dict[str, Any]]] = []
         self.calls_over: list[str] = []
@@ -51,6 +63,10 @@ class ScriptedCluster:
         assert self.delivery is not None
         self.to_room.append((room, json.loads(payload)))
         self.delivery.deliver_to_room(room, payload, exclude)
+
+    def publish_chat(self, room: str, run: ChatRun) -> None:
+        assert self.delivery is not None
+        self.delivery.deliver_chat(room, run)
 
     def publish_to_session(self, session_id: str, payload: bytes) -> None:
         assert self.delivery is not None
@@ -83,8 +99,12 @@ class ScriptedCluster:
         self.claims.append((room, member, replace))
         self.announced = (joined, left)
 
-    def release(self, room: str, member: Member) -> None:
+    def release(self, room: str, member: Member, last_seen: int | None = None) -> None:
         self.released.append((room, member))
+        self.last_seen.append(last_seen)
+
+    def update(self, room: str, member: Member) -> None:
+        self.updated.append((room, member))
 
     def remote_member(self, room: str, user_id: str) -> Member | None:
         return self.remote.get(room, {}).get(user_id)
@@ -120,11 +140,23 @@ class ScriptedCluster:
         self.moves.append((call_id, move, user_id, session_id, ref, room))
         return CallRoute.SENT
 
-    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+    def find_session(self, session_id: str, resume_token: str, asked_by: str) -> bool:
         if not session_id.startswith("remote"):
             return False
-        self.ending.append((session_id, resume_token, asked_by))
+        self.finding.append((session_id, resume_token, asked_by))
         return True
+
+    def take_session(self, room: str, session_id: str, taken_by: str) -> None:
+        self.taking.append((room, session_id, taken_by))
+
+    def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
+        self.given.append((session_id, room, user_id))
+        return True
+
+    def offer_session(
+        self, asked_by: str, session_id: str, room: str = "", user_id: str = "", moved_to: str = ""
+    ) -> None:
+        self.offers.append((asked_by, session_id, room, user_id, moved_to))
 
     def answer(
         self,
@@ -133,8 +165,10 @@ class ScriptedCluster:
         before: list[Member] | None = None,
         replaced: Member | None = None,
     ) -> None:
+        """``before``: the room's members before the claim (those Redis answers with,
+        the claimant added if admitted)."""
         room, member, _ = self.claims.pop(0)
-        members = [*(before or []), member] if outcome is ClaimOutcome.ADMITTED else []
+        members = [*(before or []), member] if outcome is ClaimOutcome.ADMITTED else before or []
         for other in before or []:
             self.remote.setdefault(room, {})[other.user_id] = other
         assert self.events is not None
@@ -211,6 +245,21 @@ def test_a_refused_claim_is_an_error_and_changes_nothing(
     assert h.clients["alice"].room is not None
     assert h.clients["alice"].room.name == "home"
     assert h.hub.rooms.get("r") is None
+
+
+def test_an_id_held_on_another_node_for_a_resume_is_refused_saying_for_how_long_at_most(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "carl", "r", "bob")
+    cluster.answer(ClaimOutcome.TAKEN, before=[BOB])
+    (error,) = h.take("carl")
+    assert error["code"] == "user-id-taken"
+    assert "heldForMs" not in error  # connected there
+    join(h, "carl", "r", "bob")
+    cluster.answer(ClaimOutcome.TAKEN, before=[dataclasses.replace(BOB, reconnecting=True)])
+    (error,) = h.take("carl")
+    assert error["code"] == "user-id-taken"
+    assert error["heldForMs"] == 30_000  # that node's grace, at most
 
 
 def test_taking_a_remote_place_announces_the_leave_first_and_closes_it_there(
@@ -293,12 +342,16 @@ def test_chat_stored_by_another_node_reaches_the_next_joiners(
     join(h, "alice", "r", "alice")
     cluster.answer()
     assert cluster.events is not None
-    relay = {"type": "chat", "message": "hi", "userId": "bob", "id": "x", "seq": 7, "ts": 5}
-    cluster.events.chat_seen("r", json.dumps(relay).encode())
+    assert cluster.delivery is not None
+    relay = {"type": "chat", "message": "hi", "userId": "bob", "id": "x", "seq": 1, "ts": 5}
+    cluster.delivery.deliver_chat(
+        "r", [ChatItem(1, json.dumps(relay).encode(), BOB.session_id, None)]
+    )
+    assert h.take("alice")[-1] == relay
     join(h, "erin", "r", "erin")
     cluster.answer()
     joined = h.take("erin")[-1]
-    assert joined["lastSeq"] == 7
+    assert joined["lastSeq"] == 1
     assert [m["message"] for m in joined["history"]] == ["hi"]
     assert cluster.events.local_members() == {
         "r": [
@@ -308,41 +361,139 @@ def test_chat_stored_by_another_node_reaches_the_next_joiners(
     }
 
 
-def test_a_resume_of_a_session_held_elsewhere_ends_it_there_then_says_rejoin(
+def held_elsewhere(last_n: int, replay: list[dict[str, Any]], **fields: Any) -> SessionState:
+    """alice's session remote.alice in room r, as another node hands it over."""
+    return SessionState(
+        session_id="remote.alice",
+        room="r",
+        user_id="alice",
+        resume_token="t0k",
+        identity_user_id=None,
+        room_names=[],
+        room_prefixes=[""],
+        grants=["chat", "join", "screen", "signal"],
+        last_n=last_n,
+        replay=[json.dumps(m).encode() for m in replay],
+        **fields,
+    )
+
+
+def chat(seq: int, user_id: str = "bob") -> ChatItem:
+    relay = {"type": "chat", "message": str(seq), "userId": user_id, "id": f"m{seq}"}
+    return ChatItem(seq, json.dumps({**relay, "seq": seq, "ts": seq}).encode(), "remote.b", None)
+
+
+RESUME = {"type": "resume", "sessionId": "remote.alice", "resumeToken": "t0k", "lastN": 3}
+
+
+def test_a_session_held_elsewhere_is_taken_and_resumed_here_with_all_it_missed(
     h: Harness, cluster: ScriptedCluster
 ) -> None:
-    resume = {"type": "resume", "sessionId": "remote.alice", "resumeToken": "t0k", "lastN": 3}
-    h.send("alice", {**resume, "ref": "r1"}, connect=True)
-    asked_by = h.clients["alice"].session_id
-    assert cluster.ending == [("remote.alice", "t0k", asked_by)]
-    # No answer before the other node's: what comes meanwhile waits, in order.
+    join(h, "dave", "r", "dave")
+    cluster.answer()
+    h.take("dave")
+    h.send("alice", {**RESUME, "ref": "r1"}, connect=True)
+    new_id = h.clients["alice"].session_id
+    assert cluster.finding == [("remote.alice", "t0k", new_id)]
+    # What the client sends meanwhile waits, in order, until it is back.
     h.send("alice", {"type": "ping", "ref": "p1"})
-    assert h.take("alice") == []
     assert cluster.events is not None
-    cluster.events.ended_elsewhere(asked_by, True)
-    refused, pong = h.take("alice")
-    assert (refused["code"], refused["reason"], refused["ref"]) == (
-        "resume-failed",
-        "other-node",
-        "r1",
-    )
-    assert pong == {"type": "pong", "ref": "p1"}
-    # A late or second answer changes nothing.
-    cluster.events.ended_elsewhere(asked_by, False)
+    assert cluster.delivery is not None
+    cluster.events.session_found(new_id, SessionFound(Located.THERE, "remote.alice", "r", "alice"))
+    assert cluster.taking == [("r", "remote.alice", new_id)]
+    # Before the mark: the other node's to deliver. After it: kept for the session.
+    cluster.delivery.deliver_to_room("r", b'{"type":"before"}', None)
+    cluster.events.taking("r", "remote.alice", new_id)
+    cluster.delivery.deliver_to_room("r", b'{"type":"after"}', None)
+    cluster.delivery.deliver_to_room("r", b'{"type":"its-own"}', "remote.alice")
+    cluster.delivery.deliver_chat("r", [chat(1)])
+    cluster.delivery.deliver_to_session(new_id, b'{"type":"chat-ack","seq":9}')
     assert h.take("alice") == []
-    # The other node could not end it (wrong token, gone, no answer): unknown-session.
-    h.send("bob", {**resume, "sessionId": "remote.bob"}, connect=True)
-    cluster.events.ended_elsewhere(h.clients["bob"].session_id, False)
-    assert [(m["code"], m["reason"]) for m in h.take("bob")] == [
-        ("resume-failed", "unknown-session")
+    assert [m["type"] for m in h.take("dave")] == ["before", "after", "its-own", "chat"]
+    sent_there = [{"type": "m", "i": i} for i in range(1, 6)]
+    cluster.events.session_handed(new_id, held_elsewhere(5, sent_there, lost_for=2.0))
+    wire = h.wire("alice")
+    assert wire[0] == {
+        "type": "resumed",
+        "sessionId": new_id,
+        "room": "r",
+        "userId": "alice",
+        "lastN": 8,
+        "ref": "r1",
+    }
+    assert [(m["n"], m["type"], m.get("i", m.get("seq"))) for m in wire[1:]] == [
+        (4, "m", 4),
+        (5, "m", 5),
+        (6, "after", None),
+        (7, "chat", 1),
+        (8, "chat-ack", 9),
+        (9, "pong", None),  # what waited, after
     ]
+    assert h.take("dave") == [
+        {"type": "participant-updated", "userId": "alice", "connection": "connected"}
+    ]
+    # A member here from now on, under its user id, reachable as the user.
+    assert h.hub.rooms.get("r").members["alice"].session_id == new_id
+    assert ("alice", True) in cluster.users_here
+    cluster.delivery.deliver_to_room("r", b'{"type":"live"}', None)
+    assert [m["type"] for m in h.take("alice")][-1] == "live"
+
+
+def test_chat_is_handed_by_seq_not_by_when_it_came(h: Harness, cluster: ScriptedCluster) -> None:
+    join(h, "dave", "r", "dave")
+    cluster.answer()
+    assert cluster.events is not None
+    assert cluster.delivery is not None
+    cluster.delivery.deliver_chat("r", [chat(1), chat(2)])
+    h.send("alice", RESUME, connect=True)
+    new_id = h.clients["alice"].session_id
+    cluster.events.session_found(new_id, SessionFound(Located.THERE, "remote.alice", "r", "alice"))
+    cluster.events.taking("r", "remote.alice", new_id)
+    cluster.delivery.deliver_chat("r", [chat(3), chat(4)])
+    # The other node had given the session chat 1 (not 2, which came here first).
+    cluster.events.session_handed(new_id, held_elsewhere(3, [{"type": "m"}] * 3, seq=1))
+    assert [m.get("seq") for m in h.take("alice")[1:]] == [2, 3, 4]
+    # And the other way: it had been given chat 3 already.
+    h.send("erin", {**RESUME, "sessionId": "remote.erin"}, connect=True)
+    erin_id = h.clients["erin"].session_id
+    cluster.events.session_found(erin_id, SessionFound(Located.THERE, "remote.erin", "r", "erin"))
+    cluster.events.taking("r", "remote.erin", erin_id)
+    cluster.delivery.deliver_chat("r", [chat(5)])
+    erin = held_elsewhere(3, [{"type": "m"}] * 3, seq=5)
+    erin = msgspec.structs.replace(erin, session_id="remote.erin", user_id="erin")
+    cluster.events.session_handed(erin_id, erin)
+    assert [m.get("seq") for m in h.take("erin")[1:]] == []
+
+
+def test_a_session_that_cannot_be_taken_is_said_so(h: Harness, cluster: ScriptedCluster) -> None:
+    assert cluster.events is not None
+    for name, located, reason in (
+        ("bob", Located.UNKNOWN, "unknown-session"),
+        ("carol", Located.NODE_GONE, "node-gone"),
+    ):
+        h.send(name, {**RESUME, "ref": name}, connect=True)
+        cluster.events.session_found(h.clients[name].session_id, SessionFound(located))
+        [refused] = h.take(name)
+        assert (refused["code"], refused["reason"], refused["ref"]) == (
+            "resume-failed",
+            reason,
+            name,
+        )
+        h.send(name, {"type": "join-room", "room": "r", "userId": name})
+        assert cluster.claims[-1][1].user_id == name  # it may join afresh at once
+    # Found, then gone before its state came.
+    h.send("erin", RESUME, connect=True)
+    erin = h.clients["erin"].session_id
+    cluster.events.session_found(erin, SessionFound(Located.THERE, "remote.alice", "r", "alice"))
+    cluster.events.session_handed(erin, None)
+    assert [m["reason"] for m in h.take("erin")] == ["unknown-session"]
+    assert len(h.hub.rooms) == 1  # r, for the joins on their way
     # An id that names no other node is this node's to answer, as ever.
-    h.send("carol", {**resume, "sessionId": "s77"}, connect=True)
-    assert [m["reason"] for m in h.take("carol")] == ["unknown-session"]
-    assert len(cluster.ending) == 2
+    h.send("frank", {**RESUME, "sessionId": "s77"}, connect=True)
+    assert [m["reason"] for m in h.take("frank")] == ["unknown-session"]
 
 
-def test_a_session_whose_client_came_back_elsewhere_ends_at_once_with_the_right_token(
+def test_this_nodes_session_is_cut_where_the_other_node_marked_and_forwarded(
     h: Harness, cluster: ScriptedCluster
 ) -> None:
     join(h, "alice", "r", "alice")
@@ -351,31 +502,106 @@ def test_a_session_whose_client_came_back_elsewhere_ends_at_once_with_the_right_
     cluster.answer()
     alice = h.clients["alice"]
     token = h.take("alice")[0]["resumeToken"]
+    h.send("alice", {"type": "presence", "status": "busy"})
+    h.take("alice")
     h.take("dave")
-    h.lose("alice")
-    assert h.take("dave") == [
-        {"type": "participant-updated", "userId": "alice", "connection": "reconnecting"}
-    ]
     assert cluster.events is not None
-    assert not cluster.events.end_for_resume(alice.session_id, "not-" + token)
-    assert not cluster.events.end_for_resume("s99", token)
+    assert cluster.delivery is not None
+    cluster.events.session_asked(alice.session_id, "not-" + token, "remote.x")
+    cluster.events.session_asked("s99", token, "remote.y")
+    cluster.events.session_asked(alice.session_id, token, "remote.new")
+    assert cluster.offers == [
+        ("remote.x", alice.session_id, "", "", ""),
+        ("remote.y", "s99", "", "", ""),
+        ("remote.new", alice.session_id, "r", "alice", ""),
+    ]
+    state = cluster.events.session_cut("r", alice.session_id, "remote.new")
+    assert state is not None
+    assert (state.user_id, state.room, state.status, state.last_n) == ("alice", "r", "busy", 3)
+    assert state.resume_token == token
+    assert len(state.replay) == 3
+    # Gone from here without a word: nobody left, no place given back. Its client is
+    # on the other node: this connection (half-open) is closed.
     assert h.take("dave") == []
-    assert cluster.events.end_for_resume(alice.session_id, token)
-    assert h.take("dave") == [{"type": "user-left", "userId": "alice"}]
-    assert ("r", "alice") in [(room, m.user_id) for room, m in cluster.released]
+    assert h.outbox.closed[alice.session_id][0] == 4010
     assert alice.session_id not in h.hub.sessions
-    # Once over, it cannot be ended twice.
-    assert not cluster.events.end_for_resume(alice.session_id, token)
+    assert "alice" not in h.hub.rooms.get("r").members
+    assert cluster.released == []
+    assert ("alice", False) in cluster.users_here
+    # What still comes for it goes after it; whoever asks for it is sent there.
+    cluster.delivery.deliver_to_session(alice.session_id, b'{"type":"signal"}')
+    assert cluster.to_remote == [("remote.new", {"type": "signal"})]
+    assert cluster.events.session_cut("r", alice.session_id, "remote.new") is None
+    cluster.events.session_asked(alice.session_id, token, "remote.z")
+    assert cluster.offers[-1] == ("remote.z", alice.session_id, "", "", "remote.new")
 
-    # Still connected as far as this node knows (half-open): closed with 4010.
-    join(h, "erin", "r", "erin")
+
+def test_a_stopping_node_hands_its_sessions_over_and_tells_their_clients_to_resume(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "r", "alice")
     cluster.answer()
-    erin = h.clients["erin"]
-    token = h.take("erin")[0]["resumeToken"]
+    alice = h.clients["alice"]
+    h.take("alice")
+    h.hub.stop_input()
+    join(h, "bob", "r", "bob")
+    cluster.answer()
+    bob = h.clients["bob"]
+    h.hub.stop_input()
+    assert h.hub.hand_over_all(1000) == 2
+    assert cluster.given == [(alice.session_id, "r", "alice"), (bob.session_id, "r", "bob")]
+    assert h.hub.handing_over == 2
+    assert h.wire("alice")[-1]["type"] != "reconnect"  # told once it is taken
+    assert cluster.events is not None
+    assert cluster.events.session_cut("r", alice.session_id, "remote.new") is not None
+    [told] = h.wire("alice")[-1:]
+    assert (told["type"], told["resume"], "n" in told) == ("reconnect", True, False)
+    assert h.outbox.closed[alice.session_id][0] == 1001
+    assert h.hub.handing_over == 1
+    # bob's was not taken in time: his client joins afresh, and a late mark finds
+    # nothing to cut.
+    assert h.hub.announce_restart(1000) == 1
+    told = h.wire("bob")[-1]
+    assert (told["type"], told.get("resume", False)) == ("reconnect", False)
+    assert cluster.events.session_cut("r", bob.session_id, "remote.late") is None
+    assert h.hub.handing_over == 0
+
+
+def test_a_session_adopted_from_a_stopping_node_waits_here_for_its_client(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "dave", "r", "dave")
+    cluster.answer()
     h.take("dave")
-    assert cluster.events.end_for_resume(erin.session_id, token)
-    assert h.outbox.closed[erin.session_id][0] == 4010
-    assert h.take("dave") == [{"type": "user-left", "userId": "erin"}]
+    assert cluster.events is not None
+    assert cluster.delivery is not None
+    cluster.events.adopt("remote.alice", "t0k", "r", "alice")
+    [(room, old, new_id)] = cluster.taking
+    assert (room, old) == ("r", "remote.alice")
+    cluster.events.taking("r", "remote.alice", new_id)
+    cluster.events.session_asked(new_id, "t0k", "remote.elsewhere")
+    assert cluster.offers == []  # answered once it is here
+    cluster.delivery.deliver_to_room("r", b'{"type":"meanwhile"}', None)
+    cluster.events.session_handed(new_id, held_elsewhere(5, [{"type": "m"}] * 5))
+    # Connected there when its node stopped: now its connection is lost, for a while.
+    assert h.take("dave")[-1] == {
+        "type": "participant-updated",
+        "userId": "alice",
+        "connection": "reconnecting",
+    }
+    assert new_id in h.hub.detached
+    # Another node asked for it while it was on its way here: offered now.
+    assert cluster.offers == [("remote.elsewhere", new_id, "r", "alice", "")]
+    # Its client comes back (with the id it knew), found here.
+    h.send("back", {**RESUME, "ref": "r2"}, connect=True)
+    back = h.clients["back"].session_id
+    cluster.events.session_found(back, SessionFound(Located.HERE, new_id))
+    wire = h.wire("back")
+    assert (wire[0]["type"], wire[0]["sessionId"], wire[0]["lastN"]) == ("resumed", new_id, 6)
+    assert [m["type"] for m in wire[1:]] == ["m", "m", "meanwhile"]
+    assert h.take("dave") == [
+        {"type": "participant-updated", "userId": "alice", "connection": "connected"}
+    ]
 
 
 def test_a_call_waits_for_the_clusters_word_then_rings_or_is_refused(
@@ -486,3 +712,93 @@ def test_a_move_made_through_another_node_is_answered_there(
     ended = h.take("alice")[0]
     assert (ended["type"], ended["reason"]) == ("call-ended", "disconnected")
     assert cluster.calls_over == [call_id]
+
+
+def test_a_ringing_call_is_missed_when_the_cluster_says_the_callee_is_gone(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "a", "alice")
+    cluster.answer()
+    h.take("alice")
+    h.send("alice", {"type": "call-request", "targetUserId": "bob"})
+    call_id = cluster.placed[-1][0]
+    assert cluster.events is not None
+    cluster.events.call_placed(call_id, CallPlacement.PLACED)
+    h.take("alice")
+    # Not the callee: nothing. The callee, no connection left anywhere: missed.
+    cluster.events.call_moved(call_id, "callee-gone", "alice", "", None, None)
+    assert h.take("alice") == []
+    cluster.events.call_moved(call_id, "callee-gone", "bob", "", None, None)
+    assert h.take("alice") == [{"type": "call-missed", "callId": call_id}]
+    assert cluster.calls_over == [call_id]
+    # Once answered, the cluster's word about the user does not end the call: its
+    # connection in the call's does.
+    h.send("alice", {"type": "call-request", "targetUserId": "bob"})
+    call_id = cluster.placed[-1][0]
+    cluster.events.call_placed(call_id, CallPlacement.PLACED)
+    cluster.events.call_moved(call_id, "accept", "bob", "remote.bob", None, None)
+    h.take("alice")
+    cluster.events.call_moved(call_id, "callee-gone", "bob", "", None, None)
+    assert h.take("alice") == []
+
+
+def test_what_the_cluster_lists_of_a_member_follows_its_status_and_connection(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "r", "alice")
+    cluster.answer()
+    h.send("alice", {"type": "presence", "status": "busy"})
+    h.send("alice", {"type": "presence", "status": "busy"})  # no change: nothing to say
+    assert [(room, m.user_id, m.status, m.reconnecting) for room, m in cluster.updated] == [
+        ("r", "alice", "busy", False)
+    ]
+    joined = h.take("alice")[0]
+    h.lose("alice")
+    assert cluster.updated[-1][1].reconnecting is True
+    h.send(
+        "back",
+        {
+            "type": "resume",
+            "sessionId": joined["sessionId"],
+            "resumeToken": joined["resumeToken"],
+            "lastN": 0,
+        },
+        connect=True,
+    )
+    assert (cluster.updated[-1][1].reconnecting, cluster.updated[-1][1].status) == (False, "busy")
+    assert cluster.events is not None
+    assert cluster.events.local_members()["r"][0].status == "busy"
+
+
+def test_a_member_who_chatted_leaves_with_its_last_seen_time_for_every_node(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "r", "alice")
+    cluster.answer()
+    join(h, "bob", "r", "bob")
+    cluster.answer()
+    h.send("alice", {"type": "chat", "message": "hi"})
+    h.send("alice", {"type": "leave-room"})
+    h.send("bob", {"type": "leave-room"})
+    assert cluster.last_seen == [h.storage_now_ms, None]  # bob said nothing
+
+
+def test_remote_members_and_those_who_left_elsewhere_show_in_room_joined(
+    h: Harness, cluster: ScriptedCluster
+) -> None:
+    join(h, "alice", "r", "alice")
+    away = Member("bob", "remote.bob", status="away", reconnecting=True)
+    cluster.answer(before=[away])
+    assert cluster.events is not None
+    cluster.events.seen("r", "carol", 1234)  # chatted and left through another node
+    cluster.events.seen("elsewhere", "dave", 1)  # a room not here: nothing to keep
+    join(h, "erin", "r", "erin")
+    cluster.answer(before=[away, Member("alice", h.clients["alice"].session_id)])
+    joined = h.take("erin")[-1]
+    assert joined["participants"][0] == {
+        "userId": "bob",
+        "polite": True,
+        "status": "away",
+        "connection": "reconnecting",
+    }
+    assert joined["offline"] == [{"userId": "carol", "lastSeen": 1234}]

@@ -157,13 +157,29 @@ class TestLostConnection:
         ]
         assert h.wire("b") == []
 
-    def test_the_slot_is_taken_during_the_grace_period_in_open_mode(self) -> None:
+    def test_the_slot_is_taken_during_the_grace_period_in_open_mode_and_says_how_long(
+        self,
+    ) -> None:
+        """The refusal says how long the id is held for a resume: a client that
+        restarted after a crash knows how long to wait for its old session to end."""
         h = Harness()
         two_in_a_room(h)
+        h.connect("c")
+        h.send("c", {"type": "join-room", "room": "r", "userId": "bob"})
+        [refused] = h.take("c")
+        assert refused["code"] == "user-id-taken"
+        assert "heldForMs" not in refused  # held by a connected member: not for a resume
         h.lose("b")
+        h.clock.now += 12.5
         h.connect("b2")
         h.send("b2", {"type": "join-room", "room": "r", "userId": "bob"})
-        assert h.take("b2")[0]["code"] == "user-id-taken"
+        [refused] = h.take("b2")
+        assert refused["code"] == "user-id-taken"
+        assert refused["heldForMs"] == 17_500  # what is left of the 30 s grace
+        h.clock.now += 17.5
+        h.hub.tick(h.clock.now)
+        h.send("b2", {"type": "join-room", "room": "r", "userId": "bob"})
+        assert "room-joined" in types(h.take("b2"))
 
     def test_a_token_for_the_same_user_takes_the_place_of_a_detached_session(self) -> None:
         h = Harness(admission=Admission(AuthMode.TOKEN, VERIFIER))

@@ -9,7 +9,10 @@ same calls between nodes.
 The :class:`Membership` is the one place that says who is in a room across nodes,
 so that a user id is taken once cluster-wide, and which users are connected and in
 a call, so that a call reaches its callee wherever it is and ``busy`` holds
-cluster-wide. The clustered broker is also the cluster's membership; on a lone node,
+cluster-wide. It also carries a session from one node to another (its client came
+back through another node, or its node stops), cut at one point of its room's order:
+what came before was the old node's to deliver, what comes after is the new one's.
+The clustered broker is also the cluster's membership; on a lone node,
 :class:`~hubbub.broker.memory.LocalMembership` answers every question at once from
 the node's own truth. The hub asks the same questions either way.
 """
@@ -18,12 +21,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
-ChatRun = list[tuple[bytes | None, str, bytes]]
-"""Stored chat of one room, in ``seq`` order: for each message, its relay to the
-room (``None``: nothing, it was a duplicate), its sender's session id, and the
-sender's ``chat-ack``."""
+import msgspec
+
+
+class ChatItem(NamedTuple):
+    """One stored chat message on its way to a room's members."""
+
+    seq: int
+    relay: bytes | None
+    """The ``chat`` its room's members get; ``None``: nothing, it was a duplicate."""
+    sender: str
+    """The sender's session id: it gets the ack instead of the relay."""
+    ack: bytes | None
+    """The sender's ``chat-ack``; ``None`` when the sender is on another node (that
+    node acknowledges it)."""
+    stored: Any = None
+    """What the node that stored it keeps of it (opaque to a broker, which hands it
+    back as it is)."""
+
+
+ChatRun = list[ChatItem]
+"""Stored chat of one room, in ``seq`` order."""
 
 
 class Delivery(Protocol):
@@ -33,8 +53,10 @@ class Delivery(Protocol):
         """Send ``payload`` to every local member of ``room`` but session ``exclude``."""
 
     def deliver_chat(self, room: str, run: ChatRun) -> None:
-        """Stored chat: each relay to every local member of ``room`` but its sender,
-        each ack to its sender (local: chat is stored by the sender's node), in order."""
+        """Stored chat, stored here or by another node: each relay to every local
+        member of ``room`` but its sender, each ack (if any: this node stored it) to
+        its sender. Runs of a room come in the order the cluster carried them, which
+        may not be ``seq`` order: the hub puts them in order."""
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
         """Send ``payload`` to the local session ``session_id``, if it is here."""
@@ -92,6 +114,13 @@ class Broker(Protocol):
         node's rooms are the whole truth). Raises ``ConnectionError`` (or a subclass
         of ``OSError``) when the cluster cannot be asked."""
 
+    async def rooms(
+        self, limit: int, after: str | None = None
+    ) -> list[tuple[str, list[Member]]] | None:
+        """The rooms with members on any node of the cluster, by name (code point
+        order), after ``after``, at most ``limit``, each with every member in join
+        order; None for a broker with no cluster. Raises as :meth:`room_members`."""
+
 
 @dataclass(frozen=True, slots=True)
 class ClusterStatus:
@@ -124,7 +153,9 @@ class Member:
     grants: list[str] | None = None
     hidden: bool = False
     status: str = "online"
-    """Presence status at the join (later changes travel as room messages)."""
+    """Its presence status (kept up to date: :meth:`Membership.update`)."""
+    reconnecting: bool = False
+    """Its connection was lost and it may resume (``participant-updated``)."""
 
 
 class ClaimOutcome(StrEnum):
@@ -169,6 +200,61 @@ class CallRoute(StrEnum):
     """It names another node, but Redis cannot be reached: nothing was sent."""
 
 
+class SessionState(msgspec.Struct, frozen=True, kw_only=True):
+    """A session as one node hands it to another (its client came back there, or its
+    node stops): everything the session is, and what it was sent lately."""
+
+    session_id: str
+    """Its id on the node that hands it over."""
+    room: str
+    user_id: str
+    resume_token: str
+    identity_user_id: str | None
+    """What the session proved (its token), or None (open mode)."""
+    room_names: list[str]
+    room_prefixes: list[str]
+    grants: list[str]
+    name: str | None = None
+    verified: bool = False
+    expires_at: float | None = None
+    hidden: bool = False
+    status: str = "online"
+    chatted: bool = False
+    typing: bool = False
+    last_n: int = 0
+    """The ``n`` of the last message sent in the session."""
+    replay: list[bytes] = []
+    """The last messages it was sent, numbered up to ``last_n``."""
+    seq: int = 0
+    """The ``seq`` of the last chat of its room it was sent (the room's, on its node)."""
+    lost_for: float | None = None
+    """Seconds since its connection was lost, if it was (its grace period runs on)."""
+
+
+class Located(StrEnum):
+    """Where :meth:`Membership.find_session` found a session."""
+
+    HERE = "here"
+    """It moved to this node meanwhile: resume it here."""
+    THERE = "there"
+    """On another node, which offers to hand it over: take it (``take_session``)."""
+    UNKNOWN = "unknown"
+    """No node has it with that token (or its node did not answer)."""
+    NODE_GONE = "node-gone"
+    """The node that held it is dead; what that node had of it is lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFound:
+    """The answer to :meth:`Membership.find_session`."""
+
+    located: Located
+    session_id: str = ""
+    """Its id where it is now."""
+    room: str = ""
+    user_id: str = ""
+
+
 class MembershipEvents(Protocol):
     """What a cluster membership calls back on this node's hub."""
 
@@ -183,27 +269,49 @@ class MembershipEvents(Protocol):
         """Another node asks to take local session ``session_id`` out of its room and
         close it (replaced, removed by an admin). ``announce``: send ``user-left``."""
 
-    def chat_seen(self, room: str, payload: bytes) -> None:
-        """A ``chat`` relayed by another node (kept for this node's next joiners)."""
-
-    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
-        """A client came back through another node with the id and token of local
-        session ``session_id``: end the session here if the token is its own (the
-        client is elsewhere now). True if it ended."""
-
-    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
-        """The answer to :meth:`Membership.end_elsewhere` asked for local session
-        ``asked_by``: whether the other node ended the session (``False`` also when
-        it did not answer in time)."""
-
     def local_members(self) -> dict[str, list[Member]]:
         """Every member on this node, by room (to set Redis right after an outage)."""
+
+    def seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        """A member who chatted in ``room`` left it through another node, last seen
+        at ``ts_ms``: this node's room keeps it among its offline members."""
 
     def room_ended(self, room: str) -> None:
         """Another node ended ``room`` (an admin): end it for this node's members."""
 
     def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
         """The answer to :meth:`Membership.place_call` for a call of this node."""
+
+    # -- sessions handed between nodes ----------------------------------------------
+
+    def session_asked(self, session_id: str, resume_token: str, asked_by: str) -> None:
+        """Another node's session ``asked_by`` (a client that came back there) asks
+        for local session ``session_id`` with its token: answer with
+        :meth:`Membership.offer_session` (at once, or once it can be handed over)."""
+
+    def session_found(self, asked_by: str, found: SessionFound) -> None:
+        """The answer to :meth:`Membership.find_session` asked for local session
+        ``asked_by``."""
+
+    def taking(self, room: str, session_id: str, taken_by: str) -> None:
+        """This node's mark for local session ``taken_by`` came back on ``room``'s
+        channel: what the room gets from here on is ``taken_by``'s (it holds it until
+        the state of ``session_id`` arrives: :meth:`session_handed`)."""
+
+    def session_cut(self, room: str, session_id: str, taken_by: str) -> SessionState | None:
+        """Another node marked, in ``room``'s order, where its session ``taken_by``
+        takes local session ``session_id``'s place: what the room gets from here on
+        is no longer this session's. Its state, for the other node (the session is
+        gone from here); None if it is no longer here to give."""
+
+    def session_handed(self, taken_by: str, state: SessionState | None) -> None:
+        """The state of the session local session ``taken_by`` took, or None: it was
+        gone meanwhile, or its node did not answer in time."""
+
+    def adopt(self, session_id: str, resume_token: str, room: str, user_id: str) -> None:
+        """Another node stops and asks this one to take its session ``session_id``
+        (whose client will come back): take it (``take_session``) and keep it for its
+        client, as a session whose connection was lost."""
 
     def call_moved(
         self,
@@ -217,7 +325,9 @@ class MembershipEvents(Protocol):
         """A party's move on a call of this node, made through another node: a
         client's (``accept``, ``decline``, ``cancel``, ``hang-up``) from its session
         ``session_id`` with its ``ref``, or that node's word that the callee's
-        connection in the call closed (``callee-gone``) or left ``room`` (``left``)."""
+        connection in the call closed (``callee-gone``) or left ``room`` (``left``);
+        or the cluster's word that ``user_id`` has no connection left anywhere
+        (``callee-gone`` from session ``""``)."""
 
 
 class Membership(Protocol):
@@ -249,10 +359,20 @@ class Membership(Protocol):
         ``joined`` (the newcomer's ``user-joined``) and ``left`` (the ``user-left`` of
         the one it replaces, unless hidden) reach the room's members on other nodes
         in the same step as the claim: a node that joins the room at the same time
-        either lists the newcomer or hears of it, never both."""
+        either lists the newcomer or hears of it, never both. An admitted member's
+        user is reachable on this node from the answer on, as after
+        :meth:`user_here` (a call placed from any node once the join is acknowledged
+        finds it); the hub says :meth:`user_here` ``False`` if it never takes it in."""
 
-    def release(self, room: str, member: Member) -> None:
-        """``member`` left ``room`` (announced by the hub itself)."""
+    def release(self, room: str, member: Member, last_seen: int | None = None) -> None:
+        """``member`` left ``room`` (announced by the hub itself). ``last_seen``: it
+        chatted there, and is one of the room's offline members from then on, last
+        seen at that time (ms since the epoch): the other nodes' rooms keep it too
+        (:meth:`MembershipEvents.seen`)."""
+
+    def update(self, room: str, member: Member) -> None:
+        """``member``'s status or connection changed: what the cluster lists of it
+        changes (its room hears it from the hub, as a room message)."""
 
     def remote_member(self, room: str, user_id: str) -> Member | None:
         """The member of ``room`` with ``user_id`` on another node, if any."""
@@ -272,8 +392,11 @@ class Membership(Protocol):
         one here closed: the cluster knows where each user can be reached."""
 
     def connected_elsewhere(self, user_id: str) -> bool:
-        """Whether ``user_id`` may have a connection on another node (a call that
-        rings for it there rings on when its connections here close)."""
+        """Whether ``user_id`` may have a connection on another node. If so, a call
+        ringing for it rings on when its connections here close, and the membership
+        tells the call's node when the user's last connection anywhere has closed (a
+        ``callee-gone`` move from session ``""``: see
+        :meth:`MembershipEvents.call_moved`)."""
 
     def place_call(self, call_id: str, caller: str, callee: str, ringing: bytes) -> None:
         """Atomically: unless the caller or callee is in a call, or the callee has
@@ -296,24 +419,51 @@ class Membership(Protocol):
         """If ``call_id`` names another node (the caller's, where the call lives),
         send it the move (see :meth:`MembershipEvents.call_moved`)."""
 
-    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
-        """``session_id`` names another node: ask it to end that session for its
-        client, which came back here (local session ``asked_by``) with
-        ``resume_token``. Answered with :meth:`MembershipEvents.ended_elsewhere`.
-        False (and no answer) when the id names no other node, or Redis cannot
-        be reached."""
+    # -- sessions handed between nodes ----------------------------------------------
+
+    def find_session(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+        """``session_id`` is not a session of this node: find where it is now (it
+        may have moved), and have that node offer it to local session ``asked_by``,
+        whose client came back here with ``resume_token``. Answered with
+        :meth:`MembershipEvents.session_found`. False (and no answer) when the id
+        names no node of a cluster (a lone node's sessions are all here), or the
+        cluster cannot be asked."""
+
+    def take_session(self, room: str, session_id: str, taken_by: str) -> None:
+        """Take ``session_id`` (found, or to adopt) for local session ``taken_by``:
+        once this node hears ``room``, mark in the room's order where ``taken_by``
+        takes its place (:meth:`MembershipEvents.taking` here,
+        :meth:`MembershipEvents.session_cut` on its node); its state follows
+        (:meth:`MembershipEvents.session_handed`), and ``taken_by`` is a member of
+        ``room`` in its place from then on (released as any member)."""
+
+    def offer_session(
+        self, asked_by: str, session_id: str, room: str = "", user_id: str = "", moved_to: str = ""
+    ) -> None:
+        """The answer to :meth:`MembershipEvents.session_asked`: the session is here,
+        in ``room`` as ``user_id``, to be taken; or it moved on to ``moved_to`` (ask
+        there); or neither (no such session with that token: refused)."""
+
+    def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
+        """This node stops: ask a live node to take local session ``session_id``
+        (:meth:`MembershipEvents.adopt` there). False when no other node is there
+        to take it, or the cluster cannot be asked."""
 
 
 __all__ = [
     "Broker",
     "CallPlacement",
     "CallRoute",
+    "ChatItem",
     "ChatRun",
     "ClaimOutcome",
     "ClaimResult",
     "ClusterStatus",
     "Delivery",
+    "Located",
     "Member",
     "Membership",
     "MembershipEvents",
+    "SessionFound",
+    "SessionState",
 ]

@@ -68,6 +68,11 @@ class MemoryBroker:
     async def room_members(self, room: str) -> list[Member] | None:
         return None
 
+    async def rooms(
+        self, limit: int, after: str | None = None
+    ) -> list[tuple[str, list[Member]]] | None:
+        return None
+
 
 class LocalMembership:
     """Who is in which room, who is connected, who is in a call, on a lone node:
@@ -120,7 +125,7 @@ class LocalMembership:
         if self._events is not None:
             self._events.claim_answered(member.session_id, result)
 
-    def release(self, room: str, member: Member) -> None:
+    def release(self, room: str, member: Member, last_seen: int | None = None) -> None:
         members = self._rooms.get(room)
         if members is None:
             return
@@ -129,6 +134,12 @@ class LocalMembership:
             del members[member.user_id]
             if not members:
                 del self._rooms[room]
+
+    def update(self, room: str, member: Member) -> None:
+        members = self._rooms.get(room)
+        present = None if members is None else members.get(member.user_id)
+        if members is not None and present is not None and present.session_id == member.session_id:
+            members[member.user_id] = member
 
     def remote_member(self, room: str, user_id: str) -> Member | None:
         return None  # no other node
@@ -181,5 +192,16 @@ class LocalMembership:
     ) -> CallRoute:
         return CallRoute.HERE  # every call is this node's
 
-    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+    def find_session(self, session_id: str, resume_token: str, asked_by: str) -> bool:
         return False  # every session is this node's
+
+    def take_session(self, room: str, session_id: str, taken_by: str) -> None:
+        pass  # pragma: no cover - no session is ever found elsewhere
+
+    def offer_session(
+        self, asked_by: str, session_id: str, room: str = "", user_id: str = "", moved_to: str = ""
+    ) -> None:
+        pass  # pragma: no cover - never asked: no other node
+
+    def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
+        return False  # no other node to take it

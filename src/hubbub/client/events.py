@@ -161,9 +161,12 @@ class ParticipantUpdated(_Message, tag=type_of(protocol.ParticipantUpdated), fro
 
 class ReconnectHint(_Message, tag=type_of(protocol.Reconnect), frozen=True):
     """The server is shutting down and asks to be reconnected to after ``after_ms``
-    milliseconds; the client does so by itself (the close with 1001 follows)."""
+    milliseconds; the client does so by itself (the close with 1001 follows), and
+    resumes its session where ``resume`` says another node of the cluster took it
+    (else it joins afresh)."""
 
     after_ms: int
+    resume: bool = False
 
 
 class IceServers(_Message, tag=type_of(protocol.IceServers), frozen=True):
@@ -376,6 +379,9 @@ class ServerError(_Message, tag=type_of(protocol.Error), frozen=True):
     reason: str | None = None
     """For some codes, which case it is (``resume-failed``: ``unknown-session``,
     ``overrun``)."""
+    held_for_ms: int | None = None
+    """For ``user-id-taken``: the id is held for a session that lost its connection
+    and may still resume, for at most this long (then it is free)."""
 
 
 class ServerMessage(msgspec.Struct, frozen=True):

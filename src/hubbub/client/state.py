@@ -251,6 +251,8 @@ class ClientState:
         """Whether the next attempt asks for the session back."""
         self._resume_refused: str | None = None
         self._hint: float | None = None
+        self._hint_resume = False
+        """The server's ``reconnect`` said the session goes on elsewhere: resume it."""
         """Seconds the server asked us to wait before coming back (``reconnect``)."""
         self._reconnect_at: float | None = None
         self._step_deadline: float | None = None
@@ -367,8 +369,8 @@ class ClientState:
                 return
             # The session may have outlived the connection (a close from a proxy,
             # a half-open link): it is asked back first, unless the server said it is
-            # going away (`reconnect`), whose sessions go with it.
-            self._resume_next = self._hint is None
+            # going away (`reconnect`) with its sessions (not handed to another node).
+            self._resume_next = self._hint is None or self._hint_resume
             self._resume_refused = None
             self._schedule(now)
         elif final is not None:  # during a reconnection attempt: as final as ever
@@ -516,6 +518,8 @@ class ClientState:
             resumed = None
         if resumed is not None:
             self._move(Phase.OPEN)
+            # Resumed on another node of a cluster, the session has an id there.
+            self.mirror.session_id = resumed.session_id or self.mirror.session_id
             self._emit(Resumed(attempts=self._attempt, missed=max(0, resumed.last_n - self.last_n)))
             self._attempt = 0
             # What was sent and not acknowledged goes again once the replay is in
@@ -650,6 +654,7 @@ class ClientState:
         self.mirror.track(event, now)
         if isinstance(event, ReconnectHint):
             self._hint = max(0, event.after_ms) / 1000
+            self._hint_resume = event.resume
         if isinstance(event, NotificationReceived) and not self.mirror.notification_arrived(event):
             return  # came in the list sent on connecting as well
         self._emit(event)

@@ -201,11 +201,21 @@ class Calling:
             return
         call = ctx.calls.get(call_id)
         if what in (CallMove.CALLEE_GONE, CallMove.LEFT):
-            if (
-                call is not None
+            if call is None:
+                return
+            theirs = (
+                session_id
                 and call.callee_session == session_id
                 and (what is CallMove.CALLEE_GONE or call.room == room)
-            ):
+            )
+            # Or the cluster's word: the callee has no connection left to ring.
+            unreachable = (
+                what is CallMove.CALLEE_GONE
+                and not session_id
+                and call.state is CallState.RINGING
+                and user_id == call.callee
+            )
+            if theirs or unreachable:
                 self._call_gone(call, what, user_id)
             return
         try:

@@ -4,10 +4,11 @@ acknowledged to its sender, in the order the room's members sent it.
 ``chat`` goes to the store (:meth:`Storage.append_chat`), which answers a batch at a
 time, in order (:meth:`ChatFeature.chat_stored`). Each stored message of a room is
 handed to the broker with the run of messages of that room stored with it
-(:meth:`Broker.publish_chat`): one pass over the room's members per run, each member
-getting the same messages in the same order, its sender the ack in place of the
-relay. What the room took after a chat (joins, leaves...) waits until that chat is
-stored (:meth:`Joining.release`).
+(:meth:`Broker.publish_chat`), and comes back to the hub to be delivered, with the
+chat other nodes stored, in ``seq`` order (:mod:`hubbub.core.ordering`): one pass over
+the room's members per run, each member getting the same messages in the same order,
+its sender the ack in place of the relay. What the room took after a chat (joins,
+leaves...) waits until that chat is stored (:meth:`Joining.release`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from typing import Any
 
 from hubbub.auth.grants import Grant
-from hubbub.broker import ChatRun
+from hubbub.broker import ChatItem, ChatRun
 from hubbub.core.context import HubContext
 from hubbub.core.joining import chat_entry
 from hubbub.core.rooms import NoRoomObserver, Room
@@ -107,7 +108,6 @@ class ChatFeature:
             client_id = stored.client_id
             relay: bytes | None = None
             if not stored.duplicate:
-                room.remember(stored)
                 room.saw(stored.user_id, stored.ts, keep_seen)
                 relay = encode(
                     ChatRelay(
@@ -146,7 +146,7 @@ class ChatFeature:
                         publish_chat(run_room.name, run)
                         run = []
                 run_room = room
-            run.append((relay, request.session.session_id, ack))
+            run.append(ChatItem(stored.seq, relay, request.session.session_id, ack, stored))
             room.chats_done += 1
             if room.pending and room.pending[0][0] <= room.chats_done:
                 # What waited behind this chat goes right after it.
@@ -171,23 +171,6 @@ class ChatFeature:
             room = request.room
             room.chats_done += 1
             ctx.joining.release(room)
-
-    def chat_seen(self, room_name: str, relay: ChatRelay) -> None:
-        """A chat message stored by another node: kept for this node's next joiners."""
-        room = self.ctx.rooms.get(room_name)
-        if room is None:
-            return
-        room.remember(
-            StoredChat(
-                room=room_name,
-                seq=relay.seq,
-                id=relay.id,
-                ts=relay.ts,
-                user_id=relay.user_id,
-                text=relay.message,
-                client_id=relay.client_id,
-            )
-        )
 
     # -- history -------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """What the other nodes of a cluster tell this one, through the membership, that no
 client of this node asked for: members gone with their node (or back after an
-outage), sessions to close, rooms ended, chat they stored."""
+outage), sessions to close, rooms ended."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 
 from hubbub.broker import Member
 from hubbub.core.context import HubContext
-from hubbub.core.joining import grant_names
+from hubbub.core.joining import member_of
 from hubbub.protocol import codec
 from hubbub.protocol.errors import CloseCode
 from hubbub.protocol.messages import UserJoined, UserLeft
@@ -29,11 +29,10 @@ class ClusterEvents:
         target = ctx.rooms.get(room)
         if target is None:
             return
-        members = target.members.values()
         for gone in left:
             if not gone.hidden:
                 payload = codec.encode(UserLeft(user_id=gone.user_id))
-                ctx.outbox.broadcast(members, payload, None)
+                ctx.room_broadcast(target, payload, None)
         for came in joined:
             if not came.hidden:
                 announcement = UserJoined(
@@ -43,7 +42,7 @@ class ClusterEvents:
                     name=came.name,
                     grants=came.grants,
                 )
-                ctx.outbox.broadcast(members, codec.encode(announcement), None)
+                ctx.room_broadcast(target, codec.encode(announcement), None)
 
     def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
         """Another node asked: take this session out of its room and close it."""
@@ -55,31 +54,20 @@ class ClusterEvents:
         ctx.joining.leave(session, announce=announce)
         ctx.close(session, CloseCode(code), reason)
 
-    def chat_seen(self, room: str, payload: bytes) -> None:
-        """A chat message stored by another node: kept for this node's next joiners."""
-        try:
-            relay = codec.decode_chat_relay(payload)
-        except ValueError:  # pragma: no cover - nodes speak the same protocol
-            return
-        self.ctx.chat.chat_seen(room, relay)
-
     def local_members(self) -> dict[str, list[Member]]:
         """Every member on this node, by room."""
         return {
-            room.name: [
-                Member(
-                    user_id=uid,
-                    session_id=session.session_id,
-                    name=session.identity.name if session.identity else None,
-                    grants=grant_names(session.identity),
-                    hidden=session.hidden,
-                    status=session.status,
-                )
-                for uid, session in room.members.items()
-            ]
+            room.name: [member_of(session) for session in room.members.values()]
             for room in self.ctx.rooms
             if room.members
         }
+
+    def seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        """A member who chatted left through another node: one of the room's offline
+        members here too."""
+        target = self.ctx.rooms.get(room)
+        if target is not None and user_id not in target.members:
+            target.saw(user_id, ts_ms, self.ctx.offline_on_join)
 
     def room_ended(self, room: str) -> None:
         """Another node ended the room: this node's members go too."""

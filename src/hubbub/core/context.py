@@ -39,10 +39,12 @@ if TYPE_CHECKING:
     from hubbub.core.chat import ChatFeature
     from hubbub.core.cluster import ClusterEvents
     from hubbub.core.frontends import Frontends
+    from hubbub.core.handover import Handover
     from hubbub.core.ice import IceFeature
     from hubbub.core.joining import Joining
     from hubbub.core.lifecycle import Lifecycle
     from hubbub.core.notifications import Notifications
+    from hubbub.core.ordering import ChatOrdering
     from hubbub.core.presence import PresenceFeature
     from hubbub.core.resuming import Resuming
 
@@ -55,10 +57,12 @@ class HubContext:
     chat: ChatFeature
     cluster: ClusterEvents
     frontends: Frontends
+    handover: Handover
     ice: IceFeature
     joining: Joining
     lifecycle: Lifecycle
     notifications: Notifications
+    ordering: ChatOrdering
     presence: PresenceFeature
     resuming: Resuming
 
@@ -100,6 +104,8 @@ class HubContext:
         self.counters = HubCounters()
         self.timers = Timers()
         self.waiting = waiting
+        self.stop_spread_ms = 0
+        """While stopping: the spread of the clients' ``reconnect`` delays (ms)."""
         self.membership_calls = 0
         """Calls to the membership under way: its answer may come back inside one
         (the in-memory twin answers at once). See :meth:`ask_membership`."""
@@ -125,7 +131,11 @@ class HubContext:
         self.counters.errors[error.code] += 1
         if not self.frontends.refuse(session, error):
             reply = Error(
-                code=error.code, message=error.message, ref=error.ref, reason=error.reason
+                code=error.code,
+                message=error.message,
+                ref=error.ref,
+                reason=error.reason,
+                held_for_ms=error.held_for_ms,
             )
             self.outbox.send(session, codec.encode(reply))
         if error.close_code is not None:
@@ -140,6 +150,13 @@ class HubContext:
             self.lifecycle.end(session)
             return
         self.outbox.close(session, code, reason)
+
+    def room_broadcast(self, room: Room, payload: bytes, exclude: str | None) -> None:
+        """What the room gets (heard from the cluster, or decided here) to its members
+        here, and to the sessions being taken into it from other nodes."""
+        self.outbox.broadcast(room.members.values(), payload, exclude)
+        if room.recorders:
+            self.handover.keep(room, None, payload, exclude)
 
     def publish_in_order(self, room: Room, payload: bytes, exclude: str | None) -> None:
         """A message for the room's members, in its place: behind what was taken for

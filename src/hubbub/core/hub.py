@@ -37,6 +37,8 @@ from hubbub.broker import (
     ClaimResult,
     Member,
     Membership,
+    SessionFound,
+    SessionState,
 )
 from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.core import lifecycle
@@ -48,11 +50,13 @@ from hubbub.core.context import HubContext
 from hubbub.core.counters import HubCounters
 from hubbub.core.events import HubObserver, NoObserver
 from hubbub.core.frontends import Frontends, FrontendSettings
+from hubbub.core.handover import Handover
 from hubbub.core.ice import IceFeature
 from hubbub.core.joining import Joining, new_user_id
 from hubbub.core.limits import Limits
 from hubbub.core.notifications import Notifications
-from hubbub.core.outbox import Outbox, RelayItem
+from hubbub.core.ordering import DEFAULT_GAP_TIMEOUT, DEFAULT_MAX_HELD, ChatOrdering
+from hubbub.core.outbox import Outbox
 from hubbub.core.peerjs import PeerjsFeature
 from hubbub.core.presence import PresenceFeature
 from hubbub.core.resuming import Resuming
@@ -61,7 +65,7 @@ from hubbub.core.session import Session
 from hubbub.core.storage import PendingChat, Storage
 from hubbub.core.tracker import TrackerFeature
 from hubbub.core.users import UserRegistry
-from hubbub.core.waiting import Waiting
+from hubbub.core.waiting import Wait, Waiting
 from hubbub.core.y_webrtc import YWebrtcFeature
 from hubbub.protocol import codec, peerjs, tracker, y_webrtc
 from hubbub.protocol.errors import (
@@ -122,6 +126,9 @@ class Hub:
         ice_servers: IceServerConfig | None = None,
         observer: HubObserver | None = None,
         rng: random.Random | None = None,
+        chat_in_seq_order: bool = True,
+        chat_gap_timeout: float = DEFAULT_GAP_TIMEOUT,
+        chat_gap_max_held: int = DEFAULT_MAX_HELD,
         frontends: FrontendSettings | None = None,
     ) -> None:
         limits = limits or Limits()
@@ -152,8 +159,16 @@ class Hub:
         ctx.calling = self._calling = Calling(ctx, new_call_id)
         ctx.notifications = self._notifications = Notifications(ctx)
         ctx.resuming = self._resuming = Resuming(ctx)
+        ctx.handover = self._handover = Handover(ctx)
         ctx.cluster = self._cluster = ClusterEvents(ctx)
         ctx.ice = IceFeature(ctx, ice_servers)
+        ctx.ordering = self._ordering = ChatOrdering(
+            ctx,
+            in_seq_order=chat_in_seq_order,
+            gap_timeout=chat_gap_timeout,
+            max_held=chat_gap_max_held,
+        )
+        self._held_message = self._ordering.room_message
         ctx.frontends = self._frontends = Frontends(ctx, frontends or FrontendSettings())
         self._frontends.peerjs = peer = PeerjsFeature(ctx, self._frontends)
         self._frontends.y_webrtc = yjs = YWebrtcFeature(ctx, self._frontends)
@@ -400,8 +415,25 @@ class Hub:
 
     def announce_restart(self, spread_ms: int) -> int:
         """Tell every connected client to come back, each after its own delay of
-        up to ``spread_ms`` so that they do not all return at once."""
+        up to ``spread_ms`` so that they do not all return at once. A session another
+        node was asked to take and has not (:meth:`hand_over_all`) is no longer
+        given: its client joins afresh."""
+        self._handover.giving.clear()
         return self._lifecycle.announce_restart(spread_ms)
+
+    def hand_over_all(self, spread_ms: int) -> int:
+        """In a cluster: ask the other nodes to take every session in a room, for its
+        client to resume there (told ``reconnect`` with ``resume`` as each is taken,
+        after its own delay of up to ``spread_ms``). Returns how many were asked for."""
+        self._ctx.stop_spread_ms = spread_ms
+        given = self._handover.give_all()
+        self._settle()
+        return given
+
+    @property
+    def handing_over(self) -> int:
+        """Sessions this node asked others to take, not taken yet."""
+        return len(self._handover.giving)
 
     def close(self, session: Session, code: CloseCode, reason: str) -> None:
         """Close a session's connection; no more of its input is read."""
@@ -473,6 +505,14 @@ class Hub:
     ) -> None:
         self._chat.history_loaded(session_id, room, messages, ref)
 
+    def chat_gap_loaded(self, room: str, messages: list[StoredChat]) -> None:
+        self._ordering.gap_loaded(room, messages)
+        self._settle()
+
+    def chat_gap_failed(self, room: str) -> None:
+        self._ordering.gap_failed(room)
+        self._settle()
+
     def notifications_loaded(
         self,
         session_id: str,
@@ -500,27 +540,23 @@ class Hub:
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
         target = self._rooms.get(room)
         if target is not None:
-            self._outbox.broadcast(target.members.values(), payload, exclude)
+            if target.held:  # behind chat that waits for the chat before it
+                self._held_message(target, payload, exclude)
+            else:
+                self._outbox.broadcast(target.members.values(), payload, exclude)
+                if target.recorders:  # sessions on their way here from other nodes
+                    self._handover.keep(target, None, payload, exclude)
 
     def deliver_chat(self, room: str, run: ChatRun) -> None:
-        ctx = self._ctx
-        outbox = ctx.outbox
-        sessions = ctx.sessions
-        target = ctx.rooms.get(room)
-        items: list[RelayItem] = []
-        for relay, sender_id, ack in run:
-            sender = sessions.get(sender_id)
-            if sender is not None and (target is None or sender.room is not target):
-                # The sender left the room meanwhile: its ack reaches it all the same.
-                outbox.send(sender, ack)
-                sender = None
-            items.append((relay, sender, ack))
-        if target is not None:
-            outbox.relay_run(target.members.values(), items)
+        self._ordering.chat(room, run)
 
     def deliver_to_session(self, session_id: str, payload: bytes) -> None:
         session = self._sessions.get(session_id)
-        if session is not None:
+        if session is None:
+            self._handover.forward(session_id, payload)  # if it moved to another node
+        elif session.waiting is Wait.HANDOVER and self._handover.keep_direct(session, payload):
+            pass  # kept for it until the session it takes is here
+        else:
             self._outbox.send(session, payload)
 
     def deliver_to_user(self, user_id: str, payload: bytes, exclude: str | None) -> None:
@@ -542,20 +578,34 @@ class Hub:
         self._cluster.close_session(session_id, code, reason, announce)
         self._settle()
 
-    def chat_seen(self, room: str, payload: bytes) -> None:
-        self._cluster.chat_seen(room, payload)
+    def session_asked(self, session_id: str, resume_token: str, asked_by: str) -> None:
+        self._handover.asked(session_id, resume_token, asked_by)
 
-    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
-        ended = self._resuming.end_for_resume(session_id, resume_token)
+    def session_found(self, asked_by: str, found: SessionFound) -> None:
+        self._handover.found(asked_by, found)
         self._settle()
-        return ended
 
-    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
-        self._resuming.ended_elsewhere(asked_by, ended)
+    def taking(self, room: str, session_id: str, taken_by: str) -> None:
+        self._handover.taking(room, session_id, taken_by)
+
+    def session_cut(self, room: str, session_id: str, taken_by: str) -> SessionState | None:
+        state = self._handover.cut(room, session_id, taken_by)
+        self._settle()
+        return state
+
+    def session_handed(self, taken_by: str, state: SessionState | None) -> None:
+        self._handover.handed(taken_by, state)
+        self._settle()
+
+    def adopt(self, session_id: str, resume_token: str, room: str, user_id: str) -> None:
+        self._handover.adopt(session_id, resume_token, room, user_id)
         self._settle()
 
     def local_members(self) -> dict[str, list[Member]]:
         return self._cluster.local_members()
+
+    def seen(self, room: str, user_id: str, ts_ms: int) -> None:
+        self._cluster.seen(room, user_id, ts_ms)
 
     def room_ended(self, room: str) -> None:
         self._cluster.room_ended(room)

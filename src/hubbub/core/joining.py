@@ -27,7 +27,7 @@ from hubbub.auth.grants import Grant, Identity
 from hubbub.broker import ClaimOutcome, ClaimResult, Member
 from hubbub.core.context import HubContext
 from hubbub.core.frontends import frontend_room
-from hubbub.core.rooms import Departure, ParkedJoin, Room, RoomMessage
+from hubbub.core.rooms import Departure, ParkedJoin, ParkedTake, Room, RoomMessage
 from hubbub.core.session import LinkState, Session
 from hubbub.core.waiting import Wait
 from hubbub.protocol import codec
@@ -81,6 +81,20 @@ def grant_names(identity: Identity | None) -> list[str] | None:
     if identity is None or not identity.verified:
         return None
     return sorted(grant.value for grant in identity.grants)
+
+
+def member_of(session: Session) -> Member:
+    """A member as the cluster lists it (its session in a room)."""
+    identity = session.identity
+    return Member(
+        user_id=session.user_id or "",
+        session_id=session.session_id,
+        name=identity.name if identity else None,
+        grants=grant_names(identity),
+        hidden=session.hidden,
+        status=session.status,
+        reconnecting=session.state is LinkState.DETACHED,
+    )
 
 
 def chat_entry(message: StoredChat) -> ChatEntry:
@@ -171,6 +185,8 @@ class Joining:
                     self.ctx.broker.publish_to_room(room.name, due.payload, due.exclude)
                 elif isinstance(due, Departure):
                     self._depart(room, due)
+                elif isinstance(due, ParkedTake):
+                    self.ctx.handover.parked_take_due(due)
                 else:
                     self._parked_join_due(room, due)
         finally:
@@ -273,10 +289,15 @@ class Joining:
         if session.closed or session.closing or session.waiting is not Wait.CLAIM:
             if admitted:
                 ctx.membership.release(room.name, member)
+                if not ctx.users.connected(member.user_id):
+                    # The claim made the user reachable here: it is not.
+                    ctx.membership.user_here(member.user_id, False)
             room.claims -= 1
             ctx.rooms.drop_if_empty(room)
             return
         try:
+            if result.outcome is ClaimOutcome.TAKEN:
+                raise user_id_taken(message.ref, self._held_for_ms(room, result, member.user_id))
             if not admitted:
                 raise _claim_refusal(result.outcome, message.ref)
             if session.room is not None:
@@ -295,6 +316,19 @@ class Joining:
             room.claims -= 1
             ctx.rooms.drop_if_empty(room)
             ctx.waiting.end(session)
+
+    def _held_for_ms(self, room: Room, result: ClaimResult, user_id: str) -> int | None:
+        """How long at most ``user_id`` is held in ``room`` for a session of its that
+        lost its connection and may still resume; None if its holder is connected."""
+        ctx = self.ctx
+        grace = ctx.limits.resume_grace
+        holder = room.members.get(user_id)
+        if holder is not None and holder.session_id in ctx.lifecycle.detached:
+            return max(0, round((holder.lost_at + grace - ctx.now()) * 1000))
+        for member in result.members:
+            if member.user_id == user_id and member.reconnecting and holder is None:
+                return round(grace * 1000)  # another node's: at most its whole grace
+        return None
 
     def _participants(self, room: Room, members: list[Member], me: str) -> list[Participant]:
         """The other members, in join order: everyone already here joined first, so
@@ -325,6 +359,7 @@ class Joining:
                         status=member.status,
                         name=member.name,
                         grants=member.grants,
+                        connection=RECONNECTING if member.reconnecting else None,
                     )
                 )
         return found
@@ -343,7 +378,7 @@ class Joining:
             ctx.membership.close_remote(replaced, CloseCode.REPLACED, reason, announce=False)
         if not replaced.hidden:
             payload = codec.encode(UserLeft(user_id=replaced.user_id))
-            ctx.outbox.broadcast(room.members.values(), payload, None)
+            ctx.room_broadcast(room, payload, None)
 
     def _admit(
         self,
@@ -404,7 +439,7 @@ class Joining:
                 grants=grants,
             )
             payload = codec.encode(announcement)
-            ctx.outbox.broadcast(room.members.values(), payload, session.session_id)
+            ctx.room_broadcast(room, payload, session.session_id)
         ctx.lifecycle.address(session, user_id)
 
     def free_user_id(self, room: Room | None) -> str:
@@ -459,19 +494,21 @@ class Joining:
         """A leave's turn: the place is given back, and the room told."""
         ctx = self.ctx
         user_id = departure.user_id
-        ctx.membership.release(room.name, Member(user_id, departure.session_id))
+        # One of the room's offline members from now on, on every node: it chatted.
+        offline_at = None
+        if not departure.quiet and (departure.chatted or user_id in room.seen):
+            offline_at = ctx.now_ms()
+        ctx.membership.release(room.name, Member(user_id, departure.session_id), offline_at)
         if departure.quiet:
             return
         publish = ctx.broker.publish_to_room
         if departure.typing:
             publish(room.name, codec.encode(TypingRelay(user_id=user_id, active=False)), None)
         publish(room.name, codec.encode(UserLeft(user_id=user_id)), None)
-        if departure.chatted or user_id in room.seen:
-            # One of the room's offline members from now on.
-            now_ms = ctx.now_ms()
-            room.saw(user_id, now_ms, ctx.offline_on_join)
-            ctx.storage.record_seen(room.name, user_id, now_ms)
-            offline = PresenceUpdate(status=OFFLINE, user_id=user_id, last_seen=now_ms)
+        if offline_at is not None:
+            room.saw(user_id, offline_at, ctx.offline_on_join)
+            ctx.storage.record_seen(room.name, user_id, offline_at)
+            offline = PresenceUpdate(status=OFFLINE, user_id=user_id, last_seen=offline_at)
             publish(room.name, codec.encode(offline), None)
 
     # -- removing members and ending rooms (admins) ---------------------------------------
@@ -544,7 +581,10 @@ class Joining:
             if member.chatted and member.user_id is not None and not member.hidden:
                 ctx.storage.record_seen(room_name, member.user_id, now_ms)
             if member.user_id is not None:
-                ctx.membership.release(room_name, Member(member.user_id, member.session_id))
+                seen_at = now_ms if member.chatted and not member.hidden else None
+                ctx.membership.release(
+                    room_name, Member(member.user_id, member.session_id), seen_at
+                )
             ctx.rooms.remove(member)
             ctx.calling.left_room(member, room_name)
             member.user_id = None

@@ -15,6 +15,7 @@ from hubbub import randomness
 from hubbub.auth.admission import AuthMode
 from hubbub.auth.grants import Identity
 from hubbub.core.context import HubContext
+from hubbub.core.joining import member_of
 from hubbub.core.session import LinkState, Session, TokenBucket
 from hubbub.protocol import codec
 from hubbub.protocol.errors import CloseCode, ErrorCode, ProtocolError
@@ -35,6 +36,8 @@ class Lifecycle:
         self._new_session_id = new_session_id
         self.detached: dict[str, Session] = {}
         """The sessions whose connection was lost, waiting for a resume."""
+        self.stopping = False
+        """The server is shutting down: nothing more that clients send is handled."""
 
     # -- connect and disconnect ---------------------------------------------------
 
@@ -99,12 +102,22 @@ class Lifecycle:
             return
         self.end(session)
 
-    def _detach(self, session: Session) -> None:
+    def detach_adopted(self, session: Session, lost_for: float | None, lost_n: int) -> None:
+        """A session taken from a node that stops, for its client to come back to:
+        kept as one whose connection was lost ``lost_for`` seconds ago (None: now,
+        announced), after message ``lost_n``."""
+        if lost_for is None:
+            self._detach(session)
+        else:
+            self._detach(session, lost_for=lost_for, announce=False)
+        session.lost_n = lost_n
+
+    def _detach(self, session: Session, *, lost_for: float = 0.0, announce: bool = True) -> None:
         """The connection was lost: keep the session's place, record what it is sent."""
         ctx = self.ctx
         session.move(LinkState.DETACHED)
         session.link = None
-        session.lost_at = lost_at = ctx.now()
+        session.lost_at = lost_at = ctx.now() - lost_for
         session.lost_n = session.last_n
         self.detached[session.session_id] = session
         room = session.room
@@ -116,7 +129,9 @@ class Lifecycle:
             session.last_n,
         )
         ctx.timers.schedule(lost_at + ctx.limits.resume_grace, self._grace_over, session)
-        if room is not None and session.user_id is not None and not session.hidden:
+        if room is not None and session.user_id is not None:
+            ctx.membership.update(room.name, member_of(session))
+        if announce and room is not None and session.user_id is not None and not session.hidden:
             away = ParticipantUpdated(user_id=session.user_id, connection=RECONNECTING)
             ctx.publish_in_order(room, codec.encode(away), session.session_id)
 
@@ -143,6 +158,20 @@ class Lifecycle:
         """A resume gave the session a connection again."""
         self.detached.pop(session.session_id, None)
 
+    def hand_off(self, session: Session) -> None:
+        """The session goes on on another node (:mod:`hubbub.core.handover`): it leaves
+        this one without a word (no leave, no ended call: its place went with it)."""
+        ctx = self.ctx
+        session.closing = session.closed = True
+        ctx.waiting.forget(session)
+        if session.state is not LinkState.ENDED:
+            session.move(LinkState.ENDED)
+        user_id = ctx.users.forget(session)
+        if user_id is not None and not ctx.users.connected(user_id):
+            ctx.membership.user_here(user_id, False)
+        ctx.sessions.pop(session.session_id, None)
+        self.detached.pop(session.session_id, None)
+
     def end(self, session: Session) -> None:
         """The session is over: it leaves its room (announced) and is forgotten."""
         ctx = self.ctx
@@ -159,6 +188,7 @@ class Lifecycle:
     # -- shutdown ------------------------------------------------------------------
 
     def stop_input(self) -> None:
+        self.stopping = True
         for session in self.ctx.sessions.values():
             session.closing = True
 

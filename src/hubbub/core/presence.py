@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from hubbub.auth.grants import Grant
 from hubbub.core.context import HubContext
+from hubbub.core.joining import member_of
 from hubbub.core.rooms import Room
 from hubbub.core.session import Session, TokenBucket
 from hubbub.protocol import codec
@@ -45,6 +46,10 @@ class PresenceFeature:
         room = session.room
         user_id = session.user_id
         if room is not None and user_id is not None:
+            if changed:
+                # What the cluster lists of the member (the HTTP API, room-joined on
+                # another node) says so too.
+                ctx.membership.update(room.name, member_of(session))
             if changed and not session.hidden:
                 update = PresenceUpdate(status=message.status, user_id=user_id)
                 ctx.publish_in_order(room, codec.encode(update), session.session_id)
@@ -81,6 +86,13 @@ class PresenceFeature:
         ctx.timers.schedule(until, self._typing_due, session)
         relay = TypingRelay(user_id=user_id, active=True)
         ctx.publish_in_order(room, codec.encode(relay), session.session_id)
+
+    def typing_lapses(self, session: Session) -> None:
+        """A member the room sees typing (it came from another node so): it stops
+        being seen so within ``typing_timeout`` unless it types again."""
+        ctx = self.ctx
+        session.typing_until = until = ctx.now() + ctx.limits.typing_timeout
+        ctx.timers.schedule(until, self._typing_due, session)
 
     def _typing_due(self, session: Session) -> None:
         room = session.room

@@ -1,20 +1,22 @@
 """Resume: a new connection takes back a session whose connection was lost (or
 looks alive but is not), and gets every message it missed, once, in order.
 
-A session is held by the node its client first connected to. A client that comes
-back through another node cannot take its session there: that node asks the
-session's node to end it (a hand-over, :class:`~hubbub.core.waiting.Wait.HANDOVER`),
-and the client is told to join afresh, its place free.
+A session is held by one node of a cluster. A client that comes back through
+another node resumes there all the same: the session is handed over to that node
+(:mod:`hubbub.core.handover`; the connection waits meanwhile,
+:class:`~hubbub.core.waiting.Wait.HANDOVER`), then resumed as here, under the new id
+``resumed`` gives.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from typing import NoReturn
 
 from hubbub.core.context import HubContext
+from hubbub.core.joining import member_of
 from hubbub.core.session import LinkState, Session
-from hubbub.core.waiting import Wait
 from hubbub.protocol import codec
 from hubbub.protocol.errors import (
     CloseCode,
@@ -50,14 +52,22 @@ class Resuming:
         if stub.room is not None or stub.waiting is not None:
             raise already_in_room(ref, "resume on a new connection, before joining")
         session = ctx.sessions.get(message.session_id)
-        if session is None and ctx.membership.end_elsewhere(
-            message.session_id, message.resume_token, stub.session_id
-        ):
-            # Another node holds it: it is ended there, then this one answers;
-            # what the client sends meanwhile waits, in order.
-            self._handovers[stub.session_id] = ref
-            ctx.waiting.begin(stub, Wait.HANDOVER)
+        if session is None and ctx.handover.ask(stub, message):
+            # Another node holds it (or held it): it is handed over to this one,
+            # then resumed; what the client sends meanwhile waits, in order.
             return
+        self._resume(stub, session, message)
+
+    def resume_moved(self, stub: Session, session_id: str, message: Resume) -> None:
+        """The session the client asked for moved to this node meanwhile (as
+        ``session_id``): resume it here."""
+        self._resume(stub, self.ctx.sessions.get(session_id), message)
+
+    def token_matches(self, session: Session, resume_token: str) -> bool:
+        return _same_secret(session.resume_token, resume_token)
+
+    def _resume(self, stub: Session, session: Session | None, message: Resume) -> None:
+        ref = message.ref
         if (
             session is None
             or session is stub
@@ -81,18 +91,63 @@ class Resuming:
             )
         missed = session.held_after(last_n)
         if missed is None:
-            # The client is told to start afresh, so its place must be free now.
-            log.info("event=resume-overrun session=%s last_n=%d", session.session_id, last_n)
-            ctx.joining.leave(session)
-            ctx.close(session, CloseCode.RESUMED_ELSEWHERE, "the session could not be resumed")
-            raise ProtocolError(
-                ErrorCode.RESUME_FAILED,
-                "messages after lastN are no longer held; join the room afresh "
-                "and fetch the history",
-                ref=ref,
-                reason=ResumeFailure.OVERRUN,
-            )
+            self._overrun(session, last_n, ref)
         self._take_over(stub, session, last_n, missed, ref)
+
+    def _overrun(self, session: Session, last_n: int, ref: Ref | None) -> NoReturn:
+        # The client is told to start afresh, so its place must be free now.
+        ctx = self.ctx
+        log.info("event=resume-overrun session=%s last_n=%d", session.session_id, last_n)
+        ctx.joining.leave(session)
+        ctx.close(session, CloseCode.RESUMED_ELSEWHERE, "the session could not be resumed")
+        raise ProtocolError(
+            ErrorCode.RESUME_FAILED,
+            "messages after lastN are no longer held; join the room afresh and fetch the history",
+            ref=ref,
+            reason=ResumeFailure.OVERRUN,
+        )
+
+    def resumed_here(self, session: Session, message: Resume, was_detached: bool) -> None:
+        """A session handed over by another node for this connection's client (the
+        connection is ``session``'s own): what it missed, and the live stream."""
+        ctx = self.ctx
+        room = session.room
+        user_id = session.user_id
+        last_n = message.last_n
+        if room is None or user_id is None:  # pragma: no cover - the hand-over sets both
+            raise unknown_session(message.ref)
+        missed = session.held_after(last_n) if last_n <= session.last_n else None
+        if missed is None:
+            if last_n > session.last_n:
+                ctx.joining.leave(session)
+                raise unknown_session(message.ref)
+            self._overrun(session, last_n, message.ref)
+        log.info(
+            "event=resume session=%s from=handover replayed=%d", session.session_id, len(missed)
+        )
+        self._resumed(session, last_n, missed, message.ref)
+        if was_detached:
+            ctx.membership.update(room.name, member_of(session))
+            if not session.hidden:
+                back = ParticipantUpdated(user_id=user_id, connection=CONNECTED)
+                ctx.publish_in_order(room, codec.encode(back), session.session_id)
+
+    def _resumed(self, session: Session, last_n: int, missed: list[bytes], ref: Ref | None) -> None:
+        room = session.room
+        user_id = session.user_id
+        if room is None or user_id is None:  # pragma: no cover - checked by the callers
+            return
+        outbox = self.ctx.outbox
+        resumed = Resumed(
+            session_id=session.session_id,
+            room=room.name,
+            user_id=user_id,
+            last_n=session.last_n,
+            ref=ref,
+        )
+        outbox.send_unnumbered(session, codec.encode(resumed))
+        if missed:
+            outbox.replay(session, last_n + 1, missed)
 
     def _take_over(
         self, stub: Session, session: Session, last_n: int, missed: list[bytes], ref: Ref | None
@@ -105,11 +160,20 @@ class Resuming:
             return
         old_link, new_link = session.link, stub.link
         was = session.state
-        # This connection carries the session from now on; its own one is dropped.
+        # This connection carries the session from now on; its own one is dropped,
+        # and what the client sent after its resume (held while the session was
+        # looked for) is the session's.
         ctx.sessions.pop(stub.session_id, None)
         ctx.lifecycle.unaddress(stub)
         stub.closing = stub.closed = True
+        held = stub.held
         ctx.waiting.forget(stub)
+        if held:
+            if session.held:
+                held.extendleft(reversed(session.held))
+            session.held = held
+            if session.waiting is None:
+                ctx.waiting.ready.append(session)
         stub.move(LinkState.ENDED)
         session.move(LinkState.CONNECTED)
         session.link = new_link
@@ -128,62 +192,9 @@ class Resuming:
             len(missed),
             old_link is not None,
         )
-        resumed = Resumed(
-            session_id=session.session_id,
-            room=room.name,
-            user_id=user_id,
-            last_n=session.last_n,
-            ref=ref,
-        )
-        outbox.send_unnumbered(session, codec.encode(resumed))
-        if missed:
-            outbox.replay(session, last_n + 1, missed)
+        self._resumed(session, last_n, missed, ref)
+        if was is LinkState.DETACHED:
+            ctx.membership.update(room.name, member_of(session))
         if was is LinkState.DETACHED and not session.hidden:
             back = ParticipantUpdated(user_id=user_id, connection=CONNECTED)
             ctx.publish_in_order(room, codec.encode(back), session.session_id)
-
-    # -- through another node --------------------------------------------------------
-
-    def end_for_resume(self, session_id: str, resume_token: str) -> bool:
-        """The client of a local session came back through another node, which
-        cannot resume it (sessions do not move): end it here at once, so that its
-        place is free for the client's new join, rather than after the grace period."""
-        ctx = self.ctx
-        session = ctx.sessions.get(session_id)
-        if (
-            session is None
-            or session.closing
-            or session.room is None
-            or not _same_secret(session.resume_token, resume_token)
-        ):
-            return False
-        log.info("event=resume-elsewhere session=%s state=%s", session_id, session.state.value)
-        if session.state is LinkState.DETACHED:
-            ctx.lifecycle.end(session)
-        else:
-            # Half-open: the client saw its connection fail before this node did.
-            ctx.joining.leave(session)
-            ctx.close(session, CloseCode.RESUMED_ELSEWHERE, "resumed through another node")
-        return True
-
-    def ended_elsewhere(self, asked_by: str, ended: bool) -> None:
-        """The other node answered (or did not in time): the resume fails, plainly."""
-        if asked_by not in self._handovers:
-            return
-        ref = self._handovers.pop(asked_by)
-        ctx = self.ctx
-        stub = ctx.sessions.get(asked_by)
-        if stub is None or stub.waiting is not Wait.HANDOVER:
-            return
-        if ended:
-            error = ProtocolError(
-                ErrorCode.RESUME_FAILED,
-                "the session was held by another node of the cluster, which has ended it; "
-                "join the room afresh and fetch the history",
-                ref=ref,
-                reason=ResumeFailure.OTHER_NODE,
-            )
-        else:
-            error = unknown_session(ref)
-        ctx.send_error(stub, error)
-        ctx.waiting.end(stub)

@@ -84,7 +84,16 @@ class Departure(NamedTuple):
     """It chatted here: it becomes one of the room's offline members."""
 
 
-Pending = RoomMessage | ParkedJoin | Departure
+class ParkedTake(NamedTuple):
+    """A session taken from another node, waiting for the room's turn (its state, or
+    the chat ahead of it) to mark where it takes its place (see
+    :mod:`hubbub.core.handover`)."""
+
+    taken_by: str
+    """The local session that takes it."""
+
+
+Pending = RoomMessage | ParkedJoin | Departure | ParkedTake
 
 
 class Room:
@@ -105,14 +114,20 @@ class Room:
         "chats_done",
         "chats_queued",
         "claims",
+        "gap_loading",
+        "held",
+        "held_seqs",
+        "held_since",
         "last_seq",
         "loading",
         "members",
         "name",
         "pending",
         "recent",
+        "recorders",
         "releasing",
         "seen",
+        "wanted_seq",
     )
 
     def __init__(self, name: str, recent: int) -> None:
@@ -123,8 +138,22 @@ class Room:
         self.claims = 0
         """Joins into this room waiting for the cluster's answer: the room stays."""
         self.last_seq = 0
+        """The ``seq`` of the last chat delivered to the members (or in the state
+        loaded from the store)."""
         self.recent: deque[StoredChat] = deque(maxlen=recent)
         """The last messages, oldest first, for room-joined."""
+        self.held: deque[Any] = deque()
+        """Chat that came before the chat ahead of it, and what came after it, waiting
+        (see :mod:`hubbub.core.ordering`)."""
+        self.held_seqs: dict[int, Any] = {}
+        """The chat among :attr:`held`, by ``seq``."""
+        self.held_since = 0.0
+        """When the wait at the front of :attr:`held` began (the core's clock)."""
+        self.gap_loading = False
+        """The gap before :attr:`held` is being read from the store."""
+        self.wanted_seq = 0
+        """The chat a session taken from another node was given up to there: this
+        room delivers up to it before that session goes on here."""
         self.chats_queued = 0
         self.chats_done = 0
         """Chat messages sent to the store from this room, and those answered."""
@@ -140,6 +169,9 @@ class Room:
         self.releasing = False
         """The front of :attr:`pending` is being carried out: what it sends goes at
         once, in its place."""
+        self.recorders: list[Any] = []
+        """Sessions being taken from other nodes into this room, for which what the
+        room gets is kept meanwhile (see :mod:`hubbub.core.handover`)."""
 
     @property
     def busy(self) -> bool:
@@ -169,11 +201,10 @@ class Room:
         return list(recent)
 
     def remember(self, message: StoredChat) -> None:
-        """A message was stored: keep it for the next joiners."""
-        if message.seq > self.last_seq:
-            self.last_seq = message.seq
-            if self.recent.maxlen:
-                self.recent.append(message)
+        """A chat was delivered: the last one; kept for the next joiners."""
+        self.last_seq = message.seq
+        if self.recent.maxlen:
+            self.recent.append(message)
 
     def saw(self, user_id: str, ts_ms: int, keep: int) -> None:
         """``user_id`` chatted here, or left, at ``ts_ms``; ``seen`` keeps about
@@ -267,6 +298,7 @@ class RoomRegistry:
         if (
             not room.members
             and not room.claims
+            and not room.recorders
             and not room.busy
             and not room.releasing
             and self._rooms.get(room.name) is room

@@ -46,6 +46,12 @@ class Storage(Protocol):
         Answered with ``StorageEvents.room_loaded`` or ``StorageEvents.room_load_failed``.
         """
 
+    def load_chat_gap(self, room: str, after_seq: int, before_seq: int) -> None:
+        """Read the room's chat numbered after ``after_seq`` and before ``before_seq``
+        (a gap in what reached this node). Answered with
+        ``StorageEvents.chat_gap_loaded`` (what the store has of it) or
+        ``StorageEvents.chat_gap_failed``."""
+
     def record_seen(self, room: str, user_id: str, ts_ms: int) -> None:
         """Remember that ``user_id``, who chatted in ``room``, was last there at
         ``ts_ms``. Nothing answers it: a failure loses only a last-seen time."""
@@ -98,6 +104,12 @@ class StorageEvents(Protocol):
         self, session_id: str, room: str, messages: list[StoredChat], ref: Ref | None
     ) -> None:
         """A page of history for a session."""
+
+    def chat_gap_loaded(self, room: str, messages: list[StoredChat]) -> None:
+        """The chat of a gap, as far as the store has it."""
+
+    def chat_gap_failed(self, room: str) -> None:
+        """A gap could not be read."""
 
     def notifications_loaded(
         self,

@@ -175,8 +175,13 @@ class ResumeFailure(StrEnum):
     """The session is gone too: messages sent after ``lastN`` no longer fit in
     its replay buffer."""
     OTHER_NODE = "other-node"
-    """In a cluster: the session was held by another node, which has now ended it
-    (its place is free); sessions do not move between nodes."""
+    """In a cluster, from an older node: the session was held by another node, which
+    has now ended it (its place is free). A node of this version takes the session
+    over instead."""
+    NODE_GONE = "node-gone"
+    """In a cluster: the node that held the session is gone (killed, cut off), and
+    what it was sent since its connection was lost with it; its chat is stored, and
+    its place is free."""
 
 
 class ProtocolError(Exception):
@@ -194,6 +199,7 @@ class ProtocolError(Exception):
         ref: str | int | None = None,
         close_code: CloseCode | None = None,
         reason: str | None = None,
+        held_for_ms: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -201,6 +207,7 @@ class ProtocolError(Exception):
         self.ref = ref
         self.close_code = close_code
         self.reason = reason
+        self.held_for_ms = held_for_ms
 
 
 # -- refusals -----------------------------------------------------------------
@@ -223,8 +230,14 @@ def already_in_room(ref: str | int | None, text: str = "already in this room") -
     return ProtocolError(ErrorCode.ALREADY_IN_ROOM, text, ref=ref)
 
 
-def user_id_taken(ref: str | int | None) -> ProtocolError:
-    return ProtocolError(ErrorCode.USER_ID_TAKEN, "this user id is already in the room", ref=ref)
+def user_id_taken(ref: str | int | None, held_for_ms: int | None = None) -> ProtocolError:
+    """``held_for_ms``: the holder is a session that may still resume, for that long."""
+    return ProtocolError(
+        ErrorCode.USER_ID_TAKEN,
+        "this user id is already in the room",
+        ref=ref,
+        held_for_ms=held_for_ms,
+    )
 
 
 def room_full(ref: str | int | None) -> ProtocolError:

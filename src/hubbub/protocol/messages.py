@@ -461,6 +461,9 @@ class Error(Outgoing, tag="error"):
     ref: Ref | None = None
     reason: str | None = None
     """For some codes (``resume-failed``), which case it was, for programs."""
+    held_for_ms: int | None = None
+    """For ``user-id-taken``: the id is held for a session whose connection was lost
+    and that may still resume, for at most this long; then it is free."""
 
 
 class Resumed(Outgoing, tag="resumed"):
@@ -487,3 +490,6 @@ class Reconnect(Outgoing, tag="reconnect"):
     """The server is going away: connect again after ``after_ms`` milliseconds."""
 
     after_ms: int
+    resume: bool = False
+    """The session goes on elsewhere (another node of a cluster took it): resume it,
+    rather than join afresh."""

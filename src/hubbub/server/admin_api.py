@@ -3,8 +3,8 @@ participant, end a room. Every endpoint needs the server API key."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -17,9 +17,12 @@ from hubbub.auth.tokens import (
     MAX_TOKEN_TTL,
     parse_grants,
 )
-from hubbub.broker import Member
+from hubbub.broker import Broker, Member
 from hubbub.core import Hub, Session
 from hubbub.server.http_api import Api, ApiError, integer_schema, query_integer, read_json
+from hubbub.store import Store, StoreError
+
+T = TypeVar("T")
 
 DEFAULT_ROOMS_PAGE = 100
 """Rooms in one ``GET /api/rooms`` answer when ``limit`` is left out."""
@@ -54,24 +57,37 @@ TOKEN_REQUEST_SCHEMA: dict[str, Any] = {
 }
 
 
-ClusterMembers = Callable[[str], Awaitable[list[Member] | None]]
-"""A room's members on every node of the cluster (from Redis); None on a lone node
-(:meth:`hubbub.broker.Broker.room_members`)."""
+async def asked_of_cluster(question: Awaitable[T]) -> T:
+    """The cluster's answer (the broker's, from Redis), or 503 when it cannot be asked."""
+    try:
+        return await question
+    except OSError as error:  # ConnectionError among them
+        raise ApiError(
+            503, "cluster-unavailable", "the rest of the cluster cannot be reached"
+        ) from error
+
+
+async def from_store(read: Awaitable[T]) -> T:
+    try:
+        return await read
+    except StoreError:
+        raise ApiError(
+            503, "store-unavailable", "the store is unavailable; try again later"
+        ) from None
 
 
 def add_routes(
-    api: Api, hub: Hub, keys: VerificationKeys, cluster_members: ClusterMembers | None = None
+    api: Api,
+    hub: Hub,
+    keys: VerificationKeys,
+    broker: Broker | None = None,
+    store: Store | None = None,
 ) -> None:
     async def everyone_in(room: str) -> list[Member] | None:
         """The room's members cluster-wide; None on a lone node (its rooms are all)."""
-        if cluster_members is None:
+        if broker is None:
             return None
-        try:
-            return await cluster_members(room)
-        except OSError as error:  # ConnectionError among them
-            raise ApiError(
-                503, "cluster-unavailable", "the rest of the cluster cannot be reached"
-            ) from error
+        return await asked_of_cluster(broker.room_members(room))
 
     async def create_token(request: web.Request) -> web.Response:
         secret = keys.by_algorithm.get(HMAC_ALGORITHM)
@@ -122,6 +138,26 @@ def add_routes(
     async def list_rooms(request: web.Request) -> web.Response:
         limit = min(query_integer(request, "limit", DEFAULT_ROOMS_PAGE), MAX_ROOMS_PAGE)
         after = request.query.get("after")
+        listed = None if broker is None else await asked_of_cluster(broker.rooms(limit + 1, after))
+        if listed is not None:
+            # A cluster: every node's rooms and members, as Redis has them; the last
+            # seq from the store the nodes share. The same from every node.
+            shown = listed[:limit]
+            seqs: dict[str, int] = {}
+            if store is not None and shown:
+                seqs = await from_store(store.last_seqs([name for name, _ in shown]))
+            body = {
+                "rooms": [
+                    {
+                        "name": name,
+                        "participants": [member_view(m) for m in members],
+                        "lastSeq": seqs.get(name, 0),
+                    }
+                    for name, members in shown
+                ],
+                "next": shown[-1][0] if len(listed) > limit else None,
+            }
+            return web.json_response(body)
         live = sorted(
             (room for room in hub.rooms if room.members and (after is None or room.name > after)),
             key=lambda room: room.name,
@@ -218,6 +254,22 @@ def add_routes(
             "503": {"description": "In a cluster: Redis cannot be reached"},
         },
     )
+
+
+def member_view(member: Member) -> dict[str, Any]:
+    """A room member as the HTTP API shows it, as the cluster lists it."""
+    shown: dict[str, Any] = {
+        "userId": member.user_id,
+        "sessionId": member.session_id,
+        "status": member.status,
+    }
+    if member.name is not None:
+        shown["name"] = member.name
+    if member.grants is not None:
+        shown["grants"] = member.grants
+    if member.hidden:
+        shown["hidden"] = True
+    return shown
 
 
 def participant(user_id: str, member: Session) -> dict[str, Any]:

@@ -51,6 +51,10 @@ STATIC_DIR = Path(str(resources.files("hubbub") / "web" / "static"))
 CORE_TICK_MAX = 0.5
 """Seconds the server lets pass at most between two calls of the core's timers."""
 
+SHUTDOWN_HANDOVER_WAIT = 3.0
+"""Seconds a shutting-down cluster node waits for the other nodes to take its
+sessions; the clients of those not taken by then join afresh."""
+
 SHUTDOWN_STORE_WAIT = 1.0
 """Seconds a shutdown waits for the chat already accepted to be stored before it
 tells the clients to go (what is left is still written before the store closes)."""
@@ -118,6 +122,11 @@ class HubServer:
             history_on_join=settings.history_on_join,
             offline_on_join=settings.offline_on_join,
             retention=self.storage.retention,
+            # A room's chat comes in seq order on every node when one store numbers
+            # it for all of them; nodes that keep their own history number their own.
+            chat_in_seq_order=settings.broker == "memory" or settings.database_url is not None,
+            chat_gap_timeout=settings.chat_gap_timeout,
+            chat_gap_max_held=settings.chat_gap_max_held,
             frontends=FrontendSettings(
                 peerjs_keys=tuple(settings.peerjs_key),
                 peerjs_alive_timeout=settings.peerjs_alive_timeout,
@@ -300,7 +309,17 @@ class HubServer:
                 await self.storage.writer.drain()
         except TimeoutError:
             log.warning("event=shutdown-store-slow pending=%d", len(self.storage.writer))
-        told = hub.announce_restart(int(self.settings.reconnect_spread * 1000))
+        spread_ms = int(self.settings.reconnect_spread * 1000)
+        # In a cluster, the other nodes take this node's sessions first: each client
+        # is told to come back and resume as its session is taken.
+        given = hub.hand_over_all(spread_ms)
+        if given:
+            loop = self._loop
+            deadline = loop.time() + SHUTDOWN_HANDOVER_WAIT
+            while hub.handing_over and loop.time() < deadline:  # noqa: ASYNC110 - the core has no event
+                await asyncio.sleep(0.02)
+            log.info("event=shutdown-handover given=%d left=%d", given, hub.handing_over)
+        told = hub.announce_restart(spread_ms)
         self.outbox.flush()  # what was sent before the shutdown goes before the close
         if self.connections:
             log.info("event=shutdown connections=%d told=%d", len(self.connections), told)
@@ -431,8 +450,9 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     async def protocol_module(request: web.Request) -> web.StreamResponse:
         return _static_file("protocol.js")
 
-    admin_api.add_routes(api, server.hub, server.keys, server.broker.room_members)
-    rooms_api.add_routes(api, server.hub, server.storage.store, settings)
+    clustered = server.broker if server.broker.status() is not None else None
+    admin_api.add_routes(api, server.hub, server.keys, clustered, server.storage.store)
+    rooms_api.add_routes(api, server.hub, server.storage.store, settings, clustered)
     users_api.add_routes(api, server.hub, server.storage.store)
     web_app.add_routes(api, settings)
     ice_api.add_routes(api, server.admission, server.ice_servers)

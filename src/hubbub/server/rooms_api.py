@@ -10,9 +10,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from hubbub.broker import Broker
 from hubbub.core import Hub
 from hubbub.protocol.messages import ChatEntry
-from hubbub.server.admin_api import participant
+from hubbub.server.admin_api import asked_of_cluster, member_view, participant
 from hubbub.server.http_api import Api, ApiError, integer_schema, query_integer, read_json
 from hubbub.settings import ServerSettings
 from hubbub.store import Store, StoredChat, StoreError
@@ -89,7 +90,11 @@ def _query_parameter(name: str, schema: dict[str, Any], description: str) -> dic
             "description": description}  # fmt: skip
 
 
-def add_routes(api: Api, hub: Hub, store: Store, settings: ServerSettings) -> None:
+def add_routes(
+    api: Api, hub: Hub, store: Store, settings: ServerSettings, broker: Broker | None = None
+) -> None:
+    """``broker``: the cluster's (None on a lone node), whose rooms and members every
+    node lists alike."""
     limits = settings.limits
 
     def room_name(request: web.Request) -> str:
@@ -160,7 +165,17 @@ def add_routes(api: Api, hub: Hub, store: Store, settings: ServerSettings) -> No
         members: list[dict[str, Any]] = []
         last_seq = 0
         offline: list[tuple[str, int]]
-        if live is not None and not live.loading:
+        if broker is not None:
+            # A cluster: the members on every node, as Redis has them, and the room's
+            # history and offline members from the store the nodes share.
+            everyone = await asked_of_cluster(broker.room_members(name)) or []
+            members = [member_view(member) for member in everyone]
+            here = {member.user_id for member in everyone}
+            last_seq = (await stored(store.room_state(name, 0))).last_seq
+            seen = await stored(store.room_users(name, settings.offline_on_join + len(here)))
+            offline = [(uid, ts) for uid, ts in seen if uid not in here]
+            offline = offline[: settings.offline_on_join]
+        elif live is not None and not live.loading:
             members = [participant(user_id, member) for user_id, member in live.members.items()]
             last_seq = live.last_seq
             offline = live.offline(settings.offline_on_join)

@@ -21,6 +21,10 @@ log = logging.getLogger("hubbub.store")
 
 T = TypeVar("T")
 
+CHAT_GAP_READ_MAX = 10_000
+"""Most messages one read of a gap in a room's chat fetches (the newest of the gap:
+what is older is skipped, and a client catches up on it from the history)."""
+
 
 def create_store(settings: ServerSettings) -> Store:
     """The backend the settings name: PostgreSQL with a database URL, else SQLite."""
@@ -152,6 +156,19 @@ class StoreBridge:
                 self.hub.store_failed(session_id, ref)
             else:
                 self.hub.history_loaded(session_id, room, messages, ref)
+
+        self._spawn(load())
+
+    def load_chat_gap(self, room: str, after_seq: int, before_seq: int) -> None:
+        async def load() -> None:
+            limit = min(before_seq - after_seq - 1, CHAT_GAP_READ_MAX)
+            messages = await self._attempt(
+                "chat-gap", lambda: self.store.history(room, before_seq, max(limit, 1))
+            )
+            if messages is None:
+                self.hub.chat_gap_failed(room)
+            else:
+                self.hub.chat_gap_loaded(room, [m for m in messages if m.seq > after_seq])
 
         self._spawn(load())
 

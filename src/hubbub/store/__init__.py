@@ -202,6 +202,10 @@ class Store(Protocol):
         """Rooms that ever had a message, with their last sequence number, by name;
         with ``after``, only those whose name sorts after it."""
 
+    async def last_seqs(self, rooms: list[str]) -> dict[str, int]:
+        """The last sequence number of each of ``rooms`` that has one (a room with no
+        message is left out)."""
+
     async def room_users(self, room: str, limit: int) -> list[tuple[str, int]]:
         """The users who chatted in the room, with when each was last seen there
         (milliseconds since the Unix epoch), most recently seen first.

@@ -239,6 +239,14 @@ class PostgresStore:
         return [(row[0], row[1]) for row in rows]
 
     @_translated
+    async def last_seqs(self, rooms: list[str]) -> dict[str, int]:
+        rows = await self._ready().fetch(
+            "SELECT name, last_seq FROM rooms WHERE last_seq > 0 AND name = ANY($1::text[])",
+            rooms,
+        )
+        return {row[0]: row[1] for row in rows}
+
+    @_translated
     async def room_users(self, room: str, limit: int) -> list[tuple[str, int]]:
         rows = await self._ready().fetch(
             "SELECT user_id, last_seen FROM room_users WHERE room = $1"

@@ -355,6 +355,21 @@ class SqliteStore:
 
         return await self._read(work)
 
+    async def last_seqs(self, rooms: list[str]) -> dict[str, int]:
+        def work(db: sqlite3.Connection) -> dict[str, int]:
+            found: dict[str, int] = {}
+            for start in range(0, len(rooms), 500):  # under SQLite's bound on parameters
+                part = rooms[start : start + 500]
+                marks = ",".join("?" * len(part))
+                rows = db.execute(
+                    f"SELECT name, last_seq FROM rooms WHERE last_seq > 0 AND name IN ({marks})",
+                    part,
+                ).fetchall()
+                found.update((name, last_seq) for name, last_seq in rows)
+            return found
+
+        return await self._read(work)
+
     async def room_users(self, room: str, limit: int) -> list[tuple[str, int]]:
         def work(db: sqlite3.Connection) -> list[tuple[str, int]]:
             rows = db.execute(

@@ -4,9 +4,9 @@ through one Redis server (not Redis Cluster: the scripts touch keys they compute
 What travels where (the names: :mod:`.keys`; the publications: :mod:`.wire`)::
 
     channel hubbub:r:<room>   room messages, once per message whatever the number of
-                              receivers; chat a node stored (kept by the others for
-                              their next joiners); membership events (joined, left);
-                              the room's end (an admin's)
+                              receivers; chat a node stored, with its seq;
+                              membership events (joined, left); the room's end (an
+                              admin's)
     channel hubbub:n:<node>   messages to one session of that node; answers to its
                               claims; close requests; room snapshots after an outage;
                               requests to end a session whose client came back
@@ -35,6 +35,8 @@ The parts of a node, each over the shared :class:`~.node.Node`:
   what a turn of the event loop sends is written at its end in one pipeline, and
   what does not fit or comes while Redis is unreachable is dropped and counted;
 - :mod:`.subscriptions`: the subscriber connection and the channels it hears;
+- :mod:`.rooms`: a room's messages, this node's own included, delivered in the order
+  Redis carries the room's channel;
 - :mod:`.membership`: claims, the members on other nodes, snapshots, reaping;
 - :mod:`.calls`: where users can be reached, who is in a call, call moves;
 - :mod:`.liveness`: heartbeats, dead nodes;
@@ -45,7 +47,8 @@ The parts of a node, each over the shared :class:`~.node.Node`:
 Replies and pub/sub messages are parsed by hiredis as they arrive, many per read, on
 the broker's own connections (:mod:`.resp`); redis-py serves the rest (scripts
 loading, heartbeats, resync), which is not per message. A node's own members get
-room messages directly, without the round trip.
+its room messages when Redis carries them back, as every other node's members do:
+in one order.
 
 A node subscribes to a room's channel before it claims a place there, and the
 answer to the claim comes back on the node's channel through the same subscriber

@@ -24,12 +24,14 @@ from hubbub.broker import (
 )
 from hubbub.broker.redis import scripts, wire
 from hubbub.broker.redis.calls import Calls
+from hubbub.broker.redis.handover import Handovers
 from hubbub.broker.redis.keys import USERS_CHANNEL, node_channel, room_channel
 from hubbub.broker.redis.liveness import Liveness
 from hubbub.broker.redis.membership import RoomMembership
 from hubbub.broker.redis.node import Node
 from hubbub.broker.redis.pipeline import Pipeline, publish
 from hubbub.broker.redis.resp import open_connection
+from hubbub.broker.redis.rooms import Rooms
 from hubbub.broker.redis.subscriptions import Subscriptions
 from hubbub.protocol.errors import CloseCode
 
@@ -64,9 +66,11 @@ class RedisBroker:
         self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         """redis-py, for what is not per message (scripts loading, heartbeats, resync)."""
         self._subscriptions = Subscriptions(node, self)
+        self._rooms = Rooms(node, self._subscriptions.hears)
         self._membership = RoomMembership(node, self._subscriptions)
         self._calls = Calls(node)
         self._liveness = Liveness(node, self._client, self._calls, self._membership)
+        self._handovers = Handovers(node, self._subscriptions, self._membership, self._reap_later)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         """Its queue is sent: an outage no longer matters, the supervisor ends."""
@@ -90,25 +94,14 @@ class RedisBroker:
         return f"{self.node_id}.{randomness.token_urlsafe(12)}"
 
     def publish_to_room(self, room: str, payload: bytes, exclude: str | None = None) -> None:
-        delivery = self._node.delivery
-        if delivery is not None:
-            delivery.deliver_to_room(room, payload, exclude)
-        self._send_to_room(room, payload, exclude, chat=False)
+        """Every member, this node's too, gets it when Redis carries it (see
+        :mod:`~hubbub.broker.redis.rooms`)."""
+        self._rooms.publish(room, payload, exclude)
 
     def publish_chat(self, room: str, run: ChatRun) -> None:
-        delivery = self._node.delivery
-        if delivery is not None:
-            delivery.deliver_chat(room, run)
-        # The acks are this node's: each sender sent its chat here. The relays go
-        # out as CHAT, which other nodes also keep for their next joiners.
-        for relay, sender, _ in run:
-            if relay is not None:
-                self._send_to_room(room, relay, sender, chat=True)
-
-    def _send_to_room(self, room: str, payload: bytes, exclude: str | None, *, chat: bool) -> None:
-        """To the room's members on other nodes (this node's had it already)."""
-        data = self._wire.room(exclude, payload, chat=chat)
-        self._pipeline.send(publish(room_channel(room), data))
+        # The acks are this node's: each sender sent its chat here, and gets its ack
+        # when this node hears the chat back.
+        self._rooms.publish_chat(room, run)
 
     def publish_to_session(self, session_id: str, payload: bytes) -> None:
         node = wire.node_of(session_id)
@@ -150,6 +143,12 @@ class RedisBroker:
         except RedisError as error:
             raise ConnectionError(f"Redis: {error}") from error
 
+    async def rooms(self, limit: int, after: str | None = None) -> list[tuple[str, list[Member]]]:
+        try:
+            return await self._membership.rooms(self._client, limit, after)
+        except RedisError as error:
+            raise ConnectionError(f"Redis: {error}") from error
+
     # -- Membership -------------------------------------------------------------
 
     def attach_members(self, events: MembershipEvents) -> None:
@@ -169,8 +168,11 @@ class RedisBroker:
             room, member, replace=replace, max_members=max_members, joined=joined, left=left
         )
 
-    def release(self, room: str, member: Member) -> None:
-        self._membership.release(room, member)
+    def release(self, room: str, member: Member, last_seen: int | None = None) -> None:
+        self._membership.release(room, member, last_seen)
+
+    def update(self, room: str, member: Member) -> None:
+        self._membership.update(room, member)
 
     def remote_member(self, room: str, user_id: str) -> Member | None:
         return self._membership.remote_member(room, user_id)
@@ -184,8 +186,19 @@ class RedisBroker:
     def end_room_elsewhere(self, room: str) -> None:
         self._membership.end_room_elsewhere(room)
 
-    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
-        return self._membership.end_elsewhere(session_id, resume_token, asked_by)
+    def find_session(self, session_id: str, resume_token: str, asked_by: str) -> bool:
+        return self._handovers.find(session_id, resume_token, asked_by)
+
+    def take_session(self, room: str, session_id: str, taken_by: str) -> None:
+        self._handovers.take(room, session_id, taken_by)
+
+    def offer_session(
+        self, asked_by: str, session_id: str, room: str = "", user_id: str = "", moved_to: str = ""
+    ) -> None:
+        self._handovers.offer(asked_by, session_id, room, user_id, moved_to)
+
+    def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
+        return self._handovers.give(session_id, resume_token, room, user_id)
 
     def user_here(self, user_id: str, here: bool) -> None:
         self._calls.user_here(user_id, here)
@@ -219,11 +232,9 @@ class RedisBroker:
             self._node.reject(room_channel(room), error)
             return
         node = self._node
-        if type(publication) is wire.RoomMessage:  # the most of them, by far
-            if node.delivery is not None:
-                node.delivery.deliver_to_room(room, publication.payload, publication.exclude)
-            if publication.chat and node.events is not None:
-                node.events.chat_seen(room, publication.payload)
+        kind = type(publication)
+        if kind is wire.RoomMessage or kind is wire.ChatMessage or kind is wire.Echo:
+            self._rooms.heard(room, publication)  # type: ignore[arg-type]
             return
         match publication:
             case None:
@@ -235,6 +246,14 @@ class RedisBroker:
                 self._membership.on_joined(room, publication)
             case wire.MemberLeft():
                 self._membership.on_left(room, publication)
+            case wire.MemberUpdated():
+                self._membership.on_updated(room, publication)
+            case wire.Take():
+                self._handovers.on_take(room, publication)
+
+    def on_unsubscribed(self, room: str) -> None:
+        # What this node published there will not come back: its acks go now.
+        self._rooms.deliver_waiting(room)
 
     def on_user(self, data: bytes) -> None:
         try:
@@ -265,10 +284,14 @@ class RedisBroker:
                 self._membership.on_snapshot(publication)
             case wire.CallMoved():
                 self._calls.on_moved(publication)
-            case wire.EndSession():
-                self._membership.on_end_request(publication)
-            case wire.SessionEnded():
-                self._membership.on_session_ended(publication)
+            case wire.AskSession():
+                self._handovers.on_ask(publication)
+            case wire.Offer():
+                self._handovers.on_offer(publication)
+            case wire.Handed():
+                self._handovers.on_handed(publication)
+            case wire.Adopt():
+                self._handovers.on_adopt(publication)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -298,6 +321,7 @@ class RedisBroker:
             await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
         self._subscriptions.close()
         self._pipeline.close()
+        self._rooms.deliver_waiting()
         self.connected = False
         with contextlib.suppress(TimeoutError, RedisError, OSError):
             async with asyncio.timeout(STOP_TIMEOUT):
@@ -309,6 +333,7 @@ class RedisBroker:
                 if not self.connected:
                     await self._connect()
                 else:
+                    self._check_connections()
                     await self._liveness.beat()
             except (RedisError, OSError) as exc:
                 if self.connected:
@@ -319,7 +344,19 @@ class RedisBroker:
             now = time.monotonic()
             self._membership.expire(now)
             self._calls.expire(now)
+            self._handovers.expire(now)
             await asyncio.sleep(self._node.heartbeat)
+
+    def _check_connections(self) -> None:
+        """Each of the broker's own connections answers within a heartbeat, or is
+        taken for dead (a connection that stopped answering without closing: a
+        network that drops everything, a stalled proxy) and made again."""
+        now = time.monotonic()
+        within = self._node.heartbeat
+        if not self._subscriptions.ping(now, within):
+            raise ConnectionError("the subscriber connection does not answer")
+        if not self._pipeline.ping(now, within):
+            raise ConnectionError("the publisher connection does not answer")
 
     async def _connect(self) -> None:
         """Subscribe again, then make Redis agree with this node's members."""
@@ -366,7 +403,24 @@ class RedisBroker:
         self._up.clear()
         self._subscriptions.close()
         self._pipeline.close()
+        # What this node published and has not heard back will not come back.
+        self._rooms.deliver_waiting()
         self._membership.lost()
+        self._handovers.lost()
+
+    def _reap_later(self, node: str) -> None:
+        """A node found dead outside a heartbeat: reaped now (once its alive key is
+        gone, any live node may)."""
+
+        async def reap() -> None:
+            try:
+                await self._liveness.reap(node)
+            except (RedisError, OSError) as exc:
+                log.warning("event=cluster-reap-failed node=%s error=%s", node, exc)
+
+        task = asyncio.create_task(reap())
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
 
     def _subscriber_lost(self, why: str) -> None:
         self._lost(f"read: {why}")

@@ -43,11 +43,19 @@ class Calls:
             send(Op("SADD", node_users, user_id))
         else:
             self._users_here.discard(user_id)
-            send(Op("HDEL", user_nodes, node.id))
-            send(Op("SREM", node_users, user_id))
+            command = scripts.user_gone(
+                user_nodes_key=user_nodes,
+                node_users_key=node_users,
+                call_key=keys.call(user_id),
+                node=node.id,
+                user_id=user_id,
+                prefix=keys.PREFIX,
+            )
+            send(Op(*command))
 
     def connected_elsewhere(self, user_id: str) -> bool:
-        # Not known here without asking Redis: a call that rings elsewhere rings on.
+        # Not known here without asking Redis: a call ringing for the user rings on,
+        # and Redis tells the call's node once no node reaches the user (user_gone).
         return True
 
     def place_call(self, call_id: str, caller: str, callee: str, ringing: bytes) -> None:

@@ -16,6 +16,9 @@ ROOM_CHANNEL_PREFIX = f"{PREFIX}r:"
 NODES = f"{PREFIX}nodes"
 """Set: every node that registered (and is not reaped yet)."""
 
+ROOM_NAMES = f"{PREFIX}roomnames"
+"""Sorted set, every score 0 (so in name order): the rooms that have members."""
+
 
 def room_channel(room: str) -> str:
     """Room messages, membership events, the room's end."""
@@ -61,3 +64,8 @@ def call(user_id: str) -> str:
     """String: the call that user is in, with an expiry refreshed by the node where
     the call lives (the caller's)."""
     return f"{PREFIX}call:{user_id}"
+
+
+def moved(session_id: str) -> str:
+    """String with an expiry: the id a session that moved to another node has there."""
+    return f"{PREFIX}moved:{session_id}"

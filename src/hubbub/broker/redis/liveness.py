@@ -43,17 +43,25 @@ class Liveness:
             *_, nodes = await pipe.execute()
         others = [n.decode() for n in nodes if n.decode() != node.id]
         if not others:
+            node.peers = []
             return
         async with self._client.pipeline(transaction=False) as pipe:
             for other in others:
                 pipe.exists(keys.alive(other))
             alive = await pipe.execute()
+        node.peers = [other for other, up in zip(others, alive, strict=True) if up]
         for other, up in zip(others, alive, strict=True):
             if up:
                 continue
             gone = await self._membership.reap(self._client, other)
             if gone >= 0:
                 log.info("event=cluster-node-reaped node=%s members=%d", other, gone)
+
+    async def reap(self, dead: str) -> None:
+        """Reap ``dead`` now if its alive key is gone (found dead outside a heartbeat)."""
+        gone = await self._membership.reap(self._client, dead)
+        if gone >= 0:
+            log.info("event=cluster-node-reaped node=%s members=%d", dead, gone)
 
     async def leave(self) -> None:
         """This node stops: no longer alive, no longer registered."""

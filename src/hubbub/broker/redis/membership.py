@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 import msgspec
 import redis.asyncio as aioredis
@@ -24,15 +25,13 @@ from hubbub.protocol.errors import CloseCode
 
 
 class RoomMembership:
-    __slots__ = ("_claims", "_ending", "_mirror", "_node", "_subscriptions", "_suspects")
+    __slots__ = ("_claims", "_mirror", "_node", "_subscriptions", "_suspects")
 
     def __init__(self, node: Node, subscriptions: Subscriptions) -> None:
         self._node = node
         self._subscriptions = subscriptions
         self._claims: dict[str, tuple[str, float]] = {}
         """session id -> (room, deadline) of the claims on their way."""
-        self._ending: dict[str, float] = {}
-        """local session id -> deadline of the requests to end a session elsewhere."""
         self._mirror: dict[str, dict[str, Member]] = {}
         """room -> user id -> member on another node, for the rooms subscribed."""
         self._suspects: dict[tuple[str, str], tuple[Member, float]] = {}
@@ -64,6 +63,9 @@ class RoomMembership:
             members_key=keys.members(room),
             order_key=keys.order(room),
             node_rooms_key=keys.node_rooms(node.id),
+            room_names_key=keys.ROOM_NAMES,
+            user_nodes_key=keys.user_nodes(member.user_id),
+            node_users_key=keys.node_users(node.id),
             user_id=member.user_id,
             session_id=session_id,
             info=wire.encode_info(member),
@@ -79,28 +81,65 @@ class RoomMembership:
         op = Op(*command, on_error=lambda: self._claim_failed(session_id))
         self._subscriptions.send_when_subscribed(room, op)
 
-    def release(self, room: str, member: Member) -> None:
+    def release(self, room: str, member: Member, last_seen: int | None) -> None:
         command = scripts.release(
             members_key=keys.members(room),
             order_key=keys.order(room),
+            room_names_key=keys.ROOM_NAMES,
             user_id=member.user_id,
             session_id=member.session_id,
             room_channel=keys.room_channel(room),
+            last_seen=last_seen or 0,
+            room=room,
         )
         self._node.pipeline.send(Op(*command))
         self._unwant(room)
+
+    def update(self, room: str, member: Member) -> None:
+        command = scripts.update(
+            members_key=keys.members(room),
+            user_id=member.user_id,
+            session_id=member.session_id,
+            info=wire.encode_info(member),
+            room_channel=keys.room_channel(room),
+        )
+        self._node.pipeline.send(Op(*command))
 
     def remote_member(self, room: str, user_id: str) -> Member | None:
         members = self._mirror.get(room)
         return None if members is None else members.get(user_id)
 
     def remote_members(self, room: str) -> list[Member]:
-        return list(self._mirror.get(room, {}).values())
+        holds = self._node.holds
+        return [m for m in self._mirror.get(room, {}).values() if not holds(m.session_id)]
 
     async def room_members(self, client: aioredis.Redis, room: str) -> list[Member]:
         """Every member of ``room`` on every node, from Redis (for the HTTP API, on
         a node that may have none of them). An entry that cannot be read is left out."""
-        flat = await client.hgetall(keys.members(room))
+        return self._members(room, await client.hgetall(keys.members(room)))
+
+    async def rooms(
+        self, client: aioredis.Redis, limit: int, after: str | None
+    ) -> list[tuple[str, list[Member]]]:
+        """The rooms with members on any node, by name (code point order: Redis
+        compares bytes, and UTF-8 keeps that order), each with every member."""
+        start = "(" + after if after is not None else "-"
+        names = await client.zrangebylex(keys.ROOM_NAMES, start, "+", start=0, num=limit)
+        if not names:
+            return []
+        async with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(keys.members(name.decode() if isinstance(name, bytes) else name))
+            found = await pipe.execute()
+        rooms = []
+        for name, flat in zip(names, found, strict=True):
+            room = name.decode() if isinstance(name, bytes) else name
+            members = self._members(room, flat)
+            if members:
+                rooms.append((room, members))
+        return rooms
+
+    def _members(self, room: str, flat: Mapping[bytes | str, bytes | str]) -> list[Member]:
         entries = []
         for user_id, entry in flat.items():
             try:
@@ -121,22 +160,6 @@ class RoomMembership:
         data = self._node.wire.room_ended()
         self._node.pipeline.send(publish(keys.room_channel(room), data))
 
-    def end_elsewhere(self, session_id: str, resume_token: str, asked_by: str) -> bool:
-        node = wire.node_of(session_id)
-        if node is None or node == self._node.id or not self._node.pipeline.is_open:
-            return False
-        self._ending[asked_by] = time.monotonic() + CLAIM_TIMEOUT
-        request = wire.EndSession(session_id, resume_token, asked_by)
-        self._node.pipeline.send(
-            Op(
-                "PUBLISH",
-                keys.node_channel(node),
-                wire.encode_request(request),
-                on_error=lambda: self._ended_elsewhere(asked_by, False),
-            )
-        )
-        return True
-
     # -- what other nodes say ---------------------------------------------------
 
     def on_claimed(self, answer: wire.ClaimAnswer) -> None:
@@ -149,7 +172,7 @@ class RoomMembership:
                 for member in answer.members:
                     if member.session_id == session_id:
                         self._want(answer.room)
-                        self.release(answer.room, member)
+                        self.release(answer.room, member, None)
             return
         room = pending[0]
         mirror = self._mirror.get(room)
@@ -177,15 +200,43 @@ class RoomMembership:
     def on_left(self, room: str, left: wire.MemberLeft) -> None:
         members = self._mirror.get(room)
         member = left.member
-        if members is None or self._node.holds(member.session_id):
+        if members is None:
             return
+        if self._node.holds(member.session_id):
+            # Its own: but one that moved here may still be mirrored (see on_updated).
+            now = members.get(member.user_id)
+            if now is not None and now.session_id == member.session_id:
+                del members[member.user_id]
+            return
+        events = self._node.events
+        if left.last_seen is not None and events is not None:
+            events.seen(room, member.user_id, left.last_seen)
         self._suspects.pop((room, member.user_id), None)
         now = members.get(member.user_id)
         if now is not None and now.session_id == member.session_id:
             del members[member.user_id]
-            events = self._node.events
             if left.announce and events is not None:
                 events.members_changed(room, [], [member])
+
+    def on_updated(self, room: str, updated: wire.MemberUpdated) -> None:
+        members = self._mirror.get(room)
+        member = updated.member
+        if members is None:
+            return
+        moved = updated.moved_from
+        if (
+            moved is not None
+            and self._node.holds(moved)
+            and not self._node.holds(member.session_id)
+        ):
+            members[member.user_id] = member  # moved away from here: another node's now
+            return
+        now = members.get(member.user_id)
+        if now is None or now.session_id not in (member.session_id, updated.moved_from):
+            return
+        # Moved here too: mirrored under its new id until it is a local member (what
+        # is sent to it meanwhile is kept for it), then no more (on_left, moved_here).
+        members[member.user_id] = member
 
     def on_snapshot(self, snapshot: wire.Snapshot) -> None:
         """This node is back after an outage: what changed meanwhile is announced.
@@ -216,39 +267,18 @@ class RoomMembership:
         if events is not None:
             events.close_session(request.session_id, request.code, request.reason, request.announce)
 
-    def on_end_request(self, request: wire.EndSession) -> None:
-        """Another node holds the client of a session of ours: end it here, then say
-        so. The answer goes out after the session's release (one queue, in order):
-        once it arrives, the session's place is free in Redis."""
-        events = self._node.events
-        ended = events is not None and events.end_for_resume(
-            request.session_id, request.resume_token
-        )
-        node = wire.node_of(request.asked_by)
-        if node is not None:
-            answer = wire.encode_request(wire.SessionEnded(request.asked_by, ended))
-            self._node.pipeline.send(publish(keys.node_channel(node), answer))
-
-    def on_session_ended(self, answer: wire.SessionEnded) -> None:
-        self._ended_elsewhere(answer.asked_by, answer.ended)
-
     # -- outages and timeouts ---------------------------------------------------
 
     def lost(self) -> None:
         """Redis went away: whatever waits for an answer is answered now."""
         for session_id in list(self._claims):
             self._claim_failed(session_id)
-        for asked_by in list(self._ending):
-            self._ended_elsewhere(asked_by, False)
 
     def expire(self, now: float) -> None:
         """Answer what waited too long; announce the suspects still missing."""
         for session_id, (_, deadline) in list(self._claims.items()):
             if deadline <= now:
                 self._claim_failed(session_id)
-        for asked_by, deadline in list(self._ending.items()):
-            if deadline <= now:
-                self._ended_elsewhere(asked_by, False)
         for key, (known, deadline) in list(self._suspects.items()):
             if deadline > now:
                 continue
@@ -301,6 +331,38 @@ class RoomMembership:
 
     # -- helpers --------------------------------------------------------------
 
+    def seed(self, room: str, members: list[Member]) -> None:
+        """The room's members as of a point of its channel this node heard: its
+        mirror holds every one of another node's (and what came since, kept)."""
+        mirror = self._mirror.get(room)
+        if mirror is None:
+            return
+        for member in members:
+            if not self._node.holds(member.session_id):
+                mirror.setdefault(member.user_id, member)
+
+    def moved(self, room: str, member: Member) -> None:
+        """A local member moved to another node (as ``member`` there), or one moved
+        here is a local member now: the mirror follows at once."""
+        members = self._mirror.get(room)
+        if members is None:
+            return
+        if self._node.holds(member.session_id):
+            now = members.get(member.user_id)
+            if now is not None and now.session_id == member.session_id:
+                del members[member.user_id]
+        else:
+            members[member.user_id] = member
+
+    def want(self, room: str) -> None:
+        """One more local member (or one on its way) in ``room``: this node hears it."""
+        self._want(room)
+
+    def unwant(self, room: str) -> None:
+        """One local member fewer in ``room`` (which left without a release: its place
+        went with it to another node)."""
+        self._unwant(room)
+
     def _want(self, room: str) -> None:
         if self._subscriptions.want(room):
             self._mirror.setdefault(room, {})
@@ -321,9 +383,3 @@ class RoomMembership:
         asyncio.get_running_loop().call_soon(
             self._answer, session_id, ClaimResult(ClaimOutcome.UNAVAILABLE, [])
         )
-
-    def _ended_elsewhere(self, asked_by: str, ended: bool) -> None:
-        events = self._node.events
-        if self._ending.pop(asked_by, None) is not None and events is not None:
-            # Never from within end_elsewhere itself (a request dropped at once).
-            asyncio.get_running_loop().call_soon(events.ended_elsewhere, asked_by, ended)

@@ -31,6 +31,7 @@ class Node:
         "id",
         "malformed",
         "node_timeout",
+        "peers",
         "pipeline",
         "wire",
     )
@@ -49,6 +50,8 @@ class Node:
         self.pipeline = pipeline
         self.delivery: Delivery | None = None
         self.events: MembershipEvents | None = None
+        self.peers: list[str] = []
+        """The other nodes alive at the last heartbeat."""
         self.malformed = 0
         """Publications (and member entries) dropped because they were not ours or
         were malformed."""

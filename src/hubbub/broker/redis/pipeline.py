@@ -57,7 +57,10 @@ class Pipeline:
     __slots__ = (
         "_connection",
         "_flush_soon",
+        "_heard_at",
+        "_held",
         "_inflight",
+        "_pinged_at",
         "_queue",
         "dropped",
         "max_pending",
@@ -76,6 +79,13 @@ class Pipeline:
         self._inflight: deque[Op] = deque()
         """Written, waiting for Redis's reply, in order."""
         self._flush_soon = False
+        self._held: list[Op] | None = None
+        """While held (:meth:`hold`): what is sent meanwhile, to go after what the
+        holder sends first."""
+        self._pinged_at: float | None = None
+        """When the PING not answered yet was sent."""
+        self._heard_at = 0.0
+        """When the connection last brought a reply."""
 
     @property
     def is_open(self) -> bool:
@@ -94,6 +104,27 @@ class Pipeline:
     def open(self, connection: RespConnection) -> None:
         """Send on ``connection`` from now on."""
         self._connection = connection
+        self._pinged_at = None
+
+    def ping(self, now: float, within: float) -> bool:
+        """Ask the connection for a sign of life; False if the one asked for at least
+        ``within`` seconds ago has not come, and no reply came since (it no longer
+        answers: one that is only slow still answers what was sent before)."""
+        if self._connection is None:
+            return True
+        pinged = self._pinged_at
+        if pinged is not None:
+            if now - pinged >= within and self._heard_at < pinged:
+                return False
+            if now - pinged < within:
+                return True
+
+        def answered() -> None:
+            self._pinged_at = None
+
+        self._pinged_at = now
+        self.send(Op("PING", on_sent=answered, on_error=answered))
+        return True
 
     def close(self) -> None:
         """No connection any more: what waits is dropped (each ``on_error`` called)."""
@@ -108,7 +139,19 @@ class Pipeline:
             if op.on_error is not None:
                 op.on_error()
 
+    def hold(self) -> None:
+        """Keep what is sent from now on aside, until :meth:`unhold`."""
+        self._held = []
+
+    def unhold(self) -> list[Op]:
+        """What was sent while held, for the holder to send (after its own)."""
+        held, self._held = self._held or [], None
+        return held
+
     def send(self, op: Op) -> None:
+        if self._held is not None:
+            self._held.append(op)
+            return
         if self._connection is None or self.pending >= self.max_pending:
             self.dropped += 1
             if op.on_error is not None:
@@ -147,6 +190,7 @@ class Pipeline:
         connection.call_many(data, count, self._on_reply)
 
     def _on_reply(self, reply: Reply) -> None:
+        self._heard_at = time.monotonic()
         op = self._inflight.popleft()
         if isinstance(reply, hiredis.ReplyError):
             log.error("event=redis-op-failed error=%s", reply)

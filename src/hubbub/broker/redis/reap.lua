@@ -1,5 +1,6 @@
 -- A node whose alive key expired is dead: its members leave their rooms (announced
--- as gone), and it is no longer where any user can be reached. -1 if it is alive
+-- as gone), and it is no longer where any user can be reached (a call whose callee
+-- no live node reaches is told, as by user_gone.lua). -1 if it is alive
 -- after all; else how many members it had.
 local alive_key, node_rooms_key, nodes_key = KEYS[1], KEYS[2], KEYS[3]
 local dead, prefix = ARGV[1], ARGV[2]
@@ -20,12 +21,27 @@ for _, room in ipairs(rooms) do
       gone = gone + 1
     end
   end
-  if redis.call('HLEN', hash) == 0 then redis.call('DEL', prefix .. 'order:' .. room) end
+  if redis.call('HLEN', hash) == 0 then
+    redis.call('DEL', prefix .. 'order:' .. room)
+    redis.call('ZREM', prefix .. 'roomnames', room)
+  end
 end
 redis.call('DEL', node_rooms_key)
 redis.call('SREM', nodes_key, dead)
 for _, user in ipairs(redis.call('SMEMBERS', prefix .. 'users:' .. dead)) do
-  redis.call('HDEL', prefix .. 'conn:' .. user, dead)
+  local user_nodes = prefix .. 'conn:' .. user
+  redis.call('HDEL', user_nodes, dead)
+  -- A user no live node reaches any more: a call it is in hears of it (user_gone.lua).
+  local reached = false
+  for _, other in ipairs(redis.call('HKEYS', user_nodes)) do
+    if redis.call('EXISTS', prefix .. 'alive:' .. other) == 1 then reached = true end
+  end
+  local call_id = not reached and redis.call('GET', prefix .. 'call:' .. user)
+  local call_node = call_id and string.match(call_id, '^([^.]+)%.')
+  if call_node then
+    redis.call('PUBLISH', prefix .. 'n:' .. call_node, 'k' .. cjson.encode(
+      {c=call_id, m='callee-gone', u=user, s='', f=cjson.null, r=cjson.null}))
+  end
 end
 redis.call('DEL', prefix .. 'users:' .. dead)
 return gone

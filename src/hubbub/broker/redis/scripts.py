@@ -50,7 +50,12 @@ REAP = Script("reap")
 SYNC = Script("sync")
 PLACE_CALL = Script("place_call")
 CALL_OVER = Script("call_over")
-ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER)
+USER_GONE = Script("user_gone")
+UPDATE = Script("update")
+LOCATE = Script("locate")
+MOVE = Script("move")
+TAKE = Script("take")
+ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER, USER_GONE, UPDATE, LOCATE, MOVE, TAKE)
 
 
 def claim(
@@ -58,6 +63,9 @@ def claim(
     members_key: str,
     order_key: str,
     node_rooms_key: str,
+    room_names_key: str,
+    user_nodes_key: str,
+    node_users_key: str,
     user_id: str,
     session_id: str,
     info: str,
@@ -74,7 +82,7 @@ def claim(
     ``node_channel``); ``joined`` and ``left`` (the ``user-joined`` and the
     replaced member's ``user-left``, or empty) go to the room's other nodes."""
     return CLAIM.call(
-        [members_key, order_key, node_rooms_key],
+        [members_key, order_key, node_rooms_key, room_names_key, user_nodes_key, node_users_key],
         [
             user_id,
             session_id,
@@ -92,10 +100,29 @@ def claim(
 
 
 def release(
-    *, members_key: str, order_key: str, user_id: str, session_id: str, room_channel: str
+    *,
+    members_key: str,
+    order_key: str,
+    room_names_key: str,
+    user_id: str,
+    session_id: str,
+    room_channel: str,
+    last_seen: int,
+    room: str,
 ) -> Command:
-    """Answers 1 if the entry was that session's (and is gone), else 0."""
-    return RELEASE.call([members_key, order_key], [user_id, session_id, room_channel])
+    """Answers 1 if the entry was that session's (and is gone), else 0. ``last_seen``:
+    when the member left, if it chatted in the room (else 0)."""
+    return RELEASE.call(
+        [members_key, order_key, room_names_key],
+        [user_id, session_id, room_channel, last_seen, room],
+    )
+
+
+def update(
+    *, members_key: str, user_id: str, session_id: str, info: str, room_channel: str
+) -> Command:
+    """Answers 1 if the entry was that session's (and now has ``info``), else 0."""
+    return UPDATE.call([members_key], [user_id, session_id, info, room_channel])
 
 
 def reap(*, alive_key: str, node_rooms_key: str, nodes_key: str, dead: str, prefix: str) -> Command:
@@ -143,3 +170,48 @@ def place_call(
 
 def call_over(*, call_keys: list[str], call_id: str) -> Command:
     return CALL_OVER.call(call_keys, [call_id])
+
+
+def user_gone(
+    *,
+    user_nodes_key: str,
+    node_users_key: str,
+    call_key: str,
+    node: str,
+    user_id: str,
+    prefix: str,
+) -> Command:
+    """Answers 1 if no live node reaches the user any more and its call was told."""
+    return USER_GONE.call([user_nodes_key, node_users_key, call_key], [node, user_id, prefix])
+
+
+def locate(*, session_id: str, prefix: str) -> Command:
+    """Answers ``[its id now, 1 if that id's node is alive else 0]``."""
+    return LOCATE.call([], [session_id, prefix])
+
+
+def move(
+    *,
+    members_key: str,
+    moved_key: str,
+    user_nodes_key: str,
+    node_rooms_key: str,
+    node_users_key: str,
+    user_id: str,
+    old: str,
+    new: str,
+    new_node: str,
+    ttl_ms: int,
+    room_channel: str,
+    room: str,
+) -> Command:
+    """Answers 1 if the entry was ``old``'s and now names ``new``, else 0."""
+    return MOVE.call(
+        [members_key, moved_key, user_nodes_key, node_rooms_key, node_users_key],
+        [user_id, old, new, new_node, ttl_ms, room_channel, room],
+    )
+
+
+def take(*, members_key: str, room_channel: str, session_id: str, taken_by: str) -> Command:
+    """Publishes TAKE, with the room's members, on ``room_channel``."""
+    return TAKE.call([members_key], [room_channel, session_id, taken_by])

@@ -11,6 +11,7 @@ arrives after the answer.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from hubbub.broker.redis.pipeline import Op
 from hubbub.broker.redis.resp import Reply, RespConnection, open_connection, pack_command
 
 _USERS_CHANNEL = keys.USERS_CHANNEL.encode()
+_PING = pack_command(("PING",))
 _ROOM_CHANNEL = keys.ROOM_CHANNEL_PREFIX.encode()
 
 
@@ -32,15 +34,20 @@ class Listener(Protocol):
 
     def on_user(self, data: bytes) -> None: ...
 
+    def on_unsubscribed(self, room: str) -> None:
+        """This node no longer hears ``room`` (its last member there left)."""
+
 
 class Subscriptions:
     __slots__ = (
         "_confirmed",
         "_confirming",
         "_connection",
+        "_heard_at",
         "_listener",
         "_node",
         "_node_channel",
+        "_pinged_at",
         "_subscribed",
         "_subscribing",
         "_waiting",
@@ -63,6 +70,10 @@ class Subscriptions:
         self._subscribed: set[str] = set()
         self._waiting: dict[str, list[Op]] = {}
         """Operations (claims) waiting for their room's subscription to be confirmed."""
+        self._pinged_at: float | None = None
+        """When the PING not answered yet was sent."""
+        self._heard_at = 0.0
+        """When the connection last brought anything."""
 
     # -- rooms ------------------------------------------------------------------
 
@@ -86,11 +97,16 @@ class Subscriptions:
             return False
         self._wanted.pop(room, None)
         self._subscribed.discard(room)
+        self._listener.on_unsubscribed(room)
         connection = self._connection
         if self._node.pipeline.is_open and connection is not None:
             self._node.pipeline.send(Op("SREM", keys.node_rooms(self._node.id), room))
             connection.write(pack_command(("UNSUBSCRIBE", keys.room_channel(room))))
         return True
+
+    def hears(self, room: str) -> bool:
+        """This node is subscribed to ``room``'s channel (Redis confirmed it)."""
+        return room in self._subscribed
 
     def send_when_subscribed(self, room: str, op: Op) -> None:
         """Send ``op`` once this node hears ``room``."""
@@ -127,19 +143,39 @@ class Subscriptions:
     def closed(self) -> bool:
         return self._connection is None or self._connection.closed
 
+    def ping(self, now: float, within: float) -> bool:
+        """Ask the connection for a sign of life; False if the one asked for at least
+        ``within`` seconds ago has not come, and the connection brought nothing since
+        (it no longer answers: a connection that is only slow still brings what it
+        was sent before)."""
+        connection = self._connection
+        if connection is None:
+            return True
+        pinged = self._pinged_at
+        if pinged is not None:
+            if now - pinged >= within and self._heard_at < pinged:
+                return False
+            if now - pinged < within:
+                return True
+        self._pinged_at = now
+        connection.write(_PING)
+        return True
+
     def close(self) -> None:
         """Closed, or lost: nothing is heard until :meth:`open`; claims waiting for a
         subscription are forgotten (the caller fails them)."""
         if self._connection is not None:
             self._connection.close()
         self._connection = None
+        self._pinged_at = None
         self._confirming = 0
         self._subscribed.clear()
         self._subscribing.clear()
         self._waiting.clear()
 
     def _on_push(self, reply: Reply) -> None:
-        """A message, or the confirmation of a SUBSCRIBE or UNSUBSCRIBE."""
+        """A message, the confirmation of a SUBSCRIBE or UNSUBSCRIBE, or a pong."""
+        self._heard_at = time.monotonic()
         kind: bytes = reply[0]
         channel: bytes = reply[1]
         if kind == b"message":
@@ -161,6 +197,8 @@ class Subscriptions:
                 return
             if channel.startswith(_ROOM_CHANNEL):
                 self._confirm(channel[len(_ROOM_CHANNEL) :].decode())
+        elif kind == b"pong":
+            self._pinged_at = None
 
     def _confirm(self, room: str) -> None:
         left = self._subscribing.get(room, 0) - 1

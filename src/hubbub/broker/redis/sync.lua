@@ -24,12 +24,16 @@ for _, room in ipairs(redis.call('SMEMBERS', node_rooms_key)) do
         'l' .. cjson.encode({u=all[i], e=entry, a=1}))
     end
   end
-  if redis.call('HLEN', hash) == 0 then redis.call('DEL', prefix .. 'order:' .. room) end
+  if redis.call('HLEN', hash) == 0 then
+    redis.call('DEL', prefix .. 'order:' .. room)
+    redis.call('ZREM', prefix .. 'roomnames', room)
+  end
   if not want[room] then redis.call('SREM', node_rooms_key, room) end
 end
 for room, members in pairs(want) do
   local hash = prefix .. 'members:' .. room
   redis.call('SADD', node_rooms_key, room)
+  if #members > 0 then redis.call('ZADD', prefix .. 'roomnames', 0, room) end
   for _, m in ipairs(members) do
     local existing = redis.call('HGET', hash, m[1])
     if not existing then

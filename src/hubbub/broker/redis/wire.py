@@ -9,11 +9,16 @@ and count.
 A publication is one byte naming its :class:`Kind`, then its body::
 
     kind            channel           body
-    ROOM          m hubbub:r:<room>   <origin><exclude>\\n<payload>
-    CHAT          h hubbub:r:<room>   <origin><exclude>\\n<payload>
+    ROOM          m hubbub:r:<room>   <origin><number><exclude>\\n<payload>
+    CHAT          h hubbub:r:<room>   <origin><number><exclude>\\n<seq>\\n<payload>
     ROOM_ENDED    e hubbub:r:<room>   <origin>
+    TAKE          T hubbub:r:<room>   {"s": session id, "b": the session taking it,
+                                       "m": [user id, entry...]: the room's members}
     JOINED        j hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
-    LEFT          l hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
+    LEFT          l hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1),
+                                       "t": last seen (ms; 0: it did not chat)}
+    UPDATED       v hubbub:r:<room>   {"u": user id, "e": entry, "o": the session it
+                                       replaces (moved to another node), or none}
     USER          u hubbub:u          <origin><exclude>\\n<user id>\\n<payload>
     SESSION       s hubbub:n:<node>   <session id>\\n<payload>
     CLAIMED       c hubbub:n:<node>   {"s": session id, "r": room, "o": outcome,
@@ -24,19 +29,29 @@ A publication is one byte naming its :class:`Kind`, then its body::
     SNAPSHOT      y hubbub:n:<node>   {"r": room, "m": [user id, entry...]}
     CALL_MOVE     k hubbub:n:<node>   {"c": call id, "m": move, "u": user id,
                                        "s": session id, "f": ref, "r": room}
-    END_SESSION   q hubbub:n:<node>   {"s": session id, "t": resume token, "b": asked by}
-    SESSION_ENDED Q hubbub:n:<node>   {"b": asked by, "e": ended}
+    ASK_SESSION   q hubbub:n:<node>   {"s": session id, "t": resume token, "b": asked by}
+    OFFER         Q hubbub:n:<node>   {"b": asked by, "s": session id, "r": room
+                                       ("": refused), "u": user id, "m": the id it
+                                       moved to (ask there), or ""}
+    HANDED        z hubbub:n:<node>   MessagePack: {"b": taken by, "st": SessionState
+                                       or null}
+    ADOPT         a hubbub:n:<node>   {"s": session id, "t": resume token, "r": room,
+                                       "u": user id}
 
-``<origin>`` is the publishing node's id (:data:`NODE_ID_LENGTH` characters): a node
-skips its own publications, which its members had directly (a node writes and reads
-those through its :class:`Endpoint`, which knows its id). ``<exclude>`` is the
+``<origin>`` is the publishing node's id (:data:`NODE_ID_LENGTH` characters), and
+``<number>`` (:data:`NUMBER_LENGTH` hexadecimal digits) the publication's number on
+that node: a node hears its own ROOM and CHAT publications back, and knows them by
+their number (it delivers them to its own members then, in the order Redis carried
+the room's channel; see :mod:`hubbub.broker.redis.rooms`). A node writes and reads
+those through its :class:`Endpoint`, which knows its id. ``<exclude>`` is the
 session id not to deliver to, or nothing. An *entry* is a member as the room's
 members hash holds it: ``<session id>|<join order>|<info>``, where info is
-``{"n": name, "g": grants, "h": hidden, "s": status}``.
+``{"n": name, "g": grants, "h": hidden, "s": status, "c": reconnecting}``.
 
-CHAT is a ``chat`` message that its node stored: delivered as ROOM is, and kept by
-the other nodes for their next joiners. The Lua scripts (this folder's ``*.lua``)
-publish JOINED, LEFT, CLAIMED, SNAPSHOT and the ROOM messages of a claim themselves.
+CHAT is a ``chat`` message that its node stored, with its ``seq``: every node
+delivers a room's chat in ``seq`` order. The Lua scripts (this folder's ``*.lua``)
+publish JOINED, LEFT, CLAIMED, SNAPSHOT and the ROOM messages of a claim themselves,
+numbered :data:`UNNUMBERED` (their node's members hear them with the claim's answer).
 """
 
 from __future__ import annotations
@@ -47,12 +62,19 @@ from enum import Enum
 
 import msgspec
 
-from hubbub.broker import ClaimOutcome, Member
+from hubbub.broker import ClaimOutcome, Member, SessionState
 from hubbub.protocol.errors import CloseCode
 
 NODE_ID_LENGTH = 8
 """Characters of a node id (hexadecimal); a session id or call id starts with its
 node's id and a dot."""
+
+NUMBER_LENGTH = 8
+"""Hexadecimal digits of a ROOM or CHAT publication's number on its node (it wraps
+around at 16**8)."""
+
+UNNUMBERED = 0
+"""The number of what a Lua script publishes for a node (never one of its own)."""
 
 
 class Kind(Enum):
@@ -63,14 +85,18 @@ class Kind(Enum):
     ROOM_ENDED = b"e"
     JOINED = b"j"
     LEFT = b"l"
+    UPDATED = b"v"
     USER = b"u"
     SESSION = b"s"
     CLAIMED = b"c"
     CLOSE_SESSION = b"x"
     SNAPSHOT = b"y"
     CALL_MOVE = b"k"
-    END_SESSION = b"q"
-    SESSION_ENDED = b"Q"
+    ASK_SESSION = b"q"
+    OFFER = b"Q"
+    HANDED = b"z"
+    ADOPT = b"a"
+    TAKE = b"T"
 
 
 class WireError(ValueError):
@@ -96,11 +122,24 @@ def node_of(session_id: str) -> str | None:
 
 
 class RoomMessage(msgspec.Struct, frozen=True):
-    """ROOM, or CHAT (``chat``): a message to every member of a room."""
+    """ROOM: a message to every member of a room."""
 
     exclude: str | None
     payload: bytes
-    chat: bool = False
+
+
+class ChatMessage(msgspec.Struct, frozen=True):
+    """CHAT: a stored chat message to every member of a room but its sender."""
+
+    seq: int
+    exclude: str | None
+    payload: bytes
+
+
+class Echo(msgspec.Struct, frozen=True):
+    """This node's own ROOM or CHAT publication, heard back: its number."""
+
+    number: int
 
 
 class RoomEnded(msgspec.Struct, frozen=True):
@@ -117,6 +156,16 @@ class MemberLeft(msgspec.Struct, frozen=True):
     member: Member
     announce: bool
     """The member did not announce it itself (its node reaped, or resynchronized)."""
+    last_seen: int | None = None
+    """It chatted in the room: when it left (ms since the epoch)."""
+
+
+class MemberUpdated(msgspec.Struct, frozen=True):
+    """A member's status or connection changed (its room heard it from its node), or
+    its session moved to another node (``moved_from``: its id before)."""
+
+    member: Member
+    moved_from: str | None = None
 
 
 class UserMessage(msgspec.Struct, frozen=True):
@@ -176,7 +225,7 @@ class CallMoved(
     room: str | None
 
 
-class EndSession(
+class AskSession(
     msgspec.Struct,
     frozen=True,
     rename={"session_id": "s", "resume_token": "t", "asked_by": "b"},
@@ -188,37 +237,97 @@ class EndSession(
     asked_by: str
 
 
-class SessionEnded(msgspec.Struct, frozen=True, rename={"asked_by": "b", "ended": "e"}):
-    """The answer to :class:`EndSession`."""
+class Offer(
+    msgspec.Struct,
+    frozen=True,
+    rename={
+        "asked_by": "b",
+        "session_id": "s",
+        "room": "r",
+        "user_id": "u",
+        "moved_to": "m",
+    },
+):
+    """The answer to :class:`AskSession`: the session's room and user (to take it
+    there); or the id it moved on to (ask there); or neither: no such session with
+    that token."""
 
     asked_by: str
-    ended: bool
+    session_id: str
+    room: str
+    user_id: str
+    moved_to: str = ""
 
 
-RoomPublication = RoomMessage | RoomEnded | MemberJoined | MemberLeft
-NodePublication = (
-    SessionMessage | ClaimAnswer | CloseSession | Snapshot | CallMoved | EndSession | SessionEnded
+class Adopt(
+    msgspec.Struct,
+    frozen=True,
+    rename={"session_id": "s", "resume_token": "t", "room": "r", "user_id": "u"},
+):
+    """A node that stops asks another to take one of its sessions."""
+
+    session_id: str
+    resume_token: str
+    room: str
+    user_id: str
+
+
+class Take(msgspec.Struct, frozen=True):
+    """On a room's channel: from here on, what the room gets is ``taken_by``'s, no
+    longer ``session_id``'s; ``members``: the room's members then."""
+
+    session_id: str
+    taken_by: str
+    members: list[Member]
+
+
+class Handed(msgspec.Struct, frozen=True, rename={"taken_by": "b", "state": "st"}):
+    """The state of the session ``taken_by`` took (None: it is gone)."""
+
+    taken_by: str
+    state: SessionState | None
+
+
+RoomPublication = (
+    RoomMessage | ChatMessage | Echo | RoomEnded | MemberJoined | MemberLeft | MemberUpdated | Take
 )
-Request = CloseSession | CallMoved | EndSession | SessionEnded
+NodePublication = (
+    SessionMessage
+    | ClaimAnswer
+    | CloseSession
+    | Snapshot
+    | CallMoved
+    | AskSession
+    | Offer
+    | Adopt
+    | Handed
+)
+Request = CloseSession | CallMoved | AskSession | Offer | Adopt
 """What a node sends to another's channel as JSON."""
 
 _ROOM = Kind.ROOM.value
 _CHAT = Kind.CHAT.value
 _ROOM_ENDED = Kind.ROOM_ENDED.value
+_TAKE = Kind.TAKE.value
 _USER = Kind.USER.value
 _SESSION = Kind.SESSION.value
 _MESSAGES = (_ROOM, _CHAT)
-_CHANGES = (Kind.JOINED.value, Kind.LEFT.value)
+_CHANGES = (Kind.JOINED.value, Kind.LEFT.value, Kind.UPDATED.value)
 _ADDRESS = 1 + NODE_ID_LENGTH
-"""Where the address after the origin begins."""
+"""Where the address after the origin begins (USER)."""
+_NUMBERED = _ADDRESS + NUMBER_LENGTH
+"""Where the address after the origin and number begins (ROOM, CHAT)."""
+_NUMBER_MASK = 16**NUMBER_LENGTH - 1
 _REQUEST_KINDS: dict[type[Request], Kind] = {
     CloseSession: Kind.CLOSE_SESSION,
     CallMoved: Kind.CALL_MOVE,
-    EndSession: Kind.END_SESSION,
-    SessionEnded: Kind.SESSION_ENDED,
+    AskSession: Kind.ASK_SESSION,
+    Offer: Kind.OFFER,
+    Adopt: Kind.ADOPT,
 }
 _KINDS = {kind.value: kind for kind in Kind}
 _json_encode = msgspec.json.Encoder().encode
+_msgpack_encode = msgspec.msgpack.Encoder().encode
 
 
 # -- what carries its origin: one node's end of the wire ----------------------------
@@ -226,8 +335,9 @@ _json_encode = msgspec.json.Encoder().encode
 
 class Endpoint:
     """Writes ROOM, CHAT, ROOM_ENDED and USER as node ``node_id`` publishes them, and
-    reads them as it hears them: its own come back from Redis, and are None (its
-    members had them directly).
+    reads them as it hears them: its own ROOM and CHAT come back as an :class:`Echo`
+    of their number; its own USER and ROOM_ENDED as None (its members had them
+    directly).
 
     Reading a ROOM or USER publication of another node is the hot path of a cluster
     (once per message, whatever the number of receivers): kept to a few slices and
@@ -242,9 +352,13 @@ class Endpoint:
         self.node_id = node_id
         self._origin = node_id.encode()
 
-    def room(self, exclude: str | None, payload: bytes, *, chat: bool = False) -> bytes:
-        kind = _CHAT if chat else _ROOM
-        return kind + self._origin + (exclude or "").encode() + b"\n" + payload
+    def room(self, number: int, exclude: str | None, payload: bytes) -> bytes:
+        head = b"%s%s%08x" % (_ROOM, self._origin, number & _NUMBER_MASK)
+        return head + (exclude or "").encode() + b"\n" + payload
+
+    def chat(self, number: int, seq: int, exclude: str | None, payload: bytes) -> bytes:
+        head = b"%s%s%08x" % (_CHAT, self._origin, number & _NUMBER_MASK)
+        return head + (exclude or "").encode() + b"\n%d\n" % seq + payload
 
     def room_ended(self) -> bytes:
         return _ROOM_ENDED + self._origin
@@ -256,29 +370,45 @@ class Endpoint:
     def read_room(self, data: bytes) -> RoomPublication | None:
         """A publication on a room's channel."""
         kind = data[:1]
-        if kind in _MESSAGES:  # the hot path: _addressed, inline
-            if data[1:_ADDRESS] == self._origin:
-                return None
-            newline = data.find(b"\n", _ADDRESS)
-            if newline < 0:
-                raise WireError(f"malformed publication ({_describe(data)}): no address")
+        if kind in _MESSAGES:  # the hot path, inline
             try:
-                exclude = data[_ADDRESS:newline].decode() or None
-            except UnicodeDecodeError as error:
+                if data[1:_ADDRESS] == self._origin:
+                    return Echo(int(data[_ADDRESS:_NUMBERED], 16))
+                newline = data.find(b"\n", _NUMBERED)
+                if newline < 0:
+                    raise WireError(f"malformed publication ({_describe(data)}): no address")
+                exclude = data[_NUMBERED:newline].decode() or None
+                if kind == _ROOM:
+                    return RoomMessage(exclude, data[newline + 1 :])
+                end = data.find(b"\n", newline + 1)
+                if end < 0:
+                    raise WireError("malformed publication (CHAT): no seq")
+                return ChatMessage(int(data[newline + 1 : end]), exclude, data[end + 1 :])
+            except WireError:
+                raise
+            except ValueError as error:  # int(), and UnicodeDecodeError
                 raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
-            return RoomMessage(exclude, data[newline + 1 :], kind == _CHAT)
         if kind == _ROOM_ENDED:
             if len(data) != _ADDRESS:
                 raise WireError("malformed publication (ROOM_ENDED)")
             return None if data[1:] == self._origin else RoomEnded()
+        if kind == _TAKE:
+            try:
+                take = _take(data[1:])
+            except msgspec.DecodeError as error:
+                raise WireError(f"malformed publication (TAKE): {error}") from None
+            return Take(take.s, take.b, decode_members(take.m))
         if kind in _CHANGES:
             try:
                 change = _change(data[1:])
             except msgspec.DecodeError as error:
                 raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
             _, member = decode_entry(change.u, change.e)
-            value = MemberJoined if kind == Kind.JOINED.value else MemberLeft
-            return value(member, bool(change.a))
+            if kind == Kind.JOINED.value:
+                return MemberJoined(member, bool(change.a))
+            if kind == Kind.UPDATED.value:
+                return MemberUpdated(member, change.o or None)
+            return MemberLeft(member, bool(change.a), change.t or None)
         raise WireError(f"not for a room's channel ({_describe(data)})")
 
     def read_user(self, data: bytes) -> UserMessage | None:
@@ -322,6 +452,11 @@ def encode_request(request: Request) -> bytes:
     return _REQUEST_KINDS[type(request)].value + _json_encode(request)
 
 
+def encode_handed(handed: Handed) -> bytes:
+    """MessagePack, not JSON: a session's replay buffer is bytes."""
+    return Kind.HANDED.value + _msgpack_encode(handed)
+
+
 def decode_node(data: bytes) -> NodePublication:
     """A publication on a node's channel."""
     if data[:1] == _SESSION:  # the hot path (a signal between two nodes' members)
@@ -348,8 +483,10 @@ def decode_node(data: bytes) -> NodePublication:
             case Kind.SNAPSHOT:
                 snapshot = _snapshot(data[1:])
                 return Snapshot(snapshot.r, decode_members(snapshot.m))
-            case Kind.CLOSE_SESSION | Kind.CALL_MOVE | Kind.END_SESSION | Kind.SESSION_ENDED:
+            case Kind.CLOSE_SESSION | Kind.CALL_MOVE | Kind.ASK_SESSION | Kind.OFFER | Kind.ADOPT:
                 return _requests[kind](data[1:])
+            case Kind.HANDED:
+                return _handed(data[1:])
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
     raise WireError(f"not for a node's channel ({_describe(data)})")
@@ -365,11 +502,14 @@ class _Info(msgspec.Struct, frozen=True):
     g: list[str] | None = None
     h: bool = False
     s: str | None = None
+    c: bool = False
 
 
 def encode_info(member: Member) -> str:
     """The ``<info>`` part of a member's entry."""
-    info = _Info(n=member.name, g=member.grants, h=member.hidden, s=member.status)
+    info = _Info(
+        n=member.name, g=member.grants, h=member.hidden, s=member.status, c=member.reconnecting
+    )
     return _json_encode(info).decode()
 
 
@@ -387,6 +527,7 @@ def decode_entry(user_id: str | bytes, entry: str | bytes) -> tuple[int, Member]
             grants=fields.g,
             hidden=fields.h,
             status=fields.s or "online",
+            reconnecting=fields.c,
         )
         return int(order), member
     except (ValueError, msgspec.DecodeError) as error:  # UnicodeDecodeError among them
@@ -411,11 +552,13 @@ def decode_members(flat: Sequence[str] | Mapping[str, str]) -> list[Member]:
 
 
 class _Change(msgspec.Struct):
-    """JOINED, LEFT."""
+    """JOINED, LEFT, UPDATED."""
 
     u: str
     e: str
     a: int = 0
+    t: int = 0
+    o: str = ""
 
 
 class _Claimed(msgspec.Struct):
@@ -427,6 +570,12 @@ class _Claimed(msgspec.Struct):
     """HGETALL's flat list, or ``{}`` (how Lua's cjson writes an empty table)."""
 
 
+class _Take(msgspec.Struct):
+    s: str
+    b: str
+    m: list[str] | dict[str, str]
+
+
 class _Snapshot(msgspec.Struct):
     r: str
     m: list[str] | dict[str, str]
@@ -436,6 +585,8 @@ _change = msgspec.json.Decoder(_Change).decode
 _claimed = msgspec.json.Decoder(_Claimed).decode
 _snapshot = msgspec.json.Decoder(_Snapshot).decode
 _info = msgspec.json.Decoder(_Info).decode
+_handed = msgspec.msgpack.Decoder(Handed).decode
+_take = msgspec.json.Decoder(_Take).decode
 _requests: dict[Kind, Callable[[bytes], Request]] = {
     kind: msgspec.json.Decoder(value).decode for value, kind in _REQUEST_KINDS.items()
 }

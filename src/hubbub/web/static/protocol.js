@@ -158,6 +158,7 @@ export const CONNECTED = "connected";
 
 /** The `reason` of a `resume-failed` error. */
 export const RESUME_FAILURES = Object.freeze([
+  "node-gone",
   "other-node",
   "overrun",
   "unknown-session"

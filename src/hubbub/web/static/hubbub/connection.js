@@ -284,6 +284,8 @@ export class Connection extends Emitter {
   // The session is back on this connection, as it was; what was missed follows,
   // numbered after `_lastN`, and goes to the host like any message.
   _onResumed(message) {
+    // Resumed on another node of a cluster, the session has an id there.
+    if (typeof message.sessionId === "string" && message.sessionId) this.sessionId = message.sessionId;
     const until = Number.isSafeInteger(message.lastN) ? message.lastN : this._lastN;
     this._replayed = Math.max(0, until - this._lastN);
     this._replayUntil = until;
@@ -348,11 +350,14 @@ export class Connection extends Emitter {
     this.host.message(message);
   }
 
-  // The server is going away (SIGTERM): sessions do not outlive its process, so the
-  // next connection joins afresh, after the delay it asked for.
+  // The server is going away (SIGTERM), after the delay it asked for. A node of a
+  // cluster hands its sessions to the others first (`resume: true`): the next
+  // connection resumes, wherever it lands; otherwise sessions do not outlive the
+  // process, and it joins afresh.
   _onRestartAdvice(message) {
     const afterMs = Number(message.afterMs);
     this._restartDelayMs = Number.isFinite(afterMs) ? Math.min(Math.max(0, afterMs), MAX_RESTART_DELAY_MS) : null;
+    if (message.resume === true) return;
     this._resumeToken = null;
     this._rejoinReason = "server-restart";
   }
