@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from hubbub.core.ice import IceFeature
     from hubbub.core.joining import Joining
     from hubbub.core.lifecycle import Lifecycle
+    from hubbub.core.media import MediaFeature
     from hubbub.core.notifications import Notifications
     from hubbub.core.presence import PresenceFeature
     from hubbub.core.resuming import Resuming
@@ -58,6 +59,7 @@ class HubContext:
     ice: IceFeature
     joining: Joining
     lifecycle: Lifecycle
+    media: MediaFeature
     notifications: Notifications
     presence: PresenceFeature
     resuming: Resuming

@@ -286,7 +286,15 @@ class Joining:
             participants = self._participants(room, result.members, session_id)
             if message.status is not None:
                 session.status = message.status
-            self._admit(session, claim.identity, room, member.user_id, participants, message.ref)
+            self._admit(
+                session,
+                claim.identity,
+                room,
+                member.user_id,
+                participants,
+                message.ref,
+                message.features,
+            )
         except ProtocolError as error:
             ctx.send_error(session, error)
         finally:
@@ -353,6 +361,7 @@ class Joining:
         user_id: str,
         participants: list[Participant],
         ref: Ref | None,
+        features: list[str] | None = None,
     ) -> None:
         """The join is granted: the session is a member; it and this node's members
         are told (the other nodes' were, with the claim)."""
@@ -406,6 +415,7 @@ class Joining:
             payload = codec.encode(announcement)
             ctx.outbox.broadcast(room.members.values(), payload, session.session_id)
         ctx.lifecycle.address(session, user_id)
+        ctx.media.joined(session, room, features)
 
     def free_user_id(self, room: Room | None) -> str:
         user_id = self._new_user_id()
@@ -431,6 +441,7 @@ class Joining:
         room = ctx.rooms.remove(session)
         if room is not None:
             ctx.calling.left_room(session, room.name)
+            ctx.media.left(session, room)
         if room is None or user_id is None:
             return
         log.info(
@@ -547,6 +558,7 @@ class Joining:
                 ctx.membership.release(room_name, Member(member.user_id, member.session_id))
             ctx.rooms.remove(member)
             ctx.calling.left_room(member, room_name)
+            ctx.media.left(member, room)
             member.user_id = None
             member.hidden = False
             member.typing = False

@@ -189,7 +189,9 @@ class MediaServer(Protocol):
         """Close connection ``handle`` (a publisher's feed stops with it)."""
 
     async def kick(self, room: str, feed: str, handles: list[str]) -> None:
-        """Take a member out: its feed stops and its ``handles`` close."""
+        """Take a member out: its ``handles`` close, and ``feed`` stops when one of
+        them publishes it (a feed the same member publishes again through another
+        handle stays)."""
 
     async def feeds(self, room: str) -> list[PublishedFeed]:
         """The feeds published in ``room`` now."""

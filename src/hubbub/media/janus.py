@@ -628,7 +628,11 @@ class JanusMediaServer:
 
     async def kick(self, room: str, feed: str, handles: list[str]) -> None:
         made = self._room(room)
-        publishing = [handle for handle, published in made.publishers.items() if published == feed]
+        publishing = [
+            handle
+            for handle, published in made.publishers.items()
+            if published == feed and handle in handles
+        ]
         if publishing:
             with contextlib.suppress(MediaRefused):
                 await self._control_request(

@@ -245,9 +245,6 @@ class MemoryMediaServer:
 
     async def kick(self, room: str, feed: str, handles: list[str]) -> None:
         found = self._room(room)
-        for handle, publisher in list(found.feeds.items()):
-            if publisher.feed == feed:
-                self._stop_feed(room, found, handle)
         for handle in handles:
             found.subscribers.pop(handle, None)
             if handle in found.feeds:
