@@ -53,12 +53,15 @@ ROOM_BITRATE = 1_500_000
 
 
 def _jsep(raw: Any) -> Jsep | None:
+    """A session description from Janus, with its session name (which carries the
+    room's id on Janus) replaced: clients see nothing of Janus's names."""
     if not isinstance(raw, dict):
         return None
     kind, sdp = raw.get("type"), raw.get("sdp")
-    if kind in ("offer", "answer") and isinstance(sdp, str):
-        return Jsep(kind, sdp)
-    return None
+    if kind not in ("offer", "answer") or not isinstance(sdp, str):
+        return None
+    lines = ["s=hubbub" if line.startswith("s=") else line for line in sdp.split("\r\n")]
+    return Jsep(kind, "\r\n".join(lines))
 
 
 def _streams(raw: Any) -> tuple[ForwardedStream, ...]:

@@ -31,12 +31,14 @@ from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
 from hubbub.core import Hub, Outbox, Session
 from hubbub.core.frontends import FrontendSettings
+from hubbub.core.media_mode import MediaSetting
 from hubbub.protocol.errors import CloseCode
 from hubbub.server import admin_api, frontends, metrics, rooms_api, users_api, web_app
 from hubbub.server.connection import Connection, HubWebSocketResponse, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate
 from hubbub.server.http_api import Api, ApiError, bearer_matches, json_errors
+from hubbub.server.media import MediaBridge, create_media_servers
 from hubbub.server.metrics import Exposition, ServerMetrics
 from hubbub.server.storage import StoreBridge, create_store
 from hubbub.server.webhooks import Webhooks
@@ -98,6 +100,7 @@ class HubServer:
         self.storage = StoreBridge(create_store(settings), settings)
         self.storage.writer.on_commit = self.metrics.store_writes.observe
         self.broker, self.membership = create_broker(settings)
+        self.media = MediaBridge(create_media_servers(settings))
         self.hub_outbox: Outbox = self.outbox
         """What the hub writes through: the outbox, with the front-ends' in front of it
         when any is served (see hubbub.server.frontends)."""
@@ -125,7 +128,13 @@ class HubServer:
                 peerjs_expire_timeout=settings.peerjs_expire_timeout,
                 tracker_interval=settings.tracker_interval,
             ),
+            media=self.media if self.media.available else None,
+            media_mode=MediaSetting(settings.media_mode),
+            mesh_max_participants=settings.mesh_max_participants,
         )
+        self.media.attach(self.hub)
+        if self.media.available:
+            self.metric_sources.append(self.media.add_metrics)
         self.webhooks = Webhooks(settings) if settings.webhook_url else None
         if self.webhooks is not None:
             self.hub.rooms.observer = self.webhooks.queue
@@ -140,6 +149,8 @@ class HubServer:
         (the store, the broker...) is reachable."""
         self.readiness_checks["store"] = self._store_reachable
         self.readiness_checks["broker"] = self.broker.health
+        if self.media.available:
+            self.readiness_checks["media"] = self.media.health
 
     async def _store_reachable(self) -> bool:
         """The store answers a small read."""
@@ -285,6 +296,7 @@ class HubServer:
             await self.webhooks.start()
         await self.storage.start()
         await self.broker.start()
+        await self.media.start()
         self._liveness = asyncio.create_task(self._liveness_sweep())
         self._timers = asyncio.create_task(self._core_timers())
 
@@ -303,6 +315,7 @@ class HubServer:
             await self.webhooks.stop()
         # After the store: chat written at the end is still relayed.
         await self.broker.stop()
+        await self.media.stop()
 
     async def shutdown(self, app: web.Application) -> None:
         """Stop reading, store what was accepted, tell every client when to come
@@ -369,6 +382,17 @@ def _cluster_status(broker: Broker) -> dict[str, object]:
             "pending": status.pending,
             "lagSeconds": round(status.lag_seconds, 6),
         }
+    }
+
+
+def _media_status(media: MediaBridge) -> dict[str, object]:
+    if not media.available:
+        return {}
+    return {
+        "mediaServers": [
+            {"url": stat.name, "up": stat.up, "rooms": stat.rooms, "connections": stat.handles}
+            for stat in media.stats()
+        ]
     }
 
 
@@ -447,6 +471,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
                 "sessions": len(hub.sessions),
                 "rooms": len(hub.rooms),
                 **_cluster_status(server.broker),
+                **_media_status(server.media),
             }
         )
 
@@ -465,7 +490,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
         return _static_file("protocol.js")
 
     admin_api.add_routes(api, server.hub, server.keys, server.broker.room_members)
-    rooms_api.add_routes(api, server.hub, server.storage.store, settings)
+    rooms_api.add_routes(api, server.hub, server.storage.store, settings, server.media.pinned)
     users_api.add_routes(api, server.hub, server.storage.store)
     web_app.add_routes(api, settings)
 
