@@ -3,8 +3,8 @@ WebSocket transport, every other plugin, transport, event handler and logger off
 
 :func:`write_config` writes the three ``.jcfg`` files into a folder; Janus is then
 started with ``janus -F FOLDER -C FOLDER/janus.jcfg``. The tests and the benchmark make
-one for each Janus they start; ``deploy/janus/`` holds the same files for a server,
-with placeholders for the secrets.
+one for each Janus they start; ``deploy/janus/`` holds the same files for a server
+(:data:`DEPLOYED`), with placeholders for the secrets.
 """
 
 from __future__ import annotations
@@ -63,14 +63,14 @@ def _string(value: str) -> str:
     return json.dumps(value)
 
 
-def _disabled(names: tuple[str, ...], kind: str) -> str:
+def _disabled(names: tuple[str, ...]) -> str:
     return _string(",".join(f"libjanus_{name}.so" for name in names))
 
 
-def gateway_config(config: JanusConfig) -> str:
+def gateway_config(config: JanusConfig, folder: str) -> str:
     lines = [
         "general: {",
-        f"    configs_folder = {_string('.')}",
+        f"    configs_folder = {_string(folder)}",
         f"    plugins_folder = {_string(config.plugins_folder)}",
         f"    transports_folder = {_string(config.transports_folder)}",
         f"    events_folder = {_string(EVENTS_FOLDER)}",
@@ -97,17 +97,17 @@ def gateway_config(config: JanusConfig) -> str:
     lines += [
         "}",
         "plugins: {",
-        f"    disable = {_disabled(OTHER_PLUGINS, 'plugin')}",
+        f"    disable = {_disabled(OTHER_PLUGINS)}",
         "}",
         "transports: {",
-        f"    disable = {_disabled(OTHER_TRANSPORTS, 'transport')}",
+        f"    disable = {_disabled(OTHER_TRANSPORTS)}",
         "}",
         "loggers: {",
-        f"    disable = {_disabled(LOGGERS, 'logger')}",
+        f"    disable = {_disabled(LOGGERS)}",
         "}",
         "events: {",
         "    broadcast = false",
-        f"    disable = {_disabled(EVENT_HANDLERS, 'event handler')}",
+        f"    disable = {_disabled(EVENT_HANDLERS)}",
         "}",
         "",
     ]
@@ -147,11 +147,23 @@ def websockets_config(config: JanusConfig) -> str:
     )
 
 
-def write_config(folder: Path, config: JanusConfig) -> Path:
-    """Write the configuration into ``folder``; returns the gateway's file."""
+def write_config(folder: Path, config: JanusConfig, installed_in: str | None = None) -> Path:
+    """Write the configuration into ``folder`` (which Janus reads it from, or
+    ``installed_in`` where the files go once installed); returns the gateway's file."""
     folder.mkdir(parents=True, exist_ok=True)
     gateway = folder / "janus.jcfg"
-    gateway.write_text(gateway_config(config))
+    gateway.write_text(gateway_config(config, installed_in or str(folder)))
     (folder / "janus.plugin.videoroom.jcfg").write_text(videoroom_config(config))
     (folder / "janus.transport.websockets.jcfg").write_text(websockets_config(config))
     return gateway
+
+
+DEPLOYED = JanusConfig(
+    ws_port=8188,
+    api_secret="REPLACE-WITH-THE-JANUS-API-SECRET",
+    admin_key="REPLACE-WITH-THE-JANUS-ADMIN-KEY",
+    ws_ip="127.0.0.1",
+    rtp_port_range=(20000, 40000),
+)
+"""What ``deploy/janus/`` holds (``tests/unit/test_deploy_files.py`` keeps them equal)."""
+DEPLOYED_FOLDER = "/etc/hubbub/janus"
