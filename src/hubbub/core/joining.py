@@ -441,7 +441,6 @@ class Joining:
         room = ctx.rooms.remove(session)
         if room is not None:
             ctx.calling.left_room(session, room.name)
-            ctx.media.left(session, room)
         if room is None or user_id is None:
             return
         log.info(
@@ -464,6 +463,9 @@ class Joining:
             room.pending.append((room.chats_queued, departure))
         else:
             self._depart(room, departure)
+        # After user-left: a change of the room's mode it brings reaches members who
+        # no longer count the one who left.
+        ctx.media.left(session, room)
         ctx.rooms.drop_if_empty(room)
 
     def _depart(self, room: Room, departure: Departure) -> None:

@@ -248,7 +248,7 @@ export class PeerLink {
 
   _restartIfDown() {
     this._restartTimer = null;
-    if (this.closed) return;
+    if (this.closed || this.room._sfu.active) return; // (the media server carries the call)
     const state = this.pc.iceConnectionState;
     if (state === "connected" || state === "completed") return;
     // The offer goes through the server: while it is away, wait for it (a fresh join
