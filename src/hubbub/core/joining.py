@@ -383,6 +383,7 @@ class Joining:
         )
         grants = grant_names(identity)
         listed = {p.user_id for p in participants}
+        media_mode = ctx.media.prepare(room)
         joined = RoomJoined(
             room=room_name,
             user_id=user_id,
@@ -401,6 +402,7 @@ class Joining:
                 if uid not in listed  # a member whose leave is still on its way
             ]
             or None,
+            media_mode=media_mode,
         )
         ctx.ice.add_to(joined, session)
         ctx.send(session, joined)

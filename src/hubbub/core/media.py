@@ -270,6 +270,13 @@ class MediaFeature:
             else:
                 self.ctx.send_error(session, sfu_required(None))
 
+    def prepare(self, room: Room) -> str | None:
+        """Before a member's ``room-joined``: the room's mode, looked at again (a room
+        set to SFU is in SFU mode from its first member on); ``sfu`` or None."""
+        state = self._state(room.name)
+        self._evaluate(room, state, "setting")
+        return Mode.SFU.value if state.mode is Mode.SFU else None
+
     def left(self, session: Session, room: Room) -> None:
         """A member left (or was removed, or its connection went): everything it had
         on the media server goes, and the room's mode may change."""

@@ -384,6 +384,9 @@ class RoomJoined(Outgoing, tag="room-joined"):
     """The joiner's own presence status, when it is not ``online``."""
     offline: list[OfflineMember] | None = None
     """The room's offline members, most recently seen first; absent when none."""
+    media_mode: str | None = None
+    """``sfu`` when the room's calls go through the media server (a ``media-mode``
+    follows); absent in a mesh."""
 
 
 class IceServers(Outgoing, tag="ice-servers"):
