@@ -76,7 +76,8 @@ export class PeerLink {
     if (this.closed) return;
     const room = this.room;
     const wanted = new Map();
-    const camera = room.localStream;
+    // A member without the `publish` grant watches and listens: it sends no camera.
+    const camera = room.can("publish") ? room.localStream : null;
     if (camera) {
       const audio = camera.getAudioTracks()[0];
       const video = camera.getVideoTracks().find((t) => t.readyState === "live");
