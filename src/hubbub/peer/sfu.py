@@ -200,7 +200,11 @@ class SfuMedia:
                 self.publisher = None
                 await asyncio.sleep(RETRY_AFTER)
                 continue
-            if epoch != self._epoch or not isinstance(reply, MediaAnswered):
+            if (
+                epoch != self._epoch
+                or not isinstance(reply, MediaAnswered)
+                or pc is not self.publisher
+            ):
                 await pc.close()
                 return
             await pc.setRemoteDescription(RTCSessionDescription(reply.jsep.sdp, reply.jsep.type))
@@ -241,6 +245,8 @@ class SfuMedia:
             while epoch == self._epoch and self.subscribers.get(user_id) is pc:
                 offer = await queue.get()
                 jsep = offer.jsep
+                if pc.signalingState == "closed":
+                    return
                 await pc.setRemoteDescription(RTCSessionDescription(jsep.sdp, jsep.type))
                 await pc.setLocalDescription(await pc.createAnswer())
                 answer = {"type": "answer", "sdp": pc.localDescription.sdp}
