@@ -15,6 +15,7 @@ from bench.scenarios.idle import Idle
 from bench.scenarios.join_storm import JoinStorm
 from bench.scenarios.peerjs_relay import PeerjsRelay
 from bench.scenarios.relay import Relay
+from bench.scenarios.sfu import SfuRooms
 from bench.scenarios.webrtc import WebRTCSetup
 from bench.scenarios.ywebrtc_fanout import YWebrtcFanout
 
@@ -29,4 +30,5 @@ SCENARIOS: list[Scenario] = [
     FileTransfer(),
     YWebrtcFanout(),
     PeerjsRelay(),
+    SfuRooms(),
 ]
