@@ -6,13 +6,15 @@
 # And the benchmarks (minutes; not part of the tests, which run them at smoke size):
 #   make bench   set up, then benchmark hubbub against its baselines into docs/benchmarks/
 #                (ARGS="--size quick --scenarios relay,fanout" for a shorter run)
+#   make bench-network   files and calls across a shaped path in network namespaces
+#                (root; ARGS="--megabytes 8 --runs 1" for a shorter run)
 # Each creates its own virtual environment (.venv) and installs what it needs when missing.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test bench lint check-python system-deps clean npm-package
+.PHONY: serve test bench bench-network lint check-python system-deps clean npm-package
 
 serve: $(VENV)/.installed
 	$(BIN)/hubbub serve $(ARGS)
@@ -25,6 +27,9 @@ test: $(VENV)/.installed-test system-deps
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench $(ARGS)
+
+bench-network: $(VENV)/.installed-test system-deps
+	$(BIN)/python -m bench.network_path $(ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench

@@ -198,24 +198,27 @@ async def connect(
     name: str = "",
     timeout: float = CONNECT_TIMEOUT,
     decode: Callable[[memoryview], Any] | None = None,
+    attempts: int = CONNECT_ATTEMPTS,
+    **options: Any,
 ) -> Client:
-    """Open one client and wait until the server is ready for its messages."""
+    """Open one client and wait until the server is ready for its messages;
+    ``options`` go to picows's ``ws_connect`` (``local_addr``, buffer sizes...)."""
 
     def factory() -> Client:
         return Client(wire, on_message, name, decode)
 
-    for attempt in range(CONNECT_ATTEMPTS):
+    for attempt in range(attempts):
         try:
             async with asyncio.timeout(timeout):
                 _, client = await ws_connect(
-                    factory, wire.url(base_url), websocket_handshake_timeout=timeout
+                    factory, wire.url(base_url), websocket_handshake_timeout=timeout, **options
                 )
                 if client is None:  # picows: the connection was lost in the handshake
                     raise ConnectionError("connection lost during the handshake")
                 await client._ready
             return client  # type: ignore[no-any-return]
         except (ConnectionError, OSError) as error:
-            if attempt + 1 == CONNECT_ATTEMPTS:
+            if attempt + 1 == attempts:
                 raise
             print(f"connect {name}: {error!r}; trying again", file=sys.stderr)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -250,10 +253,12 @@ class Driver:
         name: str = "",
         node: int = 0,
         decode: Callable[[memoryview], Any] | None = None,
+        **options: Any,
     ) -> Client:
-        """A client on node ``node`` (modulo the number of nodes: 0 on a lone server)."""
+        """A client on node ``node`` (modulo the number of nodes: 0 on a lone server);
+        ``options`` go to :func:`connect`."""
         url = self.urls[node % len(self.urls)]
-        client = await connect(self.wire, url, on_message, name, decode=decode)
+        client = await connect(self.wire, url, on_message, name, decode=decode, **options)
         self.clients.append(client)
         return client
 

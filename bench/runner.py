@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import machine, report
+from bench import loadgens, machine, report
 from bench.scenario import SIZES, Run, Scenario
 from bench.scenarios import SCENARIOS
 from bench.servers import REPO, WORK_DIR, HubbubAt, ServerKind, all_servers, hubbub_clusters
@@ -59,6 +59,12 @@ async def run_all(
         log.info("flame graphs of the Python servers go to %s", work_dir)
     for scenario in scenarios:
         for case in scenario.cases(size):
+            loadgen = case.params.get("loadgen", loadgens.PICOWS)
+            missing = loadgens.missing(loadgen)
+            if missing is not None:
+                log.warning("%s / %s not run: %s", scenario.name, case.label, missing)
+                run.notes.append(f"{scenario.name} / {case.label}: not run ({missing})")
+                continue
             entry: dict[str, Any] = {
                 "name": scenario.name,
                 "case": case.label,
@@ -76,6 +82,7 @@ async def run_all(
             for name, runs in repeats.items():
                 entry["results"][name] = median_of(runs)
             results["scenarios"].append(entry)
+    results["versions"]["ws (Node generator)"] = loadgens.NODE_LOADGEN.ws_version
     results["duration_s"] = round(time.monotonic() - started, 1)
     results["machine"]["load_average_at_end"] = machine.load_average()
     results["notes"] = run.notes

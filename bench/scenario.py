@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from bench import loadgens
 from bench.procstat import CpuTimes
 from bench.servers import REPO, RunningServer
 
@@ -38,6 +39,15 @@ class Case:
     params: dict[str, Any]
 
 
+def by_loadgen(label: str, params: dict[str, Any]) -> list[Case]:
+    """The case once per load generator (``params["loadgen"]``): picows clients,
+    then Node ``ws`` clients (see bench/loadgens.py)."""
+    return [
+        Case(f"{label}, {loadgens.LABELS[kind]}", {**params, "loadgen": kind})
+        for kind in (loadgens.PICOWS, loadgens.NODE)
+    ]
+
+
 @dataclass(frozen=True)
 class Column:
     """One figure of a scenario's table (and plot, if ``plot``)."""
@@ -50,6 +60,8 @@ class Column:
     lower_is_better: bool = False
     may_be_zero: bool = False
     """The figure can truly be zero (the smoke test checks the others are above it)."""
+    servers: tuple[str, ...] | None = None
+    """The servers it is measured on, when not all (what the others cannot do)."""
 
 
 @dataclass(frozen=True)
@@ -117,10 +129,15 @@ class Run:
     notes: list[str] = field(default_factory=list)
 
     async def generators(
-        self, scenario: Scenario, server: RunningServer, params: Sequence[dict[str, Any]]
+        self,
+        scenario: Scenario,
+        server: RunningServer,
+        params: Sequence[dict[str, Any]],
+        loadgen: str = loadgens.PICOWS,
     ) -> Generators:
-        """Start one load generator process per entry of ``params``; wait for their setup."""
-        return await Generators.start(scenario.name, server, params, self.work_dir)
+        """Start one load generator process per entry of ``params`` (of the kind
+        ``loadgen``: picows or node); wait for their setup."""
+        return await Generators.start(scenario.name, server, params, self.work_dir, loadgen)
 
 
 class Generators:
@@ -136,6 +153,7 @@ class Generators:
         server: RunningServer,
         params: Sequence[dict[str, Any]],
         work_dir: Path,
+        loadgen: str = loadgens.PICOWS,
     ) -> Generators:
         processes = []
         log = open(work_dir / "generators.log", "ab")  # noqa: SIM115, ASYNC230 - a local file
@@ -151,10 +169,7 @@ class Generators:
                 }
                 processes.append(
                     await asyncio.create_subprocess_exec(
-                        sys.executable,
-                        "-m",
-                        "bench.loadgen",
-                        json.dumps(job),
+                        *loadgens.command(loadgen, json.dumps(job)),
                         cwd=REPO,
                         stdin=asyncio.subprocess.PIPE,
                         stdout=asyncio.subprocess.PIPE,

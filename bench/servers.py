@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -39,7 +40,14 @@ HUBBUB_BENCH_LIMITS = {
     # Every load-generator client comes from 127.0.0.1; the per-address cap
     # (1000 by default) is for the open internet, not for one machine's load.
     "--max-connections-per-ip": "10000000",
+    # The crowd scenario holds as many clients as the open-files limit allows,
+    # past the default cap of 50,000.
+    "--max-connections": "10000000",
 }
+
+
+BENCH_API_KEY = "bench-api-key"
+"""hubbub's HTTP API key in the benchmarks (the crowd's broadcast goes through it)."""
 
 
 @dataclass
@@ -115,23 +123,28 @@ class ServerKind:
     def command(self, port: int) -> tuple[list[str], Path | None, dict[str, str]]:
         raise NotImplementedError
 
-    async def start(self, log_dir: Path) -> RunningServer:
+    async def start(
+        self, log_dir: Path, port: int | None = None, data_dir: Path | None = None
+    ) -> RunningServer:
+        """Start on a free port (or ``port``: a restart, which keeps its port), with
+        a fresh data folder (or ``data_dir``: a restart keeps its data)."""
+        if port is not None:
+            return await self._start_once(log_dir, port, data_dir)
         # A free port may be taken by another process before the server binds it (a
         # busy machine): a server that exits before listening gets another port.
         for attempt in range(START_ATTEMPTS):
             try:
-                return await self._start_once(log_dir)
+                return await self._start_once(log_dir, free_port(), data_dir)
             except ServerExited:
                 if attempt == START_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _start_once(self, log_dir: Path) -> RunningServer:
-        port = free_port()
+    async def _start_once(self, log_dir: Path, port: int, data_dir: Path | None) -> RunningServer:
         argv, cwd, env = self.command(port)
-        data_dir = None
         if self.data_env is not None:
-            data_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-data-", dir=log_dir))
+            if data_dir is None:
+                data_dir = Path(tempfile.mkdtemp(prefix=f"{self.name}-data-", dir=log_dir))
             env = {**env, self.data_env: str(data_dir)}
         log_path = log_dir / f"{self.name}.log"
         with open(log_path, "ab") as log:  # noqa: ASYNC230 - a local file
@@ -170,7 +183,7 @@ class Hubbub(ServerKind):
         argv += ["--log-level", "warning"]
         for flag, value in HUBBUB_BENCH_LIMITS.items():
             argv += [flag, value]
-        return argv, REPO, {}
+        return argv, REPO, {"HUBBUB_API_KEY": BENCH_API_KEY}
 
 
 class HubbubAt(Hubbub):
@@ -388,7 +401,9 @@ class HubbubCluster(ServerKind):
         self.node.prepare()
         self.missing = self.node.missing
 
-    async def start(self, log_dir: Path) -> RunningServer:
+    async def start(
+        self, log_dir: Path, port: int | None = None, data_dir: Path | None = None
+    ) -> RunningServer:
         redis = RedisServer(log_dir)
         nodes: list[RunningServer] = []
         try:
@@ -538,9 +553,29 @@ class ServerExited(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
+    """A free port below the ephemeral range: the crowd's clients take most of
+    that range, and a server must not find its port taken by one of them (or by
+    one of their sockets lingering in TIME_WAIT)."""
+    low, _ = _ephemeral_range()
+    for _ in range(100):
+        port = random.randrange(10_000, max(10_001, low))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # pragma: no cover - a machine with no room below
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 async def _wait_listening(port: int, process: asyncio.subprocess.Process) -> None:

@@ -10,6 +10,11 @@ declare -A needed=(
   [/usr/bin/redis-server]=redis-server
   [/usr/sbin/haproxy]=haproxy
   [/usr/bin/janus]=janus
+  # the network lab (tests/netlab/): namespaces, NAT, shaped links, NAT mappings flushed
+  [/usr/sbin/ip]=iproute2
+  [/usr/sbin/tc]=iproute2
+  [/usr/sbin/nft]=nftables
+  [/usr/sbin/conntrack]=conntrack
 )
 
 # Janus is driven by hubbub with its own config (the tests start one as nobody on free
@@ -56,5 +61,6 @@ fi
 cleanup() { [ -z "$own_policy" ] || $sudo rm -f "$policy"; }
 trap cleanup EXIT
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-liberation >/dev/null
+mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+$sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" fonts-liberation >/dev/null
 janus_service_off

@@ -11,6 +11,7 @@ import pytest
 import uvloop
 
 from hubbub.server import ServerSettings, start_server
+from hubbub.settings import DEFAULT_STUN_PORT
 from tests.postgres import PostgresServer
 from tests.redis import RedisServer
 
@@ -27,19 +28,44 @@ def pytest_asyncio_loop_factories(
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_public_stun_server() -> Iterator[None]:
+    """aiortc asks a public STUN server when a peer connection's configuration names no
+    ICE servers at all (None, not an empty list): no test may send traffic outside the
+    machine, so such a configuration fails the test that makes it, loudly."""
+    from aiortc.rtcicetransport import RTCIceGatherer
+
+    def refuse(cls: type) -> list[object]:
+        raise AssertionError(
+            "RTCConfiguration with iceServers=None reaches a public STUN server: "
+            "pass iceServers=[] (or the test's own servers)"
+        )
+
+    default = RTCIceGatherer.__dict__["getDefaultIceServers"]
+    RTCIceGatherer.getDefaultIceServers = classmethod(refuse)  # type: ignore[method-assign,assignment]
+    yield
+    RTCIceGatherer.getDefaultIceServers = default  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _data_dir_of_servers_started_by_tests(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[None]:
     """Servers the tests start as processes (the benchmarks' among them) keep their
     data in a temporary folder, never in ``./hubbub-data`` of the checkout: a
     database left there by another version would be refused, or be read."""
-    saved = os.environ.get("HUBBUB_DATA_DIR")
-    os.environ["HUBBUB_DATA_DIR"] = str(tmp_path_factory.mktemp("hubbub-data"))
+    values = {
+        "HUBBUB_DATA_DIR": str(tmp_path_factory.mktemp("hubbub-data")),
+        # Nor do they take UDP 3478 for a STUN server (the tests that want one say so).
+        "HUBBUB_STUN_PORT": "0",
+    }
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     yield
-    if saved is None:
-        del os.environ["HUBBUB_DATA_DIR"]
-    else:
-        os.environ["HUBBUB_DATA_DIR"] = saved
+    for name, value in saved.items():
+        if value is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture
@@ -48,13 +74,17 @@ async def start_hub(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     runners = []
 
     async def start(settings: ServerSettings | None = None, **limits: object) -> str:
-        """Start with ``settings`` (host and port are forced to 127.0.0.1:0, and the
-        data folder to a fresh one unless given), and ``limits`` changed from theirs."""
+        """Start with ``settings`` (host and port are forced to 127.0.0.1:0, the
+        data folder to a fresh one unless given, and the built-in STUN server off
+        unless a port other than the default is given), and ``limits`` changed from
+        theirs."""
         if settings is None or settings.data_dir == DEFAULT_DATA_DIR:
             settings = replace(
                 settings or ServerSettings(), data_dir=tmp_path / f"data-{len(runners)}"
             )
         settings = replace(settings, host="127.0.0.1", port=0)
+        if settings.stun_port == DEFAULT_STUN_PORT:
+            settings = replace(settings, stun_port=0)
         if limits:
             settings = replace(settings, limits=replace(settings.limits, **limits))
         runner, url = await start_server(settings)

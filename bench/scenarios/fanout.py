@@ -28,6 +28,7 @@ from bench.scenario import (
     Scenario,
     Target,
     Window,
+    by_loadgen,
     cpu_parts,
     generator_figures,
     split,
@@ -70,11 +71,12 @@ class Fanout(Scenario):
             "full": ((200, 1000), 15.0, 2),
         }[size]
         return [
-            Case(
+            case
+            for count in members
+            for case in by_loadgen(
                 f"{count} members",
                 {"members": count, "in_flight": 4, "seconds": seconds, "generators": generators},
             )
-            for count in members
         ]
 
     async def measure(self, run: Run, server: RunningServer, case: Case) -> dict[str, Any]:
@@ -93,6 +95,7 @@ class Fanout(Scenario):
                 }
                 for index, part in enumerate(parts)
             ],
+            p["loadgen"],
         )
         try:
             await _sync(generators)

@@ -23,6 +23,7 @@ from bench.scenario import (
     Scenario,
     Target,
     Window,
+    by_loadgen,
     cpu_parts,
     generator_figures,
     split,
@@ -63,13 +64,16 @@ class Relay(Scenario):
             "full": (50, 15.0, 2),
         }[size]
         params = {"pairs": pairs, "in_flight": 4, "seconds": seconds, "generators": generators}
-        return [Case(f"{pairs} pairs, 4 in flight", params)]
+        return by_loadgen(f"{pairs} pairs, 4 in flight", params)
 
     async def measure(self, run: Run, server: RunningServer, case: Case) -> dict[str, Any]:
         p = case.params
         parts = split(range(p["pairs"]), p["generators"])
         generators = await run.generators(
-            self, server, [{"pairs": part, "in_flight": p["in_flight"]} for part in parts]
+            self,
+            server,
+            [{"pairs": part, "in_flight": p["in_flight"]} for part in parts],
+            p["loadgen"],
         )
         try:
             await generators.command("run")

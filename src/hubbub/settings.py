@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from hubbub.auth.turn import uri_host
 from hubbub.core import Limits
 
 ENV_PREFIX = "HUBBUB_"
@@ -44,6 +45,9 @@ DEFAULT_WEBHOOK_EVENTS = [event for event in WEBHOOK_EVENTS if event != "chat.me
 there are messages."""
 
 DEFAULT_DATA_DIR = Path("hubbub-data")
+
+DEFAULT_STUN_PORT = 3478
+"""The STUN port (RFC 8489 section 18.6)."""
 
 FRONTENDS = ("peerjs", "y-webrtc", "tracker")
 """The other libraries' protocols a server can speak (docs/compat.md)."""
@@ -139,7 +143,20 @@ class ServerSettings:
     )
     tls_key: Path | None = setting(None, "PEM private key of tls_cert.")
     stun_uri: list[str] = setting(
-        [], "STUN server handed to clients in iceServers (stun:stun.example.com:3478)."
+        [],
+        "STUN server handed to clients in iceServers (stun:stun.example.com:3478), "
+        "instead of the built-in one.",
+    )
+    stun_port: int = setting(
+        DEFAULT_STUN_PORT,
+        "UDP port of the built-in STUN server (binding requests, RFC 8489), on --host; "
+        "it is handed to clients in iceServers when no stun_uri is given (0: off).",
+    )
+    public_host: str | None = setting(
+        None,
+        "Host name or address clients reach this server by, for the built-in STUN "
+        "server's URI in iceServers (stun:HOST:PORT). Default: the host each client "
+        "connected to (its Host header).",
     )
     turn_uri: list[str] = setting(
         [],
@@ -310,8 +327,13 @@ class ServerSettings:
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise SettingsError(f"port: {self.port} is not a port number (0 to 65535)")
+        for name in ("port", "stun_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise SettingsError(
+                    f"{name}: {getattr(self, name)} is not a port number (0 to 65535)"
+                )
+        if self.public_host is not None and uri_host(self.public_host) is None:
+            raise SettingsError(f"public_host: {self.public_host!r} is not a host name or address")
         if self.auth == "token" and not (self.token_secret or self.token_public_key):
             raise SettingsError(
                 "auth: token mode needs token_secret or token_public_key to check tokens with"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import signal
 import subprocess
 import sys
@@ -47,6 +48,28 @@ async def test_limit_options_reach_the_server() -> None:
         await a.expect("user-joined")
         await b.send({"type": "chat", "message": "123456"})
         await b.expect_error("too-large")
+
+
+async def test_serve_raises_its_open_files_limit_and_says_what_it_allows() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(soft, 1024)
+    log: list[bytes] = []
+    # The server starts with a low soft limit (as many systems give), and the hard
+    # limit of this process; each connection is one open file.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+    try:
+        async with (
+            hubbub_serve("--max-connections", str(hard + 1), log=log) as (url, _),
+            await Client.connect(url) as client,
+        ):
+            await client.join("r", "a")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    text = b"".join(log).decode()
+    assert f"event=open-files limit={hard} hard={hard} connections={hard - 64}" in text
+    # fewer than max_connections: the log says so, and where to read how to raise it
+    assert "event=open-files-low" in text
+    assert "docs/deploy.md" in text
 
 
 def test_a_bad_option_is_refused_with_its_name() -> None:

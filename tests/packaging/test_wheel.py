@@ -79,7 +79,7 @@ async def test_the_installed_server_serves_its_pages_and_websocket(
     assert process.stderr is not None
     try:
         async with asyncio.timeout(30):
-            while b"listening" not in (line := await process.stderr.readline()):
+            while b"event=listening " not in (line := await process.stderr.readline()):
                 assert line, "the server exited before listening"
         url = line.decode().split("url=")[1].split()[0].strip('"')
         async with aiohttp.ClientSession() as http:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from aiortc import RTCDataChannel
 
@@ -123,3 +127,65 @@ async def _packets(peer: Peer) -> tuple[int, int]:
     report = peer.pc.sctp.transport._get_stats()
     (stats,) = report.values()
     return stats.packetsReceived, stats.packetsSent
+
+
+async def test_a_file_offer_right_behind_its_channel_is_not_missed(
+    hub_url: str, tmp_path: Path
+) -> None:
+    """A browser sends its file-offer as soon as it has opened the channel, so that
+    it can arrive in the same packet as the channel's opening. The receiver listened
+    for messages only from a task started afterwards: the offer was lost, and the
+    transfer hung until the 60 s control timeout (seen across a lossy network)."""
+    inbox = FileInbox(tmp_path)
+    async with (
+        Client(hub_url, "race", user="rx", events=False) as receiver_client,
+        Mesh(receiver_client, files=inbox),
+        Client(hub_url, "race", user="tx", events=False) as sender_client,
+        Mesh(sender_client) as sender,
+    ):
+        peer = await sender.wait_for_peer("rx", timeout=30)
+        await peer.open_channel("warm-up", timeout=30)  # the association is up
+        channel = peer.pc.createDataChannel("hubbub-file:race")
+        replies: asyncio.Queue[str | bytes] = asyncio.Queue()
+        channel.on("message", replies.put_nowait)
+        offer = {"kind": "file-offer", "id": "race", "name": "r.bin", "size": 3,
+                 "mime": "application/octet-stream", "sha256": None}  # fmt: skip
+        # queued right behind the channel's opening, as a browser sends it (aiortc's own
+        # send() waits for the other's acknowledgement of the opening)
+        peer.pc.sctp._data_channel_send(channel, json.dumps(offer))
+        async with asyncio.timeout(10):
+            reply = json.loads(await replies.get())
+        assert reply == {"kind": "file-accept", "id": "race", "offset": 0}
+
+
+async def test_a_peer_closed_while_it_gathers_candidates_leaves_no_socket_open(
+    hub_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aioice keeps a host socket only once it has bound all of them: a gathering cut
+    short loses the sockets bound so far. Seen when a member left just as its peer
+    connected anew: the next test's event loop hung in its close."""
+    sockets: list[asyncio.DatagramTransport] = []
+    bound_one = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    create_datagram_endpoint = type(loop).create_datagram_endpoint
+
+    async def slow_to_bind(self: asyncio.AbstractEventLoop, *args: Any, **kwargs: Any) -> Any:
+        transport, protocol = await create_datagram_endpoint(self, *args, **kwargs)
+        sockets.append(transport)
+        bound_one.set()
+        await asyncio.sleep(0.5)  # the machine's next address, as seen by the gatherer
+        return transport, protocol
+
+    async with (
+        Client(hub_url, "gather", user="alice", events=False) as alice,
+        Client(hub_url, "gather", user="bob", events=False) as bob,
+    ):
+        monkeypatch.setattr(type(loop), "create_datagram_endpoint", slow_to_bind)
+        mesh = Mesh(bob, polite_offer_after=0)
+        mesh.start()  # bob offers to alice at once
+        async with asyncio.timeout(WAIT):
+            await bound_one.wait()
+        await mesh.close()
+        monkeypatch.undo()
+    assert sockets
+    assert [transport for transport in sockets if not transport.is_closing()] == []

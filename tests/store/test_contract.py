@@ -460,3 +460,25 @@ async def test_unread_for_many_users_in_one_read(store: Store) -> None:
     assert [n.payload["title"] for n in found["bob"]] == ["b0", "b1", "b2"]
     assert found["carol"] == [carol]
     assert await store.unread_for_users([], 3) == {}
+
+
+async def test_a_user_without_unread_notifications_may_be_skipped(store: Store) -> None:
+    """may_have_unread is never False for a user who has an unread notification
+    (SQLite, the one process owning its file, knows; PostgreSQL says True)."""
+    await store.add_notification("dana", {"title": "t"}, 1000)
+    assert store.may_have_unread("dana")
+    if isinstance(store, SqliteStore):
+        assert not store.may_have_unread("erin")  # never had one: nothing to read
+
+
+async def test_who_has_unread_notifications_survives_reopening(open_store: Opener) -> None:
+    store = open_store()
+    await store.open()
+    await store.add_notification("fay", {"title": "t"}, 1000)
+    await store.close()
+    again = open_store()
+    await again.open()
+    try:
+        assert again.may_have_unread("fay")
+    finally:
+        await again.close()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
+import re
 import time
 from collections.abc import Callable, Sequence
 
@@ -31,13 +33,56 @@ def turn_credentials(secret: str, user_id: str, expires_at: int) -> tuple[str, s
     return username, base64.b64encode(digest).decode()
 
 
+def stun_host(host_header: str | None) -> str | None:
+    """The host of an HTTP ``Host`` header (``example.com:8080``, ``[2001:db8::1]``),
+    bracketed when it is an IPv6 address, as a STUN URI takes it; None when it is
+    missing or not a host name or address."""
+    if not host_header:
+        return None
+    text = host_header.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        rest = text[end + 1 :]
+        if end < 0 or (rest and not rest.startswith(":")):
+            return None
+        host = text[1:end]
+    elif text.count(":") == 1:
+        host = text.split(":", 1)[0]
+    else:
+        host = text
+    return uri_host(host)
+
+
+def uri_host(host: str) -> str | None:
+    """``host`` (a DNS name or an IP address) as a URI takes it, IPv6 in brackets;
+    None when it is neither."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.rstrip(".").split(".")
+        if 0 < len(host) <= 253 and all(_LABEL.fullmatch(label) for label in labels):
+            return host.lower()
+        return None
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
 class IceServerConfig:
-    """The STUN and TURN servers handed to clients, and their credentials."""
+    """The STUN and TURN servers handed to clients, and their credentials.
+
+    ``builtin_stun_port`` is the port of the server's own STUN server, handed out as
+    ``stun:<host>:<port>`` when no ``stun_uris`` are given: the host is
+    ``public_host``, else the one the client reached the server by.
+    """
 
     def __init__(
         self,
         *,
         stun_uris: Sequence[str] = (),
+        builtin_stun_port: int | None = None,
+        public_host: str | None = None,
         turn_uris: Sequence[str] = (),
         turn_secret: str | None = None,
         turn_ttl: int = 3600,
@@ -48,13 +93,16 @@ class IceServerConfig:
         if turn_ttl <= 0:
             raise ValueError(f"turn_ttl must be positive, got {turn_ttl!r}")
         self._stun_uris = list(stun_uris)
+        self.builtin_stun_port = builtin_stun_port
+        """None while (or when) the built-in STUN server does not run."""
+        self._public_host = uri_host(public_host) if public_host else None
         self._turn_uris = list(turn_uris)
         self._secret = turn_secret
         self.ttl = turn_ttl
         self._wall_clock = wall_clock
 
     def __bool__(self) -> bool:
-        return bool(self._stun_uris or self._turn_uris)
+        return bool(self._stun_uris or self._turn_uris or self.builtin_stun_port)
 
     @property
     def has_turn(self) -> bool:
@@ -65,11 +113,23 @@ class IceServerConfig:
         """Seconds after which a client's TURN credentials are renewed."""
         return self.ttl * REFRESH_AT
 
-    def for_user(self, user_id: str) -> tuple[list[IceServer], int | None]:
-        """``iceServers`` for one user, and when its credentials expire."""
-        servers = []
+    def stun_uris_for(self, host: str | None) -> list[str]:
+        """The STUN URIs for a client that reached the server at ``host`` (its
+        ``Host`` header)."""
         if self._stun_uris:
-            servers.append(IceServer(urls=list(self._stun_uris)))
+            return list(self._stun_uris)
+        if not self.builtin_stun_port:
+            return []
+        reached = self._public_host or stun_host(host)
+        return [f"stun:{reached}:{self.builtin_stun_port}"] if reached else []
+
+    def for_user(self, user_id: str, host: str | None = None) -> tuple[list[IceServer], int | None]:
+        """``iceServers`` for one user (who reached the server at ``host``), and
+        when its credentials expire."""
+        servers = []
+        stun = self.stun_uris_for(host)
+        if stun:
+            servers.append(IceServer(urls=stun))
         expires_at = None
         if self._turn_uris and self._secret:
             expires_at = int(self._wall_clock()) + self.ttl

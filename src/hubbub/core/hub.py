@@ -292,10 +292,13 @@ class Hub:
 
     # -- what the adapter calls ---------------------------------------------------------
 
-    def connect(self, link: Any, identity: Identity | None = None) -> Session:
+    def connect(
+        self, link: Any, identity: Identity | None = None, *, host: str | None = None
+    ) -> Session:
         """A client connected; ``link`` is the adapter's handle for it, ``identity``
-        what it proved in the handshake (a token), if anything."""
-        session = self._lifecycle.connect(link, identity)
+        what it proved in the handshake (a token), if anything, ``host`` the host it
+        reached the server by (its ``Host`` header)."""
+        session = self._lifecycle.connect(link, identity, host)
         self._settle()
         return session
 

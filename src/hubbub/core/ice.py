@@ -18,19 +18,19 @@ class IceFeature:
 
     def __init__(self, ctx: HubContext, config: IceServerConfig | None) -> None:
         self.ctx = ctx
-        self._config = config if config else None
+        self._config = config
 
     def add_to(self, joined: RoomJoined, session: Session) -> None:
         """Put the session's ICE servers in its ``room-joined``, if there are any."""
-        if self._config is not None:
+        if self._config:
             joined.ice_servers, joined.ice_servers_expire_at = self._servers_for(session)
 
     def _servers_for(self, session: Session) -> tuple[list[IceServer], int | None]:
         """The session's ICE servers; their TURN credentials renewed ahead of expiry."""
         config = self._config
-        if config is None or session.user_id is None:  # pragma: no cover - callers check
+        if not config or session.user_id is None:  # pragma: no cover - callers check
             return [], None
-        servers, expires_at = config.for_user(session.user_id)
+        servers, expires_at = config.for_user(session.user_id, session.host)
         if expires_at is not None:
             ctx = self.ctx
             due = ctx.now() + config.refresh_after

@@ -38,10 +38,10 @@ class Lifecycle:
 
     # -- connect and disconnect ---------------------------------------------------
 
-    def connect(self, link: Any, identity: Identity | None) -> Session:
+    def connect(self, link: Any, identity: Identity | None, host: str | None = None) -> Session:
         ctx = self.ctx
         limits = ctx.limits
-        session = self.new_session(link, identity)
+        session = self.new_session(link, identity, host=host)
         now = ctx.now()
         if identity is not None and identity.user_id is not None:
             self.address(session, identity.user_id)
@@ -51,10 +51,15 @@ class Lifecycle:
         return session
 
     def new_session(
-        self, link: Any, identity: Identity | None, budget: TokenBucket | None = None
+        self,
+        link: Any,
+        identity: Identity | None,
+        budget: TokenBucket | None = None,
+        host: str | None = None,
     ) -> Session:
         """A session with its own id and message budget (or ``budget``, shared with
-        another session of the same connection), known to the hub from now on."""
+        another session of the same connection), known to the hub from now on;
+        ``host`` is the host its client reached the server by."""
         ctx = self.ctx
         limits = ctx.limits
         sessions = ctx.sessions
@@ -68,6 +73,7 @@ class Lifecycle:
             link,
             budget,
             identity,
+            host=host,
             replay_max_messages=limits.resume_buffer_messages,
             replay_max_bytes=limits.resume_buffer_bytes,
         )

@@ -102,6 +102,7 @@ class Session:
         "dropped_in_a_row",
         "held",
         "hidden",
+        "host",
         "ice_refresh_at",
         "identity",
         "last_n",
@@ -133,6 +134,7 @@ class Session:
         budget: TokenBucket,
         identity: Identity | None = None,
         *,
+        host: str | None = None,
         replay_max_messages: int = 256,
         replay_max_bytes: int = 256 * 1024,
     ) -> None:
@@ -159,6 +161,9 @@ class Session:
         self.room: Room | None = None
         self.identity = identity
         """Who the session is: what it proved at connect, then what it joined with."""
+        self.host = host
+        """The host the client reached the server by (its ``Host`` header), for the
+        address of the built-in STUN server."""
         self.addressed_as: str | None = None
         """The user whose personal stream this connection belongs to (see
         :mod:`hubbub.core.users`)."""

@@ -28,6 +28,7 @@ from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
 )
 
@@ -43,6 +44,7 @@ from hubbub.client import (
     UserLeft,
 )
 from hubbub.peer import files, large_packets
+from hubbub.peer.ice import IcePair, avoid_relaying_into_lans, selected_pair
 from hubbub.peer.media import MediaSource
 from hubbub.peer.negotiation import Move, decide
 from hubbub.peer.sctp import deepen_receive_buffers, delay_sacks
@@ -70,6 +72,14 @@ session is resumed; past it they are dropped."""
 POLITE_OFFER_AFTER = 5.0
 """Seconds a polite peer waits for the other's first offer before it offers itself
 (the other may be a client that never offers first)."""
+
+RESTART_OFFER_AFTER = 5.0
+"""Seconds a polite peer whose connection failed waits for the other's new offer
+before it offers on a fresh connection itself."""
+
+STEP_END_WAIT = 2.0
+"""Seconds a closing peer waits for the negotiation step in hand (binding the host
+sockets of a gathering takes milliseconds) before it cancels it."""
 
 RESERVED_PREFIX = "hubbub-"
 """Channel labels hubbub keeps for itself (docs/peer-protocol.md)."""
@@ -114,6 +124,9 @@ class Peer:
         offer up answers ours from the same ICE agent and does not send them again."""
         self._connected = asyncio.Event()
         self._closed = asyncio.Event()
+        self._closing: asyncio.Future[None] | None = None
+        self._stepping = False
+        self._step_ended = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._media_attached_to: RTCPeerConnection | None = None
         self._remote_max_packet: int | None = None
@@ -155,6 +168,11 @@ class Peer:
                 connected.cancel()
         if self._closed.is_set():
             raise PeerClosed(self.user_id)
+
+    def selected_pair(self) -> IcePair | None:
+        """The ICE candidate pair the connection uses (host, srflx, relay...), once
+        it is up."""
+        return selected_pair(self.pc)
 
     async def wait_closed(self) -> None:
         """Return once the peer connection is closed (the member left, or it failed)."""
@@ -214,12 +232,28 @@ class Peer:
         return await sender.run(channel, max_message_size=_max_message_size(self.pc))
 
     async def close(self) -> None:
-        if self._closed.is_set():
-            return
+        """Close the connection to this member; every call waits for the same close,
+        which a cancelled caller does not cut short (its sockets would stay open)."""
+        await asyncio.shield(self.begin_closing())
+
+    def begin_closing(self) -> asyncio.Future[None]:
+        """Start closing (once); the close under way."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        return self._closing
+
+    async def _close(self) -> None:
         self._closed.set()
-        self._worker.cancel()
         for task in list(self._tasks):
             task.cancel()
+        if self._stepping:
+            # aioice keeps the host sockets it bound only once it has bound them all:
+            # a gathering cancelled half-way loses them, open. The step in hand ends
+            # first (host sockets take milliseconds; past this wait only STUN and
+            # TURN queries are left, which a cancel closes).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._step_ended.wait()), STEP_END_WAIT)
+        self._worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker
         await self.pc.close()
@@ -231,7 +265,12 @@ class Peer:
 
     def _new_peer_connection(self) -> RTCPeerConnection:
         mesh = self._mesh
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=mesh.ice_servers_now()))
+        pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=mesh.ice_servers_now(),
+                iceTransportPolicy=RTCIceTransportPolicy(mesh.ice_transport_policy),
+            )
+        )
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -243,8 +282,9 @@ class Peer:
                 self._tune_sctp(pc)
                 self._connected.set()
             elif state in ("failed", "closed") and self._connected.is_set():
-                # aiortc cannot restart ICE: the connection is over
-                self._spawn(self.close())
+                # aiortc cannot restart ICE: the connection starts anew instead
+                self._connected.clear()
+                self._spawn(self._connect_anew())
             self._mesh._changed()
 
         @pc.on("track")
@@ -259,9 +299,13 @@ class Peer:
             if pc is not self.pc:
                 return
             if channel.label.startswith(FILE_CHANNEL_PREFIX):
-                # the mesh's task, not the peer's: it must outlive the peer to
-                # report a broken transfer
-                self._mesh._spawn(self._mesh._receive_file(self, channel))
+                # Listening from here on, before this handler returns: the offer can
+                # be in the same packet as the channel's opening (browsers send it at
+                # once), and aiortc hands it over before any task would run. The
+                # mesh's task, not the peer's: it must outlive the peer to report a
+                # broken transfer.
+                receiver = files.FileReceiver(channel, self._mesh.files, self.user_id)
+                self._mesh._spawn(receiver.run())
                 return
             if channel.label.startswith(RESERVED_PREFIX):
                 return  # hubbub's own (hubbub.js's "hubbub-control"): accepted, not the app's
@@ -316,13 +360,40 @@ class Peer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _connect_anew(self) -> None:
+        """After a connection that was up failed (its NAT mappings gone, a network
+        changed): the impolite side makes a fresh peer connection and offers on it;
+        the polite side waits for that offer (which replaces its own connection, see
+        _handle_signal), and offers itself if none comes (the other may be a client
+        that restarts no connection)."""
+        if self.closed:
+            return
+        if self.polite:
+            failed = self.pc
+            await asyncio.sleep(RESTART_OFFER_AFTER)
+            if self.closed or self.pc is not failed:
+                return  # the other's offer came and made a new one
+        log.info("peer %s: the connection failed; connecting anew", self.user_id)
+        await self._replace_peer_connection()
+        self._queue(_OFFER)
+
+    async def _replace_peer_connection(self) -> None:
+        old, self.pc = self.pc, self._new_peer_connection()
+        self._connected.clear()
+        self._remote_max_packet = None
+        self.tracks.clear()
+        self.channels.clear()
+        await old.close()
+
     async def _offer_if_nobody_does(self) -> None:
         await asyncio.sleep(self._mesh.polite_offer_after)
         self._queue(_FIRST_OFFER)
 
     async def _work(self) -> None:
-        while True:
+        while not self.closed:
             item = await self._inbox.get()
+            self._stepping = True
+            self._step_ended.clear()
             try:
                 if item is _FIRST_OFFER:
                     if self.pc.remoteDescription is None:  # else the other offered first
@@ -341,6 +412,9 @@ class Peer:
                 # aiortc refused a description or candidate: the peer sent something
                 # we cannot use. Log it and go on with the next signal.
                 log.exception("peer %s: negotiation step failed", self.user_id)
+            finally:
+                self._stepping = False
+                self._step_ended.set()
 
     async def _make_offer(self) -> None:
         pc = self.pc
@@ -367,6 +441,11 @@ class Peer:
             await self.pc.addIceCandidate(signal.candidate)
             return
         description = signal.description
+        if description.type == "offer" and _restarts_ice(self.pc, description.sdp):
+            # A fresh connection (or an ICE restart, which aiortc cannot do): answer it
+            # on a fresh peer connection of our own.
+            log.info("peer %s: an offer with new ICE credentials; connecting anew", self.user_id)
+            await self._replace_peer_connection()
         move = decide(
             description.type,
             polite=self.polite,
@@ -384,6 +463,7 @@ class Peer:
         held, self._held_candidates = self._held_candidates, []
         if move is Move.APPLY_ANSWER:
             await self.pc.setRemoteDescription(description)
+            avoid_relaying_into_lans(self.pc)
             if held:
                 log.debug("peer %s: %d candidates of an ignored offer", self.user_id, len(held))
             for candidate in held:
@@ -396,6 +476,7 @@ class Peer:
             await old.close()
         pc = self.pc
         await pc.setRemoteDescription(description)
+        avoid_relaying_into_lans(pc)
         self._attach_media(pc, {transceiver.kind for transceiver in pc.getTransceivers()})
         await pc.setLocalDescription(await pc.createAnswer())
         await self._mesh._send_signal(self, self._description_signal(pc))
@@ -419,7 +500,8 @@ class Mesh:
     ``on_track``, ``on_datachannel`` and ``on_peer`` are called (and awaited, if
     they return an awaitable, in their own task) as tracks, channels and peers
     arrive. Files offered to us are taken by ``files`` (a :class:`files.FileInbox`),
-    or refused when it is None.
+    or refused when it is None. ``ice_transport_policy="relay"`` sends everything
+    through the TURN server (as a browser's ``iceTransportPolicy``).
     """
 
     def __init__(
@@ -434,8 +516,12 @@ class Mesh:
         on_datachannel: ChannelCallback | None = None,
         files: files.FileInbox | None = None,
         polite_offer_after: float = POLITE_OFFER_AFTER,
+        ice_transport_policy: str = "all",
     ) -> None:
+        if ice_transport_policy not in ("all", "relay"):
+            raise ValueError("ice_transport_policy: 'all' or 'relay'")
         self.client = client
+        self.ice_transport_policy = ice_transport_policy
         self.ice_servers = (
             None if ice_servers is None else [_ice_server(server) for server in ice_servers]
         )
@@ -449,6 +535,8 @@ class Mesh:
         self.peers: dict[str, Peer] = {}
         self._change = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._dropped: set[Peer] = set()
+        """Peers of members who left, still closing."""
         self._started = False
         self._reconnected = False
         self._held_signals: list[tuple[Peer, Any]] = []
@@ -491,7 +579,8 @@ class Mesh:
 
     async def close(self) -> None:
         self.client.remove_listener(self._on_event)
-        peers = list(self.peers.values())
+        # the peers of members who left may still be closing: waited for too
+        peers = [*self.peers.values(), *self._dropped]
         self.peers.clear()
         await asyncio.gather(*(peer.close() for peer in peers), return_exceptions=True)
         for task in list(self._tasks):
@@ -594,7 +683,8 @@ class Mesh:
     def _drop_peer(self, user_id: str) -> None:
         peer = self.peers.pop(user_id, None)
         if peer is not None:
-            self._spawn(peer.close())
+            self._dropped.add(peer)
+            peer.begin_closing().add_done_callback(lambda _: self._dropped.discard(peer))
             self._changed()
 
     def _changed(self) -> None:
@@ -616,10 +706,6 @@ class Mesh:
         if result is not None:
             self._spawn(_logged(result))
 
-    async def _receive_file(self, peer: Peer, channel: RTCDataChannel) -> None:
-        receiver = files.FileReceiver(channel, self.files, peer.user_id)
-        await receiver.run()
-
 
 async def _logged(awaitable: Awaitable[None]) -> None:
     try:
@@ -638,6 +724,22 @@ def _ice_server(server: RTCIceServer | Mapping[str, Any]) -> RTCIceServer:
         username=server.get("username"),
         credential=server.get("credential"),
     )
+
+
+def _ice_ufrag(sdp: str) -> str | None:
+    for line in sdp.splitlines():
+        if line.startswith("a=ice-ufrag:"):
+            return line.removeprefix("a=ice-ufrag:").strip()
+    return None
+
+
+def _restarts_ice(pc: RTCPeerConnection, sdp: str) -> bool:
+    """Whether an offer carries other ICE credentials than the connection has."""
+    current = pc.remoteDescription
+    if current is None:
+        return False
+    ufrag = _ice_ufrag(sdp)
+    return ufrag is not None and ufrag != _ice_ufrag(current.sdp)
 
 
 def _max_message_size(pc: RTCPeerConnection) -> int:

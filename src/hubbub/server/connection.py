@@ -1,4 +1,9 @@
-"""Connections as the server adapter holds them, and the outbox that writes to them.
+"""WebSocket connections, each its transport's protocol, and the outbox that
+writes to them.
+
+A :class:`Connection` reads its client's frames in the transport's read callback
+(RFC 6455 section 5: unmasking, fragments, control frames, the close handshake)
+and hands each text message to the hub at once.
 
 A message is encoded once and the same bytes go to every recipient, with no task
 and no ``await`` per recipient. Each recipient's frame is three pieces: a header
@@ -18,23 +23,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
-
-from aiohttp import WebSocketError, WSMsgType, web, web_ws
-from aiohttp._websocket.reader import WebSocketDataQueue
-from aiohttp.http_parser import HttpRequestParser
+from typing import TYPE_CHECKING
 
 from hubbub.core.outbox import RelayItem
 from hubbub.core.session import Session
 from hubbub.protocol.errors import CloseCode
-from hubbub.server.frames import close_frame, numbered_frame_head, pong_frame, text_frame
+from hubbub.server.frames import (
+    BINARY,
+    CONTINUATION,
+    PING,
+    PONG,
+    TEXT,
+    FrameError,
+    close_frame,
+    numbered_frame_head,
+    pong_frame,
+    read_close,
+    read_head,
+    text_frame,
+    unmask,
+)
 
 if TYPE_CHECKING:
-    from aiohttp import WSMessage
-
-    from hubbub.core import Hub
+    from hubbub.server.websocket import WebSocketEndpoint
 
 log = logging.getLogger("hubbub.server")
 
@@ -42,166 +54,220 @@ SLOW_CONSUMER_GRACE = 5.0
 """Seconds a slow client's connection may take to flush its close frame before
 it is aborted."""
 
+CLOSE_TIMEOUT = 2.0
+"""Seconds the server waits for a client's answer to its close frame."""
+
 _SLOW_CONSUMER_CLOSE = close_frame(CloseCode.SLOW_CONSUMER, "too slow to read")
 
+_monotonic = time.monotonic
 
-class Connection:
-    """One accepted WebSocket: its transport, its aiohttp response, its session."""
+
+class Connection(asyncio.Protocol):
+    """One accepted WebSocket, for its whole life: the protocol of its transport
+    from the handshake on. Frames are read and handed to the hub in the read
+    callback (no task, no queue, no future per connection or per message); what
+    is written goes through the :class:`TransportOutbox`.
+
+    One small object per connection: a partial frame is buffered only while one
+    is arriving, a fragmented message only while its fragments are.
+    """
 
     __slots__ = (
-        "__weakref__",
+        "_buffer",
+        "_closer",
+        "_fragment_opcode",
+        "_fragments",
         "close_received",
-        "close_task",
-        "hub",
+        "close_sent",
+        "endpoint",
         "last_heard",
         "opened_at",
         "pinged_at",
         "remote",
         "session",
         "transport",
-        "ws",
     )
 
     def __init__(
-        self, transport: asyncio.Transport, ws: web.WebSocketResponse, remote: str, hub: Hub
-    ):
+        self, transport: asyncio.Transport, remote: str, endpoint: WebSocketEndpoint
+    ) -> None:
         self.transport = transport
-        self.ws = ws
         self.remote = remote
-        self.hub = hub
+        self.endpoint = endpoint
         self.session: Session | None = None
         self.last_heard = 0.0
         self.opened_at = 0.0
         self.pinged_at: float | None = None
-        self.close_task: asyncio.Task[bool] | None = None
         self.close_received = False
         """The client sent a close frame, or was closed for breaking the protocol:
         the connection ended, it was not lost."""
+        self.close_sent = False
+        """A close frame went out: nothing more is written, and only the client's
+        close is waited for."""
+        self._buffer: bytearray | None = None
+        """The start of a frame whose rest has not arrived (None: nothing partial)."""
+        self._fragments: bytearray | None = None
+        """A fragmented message so far (section 5.4)."""
+        self._fragment_opcode = 0
+        self._closer: asyncio.TimerHandle | None = None
 
-    def on_message(self, message: WSMessage) -> bool:
-        """Hand one received message to the hub; False: the connection is over
-        (a close, an error), which aiohttp's ``receive()`` must see to."""
-        kind = message[0]
-        self.last_heard = time.monotonic()
-        session = self.session
-        if session is None:  # pragma: no cover - set before any message is read
+    # -- reading ---------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.last_heard = _monotonic()
+        if self.close_received:
+            return  # closed already, or out of step after a broken frame: ignored
+        buffer = self._buffer
+        if buffer is not None:
+            buffer += data
+            data = buffer  # type: ignore[assignment]
+        size = len(data)
+        offset = 0
+        max_size = self.endpoint.max_frame_bytes
+        try:
+            while True:
+                fragments = self._fragments
+                head = read_head(
+                    data, offset, max_size if fragments is None else max_size - len(fragments)
+                )
+                if head is None:
+                    break
+                first, start, end = head
+                if end > size:
+                    break
+                payload = unmask(data[start + 4 : end], data[start : start + 4])
+                offset = end
+                if not self._frame(first, payload):
+                    return
+        except FrameError as error:
+            self._broken(error)
+            return
+        if offset == size:
+            self._buffer = None
+        elif buffer is not None:
+            del buffer[:offset]
+        else:
+            self._buffer = bytearray(memoryview(data)[offset:])
+
+    def _frame(self, first: int, payload: bytes) -> bool:
+        """Take one frame; False: the connection is closing, read nothing more."""
+        opcode = first & 0x0F
+        if opcode <= BINARY and opcode != CONTINUATION:
+            if self._fragments is not None:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "a fragmented message is unfinished")
+            if not first & 0x80:
+                self._fragments = bytearray(payload)
+                self._fragment_opcode = opcode
+                return True
+        elif opcode == CONTINUATION:
+            fragments = self._fragments
+            if fragments is None:
+                raise FrameError(CloseCode.PROTOCOL_ERROR, "no fragmented message to continue")
+            fragments += payload
+            if not first & 0x80:
+                return True
+            payload = bytes(fragments)
+            opcode = self._fragment_opcode
+            self._fragments = None
+        elif opcode == PING:
+            if not self.close_sent and not self.transport.is_closing():
+                self.transport.write(pong_frame(payload))
             return True
-        if kind is WSMsgType.TEXT:
-            self.hub.receive(session, message[1])
-        elif kind is WSMsgType.PONG:
+        elif opcode == PONG:
             self.pinged_at = None
-        elif kind is WSMsgType.PING:
-            if not self.transport.is_closing():
-                self.transport.write(pong_frame(message[1]))
-        elif kind is WSMsgType.BINARY:
-            self.hub.receive_binary(session)
-        else:  # CLOSE, CLOSING, CLOSED, ERROR
-            if kind is WSMsgType.CLOSE or (
-                kind is WSMsgType.ERROR and isinstance(message[1], WebSocketError)
-            ):
-                # A close frame, or a frame that broke the protocol (closed by
-                # aiohttp with 1007, 1009...): a leave, not a lost connection.
-                self.close_received = True
+            return True
+        else:
+            self._close_frame(read_close(payload))
             return False
+        if opcode == TEXT:
+            return self._text(payload)
+        if not self.close_sent and self.session is not None:
+            self.endpoint.hub.receive_binary(self.session)
+        return True
+
+    def _text(self, payload: bytes) -> bool:
+        """A whole text message: checked to be UTF-8 (1007), then the hub's."""
+        if not payload.isascii():
+            try:
+                payload.decode()
+            except UnicodeDecodeError:
+                raise FrameError(CloseCode.INVALID_DATA, "text is not UTF-8") from None
+        session = self.session
+        # Once the server is closing, what the client sends meanwhile is dropped.
+        if not self.close_sent and session is not None:
+            self.endpoint.hub.receive(session, payload)
+        return True
+
+    def _close_frame(self, code: int | None) -> None:
+        """The client's close frame: answered (unless it answers ours), then the
+        TCP connection is closed, the server's side first (section 7.1.1)."""
+        self.close_received = True
+        transport = self.transport
+        if not self.close_sent and not transport.is_closing():
+            self.close_sent = True
+            transport.write(close_frame(code) if code is not None else close_frame_empty())
+        transport.close()
+
+    def _broken(self, error: FrameError) -> None:
+        """A frame broke the protocol or a limit: close with its code. The stream
+        may be out of step (an oversized frame is refused from its head alone), so
+        nothing more is read: the close is sent, then our half of the connection
+        ends, and the client's answer is waited for as its end of the stream."""
+        self.close_received = True  # a leave, not a lost connection
+        self._buffer = self._fragments = None
+        session = self.session
+        log.info(
+            "event=protocol-error session=%s remote=%s code=%d reason=%r",
+            session.session_id if session else "-",
+            self.remote,
+            error.code,
+            error.reason,
+        )
+        self.close(error.code, error.reason)
+        transport = self.transport
+        if not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
+
+    def eof_received(self) -> bool:
+        return False  # the client is done sending: close
+
+    def pause_writing(self) -> None:
+        """The transport's buffer passed its high-water mark, set to
+        ``max_send_queue_bytes``: the client has stopped reading. It is cut off
+        (4008) once the write under way is done."""
+        endpoint = self.endpoint
+        endpoint.loop.call_soon(endpoint.outbox.shed_if_backlogged, self)
+
+    def resume_writing(self) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        closer = self._closer
+        if closer is not None:
+            closer.cancel()
+            self._closer = None
+        self._buffer = self._fragments = None
+        self.endpoint.connection_lost(self)
+
+    # -- closing ---------------------------------------------------------------------
+
+    def close(self, code: int, reason: str = "") -> bool:
+        """Send a close frame (what is corked for this connection goes first), then
+        wait ``CLOSE_TIMEOUT`` for the client's answer before dropping the
+        connection. False if a close was sent already or the transport is going."""
+        transport = self.transport
+        if self.close_sent or transport.is_closing():
+            return False
+        self.endpoint.outbox.flush_connection(self)
+        self.close_sent = True
+        transport.write(close_frame(code, reason))
+        self._closer = self.endpoint.loop.call_later(CLOSE_TIMEOUT, transport.abort)
         return True
 
 
-class DirectQueue(WebSocketDataQueue):
-    """aiohttp's queue of received WebSocket messages, with a way around it.
-
-    Once a handler is attached, each message the frame parser produces is handed
-    to it at once, inside the read callback: no future, no task wake-up and no
-    ``receive()`` call per message, and no coroutine frames held per idle
-    connection. What the handler declines (a close, an error, the end of the
-    stream) is queued as before, for ``receive()``, and wakes :meth:`wait`.
-    Messages queued before the handler was attached are read first, in order.
-    """
-
-    __slots__ = ("_wake", "handler")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.handler: Callable[[WSMessage], bool] | None = None
-        """Takes a message; returns False to have it queued for ``receive()``."""
-        self._wake: asyncio.Future[None] | None = None
-
-    def feed_data(self, data: Any, size: int) -> None:
-        handler = self.handler
-        if handler is not None and not self._buffer and handler(data):
-            return
-        super().feed_data(data, size)
-        self._wake_up()
-
-    def feed_eof(self) -> None:
-        super().feed_eof()
-        self._wake_up()
-
-    def set_exception(self, *args: Any) -> None:
-        super().set_exception(*args)
-        self._wake_up()
-
-    async def wait(self) -> None:
-        """Until something is queued for ``receive()``, or the stream ended."""
-        if self._buffer or self.is_eof():
-            return
-        self._wake = wake = asyncio.get_running_loop().create_future()
-        try:
-            await wake
-        finally:
-            self._wake = None
-
-    def _wake_up(self) -> None:
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
-
-
-_NO_MORE_REQUESTS: deque[Any] = deque(maxlen=0)
-"""The request queue of every upgraded connection: empty, and staying so."""
-
-
-_NO_BACKGROUND_SENDS: frozenset[Any] = frozenset()
-
-
-def _no_mask() -> int:  # pragma: no cover - never called
-    raise RuntimeError("a server does not mask its frames")
-
-
-class HubWebSocketResponse(web.WebSocketResponse):
-    """A WebSocket response whose received messages go through a :class:`DirectQueue`."""
-
-    def _post_start(self, *args: Any, **kwargs: Any) -> None:
-        # aiohttp builds its queue from this module-level name; for the length of
-        # this synchronous call (nothing else runs meanwhile), it builds ours.
-        original = getattr(web_ws, "WebSocketDataQueue")  # noqa: B009 - not exported
-        setattr(web_ws, "WebSocketDataQueue", DirectQueue)  # noqa: B010
-        try:
-            super()._post_start(*args, **kwargs)
-        finally:
-            setattr(web_ws, "WebSocketDataQueue", original)  # noqa: B010
-        # What serves HTTP requests is done with once the connection is upgraded
-        # (aiohttp reads through the WebSocket parser from then on), but would be
-        # held for the life of the connection: about 1.5 KB of each one's memory.
-        protocol: Any = args[0].protocol if args else None
-        if not getattr(protocol, "_upgraded", False):
-            return
-        if isinstance(getattr(protocol, "_parser", None), HttpRequestParser):
-            protocol._parser = None  # aiohttp checks for None
-        messages = getattr(protocol, "_messages", None)
-        if type(messages) is deque and not messages:
-            protocol._messages = _NO_MORE_REQUESTS
-        writer: Any = self._writer
-        if getattr(writer, "use_mask", True) is False:
-            writer.get_random_bits = _no_mask  # a server's frames are never masked
-        if getattr(writer, "compress", 1) == 0 and hasattr(writer, "_background_tasks"):
-            # Only compression starts background sends; hubbub does not compress.
-            writer._background_tasks = _NO_BACKGROUND_SENDS
-
-    @property
-    def direct_queue(self) -> DirectQueue | None:
-        """The queue, if aiohttp built ours (it does in the versions we know)."""
-        reader = self._reader
-        return reader if isinstance(reader, DirectQueue) else None
+def close_frame_empty() -> bytes:
+    """A close frame with no code: the answer to a client's close that gave none."""
+    return bytes((0x88, 0))
 
 
 class TransportOutbox:
@@ -376,6 +442,10 @@ class TransportOutbox:
         for connection, frames in corked.items():
             _write(connection, frames)
 
+    def forget(self, connection: Connection) -> None:
+        """The connection is gone: what is corked for it is dropped."""
+        self._corked.pop(connection, None)
+
     def flush_connection(self, connection: Connection) -> None:
         """Write what is corked for one connection now (before its close frame)."""
         frames = self._corked.pop(connection, None)
@@ -386,20 +456,21 @@ class TransportOutbox:
         connection: Connection | None = session.link
         if connection is None:  # pragma: no cover - the hub ends detached sessions itself
             return
-        self.flush_connection(connection)  # what was sent before the close goes first
-        if connection.close_task is None and not connection.ws.closed:
+        if connection.close(code, reason):  # what was sent before the close goes first
             self.closes[code] = self.closes.get(code, 0) + 1
-            connection.close_task = self._loop.create_task(
-                connection.ws.close(code=code, message=reason.encode())
-            )
+
+    @property
+    def max_queue(self) -> int:
+        return self._max_queue
 
     def shed_if_backlogged(self, connection: Connection) -> bool:
         """Cut the client off if its queue is over the bound; True if it was.
 
         A send checks the queue before it adds to it, so a client whose queue went
         over with the last burst it was sent (a batch of stored chat, say) would
-        never be checked again while nothing more is sent to it: the liveness
-        sweep calls this for every connection.
+        never be checked again while nothing more is sent to it: its transport
+        says when its buffer passes the bound (``Connection.pause_writing``), and
+        this is called then.
         """
         session = connection.session
         transport = connection.transport
@@ -426,6 +497,7 @@ class TransportOutbox:
         self.slow_consumers += 1
         self.closes[CloseCode.SLOW_CONSUMER] = self.closes.get(CloseCode.SLOW_CONSUMER, 0) + 1
         transport.write(_SLOW_CONSUMER_CLOSE)
+        connection.close_sent = True
         transport.close()  # flushes what it can, then closes
         self._loop.call_later(SLOW_CONSUMER_GRACE, transport.abort)
         # Not now: we may be inside a loop over the room this session leaves.
@@ -441,8 +513,8 @@ def _type_of(payload: bytes) -> bytes:
 
 def _write(connection: Connection, pieces: list[bytes | memoryview]) -> None:
     transport = connection.transport
-    # Nothing may follow a close frame: once one is sent (ws.closed), or the
-    # transport is going, what is left is dropped.
-    if transport.is_closing() or connection.ws.closed:
+    # Nothing may follow a close frame: once one is sent, or the transport is
+    # going, what is left is dropped.
+    if connection.close_sent or transport.is_closing():
         return
     transport.writelines(pieces)

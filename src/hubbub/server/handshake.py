@@ -18,14 +18,23 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 
-from aiohttp import hdrs, web
-
 from hubbub.auth import Admission, Identity, TokenError
 from hubbub.core import Limits
-from hubbub.server.http_api import ApiError
+from hubbub.server.upgrade import UpgradeRequest
 
 SUBPROTOCOL = "hubbub"
 TOKEN_SUBPROTOCOL_PREFIX = "hubbub.token."
+
+
+class Refusal(Exception):
+    """A refused handshake: the HTTP status and the error code and message of its
+    JSON body (``docs/protocol.md``, handshake refusals)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
 
 
 class HandshakeGate:
@@ -45,47 +54,42 @@ class HandshakeGate:
         self.open_by_address: Counter[str] = Counter()
         self.open_total = 0
 
-    def client_address(self, request: web.Request) -> str:
+    def client_address(self, request: UpgradeRequest) -> str:
         """The client's IP address; behind a trusted proxy, the one it reports."""
-        peer = _normal_ip(request.remote or "-")
+        peer = request.remote
+        if ":" in peer:  # IPv4 from the kernel is in its normal form already
+            peer = _normal_ip(peer)
         if peer not in self._proxies:
             return peer
-        forwarded = request.headers.getall(hdrs.X_FORWARDED_FOR, [])
-        hops = [hop.strip() for header in forwarded for hop in header.split(",") if hop.strip()]
+        hops = request.header_items("x-forwarded-for")
         for hop in reversed(hops):
             address = _normal_ip(hop)
             if address not in self._proxies:
                 return address
         return peer
 
-    def check(self, request: web.Request, address: str) -> Identity | None:
-        """Refuse the handshake with an :class:`ApiError`, or return the identity
+    def check(self, request: UpgradeRequest, address: str) -> Identity | None:
+        """Refuse the handshake with a :class:`Refusal`, or return the identity
         its token proves (None without a token)."""
         limits = self._limits
         if self.open_total >= limits.max_connections:
-            raise ApiError(503, "connection-limit", "the server is at its connection limit")
+            raise Refusal(503, "connection-limit", "the server is at its connection limit")
         if self.open_by_address[address_key(address)] >= limits.max_connections_per_ip:
-            raise ApiError(
-                429, "address-connection-limit", "too many connections from this address"
-            )
-        origin = request.headers.get(hdrs.ORIGIN)
+            raise Refusal(429, "address-connection-limit", "too many connections from this address")
+        origin = request.header("origin")
         if self._origins and origin is not None and origin.lower() not in self._origins:
-            raise ApiError(403, "origin-not-allowed", "this origin may not connect")
+            raise Refusal(403, "origin-not-allowed", "this origin may not connect")
         return self._token_identity(request)
 
-    def _token_identity(self, request: web.Request) -> Identity | None:
-        offered = [
-            item.strip()
-            for header in request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, [])
-            for item in header.split(",")
-        ]
+    def _token_identity(self, request: UpgradeRequest) -> Identity | None:
+        offered = request.header_items("sec-websocket-protocol")
         tokens = [item for item in offered if item.startswith(TOKEN_SUBPROTOCOL_PREFIX)]
         if not tokens:
             return None
         if SUBPROTOCOL not in offered or len(tokens) > 1:
             # Without "hubbub" to answer with, the only protocol left to echo
             # would be the token itself.
-            raise ApiError(
+            raise Refusal(
                 400,
                 "subprotocol-required",
                 f"offer '{SUBPROTOCOL}' and one '{TOKEN_SUBPROTOCOL_PREFIX}<token>'",
@@ -93,7 +97,7 @@ class HandshakeGate:
         try:
             return self._admission.identify(tokens[0].removeprefix(TOKEN_SUBPROTOCOL_PREFIX))
         except TokenError as error:
-            raise ApiError(401, error.code.value, error.message) from None
+            raise Refusal(401, error.code.value, error.message) from None
 
     def opened(self, address: str) -> None:
         self.open_total += 1
@@ -112,6 +116,8 @@ class HandshakeGate:
 def address_key(address: str) -> str:
     """What the per-address limit counts: an IPv4 address, or an IPv6 /64 (one
     subscriber's network: a client that has one has 2**64 addresses to spread over)."""
+    if ":" not in address:  # IPv4 (or not an address): counted as it is
+        return address
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import socket
 import ssl
@@ -11,7 +12,7 @@ import sys
 
 from aiohttp import web
 
-from hubbub.server.app import create_app
+from hubbub.server.app import HUB_SERVER, create_app
 from hubbub.settings import ServerSettings, SettingsError
 from hubbub.store import StoreError
 
@@ -33,8 +34,30 @@ at 5 ms a wait, those waits set the pace of a chat storm (stored msg/s in
 affected: a loop running alone is never interrupted."""
 
 
-async def start_server(settings: ServerSettings) -> tuple[web.AppRunner, str]:
+class ServerRunner:
+    """A started server: its listening socket and aiohttp's runner behind it."""
+
+    def __init__(self, runner: web.AppRunner, listener: asyncio.AbstractServer) -> None:
+        self.runner = runner
+        self.listener = listener
+
+    @property
+    def app(self) -> web.Application:
+        return self.runner.app
+
+    async def cleanup(self) -> None:
+        """Stop listening, then shut down: every connection is closed with 1001
+        (see ``HubServer.shutdown``) and the store is closed."""
+        self.listener.close()
+        await self.runner.cleanup()
+
+
+async def start_server(settings: ServerSettings) -> tuple[ServerRunner, str]:
     """Start listening; return the runner and the base URL (the real port if 0).
+
+    The listening socket's protocol is hubbub's WebSocket endpoint, which hands
+    every connection that is not a WebSocket upgrade to aiohttp (see
+    :mod:`hubbub.server.websocket`).
 
     Refuses (:class:`SettingsError`) to serve open mode beyond loopback unless
     ``allow_open_on_network`` says so.
@@ -52,19 +75,25 @@ async def start_server(settings: ServerSettings) -> tuple[web.AppRunner, str]:
     except BaseException:
         await runner.cleanup()
         raise
-    site = web.TCPSite(
-        runner,
-        settings.host,
-        settings.port,
-        backlog=LISTEN_BACKLOG,
-        reuse_address=True,
-        ssl_context=ssl_context,
-    )
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
+    endpoint = app[HUB_SERVER].endpoint
+    http = runner.server
+    assert http is not None
+    endpoint.http_protocol = http
+    loop = asyncio.get_running_loop()
+    try:
+        listener = await loop.create_server(
+            endpoint.protocol,
+            settings.host,
+            settings.port,
+            backlog=LISTEN_BACKLOG,
+            reuse_address=True,
+            ssl=ssl_context,
+        )
+    except BaseException:
+        await runner.cleanup()
+        raise
     port = settings.port
-    for sock in sockets:
+    for sock in listener.sockets:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             port = sock.getsockname()[1]
             break
@@ -75,7 +104,25 @@ async def start_server(settings: ServerSettings) -> tuple[web.AppRunner, str]:
             "event=no-origin-check detail=%r",
             "any web page may open WebSockets here; name the app's origins with --allowed-origin",
         )
-    return runner, f"{scheme}://{host}:{port}"
+    return ServerRunner(runner, listener), f"{scheme}://{host}:{port}"
+
+
+FILES_KEPT_BACK = 64
+"""Open files the process keeps for itself (the listening socket, the store, logs,
+the broker's connections...) when it says how many connections its limit allows."""
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files to the hard limit: every connection is
+    one. Returns (soft, hard) as they are after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):  # pragma: no cover - refused by the system
+            pass
+    return soft, hard
 
 
 def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
@@ -95,8 +142,19 @@ def tls_context(settings: ServerSettings) -> ssl.SSLContext | None:
 
 
 async def _serve(settings: ServerSettings) -> None:
+    soft, hard = raise_open_files_limit()
     runner, url = await start_server(settings)
     log.info("event=listening url=%s", url)
+    connections = max(0, soft - FILES_KEPT_BACK)
+    log.info("event=open-files limit=%d hard=%d connections=%d", soft, hard, connections)
+    if connections < settings.limits.max_connections:
+        log.warning(
+            "event=open-files-low connections=%d max_connections=%d detail=%r",
+            connections,
+            settings.limits.max_connections,
+            "the open-files limit allows fewer connections than max_connections; "
+            "raise the hard limit (docs/deploy.md)",
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

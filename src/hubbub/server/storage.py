@@ -160,8 +160,12 @@ class StoreBridge:
     ) -> None:
         if not asked:
             # Connections addressed as a user (every first join, every connect with
-            # a token) are many in a reconnect storm: their reads wait for the one
-            # in flight and go together, one query for all of them.
+            # a token) are many in a reconnect storm: a user who has no unread
+            # notification is not read at all (nothing would be sent), and the
+            # other reads wait for the one in flight and go together, one query
+            # for all of them.
+            if not self.store.may_have_unread(user_id):
+                return
             self._unread_waiting.append((session_id, user_id, limit))
             if self._unread_task is None:
                 self._unread_task = asyncio.ensure_future(self._load_unread())

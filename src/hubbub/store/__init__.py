@@ -232,6 +232,11 @@ class Store(Protocol):
         """Each user's oldest ``limit`` unread notifications, oldest first, in one
         read; users with none are left out."""
 
+    def may_have_unread(self, user_id: str) -> bool:
+        """False only when the user certainly has no unread notification, so that
+        reading them (on every connect of a user) can be skipped. A store that
+        other processes write to cannot know, and says True."""
+
     async def mark_read(self, user_id: str, ids: list[int], now_ms: int) -> list[int]:
         """Mark the user's notifications read; return the ids that were unread."""
 

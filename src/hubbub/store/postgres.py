@@ -321,6 +321,9 @@ class PostgresStore:
             )
         return found
 
+    def may_have_unread(self, user_id: str) -> bool:
+        return True  # other nodes add notifications to the same database
+
     @_translated
     async def mark_read(self, user_id: str, ids: list[int], now_ms: int) -> list[int]:
         rows = await self._ready().fetch(

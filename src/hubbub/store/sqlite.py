@@ -176,6 +176,9 @@ class SqliteStore:
         self._reader: sqlite3.Connection | None = None
         self._write_thread = _Worker("hubbub-sqlite-writer")
         self._read_thread = _Worker("hubbub-sqlite-reader")
+        self._with_unread: set[str] | None = None
+        """The users who may have unread notifications: read at open, added to
+        before each notification is stored (one server process owns the file)."""
 
     # -- plumbing -------------------------------------------------------------
 
@@ -252,6 +255,12 @@ class SqliteStore:
             self._writer = self._connect()
             self._migrate(self._writer)
             self._reader = self._connect()
+            self._with_unread = {
+                user_id
+                for (user_id,) in self._reader.execute(
+                    "SELECT DISTINCT user_id FROM notifications WHERE read_at IS NULL"
+                )
+            }
 
         await self._submit(self._write_thread, run)
 
@@ -370,6 +379,9 @@ class SqliteStore:
         self, user_id: str, payload: dict[str, Any], now_ms: int, key: str | None = None
     ) -> Notification:
         encoded = json.dumps(payload, separators=(",", ":"))
+        if self._with_unread is not None:
+            # Before it is stored: a connect meanwhile reads it rather than skip.
+            self._with_unread.add(user_id)
 
         def work(db: sqlite3.Connection) -> Notification:
             if key is not None:
@@ -435,6 +447,10 @@ class SqliteStore:
             return found
 
         return await self._read(work)
+
+    def may_have_unread(self, user_id: str) -> bool:
+        with_unread = self._with_unread
+        return with_unread is None or user_id in with_unread
 
     async def mark_read(self, user_id: str, ids: list[int], now_ms: int) -> list[int]:
         def work(db: sqlite3.Connection) -> list[int]:

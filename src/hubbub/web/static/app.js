@@ -8,6 +8,7 @@
 //   devices.js   camera, microphone and speaker pickers, remembered; front/back camera
 //   media.js     the camera and microphone before the call, and the preview
 //   join.js      the join screen
+//   connection-test.js  "Test my connection": STUN, TURN and a relayed channel
 //   call.js      the call: the room's events, from joining to the page after it
 //   tiles.js     video tiles, the stage's layouts, pins, and who is speaking
 //   quality.js   each connection's quality from getStats()
@@ -16,12 +17,14 @@
 //   files.js     file transfers: to one or everyone, dropped, pasted; offers
 //   controls.js  the side panel, call controls and connection banner
 
+import { setupConnectionTest } from "./app/connection-test.js";
 import { setupCallScreen } from "./app/controls.js";
 import { setupJoinScreen, showAccess } from "./app/join.js";
 import { startPreview } from "./app/media.js";
 import { state } from "./app/state.js";
 
 setupJoinScreen();
+setupConnectionTest();
 setupCallScreen();
 state.accessReady = showAccess();
 state.previewReady = startPreview();

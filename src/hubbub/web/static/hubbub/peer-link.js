@@ -260,6 +260,34 @@ export class PeerLink {
     this._restartTimer = setTimeout(() => this._restartIfDown(), retry);
   }
 
+  /**
+   * The connection to the server is back (resumed). What this side signalled while it
+   * was failing went into a dead socket: an offer still unanswered is taken back and
+   * made again, and a peer connection that is down restarts ICE now rather than at
+   * its next retry. (The answer to an offer that did go through comes among the
+   * replayed messages; applied after the rollback, it is refused with a warning, and
+   * the new offer is answered.) A NAT that forgets its mappings cuts both the media
+   * and the connection to the server at once: without this, both sides of a call
+   * could wait forever on offers the other never got.
+   */
+  resumed() {
+    this._queue = this._queue
+      .then(async () => {
+        if (this.closed) return;
+        const pc = this.pc;
+        const ice = pc.iceConnectionState;
+        const down = ice === "disconnected" || ice === "failed";
+        if (pc.signalingState === "have-local-offer" && !this.makingOffer) {
+          await pc.setLocalDescription({ type: "rollback" });
+          if (down) this.restartIce();
+          else await this.negotiate();
+        } else if (down && pc.signalingState === "stable") {
+          this.restartIce();
+        }
+      })
+      .catch((error) => this._warn("renegotiating after a resume", error));
+  }
+
   /** Restart ICE now: new credentials and candidates, media carrying on meanwhile. */
   restartIce() {
     if (this.closed) return;

@@ -263,6 +263,8 @@ export class Room extends Emitter {
         }
         participant._startAsNewcomer();
       }
+    } else {
+      for (const participant of this.participants.values()) participant._link?.resumed();
     }
     this._sfu.opened();
     // What was sent while away (or whose `chat-ack` was lost with the connection); after

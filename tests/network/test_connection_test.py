@@ -1,0 +1,52 @@
+"""The web app's "Test my connection", run by Chromium from inside the lab: behind a
+home NAT every check passes; behind a firewall that drops UDP, STUN and TURN over UDP
+fail while TURN over TCP and TLS carry a relayed data channel."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from tests.network.browser import lab_page
+from tests.network.lab import Lab
+from tests.network.services import coturn, hubbub
+
+pytestmark = [pytest.mark.network, pytest.mark.browser]
+
+
+async def _test_connection(page: Page) -> dict[str, str]:
+    await page.click("#connection-test-button")
+    await page.wait_for_selector("li[data-check=verdict]", timeout=90_000)
+    checks = await page.eval_on_selector_all(
+        "#connection-test-results li",
+        "items => items.map(li => [li.dataset.check, li.className.replace('check check-', '')])",
+    )
+    return dict(checks)
+
+
+async def test_test_my_connection(lab: Lab, tmp_path: Path) -> None:
+    home = lab.add_site("a", "masquerade").hosts[0]
+    office = lab.add_site("b", "udp-blocked").hosts[0]
+    with coturn(lab) as certificate, hubbub(lab, tmp_path) as url:
+        async with (
+            async_playwright() as playwright,
+            lab_page(playwright, home, url, certificate.cert, web_app=True) as at_home,
+            lab_page(playwright, office, url, certificate.cert, web_app=True) as at_office,
+        ):
+            home_checks, office_checks = await asyncio.gather(
+                _test_connection(at_home), _test_connection(at_office)
+            )
+            address = await at_home.text_content("li[data-check=stun]")
+    assert home_checks == {
+        "server": "ok", "stun": "ok", "turn udp": "ok", "turn tcp": "ok", "turn tls": "ok",
+        "relay": "ok", "verdict": "ok",
+    }  # fmt: skip
+    assert address is not None
+    assert "your public address is 203.0.113.21:" in address  # the home router's
+    assert office_checks == {
+        "server": "ok", "stun": "fail", "turn udp": "fail", "turn tcp": "ok", "turn tls": "ok",
+        "relay": "ok", "verdict": "ok",
+    }  # fmt: skip
