@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from hubbub.media import Jsep, MediaServer, SubscriberOffer
@@ -90,7 +90,7 @@ class Peers:
         self.connections: list[RTCPeerConnection] = []
 
     async def offer(self, audio: bool = True, video: bool = True) -> Jsep:
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.connections.append(pc)
         if audio:
             pc.addTrack(AudioStreamTrack())
@@ -107,7 +107,7 @@ class Peers:
         raise LookupError("no connection made that offer")
 
     async def answer(self, offer: Jsep) -> Jsep:
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.connections.append(pc)
         await pc.setRemoteDescription(RTCSessionDescription(offer.sdp, offer.type))
         await pc.setLocalDescription(await pc.createAnswer())

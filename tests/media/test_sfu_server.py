@@ -13,7 +13,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import VideoStreamTrack
 
 from hubbub.server import ServerSettings
@@ -84,7 +89,7 @@ class Member:
                 return
 
     async def publish(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.connections.append(pc)
         pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
@@ -96,7 +101,7 @@ class Member:
         return pc
 
     async def subscribe(self, feed: str, connection: str = "main") -> RTCPeerConnection:
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.connections.append(pc)
         pc.on("track", self._track)
         await self.client.send(
@@ -243,7 +248,7 @@ async def test_a_janus_killed_mid_call_is_back_within_five_seconds(
 
 
 async def _offer(side: Member) -> dict[str, str]:
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     side.connections.append(pc)
     pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
