@@ -5,7 +5,9 @@ Janus gathers no ICE candidates on loopback interfaces, so each Janus gets a vet
 one end in a fresh namespace (where Janus listens and sends its media), the other on
 this machine, both addressed from 198.51.100.0/24 (TEST-NET-2, never routed): browsers
 and aiortc on this machine reach Janus there, and nothing leaves the machine. The
-namespace, and the veth with it, is removed when the test is done.
+namespace, and the veth with it, is removed when the test is done; those of a run that
+was killed before it could clean up (their names carry its pid) go at the next one's
+first Janus, with the Janus left running in them.
 
 Never the package's own service: it runs as root, listens everywhere and ships demo
 rooms with known secrets.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -50,8 +53,37 @@ def needs_janus() -> pytest.MarkDecorator:
     return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
+PREFIX = "hubbub-janus-"
+_NAME = re.compile(rf"{PREFIX}(\d+)-")
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def remove_stale_labs() -> list[str]:
+    """Remove the namespaces (and the Janus in each) of runs that are gone."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    removed = []
+    for name in (line.split()[0] for line in listed.splitlines() if line.strip()):
+        match = _NAME.match(name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+            continue  # the run that made it is alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+        for pid in pids.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _ip("netns", "del", name)
+        removed.append(name)
+    return removed
 
 
 def _subnets_in_use() -> set[int]:
@@ -153,8 +185,9 @@ def _config_folder(config: JanusConfig) -> Path:
 @asynccontextmanager
 async def janus_lab(*, start: bool = True) -> AsyncIterator[JanusLab]:
     """A Janus in a namespace of its own, removed afterwards."""
+    remove_stale_labs()
     tag = secrets.token_hex(3)
-    namespace = f"hubbub-janus-{tag}"
+    namespace = f"{PREFIX}{os.getpid()}-{tag}"
     host_end, ns_end = f"hbj{tag}h", f"hbj{tag}n"
     free = [n for n in range(1, 64) if n not in _subnets_in_use()]
     block = free[secrets.randbelow(len(free))] * 4
