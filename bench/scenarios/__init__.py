@@ -17,7 +17,7 @@ from bench.scenarios.join_storm import JoinStorm
 from bench.scenarios.peerjs_relay import PeerjsRelay
 from bench.scenarios.reconnect_storm import ReconnectStorm
 from bench.scenarios.relay import Relay
-from bench.scenarios.sfu import SfuRooms
+from bench.scenarios.sfu import SfuPage, SfuRooms
 from bench.scenarios.webrtc import WebRTCSetup
 from bench.scenarios.ywebrtc_fanout import YWebrtcFanout
 
@@ -35,4 +35,5 @@ SCENARIOS: list[Scenario] = [
     YWebrtcFanout(),
     PeerjsRelay(),
     SfuRooms(),
+    SfuPage(),
 ]

@@ -14,7 +14,9 @@ Needs root (the namespace) and Debian's ``janus`` (``scripts/system-deps.sh``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import sys
 from typing import Any
 
@@ -146,8 +148,154 @@ class SfuRooms(Scenario):
 
 async def _line(process: asyncio.subprocess.Process, timeout: float) -> bytes:
     assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), timeout)
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout)
+    except TimeoutError:
+        raise RuntimeError(
+            f"a member did not answer within {timeout:g} s: it waits for every other "
+            "member's video (what it has, in its log in the run's folder)"
+        ) from None
     if not line:
         code = await process.wait()
         raise RuntimeError(f"a member exited with {code} (see its log in the run's folder)")
     return line
+
+
+FRAME_RATES = """async (seconds) => {
+  const shown = [...document.querySelectorAll('.tile[data-kind="camera"]:not([data-local])')]
+    .filter((tile) => tile.dataset.role !== "hidden");
+  const count = () => Object.fromEntries(shown.map((tile) => [
+    tile.dataset.user, tile.querySelector("video").getVideoPlaybackQuality().totalVideoFrames,
+  ]));
+  const before = count();
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const after = count();
+  return Object.fromEntries(Object.keys(after).map(
+    (user) => [user, (after[user] - before[user]) / seconds]));
+}"""
+
+
+class SfuPage(Scenario):
+    name = "sfu_page"
+    title = "A Chromium page in a large room through Janus: the frame rate of every video"
+    description = (
+        "One Chromium page (the web app, hubbub.js) in a room in SFU mode with N-1 aiortc "
+        "bots that send a 320x240 test pattern at 15 frames a second (one with a tone) and "
+        "decode nothing, through a Janus of the scenario's own. The page shows a speaker "
+        "view past nine cameras; its strip is turned page by page and each shown video's "
+        "decoded frames are counted (getVideoPlaybackQuality) over the window."
+    )
+    servers = ("hubbub",)
+    columns = (
+        Column("videos", "videos seen", "", 0),
+        Column("min_fps", "slowest video", "fps", 1, plot=True),
+        Column("mean_fps", "mean video", "fps", 1),
+        Column("janus_cpu_pct", "Janus CPU", "%", 1, plot=True, lower_is_better=True),
+    )
+    targets = (Target("min_fps", ">=", value=10.0),)
+
+    def cases(self, size: str) -> list[Case]:
+        members = {"smoke": 4, "quick": 12, "full": 12}[size]
+        seconds = {"smoke": 1.0, "quick": 2.0, "full": 4.0}[size]
+        return [Case(f"{members} members", {"members": members, "seconds": seconds})]
+
+    async def measure(self, run: Run, server: RunningServer, case: Case) -> dict[str, Any]:
+        sys.path.insert(0, str(REPO))
+        import aioice.ice
+        from playwright.async_api import async_playwright
+        from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+        from tests.browser.web_app import join_app
+        from tests.janus import janus_lab, janus_missing_reason
+        from tests.process import hubbub_serve
+
+        from hubbub.client import Client
+        from hubbub.peer import JOIN_FIELDS, MediaSource, SfuMedia
+
+        missing = janus_missing_reason()
+        if missing:
+            raise RuntimeError(missing)
+        bots = case.params["members"] - 1
+        seconds = case.params["seconds"]
+        wait = 60_000
+        sources: list[MediaSource] = []
+        gather = aioice.ice.get_host_addresses
+        async with (
+            janus_lab() as lab,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            # The bots' candidates on this machine's end of Janus's veth alone.
+            aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: (
+                [lab.host_address] if use_ipv4 else []
+            )
+            stack.callback(setattr, aioice.ice, "get_host_addresses", gather)
+            # The bots are in this process: aioice's log of every check, not in the run's.
+            ice_log = logging.getLogger("aioice")
+            stack.callback(ice_log.setLevel, ice_log.level)
+            ice_log.setLevel(logging.WARNING)
+            flags = ["--janus-url", lab.url, "--janus-api-secret", lab.api_secret]
+            flags += ["--janus-admin-key", lab.admin_key, "--media-mode", "sfu"]
+            url, _process = await stack.enter_async_context(hubbub_serve(*flags))
+            for n in range(bots):
+                media = MediaSource.test_pattern(audio=n == 0, width=320, height=240)
+                sources.append(media)
+                stack.callback(media.stop)
+                client = Client(
+                    url, "bench-page", user=f"bot{n:02d}", join_fields=JOIN_FIELDS, events=False
+                )
+                bot = await stack.enter_async_context(
+                    SfuMedia(client, media=media, subscribe=False)
+                )
+                await stack.enter_async_context(client)
+                await bot.wait_published(60)
+            playwright = await stack.enter_async_context(async_playwright())
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            stack.push_async_callback(browser.close)
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await join_app(page, url, "bench-page", "viewer")
+            everyone = [f"bot{n:02d}" for n in range(bots)]
+            await page.wait_for_function(
+                """(bots) => {
+                  const tiles = [...document.querySelectorAll(
+                    '.tile[data-kind="camera"]:not([data-local])')];
+                  const shown = tiles.filter((tile) => tile.dataset.role !== "hidden");
+                  return tiles.length >= bots && shown.length > 0 && shown.every((tile) => {
+                    const video = tile.querySelector("video");
+                    return video && video.getVideoPlaybackQuality().totalVideoFrames > 5;
+                  });
+                }""",
+                arg=bots,
+                timeout=wait,
+            )
+            await asyncio.sleep(2)  # past the first keyframes and the layer choice
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            janus_before = cpu_times(lab.process.pid) if lab.process else None
+            rates: dict[str, float] = {}
+            pager = await page.query_selector("#strip-previous")
+            if pager is not None and await pager.is_visible():
+                while not await page.is_disabled("#strip-previous"):
+                    await page.click("#strip-previous")
+            while True:
+                rates.update(await page.evaluate(FRAME_RATES, seconds))
+                if pager is None or not await pager.is_visible():
+                    break
+                if await page.is_disabled("#strip-next"):
+                    break
+                await page.click("#strip-next")
+                await asyncio.sleep(1)  # the page's new videos start
+            window = loop.time() - started
+            janus_pct = (
+                100 * (cpu_times(lab.process.pid) - janus_before).total / window
+                if lab.process and janus_before is not None
+                else 0.0
+            )
+        missing_videos = set(everyone) - set(rates)
+        if missing_videos:
+            raise RuntimeError(f"the page showed no video of {sorted(missing_videos)}")
+        values = [rates[user] for user in everyone]
+        return {
+            "videos": len(values),
+            "min_fps": min(values),
+            "mean_fps": sum(values) / len(values),
+            "janus_cpu_pct": janus_pct,
+        }
