@@ -1,12 +1,14 @@
 """hubbub.js in rooms whose calls go through Janus, in real Chromium: a room of six in
 SFU mode where every page shows every other member's live video, and the live switch
-from a mesh to the SFU and back, with each page's frames counted across it.
+from a mesh to the SFU and back, with each page's frames counted across it; Janus
+killed and started again during a call, the pages back by themselves.
 
 Janus is the test's own, in a network namespace (tests/janus.py); the pages reach it
 over the veth pair, and nothing leaves the machine."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -130,4 +132,47 @@ async def test_the_live_switch_from_mesh_to_sfu_and_back(
         gaps = await page.evaluate("gaps")
         assert gaps["ann"]["ben"] < 2000
         assert gaps["ben"]["ann"] < 2000
+        assert await page.evaluate("errors") == []
+
+
+async def test_janus_killed_and_started_again_the_pages_are_back_within_five_seconds(
+    lab: JanusLab, start_hub: ServerFactory, browser: Browser
+) -> None:
+    hub_url = await start_hub(settings_for(lab, "sfu"))
+    names = ["ann", "ben", "cat"]
+    async with open_page(browser, hub_url) as page:
+        for name in names:
+            await page.evaluate(f"enter('{name}', 'crash')")
+
+        async def all_live(timeout: float) -> None:
+            for name in names:
+                others = [other for other in names if other != name]
+                await page.wait_for_function(
+                    f"live('{name}', {others!r}, 1000)", timeout=timeout, polling=100
+                )
+
+        await all_live(WAIT_MS)
+        await page.evaluate(
+            "window.before = Object.fromEntries("
+            "Object.entries(modes).map(([m, seen]) => [m, seen.length]))"
+        )
+        lab.kill()
+        # Every page is told (media-mode again, the media server lost) and its videos stop.
+        await page.wait_for_function(
+            "Object.entries(modes).every(([m, seen]) => seen.length > before[m])",
+            timeout=WAIT_MS,
+        )
+        for name in names:
+            others = [other for other in names if other != name]
+            await page.wait_for_function(
+                f"!{others!r}.some((o) => live('{name}', [o], 1000))",
+                timeout=WAIT_MS,
+                polling=100,
+            )
+        await lab.start()
+        started = asyncio.get_running_loop().time()
+        # hubbub.js publishes and subscribes again by itself, on the Janus that is back.
+        await all_live(WAIT_MS)
+        back_after = asyncio.get_running_loop().time() - started
+        assert back_after < 5.0, back_after
         assert await page.evaluate("errors") == []
