@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from aiortc import RTCDataChannel
 
 from hubbub.client import Client
@@ -177,7 +176,7 @@ async def test_a_peer_closed_while_it_gathers_candidates_leaves_no_socket_open(
         return transport, protocol
 
     async with (
-        Client(hub_url, "gather", user="alice", events=False) as alice,
+        Client(hub_url, "gather", user="alice", events=False),
         Client(hub_url, "gather", user="bob", events=False) as bob,
     ):
         monkeypatch.setattr(type(loop), "create_datagram_endpoint", slow_to_bind)
