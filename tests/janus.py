@@ -43,8 +43,8 @@ def janus_missing_reason() -> str | None:
         return "janus is not installed (scripts/system-deps.sh installs it)"
     if os.geteuid() != 0:
         return "a network namespace for Janus needs root"
-    if shutil.which("ip") is None or shutil.which("setpriv") is None:
-        return "ip and setpriv are needed to run Janus"
+    if any(shutil.which(tool) is None for tool in ("ip", "setpriv", "nft")):
+        return "ip, setpriv and nft are needed to run Janus (scripts/system-deps.sh)"
     return None
 
 
@@ -162,6 +162,17 @@ class JanusLab:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def cut(self, cut: bool = True) -> None:
+        """Cut the way to Janus, or mend it: every packet that reaches its namespace is
+        dropped (nftables), nothing closed or refused, as when a network fails."""
+        inside = ["netns", "exec", self.namespace, "nft"]
+        if cut:
+            _ip(*inside, "add table inet hubbub_cut")
+            _ip(*inside, "add chain inet hubbub_cut input "
+                "{ type filter hook input priority 0; policy drop; }")  # fmt: skip
+        else:
+            _ip(*inside, "delete table inet hubbub_cut")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

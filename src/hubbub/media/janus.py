@@ -44,6 +44,12 @@ log = logging.getLogger("hubbub.media")
 PLUGIN = "janus.plugin.videoroom"
 KEEPALIVE_INTERVAL = 20.0
 """Seconds between keepalives; Janus ends a silent session after ``session_timeout`` (60)."""
+HEARTBEAT = 2.0
+"""Seconds between WebSocket pings to Janus when it sends nothing; one unanswered for
+half as long ends the connection. A network cut closes nothing and refuses nothing: this
+is how hubbub notices it (within about 3 s) and moves the rooms, as for a killed Janus."""
+CONNECT_TIMEOUT = 5.0
+"""Seconds an attempt to reach Janus may take (a cut network answers nothing)."""
 REQUEST_TIMEOUT = 10.0
 """Seconds a request may take before it fails as unavailable."""
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
@@ -101,6 +107,7 @@ class JanusMediaServer:
         admin_key: str | None = None,
         keepalive_interval: float = KEEPALIVE_INTERVAL,
         request_timeout: float = REQUEST_TIMEOUT,
+        heartbeat: float = HEARTBEAT,
     ) -> None:
         self.name = url
         self._url = url
@@ -108,6 +115,7 @@ class JanusMediaServer:
         self._admin_key = admin_key
         self._keepalive_interval = keepalive_interval
         self._request_timeout = request_timeout
+        self._heartbeat = heartbeat
         self._events: MediaServerEvents | None = None
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -157,7 +165,9 @@ class JanusMediaServer:
         there yet is tried again in the background."""
         if self._runner is not None:
             return
-        self._http = aiohttp.ClientSession()
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
+        )
         self._runner = asyncio.create_task(self._run(), name=f"janus {self._url}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), 2.0)
@@ -187,6 +197,7 @@ class JanusMediaServer:
                     self._url,
                     protocols=("janus-protocol",),
                     timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                    heartbeat=self._heartbeat,
                 )
             except (OSError, aiohttp.ClientError) as exc:
                 if attempt == 0:
