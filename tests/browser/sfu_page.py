@@ -72,7 +72,7 @@ function watch(name, participant, stream) {
   return video;
 }
 
-window.enter = async (name, room, withCamera = true) => {
+window.enter = async (name, room, withCamera = true, size = [320, 240]) => {
   frames[name] = {};
   lastFrame[name] = {};
   gaps[name] = {};
@@ -80,7 +80,7 @@ window.enter = async (name, room, withCamera = true) => {
   const stream = withCamera
     ? await navigator.mediaDevices.getUserMedia({
         audio: true,
-        video: { width: 320, height: 240, frameRate: 15 },
+        video: { width: size[0], height: size[1], frameRate: 15 },
       })
     : undefined;
   const joined = await hubbub.join(HUB, { room, userId: name, stream });

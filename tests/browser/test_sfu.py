@@ -1,7 +1,8 @@
 """hubbub.js in rooms whose calls go through Janus, in real Chromium: a room of six in
 SFU mode where every page shows every other member's live video, and the live switch
 from a mesh to the SFU and back, with each page's frames counted across it; Janus
-killed and started again during a call, the pages back by themselves.
+killed and started again during a call, the pages back by themselves; a large camera
+sent in simulcast layers, each subscriber taking the one its tile's size asks for.
 
 Janus is the test's own, in a network namespace (tests/janus.py); the pages reach it
 over the veth pair, and nothing leaves the machine."""
@@ -175,4 +176,22 @@ async def test_janus_killed_and_started_again_the_pages_are_back_within_five_sec
         await all_live(WAIT_MS)
         back_after = asyncio.get_running_loop().time() - started
         assert back_after < 5.0, back_after
+        assert await page.evaluate("errors") == []
+
+
+async def test_a_large_camera_is_sent_in_three_layers_and_each_tile_takes_its_size(
+    lab: JanusLab, start_hub: ServerFactory, browser: Browser
+) -> None:
+    hub_url = await start_hub(settings_for(lab, "sfu"))
+    async with open_page(browser, hub_url) as page:
+        await page.evaluate("enter('ann', 'layers', true, [960, 540])")
+        await page.evaluate("enter('ben', 'layers')")
+        await page.wait_for_function("live('ben', ['ann'])", timeout=WAIT_MS, polling=200)
+        assert await page.evaluate("rooms.ben._sfu.feeds.get('ann').simulcast") is True
+        # ben's own camera is small: one layer.
+        assert await page.evaluate("!rooms.ann._sfu.feeds.get('ben').simulcast") is True
+        shown = 'document.querySelector(\'video[data-member="ben"][data-of="ann"]\').videoWidth'
+        for tile, width in ((200, 240), (1000, 960), (500, 480)):
+            await page.evaluate(f"rooms.ben.setReceiveSize('ann', {tile})")
+            await page.wait_for_function(f"{shown} === {width}", timeout=WAIT_MS, polling=200)
         assert await page.evaluate("errors") == []
