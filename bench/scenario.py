@@ -146,6 +146,21 @@ class Generators:
     def __init__(self, processes: list[asyncio.subprocess.Process]) -> None:
         self.processes = processes
 
+    async def steady_load(
+        self, server: RunningServer, seconds: float
+    ) -> tuple[Window, list[dict[str, Any]]]:
+        """Start the load, let it warm up, then measure ``seconds`` of it: the server's
+        window and each generator's report of what it counted since the mark."""
+        await self.command("run")
+        await asyncio.sleep(min(2.0, seconds / 2))  # warm up
+        window = Window(server)
+        window.open()
+        await self.command("mark")
+        await asyncio.sleep(seconds)
+        reports = await self.command("report")
+        window.close()
+        return window, reports
+
     @classmethod
     async def start(
         cls,

@@ -31,7 +31,6 @@ from bench.scenario import (
     Run,
     Scenario,
     Target,
-    Window,
     generator_figures,
     split,
 )
@@ -118,14 +117,7 @@ class ChatStore(Scenario):
             ],
         )
         try:
-            await generators.command("run")
-            await asyncio.sleep(min(2.0, p["seconds"] / 2))  # warm up
-            window = Window(server)
-            window.open()
-            await generators.command("mark")
-            await asyncio.sleep(p["seconds"])
-            reports = await generators.command("report")
-            window.close()
+            window, reports = await generators.steady_load(server, p["seconds"])
             drained = await generators.command("stop", timeout=DRAIN_TIMEOUT + 10)
         finally:
             await generators.close()

@@ -18,7 +18,7 @@ import msgspec
 from bench import stats
 from bench.loadgen import Client, Wire, connect
 from bench.loadgen import Driver as BaseDriver
-from bench.scenario import Case, Column, Run, Scenario, Target, Window, generator_figures, split
+from bench.scenario import Case, Column, Run, Scenario, Target, generator_figures, split
 from bench.servers import RunningServer
 
 CONNECT_CONCURRENCY = 50
@@ -64,14 +64,7 @@ class PeerjsRelay(Scenario):
             self, server, [{"pairs": part, "in_flight": p["in_flight"]} for part in parts]
         )
         try:
-            await generators.command("run")
-            await asyncio.sleep(min(2.0, p["seconds"] / 2))  # warm up
-            window = Window(server)
-            window.open()
-            await generators.command("mark")
-            await asyncio.sleep(p["seconds"])
-            reports = await generators.command("report")
-            window.close()
+            window, reports = await generators.steady_load(server, p["seconds"])
         finally:
             await generators.close()
         messages = sum(r["messages"] for r in reports)

@@ -22,7 +22,6 @@ from bench.scenario import (
     Run,
     Scenario,
     Target,
-    Window,
     by_loadgen,
     cpu_parts,
     generator_figures,
@@ -76,14 +75,7 @@ class Relay(Scenario):
             p["loadgen"],
         )
         try:
-            await generators.command("run")
-            await asyncio.sleep(min(2.0, p["seconds"] / 2))  # warm up
-            window = Window(server)
-            window.open()
-            await generators.command("mark")
-            await asyncio.sleep(p["seconds"])
-            reports = await generators.command("report")
-            window.close()
+            window, reports = await generators.steady_load(server, p["seconds"])
         finally:
             await generators.close()
         messages = sum(r["messages"] for r in reports)

@@ -19,7 +19,7 @@ import msgspec
 from bench import stats
 from bench.loadgen import Client, Wire
 from bench.loadgen import Driver as BaseDriver
-from bench.scenario import Case, Column, Run, Scenario, Target, Window, generator_figures
+from bench.scenario import Case, Column, Run, Scenario, Target, generator_figures
 from bench.servers import RunningServer
 
 CONNECT_CONCURRENCY = 100
@@ -73,14 +73,7 @@ class YWebrtcFanout(Scenario):
             self, server, [{"members": p["members"], "in_flight": p["in_flight"]}]
         )
         try:
-            await generators.command("run")
-            await asyncio.sleep(min(2.0, p["seconds"] / 2))  # warm up
-            window = Window(server)
-            window.open()
-            await generators.command("mark")
-            await asyncio.sleep(p["seconds"])
-            reports = await generators.command("report")
-            window.close()
+            window, reports = await generators.steady_load(server, p["seconds"])
         finally:
             await generators.close()
         deliveries = sum(r["deliveries"] for r in reports)

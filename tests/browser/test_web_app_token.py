@@ -20,10 +20,13 @@ from playwright.async_api import Browser
 from tests.browser.web_app import WAIT, chat, page_errors, shown
 from tests.process import hubbub_serve
 from tests.tokens import SECRET, token
+from tests.turn import coturn
+from tests.wsclient import Client as WsClient
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
+TURN_SECRET = "turn-secret-of-the-connection-test"
 
 
 async def test_without_an_invite_the_join_screen_says_one_is_needed(browser: Browser) -> None:
@@ -72,6 +75,43 @@ async def test_an_invite_link_joins_with_its_token_and_keeps_it_out_of_the_addre
         await late.goto(f"{url}/?room=team#token={token('bo', ['team'], ttl=-60)}")
         await late.wait_for_selector("#join-error:not([hidden])", timeout=WAIT)
         assert "expired" in await late.inner_text("#join-error")
+
+
+async def test_test_my_connection_works_with_an_invite_and_joins_nobody(
+    browser: Browser,
+) -> None:
+    """In token mode the check asks GET /api/ice-servers with the page's token (a probe
+    join would be refused, or show the person in the room)."""
+    async with (
+        coturn(TURN_SECRET) as turn_port,
+        hubbub_serve(
+            "--auth", "token", "--token-secret", SECRET,
+            "--turn-uri", f"turn:127.0.0.1:{turn_port}?transport=udp",
+            "--turn-secret", TURN_SECRET,
+        ) as (url, _process),
+    ):  # fmt: skip
+        bob = await WsClient.connect(url)
+        await bob.join("team", token=token("bob", ["team"]))
+        page = await browser.new_page()
+        errors = page_errors(page)
+        await page.goto(f"{url}/#token={token('ann', ['team'])}")
+        await page.wait_for_selector("#access-note:not([hidden])", timeout=WAIT)
+        await page.click("#connection-test-button")
+        await page.wait_for_selector("li[data-check=verdict]", timeout=WAIT)
+        checks = dict(
+            await page.eval_on_selector_all(
+                "#connection-test-results li",
+                "items => items.map(li => [li.dataset.check, li.className.slice(12)])",
+            )
+        )
+        assert checks["server"] == "ok", await page.inner_text("#connection-test-results")
+        assert checks["turn udp"] == "ok"
+        assert checks["relay"] == "ok"
+        # nobody saw ann come and go: the next thing bob gets is the answer to his ping
+        await bob.send({"type": "ping"})
+        assert (await bob.recv())["type"] == "pong"
+        await bob.close()
+        assert errors == []
 
 
 def example_backend() -> str:

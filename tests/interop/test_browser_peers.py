@@ -49,7 +49,7 @@ async def test_python_records_the_browsers_video(browser: Browser, tmp_path: Pat
         await page.evaluate("enter('web', {send: true, audio: true})")
         async with hubbub(
             "record", "--url", url, "--room", "x", "--member", "web", "--out", str(out),
-            "--user", "rec", "--duration", "5",
+            "--user", "rec", "--duration", "5", "--wait", "60", "-v",  # says why if it fails
         ) as bot:  # fmt: skip
             stdout, stderr = await finish(bot, WAIT * 2)
         log = await page.evaluate("log")

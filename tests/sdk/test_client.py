@@ -185,6 +185,15 @@ def test_websocket_url() -> None:
     assert websocket_url("https://h/x?a=1") == "wss://h/x?a=1"
     with pytest.raises(ValueError, match="not a hubbub URL"):
         websocket_url("ftp://h")
+    # aiohttp's own refusal of these named nothing but the URL
+    for url, why in (
+        ("ws://127.0.0.1:99999", "port"),
+        ("ws://127.0.0.1:0", "port"),
+        ("ws://127.0.0.1:http", "port"),
+        ("ws:///room", "no host"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            websocket_url(url)
 
 
 async def test_history_on_join_and_by_page(hub_url: str) -> None:

@@ -97,6 +97,14 @@ def websocket_url(url: str) -> str:
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     if scheme not in ("ws", "wss"):
         raise ValueError(f"not a hubbub URL: {url!r} (use ws://, wss://, http:// or https://)")
+    if not parts.hostname:
+        raise ValueError(f"not a hubbub URL: {url!r} has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"not a hubbub URL: {url!r} (its port must be a number from 1 to 65535)")
     return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
 
 

@@ -33,7 +33,7 @@ from hubbub.core import Hub, Outbox, Session
 from hubbub.core.frontends import FrontendSettings
 from hubbub.core.media_mode import MediaSetting
 from hubbub.protocol.errors import CloseCode
-from hubbub.server import admin_api, frontends, metrics, rooms_api, users_api, web_app
+from hubbub.server import admin_api, frontends, ice_api, metrics, rooms_api, users_api, web_app
 from hubbub.server.connection import Connection, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import HandshakeGate
@@ -460,6 +460,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     rooms_api.add_routes(api, server.hub, server.storage.store, settings, server.media.pinned)
     users_api.add_routes(api, server.hub, server.storage.store)
     web_app.add_routes(api, settings)
+    ice_api.add_routes(api, server.admission, server.ice_servers)
 
     # The seed's clients connect to the bare URL, so "/" is both the WebSocket
     # endpoint and the web app.

@@ -2,10 +2,13 @@
 // checks what a call from here would have: the STUN server (the public address it
 // sees), each TURN server and transport (a relay candidate), and a data channel
 // between two local peer connections forced through the relay. The ICE servers are
-// those the server hands out, got by joining a probe room for a moment. The same
-// checks as `hubbub doctor`, from where the user sits (docs/deploy.md#troubleshooting).
+// those the server hands out: got by joining a probe room for a moment in open mode,
+// and in token mode from GET api/ice-servers with the page's token (a join would
+// show this person in the room). The same checks as `hubbub doctor`, from where the
+// user sits (docs/deploy.md#troubleshooting).
 
 import { join } from "../hubbub.js";
+import { tokenFor, tokenMode } from "./access.js";
 import { $, serverUrl } from "./helpers.js";
 
 const GATHER_MS = 5000; // a candidate that has not come by then will not
@@ -39,7 +42,7 @@ export async function runConnectionTest() {
     let iceServers;
     try {
       iceServers = await probeIceServers();
-      report("server", "ok", "reached, and joined a test room");
+      report("server", "ok", tokenMode() ? "reached, and it takes your access" : "reached, and joined a test room");
     } catch (error) {
       report("server", "fail", `cannot join: ${error.message}`);
       return results;
@@ -93,11 +96,26 @@ export async function runConnectionTest() {
 }
 
 async function probeIceServers() {
+  if (tokenMode()) return askIceServers();
   const id = Math.random().toString(36).slice(2, 10);
   const room = await join(serverUrl(), { room: `hubbub-connection-test-${id}`, userId: `test-${id}` });
   const servers = room.iceServers ?? [];
   room.leave();
   return servers;
+}
+
+/** Token mode: the ICE servers the server gives this page's token (GET api/ice-servers). */
+async function askIceServers() {
+  const way = tokenFor($("room-input").value.trim());
+  const token = typeof way === "function" ? await way() : way; // the site's endpoint, or an invite
+  if (!token) throw new Error("this server admits only with an access token: open your invite link");
+  const response = await fetch(new URL("api/ice-servers", location.href), {
+    cache: "no-store",
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(body?.error?.message ?? `the server answered ${response.status}`);
+  return body?.iceServers ?? [];
 }
 
 /** The candidates one peer connection gathers with `config` (at most GATHER_MS). */
