@@ -25,7 +25,7 @@ test: $(VENV)/.installed-test system-deps
 	$(BIN)/mypy
 	$(BIN)/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-bench system-deps
 	$(BIN)/python -m bench $(ARGS)
 
 bench-network: $(VENV)/.installed-test system-deps

@@ -17,6 +17,7 @@ from bench.scenarios.join_storm import JoinStorm
 from bench.scenarios.peerjs_relay import PeerjsRelay
 from bench.scenarios.reconnect_storm import ReconnectStorm
 from bench.scenarios.relay import Relay
+from bench.scenarios.sfu import SfuPage, SfuRooms
 from bench.scenarios.webrtc import WebRTCSetup
 from bench.scenarios.ywebrtc_fanout import YWebrtcFanout
 
@@ -33,4 +34,6 @@ SCENARIOS: list[Scenario] = [
     FileTransfer(),
     YWebrtcFanout(),
     PeerjsRelay(),
+    SfuRooms(),
+    SfuPage(),
 ]

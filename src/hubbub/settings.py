@@ -174,6 +174,31 @@ class ServerSettings:
         "Seconds a TURN credential is valid; fresh ones are sent when three quarters "
         "of that have passed.",
     )
+    janus_url: list[str] = setting(
+        [],
+        "WebSocket API of a Janus (ws://127.0.0.1:8188) that carries the calls of rooms in "
+        "SFU mode; several for several instances (each room on one, chosen by load). "
+        "See docs/sfu.md.",
+    )
+    janus_api_secret: str | None = setting(
+        None, "Janus's api_secret (janus.jcfg), sent with every request.", secret=True
+    )
+    janus_admin_key: str | None = setting(
+        None,
+        "The VideoRoom plugin's admin_key (janus.plugin.videoroom.jcfg): hubbub creates "
+        "the rooms, nobody else can.",
+        secret=True,
+    )
+    media_mode: str = setting(
+        "auto",
+        "How rooms' calls go: mesh (peer to peer), sfu (through Janus), or auto (a mesh "
+        "until more than mesh_max_participants members send, then Janus, back at 2). "
+        "Without --janus-url every room is a mesh. A backend can set a room's own.",
+        choices=("auto", "mesh", "sfu"),
+    )
+    mesh_max_participants: int = setting(
+        4, "In auto mode, senders a call may have and stay peer to peer."
+    )
     webhook_url: list[str] = setting(
         [],
         "URL of an application's backend that events are POSTed to (JSON, signed with "
@@ -337,6 +362,15 @@ class ServerSettings:
             raise SettingsError("tls_cert and tls_key go together: give both or neither")
         if self.turn_uri and not self.turn_secret:
             raise SettingsError("turn_uri: TURN credentials need turn_secret")
+        if self.media_mode == "sfu" and not self.janus_url:
+            raise SettingsError("media_mode: sfu needs a media server (--janus-url)")
+        if self.mesh_max_participants < 1:
+            raise SettingsError(
+                f"mesh_max_participants must be positive, got {self.mesh_max_participants}"
+            )
+        for url in self.janus_url:
+            if not url.startswith(("ws://", "wss://")):
+                raise SettingsError(f"janus_url: {url!r} is not a ws:// or wss:// URL")
         if self.turn_ttl <= 0:
             raise SettingsError(f"turn_ttl must be positive, got {self.turn_ttl}")
         self._check_webhooks()

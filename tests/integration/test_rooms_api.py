@@ -230,7 +230,7 @@ async def test_a_room_shows_names_grants_and_hidden_members(start_hub) -> None:
                 "sessionId": joined_a["sessionId"],
                 "status": "online",
                 "name": "Alice",
-                "grants": ["chat", "join", "screen", "signal"],
+                "grants": ["chat", "join", "publish", "screen", "signal"],
             },
             {
                 "userId": "bot",

@@ -91,7 +91,7 @@ def test_token_grants_add_to_the_defaults_and_a_bare_number_is_seconds() -> None
     result = run(*base, "--grant", "admin", "--ttl", "90")
     assert result.returncode == 0, result.stderr
     claims = claims_of(result.stdout.strip())
-    assert claims["grants"] == ["admin", "chat", "join", "screen", "signal"]
+    assert claims["grants"] == ["admin", "chat", "join", "publish", "screen", "signal"]
     assert claims["exp"] - claims["iat"] == 90  # type: ignore[operator]
     result = run(*base, "--no-default-grants", "--grant", "join", "--grant", "chat")
     assert claims_of(result.stdout.strip())["grants"] == ["chat", "join"]

@@ -36,6 +36,8 @@ def _example(info: mi.Type) -> Any:
     """A value of the type ``info`` describes, every optional field filled."""
     if isinstance(info, mi.StrType):
         return "x"
+    if isinstance(info, mi.LiteralType):
+        return info.values[0]
     if isinstance(info, mi.BoolType):
         return True
     if isinstance(info, mi.IntType):

@@ -29,7 +29,8 @@ async def test_each_action_needs_its_grant(start_hub) -> None:
         await speaker.join("team", token=token("speaker", "team"))
         joined = await viewer.join("team", token=token("viewer", "team", grants=["join"]))
         assert joined["grants"] == ["join"]
-        assert joined["participants"][0]["grants"] == ["chat", "join", "screen", "signal"]
+        participant = joined["participants"][0]
+        assert participant["grants"] == ["chat", "join", "publish", "screen", "signal"]
         announced = await speaker.expect("user-joined")
         assert announced["grants"] == ["join"]
         await viewer.send({"type": "chat", "message": "hi", "ref": "c"})

@@ -140,7 +140,7 @@ async def test_token_in_the_subprotocol_header(start_hub) -> None:
         joined = await alice.join("team")
         assert joined["userId"] == "alice"
         assert joined["name"] == "Alice"
-        assert joined["grants"] == ["chat", "join", "screen", "signal"]
+        assert joined["grants"] == ["chat", "join", "publish", "screen", "signal"]
         await plain.send({"type": "join-room", "room": "team"})
         await plain.expect_error("token-required")
 

@@ -127,7 +127,7 @@ def test_token_mode_needs_a_token_and_takes_the_identity_from_it() -> None:
     assert h.take("a")[0]["code"] == "token-required"
     joined = h.join("a", "r", token=token("alice"))
     assert joined["userId"] == "alice"
-    assert joined["grants"] == ["chat", "join", "screen", "signal"]
+    assert joined["grants"] == ["chat", "join", "publish", "screen", "signal"]
 
 
 def test_a_verified_newcomer_replaces_the_older_session() -> None:
@@ -145,7 +145,7 @@ def test_a_verified_newcomer_replaces_the_older_session() -> None:
             "userId": "alice",
             "polite": False,
             "status": "online",
-            "grants": ["chat", "join", "screen", "signal"],
+            "grants": ["chat", "join", "publish", "screen", "signal"],
         },
     ]
     assert h.hub.rooms.get("r").members["alice"] is h.clients["new"]

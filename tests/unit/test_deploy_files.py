@@ -118,3 +118,27 @@ def test_the_deploy_guide_points_at_the_files() -> None:
     guide = (ROOT / "docs" / "deploy.md").read_text()
     for name in ("hubbub.service", "Dockerfile", "hubbub.env.example"):
         assert f"deploy/{name}" in guide
+
+
+def test_the_janus_config_is_what_hubbub_generates(tmp_path: Path) -> None:
+    from hubbub.media.janus_config import DEPLOYED, DEPLOYED_FOLDER, write_config
+
+    write_config(tmp_path, DEPLOYED, DEPLOYED_FOLDER)
+    for made in sorted(tmp_path.iterdir()):
+        assert (DEPLOY / "janus" / made.name).read_text() == made.read_text(), made.name
+    assert sorted(p.name for p in (DEPLOY / "janus").iterdir()) == sorted(
+        p.name for p in tmp_path.iterdir()
+    )
+
+
+def test_the_janus_unit_runs_janus_unprivileged_on_hubbubs_config() -> None:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string((DEPLOY / "janus.service").read_text())
+    service = parser["Service"]
+    assert service["DynamicUser"] == "yes"
+    assert "User" not in service
+    assert service["ExecStart"].startswith("/usr/bin/janus -F ${CREDENTIALS_DIRECTORY} -C ")
+    text = (DEPLOY / "janus" / "janus.transport.websockets.jcfg").read_text()
+    assert 'ws_ip = "127.0.0.1"' in text
+    assert "admin_ws = false" in text

@@ -19,6 +19,10 @@ class Grant(StrEnum):
     """Send ``chat`` to the room."""
     SIGNAL = "signal"
     """Send ``signal`` (WebRTC negotiation: audio, video, data) to members."""
+    PUBLISH = "publish"
+    """Send a camera and a microphone. A member without it watches and listens: in a
+    room in SFU mode its ``media-publish`` is refused; in a mesh its client sends
+    nothing (hubbub relays signals without reading them)."""
     SCREEN = "screen"
     """Share a screen. hubbub relays signals without reading them, so this one is
     announced to the other members (``grants``) for their clients to honour."""
@@ -30,7 +34,7 @@ class Grant(StrEnum):
 
 
 PARTICIPANT_GRANTS: frozenset[Grant] = frozenset(
-    {Grant.JOIN, Grant.CHAT, Grant.SIGNAL, Grant.SCREEN}
+    {Grant.JOIN, Grant.CHAT, Grant.SIGNAL, Grant.PUBLISH, Grant.SCREEN}
 )
 """What a token without a ``grants`` claim allows, and what ``open`` mode allows
 everyone: everything a participant does, nothing that acts on others."""

@@ -135,6 +135,9 @@ class RoomJoined(_Message, tag=type_of(protocol.RoomJoined), frozen=True):
     """This client's own presence status."""
     offline: list[OfflineMember] = msgspec.field(default_factory=list)
     """The room's offline members, most recently seen first."""
+    media_mode: str | None = None
+    """``sfu`` when the room's calls go through the media server (see
+    :class:`hubbub.peer.sfu.SfuMedia`); None in a mesh."""
 
 
 class RoomLeft(_Message, tag=type_of(protocol.RoomLeft), frozen=True):
@@ -370,6 +373,65 @@ class RoomEnded(_Message, tag=type_of(protocol.RoomEnded), frozen=True):
     ref: str | int | None = None
 
 
+class MediaFeed(msgspec.Struct, rename="camel", frozen=True):
+    """A member's feed on the media server."""
+
+    user_id: str
+    audio: bool
+    video: bool
+    simulcast: bool = False
+
+
+class MediaMode(_Message, tag=type_of(protocol.MediaMode), frozen=True):
+    """The room's calls go peer to peer (``mesh``) or through the media server
+    (``sfu``) from now on (see :class:`hubbub.peer.sfu.SfuMedia`)."""
+
+    mode: str
+    feeds: list[MediaFeed] = msgspec.field(default_factory=list)
+    reason: str | None = None
+
+
+class MediaFeeds(_Message, tag=type_of(protocol.MediaFeeds), frozen=True):
+    """The room's feeds on the media server, all of them, as they are now."""
+
+    feeds: list[MediaFeed]
+
+
+class SessionDescription(msgspec.Struct, frozen=True):
+    type: str
+    sdp: str
+
+
+class MediaAnswered(_Message, tag=type_of(protocol.MediaAnswered), frozen=True):
+    """The media server's answer to this client's offer on ``connection``."""
+
+    connection: str
+    jsep: SessionDescription
+    ref: str | int | None = None
+
+
+class MediaStream(msgspec.Struct, rename="camel", frozen=True):
+    mid: str
+    kind: str
+    user_id: str
+    active: bool
+
+
+class MediaOffer(_Message, tag=type_of(protocol.MediaOffer), frozen=True):
+    """An offer for subscriber connection ``connection``, to answer."""
+
+    connection: str
+    jsep: SessionDescription
+    streams: list[MediaStream]
+    ref: str | int | None = None
+
+
+class MediaClosed(_Message, tag=type_of(protocol.MediaClosed), frozen=True):
+    """A connection to the media server closed of its own accord."""
+
+    connection: str
+
+
 class ServerError(_Message, tag=type_of(protocol.Error), frozen=True):
     """The server refused something (see the error codes in ``docs/protocol.md``)."""
 
@@ -471,6 +533,11 @@ KnownMessage = (
     | CallEnded
     | ParticipantRemoved
     | RoomEnded
+    | MediaMode
+    | MediaFeeds
+    | MediaAnswered
+    | MediaOffer
+    | MediaClosed
     | ServerError
 )
 

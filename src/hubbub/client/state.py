@@ -623,7 +623,13 @@ class ClientState:
     # -- in the room ------------------------------------------------------------
 
     def _dispatch(self, event: KnownMessage | ServerMessage, now: float) -> None:
-        ref = getattr(event, "ref", None)
+        # (A message of a type this client has no struct for keeps its ref in its data:
+        # the reply to a request sent with send-what-you-like, a media-offer...)
+        ref = (
+            event.data.get("ref")
+            if isinstance(event, ServerMessage)
+            else getattr(event, "ref", None)
+        )
         if isinstance(event, ChatAck):
             entry = self.outbox.acknowledged(event.client_id)
             if entry is not None:

@@ -50,7 +50,8 @@ async def record(args: argparse.Namespace) -> int:
     need_peer_extra()
     from aiortc import MediaStreamTrack
 
-    from hubbub.peer import Mesh, Peer, Recording
+    from hubbub.client import UserLeft
+    from hubbub.peer import JOIN_FIELDS, Mesh, Recording, SfuMedia
 
     if args.user is None and args.token is None:  # with a token, it says who we are
         args.user = "recorder-" + secrets.token_hex(3)
@@ -67,8 +68,8 @@ async def record(args: argparse.Namespace) -> int:
     both_tracks = asyncio.Event()
     ended = asyncio.Event()
 
-    def on_track(peer: Peer, track: MediaStreamTrack) -> None:
-        if peer.user_id != target or track.kind in tracks:
+    def on_track(user_id: str, track: MediaStreamTrack) -> None:
+        if user_id != target or track.kind in tracks:
             return
         tracks[track.kind] = track
         first_track.set()
@@ -76,12 +77,27 @@ async def record(args: argparse.Namespace) -> int:
             both_tracks.set()
         track.on("ended", ended.set)
 
-    async with (
-        make_client(args, events=False) as client,
-        Mesh(client, receive_media=True, on_track=on_track) as mesh,
-    ):
+    # In a room in SFU mode the member's feed comes from the media server (one
+    # connection for it alone); in a mesh, from a peer connection to the member.
+    client = make_client(args, events=False, join_fields=JOIN_FIELDS)
+    sfu = SfuMedia(client, subscribe={target}, on_track=on_track)
+    left = asyncio.Event()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, UserLeft) and event.user_id == target:
+            left.set()
+
+    client.add_listener(on_event)
+    async with client, sfu, contextlib.AsyncExitStack() as stack:
+        if sfu.mode != "sfu":
+            await stack.enter_async_context(
+                Mesh(
+                    client,
+                    receive_media=True,
+                    on_track=lambda peer, track: on_track(peer.user_id, track),
+                )
+            )
         try:
-            peer = await mesh.wait_for_peer(target, timeout=args.wait)
             async with asyncio.timeout(args.wait):
                 await first_track.wait()
         except TimeoutError:
@@ -103,7 +119,7 @@ async def record(args: argparse.Namespace) -> int:
         try:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(args.duration):
-                    await _first(ended.wait(), peer.wait_closed())
+                    await _first(ended.wait(), left.wait())
         finally:
             await recording.stop()
             seconds = time.monotonic() - started

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from hubbub.core.ice import IceFeature
     from hubbub.core.joining import Joining
     from hubbub.core.lifecycle import Lifecycle
+    from hubbub.core.media import MediaFeature
     from hubbub.core.notifications import Notifications
     from hubbub.core.ordering import ChatOrdering
     from hubbub.core.presence import PresenceFeature
@@ -61,6 +62,7 @@ class HubContext:
     ice: IceFeature
     joining: Joining
     lifecycle: Lifecycle
+    media: MediaFeature
     notifications: Notifications
     ordering: ChatOrdering
     presence: PresenceFeature

@@ -54,6 +54,8 @@ from hubbub.core.handover import Handover
 from hubbub.core.ice import IceFeature
 from hubbub.core.joining import Joining, new_user_id
 from hubbub.core.limits import Limits
+from hubbub.core.media import MediaFeature, MediaRequests, NoMedia
+from hubbub.core.media_mode import MediaSetting
 from hubbub.core.notifications import Notifications
 from hubbub.core.ordering import DEFAULT_GAP_TIMEOUT, DEFAULT_MAX_HELD, ChatOrdering
 from hubbub.core.outbox import Outbox
@@ -67,6 +69,7 @@ from hubbub.core.tracker import TrackerFeature
 from hubbub.core.users import UserRegistry
 from hubbub.core.waiting import Wait, Waiting
 from hubbub.core.y_webrtc import YWebrtcFeature
+from hubbub.media import Jsep, SubscriberOffer
 from hubbub.protocol import codec, peerjs, tracker, y_webrtc
 from hubbub.protocol.errors import (
     CloseCode,
@@ -89,6 +92,15 @@ from hubbub.protocol.messages import (
     JoinRoom,
     LeaveRoom,
     MarkNotificationsRead,
+    MediaAnswer,
+    MediaCandidate,
+    MediaConfigure,
+    MediaLeave,
+    MediaPublish,
+    MediaSending,
+    MediaSubscribe,
+    MediaUnpublish,
+    MediaUnsubscribe,
     Ping,
     Pong,
     Ref,
@@ -130,6 +142,9 @@ class Hub:
         chat_gap_timeout: float = DEFAULT_GAP_TIMEOUT,
         chat_gap_max_held: int = DEFAULT_MAX_HELD,
         frontends: FrontendSettings | None = None,
+        media: MediaRequests | None = None,
+        media_mode: MediaSetting = MediaSetting.AUTO,
+        mesh_max_participants: int = 4,
     ) -> None:
         limits = limits or Limits()
         self._waiting = Waiting(limits.message_burst, self._dispatch)
@@ -169,6 +184,12 @@ class Hub:
             max_held=chat_gap_max_held,
         )
         self._held_message = self._ordering.room_message
+        ctx.media = self._media = MediaFeature(
+            ctx,
+            media if media is not None else NoMedia(),
+            default=media_mode,
+            mesh_max=mesh_max_participants,
+        )
         ctx.frontends = self._frontends = Frontends(ctx, frontends or FrontendSettings())
         self._frontends.peerjs = peer = PeerjsFeature(ctx, self._frontends)
         self._frontends.y_webrtc = yjs = YWebrtcFeature(ctx, self._frontends)
@@ -201,6 +222,15 @@ class Hub:
             CallCancel: calling.on_call_cancel,
             CallEnd: calling.on_call_end,
             Resume: self._resuming.on_resume,
+            MediaPublish: self._media.on_media_publish,
+            MediaUnpublish: self._media.on_media_unpublish,
+            MediaSubscribe: self._media.on_media_subscribe,
+            MediaUnsubscribe: self._media.on_media_unsubscribe,
+            MediaAnswer: self._media.on_media_answer,
+            MediaConfigure: self._media.on_media_configure,
+            MediaCandidate: self._media.on_media_candidate,
+            MediaLeave: self._media.on_media_leave,
+            MediaSending: self._media.on_media_sending,
             # The front-ends' messages (see hubbub.core.frontends).
             peerjs.Heartbeat: peer.on_heartbeat,
             peerjs.Relay: peer.on_relay,
@@ -247,6 +277,11 @@ class Hub:
     def frontends(self) -> Frontends:
         """The PeerJS, y-webrtc and tracker front-ends (see :mod:`hubbub.core.frontends`)."""
         return self._frontends
+
+    @property
+    def media(self) -> MediaFeature:
+        """Each room's mode, and calls through the media server (see :mod:`hubbub.core.media`)."""
+        return self._media
 
     @property
     def counters(self) -> HubCounters:
@@ -638,11 +673,52 @@ class Hub:
             target = self._ctx.membership.remote_member(room.name, message.target_user_id)
         if target is None or target is session:
             raise no_such_peer(message.ref)
+        if room.sfu and not session.sfu_capable:
+            raise self._media.sfu_required(message.ref)
         user_id = session.user_id
         if user_id is None:  # pragma: no cover - a session in a room has a user id
             raise not_in_room(message.ref)
         payload = codec.encode(SignalRelay(signal=message.signal, from_user_id=user_id))
         self._publish_to_session(target.session_id, payload)
+
+    # -- what the media bridge calls (MediaEvents) --------------------------------------
+
+    def media_answered(
+        self, session_id: str, connection: str, answer: Jsep, ref: Ref | None
+    ) -> None:
+        self._media.media_answered(session_id, connection, answer, ref)
+        self._settle()
+
+    def media_offered(
+        self, session_id: str, connection: str, offer: SubscriberOffer, ref: Ref | None
+    ) -> None:
+        self._media.media_offered(session_id, connection, offer, ref)
+        self._settle()
+
+    def media_failed(
+        self, session_id: str, connection: str, code: ErrorCode, ref: Ref | None
+    ) -> None:
+        self._media.media_failed(session_id, connection, code, ref)
+        self._settle()
+
+    def feed_up(self, room: str, session_id: str) -> None:
+        self._media.feed_up(room, session_id)
+        self._settle()
+
+    def media_closed(self, room: str, session_id: str, connection: str) -> None:
+        self._media.media_closed(room, session_id, connection)
+        self._settle()
+
+    def media_lost(self, rooms: list[str]) -> None:
+        self._media.media_lost(rooms)
+        self._settle()
+
+    def set_media_mode(self, room: str, setting: MediaSetting | None) -> str:
+        """A backend set a room's mode (``None``: the server's default); the mode the
+        room is in now."""
+        mode = self._media.set_setting(room, setting)
+        self._settle()
+        return mode.value
 
     def _on_ping(self, session: Session, message: Ping) -> None:
         self._ctx.send(session, Pong(ref=message.ref))

@@ -307,7 +307,15 @@ class Joining:
             participants = self._participants(room, result.members, session_id)
             if message.status is not None:
                 session.status = message.status
-            self._admit(session, claim.identity, room, member.user_id, participants, message.ref)
+            self._admit(
+                session,
+                claim.identity,
+                room,
+                member.user_id,
+                participants,
+                message.ref,
+                message.features,
+            )
         except ProtocolError as error:
             ctx.send_error(session, error)
         finally:
@@ -388,6 +396,7 @@ class Joining:
         user_id: str,
         participants: list[Participant],
         ref: Ref | None,
+        features: list[str] | None = None,
     ) -> None:
         """The join is granted: the session is a member; it and this node's members
         are told (the other nodes' were, with the claim)."""
@@ -409,6 +418,7 @@ class Joining:
         )
         grants = grant_names(identity)
         listed = {p.user_id for p in participants}
+        media_mode = ctx.media.prepare(room)
         joined = RoomJoined(
             room=room_name,
             user_id=user_id,
@@ -427,6 +437,7 @@ class Joining:
                 if uid not in listed  # a member whose leave is still on its way
             ]
             or None,
+            media_mode=media_mode,
         )
         ctx.ice.add_to(joined, session)
         ctx.send(session, joined)
@@ -441,6 +452,7 @@ class Joining:
             payload = codec.encode(announcement)
             ctx.room_broadcast(room, payload, session.session_id)
         ctx.lifecycle.address(session, user_id)
+        ctx.media.joined(session, room, features)
 
     def free_user_id(self, room: Room | None) -> str:
         user_id = self._new_user_id()
@@ -488,6 +500,9 @@ class Joining:
             room.pending.append((room.chats_queued, departure))
         else:
             self._depart(room, departure)
+        # After user-left: a change of the room's mode it brings reaches members who
+        # no longer count the one who left.
+        ctx.media.left(session, room)
         ctx.rooms.drop_if_empty(room)
 
     def _depart(self, room: Room, departure: Departure) -> None:
@@ -587,6 +602,7 @@ class Joining:
                 )
             ctx.rooms.remove(member)
             ctx.calling.left_room(member, room_name)
+            ctx.media.left(member, room)
             member.user_id = None
             member.hidden = False
             member.typing = False

@@ -69,6 +69,15 @@ class Limits:
         "Most rooms one connection of a front-end may be in at once: y-webrtc topics, "
         "tracker swarms; past it a subscribe or announce is refused.",
     )
+    max_media_connections: int = _limit(
+        32,
+        "Most connections to the media server one member may have at once (its "
+        "publisher and its subscriber connections); past it a media-subscribe on a new "
+        "connection is refused.",
+    )
+    max_sdp_length: int = _limit(
+        60_000, "Longest session description in a media-publish or media-answer, in characters."
+    )
     max_rooms: int = _limit(
         10_000, "Most rooms the server holds at once; a join that would make one more is refused."
     )

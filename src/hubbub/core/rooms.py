@@ -127,11 +127,14 @@ class Room:
         "recorders",
         "releasing",
         "seen",
+        "sfu",
         "wanted_seq",
     )
 
     def __init__(self, name: str, recent: int) -> None:
         self.name = name
+        self.sfu = False
+        """Its calls go through the media server (see :mod:`hubbub.core.media`)."""
         self.members: dict[str, Session] = {}
         """user id -> session; a dict keeps insertion (join) order."""
         self.loading = True

@@ -117,6 +117,7 @@ class Session:
         "resume_token",
         "room",
         "session_id",
+        "sfu_capable",
         "state",
         "status",
         "typing",
@@ -168,6 +169,8 @@ class Session:
         :mod:`hubbub.core.users`)."""
         self.hidden = False
         """In its room without being announced (the ``hidden`` grant)."""
+        self.sfu_capable = False
+        """Its client takes part in calls through the media server (``features``)."""
         self.ice_refresh_at: float | None = None
         self.link = link
         self.budget = budget

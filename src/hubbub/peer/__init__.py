@@ -15,8 +15,10 @@ Needs the ``peer`` extra (``pip install 'hubbub[peer]'``). See ``docs/python.md`
 from hubbub.peer.files import FileInbox, FileOffer, TransferResult
 from hubbub.peer.media import MediaSource, Recording, TestPatternTrack, ToneTrack, consume_frames
 from hubbub.peer.mesh import Mesh, Peer, PeerClosed
+from hubbub.peer.sfu import JOIN_FIELDS, SfuMedia
 
 __all__ = [
+    "JOIN_FIELDS",
     "FileInbox",
     "FileOffer",
     "MediaSource",
@@ -24,6 +26,7 @@ __all__ = [
     "Peer",
     "PeerClosed",
     "Recording",
+    "SfuMedia",
     "TestPatternTrack",
     "ToneTrack",
     "TransferResult",

@@ -4,7 +4,10 @@ callback).
 
 A :class:`MediaSource` is shared by every peer of a mesh through aiortc's
 ``MediaRelay``, so each peer connection gets every frame (one reader of the file
-or generator, one subscription per peer).
+or generator, one subscription per peer). The relay hands every subscriber the
+same frame object, and aiortc encodes on a thread pool: each subscription gets a
+copy of each frame, as two encoders reading and stamping one frame at once crash
+the process (a mesh of three or more that sends video).
 """
 
 from __future__ import annotations
@@ -152,9 +155,9 @@ class MediaSource:
 
     def tracks(self, kinds: Collection[str] | None = None) -> list[MediaStreamTrack]:
         """A fresh subscription to each track (of ``kinds``, or all), for one more
-        peer connection."""
+        peer connection: frames of its own, shared with no other subscription."""
         return [
-            self._relay.subscribe(track, buffered=False)
+            _OwnFrames(self._relay.subscribe(track, buffered=False))
             for track in (self.audio, self.video)
             if track is not None and (kinds is None or track.kind in kinds)
         ]
@@ -163,6 +166,43 @@ class MediaSource:
         for track in (self.audio, self.video):
             if track is not None:
                 track.stop()
+
+
+class _OwnFrames(MediaStreamTrack):
+    """A relay's subscription that hands out a copy of each frame."""
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self._source = source
+
+    async def recv(self) -> Any:
+        return copy_frame(await self._source.recv())
+
+    def stop(self) -> None:
+        super().stop()
+        self._source.stop()
+
+
+def copy_frame(frame: Any) -> Any:
+    """A new ``av`` frame with ``frame``'s picture or samples and timing."""
+    copy: av.VideoFrame | av.AudioFrame
+    if isinstance(frame, av.VideoFrame):
+        try:
+            copy = av.VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
+        except ValueError:  # a pixel format ndarrays do not carry: a new frame anyway
+            copy = frame.reformat(format="yuv420p" if frame.format.name != "yuv420p" else "rgb24")
+    elif isinstance(frame, av.AudioFrame):
+        audio = av.AudioFrame.from_ndarray(
+            frame.to_ndarray(), format=frame.format.name, layout=frame.layout.name
+        )
+        audio.sample_rate = frame.sample_rate
+        copy = audio
+    else:
+        return frame
+    copy.pts = frame.pts
+    copy.time_base = frame.time_base
+    return copy
 
 
 FrameCallback = Callable[[str, Any], Awaitable[None] | None]

@@ -84,6 +84,21 @@ class ErrorCode(StrEnum):
     CLUSTER_UNAVAILABLE = "cluster-unavailable"
     """The server cannot reach the rest of its cluster (Redis) to admit a join;
     nothing changed. Join again later, or through another server."""
+    WRONG_MEDIA_MODE = "wrong-media-mode"
+    """A ``media-*`` request in a room whose calls are in ``mesh`` mode now."""
+    SFU_REQUIRED = "sfu-required"
+    """The room's calls go through the media server (``sfu`` mode) and this client
+    did not say it can take part (``features: ["sfu"]`` in ``join-room``): its
+    ``signal`` reaches nobody. Chat and presence work as ever."""
+    MEDIA_UNAVAILABLE = "media-unavailable"
+    """No media server can be reached for the room now; try again shortly (a
+    ``media-mode`` follows when the call moves to another)."""
+    MEDIA_REFUSED = "media-refused"
+    """The media server refused the request (an offer it cannot take, a connection
+    that does not exist)."""
+    NO_SUCH_FEED = "no-such-feed"
+    """``media-subscribe`` to someone who is not sending through the media server in
+    the subscriber's room."""
 
 
 class CloseCode(IntEnum):

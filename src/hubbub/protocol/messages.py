@@ -8,7 +8,7 @@ in incoming messages are ignored, so a client may send more than hubbub reads.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -44,6 +44,9 @@ class JoinRoom(Incoming, tag="join-room", frozen=True):
     """An access token; the identity comes from it, not from ``user_id``."""
     status: str | None = None
     """The presence status to join with (``online`` if left out)."""
+    features: list[Annotated[str, msgspec.Meta(max_length=32)]] | None = None
+    """What the client can do beyond the seed protocol: ``sfu`` (it takes part in
+    calls through the media server, see ``media-mode``)."""
 
 
 class LeaveRoom(Incoming, tag="leave-room", frozen=True):
@@ -134,6 +137,97 @@ class Resume(Incoming, tag="resume", frozen=True):
     """The ``n`` of the last message the client received in that session (0: none)."""
 
 
+# -- calls through the media server (rooms in SFU mode) -------------------------
+
+Connection = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern="^[A-Za-z0-9_-]+$")]
+"""A client's name for one of its WebRTC connections to the media server:
+``publisher`` is the one it sends on; any other name is a subscriber connection."""
+
+PUBLISHER = "publisher"
+"""The connection a member sends its camera and microphone on."""
+MAIN_SUBSCRIBER = "main"
+"""The subscriber connection a client uses when it names none."""
+
+
+class SessionDescription(msgspec.Struct, frozen=True):
+    """An offer or an answer, as ``RTCSessionDescriptionInit`` has it."""
+
+    type: Literal["offer", "answer"]
+    sdp: str
+
+
+class IceCandidate(msgspec.Struct, rename="camel", frozen=True, omit_defaults=True):
+    """An ICE candidate, as ``RTCIceCandidateInit`` has it."""
+
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_m_line_index: Annotated[int, msgspec.Meta(ge=0, le=1024)] | None = None
+
+
+class MediaPublish(Incoming, tag="media-publish", frozen=True):
+    """Send this member's camera and microphone through the media server."""
+
+    jsep: SessionDescription
+
+
+class MediaUnpublish(Incoming, tag="media-unpublish", frozen=True):
+    """Stop sending (the ``publisher`` connection closes)."""
+
+
+class MediaSubscribe(Incoming, tag="media-subscribe", frozen=True):
+    """Receive these members' feeds on subscriber connection ``connection``."""
+
+    feeds: list[str]
+    connection: Connection = MAIN_SUBSCRIBER
+
+
+class MediaUnsubscribe(Incoming, tag="media-unsubscribe", frozen=True):
+    feeds: list[str]
+    connection: Connection = MAIN_SUBSCRIBER
+
+
+class MediaAnswer(Incoming, tag="media-answer", frozen=True):
+    """The client's answer to the latest ``media-offer`` of a subscriber connection."""
+
+    jsep: SessionDescription
+    connection: Connection = MAIN_SUBSCRIBER
+
+
+class MediaConfigure(Incoming, tag="media-configure", frozen=True):
+    """Change a connection: on ``publisher``, what is forwarded (``audio``,
+    ``video``), the bitrate cap, or a new offer (``jsep``); on a subscriber
+    connection, which simulcast layer of ``userId``'s video it gets."""
+
+    connection: Connection = PUBLISHER
+    audio: bool | None = None
+    video: bool | None = None
+    bitrate: Annotated[int, msgspec.Meta(ge=8_000, le=100_000_000)] | None = None
+    jsep: SessionDescription | None = None
+    user_id: str | None = None
+    substream: Annotated[int, msgspec.Meta(ge=0, le=2)] | None = None
+    temporal: Annotated[int, msgspec.Meta(ge=0, le=2)] | None = None
+
+
+class MediaCandidate(Incoming, tag="media-candidate", frozen=True):
+    """An ICE candidate of the client's end of a connection; ``null``: no more."""
+
+    connection: Connection
+    candidate: IceCandidate | None = None
+
+
+class MediaLeave(Incoming, tag="media-leave", frozen=True):
+    """Close one connection to the media server, or all of them."""
+
+    connection: Connection | None = None
+
+
+class MediaSending(Incoming, tag="media-sending", frozen=True):
+    """The member sends a camera or a microphone (to its peers, in mesh mode), or
+    stopped: how a room in ``auto`` mode counts its senders."""
+
+    active: bool
+
+
 _INCOMING = (
     JoinRoom,
     LeaveRoom,
@@ -153,6 +247,15 @@ _INCOMING = (
     CallCancel,
     CallEnd,
     Resume,
+    MediaPublish,
+    MediaUnpublish,
+    MediaSubscribe,
+    MediaUnsubscribe,
+    MediaAnswer,
+    MediaConfigure,
+    MediaCandidate,
+    MediaLeave,
+    MediaSending,
 )
 IncomingMessage = (
     JoinRoom
@@ -173,6 +276,15 @@ IncomingMessage = (
     | CallCancel
     | CallEnd
     | Resume
+    | MediaPublish
+    | MediaUnpublish
+    | MediaSubscribe
+    | MediaUnsubscribe
+    | MediaAnswer
+    | MediaConfigure
+    | MediaCandidate
+    | MediaLeave
+    | MediaSending
 )
 
 ONLINE = "online"
@@ -272,6 +384,9 @@ class RoomJoined(Outgoing, tag="room-joined"):
     """The joiner's own presence status, when it is not ``online``."""
     offline: list[OfflineMember] | None = None
     """The room's offline members, most recently seen first; absent when none."""
+    media_mode: str | None = None
+    """``sfu`` when the room's calls go through the media server (a ``media-mode``
+    follows); absent in a mesh."""
 
 
 class IceServers(Outgoing, tag="ice-servers"):
@@ -493,3 +608,67 @@ class Reconnect(Outgoing, tag="reconnect"):
     resume: bool = False
     """The session goes on elsewhere (another node of a cluster took it): resume it,
     rather than join afresh."""
+
+
+class MediaFeed(msgspec.Struct, rename="camel", omit_defaults=True):
+    """A member's feed on the media server, ready to subscribe to."""
+
+    user_id: str
+    audio: bool
+    video: bool
+    simulcast: bool = False
+
+
+class MediaMode(Outgoing, tag="media-mode"):
+    """How the room's calls go now: ``mesh`` (peer to peer, ``signal``) or ``sfu``
+    (through the media server). Each one starts afresh: in ``sfu``, publish and
+    subscribe (again, after ``reason: media-server-lost``)."""
+
+    mode: str
+    feeds: list[MediaFeed] | None = None
+    """In ``sfu``: the feeds there are to subscribe to."""
+    reason: str | None = None
+    """Why it changed: ``auto`` (the number of senders), ``setting`` (the room's
+    mode was set), ``media-server-lost`` (the call moves to another media server)."""
+
+
+class MediaFeeds(Outgoing, tag="media-feeds"):
+    """The room's feeds changed: all of them, as they are now."""
+
+    feeds: list[MediaFeed]
+
+
+class MediaStream(msgspec.Struct, rename="camel"):
+    """One m-line of a subscriber connection."""
+
+    mid: str
+    kind: str
+    user_id: str
+    active: bool
+
+
+class MediaAnswered(Outgoing, tag="media-answer"):
+    """The media server's answer to a ``media-publish`` (or to a ``media-configure``
+    with a new offer)."""
+
+    connection: str
+    jsep: SessionDescription
+    ref: Ref | None = None
+
+
+class MediaOffer(Outgoing, tag="media-offer"):
+    """An offer for a subscriber connection, to answer with ``media-answer``: to a
+    ``media-subscribe``/``media-unsubscribe`` (with its ``ref``), or of the media
+    server's own accord when a feed the connection took stopped."""
+
+    connection: str
+    jsep: SessionDescription
+    streams: list[MediaStream]
+    ref: Ref | None = None
+
+
+class MediaClosed(Outgoing, tag="media-closed"):
+    """A connection to the media server closed of its own accord (ICE failed, the
+    media server hung up): make it again if it is still wanted."""
+
+    connection: str

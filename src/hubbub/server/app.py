@@ -31,12 +31,14 @@ from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
 from hubbub.core import Hub, Outbox, Session
 from hubbub.core.frontends import FrontendSettings
+from hubbub.core.media_mode import MediaSetting
 from hubbub.protocol.errors import CloseCode
 from hubbub.server import admin_api, frontends, ice_api, metrics, rooms_api, users_api, web_app
 from hubbub.server.connection import Connection, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import HandshakeGate
 from hubbub.server.http_api import Api, ApiError, bearer_matches, json_errors
+from hubbub.server.media import MediaBridge, create_media_servers
 from hubbub.server.metrics import Exposition, ServerMetrics
 from hubbub.server.storage import StoreBridge, create_store
 from hubbub.server.stun import StunServer
@@ -101,6 +103,7 @@ class HubServer:
         self.storage = StoreBridge(create_store(settings), settings)
         self.storage.writer.on_commit = self.metrics.store_writes.observe
         self.broker, self.membership = create_broker(settings)
+        self.media = MediaBridge(create_media_servers(settings))
         self.hub_outbox: Outbox = self.outbox
         """What the hub writes through: the outbox, with the front-ends' in front of it
         when any is served (see hubbub.server.frontends)."""
@@ -133,7 +136,13 @@ class HubServer:
                 peerjs_expire_timeout=settings.peerjs_expire_timeout,
                 tracker_interval=settings.tracker_interval,
             ),
+            media=self.media if self.media.available else None,
+            media_mode=MediaSetting(settings.media_mode),
+            mesh_max_participants=settings.mesh_max_participants,
         )
+        self.media.attach(self.hub)
+        if self.media.available:
+            self.metric_sources.append(self.media.add_metrics)
         self.webhooks = Webhooks(settings) if settings.webhook_url else None
         if self.webhooks is not None:
             self.hub.rooms.observer = self.webhooks.queue
@@ -154,6 +163,8 @@ class HubServer:
         (the store, the broker...) is reachable."""
         self.readiness_checks["store"] = self._store_reachable
         self.readiness_checks["broker"] = self.broker.health
+        if self.media.available:
+            self.readiness_checks["media"] = self.media.health
 
     async def _store_reachable(self) -> bool:
         """The store answers a small read."""
@@ -249,6 +260,7 @@ class HubServer:
             await self.webhooks.start()
         await self.storage.start()
         await self.broker.start()
+        await self.media.start()
         await self._start_stun()
         self._liveness = asyncio.create_task(self._liveness_sweep())
         self._timers = asyncio.create_task(self._core_timers())
@@ -290,6 +302,7 @@ class HubServer:
             await self.webhooks.stop()
         # After the store: chat written at the end is still relayed.
         await self.broker.stop()
+        await self.media.stop()
 
     async def shutdown(self, app: web.Application) -> None:
         """Stop reading, store what was accepted, tell every client when to come
@@ -355,6 +368,17 @@ def _cluster_status(broker: Broker) -> dict[str, object]:
             "pending": status.pending,
             "lagSeconds": round(status.lag_seconds, 6),
         }
+    }
+
+
+def _media_status(media: MediaBridge) -> dict[str, object]:
+    if not media.available:
+        return {}
+    return {
+        "mediaServers": [
+            {"url": stat.name, "up": stat.up, "rooms": stat.rooms, "connections": stat.handles}
+            for stat in media.stats()
+        ]
     }
 
 
@@ -433,6 +457,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
                 "sessions": len(hub.sessions),
                 "rooms": len(hub.rooms),
                 **_cluster_status(server.broker),
+                **_media_status(server.media),
             }
         )
 
@@ -452,7 +477,9 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
 
     clustered = server.broker if server.broker.status() is not None else None
     admin_api.add_routes(api, server.hub, server.keys, clustered, server.storage.store)
-    rooms_api.add_routes(api, server.hub, server.storage.store, settings, clustered)
+    rooms_api.add_routes(
+        api, server.hub, server.storage.store, settings, clustered, server.media.pinned
+    )
     users_api.add_routes(api, server.hub, server.storage.store)
     web_app.add_routes(api, settings)
     ice_api.add_routes(api, server.admission, server.ice_servers)

@@ -5,6 +5,7 @@ the server API key."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from hubbub.broker import Broker
 from hubbub.core import Hub
+from hubbub.core.media_mode import MediaSetting
 from hubbub.protocol.messages import ChatEntry
 from hubbub.server.admin_api import asked_of_cluster, member_view, participant
 from hubbub.server.http_api import Api, ApiError, integer_schema, query_integer, read_json
@@ -77,6 +79,26 @@ _CHAT_SCHEMA: dict[str, Any] = {
 }
 
 
+class MediaModeRequest(msgspec.Struct, forbid_unknown_fields=True):
+    mode: MediaSetting | None
+
+
+_MEDIA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["room", "mode", "setting"],
+    "properties": {
+        "room": {"type": "string"},
+        "mode": {"enum": ["mesh", "sfu"], "description": "How the room's calls go now"},
+        "setting": {
+            "enum": ["auto", "mesh", "sfu"],
+            "description": "What the room's mode is set to (the server's --media-mode "
+            "unless a backend set the room's own)",
+        },
+        "server": {"type": "string", "description": "The media server that holds the room"},
+    },
+}
+
+
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -91,10 +113,15 @@ def _query_parameter(name: str, schema: dict[str, Any], description: str) -> dic
 
 
 def add_routes(
-    api: Api, hub: Hub, store: Store, settings: ServerSettings, broker: Broker | None = None
+    api: Api,
+    hub: Hub,
+    store: Store,
+    settings: ServerSettings,
+    broker: Broker | None = None,
+    media_server_of: Callable[[str], str | None] = lambda room: None,
 ) -> None:
     """``broker``: the cluster's (None on a lone node), whose rooms and members every
-    node lists alike."""
+    node lists alike; ``media_server_of``: the media server that holds a room."""
     limits = settings.limits
 
     def room_name(request: web.Request) -> str:
@@ -215,6 +242,61 @@ def add_routes(
             ),
             "404": {"description": "No room of that name has members or chat"},
             "503": {"description": "The store is unavailable"},
+        },
+    )
+
+    # -- GET and PUT /api/rooms/{room}/media ----------------------------------------
+
+    def media_state(name: str) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "room": name,
+            "mode": hub.media.mode_of(name).value,
+            "setting": hub.media.setting_of(name).value,
+        }
+        server = media_server_of(name)
+        if server is not None:
+            state["server"] = server
+        return state
+
+    async def show_media(request: web.Request) -> web.Response:
+        return web.json_response(media_state(room_name(request)))
+
+    async def set_media(request: web.Request) -> web.Response:
+        name = room_name(request)
+        body = await read_json(request, max_bytes=limits.max_frame_bytes)
+        try:
+            asked = msgspec.convert(body, MediaModeRequest)
+        except msgspec.ValidationError as exc:
+            raise ApiError(400, "bad-request", str(exc)) from None
+        if asked.mode is MediaSetting.SFU and not hub.media.requests.available:
+            raise ApiError(409, "no-media-server", "this server has no media server (--janus-url)")
+        hub.set_media_mode(name, asked.mode)
+        return web.json_response(media_state(name))
+
+    api.route(
+        "GET",
+        "/api/rooms/{room}/media",
+        show_media,
+        summary="How a room's calls go: peer to peer (mesh) or through the media server (sfu)",
+        parameters=[_path_parameter("room")],
+        responses={"200": _json(_MEDIA_SCHEMA, "The room's mode and setting")},
+    )
+    api.route(
+        "PUT",
+        "/api/rooms/{room}/media",
+        set_media,
+        summary="Set a room's mode: auto, mesh or sfu (null: back to the server's default)",
+        parameters=[_path_parameter("room")],
+        request_body={
+            "type": "object",
+            "required": ["mode"],
+            "additionalProperties": False,
+            "properties": {"mode": {"enum": ["auto", "mesh", "sfu", None]}},
+        },
+        responses={
+            "200": _json(_MEDIA_SCHEMA, "Set; the room's members were told if it changed"),
+            "400": {"description": "Not a room name, or not a mode"},
+            "409": {"description": "sfu, on a server without a media server"},
         },
     )
 

@@ -14,6 +14,15 @@ export const INCOMING_TYPES = Object.freeze([
   "history",
   "join-room",
   "leave-room",
+  "media-answer",
+  "media-candidate",
+  "media-configure",
+  "media-leave",
+  "media-publish",
+  "media-sending",
+  "media-subscribe",
+  "media-unpublish",
+  "media-unsubscribe",
   "notification-read",
   "notifications",
   "ping",
@@ -40,6 +49,11 @@ export const OUTGOING_TYPES = Object.freeze([
   "error",
   "history",
   "ice-servers",
+  "media-answer",
+  "media-closed",
+  "media-feeds",
+  "media-mode",
+  "media-offer",
   "notification",
   "notification-read",
   "notifications",
@@ -87,7 +101,12 @@ export const ERROR_CODES = Object.freeze({
   "CALL_NOT_RINGING": "call-not-ringing",
   "CALL_NOT_ACTIVE": "call-not-active",
   "RESUME_FAILED": "resume-failed",
-  "CLUSTER_UNAVAILABLE": "cluster-unavailable"
+  "CLUSTER_UNAVAILABLE": "cluster-unavailable",
+  "WRONG_MEDIA_MODE": "wrong-media-mode",
+  "SFU_REQUIRED": "sfu-required",
+  "MEDIA_UNAVAILABLE": "media-unavailable",
+  "MEDIA_REFUSED": "media-refused",
+  "NO_SUCH_FEED": "no-such-feed"
 });
 
 /** The WebSocket close codes the server sends, by name. */

@@ -14,6 +14,7 @@ import { state } from "./state.js";
 import {
   addTile,
   layoutGrid,
+  publishes,
   removeTile,
   showStream,
   startSpeakerLoop,
@@ -45,16 +46,19 @@ export function startCall(room) {
   $("grid").replaceChildren();
   setPanelOpen(window.matchMedia("(min-width: 901px)").matches);
 
-  addTile(room.userId, "camera", { local: true });
-  const localTile = state.tiles.get(`${room.userId}:camera`);
-  localTile.querySelector("video").srcObject = state.stream;
+  // A viewer (no `publish` grant) sends nothing: no tile of its own, as it has none
+  // for the others.
+  if (room.can("publish")) {
+    addTile(room.userId, "camera", { local: true });
+    state.tiles.get(`${room.userId}:camera`).querySelector("video").srcObject = state.stream;
+  }
   addPerson(room.userId, { local: true });
   updateLocalMedia();
 
   const on = (type, handler) => state.cleanup.push(room.on(type, handler));
   on("participant-joined", ({ participant }) => {
     addPerson(participant.userId);
-    addTile(participant.userId, "camera");
+    if (publishes(participant)) addTile(participant.userId, "camera");
     updateParticipant(participant);
     renderOffline(room);
     if (room.state === "open" && state.initialized) systemMessage(`${participant.displayName} joined`);
@@ -74,6 +78,9 @@ export function startCall(room) {
     if (peerState === "connected") state.failed.delete(participant.userId);
   });
   on("stream", ({ participant, stream, kind }) => showStream(participant, stream, kind));
+  on("media-mode", () => {
+    for (const participant of room.participants.values()) updateParticipant(participant);
+  });
   on("stream-removed", ({ participant, stream, kind }) => {
     if (kind === "screen") removeTile(participant.userId, "screen");
     else {
@@ -98,7 +105,7 @@ export function startCall(room) {
   for (const entry of room.history ?? []) chatMessage({ ...entry, mine: entry.userId === room.userId }, true);
   for (const participant of room.participants.values()) {
     addPerson(participant.userId);
-    addTile(participant.userId, "camera");
+    if (publishes(participant)) addTile(participant.userId, "camera");
     updateParticipant(participant);
   }
   renderOffline(room);

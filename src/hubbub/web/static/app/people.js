@@ -59,7 +59,8 @@ export function removePerson(userId) {
 export function updatePerson(participant) {
   const item = personHere(participant.userId);
   if (!item) return;
-  const connected = participant.local || participant.connectionState === "connected";
+  const connected =
+    participant.local || participant.connectionState === "connected" || state.room?.mediaMode === "sfu";
   const status = connected ? participant.status || "online" : participant.connectionState === "closed" ? "offline" : "connecting";
   const dot = item.querySelector(".presence");
   dot.dataset.status = status;
@@ -68,6 +69,7 @@ export function updatePerson(participant) {
   if (participant.connection === "reconnecting") words.push("reconnecting…");
   else if (!connected) words.push("connecting…");
   else if (status !== "online") words.push(status);
+  if (participant.grants && !participant.grants.includes("publish")) words.push("watching");
   if (participant.media?.screen) words.push("sharing screen");
   if (state.typing.has(participant.userId)) words.push("typing…");
   item.querySelector(".person-state").textContent = words.join(" · ");

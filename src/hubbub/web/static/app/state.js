@@ -16,4 +16,6 @@ export const state = {
   quality: new Map(), // userId -> the last summary of their connection's stats
   relayed: new Set(), // userIds whose call is said to go through a relay
   failed: new Set(), // userIds whose connection failure was said
+  speaker: null, // the userId of who spoke last (the speaker view's main tile)
+  stripPage: 0, // the speaker view's page of the strip
 };

@@ -138,6 +138,16 @@ function playAudio(userId, stream) {
   });
 }
 
+/** Whether a participant may send a camera: one without the `publish` grant watches only. */
+export function publishes(participant) {
+  return !participant.grants || participant.grants.includes("publish");
+}
+
+/** Whether the call with a participant is up: its peer connection, or the media server. */
+export function callUp(participant) {
+  return participant.connectionState === "connected" || state.room?.mediaMode === "sfu";
+}
+
 export function updateParticipant(participant) {
   const tile = state.tiles.get(tileKey(participant.userId, "camera"));
   if (tile) {
@@ -145,13 +155,15 @@ export function updateParticipant(participant) {
     const hasVideo = Boolean(video.srcObject?.getVideoTracks().length);
     tile.classList.toggle("video-off", !participant.media.video || !hasVideo);
     tile.classList.toggle("audio-off", !participant.media.audio);
-    const connecting = !["connected", "closed"].includes(participant.connectionState);
-    const failed = participant.connectionState === "failed";
-    const lost = participant.connectionState === "disconnected" || participant.connection === "reconnecting";
+    const sfu = state.room?.mediaMode === "sfu";
+    const connecting = !sfu && !["connected", "closed"].includes(participant.connectionState);
+    const failed = !sfu && participant.connectionState === "failed";
+    const lost =
+      (!sfu && participant.connectionState === "disconnected") || participant.connection === "reconnecting";
     const status = tile.querySelector(".tile-status");
     status.textContent = failed ? "Can't connect" : lost ? "Reconnecting…" : connecting ? "Connecting…" : "";
     status.classList.toggle("problem", failed);
-    if (participant.connectionState !== "connected") tile.querySelector(".quality").hidden = true;
+    if (!callUp(participant)) tile.querySelector(".quality").hidden = true;
   }
   updatePerson(participant);
 }
@@ -197,9 +209,12 @@ function setPressed(id, pressed, title) {
 // - duo: two people: the other fills the stage, oneself small in a corner;
 // - stage: a pinned tile or a shared screen takes the stage, the others in a strip
 //   (beside it on a wide screen, under it on a tall one);
-// - grid: everyone alike, as large as the stage allows at 16:9.
+// - grid: everyone alike, as large as the stage allows at 16:9;
+// - speaker: past GRID_MAX cameras, who spoke last takes the stage and the others
+//   follow in a strip, a page of them at a time.
 
 const ASPECT = 16 / 9;
+const GRID_MAX = 9; // cameras a grid shows at once; more, and the speaker view takes over
 
 /** The tile on the stage, if any: the pinned one, else a screen (someone else's first). */
 function featuredTile(tiles) {
@@ -219,9 +234,13 @@ export function layoutGrid() {
   const local = tiles.find((tile) => tile.dataset.local && tile.dataset.kind === "camera");
   let layout;
   let boxes;
+  let pager = null;
   if (featured && tiles.length > 1) {
     layout = "stage";
     boxes = stageBoxes(featured, tiles, width, height, gap);
+  } else if (tiles.length > GRID_MAX) {
+    layout = "speaker";
+    ({ boxes, pager } = speakerBoxes(tiles, local, width, height, gap));
   } else if (tiles.length === 2 && local) {
     layout = "duo";
     boxes = duoBoxes(tiles.find((tile) => tile !== local), local, width, height);
@@ -233,9 +252,14 @@ export function layoutGrid() {
     boxes = gridBoxes(ordered.map(([tile]) => tile), width, height, gap);
   }
   grid.dataset.layout = layout;
+  showPager(pager);
   for (const tile of tiles) {
     const box = boxes.get(tile);
     tile.dataset.role = box.role;
+    // Through the media server, each video comes in the simulcast layer its tile needs.
+    if (tile.dataset.kind === "camera" && !tile.dataset.local) {
+      state.room?.setReceiveSize?.(tile.dataset.user, box.role === "hidden" ? 0 : box.w);
+    }
     Object.assign(tile.style, {
       left: `${Math.round(box.x)}px`,
       top: `${Math.round(box.y)}px`,
@@ -266,6 +290,44 @@ function gridBoxes(tiles, width, height, gap) {
     boxes.set(tile, { x: left + (index % cols) * (w + gap), y: top + row * (h + gap), w, h, role: "grid" });
   });
   return boxes;
+}
+
+// The speaker view: who spoke last large, the others in a strip, a page at a time
+// (oneself always in the strip).
+function speakerBoxes(tiles, local, width, height, gap) {
+  const cameras = tiles.filter((tile) => tile !== local);
+  const main =
+    cameras.find((tile) => tile.dataset.user === state.speaker && tile.dataset.kind === "camera") ?? cameras[0];
+  const rest = cameras.filter((tile) => tile !== main);
+  const wide = width >= height * 1.1;
+  const perPage = Math.max(1, Math.floor((wide ? height : width) / (wide ? 110 : 170)) - (local ? 1 : 0));
+  const pages = Math.max(1, Math.ceil(rest.length / perPage));
+  state.stripPage = Math.min(state.stripPage, pages - 1);
+  const shown = rest.slice(state.stripPage * perPage, (state.stripPage + 1) * perPage);
+  const strip = local ? [...shown, local] : shown;
+  const boxes = stageBoxes(main, [main, ...strip], width, height, gap);
+  for (const tile of tiles) {
+    if (!boxes.has(tile)) boxes.set(tile, { x: 0, y: 0, w: 0, h: 0, role: "hidden" });
+  }
+  return { boxes, pager: pages > 1 ? { page: state.stripPage, pages } : null };
+}
+
+function showPager(pager) {
+  const nav = $("strip-pager");
+  if (!nav) return;
+  nav.hidden = !pager;
+  if (!pager) return;
+  $("strip-page").textContent = `${pager.page + 1} / ${pager.pages}`;
+  $("strip-previous").disabled = pager.page === 0;
+  $("strip-next").disabled = pager.page >= pager.pages - 1;
+  $("strip-previous").onclick = () => {
+    state.stripPage = Math.max(0, state.stripPage - 1);
+    layoutGrid();
+  };
+  $("strip-next").onclick = () => {
+    state.stripPage += 1;
+    layoutGrid();
+  };
 }
 
 function duoBoxes(other, local, width, height) {
@@ -335,10 +397,18 @@ export function startSpeakerLoop() {
         levels.push([participant.userId, level]);
       }
       const now = performance.now();
+      let loudest = null;
       for (const [userId, level] of levels) {
         if (level > 0.04) lastLoud.set(userId, now);
         const tile = state.tiles.get(tileKey(userId, "camera"));
         tile?.classList.toggle("speaking", now - (lastLoud.get(userId) ?? -Infinity) < 600);
+        if (userId !== room.userId && level > 0.04 && (!loudest || level > loudest[1])) loudest = [userId, level];
+      }
+      // The speaker view follows who speaks, holding each one a moment (no flicker).
+      if (loudest && loudest[0] !== state.speaker && now - (state.speakerSince ?? 0) > 1500) {
+        state.speaker = loudest[0];
+        state.speakerSince = now;
+        if ($("grid").dataset.layout === "speaker") layoutGrid();
       }
     } finally {
       measuring = false;

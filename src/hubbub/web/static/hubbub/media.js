@@ -164,9 +164,11 @@ export class LocalMedia {
 
   _syncLinks() {
     for (const participant of this.host.participants.values()) participant._link?.syncSenders();
+    this.host._sfu?.localChanged();
   }
 
   _changed(kind) {
+    this.host._sfu?.localChanged();
     const state = this.state();
     for (const participant of this.host.participants.values()) this.host._signal(participant.userId, state);
     this.host.emit("local-stream", {

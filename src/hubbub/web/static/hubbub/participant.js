@@ -30,6 +30,7 @@ export class Participant {
     /** @type {Map<string, {stream: MediaStream, kind: string}>} */
     this.streams = new Map();
     this._streamKinds = {};
+    this._sfuStreams = new Set(); // ids of the streams that come through the media server
     this._link = null;
     this._firstOfferTimer = null;
   }
@@ -64,11 +65,9 @@ export class Participant {
    * so a short sound between two calls counts (audioLevel() sees only the last packet).
    */
   async audioLevelSinceLastCall() {
-    const pc = this._link?.pc;
-    if (!pc) return 0;
     let energy = 0;
     let duration = 0;
-    for (const receiver of pc.getReceivers()) {
+    for (const receiver of this._receivers()) {
       if (receiver.track?.kind !== "audio") continue;
       const stats = await receiver.getStats();
       for (const report of stats.values()) {
@@ -84,12 +83,16 @@ export class Participant {
     return Math.min(1, Math.sqrt((energy - previous.energy) / elapsed));
   }
 
+  // The receivers of what this participant sends: on the peer connection, and through
+  // the media server.
+  _receivers() {
+    return [...(this._link?.pc.getReceivers() ?? []), ...this.room._sfu.receiversOf(this.userId)];
+  }
+
   /** Audio level of this participant's microphone, 0 to 1, from the last packets received. */
   audioLevel() {
-    const pc = this._link?.pc;
-    if (!pc) return 0;
     let level = 0;
-    for (const receiver of pc.getReceivers()) {
+    for (const receiver of this._receivers()) {
       if (receiver.track?.kind !== "audio") continue;
       for (const source of receiver.getSynchronizationSources?.() ?? []) {
         if (performance.timeOrigin + performance.now() - source.timestamp < 1000) {
@@ -103,19 +106,21 @@ export class Participant {
   // The earlier member makes the first offer (docs/peer-protocol.md).
   _startAsIncumbent() {
     this.room._signal(this.userId, this.room._mediaState());
+    if (this.room._sfu.active) return; // (media goes through the media server)
     this._ensureLink({ openControl: true });
   }
 
   // The newcomer waits for the first offer, then offers itself if none came.
   _startAsNewcomer() {
     this.room._signal(this.userId, this.room._mediaState());
+    if (this.room._sfu.active) return;
     if (!this.polite) {
       this._ensureLink({ openControl: true });
       return;
     }
     clearTimeout(this._firstOfferTimer);
     this._firstOfferTimer = setTimeout(() => {
-      if (!this._link && this.room.participants.get(this.userId) === this) {
+      if (!this._link && !this.room._sfu.active && this.room.participants.get(this.userId) === this) {
         this._ensureLink({ openControl: true });
       }
     }, this.room.limits.firstOfferWaitMs);
@@ -208,10 +213,34 @@ export class Participant {
     this.room.emit("track", { participant: this, track, stream });
   }
 
+  // A track of this participant's feed on the media server (see sfu.js).
+  _addSfuTrack(track, stream) {
+    if (!this.streams.has(stream.id)) {
+      this._sfuStreams.add(stream.id);
+      this.streams.set(stream.id, { stream, kind: "camera" });
+      this.room.emit("stream", { participant: this, stream, kind: "camera" });
+    }
+    this.room.emit("track", { participant: this, track, stream });
+  }
+
+  // The call moved to the media server and this participant's media arrives there: the
+  // peer connection goes, with what it carried.
+  _closeMeshForSfu() {
+    clearTimeout(this._firstOfferTimer);
+    const link = this._link;
+    this._link = null;
+    if (link) link.close();
+    for (const id of [...this.streams.keys()]) {
+      if (!this._sfuStreams.has(id)) this._removeRemoteStream(id);
+    }
+    this.connectionState = "closed";
+  }
+
   _removeRemoteStream(streamId) {
     const entry = this.streams.get(streamId);
     if (!entry) return;
     this.streams.delete(streamId);
+    this._sfuStreams.delete(streamId);
     this.room.emit("stream-removed", { participant: this, stream: entry.stream, kind: entry.kind });
   }
 

@@ -76,7 +76,8 @@ export class PeerLink {
     if (this.closed) return;
     const room = this.room;
     const wanted = new Map();
-    const camera = room.localStream;
+    // A member without the `publish` grant watches and listens: it sends no camera.
+    const camera = room.can("publish") ? room.localStream : null;
     if (camera) {
       const audio = camera.getAudioTracks()[0];
       const video = camera.getVideoTracks().find((t) => t.readyState === "live");
@@ -248,7 +249,7 @@ export class PeerLink {
 
   _restartIfDown() {
     this._restartTimer = null;
-    if (this.closed) return;
+    if (this.closed || this.room._sfu.active) return; // (the media server carries the call)
     const state = this.pc.iceConnectionState;
     if (state === "connected" || state === "completed") return;
     // The offer goes through the server: while it is away, wait for it (a fresh join

@@ -15,6 +15,7 @@ import { FILE_LABEL_PREFIX, RESERVED_PREFIX } from "./labels.js";
 import { LocalMedia } from "./media.js";
 import { Participant } from "./participant.js";
 import { Presence } from "./presence.js";
+import { SfuMedia } from "./sfu.js";
 
 /** @typedef {import("./files.js").FileTransfer} FileTransfer */
 /** @typedef {import("./channels.js").AppChannel} AppChannel */
@@ -108,6 +109,8 @@ export async function join(url, options) {
  * - `peer-state` `{participant, state}`: the RTCPeerConnection's connectionState
  * - `ice-restart` `{participant, attempt}`: a peer connection that failed restarts ICE
  * - `local-stream` `{stream, kind}`: what this side sends changed
+ * - `media-mode` `{mode, reason}`: the room's calls go peer to peer (`mesh`) or through
+ *   the media server (`sfu`) from now on; the library moves the media by itself
  * - `ice-servers` `{iceServers}`, `error` `{error}`, `message` (every server message)
  */
 export class Room extends Emitter {
@@ -150,6 +153,9 @@ export class Room extends Emitter {
     this._localMedia = new LocalMedia(this, options.stream);
     this._channels = new AppChannels(this);
     this._files = new FileTransfers(this);
+    /** @type {"mesh"|"sfu"} how the room's calls go: peer to peer, or through the media server */
+    this.mediaMode = "mesh";
+    this._sfu = new SfuMedia(this);
   }
 
   // -- the connection ----------------------------------------------------------------
@@ -187,7 +193,8 @@ export class Room extends Emitter {
   // which the connection tries first while there is a session to take back.
   async _joinMessage() {
     const token = typeof this._token === "function" ? await this._token() : this._token;
-    const message = { type: "join-room", room: this.name };
+    // `features`: this side takes part in calls through the media server (SFU mode).
+    const message = { type: "join-room", room: this.name, features: ["sfu"] };
     if (this.userId) message.userId = this.userId;
     if (token) message.token = token;
     // A new connection starts with the default status: a rejoin keeps what this side had set.
@@ -227,6 +234,8 @@ export class Room extends Emitter {
     // A fresh join (first, or after a drop) starts every peer connection anew: the
     // others saw this side leave and will offer again.
     if (rejoin) {
+      this._sfu.reset();
+      this.mediaMode = "mesh";
       const listed = listedParticipants(message);
       for (const userId of [...this.participants.keys()]) {
         if (!listed.has(userId)) this._removeParticipant(userId);
@@ -257,6 +266,7 @@ export class Room extends Emitter {
     } else {
       for (const participant of this.participants.values()) participant._link?.resumed();
     }
+    this._sfu.opened();
     // What was sent while away (or whose `chat-ack` was lost with the connection); after
     // a resume, a `chat-ack` among the replayed messages settles its entry, and one sent
     // again meanwhile is acknowledged as a duplicate and stored once.
@@ -265,6 +275,7 @@ export class Room extends Emitter {
 
   _onClosing() {
     this._presence.stop();
+    this._sfu.reset();
     for (const participant of this.participants.values()) participant._closeLink();
     this._files.cancelAll("left the room");
     this._chat.failPending();
@@ -275,7 +286,7 @@ export class Room extends Emitter {
   _onServerMessage(message) {
     // A refused chat message is the chat's to settle, not an `error` of the room's.
     if (this._chat.onError(message)) return;
-    this._dispatch(message);
+    if (!this._sfu.onMessage(message)) this._dispatch(message);
     this.emit("message", message);
   }
 
@@ -569,6 +580,17 @@ export class Room extends Emitter {
    */
   stopScreenShare() {
     return this._localMedia.stopScreenShare();
+  }
+
+  /**
+   * In SFU mode, the size a participant's video is shown at: the library takes the
+   * simulcast layer that fits (a small tile, the small layer). Call it when a tile's
+   * size changes; no effect in a mesh.
+   * @param {string} userId
+   * @param {number} width  in CSS pixels
+   */
+  setReceiveSize(userId, width) {
+    this._sfu.setReceiveSize(userId, width);
   }
 
   // -- app data channels (channels.js) -------------------------------------------------

@@ -1,0 +1,719 @@
+"""Calls through the media server: each room's mode (mesh or SFU, see
+:mod:`hubbub.core.media_mode`), who sends, the feeds there are, and the ``media-*``
+requests a member may make, checked here and handed to the media bridge.
+
+Clients never reach the media server. A member asks hubbub (``media-publish``,
+``media-subscribe``...), hubbub checks that it may (the room is in SFU mode, it has
+the ``publish`` grant, the feeds it asks for are its own room's) and asks the
+bridge (:class:`MediaRequests`) with the names on the media server made here: the
+room's, the member's feed (its user id), its connections (``<session>/<name>``).
+The bridge answers through :class:`MediaEvents`, which the hub implements.
+
+When the media server of a room goes away, the room's members hear ``media-mode``
+again (``reason: media-server-lost``): they publish and subscribe anew, and the
+bridge puts the room on a media server that is up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hubbub.auth.grants import Grant
+from hubbub.core.context import HubContext
+from hubbub.core.media_mode import MediaSetting, Mode, next_mode
+from hubbub.core.rooms import Room
+from hubbub.core.session import Session
+from hubbub.media import Jsep, SubscriberOffer
+from hubbub.protocol import codec
+from hubbub.protocol.errors import ErrorCode, ProtocolError, not_in_room
+from hubbub.protocol.messages import (
+    PUBLISHER,
+    Error,
+    MediaAnswer,
+    MediaAnswered,
+    MediaCandidate,
+    MediaClosed,
+    MediaConfigure,
+    MediaFeed,
+    MediaFeeds,
+    MediaLeave,
+    MediaMode,
+    MediaOffer,
+    MediaPublish,
+    MediaSending,
+    MediaStream,
+    MediaSubscribe,
+    MediaUnpublish,
+    MediaUnsubscribe,
+    Ref,
+    SessionDescription,
+)
+
+log = logging.getLogger("hubbub.core")
+
+SFU_FEATURE = "sfu"
+"""What a client puts in ``join-room``'s ``features`` when it can take part in calls
+through the media server."""
+
+CLOSE_AFTER_MESH = 10.0
+"""Seconds the media server keeps a room that went back to mesh: its members keep
+their tiles from it until their peer-to-peer links are up."""
+
+
+class MediaRequests(Protocol):
+    """What the hub asks of the media bridge. Each call returns at once; the answer
+    comes through :class:`MediaEvents` as each docstring says. ``connection`` is the
+    client's name (``publisher``, ``main``...); the bridge makes the handle's."""
+
+    @property
+    def available(self) -> bool:
+        """Whether the server has a media server at all (``--janus-url``)."""
+
+    def publish(
+        self, room: str, session_id: str, user_id: str, offer: Jsep, ref: Ref | None
+    ) -> None:
+        """Answered with ``media_answered`` or ``media_failed``; later ``feed_up``."""
+
+    def configure(
+        self,
+        room: str,
+        session_id: str,
+        changes: dict[str, Any],
+        offer: Jsep | None,
+        ref: Ref | None,
+    ) -> None:
+        """``changes``: ``audio``, ``video``, ``bitrate``. Answered with
+        ``media_answered`` when there is an ``offer``; ``media_failed`` on failure."""
+
+    def subscribe(
+        self, room: str, session_id: str, connection: str, feeds: list[str], ref: Ref | None
+    ) -> None:
+        """Answered with ``media_offered`` or ``media_failed``."""
+
+    def unsubscribe(
+        self, room: str, session_id: str, connection: str, feeds: list[str], ref: Ref | None
+    ) -> None:
+        """Answered with ``media_offered`` or ``media_failed``."""
+
+    def answer(
+        self, room: str, session_id: str, connection: str, answer: Jsep, ref: Ref | None
+    ) -> None:
+        """Answered with ``media_failed`` on failure only."""
+
+    def select_layer(
+        self,
+        room: str,
+        session_id: str,
+        connection: str,
+        feed: str,
+        substream: int | None,
+        temporal: int | None,
+        ref: Ref | None,
+    ) -> None:
+        """Answered with ``media_failed`` on failure only."""
+
+    def trickle(
+        self, room: str, session_id: str, connection: str, candidate: dict[str, Any] | None
+    ) -> None:
+        """Nothing answers it."""
+
+    def hang_up(self, room: str, session_id: str, connection: str) -> None:
+        """Close one connection. Nothing answers it."""
+
+    def kick(self, room: str, user_id: str, session_id: str, connections: list[str]) -> None:
+        """A member is out: its feed and its connections go. Nothing answers it."""
+
+    def close_room(self, room: str) -> None:
+        """The room needs the media server no more. Nothing answers it."""
+
+
+class MediaEvents(Protocol):
+    """How the media bridge's answers come back to the hub (which implements it)."""
+
+    def media_answered(
+        self, session_id: str, connection: str, answer: Jsep, ref: Ref | None
+    ) -> None: ...
+
+    def media_offered(
+        self, session_id: str, connection: str, offer: SubscriberOffer, ref: Ref | None
+    ) -> None: ...
+
+    def media_failed(
+        self, session_id: str, connection: str, code: ErrorCode, ref: Ref | None
+    ) -> None: ...
+
+    def feed_up(self, room: str, session_id: str) -> None: ...
+
+    def media_closed(self, room: str, session_id: str, connection: str) -> None: ...
+
+    def media_lost(self, rooms: list[str]) -> None: ...
+
+
+class NoMedia:
+    """No media server: every room is a mesh, and no request reaches this."""
+
+    available = False
+
+    def publish(self, *args: Any) -> None:  # pragma: no cover - never in SFU mode
+        pass
+
+    def configure(self, *args: Any) -> None:  # pragma: no cover
+        pass
+
+    def subscribe(self, *args: Any) -> None:  # pragma: no cover
+        pass
+
+    def unsubscribe(self, *args: Any) -> None:  # pragma: no cover
+        pass
+
+    def answer(self, *args: Any) -> None:  # pragma: no cover
+        pass
+
+    def select_layer(self, *args: Any) -> None:  # pragma: no cover
+        pass
+
+    def trickle(self, *args: Any) -> None:  # pragma: no cover
+        pass
+
+    def hang_up(self, *args: Any) -> None:  # pragma: no cover
+        pass
+
+    def kick(self, *args: Any) -> None:  # pragma: no cover
+        pass
+
+    def close_room(self, room: str) -> None:  # pragma: no cover
+        pass
+
+
+@dataclass
+class MemberMedia:
+    """One member's part in its room's calls."""
+
+    room: str
+    user_id: str
+    capable: bool
+    """It said it takes part through the media server (``features: ["sfu"]``)."""
+    sending: bool = False
+    """It said it sends (``media-sending``)."""
+    connections: set[str] = field(default_factory=set)
+    """Its connections to the media server, open or opening."""
+    offered: MediaFeed | None = None
+    """What its publisher's offer carries, until the feed is up."""
+
+
+@dataclass
+class RoomMedia:
+    """One room's mode and feeds."""
+
+    mode: Mode = Mode.MESH
+    feeds: dict[str, MediaFeed] = field(default_factory=dict)
+    """User id -> its feed, once its publisher connection is up."""
+    close_at: float | None = None
+    """Back in mesh: when the media server's room goes."""
+    on_media_server: bool = False
+    """Something of it was asked of the media server (its room there exists)."""
+
+
+def _feed_of(user_id: str, sdp: str) -> MediaFeed:
+    return MediaFeed(
+        user_id=user_id,
+        audio="m=audio" in sdp,
+        video="m=video" in sdp,
+        simulcast="a=simulcast" in sdp,
+    )
+
+
+class MediaFeature:
+    """``media-publish``, ``media-unpublish``, ``media-subscribe``,
+    ``media-unsubscribe``, ``media-answer``, ``media-configure``, ``media-candidate``,
+    ``media-leave``, ``media-sending``; each room's mode."""
+
+    def __init__(
+        self,
+        ctx: HubContext,
+        requests: MediaRequests,
+        *,
+        default: MediaSetting = MediaSetting.AUTO,
+        mesh_max: int = 4,
+    ) -> None:
+        self.ctx = ctx
+        self.requests = requests
+        self.default = default
+        self.mesh_max = mesh_max
+        self.rooms: dict[str, RoomMedia] = {}
+        self.members: dict[str, MemberMedia] = {}
+        """Session id -> its part, while it is in a room."""
+        self.settings: dict[str, MediaSetting] = {}
+        """Rooms whose mode a backend set."""
+        self.switches = 0
+        """How many times a room changed mode (for the metrics)."""
+
+    # -- what the rest of the hub calls ------------------------------------------------
+
+    def joined(self, session: Session, room: Room, features: list[str] | None) -> None:
+        """A member is in: in a room in SFU mode it hears how to take part."""
+        user_id = session.user_id
+        if user_id is None:  # pragma: no cover - a member has a user id
+            return
+        capable = bool(features) and SFU_FEATURE in (features or ())
+        session.sfu_capable = capable
+        self.members[session.session_id] = MemberMedia(room.name, user_id, capable)
+        state = self._state(room.name)
+        was = state.mode
+        self._evaluate(room, state, "setting")
+        if was is Mode.SFU:
+            # (A room that moved to SFU just now told every member, this one too.)
+            if capable:
+                self.ctx.send(session, MediaMode(mode=Mode.SFU, feeds=self._feeds(state)))
+            else:
+                self.ctx.send_error(session, sfu_required(None))
+
+    def prepare(self, room: Room) -> str | None:
+        """Before a member's ``room-joined``: the room's mode, looked at again (a room
+        set to SFU is in SFU mode from its first member on); ``sfu`` or None."""
+        state = self._state(room.name)
+        self._evaluate(room, state, "setting")
+        return Mode.SFU.value if state.mode is Mode.SFU else None
+
+    def left(self, session: Session, room: Room) -> None:
+        """A member left (or was removed, or its connection went): everything it had
+        on the media server goes, and the room's mode may change."""
+        member = self.members.pop(session.session_id, None)
+        if member is None:
+            return
+        state = self.rooms.get(room.name)
+        if state is None:
+            return
+        if member.connections and self.requests.available:
+            self.requests.kick(
+                room.name, member.user_id, session.session_id, sorted(member.connections)
+            )
+        if state.feeds.pop(member.user_id, None) is not None:
+            self._announce_feeds(room, state)
+        if not room.members:
+            self._drop_room(room.name, state)
+            return
+        self._evaluate(room, state, "auto")
+
+    def set_setting(self, room_name: str, setting: MediaSetting | None) -> Mode:
+        """A backend set the room's mode (``None``: back to the server's default).
+        Returns the mode the room is in now (or will be in, when it has no member)."""
+        if setting is None:
+            self.settings.pop(room_name, None)
+        else:
+            self.settings[room_name] = setting
+        room = self.ctx.rooms.get(room_name)
+        if room is None:
+            return next_mode(
+                self.setting_of(room_name),
+                Mode.MESH,
+                0,
+                self.mesh_max,
+                sfu_available=self.requests.available,
+            )
+        state = self._state(room.name)
+        self._evaluate(room, state, "setting")
+        return state.mode
+
+    def setting_of(self, room_name: str) -> MediaSetting:
+        return self.settings.get(room_name, self.default)
+
+    def mode_of(self, room_name: str) -> Mode:
+        state = self.rooms.get(room_name)
+        return state.mode if state is not None else Mode.MESH
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _in_sfu(self, session: Session, ref: Ref | None) -> tuple[Room, RoomMedia, MemberMedia]:
+        room = session.room
+        member = self.members.get(session.session_id)
+        if room is None or member is None:
+            raise not_in_room(ref)
+        state = self.rooms.get(room.name)
+        if state is None or state.mode is not Mode.SFU:
+            raise ProtocolError(
+                ErrorCode.WRONG_MEDIA_MODE,
+                "this room's calls are peer to peer now (media-mode mesh)",
+                ref=ref,
+            )
+        if not member.capable:
+            raise sfu_required(ref)
+        return room, state, member
+
+    def _description(self, jsep: SessionDescription, kind: str, ref: Ref | None) -> Jsep:
+        if jsep.type != kind:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"jsep must be an {kind}", ref=ref)
+        limit = self.ctx.limits.max_sdp_length
+        if len(jsep.sdp) > limit:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE, f"jsep.sdp holds at most {limit} characters", ref=ref
+            )
+        return Jsep(jsep.type, jsep.sdp)
+
+    def _open(self, member: MemberMedia, connection: str, ref: Ref | None) -> None:
+        if connection in member.connections:
+            return
+        if len(member.connections) >= self.ctx.limits.max_media_connections:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                "too many connections to the media server; close one first",
+                ref=ref,
+            )
+        member.connections.add(connection)
+
+    def on_media_publish(self, session: Session, message: MediaPublish) -> None:
+        ref = message.ref
+        room, state, member = self._in_sfu(session, ref)
+        self.ctx.admission.require(session.identity, Grant.PUBLISH, ref)
+        offer = self._description(message.jsep, "offer", ref)
+        self._open(member, PUBLISHER, ref)
+        member.offered = _feed_of(member.user_id, offer.sdp)
+        state.on_media_server = True
+        self.requests.publish(room.name, session.session_id, member.user_id, offer, ref)
+
+    def on_media_unpublish(self, session: Session, message: MediaUnpublish) -> None:
+        room, state, member = self._in_sfu(session, message.ref)
+        if PUBLISHER in member.connections:
+            self._close(room, state, member, session.session_id, PUBLISHER)
+
+    def _feeds_asked(
+        self, state: RoomMedia, member: MemberMedia, feeds: list[str], ref: Ref | None
+    ) -> list[str]:
+        if not feeds or len(feeds) > self.ctx.limits.max_participants:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "feeds lists one user id or more", ref=ref)
+        for feed in feeds:
+            if feed == member.user_id or feed not in state.feeds:
+                raise ProtocolError(
+                    ErrorCode.NO_SUCH_FEED,
+                    "no such feed in this room: subscribe to those media-feeds lists",
+                    ref=ref,
+                )
+        return list(dict.fromkeys(feeds))
+
+    def on_media_subscribe(self, session: Session, message: MediaSubscribe) -> None:
+        ref = message.ref
+        room, state, member = self._in_sfu(session, ref)
+        connection = message.connection
+        if connection == PUBLISHER:
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, "the publisher connection only sends", ref=ref
+            )
+        feeds = self._feeds_asked(state, member, message.feeds, ref)
+        self._open(member, connection, ref)
+        state.on_media_server = True
+        self.requests.subscribe(room.name, session.session_id, connection, feeds, ref)
+
+    def on_media_unsubscribe(self, session: Session, message: MediaUnsubscribe) -> None:
+        ref = message.ref
+        room, _, member = self._in_sfu(session, ref)
+        if message.connection == PUBLISHER or message.connection not in member.connections:
+            raise _no_connection(ref)
+        if not message.feeds:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "feeds lists one user id or more", ref=ref)
+        self.requests.unsubscribe(
+            room.name, session.session_id, message.connection, message.feeds, ref
+        )
+
+    def on_media_answer(self, session: Session, message: MediaAnswer) -> None:
+        ref = message.ref
+        room, _, member = self._in_sfu(session, ref)
+        if message.connection == PUBLISHER or message.connection not in member.connections:
+            raise _no_connection(ref)
+        answer = self._description(message.jsep, "answer", ref)
+        self.requests.answer(room.name, session.session_id, message.connection, answer, ref)
+
+    def on_media_configure(self, session: Session, message: MediaConfigure) -> None:
+        ref = message.ref
+        room, _, member = self._in_sfu(session, ref)
+        connection = message.connection
+        if connection not in member.connections:
+            raise _no_connection(ref)
+        if connection == PUBLISHER:
+            changes: dict[str, Any] = {
+                name: value
+                for name, value in (
+                    ("audio", message.audio),
+                    ("video", message.video),
+                    ("bitrate", message.bitrate),
+                )
+                if value is not None
+            }
+            offer = None
+            if message.jsep is not None:
+                offer = self._description(message.jsep, "offer", ref)
+                member.offered = _feed_of(member.user_id, offer.sdp)
+            self.requests.configure(room.name, session.session_id, changes, offer, ref)
+            return
+        if message.user_id is None or (message.substream is None and message.temporal is None):
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE,
+                "a subscriber connection's configure names a userId and a substream or temporal",
+                ref=ref,
+            )
+        self.requests.select_layer(
+            room.name,
+            session.session_id,
+            connection,
+            message.user_id,
+            message.substream,
+            message.temporal,
+            ref,
+        )
+
+    def on_media_candidate(self, session: Session, message: MediaCandidate) -> None:
+        room, _, member = self._in_sfu(session, message.ref)
+        if message.connection not in member.connections:
+            raise _no_connection(message.ref)
+        candidate = message.candidate
+        trickled: dict[str, Any] | None = None
+        if candidate is not None:
+            trickled = {"candidate": candidate.candidate}
+            if candidate.sdp_mid is not None:
+                trickled["sdpMid"] = candidate.sdp_mid
+            if candidate.sdp_m_line_index is not None:
+                trickled["sdpMLineIndex"] = candidate.sdp_m_line_index
+        self.requests.trickle(room.name, session.session_id, message.connection, trickled)
+
+    def on_media_leave(self, session: Session, message: MediaLeave) -> None:
+        room = session.room
+        member = self.members.get(session.session_id)
+        if room is None or member is None:
+            raise not_in_room(message.ref)
+        state = self.rooms.get(room.name)
+        if state is None:
+            return
+        if message.connection is None:
+            for connection in sorted(member.connections):
+                self._close(room, state, member, session.session_id, connection)
+        elif message.connection in member.connections:
+            self._close(room, state, member, session.session_id, message.connection)
+
+    def on_media_sending(self, session: Session, message: MediaSending) -> None:
+        room = session.room
+        member = self.members.get(session.session_id)
+        if room is None or member is None:
+            raise not_in_room(message.ref)
+        if message.active:
+            self.ctx.admission.require(session.identity, Grant.PUBLISH, message.ref)
+        if member.sending != message.active:
+            member.sending = message.active
+            self._evaluate(room, self._state(room.name), "auto")
+
+    # -- the bridge's answers ---------------------------------------------------------
+
+    def media_answered(
+        self, session_id: str, connection: str, answer: Jsep, ref: Ref | None
+    ) -> None:
+        session = self.ctx.sessions.get(session_id)
+        member = self.members.get(session_id)
+        if session is None or member is None or connection not in member.connections:
+            return
+        jsep = SessionDescription(type=answer.type, sdp=answer.sdp)
+        self.ctx.send(session, MediaAnswered(connection=connection, jsep=jsep, ref=ref))
+
+    def media_offered(
+        self, session_id: str, connection: str, offer: SubscriberOffer, ref: Ref | None
+    ) -> None:
+        session = self.ctx.sessions.get(session_id)
+        member = self.members.get(session_id)
+        if session is None or member is None or connection not in member.connections:
+            return
+        streams = [
+            MediaStream(mid=s.mid, kind=s.kind, user_id=s.feed, active=s.active)
+            for s in offer.streams
+        ]
+        jsep = SessionDescription(type=offer.jsep.type, sdp=offer.jsep.sdp)
+        self.ctx.send(
+            session, MediaOffer(connection=connection, jsep=jsep, streams=streams, ref=ref)
+        )
+
+    def media_failed(
+        self, session_id: str, connection: str, code: ErrorCode, ref: Ref | None
+    ) -> None:
+        session = self.ctx.sessions.get(session_id)
+        member = self.members.get(session_id)
+        if session is None or member is None:
+            return
+        text = (
+            "the media server cannot be reached now; try again shortly"
+            if code is ErrorCode.MEDIA_UNAVAILABLE
+            else "the media server refused this request"
+        )
+        self.ctx.counters.errors[code] += 1
+        self.ctx.send(session, Error(code=code, message=text, ref=ref))
+
+    def feed_up(self, room_name: str, session_id: str) -> None:
+        member = self.members.get(session_id)
+        room = self.ctx.rooms.get(room_name)
+        state = self.rooms.get(room_name)
+        if (
+            member is None
+            or room is None
+            or state is None
+            or member.room != room_name
+            or PUBLISHER not in member.connections
+            or member.offered is None
+        ):
+            return
+        state.feeds[member.user_id] = member.offered
+        log.info("event=feed-up room=%r user=%r", room_name, member.user_id)
+        self._announce_feeds(room, state)
+        self._evaluate(room, state, "auto")
+
+    def media_closed(self, room_name: str, session_id: str, connection: str) -> None:
+        member = self.members.get(session_id)
+        room = self.ctx.rooms.get(room_name)
+        state = self.rooms.get(room_name)
+        if member is None or room is None or state is None or member.room != room_name:
+            return
+        if connection not in member.connections:
+            return
+        self._close(room, state, member, session_id, connection, told=True)
+        session = self.ctx.sessions.get(session_id)
+        if session is not None:
+            self.ctx.send(session, MediaClosed(connection=connection))
+
+    def media_lost(self, rooms: list[str]) -> None:
+        """The media server of these rooms went away: their members start again."""
+        for room_name in rooms:
+            room = self.ctx.rooms.get(room_name)
+            state = self.rooms.get(room_name)
+            if room is None or state is None:
+                continue
+            state.feeds.clear()
+            state.on_media_server = False
+            for session in room.members.values():
+                member = self.members.get(session.session_id)
+                if member is not None:
+                    member.connections.clear()
+                    member.offered = None
+            if state.mode is Mode.SFU:
+                log.warning("event=media-server-lost room=%r", room_name)
+                payload = codec.encode(
+                    MediaMode(mode=Mode.SFU, feeds=[], reason="media-server-lost")
+                )
+                self._to_capable(room, payload)
+
+    # -- the room's mode ---------------------------------------------------------------
+
+    def _state(self, room_name: str) -> RoomMedia:
+        state = self.rooms.get(room_name)
+        if state is None:
+            state = self.rooms[room_name] = RoomMedia()
+        return state
+
+    def _senders(self, room: Room, state: RoomMedia) -> int:
+        count = 0
+        for session in room.members.values():
+            member = self.members.get(session.session_id)
+            if member is not None and (member.sending or member.user_id in state.feeds):
+                count += 1
+        return count
+
+    def _evaluate(self, room: Room, state: RoomMedia, reason: str) -> None:
+        mode = next_mode(
+            self.setting_of(room.name),
+            state.mode,
+            self._senders(room, state),
+            self.mesh_max,
+            sfu_available=self.requests.available,
+        )
+        if mode is state.mode:
+            return
+        state.mode = mode
+        room.sfu = mode is Mode.SFU
+        self.switches += 1
+        log.info("event=media-mode room=%r mode=%s reason=%s", room.name, mode, reason)
+        if mode is Mode.SFU:
+            state.close_at = None
+            payload = codec.encode(MediaMode(mode=mode, feeds=self._feeds(state), reason=reason))
+            self._to_capable(room, payload)
+            for session in room.members.values():
+                member = self.members.get(session.session_id)
+                if member is not None and not member.capable:
+                    self.ctx.send_error(session, sfu_required(None))
+            return
+        payload = codec.encode(MediaMode(mode=mode, reason=reason))
+        self.ctx.outbox.broadcast(room.members.values(), payload, None)
+        if state.on_media_server:
+            state.close_at = self.ctx.now() + CLOSE_AFTER_MESH
+            self.ctx.timers.schedule(state.close_at, self._close_due, room.name)
+
+    def _close_due(self, room_name: str) -> None:
+        state = self.rooms.get(room_name)
+        if state is None or state.close_at is None or state.close_at > self.ctx.now():
+            return
+        state.close_at = None
+        if state.mode is Mode.MESH:
+            self._close_media_room(room_name, state)
+
+    def _close_media_room(self, room_name: str, state: RoomMedia) -> None:
+        state.feeds.clear()
+        state.on_media_server = False
+        for member in self.members.values():
+            if member.room == room_name:
+                member.connections.clear()
+                member.offered = None
+        self.requests.close_room(room_name)
+
+    def _drop_room(self, room_name: str, state: RoomMedia) -> None:
+        """The room's last member left."""
+        del self.rooms[room_name]
+        if state.on_media_server:
+            self.requests.close_room(room_name)
+
+    # -- helpers ----------------------------------------------------------------------
+
+    @staticmethod
+    def sfu_required(ref: Ref | None) -> ProtocolError:
+        return sfu_required(ref)
+
+    def _feeds(self, state: RoomMedia) -> list[MediaFeed]:
+        return list(state.feeds.values())
+
+    def _announce_feeds(self, room: Room, state: RoomMedia) -> None:
+        self._to_capable(room, codec.encode(MediaFeeds(feeds=self._feeds(state))))
+
+    def _to_capable(self, room: Room, payload: bytes) -> None:
+        members = self.members
+        capable = [
+            session
+            for session in room.members.values()
+            if (member := members.get(session.session_id)) is not None and member.capable
+        ]
+        self.ctx.outbox.broadcast(capable, payload, None)
+
+    def _close(
+        self,
+        room: Room,
+        state: RoomMedia,
+        member: MemberMedia,
+        session_id: str,
+        connection: str,
+        *,
+        told: bool = False,
+    ) -> None:
+        """Close one of a member's connections (``told``: the media server closed it)."""
+        member.connections.discard(connection)
+        if not told:
+            self.requests.hang_up(room.name, session_id, connection)
+        if connection == PUBLISHER:
+            member.offered = None
+            if state.feeds.pop(member.user_id, None) is not None:
+                self._announce_feeds(room, state)
+                self._evaluate(room, state, "auto")
+
+
+def sfu_required(ref: Ref | None) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.SFU_REQUIRED,
+        "this room's calls go through the media server, which this client does not "
+        "support: use hubbub.js or the hubbub Python SDK (join-room features: ['sfu'])",
+        ref=ref,
+    )
+
+
+def _no_connection(ref: Ref | None) -> ProtocolError:
+    return ProtocolError(ErrorCode.MEDIA_REFUSED, "no such connection to the media server", ref=ref)

@@ -1,0 +1,126 @@
+"""The server's media bridge over several media servers (in-memory twins): each room
+pinned to the least loaded one that is up, requests of one member in order, and the
+rooms of a media server that goes moved to another."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hubbub.media import Jsep, SubscriberOffer
+from hubbub.media.memory import MemoryMediaServer
+from hubbub.protocol.errors import ErrorCode
+from hubbub.server.media import MediaBridge
+
+OFFER = Jsep("offer", "v=0\r\nm=audio 9 x\r\nm=video 9 x\r\n")
+
+
+class Hub:
+    """What the bridge tells the hub, recorded."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, Any]] = []
+        self.changed = asyncio.Event()
+
+    def _note(self, *what: Any) -> None:
+        self.told.append(what)
+        self.changed.set()
+
+    def media_answered(self, session_id: str, connection: str, answer: Jsep, ref: Any) -> None:
+        self._note("answered", session_id, connection, ref)
+
+    def media_offered(
+        self, session_id: str, connection: str, offer: SubscriberOffer, ref: Any
+    ) -> None:
+        self._note("offered", session_id, connection, [s.feed for s in offer.streams], ref)
+
+    def media_failed(self, session_id: str, connection: str, code: ErrorCode, ref: Any) -> None:
+        self._note("failed", session_id, connection, code, ref)
+
+    def feed_up(self, room: str, session_id: str) -> None:
+        self._note("feed-up", room, session_id)
+
+    def media_closed(self, room: str, session_id: str, connection: str) -> None:
+        self._note("closed", room, session_id, connection)
+
+    def media_lost(self, rooms: list[str]) -> None:
+        self._note("lost", sorted(rooms))
+
+    async def until(self, what: tuple[Any, ...]) -> None:
+        async with asyncio.timeout(5):
+            while what not in self.told:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def bridge_of(*names: str) -> tuple[MediaBridge, list[MemoryMediaServer], Hub]:
+    servers = [MemoryMediaServer(name) for name in names]
+    bridge = MediaBridge(list(servers))
+    hub = Hub()
+    bridge.attach(hub)
+    await bridge.start()
+    return bridge, servers, hub
+
+
+async def test_rooms_go_to_the_least_loaded_media_server() -> None:
+    bridge, (one, two), hub = await bridge_of("one", "two")
+    bridge.publish("a", "s1", "ann", OFFER, 1)
+    await hub.until(("feed-up", "a", "s1"))
+    bridge.publish("b", "s2", "bob", OFFER, 2)
+    await hub.until(("feed-up", "b", "s2"))
+    assert (bridge.pinned("a"), bridge.pinned("b")) == ("one", "two")
+    # A room stays where it is, whatever the load.
+    bridge.publish("a", "s3", "cat", OFFER, 3)
+    await hub.until(("feed-up", "a", "s3"))
+    bridge.subscribe("a", "s1", "main", ["cat"], 4)
+    await hub.until(("offered", "s1", "main", ["cat", "cat"], 4))
+    assert bridge.pinned("a") == "one"
+    assert one.load() == 3
+    assert two.load() == 1
+    await bridge.stop()
+
+
+async def test_a_lost_media_server_moves_its_rooms() -> None:
+    bridge, (one, _two), hub = await bridge_of("one", "two")
+    bridge.publish("a", "s1", "ann", OFFER, 1)
+    await hub.until(("feed-up", "a", "s1"))
+    one.crash()
+    assert ("lost", ["a"]) in hub.told
+    assert bridge.pinned("a") is None
+    assert not await bridge.health()
+    # The members publish again: the room is made on the media server that is up.
+    bridge.publish("a", "s1", "ann", OFFER, 2)
+    await hub.until(("answered", "s1", "publisher", 2))
+    assert bridge.pinned("a") == "two"
+    assert bridge.moved == 1
+    await bridge.stop()
+
+
+async def test_with_no_media_server_up_requests_fail_as_unavailable() -> None:
+    bridge, (one,), hub = await bridge_of("one")
+    one.crash()
+    bridge.publish("a", "s1", "ann", OFFER, 7)
+    await hub.until(("failed", "s1", "publisher", ErrorCode.MEDIA_UNAVAILABLE, 7))
+    one.restore()
+    bridge.publish("a", "s1", "ann", OFFER, 8)
+    await hub.until(("answered", "s1", "publisher", 8))
+    await bridge.stop()
+
+
+async def test_a_members_requests_run_in_the_order_it_made_them() -> None:
+    bridge, (one,), hub = await bridge_of("one")
+    bridge.publish("a", "s1", "ann", OFFER, 1)
+    # The candidate is for the connection the publish makes: it waits for it.
+    bridge.trickle(
+        "a", "s1", "publisher", {"candidate": "candidate:1 1 udp 1 198.51.100.1 9 typ host"}
+    )
+    bridge.trickle("a", "s1", "publisher", None)
+    await hub.until(("feed-up", "a", "s1"))
+    await asyncio.sleep(0)
+    assert [candidate for _, _, candidate in one.trickled][-1] is None
+    assert len(one.trickled) == 2
+    bridge.kick("a", "ann", "s1", ["publisher"])
+    bridge.close_room("a")
+    await asyncio.sleep(0.05)
+    assert one.stats().rooms == 0
+    await bridge.stop()
