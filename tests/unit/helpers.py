@@ -202,7 +202,7 @@ class MemoryStorage:
                         self.hub.chat_gap_failed(room)
                     else:
                         gap = [m for m in self.messages.get(room, []) if after < m.seq < before]
-                        self.hub.chat_gap_loaded(room, gap)
+                        self.hub.chat_gap_loaded(room, before, gap)
                 elif kind == "unread":
                     session_id, user_id, limit, ref, asked = args
                     if failing:

@@ -91,6 +91,45 @@ def test_a_gap_not_filled_in_time_is_read_from_the_store() -> None:
     assert h.take("alice") == []
 
 
+def test_every_gap_behind_the_first_is_read_at_once() -> None:
+    """In a Redis outage the relay of every chat another node stored is lost: the room
+    holds a gap before each of them. One read of the store fills them all, in order
+    with what the room got between; read one gap per chat_gap_timeout, a room of two
+    busy nodes fell minutes behind (tests/cluster/test_outage.py)."""
+    h = Harness(chat_gap_timeout=1.0)
+    h.join("alice", "r", "alice")
+    items = [stored_elsewhere(h, "r", "bob", str(i)) for i in range(8)]
+    h.hub.deliver_chat("r", [items[1]])
+    h.hub.deliver_to_room("r", b'{"type":"typing","userId":"bob","active":true}', None)
+    for item in items[3::2]:  # seq 4, 6, 8: 3, 5 and 7 lost on the way
+        h.hub.deliver_chat("r", [item])
+    h.clock.now += 1.1
+    h.hub.tick()
+    assert h.storage.requests == [("gap", ("r", 0, 8))]  # one read, up to the last held
+    h.answer()
+    assert seen(h.take("alice")) == [
+        ("chat", 1), ("chat", 2), ("typing", "bob"), *(("chat", seq) for seq in range(3, 9))
+    ]  # fmt: skip
+    assert h.storage.requests == []
+    h.hub.deliver_chat("r", [items[4]])  # seq 5's relay after all: delivered already
+    assert h.take("alice") == []
+
+
+def test_a_gap_the_store_no_longer_has_among_others_is_skipped() -> None:
+    h = Harness(chat_gap_timeout=1.0)
+    h.join("alice", "r", "alice")
+    items = [stored_elsewhere(h, "r", "bob", str(i)) for i in range(5)]
+    h.storage.messages["r"] = [m for m in h.storage.messages["r"] if m.seq != 3]
+    for item in (items[1], items[4]):  # 1, 3 and 4 lost on the way; 3 gone from the store
+        h.hub.deliver_chat("r", [item])
+    h.clock.now += 1.1
+    h.hub.tick()
+    assert h.storage.requests == [("gap", ("r", 0, 5))]
+    h.answer()
+    assert seen(h.take("alice")) == [("chat", 1), ("chat", 2), ("chat", 4), ("chat", 5)]
+    assert h.storage.requests == []
+
+
 def test_a_gap_the_store_does_not_have_is_skipped() -> None:
     h = Harness(chat_gap_timeout=1.0)
     h.join("alice", "r", "alice")
@@ -126,7 +165,7 @@ def test_too_much_behind_a_gap_reads_it_at_once() -> None:
         h.hub.deliver_chat("r", [item])
     assert h.storage.requests == []
     h.hub.deliver_chat("r", [items[4]])  # the fourth held: over the bound
-    assert h.storage.requests == [("gap", ("r", 0, 2))]
+    assert h.storage.requests == [("gap", ("r", 0, 5))]  # up to the last held
     h.answer()
     assert [m["seq"] for m in h.take("alice")] == [1, 2, 3, 4, 5]
     h.hub.deliver_chat("r", [items[5]])

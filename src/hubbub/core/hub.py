@@ -540,8 +540,8 @@ class Hub:
     ) -> None:
         self._chat.history_loaded(session_id, room, messages, ref)
 
-    def chat_gap_loaded(self, room: str, messages: list[StoredChat]) -> None:
-        self._ordering.gap_loaded(room, messages)
+    def chat_gap_loaded(self, room: str, before_seq: int, messages: list[StoredChat]) -> None:
+        self._ordering.gap_loaded(room, before_seq, messages)
         self._settle()
 
     def chat_gap_failed(self, room: str) -> None:

@@ -13,9 +13,9 @@ its chat in order:
   it is filled; a chat that fills the gap goes at once, then what waited, in order;
 - a gap not filled within ``chat_gap_timeout`` seconds, or once ``chat_gap_max_held``
   messages wait, is read from the store (the missing chat was stored: only its relay
-  is late or lost, say in a Redis outage), delivered, and what waited goes on; what
-  the store no longer has (retention) is skipped, as is the gap when the store
-  cannot be read.
+  is late or lost, say in a Redis outage), with every other gap among what waits, in
+  one read; each is delivered in its turn, between what waited; what the store no
+  longer has (retention) is skipped, as is the gap when the store cannot be read.
 
 A chat older than the room's last delivered one was delivered already (from the
 store, or before): it is dropped, its ack (if it is this node's) still sent. An ack
@@ -46,6 +46,9 @@ DEFAULT_GAP_TIMEOUT = 1.0
 
 DEFAULT_MAX_HELD = 1000
 """Messages a room holds behind a gap, past which the gap is read from the store."""
+
+GAP_READ_MAX = 5000
+"""The most ``seq`` numbers one read of the store for a room's gaps spans."""
 
 
 class HeldMessage(NamedTuple):
@@ -125,36 +128,54 @@ class ChatOrdering:
             self._fill(room)
 
     def _drain(self, room: Room) -> None:
-        """Deliver what waited and may go now, in order."""
+        """Deliver what waited and may go now, in order: held messages, and the chat
+        the store gave for the gaps between them."""
         held = room.held
-        if not held:
+        if not held and not room.gap_rows:
             return
         progressed = False
-        while held:
-            head = held[0]
-            if type(head) is HeldMessage:
-                held.popleft()
-                self.ctx.room_broadcast(room, head.payload, head.exclude)
+        while True:
+            following_seq = room.last_seq + 1
+            if held:
+                head = held[0]
+                if type(head) is HeldMessage:
+                    held.popleft()
+                    self.ctx.room_broadcast(room, head.payload, head.exclude)
+                    progressed = True
+                    continue
+                if head.seq <= room.last_seq:
+                    held.popleft()
+                    room.held_seqs.pop(head.seq, None)
+                    self._acks_only([head._replace(relay=None)])
+                    continue
+                if head.seq == following_seq:
+                    held.popleft()
+                    del room.held_seqs[head.seq]
+                    self._deliver(room, [head])
+                    progressed = True
+                    continue
+                # The head waits for a gap: the chat that fills it may be further back.
+                following = room.held_seqs.pop(following_seq, None)
+                if following is not None:
+                    held.remove(following)
+                    self._deliver(room, [following])
+                    progressed = True
+                    continue
+            row = room.gap_rows.pop(following_seq, None)
+            if row is not None:
+                self._deliver(room, self._stored_run([row]))
                 progressed = True
                 continue
-            if head.seq <= room.last_seq:
-                held.popleft()
-                room.held_seqs.pop(head.seq, None)
-                self._acks_only([head._replace(relay=None)])
-                continue
-            if head.seq == room.last_seq + 1:
-                held.popleft()
-                del room.held_seqs[head.seq]
-                self._deliver(room, [head])
-                progressed = True
-                continue
-            # The head waits for a gap: the chat that fills it may be further back.
-            following = room.held_seqs.pop(room.last_seq + 1, None)
-            if following is None:
-                break
-            held.remove(following)
-            self._deliver(room, [following])
-            progressed = True
+            if held and following_seq < room.gap_read_to:
+                # read, and not in the store (retention): skipped to what comes next
+                after = [room.gap_read_to, *room.held_seqs, *room.gap_rows]
+                self._skip(room, "not in the store", min(after))
+                if room.last_seq >= following_seq:
+                    progressed = True
+                    continue
+            break
+        if room.gap_rows:
+            room.gap_rows = {seq: row for seq, row in room.gap_rows.items() if seq > room.last_seq}
         if held and progressed:
             room.held_since = self.ctx.now()
             self._schedule(room)
@@ -179,7 +200,8 @@ class ChatOrdering:
                 self._skip(room, "too many messages behind a gap being read")
                 self._drain(room)
             return
-        before = min(room.held_seqs)
+        # every gap among what waits, in one read
+        before = min(max(room.held_seqs), room.last_seq + GAP_READ_MAX + 1)
         room.gap_loading = True
         log.info(
             "event=chat-gap room=%r after=%d before=%d held=%d",
@@ -206,48 +228,58 @@ class ChatOrdering:
             self._skip(room, "not had in time", room.wanted_seq + 1)
             self._drain(room)
 
-    def gap_loaded(self, room_name: str, messages: list[StoredChat]) -> None:
-        """The store's answer to a gap: deliver what it has, skip what it has not."""
+    def gap_loaded(self, room_name: str, read_to: int, messages: list[StoredChat]) -> None:
+        """The store's answer for the gaps before ``read_to``: each is delivered in
+        its turn, what the store has not is skipped."""
         room = self.ctx.rooms.get(room_name)
         if room is None:
             return
         room.gap_loading = False
-        wanted = sorted((m for m in messages if m.seq > room.last_seq), key=lambda m: m.seq)
-        if wanted and wanted[0].seq > room.last_seq + 1:
-            self._skip(room, "older than the store gave", wanted[0].seq)
-        found: list[StoredChat] = []
-        for message in wanted:
-            if message.seq != room.last_seq + len(found) + 1:
-                break
-            found.append(message)
-        if found:
-            self.filled += len(found)
-            encode = codec.encode
-            run = [
-                ChatItem(
-                    m.seq,
-                    encode(
-                        ChatRelay(
-                            message=m.text,
-                            user_id=m.user_id,
-                            id=m.id,
-                            seq=m.seq,
-                            ts=m.ts,
-                            client_id=m.client_id,
-                        )
-                    ),
-                    "",
-                    None,
-                    m,
-                )
-                for m in found
-            ]
-            self._deliver(room, run)
+        room.gap_read_to = read_to
+        held = room.held_seqs
+        # the held chat goes as it was handed over (with its ack, if this node's)
+        rows = {m.seq: m for m in messages if m.seq > room.last_seq and m.seq not in held}
+        self.filled += len(rows)
+        room.gap_rows.update(rows)
+        if not room.held:
+            # a catch-up (reach): what the store gave, in order, up to a gap it has not
+            run: list[StoredChat] = []
+            while (row := room.gap_rows.pop(room.last_seq + len(run) + 1, None)) is not None:
+                run.append(row)
+            if run:
+                self._deliver(room, self._stored_run(run))
+            room.gap_rows.clear()
+        self._drain(room)
         if room.held_seqs and min(room.held_seqs) > room.last_seq + 1:
             self._skip(room, "not in the store")
+            self._drain(room)
         if room.wanted_seq > room.last_seq:
             self._skip(room, "not in the store", room.wanted_seq + 1)
-        self._drain(room)
+            self._drain(room)
+
+    @staticmethod
+    def _stored_run(messages: list[StoredChat]) -> list[ChatItem]:
+        """Chat read from the store, as a run to deliver (to every member: no ack)."""
+        encode = codec.encode
+        return [
+            ChatItem(
+                m.seq,
+                encode(
+                    ChatRelay(
+                        message=m.text,
+                        user_id=m.user_id,
+                        id=m.id,
+                        seq=m.seq,
+                        ts=m.ts,
+                        client_id=m.client_id,
+                    )
+                ),
+                "",
+                None,
+                m,
+            )
+            for m in messages
+        ]
 
     def gap_failed(self, room_name: str) -> None:
         room = self.ctx.rooms.get(room_name)

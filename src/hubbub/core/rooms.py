@@ -115,6 +115,8 @@ class Room:
         "chats_queued",
         "claims",
         "gap_loading",
+        "gap_read_to",
+        "gap_rows",
         "held",
         "held_seqs",
         "held_since",
@@ -153,7 +155,13 @@ class Room:
         self.held_since = 0.0
         """When the wait at the front of :attr:`held` began (the core's clock)."""
         self.gap_loading = False
-        """The gap before :attr:`held` is being read from the store."""
+        """The gaps in :attr:`held` are being read from the store."""
+        self.gap_rows: dict[int, StoredChat] = {}
+        """What the last read of the store gave for the gaps, by ``seq``, until
+        delivered in its turn."""
+        self.gap_read_to = 0
+        """The ``seq`` the last read of the store covered up to (not included): a gap
+        before it that it did not give is no longer in the store."""
         self.wanted_seq = 0
         """The chat a session taken from another node was given up to there: this
         room delivers up to it before that session goes on here."""

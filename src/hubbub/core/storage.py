@@ -105,8 +105,9 @@ class StorageEvents(Protocol):
     ) -> None:
         """A page of history for a session."""
 
-    def chat_gap_loaded(self, room: str, messages: list[StoredChat]) -> None:
-        """The chat of a gap, as far as the store has it."""
+    def chat_gap_loaded(self, room: str, before_seq: int, messages: list[StoredChat]) -> None:
+        """The chat of a gap (up to ``before_seq``, as asked), as far as the store has
+        it."""
 
     def chat_gap_failed(self, room: str) -> None:
         """A gap could not be read."""

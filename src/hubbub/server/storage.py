@@ -168,7 +168,9 @@ class StoreBridge:
             if messages is None:
                 self.hub.chat_gap_failed(room)
             else:
-                self.hub.chat_gap_loaded(room, [m for m in messages if m.seq > after_seq])
+                self.hub.chat_gap_loaded(
+                    room, before_seq, [m for m in messages if m.seq > after_seq]
+                )
 
         self._spawn(load())
 
