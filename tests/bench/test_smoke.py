@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from bench.runner import run_all
 from bench.scenarios import SCENARIOS
-from bench.servers import all_servers
+from bench.servers import SeedServer, all_servers
 
 from tests.janus import janus_missing_reason
 
@@ -40,8 +40,16 @@ async def test_every_scenario_measures_every_server(tmp_path: Path) -> None:
     named_only = clusters | frontends
     expected = {"hubbub", "socketio", "seed"} | named_only
     missing = {name: server["missing"] for name, server in results["servers"].items()}
-    assert {name for name, why in missing.items() if why} == set(), missing
     assert set(missing) == expected
+    # The seed's server is not the project's: it lives beside the repository
+    # (../shared/peers/seed-signaling-server). A clone made elsewhere measures without
+    # it, and the report says why; anything else missing (Node.js, npm) fails.
+    seed = next(server for server in servers if isinstance(server, SeedServer))
+    may_miss = {"seed"} if seed.source() is None else set()
+    assert {name for name, why in missing.items() if why} == may_miss, missing
+    for name in may_miss:
+        assert "the seed server was not found" in missing[name]
+    expected -= may_miss
     assert results["scenarios"]
     for entry in results["scenarios"]:
         scenario = next(s for s in SCENARIOS if s.name == entry["name"])

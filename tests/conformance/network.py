@@ -233,6 +233,9 @@ class _Pair:
     hub: aiohttp.ClientWebSocketResponse
     close_hello_with: int | None = None
     cut: bool = False
+    closed_by_relay: bool = False
+    """The relay closed the client's side with a code: the hub's side ending meanwhile
+    must not abort it (the client would see its close frame lost, 1006)."""
     messages_up: int = 0
 
 
@@ -275,6 +278,7 @@ class Line:
         assert pair is not None, f"{self.name} has no connection to close"
         self._pair = None
         self.closes.append(("relay", code))
+        pair.closed_by_relay = True
         await pair.client.close(code=code, message=b"closed by the relay")
 
     async def inject(self, message: dict[str, Any]) -> None:
@@ -390,6 +394,7 @@ class Relay:
                 if pair.close_hello_with is not None and pair.messages_up == 1:
                     line._pair = None
                     line.closes.append(("relay", pair.close_hello_with))
+                    pair.closed_by_relay = True
                     await client.close(code=pair.close_hello_with, message=b"closed by the relay")
                     break
                 await hub.send_str(message.data)
@@ -416,7 +421,7 @@ class Relay:
                     continue
                 line.frames.append(Frame("down", pair.index, parsed))
                 await client.send_str(message.data)
-        if pair.cut or client.closed:
+        if pair.cut or pair.closed_by_relay or client.closed:
             return
         code = hub.close_code
         if code in (None, aiohttp.WSCloseCode.ABNORMAL_CLOSURE):
