@@ -168,8 +168,8 @@ class ChatOrdering:
                 continue
             if held and following_seq < room.gap_read_to:
                 # read, and not in the store (retention): skipped to what comes next
-                after = [room.gap_read_to, *room.held_seqs, *room.gap_rows]
-                self._skip(room, "not in the store", min(after))
+                after = (room.gap_read_to, *room.held_seqs, *room.gap_rows)
+                self._skip(room, "not in the store", min(s for s in after if s > following_seq))
                 if room.last_seq >= following_seq:
                     progressed = True
                     continue
