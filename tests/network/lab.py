@@ -102,8 +102,19 @@ def lab_namespaces() -> list[str]:
     return [name for name in names if name.startswith(PREFIX)]
 
 
+_STARTED: dict[str, list[subprocess.Popen[Any]]] = {}
+"""The processes started in each namespace with ``Namespace.popen``: one that had not
+entered its namespace yet when the lab closed (``ip netns exec`` still starting, on a
+busy machine) is not among the namespace's pids, and is killed from here."""
+
+
 def remove_namespace(name: str) -> None:
     """Kill what runs in namespace ``name``, then delete it."""
+    for process in _STARTED.pop(name, []):
+        if process.poll() is None:
+            process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
     for _ in range(50):
         pids = _run(TOOLS["ip"], "netns", "pids", name, check=False).split()
         if not pids:
@@ -168,7 +179,10 @@ class Namespace:
         )
 
     def popen(self, *argv: str, user: str | None = None, **options: Any) -> subprocess.Popen[Any]:
-        return subprocess.Popen(self.argv(*argv, user=user), **options)
+        """Start ``argv`` inside the namespace (killed when the lab closes)."""
+        process = subprocess.Popen(self.argv(*argv, user=user), **options)
+        _STARTED.setdefault(self.name, []).append(process)
+        return process
 
 
 @dataclass
