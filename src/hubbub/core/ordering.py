@@ -241,15 +241,7 @@ class ChatOrdering:
         rows = {m.seq: m for m in messages if m.seq > room.last_seq and m.seq not in held}
         self.filled += len(rows)
         room.gap_rows.update(rows)
-        if not room.held:
-            # a catch-up (reach): what the store gave, in order, up to a gap it has not
-            run: list[StoredChat] = []
-            while (row := room.gap_rows.pop(room.last_seq + len(run) + 1, None)) is not None:
-                run.append(row)
-            if run:
-                self._deliver(room, self._stored_run(run))
-            room.gap_rows.clear()
-        self._drain(room)
+        self._drain(room)  # a catch-up (reach) too: what the store gave, up to a gap
         if room.held_seqs and min(room.held_seqs) > room.last_seq + 1:
             self._skip(room, "not in the store")
             self._drain(room)
