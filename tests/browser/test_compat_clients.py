@@ -173,6 +173,17 @@ true;
 """
 
 
+# What a page's provider knows, said when the documents do not converge.
+Y_STATE = """(() => {
+  const room = window.provider.room;
+  const conns = [...room.webrtcConns.entries()].map(([id, conn]) => ({
+    id, connected: conn.connected, synced: conn.synced, state: conn.peer._pc?.connectionState,
+  }));
+  const signaling = window.provider.signalingConns.map((c) => ({ connected: c.connected }));
+  return { peerId: room.peerId, conns, signaling };
+})()"""
+
+
 @pytest.mark.parametrize("password", [None, "secret words"])
 async def test_y_webrtc_documents_converge_between_two_browsers(
     browser: Browser, start_hub: ServerFactory, bundles: dict[str, str], password: str | None
@@ -189,8 +200,12 @@ async def test_y_webrtc_documents_converge_between_two_browsers(
             )
         await one.evaluate("window.doc.getMap('m').set('from-one', 'hello')")
         await two.evaluate("window.doc.getMap('m').set('from-two', 'world')")
-        assert await asyncio.wait_for(two.evaluate("waitFor('from-one')"), 20) == "hello"
-        assert await asyncio.wait_for(one.evaluate("waitFor('from-two')"), 20) == "world"
+        for page, key, value in ((two, "from-one", "hello"), (one, "from-two", "world")):
+            try:
+                assert await asyncio.wait_for(page.evaluate(f"waitFor('{key}')"), 30) == value
+            except TimeoutError:
+                states = [await p.evaluate(Y_STATE) for p in (one, two)]
+                raise AssertionError(f"no {key} in 30 s; the pages: {states}") from None
         # Through WebRTC, found through hubbub (separate contexts share no BroadcastChannel).
         assert await one.evaluate("provider.room.webrtcConns.size") == 1
 

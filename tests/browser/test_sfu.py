@@ -136,6 +136,57 @@ async def test_the_live_switch_from_mesh_to_sfu_and_back(
         assert await page.evaluate("errors") == []
 
 
+async def test_candidates_in_flight_when_a_peer_leaves_and_the_room_goes_back_are_no_error(
+    lab: JanusLab, start_hub: ServerFactory, browser: Browser
+) -> None:
+    # On a busy machine a page trickles its candidates only after their peer left (the
+    # server refuses them, no-such-peer) or after the room went back to a mesh (the media
+    # server's, wrong-media-mode): hubbub.js takes such a refusal as the stale reply it
+    # is, not as an error of the room's.
+    settings = replace(settings_for(lab, "auto"), mesh_max_participants=2)
+    hub_url = await start_hub(settings)
+    async with open_page(browser, hub_url) as page:
+        await page.evaluate(
+            """() => {
+            // Candidates are held until the room is a mesh again after the SFU.
+            window.heldCandidates = 0;
+            const backToMesh = () =>
+              ["ann", "ben"].every((m) => modes[m]?.includes("sfu") && modes[m].at(-1) === "mesh");
+            const prototype = RTCPeerConnection.prototype;
+            const property = Object.getOwnPropertyDescriptor(prototype, "onicecandidate");
+            Object.defineProperty(prototype, "onicecandidate", {
+              get() { return property.get.call(this); },
+              set(handler) {
+                property.set.call(this, handler && (async (event) => {
+                  if (Object.values(modes).some((m) => m.includes("sfu")) && !backToMesh()) {
+                    heldCandidates += 1;
+                    while (!backToMesh()) await new Promise((resolve) => setTimeout(resolve, 20));
+                  }
+                  handler(event);
+                }));
+              },
+            });
+          }"""
+        )
+        for name in ["ann", "ben"]:
+            await page.evaluate(f"enter('{name}', 'late')")
+        await page.wait_for_function("live('ann', ['ben']) && live('ben', ['ann'])")
+        await page.evaluate("enter('cat', 'late')")
+        await page.wait_for_function(
+            "['ann', 'ben', 'cat'].every((m) => modes[m].at(-1) === 'sfu')", timeout=WAIT_MS
+        )
+        await page.wait_for_function("heldCandidates > 0", timeout=WAIT_MS)
+        await page.evaluate("rooms['cat'].leave()")
+        await page.wait_for_function(
+            "['ann', 'ben'].every((m) => modes[m].at(-1) === 'mesh')", timeout=WAIT_MS
+        )
+        await page.wait_for_function(
+            "live('ann', ['ben']) && live('ben', ['ann'])", timeout=WAIT_MS, polling=200
+        )
+        await asyncio.sleep(1.0)  # time for a refusal to come back
+        assert await page.evaluate("errors") == []
+
+
 async def test_janus_killed_and_started_again_the_pages_are_back_within_five_seconds(
     lab: JanusLab, start_hub: ServerFactory, browser: Browser
 ) -> None:

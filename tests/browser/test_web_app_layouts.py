@@ -11,7 +11,11 @@ from tests.browser.web_app import WAIT, join_app, page_errors, tile
 
 pytestmark = pytest.mark.browser
 
-BOX = """(selector) => {
+BOX = """async (selector) => {
+  // Tiles move with a transition: measure them where they come to rest (a busy machine
+  // may still be in the middle of one when the layout has changed).
+  const moving = document.getAnimations().filter((a) => a instanceof CSSTransition);
+  await Promise.all(moving.map((a) => a.finished.catch(() => null)));
   const box = document.querySelector(selector).getBoundingClientRect();
   return {x: box.x, y: box.y, w: box.width, h: box.height};
 }"""

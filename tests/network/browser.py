@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from playwright.async_api import Page, Playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.network.lab import HUBBUB_ADDRESS, TOOLS, TURN_ADDRESS, Host
@@ -185,8 +186,14 @@ async def lab_page(
                 return
             await page.route(f"{hub_url}/lab", lambda route: route.fulfill(
                 body=PAGE, content_type="text/html"))  # fmt: skip
+            said: list[str] = []
+            page.on("console", lambda message: said.append(f"{message.type}: {message.text}"))
+            page.on("pageerror", lambda error: said.append(f"error: {error}"))
             await page.goto(f"{hub_url}/lab")
-            await page.wait_for_function("window.ready === true", timeout=30_000)
+            try:
+                await page.wait_for_function("window.ready === true", timeout=30_000)
+            except PlaywrightTimeoutError:
+                raise AssertionError(f"the lab page is not ready in 30 s; it said {said}") from None
             yield page
         finally:
             await browser.close()

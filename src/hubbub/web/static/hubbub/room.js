@@ -10,6 +10,7 @@ import { Connection } from "./connection.js";
 import { DEFAULTS } from "./defaults.js";
 import { Emitter } from "./emitter.js";
 import { HubbubError } from "./errors.js";
+import { ERROR_CODES } from "../protocol.js";
 import { FileTransfers } from "./files.js";
 import { FILE_LABEL_PREFIX, RESERVED_PREFIX } from "./labels.js";
 import { LocalMedia } from "./media.js";
@@ -21,6 +22,7 @@ import { SfuMedia } from "./sfu.js";
 /** @typedef {import("./channels.js").AppChannel} AppChannel */
 
 // What the connection tells, told by the room as its own events.
+const SIGNAL_REF = "sig-";
 const CONNECTION_EVENTS = ["connection-state", "reconnecting", "resumed", "rejoined", "error"];
 
 /**
@@ -156,6 +158,8 @@ export class Room extends Emitter {
     /** @type {"mesh"|"sfu"} how the room's calls go: peer to peer, or through the media server */
     this.mediaMode = "mesh";
     this._sfu = new SfuMedia(this);
+    this._signalRefs = new Map(); // userId -> the ref of signals to it (`sig-N`)
+    this._signalRefCounter = 0;
   }
 
   // -- the connection ----------------------------------------------------------------
@@ -326,11 +330,24 @@ export class Room extends Emitter {
         this._onParticipantUpdated(message);
         break;
       case "error":
+        if (this._isStaleSignalRefusal(message)) break;
         this.emit("error", { error: new HubbubError(message.code, message.message) });
         break;
       default:
         break;
     }
+  }
+
+  _isStaleSignalRefusal(message) {
+    const ref = message.ref;
+    if (message.code !== ERROR_CODES.NO_SUCH_PEER || typeof ref !== "string" || !ref.startsWith(SIGNAL_REF)) {
+      return false;
+    }
+    // The refs of participants still here are kept; any other was of one who left.
+    for (const known of this._signalRefs.values()) {
+      if (known === ref) return false;
+    }
+    return true;
   }
 
   _onParticipantUpdated(message) {
@@ -355,6 +372,7 @@ export class Room extends Emitter {
     const participant = this.participants.get(userId);
     if (!participant) return;
     this.participants.delete(userId);
+    this._signalRefs.delete(userId);
     participant._closeLink();
     participant._setTyping(false, false);
     this._files.cancelAll(`${userId} left`, participant);
@@ -371,8 +389,17 @@ export class Room extends Emitter {
 
   // A signal to a peer. The session may come back with its peer connections as they
   // are: what they said meanwhile goes out then (a fresh join drops it, they start anew).
+  // A signal carries a ref of its target's (`sig-N`), so that its refusal (`no-such-peer`:
+  // the target left while the signal was on its way) is known for the stale reply it is.
+  // One for a participant that left already is not sent at all.
   _signal(userId, signal) {
-    return this._connection.sendOrHold({ type: "signal", targetUserId: userId, signal });
+    if (!this.participants.has(userId)) return false;
+    let ref = this._signalRefs.get(userId);
+    if (ref === undefined) {
+      ref = `${SIGNAL_REF}${++this._signalRefCounter}`;
+      this._signalRefs.set(userId, ref);
+    }
+    return this._connection.sendOrHold({ type: "signal", targetUserId: userId, signal, ref });
   }
 
   _mediaState() {

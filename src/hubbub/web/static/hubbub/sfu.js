@@ -108,19 +108,21 @@ export class SfuMedia {
     this.room.emit("media-mode", { mode: this.mode, reason: message.reason ?? null });
   }
 
+  // Every media request of this side carries an `sfu-` ref, so that its refusal is taken
+  // here: most are stale (an answer or a candidate that crossed the room's move back to
+  // a mesh, `wrong-media-mode`; or a connection closed meanwhile, `media-refused`).
   _onError(message) {
     if (typeof message.ref !== "string" || !message.ref.startsWith("sfu-")) return false;
+    if (!message.ref.startsWith("sfu-sub")) return true;
     if (message.code === ERROR_CODES.MEDIA_UNAVAILABLE && this.active) {
       // The media server is away: a `media-mode` follows when the call has moved; until
       // then, try again now and then.
       const epoch = this._epoch;
       setTimeout(() => {
         if (epoch !== this._epoch || !this.active) return;
-        if (message.ref.startsWith("sfu-sub")) {
-          this._subscribed.clear();
-          this._closeSubscriber();
-          this._subscribeWanted();
-        }
+        this._subscribed.clear();
+        this._closeSubscriber();
+        this._subscribeWanted();
       }, 500);
     }
     this._subscribing = false;
@@ -262,8 +264,13 @@ export class SfuMedia {
     for (const stream of message.streams ?? []) this._mids.set(stream.mid, stream);
     await pc.setRemoteDescription(message.jsep);
     await pc.setLocalDescription();
-    if (pc !== this.subscriber) return;
-    this.room._connection.send({ type: "media-answer", connection: MAIN, jsep: pc.localDescription.toJSON() });
+    if (pc !== this.subscriber || !this.active) return;
+    this.room._connection.send({
+      type: "media-answer",
+      connection: MAIN,
+      jsep: pc.localDescription.toJSON(),
+      ref: `sfu-answer-${this._epoch}`,
+    });
     for (const stream of message.streams ?? []) {
       if (!stream.active) this._dropTrack(stream.mid);
     }
@@ -322,9 +329,9 @@ export class SfuMedia {
 
   _trickle(pc, connection) {
     pc.onicecandidate = ({ candidate }) => {
-      if (pc !== this.publisher && pc !== this.subscriber) return;
+      if ((pc !== this.publisher && pc !== this.subscriber) || !this.active) return;
       const sent = candidate && candidate.candidate ? candidate.toJSON() : null;
-      this.room._connection.send({ type: "media-candidate", connection, candidate: sent });
+      this.room._connection.send({ type: "media-candidate", connection, candidate: sent, ref: `sfu-candidate-${this._epoch}` });
     };
   }
 
