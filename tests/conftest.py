@@ -24,7 +24,7 @@ from hubbub.server import ServerSettings, start_server
 from hubbub.settings import DEFAULT_STUN_PORT
 from tests import process
 from tests.postgres import PostgresServer
-from tests.redis import RedisServer
+from tests.redis import RedisSentinels, RedisServer
 
 ServerFactory = Callable[..., Awaitable[str]]
 
@@ -198,6 +198,17 @@ def own_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture
+def sentinels() -> Iterator[RedisSentinels]:
+    """A Redis master, its replica and three sentinels of the test's own."""
+    group = RedisSentinels()
+    try:
+        group.start()
+        yield group
+    finally:
+        group.remove()
 
 
 # -- the harness: every test has a deadline, and a server's errors fail it ---------

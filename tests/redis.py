@@ -7,13 +7,17 @@ It can be stopped and started again on the same port, as an outage.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import redis
 
 START_TIMEOUT = 20.0
 REDIS_SERVER = "/usr/bin/redis-server"
@@ -26,7 +30,10 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, *extra: str, sentinel_config: str | None = None) -> None:
+        """``extra``: more redis-server options (``--replicaof HOST PORT``);
+        ``sentinel_config``: run as a sentinel with this configuration (``port`` and
+        ``dir`` are added)."""
         if not Path(REDIS_SERVER).exists():
             raise RuntimeError(
                 "redis-server is missing: run scripts/system-deps.sh (Debian package redis-server)"
@@ -34,6 +41,8 @@ class RedisServer:
         self.root = Path(tempfile.mkdtemp(prefix="hubbub-redis-"))
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra = extra
+        self.sentinel_config = sentinel_config
 
     @property
     def url(self) -> str:
@@ -41,8 +50,16 @@ class RedisServer:
 
     def start(self) -> None:
         self.log = open(self.root / "redis.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
+        if self.sentinel_config is not None:
+            # A sentinel rewrites its configuration file as it learns: one of its own.
+            config = self.root / "sentinel.conf"
+            config.write_text(
+                f"port {self.port}\nbind 127.0.0.1\nprotected-mode no\ndir {self.root}\n"
+                + self.sentinel_config
+            )
+            command = [REDIS_SERVER, str(config), "--sentinel"]
+        else:
+            command = [
                 REDIS_SERVER,
                 "--port",
                 str(self.port),
@@ -56,7 +73,10 @@ class RedisServer:
                 str(self.root),
                 "--protected-mode",
                 "no",
-            ],
+                *self.extra,
+            ]
+        self.process = subprocess.Popen(
+            command,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             cwd=self.root,
@@ -162,3 +182,84 @@ class FreezingProxy:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+SENTINEL_MASTER = "hubbub"
+"""The name the test sentinels watch their master under."""
+DOWN_AFTER_MS = 1000
+"""A master silent this long is down, to a sentinel."""
+
+
+class RedisSentinels:
+    """A master, one replica of it and three sentinels that watch them (a quorum of
+    two), all on loopback: the master can be killed, and the sentinels then promote
+    the replica. :attr:`url` is what a node's ``--broker`` takes."""
+
+    def __init__(self) -> None:
+        self.master = RedisServer()
+        self.replica: RedisServer | None = None
+        self.sentinels: list[RedisServer] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
+        return f"redis+sentinel://{hosts}/{SENTINEL_MASTER}/0"
+
+    def start(self) -> None:
+        master = self.master
+        master.start()
+        replica = self.replica = RedisServer("--replicaof", "127.0.0.1", str(master.port))
+        replica.start()
+        _wait_until(
+            lambda: _client(replica.port).info("replication")["master_link_status"] == "up",
+            "the replica to sync with its master",
+        )
+        config = (
+            f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master.port} 2\n"
+            f"sentinel down-after-milliseconds {SENTINEL_MASTER} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {SENTINEL_MASTER} 10000\n"
+            f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
+        )
+        for _ in range(3):
+            sentinel = RedisServer(sentinel_config=config)
+            self.sentinels.append(sentinel)
+            sentinel.start()
+        # A failover needs sentinels that know the replica and one another (they
+        # find them through the master's hello channel, every few seconds).
+        for sentinel in self.sentinels:
+
+            def knows_all(port: int = sentinel.port) -> bool:
+                state = _client(port).sentinel_master(SENTINEL_MASTER)
+                return state["num-other-sentinels"] == 2 and state["num-slaves"] == 1
+
+            _wait_until(knows_all, "the sentinels to know the replica and one another")
+
+    def master_port(self) -> int:
+        """The master's port, as the first sentinel that answers names it."""
+        for sentinel in self.sentinels:
+            try:
+                address = _client(sentinel.port).sentinel_get_master_addr_by_name(SENTINEL_MASTER)
+            except redis.RedisError:
+                continue
+            return int(address[1])
+        raise RuntimeError("no sentinel answers")
+
+    def remove(self) -> None:
+        for server in [*self.sentinels, self.replica, self.master]:
+            if server is not None:
+                server.remove()
+
+
+def _client(port: int) -> redis.Redis:
+    return redis.Redis(port=port, socket_timeout=2, decode_responses=True)
+
+
+def _wait_until(check: Callable[[], bool], what: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(redis.RedisError):
+            if check():
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.1)

@@ -24,6 +24,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 from hubbub.auth.turn import uri_host
+from hubbub.broker.sentinel_url import SENTINEL_SCHEME, TargetError, parse_sentinel_url
 from hubbub.core import Limits
 
 ENV_PREFIX = "HUBBUB_"
@@ -283,7 +284,9 @@ class ServerSettings:
     broker: str = setting(
         "memory",
         "How messages reach the members of a room: memory (this process alone) or a "
-        "Redis URL (redis://host:6379/0) that joins this server to a cluster of nodes.",
+        "Redis URL (redis://host:6379/0) that joins this server to a cluster of nodes; "
+        "redis+sentinel://host1:26379,host2:26379/MASTER for the master that Redis "
+        "Sentinel names, followed through failovers.",
         url=True,
     )
     cluster_heartbeat: float = setting(
@@ -383,10 +386,17 @@ class ServerSettings:
             ("postgresql://", "postgres://")
         ):
             raise SettingsError("database_url: only postgresql:// URLs are supported")
-        if self.broker != "memory" and not self.broker.startswith(
+        if self.broker.startswith(SENTINEL_SCHEME):
+            try:
+                parse_sentinel_url(self.broker)
+            except TargetError as error:
+                raise SettingsError(f"broker: {error}") from None
+        elif self.broker != "memory" and not self.broker.startswith(
             ("redis://", "rediss://", "unix://")
         ):
-            raise SettingsError("broker: memory, or a redis://, rediss:// or unix:// URL")
+            raise SettingsError(
+                "broker: memory, or a redis://, rediss://, unix:// or redis+sentinel:// URL"
+            )
         if self.cluster_node_timeout <= 2 * self.cluster_heartbeat:
             raise SettingsError(
                 "cluster_node_timeout must be more than twice cluster_heartbeat, or live "

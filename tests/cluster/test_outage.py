@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import pytest
 
 from hubbub.client import Backoff, Reconnected, ServerError
 from hubbub.client import Client as PythonClient
 from tests.cluster.nodes import cluster
+from tests.cluster.storm import chat_storm
 from tests.faults.resuming import wait_for
 from tests.integration.test_metrics import scrape
 from tests.redis import RedisServer
 from tests.sdk.test_resume import Recorder, proxy_for
-from tests.wsclient import Client
 
 OUTAGE = 5.0
 METRICS_KEY = "outage-metrics-key"
@@ -38,85 +36,24 @@ async def test_no_acknowledged_chat_is_lost_or_doubled_when_redis_stops(
             2, own_redis.url, tmp_path, "--metrics-key", METRICS_KEY, database_url=postgres_url
         ) as (n1, n2),
         aiohttp.ClientSession() as http,
+        chat_storm(n1.url, n2.url) as storm,
     ):
-        writers = [await Client.connect(n1.url), await Client.connect(n2.url)]
-        acked: dict[str, list[tuple[str, int]]] = {"w1": [], "w2": []}
-        try:
-            for name, client in zip(acked, writers, strict=True):
-                await client.join("storm", name)
-            await writers[0].expect("user-joined")
-            storming = True
-
-            async def write(name: str, client: Client) -> None:
-                for i in itertools.count():
-                    if not storming:
-                        break
-                    await client.send(
-                        {"type": "chat", "message": f"{name} {i}", "clientId": f"{i}"}
-                    )
-                    await asyncio.sleep(0.02)
-                await client.send({"type": "chat", "message": "done", "clientId": "last"})
-
-            async def read(name: str, client: Client) -> None:
-                """Every message until the acknowledgement of the writer's last chat."""
-                while True:
-                    message = await client.recv(timeout=30)
-                    assert message["type"] != "error", message
-                    if message["type"] == "chat-ack":
-                        acked[name].append((message["clientId"], message["seq"]))
-                        if message["clientId"] == "last":
-                            return
-
-            readers = [asyncio.create_task(read(n, c)) for n, c in zip(acked, writers, strict=True)]
-            sending = [
-                asyncio.create_task(write(n, c)) for n, c in zip(acked, writers, strict=True)
-            ]
-            await asyncio.sleep(2)
-            own_redis.stop()
-            await asyncio.sleep(1)
-            assert not await ready(http, n1.url)
-            down = await scrape(n1.url, METRICS_KEY)
-            assert down("hubbub_cluster_connected") == 0
-            await asyncio.sleep(OUTAGE - 1)
-            own_redis.start()
-            async with asyncio.timeout(30):
-                while not (await ready(http, n1.url) and await ready(http, n2.url)):  # noqa: ASYNC110
-                    await asyncio.sleep(0.2)
-            assert (await scrape(n1.url, METRICS_KEY))("hubbub_cluster_connected") == 1
-            await asyncio.sleep(2)
-            storming = False
-            await asyncio.gather(*sending)
-            # each reader ends with its writer's last acknowledgement, or fails the test
-            await asyncio.gather(*readers)
-
-            # Every acknowledged message is in the history exactly once.
-            assert len(acked["w1"]) > 100
-            assert len(acked["w2"]) > 100
-            db = await asyncpg.connect(postgres_url)
-            try:
-                rows = await db.fetch(
-                    "SELECT user_id, client_id, seq FROM messages WHERE room = 'storm'"
-                )
-            finally:
-                await db.close()
-            stored = [(r["user_id"], r["client_id"], r["seq"]) for r in rows]
-            assert len({(u, c) for u, c, _ in stored}) == len(stored)
-            assert sorted(s for _, _, s in stored) == list(range(1, len(stored) + 1))
-            by_key = {(u, c): s for u, c, s in stored}
-            for name, acks in acked.items():
-                for client_id, seq in acks:
-                    assert by_key[(name, client_id)] == seq
-
-            # The cluster is whole again: the two writers reach each other, and
-            # neither was told the other left.
-            await writers[0].send({"type": "signal", "targetUserId": "w2", "signal": {"k": 1}})
-            async with asyncio.timeout(10):
-                while (message := await writers[1].recv())["type"] != "signal":
-                    assert message["type"] != "user-left", message
-            assert message["fromUserId"] == "w1"
-        finally:
-            for client in writers:
-                await client.close()
+        storm.start()
+        await asyncio.sleep(2)
+        own_redis.stop()
+        await asyncio.sleep(1)
+        assert not await ready(http, n1.url)
+        down = await scrape(n1.url, METRICS_KEY)
+        assert down("hubbub_cluster_connected") == 0
+        await asyncio.sleep(OUTAGE - 1)
+        own_redis.start()
+        async with asyncio.timeout(30):
+            while not (await ready(http, n1.url) and await ready(http, n2.url)):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+        assert (await scrape(n1.url, METRICS_KEY))("hubbub_cluster_connected") == 1
+        await asyncio.sleep(2)
+        await storm.stop()
+        await storm.check(postgres_url)
 
 
 async def test_a_python_client_rejoining_while_redis_is_away_keeps_trying(

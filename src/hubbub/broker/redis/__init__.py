@@ -1,5 +1,6 @@
 """The Redis broker (``--broker redis://...``): the nodes of a cluster, joined
-through one Redis server (not Redis Cluster: the scripts touch keys they compute).
+through one Redis server (not Redis Cluster: the scripts touch keys they compute),
+or the master of a Redis Sentinel group (``redis+sentinel://...``).
 
 What travels where (the names: :mod:`.keys`; the publications: :mod:`.wire`)::
 
@@ -42,6 +43,8 @@ The parts of a node, each over the shared :class:`~.node.Node`:
 - :mod:`.liveness`: heartbeats, dead nodes;
 - :mod:`.scripts`: the Lua scripts (``*.lua`` beside them) that change what the
   nodes share atomically;
+- :mod:`.target`: where Redis is, the URL's server or the master Redis Sentinel
+  names (``redis+sentinel://``), asked again at every connect;
 - :mod:`.broker`: :class:`RedisBroker`, which ties them together.
 
 Replies and pub/sub messages are parsed by hiredis as they arrive, many per read, on

@@ -30,9 +30,10 @@ from hubbub.broker.redis.liveness import Liveness
 from hubbub.broker.redis.membership import RoomMembership
 from hubbub.broker.redis.node import Node
 from hubbub.broker.redis.pipeline import Pipeline, publish
-from hubbub.broker.redis.resp import open_connection
+from hubbub.broker.redis.resp import RespConnection, open_connection
 from hubbub.broker.redis.rooms import Rooms
 from hubbub.broker.redis.subscriptions import Subscriptions
+from hubbub.broker.redis.target import RedisTarget
 from hubbub.protocol.errors import CloseCode
 
 log = logging.getLogger("hubbub.broker")
@@ -54,7 +55,8 @@ class RedisBroker:
         max_pending: int = 100_000,
         node_id: str | None = None,
     ) -> None:
-        self.url = url
+        self.target = RedisTarget(url)
+        """Where Redis is: the URL's server, or the master that Sentinel names now."""
         self._pipeline = Pipeline(max_pending)
         node = self._node = Node(
             node_id or wire.new_node_id(), heartbeat, node_timeout, self._pipeline
@@ -63,7 +65,7 @@ class RedisBroker:
         self._wire = node.wire
         self.connected = False
         """Redis answered lately and this node is subscribed to its channels."""
-        self._client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._client: aioredis.Redis = self.target.client
         """redis-py, for what is not per message (scripts loading, heartbeats, resync)."""
         self._subscriptions = Subscriptions(node, self)
         self._rooms = Rooms(node, self._subscriptions.hears)
@@ -365,20 +367,36 @@ class RedisBroker:
         for script in scripts.ALL:
             # Called by their SHA only: Redis may have restarted without them.
             await self._client.script_load(script.source)
-        rooms = await self._subscriptions.open(self.url, self._subscriber_lost, timeout)
-        publisher = await open_connection(self.url, None, self._publisher_lost, timeout)
+        url = await self.target.master_url()
+        publisher = await open_connection(url, None, self._publisher_lost, timeout)
         try:
+            if self.target.sentinel is not None:
+                await self._check_master(publisher)
+            rooms = await self._subscriptions.open(url, self._subscriber_lost, timeout)
             await self._resync()
             if self._subscriptions.closed or publisher.closed:
                 raise ConnectionError("the connection to Redis closed while resynchronizing")
         except BaseException:
             publisher.close()
+            self._subscriptions.close()
             raise
         self._pipeline.open(publisher)
         self.connected = True
         self._connect_error = ""
         self._up.set()
-        log.info("event=cluster-connected node=%s rooms=%d", self.node_id, rooms)
+        log.info(
+            "event=cluster-connected node=%s redis=%s rooms=%d",
+            self.node_id,
+            self.target.describe() if self.target.sentinel is None else _address(url),
+            rooms,
+        )
+
+    async def _check_master(self, connection: RespConnection) -> None:
+        """Sentinel named this server a moment ago: it must still be the master (not
+        the old one, back as a replica, before the sentinels all knew)."""
+        role = await connection.ask("ROLE")
+        if not isinstance(role, list) or not role or role[0] not in (b"master", "master"):
+            raise ConnectionError("the server Sentinel named is not a master (yet)")
 
     async def _resync(self) -> None:
         conflicts = await self._membership.sync(self._client)
@@ -427,3 +445,8 @@ class RedisBroker:
 
     def _publisher_lost(self, why: str) -> None:
         self._lost(f"write: {why}")
+
+
+def _address(url: str) -> str:
+    """host:port of a redis:// URL, without what comes before or after."""
+    return url.partition("@")[2].partition("/")[0] or url.partition("://")[2].partition("/")[0]
