@@ -7,6 +7,7 @@ client with its own WebSocket and peer connections, which keeps these tests ligh
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from playwright.async_api import Browser, Page
 from tests.browser.pages import page_server
 from tests.js_modules import STATIC, graph
 from tests.process import hubbub_serve
+from tests.sdk.test_resume import proxy_for
+from tests.wsclient import Client
 
 pytestmark = pytest.mark.browser
 
@@ -105,6 +108,42 @@ async def test_join_resolves_on_room_joined_and_rejects_refusals(hub: Hub) -> No
     await page.evaluate("rooms.bob.leave()")
     await page.wait_for_function("seen({user: 'alice', type: 'participant-left', from: 'bob'})")
     assert await page.evaluate("rooms.bob.state") == "closed"
+
+
+async def test_a_join_waits_for_a_user_id_held_for_a_session_that_may_resume(
+    browser: Browser,
+) -> None:
+    # ann's connection drops without a word: her session may resume for 2 s, and holds
+    # her id. A page that joins as ann meanwhile (a reload after a crash) waits for
+    # the id (heldForMs) and gets in, unless told not to wait.
+    async with (
+        hubbub_serve("--resume-grace", "2") as (url, _process),
+        page_server({"/": lambda request: _harness(url)}) as page_url,
+    ):
+        proxy, proxy_url = await proxy_for(url)
+        try:
+            async with await Client.connect(proxy_url) as old:
+                await old.join("test", "ann")
+                proxy.cut_all()
+                page = await browser.new_page()
+                said: list[str] = []
+                page.on("console", lambda message: said.append(message.text))
+                await page.goto(page_url + "/")
+                await page.wait_for_function("window.ready === true")
+                refused = await page.evaluate(
+                    "hubbub.join(HUB, {room: 'test', userId: 'ann', limits: {heldIdWaitMs: 0}})"
+                    ".then(() => 'joined', (e) => [e.code, e.heldForMs])"
+                )
+                assert refused[0] == "user-id-taken"
+                assert 0 < refused[1] <= 2000
+                started = asyncio.get_running_loop().time()
+                assert await page.evaluate("enter('ann')") == "ann"
+                waited = asyncio.get_running_loop().time() - started
+                assert 0.5 < waited < 2 + 5
+                assert any("user id ann is held for a session" in line for line in said)
+                assert await page.evaluate("rooms.ann.state") == "open"
+        finally:
+            await proxy.close()
 
 
 IMPORT_EVERY_MODULE = """async ([hub, modules]) => {

@@ -107,6 +107,27 @@ async def test_chat_between_two_terminals() -> None:
             assert await cy.wait() == 0
 
 
+async def test_a_command_restarted_after_a_crash_waits_for_its_held_name() -> None:
+    # The killed chat's session holds "ann" for its grace period (it may resume): the
+    # next run is refused user-id-taken with heldForMs, says so, and gets in after.
+    async with hubbub_serve("--resume-grace", "3") as (url, _server):
+        room = ["--url", url, "--room", "c", "--user", "ann"]
+        async with hubbub("chat", *room, stdin=True) as first:
+            await read_until(first.stdout, "* in c as ann")
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+        started = asyncio.get_running_loop().time()
+        async with hubbub("chat", *room, stdin=True) as again:
+            said = await read_until(again.stderr, "joining again in")
+            assert "the user id 'ann' is still held for a session" in said
+            await read_until(again.stdout, "* in c as ann, with nobody else")
+            assert asyncio.get_running_loop().time() - started < 3 + 5
+            assert again.stdin is not None
+            again.stdin.write(b"/quit\n")
+            await again.stdin.drain()
+            assert await again.wait() == 0
+
+
 async def test_chat_shows_presence_and_typing() -> None:
     async with (
         hubbub_serve() as (url, _server),

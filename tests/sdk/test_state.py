@@ -103,6 +103,58 @@ def test_a_refused_first_join_is_the_applications_and_not_retried() -> None:
     assert not d.wants_connection
 
 
+def test_a_first_join_waits_for_a_user_id_held_for_a_session_that_may_resume() -> None:
+    # A program restarted after a crash: its old session holds the id for a while.
+    d = StateDriver()
+    d.start()
+    join = d.sent()
+    d.server(error("user-id-taken", ref="join", heldForMs=12_000))
+    assert d.events() == [sdk.WaitingForUserId(user_id="alice", seconds=12.25)]
+    assert "join" not in d.answers
+    assert d.state.phase is Phase.JOINING
+    d.advance(12.0)
+    assert d.sent() == []
+    d.advance(0.3)
+    assert d.sent() == join  # again, on the same connection
+    d.server(room_joined())
+    assert isinstance(d.answers["join"], RoomJoined)
+    assert d.state.phase is Phase.OPEN
+    assert d.closes == 0
+
+
+def test_a_held_user_id_is_waited_for_only_so_long_and_never_without_heldformms() -> None:
+    d = StateDriver(held_id_wait=20.0)
+    d.start()
+    d.sent()
+    d.server(error("user-id-taken", ref="join", heldForMs=15_000))
+    d.advance(15.25)
+    assert d.sent()[0]["type"] == "join-room"
+    # Held again (the old session came back and went again): 30 s in all is too long.
+    d.server(error("user-id-taken", ref="join", heldForMs=15_000))
+    refused = d.answers["join"]
+    assert isinstance(refused, JoinRefused)
+    assert refused.code == "user-id-taken"
+    assert d.state.phase is Phase.CLOSED
+
+    # A member that is there (no heldForMs): refused at once, as ever.
+    d = StateDriver()
+    d.start()
+    d.sent()
+    d.server(error("user-id-taken", ref="join"))
+    assert isinstance(d.answers["join"], JoinRefused)
+
+
+def test_a_connection_lost_while_waiting_for_a_held_id_fails_the_start() -> None:
+    d = StateDriver()
+    d.start()
+    d.sent()
+    d.server(error("user-id-taken", ref="join", heldForMs=5_000))
+    d.lose()
+    assert isinstance(d.answers["join"], (ConnectError, Closed))
+    d.advance(10)
+    assert d.sent() == []
+
+
 def test_a_first_connection_that_fails_or_stays_silent_fails_the_start() -> None:
     d = StateDriver()
     d.start(connect=False)

@@ -69,6 +69,7 @@ from hubbub.client.events import (
     UnreadNotifications,
     UserJoined,
     UserLeft,
+    WaitingForUserId,
 )
 
 __all__ = [
@@ -126,5 +127,6 @@ __all__ = [
     "UnreadNotifications",
     "UserJoined",
     "UserLeft",
+    "WaitingForUserId",
     "websocket_url",
 ]

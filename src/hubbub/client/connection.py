@@ -65,6 +65,7 @@ from hubbub.client.events import (
 from hubbub.client.outgoing import message
 from hubbub.client.room import TYPING_EXPIRES
 from hubbub.client.state import (
+    DEFAULT_HELD_ID_WAIT,
     DEFAULT_MAX_CATCH_UP,
     DEFAULT_REQUEST_TIMEOUT,
     JOIN_REF,
@@ -125,6 +126,10 @@ class Client:
     resume, no rejoin). ``max_catch_up`` bounds the chat messages a fresh rejoin
     fetches from the history. With ``events`` False nothing is queued for the iterator:
     listeners (:meth:`add_listener`) are then the only way to see events.
+    A join refused ``user-id-taken`` because the id is held for a session that may
+    still resume (this program's own, before a crash or a restart) is tried again
+    when the server says the id is free, up to ``held_id_wait`` seconds in all,
+    with a :class:`WaitingForUserId` event for each wait.
     """
 
     def __init__(
@@ -142,6 +147,7 @@ class Client:
         max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS,
         max_catch_up: int = DEFAULT_MAX_CATCH_UP,
         join_fields: Mapping[str, Any] | None = None,
+        held_id_wait: float = DEFAULT_HELD_ID_WAIT,
     ) -> None:
         self.url = websocket_url(url)
         self.heartbeat = heartbeat
@@ -154,6 +160,7 @@ class Client:
             request_timeout=request_timeout,
             max_catch_up=max_catch_up,
             join_fields=join_fields,
+            held_id_wait=held_id_wait,
         )
         self._queue_events = events
         self._max_queued_events = max_queued_events

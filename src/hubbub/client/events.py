@@ -64,6 +64,7 @@ __all__ = [
     "UnreadNotifications",
     "UserJoined",
     "UserLeft",
+    "WaitingForUserId",
     "decode_event",
     "decode_frame",
 ]
@@ -504,6 +505,16 @@ class ChatGap(msgspec.Struct, frozen=True):
     before_seq: int
 
 
+class WaitingForUserId(msgspec.Struct, frozen=True):
+    """The join was refused ``user-id-taken``, the id held for a session that lost
+    its connection and may still resume (often this very program's, from before it
+    crashed or restarted): the join is tried again in ``seconds``, once the server
+    lets the id go unless that session comes back."""
+
+    user_id: str
+    seconds: float
+
+
 KnownMessage = (
     RoomJoined
     | RoomLeft
@@ -541,7 +552,9 @@ KnownMessage = (
     | ServerError
 )
 
-Event = KnownMessage | ServerMessage | Disconnected | Reconnected | Resumed | ChatGap
+Event = (
+    KnownMessage | ServerMessage | Disconnected | Reconnected | Resumed | ChatGap | WaitingForUserId
+)
 """Everything ``async for event in client`` can yield."""
 
 

@@ -75,6 +75,7 @@ from hubbub.client.events import (
     ServerMessage,
     StoredChat,
     UnreadNotifications,
+    WaitingForUserId,
     decode_frame,
 )
 from hubbub.client.outbox import ChatOutbox, OutgoingChat
@@ -88,6 +89,12 @@ log = logging.getLogger("hubbub.client")
 DEFAULT_REQUEST_TIMEOUT = 10.0
 """Seconds to wait for the reply to a request (and for a chat's ``chat-ack``
 before it is sent again)."""
+
+DEFAULT_HELD_ID_WAIT = 120.0
+"""Seconds at most a join waits, in all, for a user id held for a session that may
+still resume (``user-id-taken`` with ``heldForMs``) before it takes the refusal."""
+HELD_ID_MARGIN = 0.25
+"""Seconds added to ``heldForMs`` before the join is tried again."""
 
 DEFAULT_MAX_CATCH_UP = 1000
 """Chat messages stored while the client was away that a fresh rejoin fetches from
@@ -221,8 +228,10 @@ class ClientState:
         max_catch_up: int = DEFAULT_MAX_CATCH_UP,
         join_fields: Mapping[str, Any] | None = None,
         client_id_prefix: str | None = None,
+        held_id_wait: float = DEFAULT_HELD_ID_WAIT,
     ) -> None:
         self.token = token
+        self.held_id_wait = held_id_wait
         self.reconnect = reconnect
         self.backoff = backoff or Backoff()
         self.request_timeout = request_timeout
@@ -257,6 +266,10 @@ class ClientState:
         self._reconnect_at: float | None = None
         self._step_deadline: float | None = None
         """When the resume, join or history page under way is given up."""
+        self._join_again_at: float | None = None
+        """When a join refused for a held user id is sent again (on the same connection)."""
+        self._held_since: float | None = None
+        """When this join first found its user id held."""
         self._backlog: list[KnownMessage | ServerMessage] = []
         """What arrived while joining, handled once in the room."""
         self._catch_up: _CatchUp | None = None
@@ -292,6 +305,7 @@ class ClientState:
         deadlines = [
             self._reconnect_at,
             self._step_deadline,
+            self._join_again_at,
             min(self._requests.values(), default=None),
             self.outbox.next_deadline() if self._phase is Phase.OPEN else None,
         ]
@@ -408,6 +422,10 @@ class ClientState:
             self._reconnect_at = None
             self._move(Phase.CONNECTING)
             self._actions.append(Connect())
+        if self._join_again_at is not None and self._join_again_at <= now:
+            self._join_again_at = None
+            if self._phase is Phase.JOINING and self._connected:
+                self._send_join(now)
         if self._step_deadline is not None and self._step_deadline <= now:
             self._step_deadline = None
             waited = f"no answer from the server within {self.request_timeout:g} s"
@@ -474,12 +492,16 @@ class ClientState:
     def _join(self, now: float) -> None:
         self._move(Phase.JOINING)
         self._backlog = []
+        self._send_join(now)
+
+    def _send_join(self, now: float) -> None:
         self._send({**self.join_message(self.mirror.room), "ref": JOIN_REF})
         self._step_deadline = now + self.request_timeout
 
     def _while_joining(self, event: KnownMessage | ServerMessage, now: float) -> None:
         if isinstance(event, RoomJoined) and event.ref == JOIN_REF:
             self._step_deadline = None
+            self._held_since = None
             if self._starting:
                 self._started(event, now)
             else:
@@ -499,6 +521,9 @@ class ClientState:
         self._answer(JOIN_REF, joined)
 
     def _join_refused(self, error: ServerError, now: float) -> None:
+        if self._wait_for_held_id(error, now):
+            return
+        self._held_since = None
         refused = JoinRefused(error.code, error.message)
         if self._starting:  # the application's to handle
             self._fail_start(refused)
@@ -509,6 +534,29 @@ class ClientState:
         else:
             self._emit(ServerError(code=error.code, message=error.message))
             self._finish(str(refused))
+
+    def _wait_for_held_id(self, error: ServerError, now: float) -> bool:
+        """A user id held for a session that may still resume (this program's own,
+        from before it restarted, as often as not) is free again at most
+        ``heldForMs`` from now: join again then, on this connection, as long as
+        :attr:`held_id_wait` allows in all."""
+        if error.code != "user-id-taken" or error.held_for_ms is None:
+            return False
+        if self._held_since is None:
+            self._held_since = now
+        seconds = error.held_for_ms / 1000 + HELD_ID_MARGIN
+        if now + seconds - self._held_since > self.held_id_wait:
+            return False
+        user_id = self.mirror.user_id or ""
+        log.info(
+            "hubbub client: user id %r is held for a session that may still resume; "
+            "joining again in %.1f s",
+            user_id,
+            seconds,
+        )
+        self._emit(WaitingForUserId(user_id=user_id, seconds=seconds))
+        self._join_again_at = now + seconds
+        return True
 
     def _resume_answered(self, frame: str | bytes, now: float) -> None:
         self._step_deadline = None
@@ -731,7 +779,7 @@ class ClientState:
     def _lose_connection(self) -> None:
         """What ends with a connection: frames not yet written, replies awaited."""
         self._actions = deque(a for a in self._actions if not isinstance(a, Send))
-        self._step_deadline = None
+        self._step_deadline = self._join_again_at = None
         self._restore_at_n = None
         self._catch_up = None
         self.outbox.hold()
@@ -755,7 +803,7 @@ class ClientState:
             self._actions.append(CloseConnection())
         self._move(Phase.CLOSED)
         self.close_reason = reason
-        self._reconnect_at = self._step_deadline = None
+        self._reconnect_at = self._step_deadline = self._join_again_at = None
         for ref in list(self._requests):
             self._answer(ref, NotConnected("the connection to the server was lost"))
         self._requests.clear()

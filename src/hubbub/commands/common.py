@@ -14,7 +14,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from hubbub.client import Client, ConnectError, HubbubClientError, JoinRefused
+from hubbub.client import (
+    Client,
+    ConnectError,
+    HubbubClientError,
+    JoinRefused,
+    WaitingForUserId,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -46,7 +52,22 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def make_client(args: argparse.Namespace, **options: Any) -> Client:
-    return Client(args.url, args.room, user=args.user, token=args.token, **options)
+    """The command's client; what it waits for is said on stderr."""
+    client = Client(args.url, args.room, user=args.user, token=args.token, **options)
+    prog = f"hubbub {args.command_name}"
+
+    def say_waits(event: object) -> None:
+        if isinstance(event, WaitingForUserId):
+            print(
+                f"{prog}: the user id {event.user_id!r} is still held for a session that "
+                "lost its connection (an earlier run of this command?); joining again "
+                f"in {event.seconds:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    client.add_listener(say_waits)
+    return client
 
 
 def run_command(

@@ -261,6 +261,14 @@ class HubServer:
         await self.storage.start()
         await self.broker.start()
         await self.media.start()
+        settings = self.settings
+        if settings.broker != "memory" and settings.janus_url and settings.media_mode != "mesh":
+            # docs/sfu.md: the media server's rooms are each node's own for now.
+            log.warning(
+                "event=sfu-not-shared-in-cluster detail=%r",
+                "a room's calls through the media server reach only the members on this "
+                "node: run a cluster with --media-mode mesh (docs/sfu.md)",
+            )
         await self._start_stun()
         self._liveness = asyncio.create_task(self._liveness_sweep())
         self._timers = asyncio.create_task(self._core_timers())

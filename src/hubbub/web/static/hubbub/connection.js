@@ -23,6 +23,8 @@ const OPTIONAL_REF = "optional:";
 const MAX_HELD_MESSAGES = 1000;
 // The longest wait a server's `reconnect {afterMs}` is followed for.
 const MAX_RESTART_DELAY_MS = 60000;
+// Added to a held user id's `heldForMs` before the join is sent again.
+const HELD_ID_MARGIN_MS = 250;
 
 /**
  * The wait before reconnection attempt `attempt` (1, 2, ...): exponential backoff
@@ -195,6 +197,7 @@ export class Connection extends Emitter {
     return new Promise((resolve, reject) => {
       let settled = false;
       let ref = null;
+      let heldSince = null; // when the join first found its user id held for a resume
       const ws = new WebSocket(this.url);
       this._ws = ws;
       // A new connection is a new session, numbered from 1, unless it resumes one.
@@ -212,10 +215,8 @@ export class Connection extends Emitter {
         }
         reject(error);
       };
-      const timer = setTimeout(
-        () => fail(new HubbubError("timeout", "the server did not answer in time")),
-        this.limits.joinTimeoutMs,
-      );
+      const timeout = () => fail(new HubbubError("timeout", "the server did not answer in time"));
+      let timer = setTimeout(timeout, this.limits.joinTimeoutMs);
       const answered = (message) => {
         if (settled) return;
         settled = true;
@@ -230,8 +231,30 @@ export class Connection extends Emitter {
         this._pending.set(ref, {
           resolve: answered,
           reject: (error) => {
-            if (message.type !== "resume" || settled || this._ws !== ws || ws.readyState !== WebSocket.OPEN) {
+            if (settled || this._ws !== ws || ws.readyState !== WebSocket.OPEN) {
               fail(error);
+              return;
+            }
+            if (message.type !== "resume") {
+              // The user id is held for a session that may still resume (this page's
+              // own, before a reload or a crash): join again once the server lets it go.
+              heldSince ??= Date.now();
+              const waitMs = heldIdWaitMs(error);
+              if (waitMs === null || Date.now() + waitMs - heldSince > this.limits.heldIdWaitMs) {
+                fail(error);
+                return;
+              }
+              const userId = message.userId ?? null;
+              console.info(`hubbub: user id ${userId} is held for a session that may still resume; joining again in ${Math.ceil(waitMs / 1000)} s`);
+              this.emit("waiting-for-user-id", { userId, waitMs });
+              clearTimeout(timer);
+              setTimeout(() => {
+                if (settled || this._ws !== ws) return;
+                timer = setTimeout(timeout, this.limits.joinTimeoutMs);
+                Promise.resolve(this.host.joinMessage()).then((join) => {
+                  if (!settled && this._ws === ws) sendHello(join);
+                }, fail);
+              }, waitMs);
               return;
             }
             // The session is gone (or cannot give back all that was missed): join
@@ -337,6 +360,7 @@ export class Connection extends Emitter {
       if (message.type === "error") {
         this._pending.delete(message.ref);
         const details = typeof message.reason === "string" ? { reason: message.reason } : {};
+        if (Number.isSafeInteger(message.heldForMs)) details.heldForMs = message.heldForMs;
         pending.reject(new HubbubError(message.code, message.message, details));
         return;
       }
@@ -509,4 +533,11 @@ export class Connection extends Emitter {
  */
 function isRetriedOnRejoin(code) {
   return RETRIED_REJOIN_ERRORS.includes(code) || RETRIED_LOCAL_ERRORS.includes(code);
+}
+
+// How long to wait before joining again after `error`: a `user-id-taken` whose id is
+// held for a session that may still resume says `heldForMs`; null for any other.
+function heldIdWaitMs(error) {
+  if (error?.code !== ERROR_CODES.USER_ID_TAKEN || !Number.isSafeInteger(error.heldForMs)) return null;
+  return Math.max(0, error.heldForMs) + HELD_ID_MARGIN_MS;
 }

@@ -3,6 +3,7 @@
 // (A plain object first, so that its values are numbers to TypeScript, not literals.)
 const LIMITS = {
   joinTimeoutMs: 15000, // from opening the socket to `room-joined`
+  heldIdWaitMs: 120000, // a join waits at most this long in all for a user id held for a resume (0: not at all)
   pingIntervalMs: 20000, // an application ping after this much silence from the server...
   pongTimeoutMs: 10000, // ...and the connection is taken for dead without an answer in this time
   reconnectMinMs: 500, // first reconnection delay; doubles on each failure, with jitter

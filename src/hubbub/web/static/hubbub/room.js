@@ -23,7 +23,7 @@ import { SfuMedia } from "./sfu.js";
 
 // What the connection tells, told by the room as its own events.
 const SIGNAL_REF = "sig-";
-const CONNECTION_EVENTS = ["connection-state", "reconnecting", "resumed", "rejoined", "error"];
+const CONNECTION_EVENTS = ["connection-state", "reconnecting", "resumed", "rejoined", "waiting-for-user-id", "error"];
 
 /**
  * What `join()` takes (see its parameters).
@@ -108,6 +108,8 @@ export async function join(url, options) {
  * - `rejoined` `{reason}`: the session could not be resumed (`unknown-session`,
  *   `overrun`, `server-restart`, `no-session`, `refused`): joined afresh, peer
  *   connections made anew, missed chat told with `missed: true`
+ * - `waiting-for-user-id` `{userId, waitMs}`: a join found its user id held for a session
+ *   that may still resume (this page's own, before a reload): it is sent again in `waitMs`
  * - `peer-state` `{participant, state}`: the RTCPeerConnection's connectionState
  * - `ice-restart` `{participant, attempt}`: a peer connection that failed restarts ICE
  * - `local-stream` `{stream, kind}`: what this side sends changed
