@@ -157,6 +157,28 @@ async def test_peerjs_with_a_hubbub_token_takes_its_id_back_after_a_reload(
 # -- y-webrtc --------------------------------------------------------------------------
 
 Y_JS = """
+// Every frame of the page's signaling connection, in and out (type, topic, size), for
+// the message of a failure.
+window.signalingFrames = [];
+const NativeWebSocket = window.WebSocket;
+const trace = (way, data) => {
+  try {
+    const m = JSON.parse(data);
+    signalingFrames.push(`${way} ${m.type}${m.topic ? ' ' + m.topic : ''} ${String(data).length}`);
+  } catch {
+    signalingFrames.push(`${way} ? ${String(data).length}`);
+  }
+};
+window.WebSocket = class extends NativeWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', (event) => trace('in', event.data));
+  }
+  send(data) {
+    trace('out', data);
+    super.send(data);
+  }
+};
 window.openDoc = (room, signaling, password) => {
   const doc = new YjsWebrtc.Y.Doc();
   const options = {signaling: [signaling]};
@@ -180,7 +202,7 @@ Y_STATE = """(() => {
     id, connected: conn.connected, synced: conn.synced, state: conn.peer._pc?.connectionState,
   }));
   const signaling = window.provider.signalingConns.map((c) => ({ connected: c.connected }));
-  return { peerId: room.peerId, conns, signaling };
+  return { peerId: room.peerId, conns, signaling, frames: signalingFrames };
 })()"""
 
 
@@ -197,6 +219,12 @@ async def test_y_webrtc_documents_converge_between_two_browsers(
             await page.evaluate(
                 "([room, signaling, password]) => openDoc(room, signaling, password)",
                 ["notes", signaling, password],
+            )
+            # The second document opens once the first has announced itself, as people
+            # open a shared document one after the other (with a password, the key's
+            # derivation otherwise makes both announce at about the same time).
+            await page.wait_for_function(
+                "signalingFrames.some((f) => f.startsWith('out publish'))", timeout=30_000
             )
         await one.evaluate("window.doc.getMap('m').set('from-one', 'hello')")
         await two.evaluate("window.doc.getMap('m').set('from-two', 'world')")
