@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiortc import RTCDataChannel
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection
 
 from hubbub.client import Client
 from hubbub.peer import FileInbox, Mesh, Peer
+from hubbub.peer.closing import close_peer_connection
 from hubbub.peer.files import FileSender, wait_open
 
 WAIT = 60.0
@@ -292,3 +293,21 @@ async def test_a_peer_closed_while_it_gathers_candidates_leaves_no_socket_open(
         monkeypatch.undo()
     assert sockets
     assert [transport for transport in sockets if not transport.is_closing()] == []
+
+
+async def test_a_close_cancelled_while_aiortc_closes_by_itself_breaks_nothing() -> None:
+    # aiortc closes a connection by itself once the other side closed (its own task);
+    # a close of ours cancelled meanwhile (a peer replaced, a mesh closing) must not
+    # cancel the future that close sets: it did, with InvalidStateError, "never
+    # retrieved", in a mesh of four aiortc members of the benchmark.
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("audio")
+    pc.createDataChannel("x")
+    await pc.setLocalDescription(await pc.createOffer())
+    aiortcs_own = asyncio.ensure_future(pc.close())
+    await asyncio.sleep(0)
+    ours = asyncio.ensure_future(close_peer_connection(pc))
+    await asyncio.sleep(0)
+    ours.cancel()
+    await aiortcs_own  # raised InvalidStateError with a plain pc.close()
+    assert pc.connectionState == "closed"

@@ -44,6 +44,7 @@ from hubbub.client import (
     UserLeft,
 )
 from hubbub.peer import files, large_packets
+from hubbub.peer.closing import close_peer_connection
 from hubbub.peer.ice import IcePair, avoid_relaying_into_lans, selected_pair
 from hubbub.peer.media import MediaSource
 from hubbub.peer.negotiation import Move, decide
@@ -256,7 +257,7 @@ class Peer:
         self._worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._worker
-        await self.pc.close()
+        await close_peer_connection(self.pc)
         if self._mesh.peers.get(self.user_id) is self:
             del self._mesh.peers[self.user_id]
         self._mesh._changed()
@@ -383,7 +384,7 @@ class Peer:
         self._remote_max_packet = None
         self.tracks.clear()
         self.channels.clear()
-        await old.close()
+        await close_peer_connection(old)
 
     async def _offer_if_nobody_does(self) -> None:
         await asyncio.sleep(self._mesh.polite_offer_after)
@@ -473,7 +474,7 @@ class Peer:
             return
         if move is Move.REPLACE_AND_ACCEPT:
             old, self.pc = self.pc, self._new_peer_connection()
-            await old.close()
+            await close_peer_connection(old)
         pc = self.pc
         await pc.setRemoteDescription(description)
         avoid_relaying_into_lans(pc)

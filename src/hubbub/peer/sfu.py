@@ -39,6 +39,7 @@ from hubbub.client import (
     RequestFailed,
     RoomJoined,
 )
+from hubbub.peer.closing import close_peer_connection
 from hubbub.peer.media import MediaSource
 from hubbub.peer.mesh import _ice_server
 
@@ -172,7 +173,7 @@ class SfuMedia:
                 self._spawn(self._subscribe(self._epoch, user_id))
         for user_id in [u for u in self.subscribers if u not in self.feeds]:
             pc = self.subscribers.pop(user_id)
-            self._spawn(pc.close())
+            self._spawn(close_peer_connection(pc))
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -196,7 +197,7 @@ class SfuMedia:
                 reply = await self.client.request({"type": "media-publish", "jsep": jsep})
             except (RequestFailed, NotConnected) as exc:
                 log.info("publishing through the media server failed: %s", exc)
-                await pc.close()
+                await close_peer_connection(pc)
                 self.publisher = None
                 await asyncio.sleep(RETRY_AFTER)
                 continue
@@ -205,7 +206,7 @@ class SfuMedia:
                 or not isinstance(reply, MediaAnswered)
                 or pc is not self.publisher
             ):
-                await pc.close()
+                await close_peer_connection(pc)
                 return
             await pc.setRemoteDescription(RTCSessionDescription(reply.jsep.sdp, reply.jsep.type))
             self._published.set()
@@ -263,7 +264,7 @@ class SfuMedia:
         self.publisher = None
         self.subscribers.clear()
         self._names.clear()
-        await asyncio.gather(*(pc.close() for pc in closing), return_exceptions=True)
+        await asyncio.gather(*(close_peer_connection(pc) for pc in closing), return_exceptions=True)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
