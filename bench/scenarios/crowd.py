@@ -61,6 +61,14 @@ class Crowd(Scenario):
         Column("rss_mb_100k", "RSS at 100,000", "MB", 0, True, True),
         Column("idle_cpu_pct", "idle CPU", "%", 1, may_be_zero=True),
         Column(
+            "idle_cpu_pct_100k",
+            "idle CPU at 100,000",
+            "%",
+            1,
+            lower_is_better=True,
+            may_be_zero=True,
+        ),
+        Column(
             "broadcast_seconds",
             "broadcast reaches all",
             "s",
@@ -72,7 +80,7 @@ class Crowd(Scenario):
     )
     targets = (
         Target("rss_mb_100k", "<=", value=1000.0),
-        Target("idle_cpu_pct", "<=", value=5.0),
+        Target("idle_cpu_pct_100k", "<=", value=5.0),
     )
     servers = ("hubbub", "hubbub-ref", "seed")
 
@@ -138,6 +146,7 @@ class Crowd(Scenario):
             await generators.close()
         joined = sum(r["clients"] for r in reports)
         per_connection = (loaded - baseline) / joined
+        idle_cpu_pct = 100.0 * window.cpu.total / window.seconds
         return {
             "clients": joined,
             "connect_seconds": connect_seconds,
@@ -149,7 +158,10 @@ class Crowd(Scenario):
                 if joined >= PROJECTED_CLIENTS
                 else (baseline + per_connection * PROJECTED_CLIENTS) / 1e6
             ),
-            "idle_cpu_pct": 100.0 * window.cpu.total / window.seconds,
+            "idle_cpu_pct": idle_cpu_pct,
+            # Measured with 100,000 clients, or projected from the clients held: idle
+            # work (liveness pings) grows with them.
+            "idle_cpu_pct_100k": idle_cpu_pct * max(1.0, PROJECTED_CLIENTS / joined),
             "broadcast_seconds": broadcast_seconds,
             **generator_figures(reports),
         }
