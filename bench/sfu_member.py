@@ -82,14 +82,26 @@ class Member:
             )
             async with self.mesh:
                 others = job["members"] - 1
-                async with asyncio.timeout(READY_TIMEOUT):
-                    while sum(1 for count in self.frames.values() if count > 5) < others:
-                        self.framed.clear()
-                        try:
-                            await asyncio.wait_for(self.framed.wait(), 5)
-                        except TimeoutError:
-                            # What it waits for, in the run's log.
-                            print(f"{job['user']}: frames {self.frames}", file=sys.stderr)
+                try:
+                    async with asyncio.timeout(READY_TIMEOUT):
+                        while sum(1 for count in self.frames.values() if count > 5) < others:
+                            self.framed.clear()
+                            try:
+                                await asyncio.wait_for(self.framed.wait(), 5)
+                            except TimeoutError:
+                                # What it waits for, in the run's log.
+                                print(f"{job['user']}: frames {self.frames}", file=sys.stderr)
+                except TimeoutError:
+                    # Who sent no video, and how each peer connection stands.
+                    states = {
+                        user: (peer.pc.connectionState, len(peer.tracks))
+                        for user, peer in self.mesh.peers.items()
+                    }
+                    print(
+                        f"{job['user']}: not ready; frames {self.frames}; peers {states}",
+                        file=sys.stderr,
+                    )
+                    raise
                 print(json.dumps({"ready": True, "mode": self.sfu.mode}), flush=True)
                 reader = asyncio.StreamReader()
                 loop = asyncio.get_running_loop()
