@@ -82,7 +82,7 @@ from hubbub.client.outbox import ChatOutbox, OutgoingChat
 from hubbub.client.outgoing import encode, message
 from hubbub.client.room import RoomMirror
 from hubbub.protocol import messages as protocol
-from hubbub.protocol.errors import FINAL_CLOSE_CODES, RETRIED_REJOIN_ERRORS
+from hubbub.protocol.errors import FINAL_CLOSE_CODES, RETRIED_REJOIN_ERRORS, ErrorCode
 
 log = logging.getLogger("hubbub.client")
 
@@ -540,7 +540,7 @@ class ClientState:
         from before it restarted, as often as not) is free again at most
         ``heldForMs`` from now: join again then, on this connection, as long as
         :attr:`held_id_wait` allows in all."""
-        if error.code != "user-id-taken" or error.held_for_ms is None:
+        if error.code != ErrorCode.USER_ID_TAKEN or error.held_for_ms is None:
             return False
         if self._held_since is None:
             self._held_since = now
