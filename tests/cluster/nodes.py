@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import aiohttp
+
 from tests.process import hubbub_serve
 from tests.redis import free_port
 from tests.tokens import SECRET
@@ -18,6 +20,12 @@ NODE_TIMEOUT = 1.5
 GONE_WITHIN = NODE_TIMEOUT + HEARTBEAT
 """The documented bound: a dead node's members are announced gone this long after
 its last heartbeat (docs/protocol.md, "In a cluster")."""
+
+
+async def ready(http: aiohttp.ClientSession, url: str) -> bool:
+    """Whether the node at ``url`` says it is ready (``/readyz``: 200, else 503)."""
+    async with http.get(url + "/readyz") as response:
+        return response.status == 200
 
 
 class Node:

@@ -12,7 +12,7 @@ import pytest
 
 from hubbub.client import Backoff, Reconnected, ServerError
 from hubbub.client import Client as PythonClient
-from tests.cluster.nodes import cluster
+from tests.cluster.nodes import cluster, ready
 from tests.cluster.storm import chat_storm
 from tests.faults.resuming import wait_for
 from tests.integration.test_metrics import scrape
@@ -21,11 +21,6 @@ from tests.sdk.test_resume import Recorder, proxy_for
 
 OUTAGE = 5.0
 METRICS_KEY = "outage-metrics-key"
-
-
-async def ready(http: aiohttp.ClientSession, url: str) -> bool:
-    async with http.get(url + "/readyz") as response:
-        return response.status == 200
 
 
 async def test_no_acknowledged_chat_is_lost_or_doubled_when_redis_stops(

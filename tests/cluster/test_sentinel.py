@@ -9,17 +9,12 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.cluster.nodes import cluster
+from tests.cluster.nodes import cluster, ready
 from tests.cluster.storm import chat_storm
 from tests.integration.test_metrics import scrape
 from tests.redis import RedisSentinels
 
 METRICS_KEY = "sentinel-metrics-key"
-
-
-async def ready(http: aiohttp.ClientSession, url: str) -> bool:
-    async with http.get(url + "/readyz") as response:
-        return response.status == 200
 
 
 async def test_the_nodes_follow_a_failover_and_lose_no_acknowledged_chat(
