@@ -708,6 +708,12 @@ def url_password(url: str) -> str | None:
         return None
 
 
+def masked_url(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` masked."""
+    password = url_password(url)
+    return url.replace(f":{password}@", f":{MASK}@", 1) if password else url
+
+
 def effective(settings: ServerSettings) -> list[tuple[str, str]]:
     """Every setting and its value as shown to an operator: secrets masked, and of a
     URL only its password."""
@@ -715,11 +721,10 @@ def effective(settings: ServerSettings) -> list[tuple[str, str]]:
     for option in OPTIONS:
         source = settings.limits if option.in_limits else settings
         value = getattr(source, option.name)
-        password = url_password(value) if option.url and isinstance(value, str) else None
         if option.secret and value:
             text = MASK
-        elif password:
-            text = value.replace(f":{password}@", f":{MASK}@", 1)
+        elif option.url and isinstance(value, str):
+            text = masked_url(value)
         elif value is None:
             text = "(none)"
         elif isinstance(value, list):

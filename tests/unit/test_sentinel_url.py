@@ -8,7 +8,7 @@ import pytest
 
 from hubbub.broker.redis.target import RedisTarget
 from hubbub.broker.sentinel_url import SentinelTarget, TargetError, parse_sentinel_url
-from hubbub.settings import ServerSettings, SettingsError
+from hubbub.settings import ServerSettings, SettingsError, masked_url
 
 
 def test_every_part_of_a_sentinel_url() -> None:
@@ -55,11 +55,12 @@ def test_the_settings_take_a_sentinel_url() -> None:
         ServerSettings(broker="sentinel://10.0.0.7/hubbub")
 
 
-async def test_a_target_names_its_redis_without_passwords() -> None:
+async def test_a_plain_target_is_its_url_and_is_logged_without_its_password() -> None:
     plain = RedisTarget("redis://:hunter2@10.0.0.5:6379/0")
     assert await plain.master_url() == "redis://:hunter2@10.0.0.5:6379/0"
-    assert plain.describe() == "redis://:***@10.0.0.5:6379/0"
+    assert plain.sentinel is None
+    assert masked_url(plain.given) == "redis://:********@10.0.0.5:6379/0"
     watched = RedisTarget("redis+sentinel://:hunter2@10.0.0.7,10.0.0.8:26380/hubbub/1")
-    assert watched.describe() == "redis+sentinel://10.0.0.7:26379,10.0.0.8:26380/hubbub/1"
+    assert watched.sentinel == parse_sentinel_url(watched.given)
     await plain.client.aclose()
     await watched.client.aclose()

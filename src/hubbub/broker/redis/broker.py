@@ -35,6 +35,7 @@ from hubbub.broker.redis.rooms import Rooms
 from hubbub.broker.redis.subscriptions import Subscriptions
 from hubbub.broker.redis.target import RedisTarget
 from hubbub.protocol.errors import CloseCode
+from hubbub.settings import masked_url
 
 log = logging.getLogger("hubbub.broker")
 
@@ -387,7 +388,7 @@ class RedisBroker:
         log.info(
             "event=cluster-connected node=%s redis=%s rooms=%d",
             self.node_id,
-            self.target.describe() if self.target.sentinel is None else _address(url),
+            _address(url) if self.target.sentinel is not None else masked_url(url),
             rooms,
         )
 

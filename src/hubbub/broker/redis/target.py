@@ -72,20 +72,3 @@ class RedisTarget:
             userinfo = f"{quote(target.username, safe='')}@"
         address = f"[{host}]" if ":" in host else host
         return f"redis://{userinfo}{address}:{port}/{target.db}"
-
-    def describe(self) -> str:
-        """The target for logs, without its passwords."""
-        target = self.sentinel
-        if target is None:
-            return _without_password(self.given)
-        sentinels = ",".join(f"{host}:{port}" for host, port in target.sentinels)
-        return f"{SENTINEL_SCHEME}{sentinels}/{target.master}/{target.db}"
-
-
-def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, where = rest.rpartition("@")
-    if not sep or not at:
-        return url
-    name = userinfo.partition(":")[0]
-    return f"{scheme}://{name}:***@{where}" if ":" in userinfo else url
