@@ -11,15 +11,15 @@ import pytest
 from playwright.async_api import Page, async_playwright
 
 from tests.network.browser import lab_page
-from tests.network.lab import Lab
+from tests.network.lab import Lab, Shape
 from tests.network.services import coturn, hubbub
 
 pytestmark = [pytest.mark.network, pytest.mark.browser]
 
 
-async def _test_connection(page: Page) -> dict[str, str]:
+async def _test_connection(page: Page, within_s: float = 90) -> dict[str, str]:
     await page.click("#connection-test-button")
-    await page.wait_for_selector("li[data-check=verdict]", timeout=90_000)
+    await page.wait_for_selector("li[data-check=verdict]", timeout=within_s * 1000)
     checks = await page.eval_on_selector_all(
         "#connection-test-results li",
         "items => items.map(li => [li.dataset.check, li.className.replace('check check-', '')])",
@@ -50,3 +50,22 @@ async def test_test_my_connection(lab: Lab, tmp_path: Path) -> None:
         "server": "ok", "stun": "fail", "turn udp": "fail", "turn tcp": "ok", "turn tls": "ok",
         "relay": "ok", "verdict": "ok",
     }  # fmt: skip
+
+
+async def test_the_check_ends_in_its_own_time_on_a_slow_uplink(lab: Lab, tmp_path: Path) -> None:
+    """At 0.1 Mbit/s the megabyte the relay check sends would take 80 s: the check
+    times what gets through in its own time (``RELAY_MS``) and ends."""
+    slow = lab.add_site(
+        "a", "masquerade", uplink=Shape(delay=0.01, loss=0.0, rate_mbit=0.1, queue_bytes=25_000)
+    )
+    with coturn(lab) as certificate, hubbub(lab, tmp_path) as url:
+        async with (
+            async_playwright() as playwright,
+            lab_page(playwright, slow.hosts[0], url, certificate.cert, web_app=True) as page,
+        ):
+            checks = await _test_connection(page, within_s=60)
+            relay = await page.text_content("li[data-check=relay]")
+    assert checks["relay"] == "ok", relay
+    assert checks["verdict"] == "ok"
+    assert relay is not None
+    assert "Mbit/s" in relay

@@ -11,19 +11,26 @@ from typing import Any
 
 import pytest
 
-from tests.network.lab import Host, Lab
+from tests.network.lab import Host, Lab, Shape
 from tests.network.services import ROOT, coturn, hubbub
 
 pytestmark = pytest.mark.network
 
 
-async def _doctor(host: Host, url: str, ca: Path) -> tuple[int, dict[str, Any]]:
+async def _doctor(
+    host: Host, url: str, ca: Path, within_s: float = 120
+) -> tuple[int, dict[str, Any]]:
     process = await host.spawn(
         sys.executable, "-m", "hubbub", "doctor", url, "--ca", str(ca), "--json",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    async with asyncio.timeout(120):
+    try:
+        async with asyncio.timeout(within_s):
+            stdout, stderr = await process.communicate()
+    except TimeoutError:
+        process.kill()
         stdout, stderr = await process.communicate()
+        raise AssertionError(f"doctor still running after {within_s} s: {stderr!r}") from None
     assert process.returncode is not None, stderr
     return process.returncode, json.loads(stdout)
 
@@ -64,3 +71,17 @@ async def test_calls_would_fail_behind_a_udp_firewall_without_turn(
     assert code == 1
     assert seen["callsWouldFail"] is True
     assert _status(seen)["stun"] == "fail"
+
+
+async def test_the_relay_check_ends_in_its_own_time_on_a_slow_uplink(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """At 0.1 Mbit/s the relay's send buffer takes a minute to drain: the check
+    times what gets through in its own time (``RELAY_SECONDS``) and ends."""
+    slow = lab.add_site(
+        "a", "masquerade", uplink=Shape(delay=0.01, loss=0.0, rate_mbit=0.1, queue_bytes=25_000)
+    )
+    with coturn(lab) as certificate, hubbub(lab, tmp_path) as url:
+        code, seen = await _doctor(slow.hosts[0], url, certificate.ca, within_s=45)
+    assert code == 0, seen
+    assert _status(seen)["relay"] == "ok", seen

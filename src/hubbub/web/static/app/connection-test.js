@@ -139,7 +139,11 @@ async function gather(config) {
   return candidates;
 }
 
-/** Two local peer connections, relay only, a data channel between them. */
+/**
+ * Two local peer connections, relay only, a data channel between them: the time it
+ * takes to open, and the rate of what gets through in RELAY_MS (at most RELAY_BYTES;
+ * a slow uplink sends less, it does not make the check wait longer).
+ */
 async function relayedChannel(turn) {
   const config = { iceServers: turn, iceTransportPolicy: "relay" };
   const a = new RTCPeerConnection(config);
@@ -153,15 +157,15 @@ async function relayedChannel(turn) {
       channel.onopen = resolve;
       setTimeout(() => reject(new Error(`not open in ${RELAY_MS / 1000} s`)), RELAY_MS);
     });
-    const received = new Promise((resolve) => {
-      b.ondatachannel = ({ channel: incoming }) => {
-        let bytes = 0;
-        incoming.onmessage = ({ data }) => {
-          bytes += data.byteLength ?? data.size ?? 0;
-          if (bytes >= RELAY_BYTES) resolve();
-        };
+    let received = 0;
+    let allReceived;
+    const all = new Promise((resolve) => (allReceived = resolve));
+    b.ondatachannel = ({ channel: incoming }) => {
+      incoming.onmessage = ({ data }) => {
+        received += data.byteLength ?? data.size ?? 0;
+        if (received >= RELAY_BYTES) allReceived();
       };
-    });
+    };
     await a.setLocalDescription();
     await b.setRemoteDescription(a.localDescription);
     await b.setLocalDescription();
@@ -170,13 +174,18 @@ async function relayedChannel(turn) {
     const openMs = Math.round(performance.now() - started);
     const chunk = new Uint8Array(16 * 1024);
     const sendStarted = performance.now();
-    for (let sent = 0; sent < RELAY_BYTES; sent += chunk.length) {
-      while (channel.bufferedAmount > 512 * 1024) await new Promise((r) => setTimeout(r, 5));
+    const deadline = sendStarted + RELAY_MS;
+    const timeUp = new Promise((resolve) => setTimeout(resolve, RELAY_MS));
+    for (let sent = 0; sent < RELAY_BYTES && channel.readyState === "open"; sent += chunk.length) {
+      while (channel.bufferedAmount > 512 * 1024 && channel.readyState === "open" && performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      if (performance.now() >= deadline || channel.readyState !== "open") break;
       channel.send(chunk);
     }
-    await Promise.race([received, new Promise((r) => setTimeout(r, RELAY_MS))]);
+    await Promise.race([all, timeUp]);
     const seconds = (performance.now() - sendStarted) / 1000;
-    return { openMs, mbits: ((RELAY_BYTES * 8) / seconds / 1e6).toFixed(1) };
+    return { openMs, mbits: ((received * 8) / seconds / 1e6).toFixed(1) };
   } finally {
     a.close();
     b.close();
