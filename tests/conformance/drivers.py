@@ -11,7 +11,7 @@ leaves, and records what its SDK tells as :class:`Event` s, named alike for both
 - ``chat-stored``, ``chat-failed``: what became of our own message: ``client.chat()``
   returned its ``ChatAck`` or raised / ``chat-status`` ``sent`` or ``failed``;
 - ``connection-lost``: ``Disconnected(will_retry=True)`` / ``connection-state``
-  ``reconnecting``;
+  ``reconnecting``; ``close_code`` is the close code the client saw (1006 for none);
 - ``back``: ``Resumed`` or ``Reconnected`` / ``connection-state`` ``open`` after a
   drop; ``how`` is ``resumed`` or ``rejoined``, and ``refused`` the server's reason
   for refusing the resume (None when none was tried);
@@ -227,7 +227,7 @@ class PythonDriver(Recording):
             case ChatMessage():
                 self._record("chat", user=event.user_id, message=event.message, seq=event.seq)
             case Disconnected(will_retry=True):
-                self._record("connection-lost")
+                self._record("connection-lost", close_code=event.code or 1006)
             case Disconnected():
                 self._record("closed", name=event.name, code=event.code)
             case Resumed():
@@ -360,8 +360,8 @@ class BrowserDriver(Recording):
                 self._record("chat-stored", message=message, seq=seq)
             case "chat-status", {"status": "failed", "message": message, "code": code}:
                 self._record("chat-failed", message=message, code=code)
-            case "connection-state", {"state": "reconnecting"}:
-                self._record("connection-lost")
+            case "connection-state", {"state": "reconnecting", "closeCode": close_code}:
+                self._record("connection-lost", close_code=close_code)
             case "connection-state", {"state": "open", "reason": "resumed"}:
                 self._record("back", how="resumed", refused=None)
             case "connection-state", {"state": "open", "reason": "rejoined", "cause": cause}:

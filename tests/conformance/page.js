@@ -28,6 +28,7 @@ function listen() {
       state,
       reason: reason?.code ?? null,
       cause: reason?.cause ?? null,
+      closeCode: reason?.closeCode ?? null,
       closeReason: room.closeReason,
     }),
   );

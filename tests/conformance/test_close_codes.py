@@ -144,6 +144,8 @@ async def expect_the_rule(hub: Hub, alice: ClientDriver, code: int, connections:
         assert alice.of("back") == []
         return
     await alice.expect("back")
+    if connections == 1:  # the client saw the code itself, not a connection lost
+        assert alice.of("connection-lost")[0].data["close_code"] == code, alice.events
     assert await alice.state() == "open"
     assert alice.of("closed") == []
     newcomer = await hub.member(ROOM, "zoe")

@@ -25,7 +25,7 @@ async def test_a_cut_connection_resumes_with_what_was_missed_once_in_order(
 
     alice.line.refusing = True  # the network stays down for a while
     alice.line.cut()
-    await alice.expect("connection-lost")
+    await alice.expect("connection-lost", close_code=1006)  # no close frame
     await carol.expect("participant-updated", userId="alice", connection="reconnecting")
     await carol.chat_stored("c2", "c3")
     bob = await hub.member("team", "bob")

@@ -443,14 +443,14 @@ export class Connection extends Emitter {
       this._shutdown();
       return;
     }
-    this._reconnectLoop();
+    this._reconnectLoop(event.code);
   }
 
-  async _reconnectLoop() {
+  async _reconnectLoop(closeCode) {
     const reason =
       this._restartDelayMs !== null
-        ? { code: "server-restart", afterMs: this._restartDelayMs }
-        : { code: "connection-lost" };
+        ? { code: "server-restart", afterMs: this._restartDelayMs, closeCode }
+        : { code: "connection-lost", closeCode };
     this._setState("reconnecting", reason);
     // Peer connections carry on by themselves while the server is away: media keeps
     // flowing; only signaling (and so renegotiation) waits.
