@@ -10,7 +10,7 @@ from typing import Any
 
 from hubbub.auth.grants import Identity
 from hubbub.core import Hub, Limits, Session
-from hubbub.core.storage import PendingChat
+from hubbub.core.storage import PendingChat, StorageEvents
 from hubbub.protocol.errors import CloseCode
 from hubbub.protocol.messages import Ref
 from hubbub.store import Notification, RoomState, StoredChat, assign_sequence
@@ -84,7 +84,7 @@ class MemoryStorage:
     """
 
     def __init__(self) -> None:
-        self.hub: Hub | None = None
+        self.events: StorageEvents | None = None
         self.requests: list[tuple[str, tuple[Any, ...]]] = []
         self.messages: dict[str, list[StoredChat]] = {}
         self.last_seqs: dict[str, int] = {}
@@ -152,7 +152,7 @@ class MemoryStorage:
         """Answer every waiting request (and those they cause); return how many.
         ``kinds``: only the requests of these kinds (``room``, ``append``...); the
         others keep waiting, in order."""
-        assert self.hub is not None
+        assert self.events is not None
         answered = 0
         while True:
             if kinds is None:
@@ -166,9 +166,9 @@ class MemoryStorage:
             if appends:
                 answered += 1
                 if self._failing():
-                    self.hub.chat_failed(appends)
+                    self.events.chat_failed(appends)
                 else:
-                    self.hub.chat_stored(appends, self._append(appends))
+                    self.events.chat_stored(appends, self._append(appends))
             for kind, args in requests:
                 if kind == "append":
                     continue
@@ -177,41 +177,41 @@ class MemoryStorage:
                 if kind == "room":
                     room, recent = args
                     if failing:
-                        self.hub.room_load_failed(room)
+                        self.events.room_load_failed(room)
                     else:
                         stored = self.messages.get(room, [])
                         seen = sorted(self.seen.get(room, {}).items(), key=lambda item: -item[1])
                         state = RoomState(
                             self.last_seqs.get(room, 0), stored[-recent:] if recent else [], seen
                         )
-                        self.hub.room_loaded(room, state)
+                        self.events.room_loaded(room, state)
                 elif kind == "history":
                     session_id, room, before, limit, ref = args
                     if failing:
-                        self.hub.store_failed(session_id, ref)
+                        self.events.store_failed(session_id, ref)
                     else:
                         older = [
                             m
                             for m in self.messages.get(room, [])
                             if before is None or m.seq < before
                         ]
-                        self.hub.history_loaded(session_id, room, older[-limit:], ref)
+                        self.events.history_loaded(session_id, room, older[-limit:], ref)
                 elif kind == "gap":
                     room, after, before = args
                     if failing:
-                        self.hub.chat_gap_failed(room)
+                        self.events.chat_gap_failed(room)
                     else:
                         gap = [m for m in self.messages.get(room, []) if after < m.seq < before]
-                        self.hub.chat_gap_loaded(room, before, gap)
+                        self.events.chat_gap_loaded(room, before, gap)
                 elif kind == "unread":
                     session_id, user_id, limit, ref, asked = args
                     if failing:
-                        self.hub.store_failed(session_id, ref)
+                        self.events.store_failed(session_id, ref)
                     else:
                         unread = [
                             n for n in self.notifications if n.user_id == user_id and not n.read
                         ]
-                        self.hub.notifications_loaded(
+                        self.events.notifications_loaded(
                             session_id, user_id, unread[:limit], len(unread) > limit, ref, asked
                         )
                 elif kind == "notify":
@@ -219,18 +219,18 @@ class MemoryStorage:
                     if not failing:
                         stored = self.add_notification(user_id, **payload, key=key)
                         if not stored.duplicate:
-                            self.hub.notify(stored)
+                            self.events.notify(stored)
                 elif kind == "mark-read":
                     session_id, user_id, ids, ref = args
                     if failing:
-                        self.hub.store_failed(session_id, ref)
+                        self.events.store_failed(session_id, ref)
                     else:
                         marked = []
                         for index, n in enumerate(self.notifications):
                             if n.id in ids and n.user_id == user_id and not n.read:
                                 self.notifications[index] = replace(n, read=True)
                                 marked.append(n.id)
-                        self.hub.notifications_marked(session_id, user_id, marked, ref)
+                        self.events.notifications_marked(session_id, user_id, marked, ref)
         return answered
 
     def _failing(self) -> bool:
@@ -297,7 +297,9 @@ class Harness:
             new_session_id=lambda: f"s{next(counter)}",
             **{"wall_clock": self.wall_clock, **hub_options},
         )
-        self.storage.hub = self.hub
+        self.events = self.hub.backend_events
+        """What the store, the broker and the media bridge call."""
+        self.storage.events = self.events
         self.clients: dict[str, Session] = {}
         self.outbox.on_moved = self._moved
 

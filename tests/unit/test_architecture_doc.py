@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hubbub.broker import Broker, Delivery, Membership, MembershipEvents
+from hubbub.core.backend_events import BackendEvents
 from hubbub.core.chat import ChatFeature
 from hubbub.core.context import HubContext
 from hubbub.core.hub import Hub
@@ -29,6 +30,7 @@ LAYOUT = README[README.index("## Layout") :]
 NAMED = {
     cls.__name__: cls
     for cls in (
+        BackendEvents,
         Broker,
         ChatFeature,
         ChatOrdering,

@@ -50,7 +50,7 @@ def test_chat_stored_here_waits_for_the_chat_stored_before_it_elsewhere() -> Non
     h.send("carol", {"type": "presence", "status": "away"})  # after both, for the room
     assert h.take("alice") == []
     assert h.take("carol") == [{"type": "presence", "status": "away", "userId": "carol"}]
-    h.hub.deliver_chat("r", [late])
+    h.events.deliver_chat("r", [late])
     assert seen(h.take("alice")) == [("chat", 1), ("chat-ack", 2), ("presence", "carol")]
     assert seen(h.take("carol")) == [("chat", 1), ("chat", 2)]
     joined = h.join("dave", "r", "dave")
@@ -62,13 +62,13 @@ def test_a_chat_that_fills_the_gap_goes_first_then_what_waited_in_order() -> Non
     h = Harness()
     h.join("alice", "r", "alice")
     first, second, third = (stored_elsewhere(h, "r", "bob", str(i)) for i in range(3))
-    h.hub.deliver_chat("r", [third])
-    h.hub.deliver_to_room("r", b'{"type":"typing","userId":"bob","active":true}', None)
-    h.hub.deliver_chat("r", [second])
+    h.events.deliver_chat("r", [third])
+    h.events.deliver_to_room("r", b'{"type":"typing","userId":"bob","active":true}', None)
+    h.events.deliver_chat("r", [second])
     assert h.take("alice") == []
-    h.hub.deliver_chat("r", [first])
+    h.events.deliver_chat("r", [first])
     assert seen(h.take("alice")) == [("chat", 1), ("chat", 2), ("chat", 3), ("typing", "bob")]
-    h.hub.deliver_chat("r", [second])  # heard twice: once is enough
+    h.events.deliver_chat("r", [second])  # heard twice: once is enough
     assert h.take("alice") == []
 
 
@@ -77,7 +77,7 @@ def test_a_gap_not_filled_in_time_is_read_from_the_store() -> None:
     h.join("alice", "r", "alice")
     lost = stored_elsewhere(h, "r", "bob", "lost on the way")
     after = stored_elsewhere(h, "r", "bob", "after")
-    h.hub.deliver_chat("r", [after])
+    h.events.deliver_chat("r", [after])
     h.clock.now += 0.9
     h.hub.tick()
     assert h.take("alice") == []
@@ -87,7 +87,7 @@ def test_a_gap_not_filled_in_time_is_read_from_the_store() -> None:
     h.answer()
     assert seen(h.take("alice")) == [("chat", 1), ("chat", 2)]
     assert h.take("alice") == []
-    h.hub.deliver_chat("r", [lost])  # its relay after all: delivered once already
+    h.events.deliver_chat("r", [lost])  # its relay after all: delivered once already
     assert h.take("alice") == []
 
 
@@ -99,10 +99,10 @@ def test_every_gap_behind_the_first_is_read_at_once() -> None:
     h = Harness(chat_gap_timeout=1.0)
     h.join("alice", "r", "alice")
     items = [stored_elsewhere(h, "r", "bob", str(i)) for i in range(8)]
-    h.hub.deliver_chat("r", [items[1]])
-    h.hub.deliver_to_room("r", b'{"type":"typing","userId":"bob","active":true}', None)
+    h.events.deliver_chat("r", [items[1]])
+    h.events.deliver_to_room("r", b'{"type":"typing","userId":"bob","active":true}', None)
     for item in items[3::2]:  # seq 4, 6, 8: 3, 5 and 7 lost on the way
-        h.hub.deliver_chat("r", [item])
+        h.events.deliver_chat("r", [item])
     h.clock.now += 1.1
     h.hub.tick()
     assert h.storage.requests == [("gap", ("r", 0, 8))]  # one read, up to the last held
@@ -111,7 +111,7 @@ def test_every_gap_behind_the_first_is_read_at_once() -> None:
         ("chat", 1), ("chat", 2), ("typing", "bob"), *(("chat", seq) for seq in range(3, 9))
     ]  # fmt: skip
     assert h.storage.requests == []
-    h.hub.deliver_chat("r", [items[4]])  # seq 5's relay after all: delivered already
+    h.events.deliver_chat("r", [items[4]])  # seq 5's relay after all: delivered already
     assert h.take("alice") == []
 
 
@@ -121,7 +121,7 @@ def test_a_gap_the_store_no_longer_has_among_others_is_skipped() -> None:
     items = [stored_elsewhere(h, "r", "bob", str(i)) for i in range(5)]
     h.storage.messages["r"] = [m for m in h.storage.messages["r"] if m.seq != 3]
     for item in (items[1], items[4]):  # 1, 3 and 4 lost on the way; 3 gone from the store
-        h.hub.deliver_chat("r", [item])
+        h.events.deliver_chat("r", [item])
     h.clock.now += 1.1
     h.hub.tick()
     assert h.storage.requests == [("gap", ("r", 0, 5))]
@@ -136,7 +136,7 @@ def test_a_gap_the_store_does_not_have_is_skipped() -> None:
     stored_elsewhere(h, "r", "bob", "removed by retention")
     after = stored_elsewhere(h, "r", "bob", "after")
     h.storage.messages["r"].pop(0)
-    h.hub.deliver_chat("r", [after])
+    h.events.deliver_chat("r", [after])
     h.clock.now += 1.5
     h.hub.tick()
     h.answer()
@@ -148,7 +148,7 @@ def test_a_gap_goes_when_the_store_cannot_be_read() -> None:
     h.join("alice", "r", "alice")
     stored_elsewhere(h, "r", "bob", "missing")
     after = stored_elsewhere(h, "r", "bob", "after")
-    h.hub.deliver_chat("r", [after])
+    h.events.deliver_chat("r", [after])
     h.storage.fail_next = 1
     h.clock.now += 1.5
     h.hub.tick()
@@ -162,13 +162,13 @@ def test_too_much_behind_a_gap_reads_it_at_once() -> None:
     items = [stored_elsewhere(h, "r", "bob", str(i)) for i in range(6)]
     h.auto = False
     for item in items[1:4]:
-        h.hub.deliver_chat("r", [item])
+        h.events.deliver_chat("r", [item])
     assert h.storage.requests == []
-    h.hub.deliver_chat("r", [items[4]])  # the fourth held: over the bound
+    h.events.deliver_chat("r", [items[4]])  # the fourth held: over the bound
     assert h.storage.requests == [("gap", ("r", 0, 5))]  # up to the last held
     h.answer()
     assert [m["seq"] for m in h.take("alice")] == [1, 2, 3, 4, 5]
-    h.hub.deliver_chat("r", [items[5]])
+    h.events.deliver_chat("r", [items[5]])
     assert [m["seq"] for m in h.take("alice")] == [6]
 
 
@@ -178,7 +178,7 @@ def test_an_ack_alone_goes_at_once() -> None:
     h.send("alice", {"type": "chat", "message": "once", "clientId": "c1"})
     assert seen(h.take("alice")) == [("chat-ack", 1)]
     later = stored_elsewhere(h, "r", "bob", "held")
-    h.hub.deliver_chat("r", [later._replace(seq=3)])  # a gap before it
+    h.events.deliver_chat("r", [later._replace(seq=3)])  # a gap before it
     h.send("alice", {"type": "chat", "message": "once", "clientId": "c1"})  # again
     [ack] = h.take("alice")
     assert (ack["type"], ack["seq"], ack["duplicate"]) == ("chat-ack", 1, True)
@@ -188,8 +188,8 @@ def test_out_of_order_chat_is_delivered_as_it_comes_when_nodes_number_their_own(
     h = Harness(chat_in_seq_order=False)
     h.join("alice", "r", "alice")
     first, second = (stored_elsewhere(h, "r", "bob", str(i)) for i in range(2))
-    h.hub.deliver_chat("r", [second])
-    h.hub.deliver_chat("r", [first])
+    h.events.deliver_chat("r", [second])
+    h.events.deliver_chat("r", [first])
     assert [m["seq"] for m in h.take("alice")] == [2, 1]
 
 
@@ -198,7 +198,7 @@ def test_a_gap_waits_no_more_once_the_room_is_gone() -> None:
     h.join("alice", "r", "alice")
     stored_elsewhere(h, "r", "bob", "missing")
     after = stored_elsewhere(h, "r", "bob", "after")
-    h.hub.deliver_chat("r", [after])
+    h.events.deliver_chat("r", [after])
     h.send("alice", {"type": "leave-room"})
     assert len(h.hub.rooms) == 0
     h.clock.now += 1.5

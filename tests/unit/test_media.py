@@ -81,8 +81,8 @@ def publish(h: Harness, media: RecordingMedia, name: str, room: str = "r") -> No
     """``name`` publishes and its feed comes up."""
     h.send(name, {"type": "media-publish", "jsep": OFFER, "ref": 7})
     session_id = h.clients[name].session_id
-    h.hub.media_answered(session_id, "publisher", Jsep("answer", "v=0\r\n"), 7)
-    h.hub.feed_up(room, session_id)
+    h.events.media_answered(session_id, "publisher", Jsep("answer", "v=0\r\n"), 7)
+    h.events.feed_up(room, session_id)
 
 
 def test_the_mode_table() -> None:
@@ -146,12 +146,12 @@ def test_publishing_is_relayed_and_the_feed_announced_once_up() -> None:
     (request,) = media.of("publish")
     assert request[1:4] == ("r", h.clients["a"].session_id, "alice")
     assert request[4] == Jsep("offer", OFFER["sdp"])
-    h.hub.media_answered(h.clients["a"].session_id, "publisher", Jsep("answer", "v=0\r\n"), 7)
+    h.events.media_answered(h.clients["a"].session_id, "publisher", Jsep("answer", "v=0\r\n"), 7)
     assert h.take("a") == [
         {"type": "media-answer", "connection": "publisher", "jsep": ANSWER, "ref": 7}
     ]
     assert h.take("b") == []
-    h.hub.feed_up("r", h.clients["a"].session_id)
+    h.events.feed_up("r", h.clients["a"].session_id)
     feeds = {"type": "media-feeds", "feeds": [{"userId": "alice", "audio": True, "video": True}]}
     assert h.take("a") == [feeds]
     assert h.take("b") == [feeds]
@@ -195,7 +195,7 @@ def test_subscribing_is_relayed_with_the_offer_and_answer() -> None:
     bob = h.clients["b"].session_id
     assert media.of("subscribe") == [("subscribe", "r", bob, "main", ["alice"], 5)]
     streams = (ForwardedStream("0", "audio", "alice"), ForwardedStream("1", "video", "alice"))
-    h.hub.media_offered(bob, "main", SubscriberOffer(Jsep("offer", "v=0\r\n"), streams), 5)
+    h.events.media_offered(bob, "main", SubscriberOffer(Jsep("offer", "v=0\r\n"), streams), 5)
     (offer,) = h.take("b")
     assert (offer["type"], offer["ref"]) == ("media-offer", 5)
     assert offer["streams"][1] == {"mid": "1", "kind": "video", "userId": "alice", "active": True}
@@ -293,14 +293,14 @@ def test_a_lost_media_server_restarts_the_call() -> None:
     h.join("b", "r", "bob", features=SFU)
     publish(h, media, "a")
     h.take("a"), h.take("b")
-    h.hub.media_lost(["r", "gone"])
+    h.events.media_lost(["r", "gone"])
     lost = {"type": "media-mode", "mode": "sfu", "feeds": [], "reason": "media-server-lost"}
     assert h.take("a") == [lost]
     assert h.take("b") == [lost]
     # Its connections are gone with it: publishing again starts afresh.
     h.send("a", {"type": "media-unpublish"})
     assert media.of("hang-up") == []
-    h.hub.media_failed(h.clients["a"].session_id, "publisher", ErrorCode.MEDIA_UNAVAILABLE, 9)
+    h.events.media_failed(h.clients["a"].session_id, "publisher", ErrorCode.MEDIA_UNAVAILABLE, 9)
     assert h.take("a")[0] == {
         "type": "error",
         "code": "media-unavailable",
@@ -315,7 +315,7 @@ def test_a_connection_the_media_server_closed_is_told() -> None:
     h.join("b", "r", "bob", features=SFU)
     publish(h, media, "a")
     h.take("a"), h.take("b")
-    h.hub.media_closed("r", h.clients["a"].session_id, "publisher")
+    h.events.media_closed("r", h.clients["a"].session_id, "publisher")
     assert h.take("a") == [
         {"type": "media-feeds", "feeds": []},
         {"type": "media-closed", "connection": "publisher"},

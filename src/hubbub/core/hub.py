@@ -7,8 +7,9 @@ everything the hub wants sent goes out through its :class:`~hubbub.core.outbox.O
 (one session) or its broker (a room, or a session that may sit on another node).
 Time comes from an injected clock.
 
-The hub itself is a facade: it holds the dispatch table, and the entry points of
-the adapter, the store, the broker and the membership, each handed to the feature
+The hub itself is a facade: it holds the dispatch table and the entry points of
+the adapter and the HTTP API; those of the store, the broker, the membership and the
+media bridge are :mod:`~hubbub.core.backend_events`'s. Each is handed to the feature
 that owns it (:mod:`~hubbub.core.joining`, :mod:`~hubbub.core.chat`,
 :mod:`~hubbub.core.presence`, :mod:`~hubbub.core.calling`,
 :mod:`~hubbub.core.notifications`, :mod:`~hubbub.core.resuming`,
@@ -32,16 +33,12 @@ from hubbub.auth.grants import Grant, Identity
 from hubbub.auth.turn import IceServerConfig
 from hubbub.broker import (
     Broker,
-    CallPlacement,
-    ChatRun,
-    ClaimResult,
     Member,
     Membership,
-    SessionFound,
-    SessionState,
 )
 from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.core import lifecycle
+from hubbub.core.backend_events import BackendEvents
 from hubbub.core.calling import Calling, new_call_id
 from hubbub.core.calls import CallRegistry
 from hubbub.core.chat import ChatFeature
@@ -54,7 +51,8 @@ from hubbub.core.handover import Handover
 from hubbub.core.ice import IceFeature
 from hubbub.core.joining import Joining, new_user_id
 from hubbub.core.limits import Limits
-from hubbub.core.media import MediaFeature, MediaRequests, NoMedia
+from hubbub.core.media import MediaFeature
+from hubbub.core.media_bridge import MediaRequests, NoMedia
 from hubbub.core.media_mode import MediaSetting
 from hubbub.core.notifications import Notifications
 from hubbub.core.ordering import DEFAULT_GAP_TIMEOUT, DEFAULT_MAX_HELD, ChatOrdering
@@ -64,12 +62,11 @@ from hubbub.core.presence import PresenceFeature
 from hubbub.core.resuming import Resuming
 from hubbub.core.rooms import RoomRegistry
 from hubbub.core.session import Session
-from hubbub.core.storage import PendingChat, Storage
+from hubbub.core.storage import Storage
 from hubbub.core.tracker import TrackerFeature
 from hubbub.core.users import UserRegistry
-from hubbub.core.waiting import Wait, Waiting
+from hubbub.core.waiting import Waiting
 from hubbub.core.y_webrtc import YWebrtcFeature
-from hubbub.media import Jsep, SubscriberOffer
 from hubbub.protocol import codec, peerjs, tracker, y_webrtc
 from hubbub.protocol.errors import (
     CloseCode,
@@ -103,7 +100,6 @@ from hubbub.protocol.messages import (
     MediaUnsubscribe,
     Ping,
     Pong,
-    Ref,
     RemoveParticipant,
     Resume,
     RoomBroadcast,
@@ -112,7 +108,7 @@ from hubbub.protocol.messages import (
     SignalRelay,
     Typing,
 )
-from hubbub.store import Notification, Retention, RoomState, StoredChat
+from hubbub.store import Notification, Retention
 
 
 class Hub:
@@ -175,15 +171,14 @@ class Hub:
         ctx.notifications = self._notifications = Notifications(ctx)
         ctx.resuming = self._resuming = Resuming(ctx)
         ctx.handover = self._handover = Handover(ctx)
-        ctx.cluster = self._cluster = ClusterEvents(ctx)
+        ctx.cluster = ClusterEvents(ctx)
         ctx.ice = IceFeature(ctx, ice_servers)
-        ctx.ordering = self._ordering = ChatOrdering(
+        ctx.ordering = ChatOrdering(
             ctx,
             in_seq_order=chat_in_seq_order,
             gap_timeout=chat_gap_timeout,
             max_held=chat_gap_max_held,
         )
-        self._held_message = self._ordering.room_message
         ctx.media = self._media = MediaFeature(
             ctx,
             media if media is not None else NoMedia(),
@@ -196,11 +191,10 @@ class Hub:
         self._frontends.tracker = torrent = TrackerFeature(ctx, self._frontends)
         self._received = ctx.counters.received
         self._publish_to_session = ctx.broker.publish_to_session
-        self._sessions = ctx.sessions
-        self._rooms = ctx.rooms
-        self._outbox = outbox
-        ctx.broker.attach(self)
-        ctx.membership.attach_members(self)
+        self.backend_events = BackendEvents(ctx, self._settle)
+        """What the store, the broker, the membership and the media bridge call."""
+        ctx.broker.attach(self.backend_events)
+        ctx.membership.attach_members(self.backend_events)
         joining, chat, presence = self._joining, self._chat, self._presence
         calling, notifications = self._calling, self._notifications
         self._handlers: dict[type[Any], Callable[[Session, Any], None]] = {
@@ -517,150 +511,6 @@ class Hub:
         connections are told, so that every one of them shows them read."""
         self._notifications.notifications_read(user_id, ids)
 
-    # -- what the storage adapter calls (see hubbub.core.storage) --------------------------
-
-    def chat_stored(self, pending: list[PendingChat], results: list[StoredChat]) -> None:
-        self._chat.chat_stored(pending, results)
-        self._settle()
-
-    def chat_failed(self, pending: list[PendingChat]) -> None:
-        self._chat.chat_failed(pending)
-        self._settle()
-
-    def room_loaded(self, room_name: str, state: RoomState) -> None:
-        self._joining.room_loaded(room_name, state)
-        self._settle()
-
-    def room_load_failed(self, room_name: str) -> None:
-        self._joining.room_load_failed(room_name)
-        self._settle()
-
-    def history_loaded(
-        self, session_id: str, room: str, messages: list[StoredChat], ref: Ref | None
-    ) -> None:
-        self._chat.history_loaded(session_id, room, messages, ref)
-
-    def chat_gap_loaded(self, room: str, before_seq: int, messages: list[StoredChat]) -> None:
-        self._ordering.gap_loaded(room, before_seq, messages)
-        self._settle()
-
-    def chat_gap_failed(self, room: str) -> None:
-        self._ordering.gap_failed(room)
-        self._settle()
-
-    def notifications_loaded(
-        self,
-        session_id: str,
-        user_id: str,
-        notifications: list[Notification],
-        more: bool,
-        ref: Ref | None,
-        asked: bool,
-    ) -> None:
-        self._notifications.notifications_loaded(
-            session_id, user_id, notifications, more, ref, asked
-        )
-
-    def notifications_marked(
-        self, session_id: str, user_id: str, ids: list[int], ref: Ref | None
-    ) -> None:
-        self._notifications.notifications_marked(session_id, user_id, ids, ref)
-
-    def store_failed(self, session_id: str, ref: Ref | None) -> None:
-        """A read or write asked for by a session failed."""
-        self._chat.store_failed(session_id, ref)
-
-    # -- what the broker calls (Delivery) -------------------------------------------------
-
-    def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
-        target = self._rooms.get(room)
-        if target is not None:
-            if target.held:  # behind chat that waits for the chat before it
-                self._held_message(target, payload, exclude)
-            else:
-                self._outbox.broadcast(target.members.values(), payload, exclude)
-                if target.recorders:  # sessions on their way here from other nodes
-                    self._handover.keep(target, None, payload, exclude)
-
-    def deliver_chat(self, room: str, run: ChatRun) -> None:
-        self._ordering.chat(room, run)
-
-    def deliver_to_session(self, session_id: str, payload: bytes) -> None:
-        session = self._sessions.get(session_id)
-        if session is None:
-            self._handover.forward(session_id, payload)  # if it moved to another node
-        elif session.waiting is Wait.HANDOVER and self._handover.keep_direct(session, payload):
-            pass  # kept for it until the session it takes is here
-        else:
-            self._outbox.send(session, payload)
-
-    def deliver_to_user(self, user_id: str, payload: bytes, exclude: str | None) -> None:
-        sessions = self._ctx.users.sessions(user_id)
-        if sessions:
-            self._ctx.outbox.broadcast(sessions, payload, exclude)
-
-    # -- what the membership calls (MembershipEvents) -----------------------------------------
-
-    def claim_answered(self, session_id: str, result: ClaimResult) -> None:
-        if not self._frontends.claim_answered(session_id, result):
-            self._joining.claim_answered(session_id, result)
-        self._settle()
-
-    def members_changed(self, room: str, joined: list[Member], left: list[Member]) -> None:
-        self._cluster.members_changed(room, joined, left)
-
-    def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
-        self._cluster.close_session(session_id, code, reason, announce)
-        self._settle()
-
-    def session_asked(self, session_id: str, resume_token: str, asked_by: str) -> None:
-        self._handover.asked(session_id, resume_token, asked_by)
-
-    def session_found(self, asked_by: str, found: SessionFound) -> None:
-        self._handover.found(asked_by, found)
-        self._settle()
-
-    def taking(self, room: str, session_id: str, taken_by: str) -> None:
-        self._handover.taking(room, session_id, taken_by)
-
-    def session_cut(self, room: str, session_id: str, taken_by: str) -> SessionState | None:
-        state = self._handover.cut(room, session_id, taken_by)
-        self._settle()
-        return state
-
-    def session_handed(self, taken_by: str, state: SessionState | None) -> None:
-        self._handover.handed(taken_by, state)
-        self._settle()
-
-    def adopt(self, session_id: str, resume_token: str, room: str, user_id: str) -> None:
-        self._handover.adopt(session_id, resume_token, room, user_id)
-        self._settle()
-
-    def local_members(self) -> dict[str, list[Member]]:
-        return self._cluster.local_members()
-
-    def seen(self, room: str, user_id: str, ts_ms: int) -> None:
-        self._cluster.seen(room, user_id, ts_ms)
-
-    def room_ended(self, room: str) -> None:
-        self._cluster.room_ended(room)
-        self._settle()
-
-    def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
-        self._calling.call_placed(call_id, outcome)
-        self._settle()
-
-    def call_moved(
-        self,
-        call_id: str,
-        move: str,
-        user_id: str,
-        session_id: str,
-        ref: Ref | None,
-        room: str | None,
-    ) -> None:
-        self._calling.call_moved(call_id, move, user_id, session_id, ref, room)
-
     # -- the two messages that need no feature of their own -----------------------------------
 
     def _on_signal(self, session: Session, message: Signal) -> None:
@@ -680,38 +530,6 @@ class Hub:
             raise not_in_room(message.ref)
         payload = codec.encode(SignalRelay(signal=message.signal, from_user_id=user_id))
         self._publish_to_session(target.session_id, payload)
-
-    # -- what the media bridge calls (MediaEvents) --------------------------------------
-
-    def media_answered(
-        self, session_id: str, connection: str, answer: Jsep, ref: Ref | None
-    ) -> None:
-        self._media.media_answered(session_id, connection, answer, ref)
-        self._settle()
-
-    def media_offered(
-        self, session_id: str, connection: str, offer: SubscriberOffer, ref: Ref | None
-    ) -> None:
-        self._media.media_offered(session_id, connection, offer, ref)
-        self._settle()
-
-    def media_failed(
-        self, session_id: str, connection: str, code: ErrorCode, ref: Ref | None
-    ) -> None:
-        self._media.media_failed(session_id, connection, code, ref)
-        self._settle()
-
-    def feed_up(self, room: str, session_id: str) -> None:
-        self._media.feed_up(room, session_id)
-        self._settle()
-
-    def media_closed(self, room: str, session_id: str, connection: str) -> None:
-        self._media.media_closed(room, session_id, connection)
-        self._settle()
-
-    def media_lost(self, rooms: list[str]) -> None:
-        self._media.media_lost(rooms)
-        self._settle()
 
     def set_media_mode(self, room: str, setting: MediaSetting | None) -> str:
         """A backend set a room's mode (``None``: the server's default); the mode the

@@ -5,9 +5,10 @@ requests a member may make, checked here and handed to the media bridge.
 Clients never reach the media server. A member asks hubbub (``media-publish``,
 ``media-subscribe``...), hubbub checks that it may (the room is in SFU mode, it has
 the ``publish`` grant, the feeds it asks for are its own room's) and asks the
-bridge (:class:`MediaRequests`) with the names on the media server made here: the
-room's, the member's feed (its user id), its connections (``<session>/<name>``).
-The bridge answers through :class:`MediaEvents`, which the hub implements.
+bridge (:class:`~hubbub.core.media_bridge.MediaRequests`) with the names on the
+media server made here: the room's, the member's feed (its user id), its
+connections (``<session>/<name>``). The bridge answers through
+:class:`~hubbub.core.media_bridge.MediaEvents`.
 
 When the media server of a room goes away, the room's members hear ``media-mode``
 again (``reason: media-server-lost``): they publish and subscribe anew, and the
@@ -18,10 +19,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from hubbub.auth.grants import Grant
 from hubbub.core.context import HubContext
+from hubbub.core.media_bridge import MediaRequests
 from hubbub.core.media_mode import MediaSetting, Mode, next_mode
 from hubbub.core.rooms import Room
 from hubbub.core.session import Session
@@ -60,131 +62,6 @@ through the media server."""
 CLOSE_AFTER_MESH = 10.0
 """Seconds the media server keeps a room that went back to mesh: its members keep
 their tiles from it until their peer-to-peer links are up."""
-
-
-class MediaRequests(Protocol):
-    """What the hub asks of the media bridge. Each call returns at once; the answer
-    comes through :class:`MediaEvents` as each docstring says. ``connection`` is the
-    client's name (``publisher``, ``main``...); the bridge makes the handle's."""
-
-    @property
-    def available(self) -> bool:
-        """Whether the server has a media server at all (``--janus-url``)."""
-
-    def publish(
-        self, room: str, session_id: str, user_id: str, offer: Jsep, ref: Ref | None
-    ) -> None:
-        """Answered with ``media_answered`` or ``media_failed``; later ``feed_up``."""
-
-    def configure(
-        self,
-        room: str,
-        session_id: str,
-        changes: dict[str, Any],
-        offer: Jsep | None,
-        ref: Ref | None,
-    ) -> None:
-        """``changes``: ``audio``, ``video``, ``bitrate``. Answered with
-        ``media_answered`` when there is an ``offer``; ``media_failed`` on failure."""
-
-    def subscribe(
-        self, room: str, session_id: str, connection: str, feeds: list[str], ref: Ref | None
-    ) -> None:
-        """Answered with ``media_offered`` or ``media_failed``."""
-
-    def unsubscribe(
-        self, room: str, session_id: str, connection: str, feeds: list[str], ref: Ref | None
-    ) -> None:
-        """Answered with ``media_offered`` or ``media_failed``."""
-
-    def answer(
-        self, room: str, session_id: str, connection: str, answer: Jsep, ref: Ref | None
-    ) -> None:
-        """Answered with ``media_failed`` on failure only."""
-
-    def select_layer(
-        self,
-        room: str,
-        session_id: str,
-        connection: str,
-        feed: str,
-        substream: int | None,
-        temporal: int | None,
-        ref: Ref | None,
-    ) -> None:
-        """Answered with ``media_failed`` on failure only."""
-
-    def trickle(
-        self, room: str, session_id: str, connection: str, candidate: dict[str, Any] | None
-    ) -> None:
-        """Nothing answers it."""
-
-    def hang_up(self, room: str, session_id: str, connection: str) -> None:
-        """Close one connection. Nothing answers it."""
-
-    def kick(self, room: str, user_id: str, session_id: str, connections: list[str]) -> None:
-        """A member is out: its feed and its connections go. Nothing answers it."""
-
-    def close_room(self, room: str) -> None:
-        """The room needs the media server no more. Nothing answers it."""
-
-
-class MediaEvents(Protocol):
-    """How the media bridge's answers come back to the hub (which implements it)."""
-
-    def media_answered(
-        self, session_id: str, connection: str, answer: Jsep, ref: Ref | None
-    ) -> None: ...
-
-    def media_offered(
-        self, session_id: str, connection: str, offer: SubscriberOffer, ref: Ref | None
-    ) -> None: ...
-
-    def media_failed(
-        self, session_id: str, connection: str, code: ErrorCode, ref: Ref | None
-    ) -> None: ...
-
-    def feed_up(self, room: str, session_id: str) -> None: ...
-
-    def media_closed(self, room: str, session_id: str, connection: str) -> None: ...
-
-    def media_lost(self, rooms: list[str]) -> None: ...
-
-
-class NoMedia:
-    """No media server: every room is a mesh, and no request reaches this."""
-
-    available = False
-
-    def publish(self, *args: Any) -> None:  # pragma: no cover - never in SFU mode
-        pass
-
-    def configure(self, *args: Any) -> None:  # pragma: no cover
-        pass
-
-    def subscribe(self, *args: Any) -> None:  # pragma: no cover
-        pass
-
-    def unsubscribe(self, *args: Any) -> None:  # pragma: no cover
-        pass
-
-    def answer(self, *args: Any) -> None:  # pragma: no cover
-        pass
-
-    def select_layer(self, *args: Any) -> None:  # pragma: no cover
-        pass
-
-    def trickle(self, *args: Any) -> None:  # pragma: no cover
-        pass
-
-    def hang_up(self, *args: Any) -> None:  # pragma: no cover
-        pass
-
-    def kick(self, *args: Any) -> None:  # pragma: no cover
-        pass
-
-    def close_room(self, room: str) -> None:  # pragma: no cover
-        pass
 
 
 @dataclass

@@ -140,7 +140,7 @@ class HubServer:
             media_mode=MediaSetting(settings.media_mode),
             mesh_max_participants=settings.mesh_max_participants,
         )
-        self.media.attach(self.hub)
+        self.media.attach(self.hub.backend_events)
         if self.media.available:
             self.metric_sources.append(self.media.add_metrics)
         self.webhooks = Webhooks(settings) if settings.webhook_url else None
@@ -148,7 +148,7 @@ class HubServer:
             self.hub.rooms.observer = self.webhooks.queue
             self.hub.observer = self.webhooks.queue
             self.metric_sources.append(self.webhooks.add_metrics)
-        self.storage.attach(self.hub)
+        self.storage.attach(self.hub.backend_events)
         self.stun: StunServer | None = None
         self.endpoint = WebSocketEndpoint(
             self.hub, self.gate, self.outbox, self.metrics, self.limits.max_frame_bytes, self._loop

@@ -4,7 +4,7 @@ request, each member's requests carried out in the order it made them, and the
 answers and events handed back to the hub.
 
 The hub asks through :class:`~hubbub.core.media.MediaRequests` and hears back through
-:class:`~hubbub.core.media.MediaEvents`; this bridge is the only part that awaits a
+:class:`~hubbub.core.media_bridge.MediaEvents`; this bridge is the only part that awaits a
 media server.
 """
 
@@ -28,7 +28,7 @@ from hubbub.protocol.errors import ErrorCode
 from hubbub.protocol.messages import PUBLISHER, Ref
 
 if TYPE_CHECKING:
-    from hubbub.core.media import MediaEvents
+    from hubbub.core.media_bridge import MediaEvents
     from hubbub.server.metrics import Exposition
     from hubbub.settings import ServerSettings
 
