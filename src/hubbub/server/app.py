@@ -38,6 +38,7 @@ from hubbub.server.connection import Connection, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import HandshakeGate
 from hubbub.server.http_api import Api, ApiError, bearer_matches, json_errors
+from hubbub.server.liveness import Liveness
 from hubbub.server.media import MediaBridge, create_media_servers
 from hubbub.server.metrics import Exposition, ServerMetrics
 from hubbub.server.storage import StoreBridge, create_store
@@ -155,6 +156,14 @@ class HubServer:
         )
         self.connections = self.endpoint.connections
         """The open WebSocket connections."""
+        self.liveness: Liveness[Connection] = Liveness(
+            self.limits.ping_interval,
+            self.limits.ping_timeout,
+            ping=self._ping,
+            timed_out=self._timed_out,
+            is_open=self.connections.__contains__,
+        )
+        self.endpoint.liveness = self.liveness
         self._liveness: asyncio.Task[None] | None = None
         self._timers: asyncio.Task[None] | None = None
         self._shutting_down = False
@@ -196,40 +205,26 @@ class HubServer:
     # -- liveness -------------------------------------------------------------
 
     async def _liveness_sweep(self) -> None:
-        """Ping quiet clients; drop those that answer nothing in time.
-
-        A dead connection is dropped at most ``ping_interval + ping_timeout +``
-        one sweep period after the last frame heard from it. (A client whose
-        outgoing queue passes its bound is cut off by its transport's signal,
-        ``Connection.pause_writing``, not here.) A pass over 100,000 idle
-        connections is a few attribute reads each, nothing more.
-        """
-        limits = self.limits
-        interval = limits.ping_interval
-        timeout = limits.ping_timeout
-        period = min(1.0, interval / 4, timeout / 4)
+        """Ping quiet clients; drop those that answer nothing in time
+        (:mod:`hubbub.server.liveness`). (A client whose outgoing queue passes its
+        bound is cut off by its transport's signal, ``Connection.pause_writing``, not
+        here.)"""
+        liveness = self.liveness
+        period = liveness.period
         loop = self._loop
-        connections = self.connections
         while True:
             due = loop.time() + period
             await asyncio.sleep(period)
             self.metrics.event_loop_lag = max(0.0, loop.time() - due)
-            now = time.monotonic()
-            for connection in tuple(connections):
-                pinged_at = connection.pinged_at
-                if pinged_at is not None:
-                    if connection.last_heard > pinged_at:
-                        connection.pinged_at = None  # heard from since: alive
-                    elif now - pinged_at >= timeout:
-                        self._timed_out(connection)
-                        continue
-                    else:
-                        continue
-                if now - connection.last_heard >= interval:
-                    transport = connection.transport
-                    if not transport.is_closing():
-                        transport.write(PING_FRAME)
-                        connection.pinged_at = now
+            liveness.sweep(time.monotonic())
+
+    @staticmethod
+    def _ping(connection: Connection) -> bool:
+        transport = connection.transport
+        if transport.is_closing():
+            return False
+        transport.write(PING_FRAME)
+        return True
 
     @staticmethod
     def _timed_out(connection: Connection) -> None:

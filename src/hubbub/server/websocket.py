@@ -32,6 +32,7 @@ from hubbub.server.upgrade import UpgradeRequest
 
 if TYPE_CHECKING:
     from hubbub.core import Hub
+    from hubbub.server.liveness import Liveness
     from hubbub.server.metrics import ServerMetrics
 
 log = logging.getLogger("hubbub.server")
@@ -60,6 +61,8 @@ class WebSocketEndpoint:
         self.max_frame_bytes = max_frame_bytes
         self.loop = loop
         self.connections: set[Connection] = set()
+        self.liveness: Liveness[Connection] | None = None
+        """Pings the quiet connections (set by the server)."""
         self.accepting = True
         """False once the server is shutting down: handshakes are refused with 503."""
         self.http_protocol: Callable[[], asyncio.Protocol] | None = None
@@ -100,8 +103,12 @@ class WebSocketEndpoint:
         connection = Connection(transport, remote, self)
         session = self.hub.connect(connection, identity, host=request.headers.get("host"))
         connection.session = session
-        connection.last_heard = connection.opened_at = time.monotonic()
+        connection.opened_at = now = time.monotonic()
         self.connections.add(connection)
+        if self.liveness is not None:
+            self.liveness.watch(connection, now)
+        else:
+            connection.last_heard = now
         self.metrics.connections_opened += 1
         log.info(
             "event=connect session=%s remote=%s path=%s",

@@ -1,0 +1,128 @@
+"""Liveness: ping the clients that have been quiet for ``ping_interval``, and drop those
+that answer nothing within ``ping_timeout``.
+
+Each connection is looked at when something may be due for it, not at every sweep:
+connections wait in buckets of one sweep ``period`` each, keyed by when they are next
+due. When a connection's bucket comes, it is pinged if nothing was heard from it for
+``ping_interval`` (then looked at again ``ping_timeout`` later), dropped if a ping of
+it went unanswered that long, and otherwise put back for ``ping_interval`` after the
+last frame heard from it. A connection costs one look per ``ping_interval`` while it
+is quiet, instead of one a sweep: at 100,000 idle connections and a sweep a second,
+5,000 looks a second instead of 100,000. A frame read only sets ``last_heard``.
+
+A dead connection is dropped at most ``ping_interval + ping_timeout`` and four sweep
+periods after the last frame heard from it (each of the two looks may come up to a
+bucket's width and a sweep's late).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+
+class Watched(Protocol):
+    """What the sweep reads of a connection (:class:`~hubbub.server.connection.Connection`)."""
+
+    last_heard: float
+    """When its last frame was read (the monotonic clock)."""
+    pinged_at: float | None
+    """When it was pinged and has not answered since; None otherwise."""
+
+
+W = TypeVar("W", bound=Watched)
+
+
+class Liveness(Generic[W]):
+    """The buckets, and the sweep over those that came due."""
+
+    __slots__ = (
+        "_buckets",
+        "_is_open",
+        "_next",
+        "_ping",
+        "_timed_out",
+        "interval",
+        "period",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        interval: float,
+        timeout: float,
+        *,
+        ping: Callable[[W], bool],
+        timed_out: Callable[[W], None],
+        is_open: Callable[[W], bool],
+    ) -> None:
+        """``ping(connection)`` sends a ping and says whether it could (False: the
+        connection is closing); ``timed_out(connection)`` drops it; ``is_open`` says
+        whether it is still one of the server's connections."""
+        self.interval = interval
+        self.timeout = timeout
+        self.period = min(1.0, interval / 4, timeout / 4)
+        """Seconds between sweeps, and the width of a bucket."""
+        self._ping = ping
+        self._timed_out = timed_out
+        self._is_open = is_open
+        self._buckets: dict[int, list[W]] = {}
+        self._next: int | None = None
+        """The first bucket not swept yet."""
+
+    def __len__(self) -> int:
+        """Connections waiting in a bucket (closed ones until their bucket comes)."""
+        return sum(len(bucket) for bucket in self._buckets.values())
+
+    def watch(self, connection: W, now: float) -> None:
+        """A new connection: looked at ``ping_interval`` after ``now``."""
+        connection.last_heard = now
+        self._put(connection, now + self.interval)
+
+    def sweep(self, now: float) -> None:
+        """Look at every connection whose bucket came by ``now``."""
+        last = math.floor(now / self.period)
+        buckets = self._buckets
+        first = min(buckets, default=last) if self._next is None else self._next
+        if first > last:
+            return
+        self._next = last + 1
+        if last - first > len(buckets):  # after a long pause: fewer keys than steps
+            due = sorted(key for key in buckets if key <= last)
+        else:
+            due = [key for key in range(first, last + 1) if key in buckets]
+        for key in due:
+            for connection in buckets.pop(key):
+                self._look(connection, now)
+
+    def _look(self, connection: W, now: float) -> None:
+        if not self._is_open(connection):
+            return
+        pinged_at = connection.pinged_at
+        last_heard = connection.last_heard
+        if pinged_at is not None:
+            if last_heard > pinged_at:
+                connection.pinged_at = None  # heard from since: alive
+            elif now - pinged_at >= self.timeout:
+                self._timed_out(connection)
+                return
+            else:
+                self._put(connection, pinged_at + self.timeout)
+                return
+        if now - last_heard >= self.interval:
+            if self._ping(connection):
+                connection.pinged_at = now
+                self._put(connection, now + self.timeout)
+            return
+        self._put(connection, last_heard + self.interval)
+
+    def _put(self, connection: W, due: float) -> None:
+        key = math.ceil(due / self.period)
+        if self._next is not None and key < self._next:
+            key = self._next
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._buckets[key] = [connection]
+        else:
+            bucket.append(connection)
