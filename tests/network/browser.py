@@ -11,10 +11,11 @@ import stat
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from playwright.async_api import Page, Playwright
+from playwright.async_api import Page, Playwright, Route
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -151,10 +152,14 @@ async def lab_page(
     trust: Path | None = None,
     *,
     web_app: bool = False,
+    app_files_from_disk: bool = False,
 ) -> AsyncIterator[Page]:
     """A page on ``host`` at ``hub_url``/lab, ready to ``enter`` a room (or, with
     ``web_app``, the server's web app at ``hub_url``/), trusting the certificate in
-    the PEM file ``trust``."""
+    the PEM file ``trust``. ``app_files_from_disk``: the web app's own files (the page
+    and ``/static/``, static files the server only serves) come to the page from the
+    package, not through the site's link: a link too slow to load the app in time
+    then carries only what the app sends and receives."""
     with tempfile.TemporaryDirectory(prefix="hubbub-lab-chromium-") as workdir:
         wrapper = Path(workdir) / "chromium"
         wrapper.write_text(
@@ -181,6 +186,9 @@ async def lab_page(
         try:
             page = await browser.new_page()
             if web_app:
+                if app_files_from_disk:
+                    await page.route(f"{hub_url}/", _from_disk)
+                    await page.route(f"{hub_url}/static/**", _from_disk)
                 await page.goto(f"{hub_url}/")
                 yield page
                 return
@@ -206,3 +214,16 @@ def spki_hash(certificate: Path) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+STATIC = Path(__file__).parents[2] / "src" / "hubbub" / "web" / "static"
+
+
+async def _from_disk(route: Route) -> None:
+    path = urlsplit(route.request.url).path
+    name = "index.html" if path == "/" else path.removeprefix("/static/")
+    file = (STATIC / name).resolve()
+    if not file.is_relative_to(STATIC) or not file.is_file():
+        await route.fulfill(status=404)
+        return
+    await route.fulfill(path=file)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.network.browser import lab_page
 from tests.network.lab import Lab, Shape
@@ -18,8 +19,19 @@ pytestmark = [pytest.mark.network, pytest.mark.browser]
 
 
 async def _test_connection(page: Page, within_s: float = 90) -> dict[str, str]:
+    said: list[str] = []
+    page.on("console", lambda message: said.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: said.append(f"error: {error}"))
     await page.click("#connection-test-button")
-    await page.wait_for_selector("li[data-check=verdict]", timeout=within_s * 1000)
+    try:
+        await page.wait_for_selector("li[data-check=verdict]", timeout=within_s * 1000)
+    except PlaywrightTimeoutError:
+        shown = await page.eval_on_selector_all(
+            "#connection-test-results li", "items => items.map(li => li.textContent)"
+        )
+        raise AssertionError(
+            f"no verdict in {within_s} s; the checks so far: {shown}; the page said: {said}"
+        ) from None
     checks = await page.eval_on_selector_all(
         "#connection-test-results li",
         "items => items.map(li => [li.dataset.check, li.className.replace('check check-', '')])",
@@ -61,7 +73,14 @@ async def test_the_check_ends_in_its_own_time_on_a_slow_uplink(lab: Lab, tmp_pat
     with coturn(lab) as certificate, hubbub(lab, tmp_path) as url:
         async with (
             async_playwright() as playwright,
-            lab_page(playwright, slow.hosts[0], url, certificate.cert, web_app=True) as page,
+            lab_page(
+                playwright,
+                slow.hosts[0],
+                url,
+                certificate.cert,
+                web_app=True,
+                app_files_from_disk=True,
+            ) as page,
         ):
             checks = await _test_connection(page, within_s=60)
             relay = await page.text_content("li[data-check=relay]")
