@@ -6,9 +6,10 @@ connections wait in buckets of one sweep ``period`` each, keyed by when they are
 due. When a connection's bucket comes, it is pinged if nothing was heard from it for
 ``ping_interval`` (then looked at again ``ping_timeout`` later), dropped if a ping of
 it went unanswered that long, and otherwise put back for ``ping_interval`` after the
-last frame heard from it. A connection costs one look per ``ping_interval`` while it
-is quiet, instead of one a sweep: at 100,000 idle connections and a sweep a second,
-5,000 looks a second instead of 100,000. A frame read only sets ``last_heard``.
+last frame heard from it. A quiet connection that answers costs two looks per
+``ping_interval`` (to ping it, then to see that it answered) instead of one a sweep:
+at 100,000 such connections and a sweep a second, 10,000 looks a second instead of
+100,000 (``python -m bench.liveness_cost``). A frame read only sets ``last_heard``.
 
 A dead connection is dropped at most ``ping_interval + ping_timeout`` and four sweep
 periods after the last frame heard from it (each of the two looks may come up to a
