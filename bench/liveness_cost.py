@@ -23,6 +23,7 @@ TIMEOUT = 10.0
 class Quiet:
     last_heard: float = 0.0
     pinged_at: float | None = None
+    liveness_bucket: int | None = None
 
 
 def every_connection_every_second(connections: list[Quiet], seconds: int) -> float:
@@ -49,17 +50,13 @@ def every_connection_every_second(connections: list[Quiet], seconds: int) -> flo
 
 
 def buckets(connections: list[Quiet], seconds: int) -> float:
-    open_ = set(connections)
-
     def ping(connection: Quiet) -> bool:
         return True
 
     def timed_out(connection: Quiet) -> None:
         pass
 
-    liveness = Liveness(
-        INTERVAL, TIMEOUT, ping=ping, timed_out=timed_out, is_open=open_.__contains__
-    )
+    liveness = Liveness(INTERVAL, TIMEOUT, ping=ping, timed_out=timed_out)
     for connection in connections:
         liveness.watch(connection, 0.0)
     spent = 0.0

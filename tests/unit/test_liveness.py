@@ -15,12 +15,23 @@ TIMEOUT = 10.0
 @dataclass(eq=False)
 class Line:
     name: str
-    last_heard: float = 0.0
+    heard: float = 0.0
     pinged_at: float | None = None
-    open: bool = True
+    liveness_bucket: int | None = None
     closing: bool = False
     answers: bool = False
     """Answers each ping a moment after it (its pong: heard from, no longer pinged)."""
+    looks: int = 0
+    """How many times the sweep read when it was last heard from."""
+
+    @property
+    def last_heard(self) -> float:
+        self.looks += 1
+        return self.heard
+
+    @last_heard.setter
+    def last_heard(self, value: float) -> None:
+        self.heard = value
 
 
 class World:
@@ -29,10 +40,7 @@ class World:
         self.lines: list[Line] = []
         self.pings: list[tuple[float, str]] = []
         self.dropped: list[tuple[float, str]] = []
-        self.looks = 0
-        self.liveness = Liveness(
-            INTERVAL, TIMEOUT, ping=self._ping, timed_out=self._timed_out, is_open=self._is_open
-        )
+        self.liveness = Liveness(INTERVAL, TIMEOUT, ping=self._ping, timed_out=self._timed_out)
 
     def _ping(self, line: Line) -> bool:
         if line.closing:
@@ -41,12 +49,7 @@ class World:
         return True
 
     def _timed_out(self, line: Line) -> None:
-        line.open = False
         self.dropped.append((self.now, line.name))
-
-    def _is_open(self, line: Line) -> bool:
-        self.looks += 1
-        return line.open
 
     def connect(self, name: str, *, answers: bool = False) -> Line:
         line = Line(name, answers=answers)
@@ -109,19 +112,22 @@ def test_quiet_connections_cost_a_look_an_interval_not_a_look_a_sweep() -> None:
     lines = [world.connect(f"c{k}") for k in range(1000)]
     world.run_until(100, every=[(line, 7.0) for line in lines])
     sweeps = 100 / world.liveness.period
-    assert world.looks <= len(lines) * (100 / INTERVAL + 2)
-    assert world.looks < len(lines) * sweeps / 5
+    looks = sum(line.looks for line in lines)
+    assert looks <= len(lines) * (100 / INTERVAL + 2)
+    assert looks < len(lines) * sweeps / 5
 
 
-def test_closed_connections_are_forgotten_when_their_turn_comes() -> None:
+def test_closed_connections_are_forgotten() -> None:
     world = World()
     gone = world.connect("gone")
     closing = world.connect("closing")
-    gone.open = False
-    closing.closing = True
+    world.liveness.forget(gone)  # its connection was lost
+    assert len(world.liveness) == 1
+    closing.closing = True  # its transport is closing: no ping, and no more looks
     world.run_until(INTERVAL + 1)
     assert world.pings == []
     assert world.dropped == []
+    assert gone.looks == 0
     assert len(world.liveness) == 0
 
 

@@ -161,7 +161,6 @@ class HubServer:
             self.limits.ping_timeout,
             ping=self._ping,
             timed_out=self._timed_out,
-            is_open=self.connections.__contains__,
         )
         self.endpoint.liveness = self.liveness
         self._liveness: asyncio.Task[None] | None = None

@@ -81,6 +81,7 @@ class Connection(asyncio.Protocol):
         "close_sent",
         "endpoint",
         "last_heard",
+        "liveness_bucket",
         "opened_at",
         "pinged_at",
         "remote",
@@ -98,6 +99,7 @@ class Connection(asyncio.Protocol):
         self.last_heard = 0.0
         self.opened_at = 0.0
         self.pinged_at: float | None = None
+        self.liveness_bucket: int | None = None
         self.close_received = False
         """The client sent a close frame, or was closed for breaking the protocol:
         the connection ended, it was not lost."""

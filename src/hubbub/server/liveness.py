@@ -30,6 +30,8 @@ class Watched(Protocol):
     """When its last frame was read (the monotonic clock)."""
     pinged_at: float | None
     """When it was pinged and has not answered since; None otherwise."""
+    liveness_bucket: int | None
+    """The bucket it waits in (the sweep's own; None while it waits in none)."""
 
 
 W = TypeVar("W", bound=Watched)
@@ -40,7 +42,6 @@ class Liveness(Generic[W]):
 
     __slots__ = (
         "_buckets",
-        "_is_open",
         "_next",
         "_ping",
         "_timed_out",
@@ -56,30 +57,40 @@ class Liveness(Generic[W]):
         *,
         ping: Callable[[W], bool],
         timed_out: Callable[[W], None],
-        is_open: Callable[[W], bool],
     ) -> None:
         """``ping(connection)`` sends a ping and says whether it could (False: the
-        connection is closing); ``timed_out(connection)`` drops it; ``is_open`` says
-        whether it is still one of the server's connections."""
+        connection is closing); ``timed_out(connection)`` drops it."""
         self.interval = interval
         self.timeout = timeout
         self.period = min(1.0, interval / 4, timeout / 4)
         """Seconds between sweeps, and the width of a bucket."""
         self._ping = ping
         self._timed_out = timed_out
-        self._is_open = is_open
-        self._buckets: dict[int, list[W]] = {}
+        self._buckets: dict[int, dict[W, None]] = {}
+        """Key (due time over ``period``, rounded up) -> the connections due then."""
         self._next: int | None = None
         """The first bucket not swept yet."""
 
     def __len__(self) -> int:
-        """Connections waiting in a bucket (closed ones until their bucket comes)."""
+        """Connections watched."""
         return sum(len(bucket) for bucket in self._buckets.values())
 
     def watch(self, connection: W, now: float) -> None:
         """A new connection: looked at ``ping_interval`` after ``now``."""
         connection.last_heard = now
         self._put(connection, now + self.interval)
+
+    def forget(self, connection: W) -> None:
+        """A connection is gone: it is looked at no more."""
+        key = connection.liveness_bucket
+        if key is None:
+            return
+        connection.liveness_bucket = None
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.pop(connection, None)
+            if not bucket:
+                del self._buckets[key]
 
     def sweep(self, now: float) -> None:
         """Look at every connection whose bucket came by ``now``."""
@@ -95,11 +106,10 @@ class Liveness(Generic[W]):
             due = [key for key in range(first, last + 1) if key in buckets]
         for key in due:
             for connection in buckets.pop(key):
+                connection.liveness_bucket = None
                 self._look(connection, now)
 
     def _look(self, connection: W, now: float) -> None:
-        if not self._is_open(connection):
-            return
         pinged_at = connection.pinged_at
         last_heard = connection.last_heard
         if pinged_at is not None:
@@ -122,8 +132,9 @@ class Liveness(Generic[W]):
         key = math.ceil(due / self.period)
         if self._next is not None and key < self._next:
             key = self._next
+        connection.liveness_bucket = key
         bucket = self._buckets.get(key)
         if bucket is None:
-            self._buckets[key] = [connection]
+            self._buckets[key] = {connection: None}
         else:
-            bucket.append(connection)
+            bucket[connection] = None

@@ -123,6 +123,8 @@ class WebSocketEndpoint:
         if connection not in self.connections:
             return
         self.connections.discard(connection)
+        if self.liveness is not None:
+            self.liveness.forget(connection)
         self.gate.closed(connection.remote)
         self.outbox.forget(connection)
         # A resume may have given this connection another session.
