@@ -31,11 +31,7 @@ import msgspec
 from hubbub.auth.admission import Admission
 from hubbub.auth.grants import Grant, Identity
 from hubbub.auth.turn import IceServerConfig
-from hubbub.broker import (
-    Broker,
-    Member,
-    Membership,
-)
+from hubbub.broker import Broker, Member, Membership
 from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.core import lifecycle
 from hubbub.core.backend_events import BackendEvents
