@@ -90,7 +90,8 @@ async def _serve(
                 line = await process.stderr.readline()
                 keep(line)
                 if not line:
-                    raise RuntimeError("hubbub serve exited before listening")
+                    said = b"".join(seen[-20:]).decode(errors="replace")
+                    raise RuntimeError(f"hubbub serve exited before listening; it said:\n{said}")
                 match = _LISTENING.search(line)
                 if match:
                     url = match.group(1).decode()
