@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from playwright.async_api import Page, Playwright, Route
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from hubbub.server.app import STATIC_DIR
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.network.lab import HUBBUB_ADDRESS, TOOLS, TURN_ADDRESS, Host
 
@@ -216,14 +217,12 @@ def spki_hash(certificate: Path) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
-STATIC = Path(__file__).parents[2] / "src" / "hubbub" / "web" / "static"
-
-
 async def _from_disk(route: Route) -> None:
     path = urlsplit(route.request.url).path
     name = "index.html" if path == "/" else path.removeprefix("/static/")
-    file = (STATIC / name).resolve()
-    if not file.is_relative_to(STATIC) or not file.is_file():
+    root = STATIC_DIR.resolve()
+    file = (root / name).resolve()
+    if not file.is_relative_to(root) or not file.is_file():
         await route.fulfill(status=404)
         return
     await route.fulfill(path=file)

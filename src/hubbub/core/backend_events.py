@@ -24,12 +24,12 @@ class BackendEvents:
     call back (the hub hands it to each)."""
 
     def __init__(self, ctx: HubContext, settle: Callable[[], None]) -> None:
-        self._ctx = ctx
         self._settle = settle
         # The hot path (deliveries) reads these once a message: bound once here.
         self._rooms = ctx.rooms
         self._sessions = ctx.sessions
         self._outbox = ctx.outbox
+        self._users = ctx.users
         self._chat = ctx.chat
         self._joining = ctx.joining
         self._ordering = ctx.ordering
@@ -123,9 +123,9 @@ class BackendEvents:
             self._outbox.send(session, payload)
 
     def deliver_to_user(self, user_id: str, payload: bytes, exclude: str | None) -> None:
-        sessions = self._ctx.users.sessions(user_id)
+        sessions = self._users.sessions(user_id)
         if sessions:
-            self._ctx.outbox.broadcast(sessions, payload, exclude)
+            self._outbox.broadcast(sessions, payload, exclude)
 
     # -- what the membership calls (MembershipEvents) -----------------------------------------
 
