@@ -16,6 +16,7 @@ from hubbub.broker import (
     Member,
     SessionFound,
     SessionState,
+    SharedMedia,
 )
 from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
@@ -52,6 +53,8 @@ class Recorder:
         self.last_seen: list[tuple[str, str, int]] = []
         self.log: list[tuple[object, ...]] = []
         """Room messages (payload) and chat (each item) in the order delivered."""
+        self.media: dict[str, list[SharedMedia]] = {}
+        """room -> what the membership said of its calls, in order."""
 
     def deliver_to_room(self, room: str, payload: bytes, exclude: str | None) -> None:
         self.room.append((room, payload, exclude))
@@ -121,6 +124,9 @@ class Recorder:
 
     def room_ended(self, room: str) -> None:
         self.rooms_ended.append(room)
+
+    def media_changed(self, room: str, media: SharedMedia) -> None:
+        self.media.setdefault(room, []).append(media)
 
 
 async def eventually(check: Callable[[], Any], timeout: float = WAIT) -> Any:

@@ -19,8 +19,12 @@ from hubbub.broker import (
     ClaimResult,
     Located,
     Member,
+    ModeRule,
     SessionFound,
+    SharedMedia,
 )
+from hubbub.media.modes import MediaSetting, Mode
+from hubbub.protocol.messages import MediaFeed
 from tests.broker.conftest import MembershipFactory, Recorder, eventually
 
 _numbers = itertools.count(1)
@@ -207,3 +211,74 @@ async def test_a_members_status_and_connection_change_what_its_room_lists(
         ("alice", "busy", True),
         ("bob", "online", False),
     ]
+
+
+# -- calls through the media server ----------------------------------------------
+
+RULE = ModeRule(MediaSetting.AUTO, mesh_max=4, sfu_available=True)
+
+
+async def media_after(recorder: Recorder, room: str, count: int) -> SharedMedia:
+    """What the room's calls were said to be once ``count`` changes were told."""
+    told: list[SharedMedia] = await eventually(
+        lambda: len(recorder.media.get(room, [])) >= count and recorder.media[room]
+    )
+    return told[count - 1]
+
+
+async def test_a_rooms_mode_follows_its_senders_with_a_gap(
+    make_membership: MembershipFactory,
+) -> None:
+    membership, recorder = await make_membership()
+    room = fresh("call")
+    await claimed(membership, recorder, room, member(membership, "alice"))
+    membership.count_senders(room, 1, RULE, "setting")
+    membership.count_senders(room, 5, RULE, "auto")
+    # (A cluster node hears the whole first: it is new to the room.)
+    sfu = await eventually(
+        lambda: next((m for m in recorder.media.get(room, []) if m.mode is Mode.SFU), None)
+    )
+    assert sfu.reason == "auto"
+    before = len(recorder.media[room])
+    membership.count_senders(room, 3, RULE, "auto")  # above the gap: stays
+    membership.count_senders(room, 2, RULE, "auto")
+    mesh = await media_after(recorder, room, before + 1)
+    assert mesh.mode is Mode.MESH
+    assert mesh.version > sfu.version
+    await asyncio.sleep(0.2)
+    assert len(recorder.media[room]) == before + 1, "the count of 3 changed nothing"
+
+
+async def test_feeds_are_listed_for_the_room_until_withdrawn(
+    make_membership: MembershipFactory,
+) -> None:
+    membership, recorder = await make_membership()
+    room = fresh("call")
+    await claimed(membership, recorder, room, member(membership, "alice"))
+    membership.count_senders(room, 0, RULE, "setting")
+    feed = MediaFeed(user_id="alice", audio=True, video=True, simulcast=True)
+    membership.share_feed(room, "alice", feed)
+    listed = await eventually(
+        lambda: [m for m in recorder.media.get(room, []) if m.feeds == [feed]]
+    )
+    membership.share_feed(room, "alice", None)
+    gone = await eventually(
+        lambda: [m for m in recorder.media.get(room, []) if m.version > listed[0].version]
+    )
+    assert gone[-1].feeds == []
+
+
+async def test_a_rooms_setting_holds_before_its_first_member(
+    make_membership: MembershipFactory,
+) -> None:
+    membership, recorder = await make_membership()
+    room = fresh("call")
+    membership.set_media_setting(room, MediaSetting.SFU, RULE)
+    await claimed(membership, recorder, room, member(membership, "alice"))
+    membership.count_senders(room, 0, RULE, "setting")
+    told = await media_after(recorder, room, 1)
+    assert (told.mode, told.setting) == (Mode.SFU, MediaSetting.SFU)
+    membership.set_media_setting(room, None, RULE)  # back to auto, with no sender
+    back = await media_after(recorder, room, 2)
+    assert (back.mode, back.setting) == (Mode.MESH, None)
+    membership.media_done(room)

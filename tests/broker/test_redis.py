@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -15,11 +16,15 @@ from hubbub.broker import (
     ClaimOutcome,
     Located,
     Member,
+    ModeRule,
     SessionFound,
     SessionState,
+    SharedMedia,
 )
-from hubbub.broker.redis import RedisBroker, node_of, scripts
+from hubbub.broker.redis import RedisBroker, keys, node_of, scripts
+from hubbub.media.modes import BACK_TO_MESH_AT, MediaSetting, Mode, next_mode
 from hubbub.protocol.errors import CloseCode
+from hubbub.protocol.messages import MediaFeed
 from tests.broker.conftest import Node, eventually
 from tests.redis import FreezingProxy, RedisServer
 
@@ -581,3 +586,114 @@ async def test_a_member_is_reachable_for_calls_once_its_claim_is_answered(
     call_id = caller_node[0].new_session_id()
     caller_node[0].place_call(call_id, "alice", "bob", b'{"type":"call-incoming"}')
     assert await eventually(lambda: caller_node[1].placed.get(call_id)) is CallPlacement.PLACED
+
+
+# -- calls through the media server ----------------------------------------------
+
+CALL_RULE = ModeRule(MediaSetting.AUTO, mesh_max=4, sfu_available=True)
+
+
+def media_now(node: Node, room: str) -> SharedMedia | None:
+    told = node[1].media.get(room)
+    return told[-1] if told else None
+
+
+async def test_a_rooms_mode_is_decided_once_from_every_nodes_senders(
+    make_redis_node: MakeNode,
+) -> None:
+    first = await make_redis_node()
+    second = await make_redis_node()
+    await admitted(first, "call", member(first[0], "a"))
+    await admitted(second, "call", member(second[0], "b"))
+    first[0].count_senders("call", 3, CALL_RULE, "auto")
+    second[0].count_senders("call", 2, CALL_RULE, "auto")  # 5 in all: past 4
+    for node in (first, second):
+        assert await eventually(lambda n=node: (m := media_now(n, "call")) and m.mode is Mode.SFU)
+    # Each node alone is at or under the gap's lower end, in all they are not: one
+    # decision for the room, so neither goes back.
+    first[0].count_senders("call", 1, CALL_RULE, "auto")
+    await asyncio.sleep(0.3)
+    assert media_now(first, "call") == media_now(second, "call")
+    assert media_now(first, "call").mode is Mode.SFU  # type: ignore[union-attr]
+    second[0].count_senders("call", 1, CALL_RULE, "auto")  # 2 in all
+    for node in (first, second):
+        assert await eventually(lambda n=node: media_now(n, "call").mode is Mode.MESH)
+
+
+async def test_a_node_new_to_a_room_gets_its_calls_with_the_claim(
+    make_redis_node: MakeNode,
+) -> None:
+    first = await make_redis_node()
+    second = await make_redis_node()
+    await admitted(first, "call", member(first[0], "a"))
+    first[0].count_senders("call", 0, CALL_RULE, "setting")
+    feed = MediaFeed(user_id="a", audio=True, video=False)
+    first[0].share_feed("call", "a", feed)
+    first[0].set_media_setting("call", MediaSetting.SFU, CALL_RULE)
+    assert await eventually(lambda: (m := media_now(first, "call")) and m.mode is Mode.SFU)
+    result = await admitted(second, "call", member(second[0], "b"))
+    assert result.media is not None
+    assert (result.media.mode, result.media.feeds) == (Mode.SFU, [feed])
+    assert result.media.version == media_now(first, "call").version  # type: ignore[union-attr]
+
+
+async def test_a_dead_nodes_feeds_and_senders_leave_the_rooms_calls(
+    make_redis_node: MakeNode,
+) -> None:
+    survivor = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    doomed = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    await admitted(survivor, "dying", member(survivor[0], "stays"))
+    await admitted(doomed, "dying", member(doomed[0], "goes"))
+    survivor[0].count_senders("dying", 1, CALL_RULE, "auto")
+    doomed[0].count_senders("dying", 4, CALL_RULE, "auto")
+    doomed[0].share_feed("dying", "goes", MediaFeed(user_id="goes", audio=True, video=True))
+    assert await eventually(
+        lambda: (m := media_now(survivor, "dying")) and m.mode is Mode.SFU and m.feeds
+    )
+    for task in doomed[0]._tasks:
+        task.cancel()
+    await eventually(lambda: survivor[1].changes, timeout=10)
+    # What the hub does on hearing members gone: count again.
+    survivor[0].count_senders("dying", 1, CALL_RULE, "auto")
+    after = await eventually(
+        lambda: (m := media_now(survivor, "dying")) and m.mode is Mode.MESH and m
+    )
+    assert after.feeds == []
+    doomed[0].connected = False
+
+
+@pytest.mark.parametrize("setting", list(MediaSetting))
+async def test_the_scripts_mode_table_is_next_modes(
+    make_redis_node: MakeNode, setting: MediaSetting
+) -> None:
+    """media.lua decides the mode as hubbub.media.modes.next_mode does, for every
+    case (the two must not drift apart)."""
+    broker, _ = await make_redis_node()
+    client = broker._client
+    for now, senders, mesh_max, available in itertools.product(
+        list(Mode), range(7), (1, 2, 4), (True, False)
+    ):
+        room = f"table-{setting}-{now}-{senders}-{mesh_max}-{available}"
+        await client.hset(keys.media(room), mapping={"mode": now.value, "s:other": senders})
+        rule = ModeRule(setting, mesh_max, sfu_available=available)
+        command = scripts.media(
+            media_key=keys.media(room),
+            settings_key=keys.MEDIA_SETTINGS,
+            version_key=keys.MEDIA_VERSION,
+            op="senders",
+            node=broker.node_id,
+            value=0,
+            user_id="",
+            default=rule.default.value,
+            mesh_max=mesh_max,
+            sfu_available=available,
+            back_at=BACK_TO_MESH_AT,
+            room=room,
+            room_channel=keys.room_channel(room),
+            reason="auto",
+        )
+        await scripts.run(client, command)
+        decided = (await client.hget(keys.media(room), "mode")).decode()
+        expected = next_mode(setting, now, senders, mesh_max, sfu_available=available)
+        assert decided == expected.value, (now, senders, mesh_max, available)
+        await client.delete(keys.media(room))

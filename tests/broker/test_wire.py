@@ -16,10 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubbub.broker import ChatItem, ClaimOutcome, Member, SessionState
+from hubbub.broker import ChatItem, ClaimOutcome, Member, SessionState, SharedMedia
 from hubbub.broker.redis import RedisBroker, scripts, wire
 from hubbub.broker.redis.wire import Kind, WireError
+from hubbub.media.modes import MediaSetting, Mode
 from hubbub.protocol.errors import CloseCode
+from hubbub.protocol.messages import MediaFeed
 from tests.broker.conftest import Recorder
 
 NODE = "a1b2c3d4"
@@ -258,7 +260,39 @@ def test_the_scripts_publish_only_kinds_the_wire_reads() -> None:
         Kind.SNAPSHOT,
         Kind.CALL_MOVE,
         Kind.TAKE,
+        Kind.MEDIA,
     }
+
+
+def test_a_rooms_calls_read_as_the_media_script_writes_them() -> None:
+    endpoint = wire.Endpoint(NODE)
+    body = {"v": 7, "m": "sfu", "f": {"ann": "fav", "bo": "fas"}, "s": "", "r": "auto"}
+    read = endpoint.read_room(lua(Kind.MEDIA, body))
+    assert read == wire.MediaChanged(
+        SharedMedia(
+            7,
+            Mode.SFU,
+            [MediaFeed("ann", True, True), MediaFeed("bo", True, False, simulcast=True)],
+        )
+    )
+    empty = endpoint.read_room(lua(Kind.MEDIA, {**body, "f": {}, "s": "mesh"}))
+    assert isinstance(empty, wire.MediaChanged)
+    assert (empty.media.feeds, empty.media.setting) == ([], MediaSetting.MESH)
+    assert wire.encode_feed(MediaFeed("x", audio=False, video=True, simulcast=True)) == "fvs"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"v": 1, "m": "star", "f": {}},
+        {"v": 1, "m": "sfu", "f": {"ann": "video"}},
+        {"v": "1", "m": "sfu", "f": {}},
+        {"v": 1, "m": "sfu", "f": {}, "s": "sometimes"},
+    ],
+)
+def test_a_malformed_rooms_calls_is_a_wire_error(body: dict[str, object]) -> None:
+    with pytest.raises(wire.WireError):
+        wire.Endpoint(NODE).read_room(lua(Kind.MEDIA, body))
 
 
 def test_a_script_wrapper_names_its_keys_and_arguments() -> None:

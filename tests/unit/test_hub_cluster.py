@@ -22,9 +22,13 @@ from hubbub.broker import (
     Located,
     Member,
     MembershipEvents,
+    ModeRule,
     SessionFound,
     SessionState,
+    SharedMedia,
 )
+from hubbub.media.modes import MediaSetting, Mode
+from hubbub.protocol.messages import MediaFeed
 from tests.tokens import token
 from tests.unit.helpers import Harness
 from tests.unit.test_auth import VERIFIER
@@ -54,6 +58,10 @@ class ScriptedCluster:
         self.calls_over: list[str] = []
         self.moves: list[tuple[str, str, str, str, str | int | None, str | None]] = []
         self.announced: tuple[bytes | None, bytes | None] = (None, None)
+        self.senders: list[tuple[str, int, str]] = []
+        self.feeds_shared: list[tuple[str, str, MediaFeed | None]] = []
+        self.media_settings: list[tuple[str, MediaSetting | None]] = []
+        self.done_with_media: list[str] = []
 
     # Broker
     def attach(self, delivery: Delivery) -> None:
@@ -123,6 +131,18 @@ class ScriptedCluster:
 
     def call_over(self, call_id: str, caller: str, callee: str) -> None:
         self.calls_over.append(call_id)
+
+    def count_senders(self, room: str, senders: int, rule: ModeRule, reason: str) -> None:
+        self.senders.append((room, senders, reason))
+
+    def share_feed(self, room: str, user_id: str, feed: MediaFeed | None) -> None:
+        self.feeds_shared.append((room, user_id, feed))
+
+    def set_media_setting(self, room: str, setting: MediaSetting | None, rule: ModeRule) -> None:
+        self.media_settings.append((room, setting))
+
+    def media_done(self, room: str) -> None:
+        self.done_with_media.append(room)
 
     def call_move(
         self,
@@ -802,3 +822,82 @@ def test_remote_members_and_those_who_left_elsewhere_show_in_room_joined(
         "connection": "reconnecting",
     }
     assert joined["offline"] == [{"userId": "carol", "lastSeen": 1234}]
+
+
+# -- calls through the media server, decided by the cluster ---------------------
+
+
+def sfu_node(cluster: ScriptedCluster) -> Harness:
+    from tests.unit.test_media import RecordingMedia
+
+    return Harness(broker=cluster, membership=cluster, media=RecordingMedia())
+
+
+def test_a_rooms_calls_are_the_clusters_word_newest_first(cluster: ScriptedCluster) -> None:
+    h = sfu_node(cluster)
+    h.send(
+        "alice",
+        {"type": "join-room", "room": "r", "userId": "alice", "features": ["sfu"]},
+        connect=True,
+    )
+    bobs_feed = MediaFeed(user_id="bob", audio=True, video=True)
+    _, claimant, _ = cluster.claims.pop(0)
+    assert cluster.events is not None
+    at_claim = SharedMedia(7, Mode.SFU, [bobs_feed])
+    cluster.events.claim_answered(
+        claimant.session_id,
+        ClaimResult(ClaimOutcome.ADMITTED, [BOB, claimant], None, at_claim),
+    )
+    joined, *rest = h.take("alice")
+    # The node's first member hears the room as the cluster had it at the claim.
+    assert joined["mediaMode"] == "sfu"
+    assert cluster.senders == [("r", 0, "setting")]
+    assert rest == [
+        {
+            "type": "media-mode",
+            "mode": "sfu",
+            "feeds": [{"userId": "bob", "audio": True, "video": True}],
+        }
+    ]
+    # Another node's word: older is dropped, newer applied.
+    cluster.events.media_changed("r", SharedMedia(6, Mode.MESH, []))
+    assert h.take("alice") == []
+    cluster.events.media_changed("r", SharedMedia(8, Mode.SFU, []))
+    assert h.take("alice") == [{"type": "media-feeds", "feeds": []}]
+    cluster.events.media_changed("r", SharedMedia(9, Mode.MESH, [], reason="auto"))
+    assert h.take("alice") == [{"type": "media-mode", "mode": "mesh", "reason": "auto"}]
+    # This node tells the cluster what its members send; it decides nothing itself.
+    h.send("alice", {"type": "media-sending", "active": True})
+    assert cluster.senders[-1] == ("r", 1, "auto")
+    assert h.take("alice") == []
+    h.send("alice", {"type": "leave-room"})
+    assert cluster.done_with_media == ["r"]
+
+
+def test_a_feed_up_here_is_the_clusters_to_list(cluster: ScriptedCluster) -> None:
+    from tests.unit.test_media import OFFER
+
+    h = sfu_node(cluster)
+    h.send(
+        "alice",
+        {"type": "join-room", "room": "r", "userId": "alice", "features": ["sfu"]},
+        connect=True,
+    )
+    cluster.answer()
+    cluster.events.media_changed("r", SharedMedia(1, Mode.SFU, []))  # type: ignore[union-attr]
+    h.take("alice")
+    h.send("alice", {"type": "media-publish", "jsep": OFFER, "ref": 1})
+    h.events.feed_up("r", h.clients["alice"].session_id)
+    feed = MediaFeed(user_id="alice", audio=True, video=True)
+    assert cluster.feeds_shared == [("r", "alice", feed)]
+    assert cluster.senders[-1] == ("r", 1, "auto")
+    # Listed once the cluster says so, for every node alike.
+    assert [m["type"] for m in h.take("alice")] == []
+    cluster.events.media_changed("r", SharedMedia(2, Mode.SFU, [feed]))  # type: ignore[union-attr]
+    assert h.take("alice") == [
+        {"type": "media-feeds", "feeds": [{"userId": "alice", "audio": True, "video": True}]}
+    ]
+    # Its member leaves: the feed is withdrawn before the node is done with the room.
+    h.send("alice", {"type": "leave-room"})
+    assert cluster.feeds_shared[-1] == ("r", "alice", None)
+    assert cluster.done_with_media == ["r"]

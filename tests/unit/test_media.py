@@ -10,8 +10,8 @@ import pytest
 from hubbub.auth.grants import ANY_ROOM, Grant, Identity
 from hubbub.core import Limits
 from hubbub.core.media import CLOSE_AFTER_MESH
-from hubbub.core.media_mode import MediaSetting, Mode, next_mode
 from hubbub.media import ForwardedStream, Jsep, SubscriberOffer
+from hubbub.media.modes import MediaSetting, Mode, next_mode
 from hubbub.protocol.errors import ErrorCode
 from hubbub.protocol.messages import Ref
 from tests.unit.helpers import Harness

@@ -25,6 +25,9 @@ from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
+from hubbub.media.modes import MediaSetting, Mode
+from hubbub.protocol.messages import MediaFeed
+
 
 class ChatItem(NamedTuple):
     """One stored chat message on its way to a room's members."""
@@ -174,6 +177,38 @@ class ClaimResult:
     """Everyone in the room after the claim, the claimant included, in join order."""
     replaced: Member | None = None
     """Whom the claimant took the place of (same user id, ``replace`` allowed)."""
+    media: SharedMedia | None = None
+    """The room's calls as the cluster had them at the claim (None: no member of
+    any node takes part in them, or this node holds the whole truth)."""
+
+
+# -- calls through the media server ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModeRule:
+    """What decides a room's mode (:func:`hubbub.media.modes.next_mode`): the
+    server's settings, the same on every node of a cluster."""
+
+    default: MediaSetting
+    mesh_max: int
+    sfu_available: bool
+
+
+class SharedMedia(msgspec.Struct, frozen=True):
+    """A room's calls as the cluster has them: its mode, decided once for every node
+    from every node's senders, and the feeds of its members on the media server,
+    whichever node they are connected to. Each change has a higher ``version``
+    (across rooms and their lifetimes): a node applies only what is newer than what
+    it has."""
+
+    version: int
+    mode: Mode
+    feeds: list[MediaFeed]
+    setting: MediaSetting | None = None
+    """The room's own setting (a backend set it), if any."""
+    reason: str = "auto"
+    """Why the last change was made (``auto``, ``setting``...)."""
 
 
 class CallPlacement(StrEnum):
@@ -281,6 +316,10 @@ class MembershipEvents(Protocol):
 
     def call_placed(self, call_id: str, outcome: CallPlacement) -> None:
         """The answer to :meth:`Membership.place_call` for a call of this node."""
+
+    def media_changed(self, room: str, media: SharedMedia) -> None:
+        """``room``'s calls changed (mode, feeds, setting), through this node or
+        another: what this node has of them is replaced, if ``media`` is newer."""
 
     # -- sessions handed between nodes ----------------------------------------------
 
@@ -407,6 +446,26 @@ class Membership(Protocol):
     def call_over(self, call_id: str, caller: str, callee: str) -> None:
         """Call ``call_id`` (placed here) ended: both parties are free again."""
 
+    # -- calls through the media server ---------------------------------------------
+    # Each change reaches every node with members in the room, this one included, as
+    # MembershipEvents.media_changed (at once on a lone node).
+
+    def count_senders(self, room: str, senders: int, rule: ModeRule, reason: str) -> None:
+        """This node's members of ``room`` who send are ``senders`` now (0: it has
+        members there still). The room's mode is decided again from every node's
+        senders with ``rule``, once for the cluster."""
+
+    def share_feed(self, room: str, user_id: str, feed: MediaFeed | None) -> None:
+        """The feed of this node's member ``user_id`` is up (or gone, ``None``)."""
+
+    def set_media_setting(self, room: str, setting: MediaSetting | None, rule: ModeRule) -> None:
+        """A backend set ``room``'s mode (``None``: back to the server's default); it
+        holds whether the room has members or not."""
+
+    def media_done(self, room: str) -> None:
+        """This node has no member in ``room`` any more (its feeds were withdrawn
+        first): its senders count no longer."""
+
     def call_move(
         self,
         call_id: str,
@@ -464,6 +523,8 @@ __all__ = [
     "Member",
     "Membership",
     "MembershipEvents",
+    "ModeRule",
     "SessionFound",
     "SessionState",
+    "SharedMedia",
 ]

@@ -4,6 +4,8 @@ claim and call placement is answered at once, from this process's own truth."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from hubbub import randomness
 from hubbub.broker import (
     CallPlacement,
@@ -15,7 +17,11 @@ from hubbub.broker import (
     Delivery,
     Member,
     MembershipEvents,
+    ModeRule,
+    SharedMedia,
 )
+from hubbub.media.modes import MediaSetting, Mode, next_mode
+from hubbub.protocol.messages import MediaFeed
 
 
 class MemoryBroker:
@@ -79,7 +85,15 @@ class LocalMembership:
     the whole truth is here, and every question is answered before the call that
     asked it returns."""
 
-    __slots__ = ("_events", "_in_call", "_rooms", "_users_here")
+    __slots__ = (
+        "_calls",
+        "_events",
+        "_in_call",
+        "_media_settings",
+        "_media_version",
+        "_rooms",
+        "_users_here",
+    )
 
     def __init__(self) -> None:
         self._events: MembershipEvents | None = None
@@ -88,6 +102,10 @@ class LocalMembership:
         self._users_here: set[str] = set()
         self._in_call: dict[str, str] = {}
         """user id -> the call it is in (ringing or talking)."""
+        self._calls: dict[str, _RoomCalls] = {}
+        """room -> its calls, while it has members."""
+        self._media_settings: dict[str, MediaSetting] = {}
+        self._media_version = 0
 
     def attach_members(self, events: MembershipEvents) -> None:
         self._events = events
@@ -118,7 +136,9 @@ class LocalMembership:
             self._answer(member, ClaimResult(ClaimOutcome.FULL, []), room)
             return
         members[member.user_id] = member
-        result = ClaimResult(ClaimOutcome.ADMITTED, list(members.values()), replaced)
+        calls = self._calls.get(room)
+        media = None if calls is None else self._shared(room, calls, "auto")
+        result = ClaimResult(ClaimOutcome.ADMITTED, list(members.values()), replaced, media)
         self._answer(member, result, room)
 
     def _answer(self, member: Member, result: ClaimResult, room: str) -> None:
@@ -192,6 +212,73 @@ class LocalMembership:
     ) -> CallRoute:
         return CallRoute.HERE  # every call is this node's
 
+    # -- calls through the media server: decided here, at once ------------------------
+
+    def count_senders(self, room: str, senders: int, rule: ModeRule, reason: str) -> None:
+        calls = self._calls.get(room)
+        if calls is None:
+            calls = self._calls[room] = _RoomCalls()
+        calls.senders = senders
+        self._decide(room, calls, rule, reason, changed=False)
+
+    def share_feed(self, room: str, user_id: str, feed: MediaFeed | None) -> None:
+        calls = self._calls.get(room)
+        if calls is None:
+            calls = self._calls[room] = _RoomCalls()
+        before = calls.feeds.get(user_id)
+        if feed is None:
+            calls.feeds.pop(user_id, None)
+        else:
+            calls.feeds[user_id] = feed
+        if before != feed:
+            self._changed(room, calls, "auto")
+
+    def set_media_setting(self, room: str, setting: MediaSetting | None, rule: ModeRule) -> None:
+        before = self._media_settings.get(room)
+        if setting is None:
+            self._media_settings.pop(room, None)
+        else:
+            self._media_settings[room] = setting
+        calls = self._calls.get(room)
+        if calls is not None:
+            self._decide(room, calls, rule, "setting", changed=before != setting)
+
+    def media_done(self, room: str) -> None:
+        self._calls.pop(room, None)
+
+    def _decide(
+        self, room: str, calls: _RoomCalls, rule: ModeRule, reason: str, *, changed: bool
+    ) -> None:
+        mode = next_mode(
+            self._media_settings.get(room, rule.default),
+            calls.mode,
+            calls.senders,
+            rule.mesh_max,
+            sfu_available=rule.sfu_available,
+        )
+        if mode is not calls.mode:
+            calls.mode = mode
+            changed = True
+        if changed:
+            self._changed(room, calls, reason)
+
+    def _changed(self, room: str, calls: _RoomCalls, reason: str) -> None:
+        self._media_version += 1
+        calls.version = self._media_version
+        if self._events is not None:
+            self._events.media_changed(room, self._shared(room, calls, reason))
+
+    def _shared(self, room: str, calls: _RoomCalls, reason: str) -> SharedMedia:
+        return SharedMedia(
+            calls.version,
+            calls.mode,
+            list(calls.feeds.values()),
+            self._media_settings.get(room),
+            reason,
+        )
+
+    # -- sessions handed between nodes: there is no other node --------------------------
+
     def find_session(self, session_id: str, resume_token: str, asked_by: str) -> bool:
         return False  # every session is this node's
 
@@ -205,3 +292,13 @@ class LocalMembership:
 
     def give_session(self, session_id: str, resume_token: str, room: str, user_id: str) -> bool:
         return False  # no other node to take it
+
+
+@dataclass
+class _RoomCalls:
+    """One room's calls on a lone node."""
+
+    mode: Mode = Mode.MESH
+    senders: int = 0
+    feeds: dict[str, MediaFeed] = field(default_factory=dict)
+    version: int = 0

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hubbub.broker import CallPlacement, ChatRun, ClaimResult, Member, SessionFound, SessionState
+from hubbub.broker import (
+    CallPlacement,
+    ChatRun,
+    ClaimResult,
+    Member,
+    SessionFound,
+    SessionState,
+    SharedMedia,
+)
 from hubbub.core.context import HubContext
 from hubbub.core.storage import PendingChat
 from hubbub.core.waiting import Wait
@@ -172,6 +180,10 @@ class BackendEvents:
 
     def room_ended(self, room: str) -> None:
         self._cluster.room_ended(room)
+        self._settle()
+
+    def media_changed(self, room: str, media: SharedMedia) -> None:
+        self._media.media_changed(room, media)
         self._settle()
 
     def call_placed(self, call_id: str, outcome: CallPlacement) -> None:

@@ -43,6 +43,8 @@ class ClusterEvents:
                     grants=came.grants,
                 )
                 ctx.room_broadcast(target, codec.encode(announcement), None)
+        if left:
+            ctx.media.others_left(target)
 
     def close_session(self, session_id: str, code: int, reason: str, announce: bool) -> None:
         """Another node asked: take this session out of its room and close it."""

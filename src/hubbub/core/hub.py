@@ -49,7 +49,6 @@ from hubbub.core.joining import Joining, new_user_id
 from hubbub.core.limits import Limits
 from hubbub.core.media import MediaFeature
 from hubbub.core.media_bridge import MediaRequests, NoMedia
-from hubbub.core.media_mode import MediaSetting
 from hubbub.core.notifications import Notifications
 from hubbub.core.ordering import DEFAULT_GAP_TIMEOUT, DEFAULT_MAX_HELD, ChatOrdering
 from hubbub.core.outbox import Outbox
@@ -63,6 +62,7 @@ from hubbub.core.tracker import TrackerFeature
 from hubbub.core.users import UserRegistry
 from hubbub.core.waiting import Waiting
 from hubbub.core.y_webrtc import YWebrtcFeature
+from hubbub.media.modes import MediaSetting
 from hubbub.protocol import codec, peerjs, tracker, y_webrtc
 from hubbub.protocol.errors import (
     CloseCode,

@@ -305,6 +305,7 @@ class Joining:
             if result.replaced is not None:
                 self._replace(room, result.replaced, session)
             participants = self._participants(room, result.members, session_id)
+            ctx.media.claimed(room.name, result.media)
             if message.status is not None:
                 session.status = message.status
             self._admit(

@@ -1,6 +1,12 @@
 """Calls through the media server: each room's mode (mesh or SFU, see
-:mod:`hubbub.core.media_mode`), who sends, the feeds there are, and the ``media-*``
+:mod:`hubbub.media.modes`), who sends, the feeds there are, and the ``media-*``
 requests a member may make, checked here and handed to the media bridge.
+
+A room's mode and its feeds are the cluster's (:class:`~hubbub.broker.SharedMedia`):
+this node tells the membership how many of its members send and which of their
+feeds are up, the membership decides the mode once for every node, and each change
+comes back (:meth:`MediaFeature.media_changed`), to this node as to the others,
+before its members hear of it. On a lone node that is all at once.
 
 Clients never reach the media server. A member asks hubbub (``media-publish``,
 ``media-subscribe``...), hubbub checks that it may (the room is in SFU mode, it has
@@ -22,12 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hubbub.auth.grants import Grant
+from hubbub.broker import ModeRule, SharedMedia
 from hubbub.core.context import HubContext
 from hubbub.core.media_bridge import MediaRequests
-from hubbub.core.media_mode import MediaSetting, Mode, next_mode
 from hubbub.core.rooms import Room
 from hubbub.core.session import Session
 from hubbub.media import Jsep, SubscriberOffer
+from hubbub.media.modes import MediaSetting, Mode, next_mode
 from hubbub.protocol import codec
 from hubbub.protocol.errors import ErrorCode, ProtocolError, not_in_room
 from hubbub.protocol.messages import (
@@ -77,7 +84,14 @@ class MemberMedia:
     connections: set[str] = field(default_factory=set)
     """Its connections to the media server, open or opening."""
     offered: MediaFeed | None = None
-    """What its publisher's offer carries, until the feed is up."""
+    """What its publisher's offer carries."""
+    shared: bool = False
+    """Its feed is up, and in the cluster's list of the room's feeds."""
+
+    def withdraw(self) -> bool:
+        """Its feed goes (if it had one up): whether the cluster must hear it."""
+        shared, self.shared = self.shared, False
+        return shared
 
 
 @dataclass
@@ -86,7 +100,9 @@ class RoomMedia:
 
     mode: Mode = Mode.MESH
     feeds: dict[str, MediaFeed] = field(default_factory=dict)
-    """User id -> its feed, once its publisher connection is up."""
+    """User id -> its feed, once its publisher connection is up (on any node)."""
+    version: int = 0
+    """The version of the cluster's word on it (:class:`~hubbub.broker.SharedMedia`)."""
     close_at: float | None = None
     """Back in mesh: when the media server's room goes."""
     on_media_server: bool = False
@@ -126,6 +142,8 @@ class MediaFeature:
         """Rooms whose mode a backend set."""
         self.switches = 0
         """How many times a room changed mode (for the metrics)."""
+        self.rule = ModeRule(default, mesh_max, requests.available)
+        self.membership = ctx.membership
 
     # -- what the rest of the hub calls ------------------------------------------------
 
@@ -138,10 +156,7 @@ class MediaFeature:
         session.sfu_capable = capable
         self.members[session.session_id] = MemberMedia(room.name, user_id, capable)
         state = self._state(room.name)
-        was = state.mode
-        self._evaluate(room, state, "setting")
-        if was is Mode.SFU:
-            # (A room that moved to SFU just now told every member, this one too.)
+        if state.mode is Mode.SFU:  # (counted in prepare(): the mode is as it is now)
             if capable:
                 self.ctx.send(session, MediaMode(mode=Mode.SFU, feeds=self._feeds(state)))
             else:
@@ -151,8 +166,14 @@ class MediaFeature:
         """Before a member's ``room-joined``: the room's mode, looked at again (a room
         set to SFU is in SFU mode from its first member on); ``sfu`` or None."""
         state = self._state(room.name)
-        self._evaluate(room, state, "setting")
+        self._count(room, state, "setting")
         return Mode.SFU.value if state.mode is Mode.SFU else None
+
+    def claimed(self, room_name: str, media: SharedMedia | None) -> None:
+        """A member of this node was admitted to ``room_name``: the room's calls as
+        the cluster had them then (for this node's first member there)."""
+        if media is not None:
+            self._apply(room_name, self._state(room_name), media)
 
     def left(self, session: Session, room: Room) -> None:
         """A member left (or was removed, or its connection went): everything it had
@@ -167,12 +188,19 @@ class MediaFeature:
             self.requests.kick(
                 room.name, member.user_id, session.session_id, sorted(member.connections)
             )
-        if state.feeds.pop(member.user_id, None) is not None:
-            self._announce_feeds(room, state)
+        if member.withdraw():
+            self.membership.share_feed(room.name, member.user_id, None)
         if not room.members:
             self._drop_room(room.name, state)
             return
-        self._evaluate(room, state, "auto")
+        self._count(room, state, "auto")
+
+    def others_left(self, room: Room) -> None:
+        """Members of other nodes left without a word (their node died): the room's
+        mode is decided again without their senders."""
+        state = self.rooms.get(room.name)
+        if state is not None:
+            self._count(room, state, "auto")
 
     def set_setting(self, room_name: str, setting: MediaSetting | None) -> Mode:
         """A backend set the room's mode (``None``: back to the server's default).
@@ -181,8 +209,9 @@ class MediaFeature:
             self.settings.pop(room_name, None)
         else:
             self.settings[room_name] = setting
-        room = self.ctx.rooms.get(room_name)
-        if room is None:
+        self.membership.set_media_setting(room_name, setting, self.rule)
+        state = self.rooms.get(room_name)
+        if state is None or self.ctx.rooms.get(room_name) is None:
             return next_mode(
                 self.setting_of(room_name),
                 Mode.MESH,
@@ -190,8 +219,6 @@ class MediaFeature:
                 self.mesh_max,
                 sfu_available=self.requests.available,
             )
-        state = self._state(room.name)
-        self._evaluate(room, state, "setting")
         return state.mode
 
     def setting_of(self, room_name: str) -> MediaSetting:
@@ -376,7 +403,7 @@ class MediaFeature:
             self.ctx.admission.require(session.identity, Grant.PUBLISH, message.ref)
         if member.sending != message.active:
             member.sending = message.active
-            self._evaluate(room, self._state(room.name), "auto")
+            self._count(room, self._state(room.name), "auto")
 
     # -- the bridge's answers ---------------------------------------------------------
 
@@ -434,10 +461,10 @@ class MediaFeature:
             or member.offered is None
         ):
             return
-        state.feeds[member.user_id] = member.offered
         log.info("event=feed-up room=%r user=%r", room_name, member.user_id)
-        self._announce_feeds(room, state)
-        self._evaluate(room, state, "auto")
+        member.shared = True
+        self.membership.share_feed(room_name, member.user_id, member.offered)
+        self._count(room, state, "auto")
 
     def media_closed(self, room_name: str, session_id: str, connection: str) -> None:
         member = self.members.get(session_id)
@@ -459,13 +486,8 @@ class MediaFeature:
             state = self.rooms.get(room_name)
             if room is None or state is None:
                 continue
-            state.feeds.clear()
+            self._withdraw_feeds(room_name, state)
             state.on_media_server = False
-            for session in room.members.values():
-                member = self.members.get(session.session_id)
-                if member is not None:
-                    member.connections.clear()
-                    member.offered = None
             if state.mode is Mode.SFU:
                 log.warning("event=media-server-lost room=%r", room_name)
                 payload = codec.encode(
@@ -485,20 +507,43 @@ class MediaFeature:
         count = 0
         for session in room.members.values():
             member = self.members.get(session.session_id)
-            if member is not None and (member.sending or member.user_id in state.feeds):
+            if member is not None and (member.sending or member.shared):
                 count += 1
         return count
 
-    def _evaluate(self, room: Room, state: RoomMedia, reason: str) -> None:
-        mode = next_mode(
-            self.setting_of(room.name),
-            state.mode,
-            self._senders(room, state),
-            self.mesh_max,
-            sfu_available=self.requests.available,
-        )
-        if mode is state.mode:
+    def _count(self, room: Room, state: RoomMedia, reason: str) -> None:
+        """Tell the membership how many of this node's members send: the room's
+        mode is decided from there (:meth:`media_changed` when it changes)."""
+        self.membership.count_senders(room.name, self._senders(room, state), self.rule, reason)
+
+    def media_changed(self, room_name: str, media: SharedMedia) -> None:
+        """The cluster's word on the room's calls: applied if it is newer."""
+        state = self.rooms.get(room_name)
+        if state is not None:
+            self._apply(room_name, state, media)
+
+    def _apply(self, room_name: str, state: RoomMedia, media: SharedMedia) -> None:
+        if media.version <= state.version:
             return
+        state.version = media.version
+        if media.setting is None:
+            self.settings.pop(room_name, None)
+        else:
+            self.settings[room_name] = media.setting
+        feeds = {feed.user_id: feed for feed in media.feeds}
+        feeds_changed = feeds != state.feeds
+        state.feeds = feeds
+        room = self.ctx.rooms.get(room_name)
+        if room is None:
+            state.mode = media.mode
+            return
+        switching = media.mode is not state.mode
+        if feeds_changed and not (switching and media.mode is Mode.SFU):
+            self._announce_feeds(room, state)
+        if switching:
+            self._switch(room, state, media.mode, media.reason)
+
+    def _switch(self, room: Room, state: RoomMedia, mode: Mode, reason: str) -> None:
         state.mode = mode
         room.sfu = mode is Mode.SFU
         self.switches += 1
@@ -527,17 +572,29 @@ class MediaFeature:
             self._close_media_room(room_name, state)
 
     def _close_media_room(self, room_name: str, state: RoomMedia) -> None:
-        state.feeds.clear()
+        self._withdraw_feeds(room_name, state)
         state.on_media_server = False
-        for member in self.members.values():
-            if member.room == room_name:
-                member.connections.clear()
-                member.offered = None
         self.requests.close_room(room_name)
 
+    def _withdraw_feeds(self, room_name: str, state: RoomMedia) -> None:
+        """Everything this node's members had on the media server is gone (they are
+        told otherwise, if at all): their feeds leave the cluster's list."""
+        withdrawn = []
+        for member in self.members.values():
+            if member.room != room_name:
+                continue
+            if member.withdraw():
+                withdrawn.append(member.user_id)
+                state.feeds.pop(member.user_id, None)
+            member.connections.clear()
+            member.offered = None
+        for user_id in withdrawn:
+            self.membership.share_feed(room_name, user_id, None)
+
     def _drop_room(self, room_name: str, state: RoomMedia) -> None:
-        """The room's last member left."""
+        """The room's last member on this node left."""
         del self.rooms[room_name]
+        self.membership.media_done(room_name)
         if state.on_media_server:
             self.requests.close_room(room_name)
 
@@ -578,9 +635,9 @@ class MediaFeature:
             self.requests.hang_up(room.name, session_id, connection)
         if connection == PUBLISHER:
             member.offered = None
-            if state.feeds.pop(member.user_id, None) is not None:
-                self._announce_feeds(room, state)
-                self._evaluate(room, state, "auto")
+            if member.withdraw():
+                self.membership.share_feed(room.name, member.user_id, None)
+                self._count(room, state, "auto")
 
 
 def sfu_required(ref: Ref | None) -> ProtocolError:

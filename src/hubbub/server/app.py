@@ -31,7 +31,7 @@ from hubbub.broker.memory import LocalMembership, MemoryBroker
 from hubbub.broker.redis import RedisBroker
 from hubbub.core import Hub, Outbox, Session
 from hubbub.core.frontends import FrontendSettings
-from hubbub.core.media_mode import MediaSetting
+from hubbub.media.modes import MediaSetting
 from hubbub.protocol.errors import CloseCode
 from hubbub.server import admin_api, frontends, ice_api, metrics, rooms_api, users_api, web_app
 from hubbub.server.connection import Connection, TransportOutbox

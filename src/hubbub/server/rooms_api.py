@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hubbub.broker import Broker
 from hubbub.core import Hub
-from hubbub.core.media_mode import MediaSetting
+from hubbub.media.modes import MediaSetting
 from hubbub.protocol.messages import ChatEntry
 from hubbub.server.admin_api import asked_of_cluster, member_view, participant
 from hubbub.server.http_api import Api, ApiError, integer_schema, query_integer, read_json

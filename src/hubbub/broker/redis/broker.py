@@ -21,12 +21,14 @@ from hubbub.broker import (
     Delivery,
     Member,
     MembershipEvents,
+    ModeRule,
 )
 from hubbub.broker.redis import scripts, wire
 from hubbub.broker.redis.calls import Calls
 from hubbub.broker.redis.handover import Handovers
 from hubbub.broker.redis.keys import USERS_CHANNEL, node_channel, room_channel
 from hubbub.broker.redis.liveness import Liveness
+from hubbub.broker.redis.media import RoomCalls
 from hubbub.broker.redis.membership import RoomMembership
 from hubbub.broker.redis.node import Node
 from hubbub.broker.redis.pipeline import Pipeline, publish
@@ -34,7 +36,9 @@ from hubbub.broker.redis.resp import RespConnection, open_connection
 from hubbub.broker.redis.rooms import Rooms
 from hubbub.broker.redis.subscriptions import Subscriptions
 from hubbub.broker.redis.target import RedisTarget
+from hubbub.media.modes import MediaSetting
 from hubbub.protocol.errors import CloseCode
+from hubbub.protocol.messages import MediaFeed
 from hubbub.settings import masked_url
 
 log = logging.getLogger("hubbub.broker")
@@ -72,6 +76,7 @@ class RedisBroker:
         self._rooms = Rooms(node, self._subscriptions.hears)
         self._membership = RoomMembership(node, self._subscriptions)
         self._calls = Calls(node)
+        self._room_calls = RoomCalls(node)
         self._liveness = Liveness(node, self._client, self._calls, self._membership)
         self._handovers = Handovers(node, self._subscriptions, self._membership, self._reap_later)
         self._tasks: list[asyncio.Task[None]] = []
@@ -189,6 +194,18 @@ class RedisBroker:
     def end_room_elsewhere(self, room: str) -> None:
         self._membership.end_room_elsewhere(room)
 
+    def count_senders(self, room: str, senders: int, rule: ModeRule, reason: str) -> None:
+        self._room_calls.count_senders(room, senders, rule, reason)
+
+    def share_feed(self, room: str, user_id: str, feed: MediaFeed | None) -> None:
+        self._room_calls.share_feed(room, user_id, feed)
+
+    def set_media_setting(self, room: str, setting: MediaSetting | None, rule: ModeRule) -> None:
+        self._room_calls.set_media_setting(room, setting, rule)
+
+    def media_done(self, room: str) -> None:
+        self._room_calls.media_done(room)
+
     def find_session(self, session_id: str, resume_token: str, asked_by: str) -> bool:
         return self._handovers.find(session_id, resume_token, asked_by)
 
@@ -253,6 +270,8 @@ class RedisBroker:
                 self._membership.on_updated(room, publication)
             case wire.Take():
                 self._handovers.on_take(room, publication)
+            case wire.MediaChanged():
+                self._room_calls.on_changed(room, publication)
 
     def on_unsubscribed(self, room: str) -> None:
         # What this node published there will not come back: its acks go now.

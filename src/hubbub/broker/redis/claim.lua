@@ -4,8 +4,9 @@
 -- step (see wire.py for the kinds published). An admitted member's user is
 -- reachable on its node from then on (for calls placed from any node once the
 -- join is answered; the node says so again, and says when it is not any more).
+-- The answer carries the room's calls as media.lua has them, if it has any.
 local members_key, order_key, node_rooms_key, room_names_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local user_nodes_key, node_users_key = KEYS[5], KEYS[6]
+local user_nodes_key, node_users_key, media_key, settings_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local user_id, session_id, info = ARGV[1], ARGV[2], ARGV[3]
 local replace, max_members = ARGV[4], tonumber(ARGV[5])
 local room_channel, node_channel, room = ARGV[6], ARGV[7], ARGV[8]
@@ -38,6 +39,16 @@ if outcome == 'admitted' then
   end
 end
 local all = redis.call('HGETALL', members_key)
-redis.call('PUBLISH', node_channel,
-  'c' .. cjson.encode({s=session_id, r=room, o=outcome, p=existing or '', m=all}))
+local answer = {s=session_id, r=room, o=outcome, p=existing or '', m=all}
+local version = redis.call('HGET', media_key, 'v')
+if version then
+  local feeds = {}
+  local media = redis.call('HGETALL', media_key)
+  for i = 1, #media, 2 do
+    if string.sub(media[i], 1, 2) == 'f:' then feeds[string.sub(media[i], 3)] = media[i + 1] end
+  end
+  answer.md = {v=tonumber(version), m=redis.call('HGET', media_key, 'mode') or 'mesh', f=feeds,
+    s=redis.call('HGET', settings_key, room) or ''}
+end
+redis.call('PUBLISH', node_channel, 'c' .. cjson.encode(answer))
 return outcome

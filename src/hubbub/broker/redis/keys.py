@@ -69,3 +69,20 @@ def call(user_id: str) -> str:
 def moved(session_id: str) -> str:
     """String with an expiry: the id a session that moved to another node has there."""
     return f"{PREFIX}moved:{session_id}"
+
+
+MEDIA_SETTINGS = f"{PREFIX}mediasettings"
+"""Hash: room -> the mode a backend set for it (kept whether it has members or not)."""
+
+MEDIA_VERSION = f"{PREFIX}mediaversion"
+"""String: the last version given to a room's calls (see ``media.lua``)."""
+
+
+def media(room: str) -> str:
+    """Hash: a room's calls while it has members (see ``media.lua``)."""
+    return f"{PREFIX}media:{room}"
+
+
+def media_room(room: str) -> str:
+    """Hash: where a room is on the media servers, and which nodes use it there."""
+    return f"{PREFIX}mediaroom:{room}"

@@ -66,6 +66,8 @@ class RoomMembership:
             room_names_key=keys.ROOM_NAMES,
             user_nodes_key=keys.user_nodes(member.user_id),
             node_users_key=keys.node_users(node.id),
+            media_key=keys.media(room),
+            settings_key=keys.MEDIA_SETTINGS,
             user_id=member.user_id,
             session_id=session_id,
             info=wire.encode_info(member),
@@ -183,7 +185,9 @@ class RoomMembership:
                     mirror[member.user_id] = member
         if outcome is not ClaimOutcome.ADMITTED:
             self._unwant(room)
-        self._answer(session_id, ClaimResult(outcome, answer.members, answer.replaced))
+        self._answer(
+            session_id, ClaimResult(outcome, answer.members, answer.replaced, answer.media)
+        )
 
     def on_joined(self, room: str, joined: wire.MemberJoined) -> None:
         members = self._mirror.get(room)

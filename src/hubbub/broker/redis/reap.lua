@@ -1,5 +1,5 @@
 -- A node whose alive key expired is dead: its members leave their rooms (announced
--- as gone), and it is no longer where any user can be reached (a call whose callee
+-- as gone, their feeds and senders withdrawn from the rooms' calls), and it is no longer where any user can be reached (a call whose callee
 -- no live node reaches is told, as by user_gone.lua). -1 if it is alive
 -- after all; else how many members it had.
 local alive_key, node_rooms_key, nodes_key = KEYS[1], KEYS[2], KEYS[3]
@@ -11,16 +11,24 @@ local node = dead .. '.'
 local gone = 0
 for _, room in ipairs(rooms) do
   local hash = prefix .. 'members:' .. room
+  local media = prefix .. 'media:' .. room
   local all = redis.call('HGETALL', hash)
   for i = 1, #all, 2 do
     local entry = all[i + 1]
     if string.sub(entry, 1, #node) == node then
       redis.call('HDEL', hash, all[i])
+      redis.call('HDEL', media, 'f:' .. all[i])
       redis.call('PUBLISH', prefix .. 'r:' .. room,
         'l' .. cjson.encode({u=all[i], e=entry, a=1}))
       gone = gone + 1
     end
   end
+  -- Its senders and feeds no longer count: the next change (media.lua, which the
+  -- other nodes make as they hear of these members gone) says so.
+  if redis.call('HDEL', media, 's:' .. dead) == 1 then
+    redis.call('HSET', media, 'dirty', 1)
+  end
+  redis.call('HDEL', prefix .. 'mediaroom:' .. room, 'node:' .. dead)
   if redis.call('HLEN', hash) == 0 then
     redis.call('DEL', prefix .. 'order:' .. room)
     redis.call('ZREM', prefix .. 'roomnames', room)

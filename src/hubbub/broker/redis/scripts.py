@@ -55,7 +55,21 @@ UPDATE = Script("update")
 LOCATE = Script("locate")
 MOVE = Script("move")
 TAKE = Script("take")
-ALL = (CLAIM, RELEASE, REAP, SYNC, PLACE_CALL, CALL_OVER, USER_GONE, UPDATE, LOCATE, MOVE, TAKE)
+MEDIA = Script("media")
+ALL = (
+    CLAIM,
+    RELEASE,
+    REAP,
+    SYNC,
+    PLACE_CALL,
+    CALL_OVER,
+    USER_GONE,
+    UPDATE,
+    LOCATE,
+    MOVE,
+    TAKE,
+    MEDIA,
+)
 
 
 def claim(
@@ -66,6 +80,8 @@ def claim(
     room_names_key: str,
     user_nodes_key: str,
     node_users_key: str,
+    media_key: str,
+    settings_key: str,
     user_id: str,
     session_id: str,
     info: str,
@@ -82,7 +98,16 @@ def claim(
     ``node_channel``); ``joined`` and ``left`` (the ``user-joined`` and the
     replaced member's ``user-left``, or empty) go to the room's other nodes."""
     return CLAIM.call(
-        [members_key, order_key, node_rooms_key, room_names_key, user_nodes_key, node_users_key],
+        [
+            members_key,
+            order_key,
+            node_rooms_key,
+            room_names_key,
+            user_nodes_key,
+            node_users_key,
+            media_key,
+            settings_key,
+        ],
         [
             user_id,
             session_id,
@@ -215,3 +240,41 @@ def move(
 def take(*, members_key: str, room_channel: str, session_id: str, taken_by: str) -> Command:
     """Publishes TAKE, with the room's members, on ``room_channel``."""
     return TAKE.call([members_key], [room_channel, session_id, taken_by])
+
+
+def media(
+    *,
+    media_key: str,
+    settings_key: str,
+    version_key: str,
+    op: str,
+    node: str,
+    value: str | int,
+    user_id: str,
+    default: str,
+    mesh_max: int,
+    sfu_available: bool,
+    back_at: int,
+    room: str,
+    room_channel: str,
+    reason: str,
+) -> Command:
+    """Answers the version of the room's calls if they changed (and publishes MEDIA
+    on ``room_channel``), else 0. ``op``: ``senders``, ``feed``, ``setting``,
+    ``done`` (see ``media.lua``)."""
+    return MEDIA.call(
+        [media_key, settings_key, version_key],
+        [
+            op,
+            node,
+            value,
+            user_id,
+            default,
+            mesh_max,
+            "1" if sfu_available else "0",
+            back_at,
+            room,
+            room_channel,
+            reason,
+        ],
+    )

@@ -19,11 +19,15 @@ A publication is one byte naming its :class:`Kind`, then its body::
                                        "t": last seen (ms; 0: it did not chat)}
     UPDATED       v hubbub:r:<room>   {"u": user id, "e": entry, "o": the session it
                                        replaces (moved to another node), or none}
+    MEDIA         M hubbub:r:<room>   {"v": version, "m": mode, "f": {user id: feed},
+                                       "s": setting or "", "r": reason}
     USER          u hubbub:u          <origin><exclude>\\n<user id>\\n<payload>
     SESSION       s hubbub:n:<node>   <session id>\\n<payload>
     CLAIMED       c hubbub:n:<node>   {"s": session id, "r": room, "o": outcome,
                                        "p": the entry replaced, or "",
-                                       "m": [user id, entry, user id, entry...]}
+                                       "m": [user id, entry, user id, entry...],
+                                       "md": the room's calls as MEDIA has them,
+                                       if it has any}
     CLOSE_SESSION x hubbub:n:<node>   {"s": session id, "c": close code, "r": reason,
                                        "a": announce}
     SNAPSHOT      y hubbub:n:<node>   {"r": room, "m": [user id, entry...]}
@@ -46,7 +50,9 @@ the room's channel; see :mod:`hubbub.broker.redis.rooms`). A node writes and rea
 those through its :class:`Endpoint`, which knows its id. ``<exclude>`` is the
 session id not to deliver to, or nothing. An *entry* is a member as the room's
 members hash holds it: ``<session id>|<join order>|<info>``, where info is
-``{"n": name, "g": grants, "h": hidden, "s": status, "c": reconnecting}``.
+``{"n": name, "g": grants, "h": hidden, "s": status, "c": reconnecting}``. A
+*feed* is ``f`` and a letter for each of audio (``a``), video (``v``), simulcast
+(``s``) it has: ``fav``.
 
 CHAT is a ``chat`` message that its node stored, with its ``seq``: every node
 delivers a room's chat in ``seq`` order. The Lua scripts (this folder's ``*.lua``)
@@ -62,8 +68,10 @@ from enum import Enum
 
 import msgspec
 
-from hubbub.broker import ClaimOutcome, Member, SessionState
+from hubbub.broker import ClaimOutcome, Member, SessionState, SharedMedia
+from hubbub.media.modes import MediaSetting, Mode
 from hubbub.protocol.errors import CloseCode
+from hubbub.protocol.messages import MediaFeed
 
 NODE_ID_LENGTH = 8
 """Characters of a node id (hexadecimal); a session id or call id starts with its
@@ -97,6 +105,7 @@ class Kind(Enum):
     HANDED = b"z"
     ADOPT = b"a"
     TAKE = b"T"
+    MEDIA = b"M"
 
 
 class WireError(ValueError):
@@ -168,6 +177,12 @@ class MemberUpdated(msgspec.Struct, frozen=True):
     moved_from: str | None = None
 
 
+class MediaChanged(msgspec.Struct, frozen=True):
+    """MEDIA: the room's calls changed (through any node, this one included)."""
+
+    media: SharedMedia
+
+
 class UserMessage(msgspec.Struct, frozen=True):
     exclude: str | None
     user_id: str
@@ -187,6 +202,8 @@ class ClaimAnswer(msgspec.Struct, frozen=True):
     """Everyone in the room after the claim, in join order."""
     replaced: Member | None
     """Whom an admitted claimant took the place of."""
+    media: SharedMedia | None = None
+    """The room's calls then, if it has any."""
 
 
 class Snapshot(msgspec.Struct, frozen=True):
@@ -289,7 +306,15 @@ class Handed(msgspec.Struct, frozen=True, rename={"taken_by": "b", "state": "st"
 
 
 RoomPublication = (
-    RoomMessage | ChatMessage | Echo | RoomEnded | MemberJoined | MemberLeft | MemberUpdated | Take
+    RoomMessage
+    | ChatMessage
+    | Echo
+    | RoomEnded
+    | MemberJoined
+    | MemberLeft
+    | MemberUpdated
+    | Take
+    | MediaChanged
 )
 NodePublication = (
     SessionMessage
@@ -309,6 +334,7 @@ _ROOM = Kind.ROOM.value
 _CHAT = Kind.CHAT.value
 _ROOM_ENDED = Kind.ROOM_ENDED.value
 _TAKE = Kind.TAKE.value
+_MEDIA = Kind.MEDIA.value
 _USER = Kind.USER.value
 _SESSION = Kind.SESSION.value
 _MESSAGES = (_ROOM, _CHAT)
@@ -392,6 +418,11 @@ class Endpoint:
             if len(data) != _ADDRESS:
                 raise WireError("malformed publication (ROOM_ENDED)")
             return None if data[1:] == self._origin else RoomEnded()
+        if kind == _MEDIA:
+            try:
+                return MediaChanged(_shared(_media(data[1:])))
+            except (msgspec.DecodeError, ValueError) as error:
+                raise WireError(f"malformed publication (MEDIA): {error}") from None
         if kind == _TAKE:
             try:
                 take = _take(data[1:])
@@ -479,7 +510,8 @@ def decode_node(data: bytes) -> NodePublication:
                     claimant = next((m for m in members if m.session_id == claimed.s), None)
                     if claimant is not None:
                         _, replaced = decode_entry(claimant.user_id, claimed.p)
-                return ClaimAnswer(claimed.s, claimed.r, claimed.o, members, replaced)
+                media = None if claimed.md is None else _shared(claimed.md)
+                return ClaimAnswer(claimed.s, claimed.r, claimed.o, members, replaced, media)
             case Kind.SNAPSHOT:
                 snapshot = _snapshot(data[1:])
                 return Snapshot(snapshot.r, decode_members(snapshot.m))
@@ -487,7 +519,7 @@ def decode_node(data: bytes) -> NodePublication:
                 return _requests[kind](data[1:])
             case Kind.HANDED:
                 return _handed(data[1:])
-    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+    except (msgspec.DecodeError, ValueError) as error:  # UnicodeDecodeError, a bad mode
         raise WireError(f"malformed publication ({_describe(data)}): {error}") from None
     raise WireError(f"not for a node's channel ({_describe(data)})")
 
@@ -561,6 +593,17 @@ class _Change(msgspec.Struct):
     o: str = ""
 
 
+class _Media(msgspec.Struct):
+    """MEDIA, and a claim's ``md``."""
+
+    v: int
+    m: str
+    f: dict[str, str]
+    """User id -> feed (cjson writes an empty table as ``{}``)."""
+    s: str = ""
+    r: str = "auto"
+
+
 class _Claimed(msgspec.Struct):
     s: str
     r: str
@@ -568,6 +611,7 @@ class _Claimed(msgspec.Struct):
     p: str
     m: list[str] | dict[str, str]
     """HGETALL's flat list, or ``{}`` (how Lua's cjson writes an empty table)."""
+    md: _Media | None = None
 
 
 class _Take(msgspec.Struct):
@@ -582,6 +626,7 @@ class _Snapshot(msgspec.Struct):
 
 
 _change = msgspec.json.Decoder(_Change).decode
+_media = msgspec.json.Decoder(_Media).decode
 _claimed = msgspec.json.Decoder(_Claimed).decode
 _snapshot = msgspec.json.Decoder(_Snapshot).decode
 _info = msgspec.json.Decoder(_Info).decode
@@ -590,6 +635,27 @@ _take = msgspec.json.Decoder(_Take).decode
 _requests: dict[Kind, Callable[[bytes], Request]] = {
     kind: msgspec.json.Decoder(value).decode for value, kind in _REQUEST_KINDS.items()
 }
+
+
+def encode_feed(feed: MediaFeed) -> str:
+    """A feed as ``media.lua`` keeps it."""
+    return "f" + "a" * feed.audio + "v" * feed.video + "s" * feed.simulcast
+
+
+def decode_feed(user_id: str, text: str) -> MediaFeed:
+    if text[:1] != "f" or not set(text[1:]) <= {"a", "v", "s"}:
+        raise ValueError(f"not a feed: {text[:20]!r}")
+    return MediaFeed(user_id, "a" in text, "v" in text, "s" in text)
+
+
+def _shared(media: _Media) -> SharedMedia:
+    return SharedMedia(
+        media.v,
+        Mode(media.m),
+        [decode_feed(user_id, text) for user_id, text in media.f.items()],
+        MediaSetting(media.s) if media.s else None,
+        media.r,
+    )
 
 
 def _describe(data: bytes) -> str:

@@ -1,0 +1,74 @@
+"""Each room's calls across the cluster (:class:`~hubbub.broker.SharedMedia`): what
+this node says of them goes to ``media.lua``, which decides the room's mode once for
+every node and publishes each change on the room's channel (MEDIA), where every node
+with members there hears it, this one included.
+"""
+
+from __future__ import annotations
+
+from hubbub.broker import ModeRule
+from hubbub.broker.redis import keys, scripts, wire
+from hubbub.broker.redis.node import Node
+from hubbub.broker.redis.pipeline import Op
+from hubbub.media.modes import BACK_TO_MESH_AT, MediaSetting
+from hubbub.protocol.messages import MediaFeed
+
+
+class RoomCalls:
+    """The :class:`~hubbub.broker.Membership` methods for calls through the media
+    server."""
+
+    __slots__ = ("_node", "_rule")
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._rule: ModeRule | None = None
+        """The rule this node last gave: every node gives the same."""
+
+    def count_senders(self, room: str, senders: int, rule: ModeRule, reason: str) -> None:
+        self._rule = rule
+        self._send(room, "senders", senders, "", rule, reason)
+
+    def share_feed(self, room: str, user_id: str, feed: MediaFeed | None) -> None:
+        value = "" if feed is None else wire.encode_feed(feed)
+        self._send(room, "feed", value, user_id, None, "auto")  # the senders come next
+
+    def set_media_setting(self, room: str, setting: MediaSetting | None, rule: ModeRule) -> None:
+        self._rule = rule
+        self._send(room, "setting", setting.value if setting else "", "", rule, "setting")
+
+    def media_done(self, room: str) -> None:
+        self._send(room, "done", "", "", self._rule, "auto")
+
+    def _send(
+        self,
+        room: str,
+        op: str,
+        value: str | int,
+        user_id: str,
+        rule: ModeRule | None,
+        reason: str,
+    ) -> None:
+        """``rule`` None: the mode stays as it is."""
+        command = scripts.media(
+            media_key=keys.media(room),
+            settings_key=keys.MEDIA_SETTINGS,
+            version_key=keys.MEDIA_VERSION,
+            op=op,
+            node=self._node.id,
+            value=value,
+            user_id=user_id,
+            default="" if rule is None else rule.default.value,
+            mesh_max=0 if rule is None else rule.mesh_max,
+            sfu_available=rule is not None and rule.sfu_available,
+            back_at=BACK_TO_MESH_AT,
+            room=room,
+            room_channel=keys.room_channel(room),
+            reason=reason,
+        )
+        self._node.pipeline.send(Op(*command))
+
+    def on_changed(self, room: str, changed: wire.MediaChanged) -> None:
+        events = self._node.events
+        if events is not None:
+            events.media_changed(room, changed.media)
