@@ -141,10 +141,25 @@ class MediaServer(Protocol):
         (``up`` stays false until it is)."""
 
     async def close(self) -> None:
-        """Leave every room and disconnect. A second call does nothing."""
+        """Disconnect: every handle of this connection closes; the rooms stay (the
+        bridge removes first those no other node uses). A second call does nothing."""
 
-    async def create_room(self, room: str, *, publishers: int) -> None:
-        """Make ``room`` (nothing if it exists), for at most ``publishers`` feeds."""
+    async def create_room(
+        self,
+        room: str,
+        *,
+        publishers: int,
+        room_id: str | None = None,
+        secret: str | None = None,
+    ) -> None:
+        """Make ``room`` (nothing if it is made here already), for at most
+        ``publishers`` feeds, as ``room_id`` with ``secret`` on the media server (a
+        random id and secret if not given). A room with that id there already (another
+        node, or a connection that was cut, made it) is taken as it is."""
+
+    async def leave_room(self, room: str) -> None:
+        """Close this connection's handles in ``room`` and forget it; the room stays
+        on the media server for the other nodes that use it."""
 
     async def destroy_room(self, room: str) -> None:
         """Remove ``room`` and every handle in it (nothing if it does not exist)."""

@@ -54,6 +54,8 @@ REQUEST_TIMEOUT = 10.0
 """Seconds a request may take before it fails as unavailable."""
 RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 """Seconds between attempts to reach a Janus that went away; the last repeats."""
+ROOM_EXISTS = 427
+"""VideoRoom's error code for a room id that is taken (another node made the room)."""
 ROOM_BITRATE = 1_500_000
 """The cap on each publisher's video (bits per second): three simulcast layers of 720p."""
 
@@ -131,8 +133,6 @@ class JanusMediaServer:
         self._handles: dict[tuple[str, str], int] = {}
         self._handle_names: dict[int, tuple[str, str]] = {}
         self._attaching: dict[tuple[str, str], asyncio.Future[int]] = {}
-        self._stale: list[_Room] = []
-        """Rooms made through a connection that was cut: destroyed once back."""
         self.requests = 0
         self.failures = 0
         self.lost_count = 0
@@ -178,8 +178,7 @@ class JanusMediaServer:
         self._closed = True
         if self._up:
             with contextlib.suppress(MediaError):
-                for room in list(self._rooms.values()):
-                    await self._destroy(room)
+                await self._call({"janus": "destroy", "session_id": self._session_id})
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -225,10 +224,9 @@ class JanusMediaServer:
             self._connected.set()
             keepalive = asyncio.create_task(self._keepalive())
             log.info("event=media-server-up server=%s", self._url)
-            stale, self._stale = self._stale, []
-            for room in stale:
-                with contextlib.suppress(MediaError):
-                    await self._destroy(room)
+            # The rooms made through a connection that was cut are still there (unless
+            # Janus restarted), without this connection's handles (Janus closed them
+            # with the session): the bridge makes them again or takes them back.
             if self.lost_count and self._events is not None:
                 self._events.restored(self)
             await reader
@@ -266,7 +264,6 @@ class JanusMediaServer:
         self._session_id = None
         self._control = None
         self._fail_pending(MediaUnavailable(f"lost the connection to {self._url}"))
-        self._stale.extend(self._rooms.values())
         self._rooms.clear()
         self._handles.clear()
         self._handle_names.clear()
@@ -437,12 +434,21 @@ class JanusMediaServer:
 
     # -- rooms ----------------------------------------------------------------------
 
-    async def create_room(self, room: str, *, publishers: int) -> None:
+    async def create_room(
+        self,
+        room: str,
+        *,
+        publishers: int,
+        room_id: str | None = None,
+        secret: str | None = None,
+    ) -> None:
         if room in self._rooms:
             return
         if not self._up:
             raise MediaUnavailable(f"{self._url} is not reachable")
-        made = _Room(f"{room}~{secrets.token_hex(4)}", secrets.token_urlsafe(24))
+        made = _Room(
+            room_id or f"{room}~{secrets.token_hex(4)}", secret or secrets.token_urlsafe(24)
+        )
         body: dict[str, Any] = {
             "request": "create",
             "room": made.janus_id,
@@ -459,7 +465,12 @@ class JanusMediaServer:
         }
         if self._admin_key:
             body["admin_key"] = self._admin_key
-        await self._control_request(body)
+        try:
+            await self._control_request(body)
+        except MediaRefused as refused:
+            if refused.code != ROOM_EXISTS or room_id is None:
+                raise
+            # Another node (or this one, before its connection was cut) made it.
         if room in self._rooms:  # pragma: no cover - made twice at once: keep the first
             await self._destroy(made)
             return
@@ -472,6 +483,13 @@ class JanusMediaServer:
         for key in [key for key in self._handles if key[0] == room]:
             await self._detach(*key)
         await self._destroy(made)
+
+    async def leave_room(self, room: str) -> None:
+        made = self._rooms.pop(room, None)
+        if made is None:
+            return
+        for key in [key for key in self._handles if key[0] == room]:
+            await self._detach(*key)
 
     async def _destroy(self, room: _Room) -> None:
         with contextlib.suppress(MediaRefused):

@@ -127,12 +127,23 @@ class MemoryMediaServer:
             raise MediaRefused(f"no such room {room!r}", 426)
         return found
 
-    async def create_room(self, room: str, *, publishers: int) -> None:
+    async def create_room(
+        self,
+        room: str,
+        *,
+        publishers: int,
+        room_id: str | None = None,
+        secret: str | None = None,
+    ) -> None:
         self.requests += 1
         if not self._up:
             self.failures += 1
             raise MediaUnavailable(f"{self.name} is not reachable")
         self._rooms.setdefault(room, _Room(publishers))
+
+    async def leave_room(self, room: str) -> None:
+        # One process, no other node: what it leaves, nobody else uses.
+        await self.destroy_room(room)
 
     async def destroy_room(self, room: str) -> None:
         self.requests += 1

@@ -32,6 +32,7 @@ from hubbub.broker.redis import RedisBroker
 from hubbub.core import Hub, Outbox, Session
 from hubbub.core.frontends import FrontendSettings
 from hubbub.media.modes import MediaSetting
+from hubbub.media.placements import LocalPlacements, Placements
 from hubbub.protocol.errors import CloseCode
 from hubbub.server import admin_api, frontends, ice_api, metrics, rooms_api, users_api, web_app
 from hubbub.server.connection import Connection, TransportOutbox
@@ -103,8 +104,8 @@ class HubServer:
         self.metric_sources: list[MetricSource] = []
         self.storage = StoreBridge(create_store(settings), settings)
         self.storage.writer.on_commit = self.metrics.store_writes.observe
-        self.broker, self.membership = create_broker(settings)
-        self.media = MediaBridge(create_media_servers(settings))
+        self.broker, self.membership, placements = create_broker(settings)
+        self.media = MediaBridge(create_media_servers(settings), placements)
         self.hub_outbox: Outbox = self.outbox
         """What the hub writes through: the outbox, with the front-ends' in front of it
         when any is served (see hubbub.server.frontends)."""
@@ -255,14 +256,6 @@ class HubServer:
         await self.storage.start()
         await self.broker.start()
         await self.media.start()
-        settings = self.settings
-        if settings.broker != "memory" and settings.janus_url and settings.media_mode != "mesh":
-            # docs/sfu.md: the media server's rooms are each node's own for now.
-            log.warning(
-                "event=sfu-not-shared-in-cluster detail=%r",
-                "a room's calls through the media server reach only the members on this "
-                "node: run a cluster with --media-mode mesh (docs/sfu.md)",
-            )
         await self._start_stun()
         self._liveness = asyncio.create_task(self._liveness_sweep())
         self._timers = asyncio.create_task(self._core_timers())
@@ -343,18 +336,19 @@ class HubServer:
         await self.endpoint.close_all(CloseCode.GOING_AWAY, "server shutting down")
 
 
-def create_broker(settings: ServerSettings) -> tuple[Broker, Membership]:
-    """The broker and membership the settings name: the in-memory twins of a lone
-    node, or Redis, which is both for a cluster node."""
+def create_broker(settings: ServerSettings) -> tuple[Broker, Membership, Placements]:
+    """The broker, the membership and the rooms' placements on the media servers the
+    settings name: the in-memory twins of a lone node, or Redis, which is all three
+    for a cluster node."""
     if settings.broker == "memory":
-        return MemoryBroker(), LocalMembership()
+        return MemoryBroker(), LocalMembership(), LocalPlacements()
     broker = RedisBroker(
         settings.broker,
         heartbeat=settings.cluster_heartbeat,
         node_timeout=settings.cluster_node_timeout,
         max_pending=settings.broker_max_pending,
     )
-    return broker, broker
+    return broker, broker, broker.placements()
 
 
 def _cluster_status(broker: Broker) -> dict[str, object]:

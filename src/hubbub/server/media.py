@@ -1,5 +1,6 @@
 """The media servers as the server adapter runs them: which one holds each room
-(chosen by load among those that are up), the room made there before the first
+(chosen by load among those that are up, and the same for every node of a cluster:
+:mod:`hubbub.media.placements`), the room made (or taken) there before the first
 request, each member's requests carried out in the order it made them, and the
 answers and events handed back to the hub.
 
@@ -24,6 +25,7 @@ from hubbub.media import (
     MediaUnavailable,
     SubscriberOffer,
 )
+from hubbub.media.placements import LocalPlacements, Placement, Placements, new_placement
 from hubbub.protocol.errors import ErrorCode
 from hubbub.protocol.messages import PUBLISHER, Ref
 
@@ -58,11 +60,14 @@ def handle_of(session_id: str, connection: str) -> str:
 class MediaBridge:
     """The hub's :class:`~hubbub.core.media.MediaRequests`, carried out on media servers."""
 
-    def __init__(self, servers: list[MediaServer]) -> None:
+    def __init__(self, servers: list[MediaServer], placements: Placements | None = None) -> None:
         self.servers = servers
+        self.placements: Placements = placements or LocalPlacements()
         self._hub: MediaEvents | None = None
         self._pins: dict[str, MediaServer] = {}
         """Room -> the media server it is on."""
+        self._placed: dict[str, Placement] = {}
+        """Room -> its placement this node uses (until it releases it)."""
         self._made: dict[str, asyncio.Future[MediaServer]] = {}
         """Room -> its room on the media server, made or being made."""
         self._chains: dict[str, asyncio.Task[None]] = {}
@@ -89,6 +94,8 @@ class MediaBridge:
         await asyncio.gather(*(server.start() for server in self.servers))
 
     async def stop(self) -> None:
+        for room in list(self._placed):
+            self.close_room(room)
         chains = list(self._chains.values())
         if chains:
             with contextlib.suppress(TimeoutError):
@@ -109,17 +116,24 @@ class MediaBridge:
 
     # -- where a room goes ----------------------------------------------------------
 
-    def _choose(self, room: str) -> MediaServer:
-        server = self._pins.get(room)
-        if server is not None and server.up:
-            return server
-        up = [server for server in self.servers if server.up]
+    async def _place(self, room: str) -> tuple[MediaServer, Placement]:
+        """The room's media server, and its placement there: this node's choice (by
+        load, among those up) unless the room is placed already."""
+        up = {server.name: server for server in self.servers if server.up}
         if not up:
             raise MediaUnavailable("no media server is up")
-        chosen = min(up, key=lambda server: server.load())
-        self._pins[room] = chosen
-        log.info("event=media-room-pinned room=%r server=%s", room, chosen.name)
-        return chosen
+        chosen = min(up.values(), key=lambda server: server.load())
+        try:
+            placement = await self.placements.place(room, new_placement(room, chosen.name), up)
+        except OSError as error:
+            raise MediaUnavailable(f"the rooms' placements cannot be asked: {error}") from None
+        server = up.get(placement.server)
+        if server is None or not server.up:  # pragma: no cover - went down meanwhile
+            raise MediaUnavailable(f"{placement.server} is not up")
+        self._pins[room] = server
+        self._placed[room] = placement
+        log.info("event=media-room-pinned room=%r server=%s", room, server.name)
+        return server, placement
 
     async def _ready(self, room: str) -> MediaServer:
         """The room's media server, with the room made there."""
@@ -132,11 +146,16 @@ class MediaBridge:
                 if self._pins.get(room) is server:
                     return server
             self._made.pop(room, None)
-        server = self._choose(room)
         future: asyncio.Future[MediaServer] = asyncio.get_running_loop().create_future()
         self._made[room] = future
         try:
-            await server.create_room(room, publishers=ROOM_PUBLISHERS)
+            server, placement = await self._place(room)
+            await server.create_room(
+                room,
+                publishers=ROOM_PUBLISHERS,
+                room_id=placement.room_id,
+                secret=placement.secret,
+            )
         except MediaError as exc:
             self._made.pop(room, None)
             future.set_exception(exc)
@@ -296,14 +315,26 @@ class MediaBridge:
         self._run(session_id, step)
 
     def close_room(self, room: str) -> None:
-        server = self._pins.pop(room, None)
+        pinned = self._pins.pop(room, None)
+        placement = self._placed.pop(room, None)
         self._made.pop(room, None)
-        if server is None:
+        if placement is None:
             return
+        server = pinned or next((s for s in self.servers if s.name == placement.server), None)
 
         async def step() -> None:
+            try:
+                last = await self.placements.release(room, placement)
+            except OSError as error:
+                log.warning("event=media-room-not-released room=%r error=%s", room, error)
+                last = False  # another node may use it: leave it there
+            if server is None:  # pragma: no cover - placed on a server it does not know
+                return
             with contextlib.suppress(MediaError):
-                await server.destroy_room(room)
+                if last:
+                    await server.destroy_room(room)
+                else:
+                    await server.leave_room(room)
 
         self._run("room/" + room, step)
 
@@ -326,6 +357,8 @@ class MediaBridge:
     def lost(self, server: MediaServer) -> None:
         rooms = [room for room, pinned in self._pins.items() if pinned is server]
         for room in rooms:
+            # Its placement stays this node's: taken again if the server comes back
+            # before the room is made elsewhere, released when the room is done.
             del self._pins[room]
             self._made.pop(room, None)
         self.moved += len(rooms)

@@ -28,7 +28,7 @@ from hubbub.broker.redis.calls import Calls
 from hubbub.broker.redis.handover import Handovers
 from hubbub.broker.redis.keys import USERS_CHANNEL, node_channel, room_channel
 from hubbub.broker.redis.liveness import Liveness
-from hubbub.broker.redis.media import RoomCalls
+from hubbub.broker.redis.media import RedisPlacements, RoomCalls
 from hubbub.broker.redis.membership import RoomMembership
 from hubbub.broker.redis.node import Node
 from hubbub.broker.redis.pipeline import Pipeline, publish
@@ -87,6 +87,10 @@ class RedisBroker:
         self._up = asyncio.Event()
         """Set while connected (for start-up to wait on)."""
         self._connect_error = ""
+
+    def placements(self) -> RedisPlacements:
+        """Where this cluster's rooms are on the media servers."""
+        return RedisPlacements(self._client, self.node_id)
 
     @property
     def malformed(self) -> int:

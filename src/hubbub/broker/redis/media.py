@@ -2,15 +2,24 @@
 this node says of them goes to ``media.lua``, which decides the room's mode once for
 every node and publishes each change on the room's channel (MEDIA), where every node
 with members there hears it, this one included.
+
+Where each room is on the media servers (:class:`RedisPlacements`) is asked through
+redis-py, once for a room, not per message (``media_room.lua``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from hubbub.broker import ModeRule
 from hubbub.broker.redis import keys, scripts, wire
 from hubbub.broker.redis.node import Node
 from hubbub.broker.redis.pipeline import Op
 from hubbub.media.modes import BACK_TO_MESH_AT, MediaSetting
+from hubbub.media.placements import Placement
 from hubbub.protocol.messages import MediaFeed
 
 
@@ -72,3 +81,35 @@ class RoomCalls:
         events = self._node.events
         if events is not None:
             events.media_changed(room, changed.media)
+
+
+class RedisPlacements:
+    """The :class:`~hubbub.media.placements.Placements` of a cluster node."""
+
+    def __init__(self, client: aioredis.Redis, node_id: str) -> None:
+        self._client = client
+        self._node_id = node_id
+
+    async def place(self, room: str, proposed: Placement, up: Collection[str]) -> Placement:
+        command = scripts.place_media_room(
+            key=keys.media_room(room),
+            node=self._node_id,
+            server=proposed.server,
+            room_id=proposed.room_id,
+            secret=proposed.secret,
+            up=sorted(up),
+        )
+        try:
+            server, room_id, secret = await scripts.run(self._client, command)
+        except RedisError as error:
+            raise ConnectionError(f"Redis: {error}") from error
+        return Placement(server.decode(), room_id.decode(), secret.decode())
+
+    async def release(self, room: str, placement: Placement) -> bool:
+        command = scripts.release_media_room(
+            key=keys.media_room(room), node=self._node_id, room_id=placement.room_id
+        )
+        try:
+            return bool(await scripts.run(self._client, command))
+        except RedisError as error:
+            raise ConnectionError(f"Redis: {error}") from error

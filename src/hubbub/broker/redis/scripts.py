@@ -56,6 +56,7 @@ LOCATE = Script("locate")
 MOVE = Script("move")
 TAKE = Script("take")
 MEDIA = Script("media")
+MEDIA_ROOM = Script("media_room")
 ALL = (
     CLAIM,
     RELEASE,
@@ -69,6 +70,7 @@ ALL = (
     MOVE,
     TAKE,
     MEDIA,
+    MEDIA_ROOM,
 )
 
 
@@ -278,3 +280,15 @@ def media(
             reason,
         ],
     )
+
+
+def place_media_room(
+    *, key: str, node: str, server: str, room_id: str, secret: str, up: list[str]
+) -> Command:
+    """Answers ``[server, room id, secret]``: the room's placement now."""
+    return MEDIA_ROOM.call([key], ["place", node, server, room_id, secret, "\n".join(up)])
+
+
+def release_media_room(*, key: str, node: str, room_id: str) -> Command:
+    """Answers 1 when no node uses the placement any more, else 0."""
+    return MEDIA_ROOM.call([key], ["release", node, room_id])

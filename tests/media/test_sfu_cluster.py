@@ -1,0 +1,139 @@
+"""Calls through one Janus across a cluster: two hubbub nodes on one real Redis, in
+front of one real Janus of the test's own. A room's members on both nodes see each
+other's video through the same room there, the room's mode is decided once for both
+nodes, and the last node done with the room removes it from Janus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hubbub.media.janus import JanusMediaServer
+from tests.conftest import ServerFactory
+from tests.janus import JanusLab, janus_lab, needs_janus
+from tests.media.test_sfu_server import Member, member, sfu_settings
+
+pytestmark = needs_janus()
+
+
+@pytest.fixture
+async def lab() -> AsyncIterator[JanusLab]:
+    async with janus_lab() as running:
+        yield running
+
+
+async def janus_rooms(lab: JanusLab) -> list[str]:
+    """The VideoRoom rooms on the lab's Janus, its private ones included."""
+    janus = JanusMediaServer(lab.url, api_secret=lab.api_secret, admin_key=lab.admin_key)
+    await janus.start()
+    try:
+        data = await janus._control_request({"request": "list", "admin_key": lab.admin_key})
+        return [str(room["room"]) for room in data.get("list") or []]
+    finally:
+        await janus.close()
+
+
+async def media_of(url: str, room: str) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{url}/api/rooms/{room}/media", headers={"Authorization": "Bearer test-api-key"}
+        ) as response,
+    ):
+        return dict(await response.json())
+
+
+async def closed(*members: Member) -> None:
+    for side in members:
+        with contextlib.suppress(Exception):
+            await side.close()
+            await side.client.close()
+
+
+async def test_members_on_two_nodes_see_each_other_through_one_janus_room(
+    lab: JanusLab, start_hub: ServerFactory, redis_url: str
+) -> None:
+    settings = replace(sfu_settings(lab), broker=redis_url)
+    first = await start_hub(settings)
+    second = await start_hub(settings)
+    before = set(await janus_rooms(lab))
+    alice = await member(first, "across", "alice")
+    bob = await member(second, "across", "bob")
+    try:
+        assert (await alice.expect("media-mode"))["mode"] == "sfu"
+        assert (await bob.expect("media-mode"))["mode"] == "sfu"
+        await alice.publish()
+        await bob.publish()
+        await bob.feeds_with("alice")
+        await alice.feeds_with("bob")
+        await bob.subscribe("alice")
+        await alice.subscribe("bob")
+        await bob.frame()
+        await alice.frame()
+        # One room on Janus for both nodes, and both say it is on the one Janus.
+        assert len(set(await janus_rooms(lab)) - before) == 1
+        for url in (first, second):
+            assert (await media_of(url, "across"))["server"] == lab.url
+        # Alice leaves through her node: Bob's node lists her feed no more.
+        await alice.close()
+        await alice.client.close()
+        while True:
+            feeds = await bob.expect("media-feeds")
+            if [f["userId"] for f in feeds["feeds"]] == ["bob"]:
+                break
+        assert len(set(await janus_rooms(lab)) - before) == 1, "Bob's node still uses it"
+        await bob.close()
+        await bob.client.close()
+        async with asyncio.timeout(10):
+            while set(await janus_rooms(lab)) - before:  # noqa: ASYNC110 - Janus has no event for it
+                await asyncio.sleep(0.1)
+    finally:
+        await closed(alice, bob)
+
+
+async def test_a_rooms_mode_is_one_for_both_nodes(
+    lab: JanusLab, start_hub: ServerFactory, redis_url: str
+) -> None:
+    settings = replace(
+        sfu_settings(lab, media_mode="auto", mesh_max_participants=2), broker=redis_url
+    )
+    first = await start_hub(settings)
+    second = await start_hub(settings)
+    alice = await member(first, "modes", "alice")
+    bob = await member(second, "modes", "bob")
+    carol = await member(first, "modes", "carol")
+    everyone = (alice, bob, carol)
+    try:
+        for side in everyone:
+            await side.client.send({"type": "media-sending", "active": True})
+        # Three senders on two nodes, past 2: the room moves to the SFU on both.
+        for side in everyone:
+            assert (await side.expect("media-mode"))["mode"] == "sfu"
+        # Down to two: back to a mesh on both, once.
+        await carol.client.send({"type": "leave-room"})
+        for side in (alice, bob):
+            told = await side.expect("media-mode")
+            assert told["mode"] == "mesh"
+        for url in (first, second):
+            assert (await media_of(url, "modes"))["mode"] == "mesh"
+        # A backend sets the room's mode through either node: both follow.
+        async with (
+            aiohttp.ClientSession() as http,
+            http.put(
+                f"{second}/api/rooms/modes/media",
+                json={"mode": "sfu"},
+                headers={"Authorization": "Bearer test-api-key"},
+            ) as response,
+        ):
+            assert response.status == 200, await response.text()
+        for side in (alice, bob):
+            assert (await side.expect("media-mode"))["mode"] == "sfu"
+        assert (await media_of(first, "modes"))["setting"] == "sfu"
+    finally:
+        await closed(*everyone)
