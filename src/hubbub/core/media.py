@@ -209,7 +209,8 @@ class MediaFeature:
             self.settings.pop(room_name, None)
         else:
             self.settings[room_name] = setting
-        self.membership.set_media_setting(room_name, setting, self.rule)
+        if self.rule.sfu_available:
+            self.membership.set_media_setting(room_name, setting, self.rule)
         state = self.rooms.get(room_name)
         if state is None or self.ctx.rooms.get(room_name) is None:
             return next_mode(
@@ -513,8 +514,10 @@ class MediaFeature:
 
     def _count(self, room: Room, state: RoomMedia, reason: str) -> None:
         """Tell the membership how many of this node's members send: the room's
-        mode is decided from there (:meth:`media_changed` when it changes)."""
-        self.membership.count_senders(room.name, self._senders(room, state), self.rule, reason)
+        mode is decided from there (:meth:`media_changed` when it changes). Without
+        a media server every room is a mesh: nothing to decide, nothing to tell."""
+        if self.rule.sfu_available:
+            self.membership.count_senders(room.name, self._senders(room, state), self.rule, reason)
 
     def media_changed(self, room_name: str, media: SharedMedia) -> None:
         """The cluster's word on the room's calls: applied if it is newer."""
@@ -594,7 +597,8 @@ class MediaFeature:
     def _drop_room(self, room_name: str, state: RoomMedia) -> None:
         """The room's last member on this node left."""
         del self.rooms[room_name]
-        self.membership.media_done(room_name)
+        if self.rule.sfu_available:
+            self.membership.media_done(room_name)
         if state.on_media_server:
             self.requests.close_room(room_name)
 
