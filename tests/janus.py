@@ -194,8 +194,11 @@ def _config_folder(config: JanusConfig) -> Path:
 
 
 @asynccontextmanager
-async def janus_lab(*, start: bool = True) -> AsyncIterator[JanusLab]:
-    """A Janus in a namespace of its own, removed afterwards."""
+async def janus_lab(
+    *, start: bool = True, api_secret: str | None = None, admin_key: str | None = None
+) -> AsyncIterator[JanusLab]:
+    """A Janus in a namespace of its own, removed afterwards (with the secrets given,
+    for several instances behind one hubbub, or its own)."""
     remove_stale_labs()
     tag = secrets.token_hex(3)
     namespace = f"{PREFIX}{os.getpid()}-{tag}"
@@ -205,8 +208,8 @@ async def janus_lab(*, start: bool = True) -> AsyncIterator[JanusLab]:
     host_address, janus_address = f"198.51.100.{block + 1}", f"198.51.100.{block + 2}"
     config = JanusConfig(
         ws_port=WS_PORT,
-        api_secret=secrets.token_urlsafe(16),
-        admin_key=secrets.token_urlsafe(16),
+        api_secret=api_secret or secrets.token_urlsafe(16),
+        admin_key=admin_key or secrets.token_urlsafe(16),
         ws_ip=janus_address,
         rtp_port_range=(20000, 20999),
         ice_enforce_list=ns_end,

@@ -137,3 +137,28 @@ async def test_a_rooms_mode_is_one_for_both_nodes(
         assert (await media_of(first, "modes"))["setting"] == "sfu"
     finally:
         await closed(*everyone)
+
+
+async def test_nodes_that_would_choose_different_instances_use_the_rooms_one(
+    start_hub: ServerFactory, redis_url: str
+) -> None:
+    """Two Janus instances, equally loaded, listed in a different order by each node:
+    each node alone would pick its first. The room's placement is the first node's,
+    and the second takes it."""
+    secrets = {"api_secret": "shared-api-secret", "admin_key": "shared-admin-key"}
+    async with janus_lab(**secrets) as one, janus_lab(**secrets) as two:
+        base = replace(sfu_settings(one), broker=redis_url)
+        first = await start_hub(replace(base, janus_url=[one.url, two.url]))
+        second = await start_hub(replace(base, janus_url=[two.url, one.url]))
+        alice = await member(first, "pinned", "alice")
+        bob = await member(second, "pinned", "bob")
+        try:
+            await alice.publish()
+            await bob.feeds_with("alice")
+            await bob.subscribe("alice")
+            await bob.frame()
+            placed = {(await media_of(url, "pinned"))["server"] for url in (first, second)}
+            assert placed == {one.url}
+            assert await janus_rooms(two) == []
+        finally:
+            await closed(alice, bob)
