@@ -21,7 +21,7 @@ import contextlib
 import itertools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +39,9 @@ API_KEY = "conformance-api-key"
 WAIT = 20.0
 """Seconds a scenario waits for what it expects: generous for a busy machine; a
 scenario that passes does not wait this long."""
+CLOSE_POLL = 0.05
+"""Seconds between two looks of the relay's reader at whether it is to close the
+client's side (see ``_Pair.close_with``)."""
 
 _LIMITS = {limit.name for limit in fields(Limits)}
 
@@ -236,6 +239,26 @@ class _Pair:
     closed_by_relay: bool = False
     """The relay closed the client's side with a code: the hub's side ending meanwhile
     must not abort it (the client would see its close frame lost, 1006)."""
+    close_with: tuple[int, bytes] | None = None
+    """The close code (and reason) the client's side is to be closed with. The task
+    that reads the client's side closes it: aiohttp then waits for the client's close
+    frame, reading what comes before it, and only then closes the socket. Closed from
+    another task while that one reads, aiohttp closes the socket at once, and what the
+    client sent meanwhile, unread, makes it a reset: a client that had not read the
+    close frame yet loses it and sees 1006."""
+    close_done: asyncio.Event = field(default_factory=asyncio.Event)
+    reading: bool = True
+    """The client's side is being read (by ``_upstream``)."""
+
+    async def close_client(self, code: int, reason: bytes) -> None:
+        """Close the client's side with ``code``: by its reader, if it still reads."""
+        if self.reading:
+            self.close_with = (code, reason)
+            await self.close_done.wait()
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.client.close(code=code, message=reason)
+
     messages_up: int = 0
 
 
@@ -279,7 +302,7 @@ class Line:
         self._pair = None
         self.closes.append(("relay", code))
         pair.closed_by_relay = True
-        await pair.client.close(code=code, message=b"closed by the relay")
+        await pair.close_client(code, b"closed by the relay")
 
     async def inject(self, message: dict[str, Any]) -> None:
         """Send ``message`` to the hub as if the client had sent it."""
@@ -384,20 +407,35 @@ class Relay:
     async def _upstream(self, line: Line, pair: _Pair) -> None:
         """Client to hub, until the client's side ends."""
         client, hub = pair.client, pair.hub
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            async for message in client:
-                if message.type is not aiohttp.WSMsgType.TEXT:
-                    continue
-                pair.messages_up += 1
-                parsed = json.loads(message.data)
-                line.frames.append(Frame("up", pair.index, parsed))
-                if pair.close_hello_with is not None and pair.messages_up == 1:
-                    line._pair = None
-                    line.closes.append(("relay", pair.close_hello_with))
-                    pair.closed_by_relay = True
-                    await client.close(code=pair.close_hello_with, message=b"closed by the relay")
-                    break
-                await hub.send_str(message.data)
+        try:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                while pair.close_with is None:
+                    try:
+                        message = await client.receive(timeout=CLOSE_POLL)
+                    except TimeoutError:
+                        continue
+                    if message.type in _ENDS:
+                        break
+                    if message.type is not aiohttp.WSMsgType.TEXT:
+                        continue
+                    pair.messages_up += 1
+                    parsed = json.loads(message.data)
+                    line.frames.append(Frame("up", pair.index, parsed))
+                    if pair.close_hello_with is not None and pair.messages_up == 1:
+                        line._pair = None
+                        line.closes.append(("relay", pair.close_hello_with))
+                        pair.closed_by_relay = True
+                        pair.close_with = (pair.close_hello_with, b"closed by the relay")
+                        break
+                    await hub.send_str(message.data)
+            pair.reading = False
+            if pair.close_with is not None:
+                code, reason = pair.close_with
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await client.close(code=code, message=reason)
+        finally:
+            pair.reading = False
+            pair.close_done.set()
         if pair.cut or hub.closed:
             return
         if client.close_code in (None, aiohttp.WSCloseCode.ABNORMAL_CLOSURE):
@@ -428,8 +466,16 @@ class Relay:
             pair.client_transport.abort()
         else:
             line.closes.append(("hub", code))
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await client.close(code=code, message=b"closed by the hub")
+            await pair.close_client(code, b"closed by the hub")
+
+
+_ENDS = (
+    aiohttp.WSMsgType.CLOSE,
+    aiohttp.WSMsgType.CLOSING,
+    aiohttp.WSMsgType.CLOSED,
+    aiohttp.WSMsgType.ERROR,
+)
+"""What ends the client's side (``async for`` stops at the first three)."""
 
 
 def _transport_of(ws: aiohttp.ClientWebSocketResponse) -> asyncio.Transport:
