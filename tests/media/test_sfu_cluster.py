@@ -13,11 +13,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiortc import RTCSessionDescription
 
 from hubbub.media.janus import JanusMediaServer
 from tests.conftest import ServerFactory
 from tests.janus import JanusLab, janus_lab, needs_janus
-from tests.media.test_sfu_server import Member, member, sfu_settings
+from tests.media.test_sfu_server import Member, _offer, member, sfu_settings
 
 pytestmark = needs_janus()
 
@@ -162,3 +163,52 @@ async def test_nodes_that_would_choose_different_instances_use_the_rooms_one(
             assert await janus_rooms(two) == []
         finally:
             await closed(alice, bob)
+
+
+async def republish(side: Member) -> None:
+    """What a client does by itself after ``media-server-lost``: publish again until
+    the media server answers (``media-unavailable`` while it is away)."""
+    async with asyncio.timeout(10):
+        while True:
+            await side.client.send(
+                {"type": "media-publish", "jsep": await _offer(side), "ref": "again"}
+            )
+            reply = await side.expect_any("media-answer", "error")
+            if reply["type"] == "media-answer":
+                break
+            await asyncio.sleep(0.2)
+    await side.connections[-1].setRemoteDescription(RTCSessionDescription(**reply["jsep"]))
+
+
+async def test_janus_killed_under_a_room_on_two_nodes_is_back_for_both(
+    lab: JanusLab, start_hub: ServerFactory, redis_url: str
+) -> None:
+    settings = replace(sfu_settings(lab), broker=redis_url)
+    first = await start_hub(settings)
+    second = await start_hub(settings)
+    alice = await member(first, "crash", "alice")
+    bob = await member(second, "crash", "bob")
+    try:
+        await alice.publish()
+        await bob.feeds_with("alice")
+        await bob.subscribe("alice")
+        await bob.frame()
+        lab.kill()
+        for side in (alice, bob):
+            while (await side.expect("media-mode"))["reason"] != "media-server-lost":
+                pass
+            await side.close()
+        await lab.start()
+        started = asyncio.get_running_loop().time()
+        # Both nodes make the room again on the Janus that is back (the first to come
+        # makes it, the other takes it as it is), and each one's member publishes.
+        await asyncio.gather(republish(alice), republish(bob))
+        await bob.feeds_with("alice")
+        await alice.feeds_with("bob")
+        await bob.subscribe("alice")
+        await alice.subscribe("bob")
+        await asyncio.gather(alice.frame(), bob.frame())
+        assert asyncio.get_running_loop().time() - started < 5.0
+        assert len(await janus_rooms(lab)) == 1
+    finally:
+        await closed(alice, bob)
