@@ -311,3 +311,30 @@ async def test_a_close_cancelled_while_aiortc_closes_by_itself_breaks_nothing() 
     ours.cancel()
     await aiortcs_own  # raised InvalidStateError with a plain pc.close()
     assert pc.connectionState == "closed"
+
+
+async def test_a_first_offer_lost_before_the_other_listened_does_not_stall_the_pair(
+    hub_url: str,
+) -> None:
+    """Bob's mesh starts after Alice's first offer reached his client, which had no
+    mesh listening yet: the offer is lost. Bob, polite, offers himself once he has
+    waited; Alice, whose own offer is still unanswered by then, takes his (it was
+    ignored as a collision, and the pair never connected)."""
+    async with (
+        Client(hub_url, "late", user="alice", events=False) as alice,
+        Mesh(alice, polite_offer_after=0.5) as alice_mesh,
+        Client(hub_url, "late", user="bob", events=False) as bob,
+    ):
+        async with asyncio.timeout(WAIT):
+            # Alice's offer is out once her side waits for an answer.
+            while not (  # noqa: ASYNC110 - aiortc has no event for it
+                (peer := alice_mesh.peers.get("bob")) is not None
+                and peer.pc.signalingState == "have-local-offer"
+            ):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # it reached Bob's client, with nobody to take it
+        async with Mesh(bob, polite_offer_after=0.5) as bob_mesh:
+            to_alice = await bob_mesh.wait_for_peer("alice", timeout=WAIT)
+            to_bob = await alice_mesh.wait_for_peer("bob", timeout=WAIT)
+            assert to_alice.polite is True
+            assert to_bob.polite is False

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,8 @@ class Peer:
         self._mesh = mesh
         self._inbox: asyncio.Queue[object] = asyncio.Queue(MAX_PENDING_SIGNALS)
         self._making_offer = False
+        self._offered_at: float | None = None
+        """When our latest offer went out (monotonic clock)."""
         self._ignore_offer = False
         self._held_candidates: list[Any] = []
         """Candidates that came with an offer we ignored: a browser that gives its
@@ -427,7 +430,19 @@ class Peer:
             await pc.setLocalDescription(await pc.createOffer())
         finally:
             self._making_offer = False
+        self._offered_at = time.monotonic()
         await self._mesh._send_signal(self, self._description_signal(pc))
+
+    def _offer_lost(self) -> bool:
+        """Our offer is still unanswered after as long as a polite peer waits before
+        it offers itself."""
+        offered = self._offered_at
+        return (
+            not self.polite
+            and self.pc.signalingState == "have-local-offer"
+            and offered is not None
+            and time.monotonic() - offered >= self._mesh.polite_offer_after
+        )
 
     async def _handle_signal(self, value: Any) -> None:
         signal = parse_signal(value)
@@ -453,6 +468,11 @@ class Peer:
             signaling_state=self.pc.signalingState,
             making_offer=self._making_offer,
         )
+        if move is Move.IGNORE and description.type == "offer" and self._offer_lost():
+            # A polite peer offers unasked only once it has waited this long without
+            # an offer from us: ours never reached it (it was not listening yet).
+            log.info("peer %s: our offer went unanswered; taking theirs", self.user_id)
+            move = Move.REPLACE_AND_ACCEPT
         log.debug("peer %s: %s -> %s", self.user_id, description.type, move.value)
         self.moves.append(move)
         # as in the pattern, every description decides afresh whether the candidates
