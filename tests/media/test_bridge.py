@@ -9,6 +9,7 @@ from typing import Any
 
 from hubbub.media import Jsep, SubscriberOffer
 from hubbub.media.memory import MemoryMediaServer
+from hubbub.media.placements import LocalPlacements, Placement
 from hubbub.protocol.errors import ErrorCode
 from hubbub.server.media import MediaBridge
 
@@ -123,4 +124,37 @@ async def test_a_members_requests_run_in_the_order_it_made_them() -> None:
     bridge.close_room("a")
     await asyncio.sleep(0.05)
     assert one.stats().rooms == 0
+    await bridge.stop()
+
+
+class SlowPlacements(LocalPlacements):
+    """A lone node's placements, whose releases wait until let go (as a release
+    through Redis takes a round trip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def release(self, room: str, placement: Placement) -> bool:
+        await self.go.wait()
+        return await super().release(room, placement)
+
+
+async def test_a_room_asked_for_again_while_its_close_is_under_way_is_there() -> None:
+    server = MemoryMediaServer("one")
+    placements = SlowPlacements()
+    bridge = MediaBridge([server], placements)
+    hub = Hub()
+    bridge.attach(hub)
+    await bridge.start()
+    bridge.publish("a", "s1", "ann", OFFER, 1)
+    await hub.until(("feed-up", "a", "s1"))
+    bridge.close_room("a")  # its release waits
+    bridge.publish("a", "s2", "bob", OFFER, 2)  # the room is needed again meanwhile
+    await asyncio.sleep(0.05)
+    placements.go.set()
+    await hub.until(("feed-up", "a", "s2"))
+    bridge.subscribe("a", "s3", "main", ["bob"], 3)
+    await hub.until(("offered", "s3", "main", ["bob", "bob"], 3))
+    assert server.stats().rooms == 1
     await bridge.stop()

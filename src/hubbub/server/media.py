@@ -52,6 +52,11 @@ def create_media_servers(settings: ServerSettings) -> list[MediaServer]:
     ]
 
 
+def _closing(room: str) -> str:
+    """The key of a room's close among the bridge's chains of requests."""
+    return "room/" + room
+
+
 def handle_of(session_id: str, connection: str) -> str:
     """A connection's name on the media server."""
     return f"{session_id}/{connection}"
@@ -146,6 +151,14 @@ class MediaBridge:
                 if self._pins.get(room) is server:
                     return server
             self._made.pop(room, None)
+        closing = self._chains.get(_closing(room))
+        if closing is not None:
+            # The room's close is under way: it goes first, or it would remove the
+            # room this asks for.
+            await asyncio.wait({closing})
+            made = self._made.get(room)
+            if made is not None:  # another request made it meanwhile
+                return await asyncio.shield(made)
         future: asyncio.Future[MediaServer] = asyncio.get_running_loop().create_future()
         self._made[room] = future
         try:
@@ -336,7 +349,7 @@ class MediaBridge:
                 else:
                     await server.leave_room(room)
 
-        self._run("room/" + room, step)
+        self._run(_closing(room), step)
 
     # -- MediaServerEvents ------------------------------------------------------------
 
