@@ -9,16 +9,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
 
 import aiohttp
 import pytest
-from aiortc import RTCSessionDescription
 
 from hubbub.media.janus import JanusMediaServer
 from tests.conftest import ServerFactory
 from tests.janus import JanusLab, janus_lab, needs_janus
-from tests.media.test_sfu_server import Member, _offer, member, sfu_settings
+from tests.media.test_sfu_server import Member, media_of, member, sfu_settings
 
 pytestmark = needs_janus()
 
@@ -38,16 +36,6 @@ async def janus_rooms(lab: JanusLab) -> list[str]:
         return [str(room["room"]) for room in data.get("list") or []]
     finally:
         await janus.close()
-
-
-async def media_of(url: str, room: str) -> dict[str, Any]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(
-            f"{url}/api/rooms/{room}/media", headers={"Authorization": "Bearer test-api-key"}
-        ) as response,
-    ):
-        return dict(await response.json())
 
 
 async def closed(*members: Member) -> None:
@@ -165,21 +153,6 @@ async def test_nodes_that_would_choose_different_instances_use_the_rooms_one(
             await closed(alice, bob)
 
 
-async def republish(side: Member) -> None:
-    """What a client does by itself after ``media-server-lost``: publish again until
-    the media server answers (``media-unavailable`` while it is away)."""
-    async with asyncio.timeout(10):
-        while True:
-            await side.client.send(
-                {"type": "media-publish", "jsep": await _offer(side), "ref": "again"}
-            )
-            reply = await side.expect_any("media-answer", "error")
-            if reply["type"] == "media-answer":
-                break
-            await asyncio.sleep(0.2)
-    await side.connections[-1].setRemoteDescription(RTCSessionDescription(**reply["jsep"]))
-
-
 async def test_janus_killed_under_a_room_on_two_nodes_is_back_for_both(
     lab: JanusLab, start_hub: ServerFactory, redis_url: str
 ) -> None:
@@ -202,7 +175,7 @@ async def test_janus_killed_under_a_room_on_two_nodes_is_back_for_both(
         started = asyncio.get_running_loop().time()
         # Both nodes make the room again on the Janus that is back (the first to come
         # makes it, the other takes it as it is), and each one's member publishes.
-        await asyncio.gather(republish(alice), republish(bob))
+        await asyncio.gather(alice.republish(), bob.republish())
         await bob.feeds_with("alice")
         await alice.feeds_with("bob")
         await bob.subscribe("alice")

@@ -88,17 +88,35 @@ class Member:
             if any(feed["userId"] == user_id for feed in feeds["feeds"]):
                 return
 
-    async def publish(self) -> RTCPeerConnection:
+    async def offer(self) -> dict[str, str]:
+        """A new publisher connection's offer (video only)."""
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.connections.append(pc)
         pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
-        offer = {"type": "offer", "sdp": pc.localDescription.sdp}
+        return {"type": "offer", "sdp": pc.localDescription.sdp}
+
+    async def publish(self) -> RTCPeerConnection:
+        offer = await self.offer()
         await self.client.send({"type": "media-publish", "jsep": offer, "ref": "pub"})
         answer = await self.expect("media-answer")
         assert answer["ref"] == "pub"
+        pc = self.connections[-1]
         await pc.setRemoteDescription(RTCSessionDescription(**answer["jsep"]))
         return pc
+
+    async def republish(self) -> None:
+        """What a client does by itself after ``media-server-lost``: publish again
+        until the media server answers (``media-unavailable`` while it is away)."""
+        async with asyncio.timeout(10):
+            while True:
+                offer = await self.offer()
+                await self.client.send({"type": "media-publish", "jsep": offer, "ref": "again"})
+                reply = await self.expect_any("media-answer", "error")
+                if reply["type"] == "media-answer":
+                    break
+                await asyncio.sleep(0.2)
+        await self.connections[-1].setRemoteDescription(RTCSessionDescription(**reply["jsep"]))
 
     async def subscribe(self, feed: str, connection: str = "main") -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -129,6 +147,17 @@ class Member:
         self.track_came.clear()
 
 
+async def media_of(url: str, room: str) -> dict[str, Any]:
+    """``GET /api/rooms/{room}/media``: the room's mode, setting and media server."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{url}/api/rooms/{room}/media", headers={"Authorization": "Bearer test-api-key"}
+        ) as response,
+    ):
+        return dict(await response.json())
+
+
 async def member(url: str, room: str, user_id: str, **extra: Any) -> Member:
     client = await Client.connect(url)
     joined = Member(client, user_id)
@@ -154,13 +183,7 @@ async def test_a_feed_goes_through_janus_to_a_subscriber(
         assert lab.api_secret not in seen
         assert lab.admin_key not in seen
         assert "team~" not in seen
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(
-                url + "/api/rooms/team/media", headers={"Authorization": "Bearer test-api-key"}
-            ) as response,
-        ):
-            state = await response.json()
+        state = await media_of(url, "team")
         assert state == {"room": "team", "mode": "sfu", "setting": "sfu", "server": lab.url}
     finally:
         await alice.close()
@@ -222,18 +245,7 @@ async def test_a_janus_killed_mid_call_is_back_within_five_seconds(
         await bob.close()
         await lab.start()
         started = asyncio.get_running_loop().time()
-        async with asyncio.timeout(10):
-            while True:
-                # What a client does by itself: publish again until the media server
-                # answers (media-unavailable while it is away).
-                await alice.client.send(
-                    {"type": "media-publish", "jsep": await _offer(alice), "ref": "again"}
-                )
-                reply = await alice.expect_any("media-answer", "error")
-                if reply["type"] == "media-answer":
-                    break
-                await asyncio.sleep(0.2)
-        await alice.connections[-1].setRemoteDescription(RTCSessionDescription(**reply["jsep"]))
+        await alice.republish()
         await bob.feeds_with("alice")
         await bob.subscribe("alice")
         await bob.frame()
@@ -245,11 +257,3 @@ async def test_a_janus_killed_mid_call_is_back_within_five_seconds(
         await bob.close()
         await alice.client.close()
         await bob.client.close()
-
-
-async def _offer(side: Member) -> dict[str, str]:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    side.connections.append(pc)
-    pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    return {"type": "offer", "sdp": pc.localDescription.sdp}
