@@ -15,26 +15,23 @@ local op, node, value, user_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local default, mesh_max, sfu_available = ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1'
 local back_at, room, room_channel, reason = tonumber(ARGV[8]), ARGV[9], ARGV[10], ARGV[11]
 
+-- Set a hash's field to value ('': remove it); whether that changed it.
+local function put(key, field, wanted)
+  if wanted == '' then return redis.call('HDEL', key, field) == 1 end
+  if redis.call('HGET', key, field) == wanted then return false end
+  redis.call('HSET', key, field, wanted)
+  return true
+end
+
 local changed = redis.call('HDEL', media_key, 'dirty') == 1
 if op == 'senders' then
   local before = redis.call('HGET', media_key, 's:' .. node)
   if not before then changed = true end  -- a node new to the room hears it all
   redis.call('HSET', media_key, 's:' .. node, value)
 elseif op == 'feed' then
-  local field = 'f:' .. user_id
-  if value == '' then
-    changed = redis.call('HDEL', media_key, field) == 1 or changed
-  elseif redis.call('HGET', media_key, field) ~= value then
-    redis.call('HSET', media_key, field, value)
-    changed = true
-  end
+  changed = put(media_key, 'f:' .. user_id, value) or changed
 elseif op == 'setting' then
-  if value == '' then
-    changed = redis.call('HDEL', settings_key, room) == 1 or changed
-  elseif redis.call('HGET', settings_key, room) ~= value then
-    redis.call('HSET', settings_key, room, value)
-    changed = true
-  end
+  changed = put(settings_key, room, value) or changed
 elseif op == 'done' then
   redis.call('HDEL', media_key, 's:' .. node)
 end
