@@ -128,6 +128,30 @@ def relay(hubbub: Any, messages: int) -> float:
     return elapsed / messages * 1e9
 
 
+def join(hubbub: Any, joins: int, per_room: int) -> float:
+    """Nanoseconds per connect and join, into rooms of ``per_room`` (a join storm)."""
+    from hubbub.store import RoomState
+
+    hub, storage, _ = _room(hubbub, 0)
+    events = getattr(hub, "backend_events", hub)  # see _room
+    frames = [
+        json.dumps({"type": "join-room", "room": f"r{i // per_room}", "userId": f"u{i}"})
+        for i in range(joins)
+    ]
+    last = None
+    started = time.perf_counter()
+    for i, frame in enumerate(frames):
+        last = hub.connect(f"link-{i}")
+        hub.receive(last, frame)
+        if storage.loads:
+            for room in storage.loads:
+                events.room_loaded(room, RoomState(0, [], []))
+            storage.loads.clear()
+    elapsed = time.perf_counter() - started
+    _check(int(last is not None and last.room is not None), 1, "the last client in its room")
+    return elapsed / joins * 1e9
+
+
 def _check(got: int, expected: int, what: str) -> None:
     """A run that measured less than it says is no figure."""
     if got != expected:
@@ -182,6 +206,7 @@ def main() -> None:
         "relay: ns per signal": lambda: relay(hubbub, 200_000),
         "chat, room of 200, batches of 4: ns per delivery": lambda: chat(hubbub, 8_000, 200, 4),
         "chat, room of 4, batches of 16: ns per delivery": lambda: chat(hubbub, 80_000, 4, 16),
+        "join storm, rooms of 10: ns per connect and join": lambda: join(hubbub, 20_000, 10),
     }
     print(f"core at {hubbub.__file__.rsplit('/hubbub/', 1)[0]}")
     for name, case in cases.items():

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hubbub import __version__
 from hubbub.server import ServerSettings
 from tests.integration.test_limits import _masked_frame, _raw_websocket, _read_close_code
+from tests.process import hubbub_serve
 from tests.wsclient import Client
 
 API_KEY = "metrics-test-api-key"
@@ -215,3 +216,35 @@ async def test_a_blocked_event_loop_shows_as_lag(start_hub) -> None:
     time.sleep(1.5)  # noqa: ASYNC251 - the point: nothing else runs meanwhile
     await scrape_until(url, lambda now: now("hubbub_event_loop_lag_seconds") >= 0.5)
     await scrape_until(url, lambda now: now("hubbub_event_loop_lag_seconds") < 0.5)
+
+
+JOINS = 200
+
+
+async def test_the_garbage_collector_is_tuned_in_hubbub_serve_and_its_work_shown() -> None:
+    # The real command (the tuning is done at its start, not by the in-process
+    # servers of the other tests): what it made at start is frozen out of the
+    # collections, and joins no longer collect the young generation every 700
+    # allocations.
+    async with hubbub_serve("--metrics-key", METRICS_KEY) as (url, _):
+        async with asyncio.timeout(30):
+            before = await scrape(url)
+            clients = [await Client.connect(url) for _ in range(JOINS)]
+            for i, client in enumerate(clients):
+                await client.send({"type": "join-room", "room": "gc", "userId": f"u{i}"})
+            for client in clients:
+                while (await client.recv())["type"] != "room-joined":
+                    pass
+            after = await scrape(url)
+            for client in clients:
+                await client.close()
+    assert before.types["python_gc_collections"] == "counter"  # the parser drops _total
+    assert before("python_gc_objects_frozen") > 10_000  # the modules, the app
+    collections = [
+        after("python_gc_collections_total", generation=g)
+        - before("python_gc_collections_total", generation=g)
+        for g in "012"
+    ]
+    # At the interpreter's default threshold these joins collect the young
+    # generation about once every 30 (6 times here); with the tuning, at most once.
+    assert collections[0] <= 1, collections

@@ -9,6 +9,7 @@ server's state when Prometheus scrapes. ``docs/operations.md`` lists every metri
 from __future__ import annotations
 
 import bisect
+import gc
 import os
 import resource
 import time
@@ -251,7 +252,26 @@ def render(server: HubServer) -> str:
     for extra in server.metric_sources:
         extra(out)
     _process_metrics(out, metrics.started_at)
+    _gc_metrics(out)
     return out.text()
+
+
+def _gc_metrics(out: Exposition) -> None:
+    """The garbage collector's work, by generation (the names Prometheus's Python
+    client uses)."""
+    stats = dict(enumerate(gc.get_stats()))
+    for name, key, help in (
+        ("python_gc_collections_total", "collections", "Collections of each generation."),
+        ("python_gc_objects_collected_total", "collected", "Objects the collector freed."),
+    ):
+        values = {str(generation): figures[key] for generation, figures in stats.items()}
+        out.labelled(name, "counter", help, "generation", values)
+    out.single(
+        "python_gc_objects_frozen",
+        "gauge",
+        "Objects made at start and left out of every collection.",
+        gc.get_freeze_count(),
+    )
 
 
 def _process_metrics(out: Exposition, started_at: float) -> None:
