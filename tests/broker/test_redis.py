@@ -23,6 +23,7 @@ from hubbub.broker import (
 )
 from hubbub.broker.redis import RedisBroker, keys, node_of, scripts
 from hubbub.media.modes import BACK_TO_MESH_AT, MediaSetting, Mode, next_mode
+from hubbub.media.placements import new_placement
 from hubbub.protocol.errors import CloseCode
 from hubbub.protocol.messages import MediaFeed
 from tests.broker.conftest import Node, eventually
@@ -659,6 +660,55 @@ async def test_a_dead_nodes_feeds_and_senders_leave_the_rooms_calls(
         lambda: (m := media_now(survivor, "dying")) and m.mode is Mode.MESH and m
     )
     assert after.feeds == []
+    doomed[0].connected = False
+
+
+async def test_a_placement_whose_last_node_died_is_an_orphan_taken_once(
+    make_redis_node: MakeNode,
+) -> None:
+    survivor = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    doomed = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    mine, theirs = survivor[0].placements(), doomed[0].placements()
+    await admitted(survivor, "shared", member(survivor[0], "stays"))
+    for room in ("alone", "shared"):
+        await admitted(doomed, room, member(doomed[0], f"goes-{room}"))
+    alone = await theirs.place("alone", new_placement("alone", "janus-1"), {"janus-1"})
+    shared = await theirs.place("shared", new_placement("shared", "janus-1"), {"janus-1"})
+    assert await mine.place("shared", new_placement("shared", "janus-2"), {"janus-1"}) == shared
+    assert ("alone", alone) not in await mine.orphans()  # its node lives
+    for task in doomed[0]._tasks:
+        task.cancel()
+    await eventually(lambda: survivor[1].changes, timeout=10)
+    # The room the dead node alone used is an orphan; the one still used is not.
+    orphans = await mine.orphans()
+    assert ("alone", alone) in orphans
+    assert all(room != "shared" for room, _ in orphans)
+    assert await mine.take_orphan("alone", alone) is True
+    assert await mine.take_orphan("alone", alone) is False  # taken: by one node only
+    assert ("alone", alone) not in await mine.orphans()
+    # Released by the last live node, the shared room is its to remove, as always.
+    assert await mine.release("shared", shared) is True
+    doomed[0].connected = False
+
+
+async def test_an_orphan_placed_again_is_used_not_removed(make_redis_node: MakeNode) -> None:
+    survivor = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    doomed = await make_redis_node(heartbeat=0.2, node_timeout=1.0)
+    await admitted(doomed, "again", member(doomed[0], "goes"))
+    placed = (
+        await doomed[0].placements().place("again", new_placement("again", "janus-1"), {"janus-1"})
+    )
+    for task in doomed[0]._tasks:
+        task.cancel()
+    mine = survivor[0].placements()
+    async with asyncio.timeout(10):  # the survivor reaps the dead node
+        while ("again", placed) not in await mine.orphans():  # noqa: ASYNC110 - no event
+            await asyncio.sleep(0.1)
+    # A member joins the room on the survivor before anyone removes it: it is used.
+    assert await mine.place("again", new_placement("again", "janus-2"), {"janus-1"}) == placed
+    assert await mine.take_orphan("again", placed) is False
+    assert ("again", placed) not in await mine.orphans()
+    assert await mine.release("again", placed) is True
     doomed[0].connected = False
 
 

@@ -158,3 +158,45 @@ async def test_a_room_asked_for_again_while_its_close_is_under_way_is_there() ->
     await hub.until(("offered", "s3", "main", ["bob", "bob"], 3))
     assert server.stats().rooms == 1
     await bridge.stop()
+
+
+class OrphanedPlacements(LocalPlacements):
+    """Placements with rooms that a dead node left, as a cluster's say."""
+
+    def __init__(self, orphans: list[tuple[str, Placement]], taken_elsewhere: set[str]) -> None:
+        super().__init__()
+        self.left = orphans
+        self.taken_elsewhere = taken_elsewhere
+
+    async def orphans(self) -> list[tuple[str, Placement]]:
+        return list(self.left)
+
+    async def take_orphan(self, room: str, placement: Placement) -> bool:
+        self.left.remove((room, placement))
+        return room not in self.taken_elsewhere
+
+
+async def test_rooms_a_dead_node_left_are_removed_where_this_node_reaches_them() -> None:
+    one, two = MemoryMediaServer("one"), MemoryMediaServer("two")
+    # As the dead node made them (the twin is one process: made through it here).
+    for server, room in ((one, "left"), (one, "taken"), (two, "elsewhere")):
+        await server.start()
+        await server.create_room(room, publishers=4, room_id=f"{room}~1", secret=f"{room}-s")
+    orphans = [
+        ("left", Placement("one", "left~1", "left-s")),
+        ("taken", Placement("one", "taken~1", "taken-s")),
+        ("elsewhere", Placement("two", "elsewhere~1", "elsewhere-s")),
+        ("unknown", Placement("three", "unknown~1", "unknown-s")),
+    ]
+    placements = OrphanedPlacements(list(orphans), taken_elsewhere={"taken"})
+    bridge = MediaBridge([one], placements, orphan_sweep=0.05)  # "two" is not this node's
+    bridge.attach(Hub())
+    await bridge.start()
+    async with asyncio.timeout(5):  # swept by itself
+        while bridge.orphans_removed < 1:  # noqa: ASYNC110 - the sweep has no event
+            await asyncio.sleep(0.01)
+    assert one.stats().rooms == 1  # "taken" is another node's to remove
+    assert two.stats().rooms == 1  # for a node that reaches it
+    assert [room for room, _ in placements.left] == ["elsewhere", "unknown"]
+    assert await bridge.remove_orphans() == 0
+    await bridge.stop()

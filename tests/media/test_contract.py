@@ -19,6 +19,16 @@ async def test_a_room_is_made_once_and_removed(backend: Backend) -> None:
         await server.feeds("team")
 
 
+async def test_a_room_is_removed_by_its_id_and_secret(backend: Backend) -> None:
+    # As a node does with the room of a node that died: it never made it itself.
+    server = backend.server
+    await server.create_room("team", publishers=4, room_id="team~left", secret="its-secret")
+    await server.remove_room("team~left", "its-secret")
+    await server.remove_room("team~left", "its-secret")  # gone already: nothing
+    with pytest.raises(MediaRefused):
+        await server.feeds("team")
+
+
 async def test_publishing_needs_the_room(backend: Backend) -> None:
     with pytest.raises(MediaRefused):
         await backend.server.publish("nowhere", "s1/publisher", "alice", await backend.offer())

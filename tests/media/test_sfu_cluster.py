@@ -1,7 +1,8 @@
 """Calls through one Janus across a cluster: two hubbub nodes on one real Redis, in
 front of one real Janus of the test's own. A room's members on both nodes see each
 other's video through the same room there, the room's mode is decided once for both
-nodes, and the last node done with the room removes it from Janus."""
+nodes, and the last node done with the room removes it from Janus (a live node does,
+when the last one was killed)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from hubbub.media.janus import JanusMediaServer
+from tests.cluster.nodes import GONE_WITHIN, NODE_TIMEOUT, cluster
 from tests.conftest import ServerFactory
 from tests.janus import JanusLab, janus_lab, needs_janus
 from tests.media.test_sfu_server import Member, media_of, member, sfu_settings
@@ -185,3 +188,31 @@ async def test_janus_killed_under_a_room_on_two_nodes_is_back_for_both(
         assert len(await janus_rooms(lab)) == 1
     finally:
         await closed(alice, bob)
+
+
+async def test_a_room_whose_last_node_is_killed_goes_from_janus(
+    lab: JanusLab, redis_url: str, tmp_path: Path
+) -> None:
+    """The node that alone used a room on Janus is killed (no goodbye, no release):
+    once the survivor finds it dead, the room it left there is removed."""
+    args = ("--janus-url", lab.url, "--janus-api-secret", lab.api_secret or "")
+    args += ("--janus-admin-key", lab.admin_key or "", "--media-mode", "sfu")
+    async with cluster(2, redis_url, tmp_path, *args) as (survivor, doomed):
+        before = set(await janus_rooms(lab))
+        alice = await member(doomed.url, "orphan", "alice")
+        try:
+            await alice.publish()  # the room is made on Janus for it
+            async with asyncio.timeout(10):
+                while not set(await janus_rooms(lab)) - before:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            doomed.kill()
+            killed_at = asyncio.get_running_loop().time()
+            # Found dead within GONE_WITHIN, then a sweep every NODE_TIMEOUT.
+            async with asyncio.timeout(GONE_WITHIN + NODE_TIMEOUT + 10):
+                while set(await janus_rooms(lab)) - before:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            took = asyncio.get_running_loop().time() - killed_at
+            assert took < GONE_WITHIN + NODE_TIMEOUT + 3, took
+            assert any(b"event=media-orphan-removed" in line for line in survivor.log)
+        finally:
+            await closed(alice)

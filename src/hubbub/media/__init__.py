@@ -164,6 +164,10 @@ class MediaServer(Protocol):
     async def destroy_room(self, room: str) -> None:
         """Remove ``room`` and every handle in it (nothing if it does not exist)."""
 
+    async def remove_room(self, room_id: str, secret: str) -> None:
+        """Remove the room ``room_id`` on the media server, with its ``secret``, whoever
+        made it (a node that died left it there); nothing if it is not there."""
+
     async def publish(self, room: str, handle: str, feed: str, offer: Jsep) -> Jsep:
         """Send ``feed``'s media from the client's ``offer`` through a new handle;
         returns the answer. A feed published already is replaced. The feed can be

@@ -491,6 +491,14 @@ class JanusMediaServer:
         for key in [key for key in self._handles if key[0] == room]:
             await self._detach(*key)
 
+    async def remove_room(self, room_id: str, secret: str) -> None:
+        if not self._up:
+            raise MediaUnavailable(f"{self._url} is not reachable")
+        for room, made in list(self._rooms.items()):
+            if made.janus_id == room_id:  # made here: its handles go too
+                await self.leave_room(room)
+        await self._destroy(_Room(room_id, secret))
+
     async def _destroy(self, room: _Room) -> None:
         with contextlib.suppress(MediaRefused):
             await self._control_request(

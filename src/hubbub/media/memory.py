@@ -9,6 +9,7 @@ subscriber is offered a stub that lists its streams.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,8 @@ class _Subscriber:
 @dataclass
 class _Room:
     publishers: int
+    room_id: str
+    secret: str
     feeds: dict[str, _Publisher] = field(default_factory=dict)
     """Handle -> the feed it publishes."""
     subscribers: dict[str, _Subscriber] = field(default_factory=dict)
@@ -139,7 +142,10 @@ class MemoryMediaServer:
         if not self._up:
             self.failures += 1
             raise MediaUnavailable(f"{self.name} is not reachable")
-        self._rooms.setdefault(room, _Room(publishers))
+        if room not in self._rooms:
+            self._rooms[room] = _Room(
+                publishers, room_id or f"{room}~{secrets.token_hex(4)}", secret or ""
+            )
 
     async def leave_room(self, room: str) -> None:
         # One process, no other node: what it leaves, nobody else uses.
@@ -151,6 +157,15 @@ class MemoryMediaServer:
             self.failures += 1
             raise MediaUnavailable(f"{self.name} is not reachable")
         self._rooms.pop(room, None)
+
+    async def remove_room(self, room_id: str, secret: str) -> None:
+        self.requests += 1
+        if not self._up:
+            self.failures += 1
+            raise MediaUnavailable(f"{self.name} is not reachable")
+        for room, made in list(self._rooms.items()):
+            if made.room_id == room_id and made.secret == secret:
+                del self._rooms[room]
 
     async def publish(self, room: str, handle: str, feed: str, offer: Jsep) -> Jsep:
         found = self._room(room)

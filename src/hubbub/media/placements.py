@@ -3,7 +3,9 @@ which secret; and which nodes use it. In a cluster every node's members of a roo
 must use the same room on the same media server, so the first node to need it
 places it, and the others take that placement
 (:class:`~hubbub.broker.redis.media.RedisPlacements`); the last node done with it
-removes it. On a lone node (:class:`LocalPlacements`) the bridge is the only one.
+removes it. A placement whose last node died is an orphan, and a live node that
+reaches its media server removes its room there. On a lone node
+(:class:`LocalPlacements`) the bridge is the only one.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ class Placements(Protocol):
         """This node no longer uses ``placement``: whether no node does any more
         (the room there is then this node's to remove)."""
 
+    async def orphans(self) -> list[tuple[str, Placement]]:
+        """The placements that no node uses any more because the last node that did
+        died (with nobody to remove their rooms on the media servers), by room."""
+
+    async def take_orphan(self, room: str, placement: Placement) -> bool:
+        """Whether the orphaned ``placement`` is this node's to remove (it goes from
+        the placements): False if a node uses it again, or another took it."""
+
 
 class LocalPlacements:
     """A lone node's placements: it alone uses each."""
@@ -61,3 +71,9 @@ class LocalPlacements:
         if self._rooms.get(room) == placement:
             del self._rooms[room]
         return True
+
+    async def orphans(self) -> list[tuple[str, Placement]]:
+        return []  # no other node to die and leave its rooms behind
+
+    async def take_orphan(self, room: str, placement: Placement) -> bool:
+        return False

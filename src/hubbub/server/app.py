@@ -105,7 +105,11 @@ class HubServer:
         self.storage = StoreBridge(create_store(settings), settings)
         self.storage.writer.on_commit = self.metrics.store_writes.observe
         self.broker, self.membership, placements = create_broker(settings)
-        self.media = MediaBridge(create_media_servers(settings), placements)
+        self.media = MediaBridge(
+            create_media_servers(settings),
+            placements,
+            orphan_sweep=settings.cluster_node_timeout,
+        )
         self.hub_outbox: Outbox = self.outbox
         """What the hub writes through: the outbox, with the front-ends' in front of it
         when any is served (see hubbub.server.frontends)."""

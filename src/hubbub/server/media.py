@@ -39,6 +39,11 @@ log = logging.getLogger("hubbub.media")
 ROOM_PUBLISHERS = 100
 """Feeds one room holds on the media server: more senders than a call of people has."""
 
+ORPHAN_SWEEP = 5.0
+"""Seconds between two looks for the rooms a dead node left on the media servers (a
+cluster node's server sets its ``cluster_node_timeout``: no dead node is found
+sooner)."""
+
 
 def create_media_servers(settings: ServerSettings) -> list[MediaServer]:
     """A Janus for each ``--janus-url``."""
@@ -65,9 +70,20 @@ def handle_of(session_id: str, connection: str) -> str:
 class MediaBridge:
     """The hub's :class:`~hubbub.core.media.MediaRequests`, carried out on media servers."""
 
-    def __init__(self, servers: list[MediaServer], placements: Placements | None = None) -> None:
+    def __init__(
+        self,
+        servers: list[MediaServer],
+        placements: Placements | None = None,
+        *,
+        orphan_sweep: float = ORPHAN_SWEEP,
+    ) -> None:
         self.servers = servers
         self.placements: Placements = placements or LocalPlacements()
+        self.orphan_sweep = orphan_sweep
+        """Seconds between two looks for rooms that a dead node left on the media
+        servers (:meth:`remove_orphans`)."""
+        self.orphans_removed = 0
+        self._sweeping: asyncio.Task[None] | None = None
         self._hub: MediaEvents | None = None
         self._pins: dict[str, MediaServer] = {}
         """Room -> the media server it is on."""
@@ -97,8 +113,15 @@ class MediaBridge:
 
     async def start(self) -> None:
         await asyncio.gather(*(server.start() for server in self.servers))
+        if self.servers:
+            self._sweeping = asyncio.get_running_loop().create_task(self._sweep_orphans())
 
     async def stop(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeping
+            self._sweeping = None
         for room in list(self._placed):
             self.close_room(room)
         chains = list(self._chains.values())
@@ -176,6 +199,41 @@ class MediaBridge:
             raise
         future.set_result(server)
         return server
+
+    # -- rooms left behind -------------------------------------------------------------
+
+    async def _sweep_orphans(self) -> None:
+        while True:
+            await asyncio.sleep(self.orphan_sweep)
+            try:
+                await self.remove_orphans()
+            except OSError as error:  # the placements cannot be asked: next time
+                log.warning("event=media-orphans-unread error=%s", error)
+
+    async def remove_orphans(self) -> int:
+        """Remove from the media servers the rooms whose last node died (their
+        placements say so), where this node reaches that media server; how many."""
+        removed = 0
+        for room, placement in await self.placements.orphans():
+            server = next((s for s in self.servers if s.name == placement.server), None)
+            if server is None or not server.up:
+                continue  # for a node that reaches it
+            if not await self.placements.take_orphan(room, placement):
+                continue  # used again, or taken by another node
+            try:
+                await server.remove_room(placement.room_id, placement.secret)
+            except MediaError as error:
+                log.warning(
+                    "event=media-orphan-not-removed room=%r server=%s error=%s",
+                    room,
+                    server.name,
+                    error,
+                )
+                continue
+            log.info("event=media-orphan-removed room=%r server=%s", room, server.name)
+            removed += 1
+        self.orphans_removed += removed
+        return removed
 
     # -- running requests in order --------------------------------------------------
 
@@ -434,4 +492,10 @@ class MediaBridge:
             "counter",
             "Rooms moved to another media server after theirs was lost.",
             self.moved,
+        )
+        out.single(
+            "hubbub_media_orphan_rooms_removed_total",
+            "counter",
+            "Rooms a dead node left on the media servers, removed by this node.",
+            self.orphans_removed,
         )

@@ -86,3 +86,8 @@ def media(room: str) -> str:
 def media_room(room: str) -> str:
     """Hash: where a room is on the media servers, and which nodes use it there."""
     return f"{PREFIX}mediaroom:{room}"
+
+
+MEDIA_ORPHANS = f"{PREFIX}mediaorphans"
+"""Set: the rooms whose placement on the media servers a dead node was the last to
+use (``reap.lua``), for a live node to remove there (``media_room.lua``)."""

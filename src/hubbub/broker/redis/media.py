@@ -10,6 +10,7 @@ redis-py, once for a room, not per message (``media_room.lua``).
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -99,17 +100,37 @@ class RedisPlacements:
             secret=proposed.secret,
             up=sorted(up),
         )
-        try:
-            server, room_id, secret = await scripts.run(self._client, command)
-        except RedisError as error:
-            raise ConnectionError(f"Redis: {error}") from error
+        server, room_id, secret = await self._run(command)
         return Placement(server.decode(), room_id.decode(), secret.decode())
 
     async def release(self, room: str, placement: Placement) -> bool:
         command = scripts.release_media_room(
             key=keys.media_room(room), node=self._node_id, room_id=placement.room_id
         )
+        return bool(await self._run(command))
+
+    async def orphans(self) -> list[tuple[str, Placement]]:
+        command = scripts.media_orphans(
+            orphans_key=keys.MEDIA_ORPHANS, node=self._node_id, prefix=keys.PREFIX
+        )
+        found = [value.decode() for value in await self._run(command)]
+        return [
+            (found[i], Placement(found[i + 1], found[i + 2], found[i + 3]))
+            for i in range(0, len(found), 4)
+        ]
+
+    async def take_orphan(self, room: str, placement: Placement) -> bool:
+        command = scripts.take_media_orphan(
+            key=keys.media_room(room),
+            orphans_key=keys.MEDIA_ORPHANS,
+            node=self._node_id,
+            room=room,
+            room_id=placement.room_id,
+        )
+        return bool(await self._run(command))
+
+    async def _run(self, command: scripts.Command) -> Any:
         try:
-            return bool(await scripts.run(self._client, command))
+            return await scripts.run(self._client, command)
         except RedisError as error:
             raise ConnectionError(f"Redis: {error}") from error

@@ -8,8 +8,45 @@
 -- [server, room id, secret].
 -- op 'release': this node is done with the placement of room id ARGV[3]. Answers 1
 -- when no node uses it any more (the caller removes the room there), else 0.
+-- op 'orphans' (KEYS[1]: the set of orphans, which reap.lua fills as it finds a
+-- dead node was the last to use a placement; ARGV[3]: the keys' prefix): the
+-- placements no node uses, as [room, server, room id, secret, ...]; those used again
+-- since, or gone, leave the set.
+-- op 'take' (KEYS[2]: the set of orphans): the orphaned placement of room id ARGV[3]
+-- goes, for this node to remove the room there; answers 1, or 0 if a node uses it
+-- again (or it was replaced, or taken already).
 local key = KEYS[1]
 local op, node = ARGV[1], ARGV[2]
+
+local function used(placed)
+  for _, field in ipairs(redis.call('HKEYS', placed)) do
+    if string.sub(field, 1, 5) == 'node:' then return true end
+  end
+  return false
+end
+
+if op == 'orphans' then
+  local found = {}
+  for _, room in ipairs(redis.call('SMEMBERS', key)) do
+    local placed = ARGV[3] .. 'mediaroom:' .. room
+    local where = redis.call('HMGET', placed, 'server', 'room', 'secret')
+    if where[1] and not used(placed) then
+      table.insert(found, room)
+      for _, value in ipairs(where) do table.insert(found, value) end
+    else
+      redis.call('SREM', key, room)
+    end
+  end
+  return found
+end
+
+if op == 'take' then
+  local room = ARGV[4]
+  redis.call('SREM', KEYS[2], room)
+  if redis.call('HGET', key, 'room') ~= ARGV[3] or used(key) then return 0 end
+  redis.call('DEL', key)
+  return 1
+end
 
 if op == 'place' then
   local server = redis.call('HGET', key, 'server')
@@ -29,8 +66,6 @@ end
 
 if redis.call('HGET', key, 'room') ~= ARGV[3] then return 1 end  -- replaced: nobody's
 redis.call('HDEL', key, 'node:' .. node)
-for _, field in ipairs(redis.call('HKEYS', key)) do
-  if string.sub(field, 1, 5) == 'node:' then return 0 end
-end
+if used(key) then return 0 end
 redis.call('DEL', key)
 return 1

@@ -292,3 +292,13 @@ def place_media_room(
 def release_media_room(*, key: str, node: str, room_id: str) -> Command:
     """Answers 1 when no node uses the placement any more, else 0."""
     return MEDIA_ROOM.call([key], ["release", node, room_id])
+
+
+def media_orphans(*, orphans_key: str, node: str, prefix: str) -> Command:
+    """Answers ``[room, server, room id, secret, ...]``: the placements no node uses."""
+    return MEDIA_ROOM.call([orphans_key], ["orphans", node, prefix])
+
+
+def take_media_orphan(*, key: str, orphans_key: str, node: str, room: str, room_id: str) -> Command:
+    """Answers 1 when the orphaned placement is this node's to remove, else 0."""
+    return MEDIA_ROOM.call([key, orphans_key], ["take", node, room_id, room])
