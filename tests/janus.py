@@ -120,6 +120,15 @@ class JanusLab:
     def admin_key(self) -> str:
         return self.config.admin_key
 
+    def serve_args(self) -> list[str]:
+        """The ``hubbub serve`` options that name this Janus, each as ``--name=value``:
+        a random secret may start with ``-``, which a separate argument cannot."""
+        return [
+            f"--janus-url={self.url}",
+            f"--janus-api-secret={self.api_secret}",
+            f"--janus-admin-key={self.admin_key}",
+        ]
+
     @property
     def log(self) -> str:
         path = self.folder / "janus.log"

@@ -68,8 +68,7 @@ class SfuRooms(Scenario):
             raise RuntimeError(missing)
         figures: dict[str, Any] = {}
         async with janus_lab() as lab:
-            flags = ["--janus-url", lab.url, "--janus-api-secret", lab.api_secret]
-            flags += ["--janus-admin-key", lab.admin_key, "--api-key", API_KEY]
+            flags = [*lab.serve_args(), "--api-key", API_KEY]
             flags += ["--media-mode", "mesh"]
             async with hubbub_serve(*flags) as (url, _process):
                 assert lab.process is not None
@@ -232,8 +231,7 @@ class SfuPage(Scenario):
             ice_log = logging.getLogger("aioice")
             stack.callback(ice_log.setLevel, ice_log.level)
             ice_log.setLevel(logging.WARNING)
-            flags = ["--janus-url", lab.url, "--janus-api-secret", lab.api_secret]
-            flags += ["--janus-admin-key", lab.admin_key, "--media-mode", "sfu"]
+            flags = [*lab.serve_args(), "--media-mode", "sfu"]
             url, _process = await stack.enter_async_context(hubbub_serve(*flags))
             for n in range(bots):
                 media = MediaSource.test_pattern(audio=n == 0, width=320, height=240)

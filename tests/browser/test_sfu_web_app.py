@@ -49,8 +49,7 @@ async def test_twelve_in_sfu_mode_the_speaker_view_and_every_video_at_10_fps(
     async with contextlib.AsyncExitStack() as stack:
         # The server runs in a process of its own, as it does for users: the bots'
         # media keeps this one busy.
-        janus = ["--janus-url", lab.url, "--janus-api-secret", lab.api_secret]
-        janus += ["--janus-admin-key", lab.admin_key, "--media-mode", "sfu"]
+        janus = [*lab.serve_args(), "--media-mode", "sfu"]
         url, _ = await stack.enter_async_context(hubbub_serve(*janus))
         for n in range(BOTS):
             # One of them talks (a tone); the others are silent.

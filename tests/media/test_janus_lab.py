@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.janus import PREFIX, janus_missing_reason, remove_stale_labs
+from hubbub.cli import main
+from hubbub.media.janus_config import JanusConfig
+from tests.janus import PREFIX, JanusLab, janus_missing_reason, remove_stale_labs
 
 pytestmark = pytest.mark.skipif(
     janus_missing_reason() is not None, reason=janus_missing_reason() or ""
@@ -49,3 +52,14 @@ def test_a_lab_of_a_run_that_is_gone_is_removed_with_what_runs_in_it() -> None:
             left.wait()
         for name in (stale, ours):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_a_labs_secrets_reach_hubbub_serve_whatever_they_start_with(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Random secrets start with "-" one time in 64 each: as separate arguments,
+    # argparse took them for options and hubbub serve refused to start.
+    config = JanusConfig(ws_port=8188, api_secret="-api-secret-1", admin_key="--admin-key-2")
+    lab = JanusLab("unused", "198.51.100.1", "198.51.100.2", config, Path("/nonexistent"))
+    assert main(["config", *lab.serve_args()]) == 0
+    assert "janus_url = ws://198.51.100.2:8188" in capsys.readouterr().out

@@ -195,8 +195,7 @@ async def test_a_room_whose_last_node_is_killed_goes_from_janus(
 ) -> None:
     """The node that alone used a room on Janus is killed (no goodbye, no release):
     once the survivor finds it dead, the room it left there is removed."""
-    args = ("--janus-url", lab.url, "--janus-api-secret", lab.api_secret or "")
-    args += ("--janus-admin-key", lab.admin_key or "", "--media-mode", "sfu")
+    args = [*lab.serve_args(), "--media-mode", "sfu"]
     async with cluster(2, redis_url, tmp_path, *args) as (survivor, doomed):
         before = set(await janus_rooms(lab))
         alice = await member(doomed.url, "orphan", "alice")

@@ -209,6 +209,8 @@ class MediaBridge:
                 await self.remove_orphans()
             except OSError as error:  # the placements cannot be asked: next time
                 log.warning("event=media-orphans-unread error=%s", error)
+            except Exception:  # one bad sweep is not the last
+                log.exception("event=media-orphans-failed")
 
     async def remove_orphans(self) -> int:
         """Remove from the media servers the rooms whose last node died (their
