@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import stat
 import tempfile
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -145,6 +146,14 @@ window.ready = true;
 """
 
 
+_SAID: weakref.WeakKeyDictionary[Page, list[str]] = weakref.WeakKeyDictionary()
+
+
+def said_on(page: Page) -> list[str]:
+    """What a page of :func:`lab_page` logged, threw, or failed to load."""
+    return _SAID.get(page, [])
+
+
 @contextlib.asynccontextmanager
 async def lab_page(
     playwright: Playwright,
@@ -186,6 +195,14 @@ async def lab_page(
         )
         try:
             page = await browser.new_page()
+            # From the start: a file of the page that fails to load says so too.
+            said = _SAID.setdefault(page, [])
+            page.on("console", lambda message: said.append(f"{message.type}: {message.text}"))
+            page.on("pageerror", lambda error: said.append(f"error: {error}"))
+            page.on(
+                "requestfailed",
+                lambda request: said.append(f"failed: {request.url} {request.failure}"),
+            )
             if web_app:
                 if app_files_from_disk:
                     await page.route(f"{hub_url}/", _from_disk)
@@ -195,9 +212,6 @@ async def lab_page(
                 return
             await page.route(f"{hub_url}/lab", lambda route: route.fulfill(
                 body=PAGE, content_type="text/html"))  # fmt: skip
-            said: list[str] = []
-            page.on("console", lambda message: said.append(f"{message.type}: {message.text}"))
-            page.on("pageerror", lambda error: said.append(f"error: {error}"))
             await page.goto(f"{hub_url}/lab")
             try:
                 await page.wait_for_function("window.ready === true", timeout=30_000)

@@ -11,17 +11,14 @@ import pytest
 from playwright.async_api import Page, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.network.browser import lab_page
+from tests.network.browser import lab_page, said_on
 from tests.network.lab import Lab, Shape
 from tests.network.services import coturn, hubbub
 
 pytestmark = [pytest.mark.network, pytest.mark.browser]
 
 
-async def _test_connection(page: Page, within_s: float = 90) -> dict[str, str]:
-    said: list[str] = []
-    page.on("console", lambda message: said.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: said.append(f"error: {error}"))
+async def _test_connection(page: Page, server_log: Path, within_s: float = 90) -> dict[str, str]:
     await page.click("#connection-test-button")
     try:
         await page.wait_for_selector("li[data-check=verdict]", timeout=within_s * 1000)
@@ -29,8 +26,11 @@ async def _test_connection(page: Page, within_s: float = 90) -> dict[str, str]:
         shown = await page.eval_on_selector_all(
             "#connection-test-results li", "items => items.map(li => li.textContent)"
         )
+        text = await asyncio.to_thread(server_log.read_text, errors="replace")
+        log = text.splitlines()[-40:]
         raise AssertionError(
-            f"no verdict in {within_s} s; the checks so far: {shown}; the page said: {said}"
+            f"no verdict in {within_s} s; the checks so far: {shown}; the page said: "
+            f"{said_on(page)}; the server's last lines: {log}"
         ) from None
     checks = await page.eval_on_selector_all(
         "#connection-test-results li",
@@ -48,8 +48,9 @@ async def test_test_my_connection(lab: Lab, tmp_path: Path) -> None:
             lab_page(playwright, home, url, certificate.cert, web_app=True) as at_home,
             lab_page(playwright, office, url, certificate.cert, web_app=True) as at_office,
         ):
+            log = tmp_path / "hubbub.log"  # hubbub(lab, tmp_path)'s
             home_checks, office_checks = await asyncio.gather(
-                _test_connection(at_home), _test_connection(at_office)
+                _test_connection(at_home, log), _test_connection(at_office, log)
             )
             address = await at_home.text_content("li[data-check=stun]")
     assert home_checks == {
@@ -82,7 +83,7 @@ async def test_the_check_ends_in_its_own_time_on_a_slow_uplink(lab: Lab, tmp_pat
                 app_files_from_disk=True,
             ) as page,
         ):
-            checks = await _test_connection(page, within_s=60)
+            checks = await _test_connection(page, tmp_path / "hubbub.log", within_s=60)
             relay = await page.text_content("li[data-check=relay]")
     assert checks["relay"] == "ok", relay
     assert checks["verdict"] == "ok"
