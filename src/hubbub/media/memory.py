@@ -119,11 +119,15 @@ class MemoryMediaServer:
 
     # -- requests -------------------------------------------------------------------
 
-    def _room(self, room: str) -> _Room:
+    def _request(self) -> None:
+        """One request counted; it fails while the server is down."""
         self.requests += 1
         if not self._up:
             self.failures += 1
             raise MediaUnavailable(f"{self.name} is not reachable")
+
+    def _room(self, room: str) -> _Room:
+        self._request()
         found = self._rooms.get(room)
         if found is None:
             self.failures += 1
@@ -138,10 +142,7 @@ class MemoryMediaServer:
         room_id: str | None = None,
         secret: str | None = None,
     ) -> None:
-        self.requests += 1
-        if not self._up:
-            self.failures += 1
-            raise MediaUnavailable(f"{self.name} is not reachable")
+        self._request()
         if room not in self._rooms:
             self._rooms[room] = _Room(
                 publishers, room_id or f"{room}~{secrets.token_hex(4)}", secret or ""
@@ -152,17 +153,11 @@ class MemoryMediaServer:
         await self.destroy_room(room)
 
     async def destroy_room(self, room: str) -> None:
-        self.requests += 1
-        if not self._up:
-            self.failures += 1
-            raise MediaUnavailable(f"{self.name} is not reachable")
+        self._request()
         self._rooms.pop(room, None)
 
     async def remove_room(self, room_id: str, secret: str) -> None:
-        self.requests += 1
-        if not self._up:
-            self.failures += 1
-            raise MediaUnavailable(f"{self.name} is not reachable")
+        self._request()
         for room, made in list(self._rooms.items()):
             if made.room_id == room_id and made.secret == secret:
                 del self._rooms[room]

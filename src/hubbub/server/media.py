@@ -144,6 +144,9 @@ class MediaBridge:
 
     # -- where a room goes ----------------------------------------------------------
 
+    def _server_named(self, name: str) -> MediaServer | None:
+        return next((server for server in self.servers if server.name == name), None)
+
     async def _place(self, room: str) -> tuple[MediaServer, Placement]:
         """The room's media server, and its placement there: this node's choice (by
         load, among those up) unless the room is placed already."""
@@ -217,7 +220,7 @@ class MediaBridge:
         placements say so), where this node reaches that media server; how many."""
         removed = 0
         for room, placement in await self.placements.orphans():
-            server = next((s for s in self.servers if s.name == placement.server), None)
+            server = self._server_named(placement.server)
             if server is None or not server.up:
                 continue  # for a node that reaches it
             if not await self.placements.take_orphan(room, placement):
@@ -393,7 +396,7 @@ class MediaBridge:
         self._made.pop(room, None)
         if placement is None:
             return
-        server = pinned or next((s for s in self.servers if s.name == placement.server), None)
+        server = pinned or self._server_named(placement.server)
 
         async def step() -> None:
             try:

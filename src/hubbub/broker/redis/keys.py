@@ -89,5 +89,6 @@ def media_room(room: str) -> str:
 
 
 MEDIA_ORPHANS = f"{PREFIX}mediaorphans"
-"""Set: the rooms whose placement on the media servers a dead node was the last to
-use (``reap.lua``), for a live node to remove there (``media_room.lua``)."""
+"""Set: the rooms whose placement on the media servers a dead node used
+(``reap.lua``); those no node uses any more are removed there by a live node
+(``media_room.lua``)."""

@@ -8,10 +8,10 @@
 -- [server, room id, secret].
 -- op 'release': this node is done with the placement of room id ARGV[3]. Answers 1
 -- when no node uses it any more (the caller removes the room there), else 0.
--- op 'orphans' (KEYS[1]: the set of orphans, which reap.lua fills as it finds a
--- dead node was the last to use a placement; ARGV[3]: the keys' prefix): the
--- placements no node uses, as [room, server, room id, secret, ...]; those used again
--- since, or gone, leave the set.
+-- op 'orphans' (KEYS[1]: the set of candidate orphans, which reap.lua fills with
+-- the placements a dead node used; ARGV[3]: the keys' prefix): the placements no
+-- node uses, as [room, server, room id, secret, ...]; those still used, or gone,
+-- leave the set.
 -- op 'take' (KEYS[2]: the set of orphans): the orphaned placement of room id ARGV[3]
 -- goes, for this node to remove the room there; answers 1, or 0 if a node uses it
 -- again (or it was replaced, or taken already).

@@ -1,6 +1,6 @@
 -- A node whose alive key expired is dead: its members leave their rooms (announced
--- as gone, their feeds and senders withdrawn from the rooms' calls, the rooms on the
--- media servers it alone used listed as orphans), and it is no longer where any user
+-- as gone, their feeds and senders withdrawn from the rooms' calls, its rooms on the
+-- media servers listed as candidate orphans), and it is no longer where any user
 -- can be reached (a call whose callee no live node reaches is told, as by
 -- user_gone.lua). -1 if it is alive after all; else how many members it had.
 local alive_key, node_rooms_key, nodes_key = KEYS[1], KEYS[2], KEYS[3]
@@ -29,15 +29,11 @@ for _, room in ipairs(rooms) do
   if redis.call('HDEL', media, 's:' .. dead) == 1 then
     redis.call('HSET', media, 'dirty', 1)
   end
-  -- A placement on the media servers that no node uses any more: its room there is
-  -- removed by a live node that reaches that media server (media_room.lua, 'take').
-  local placed = prefix .. 'mediaroom:' .. room
-  if redis.call('HDEL', placed, 'node:' .. dead) == 1 then
-    local used = false
-    for _, field in ipairs(redis.call('HKEYS', placed)) do
-      if string.sub(field, 1, 5) == 'node:' then used = true end
-    end
-    if not used then redis.call('SADD', prefix .. 'mediaorphans', room) end
+  -- Its placement on the media servers may now be used by no node: a candidate
+  -- orphan, whose room there a live node removes if no node uses it when it looks
+  -- (media_room.lua, 'orphans' and 'take').
+  if redis.call('HDEL', prefix .. 'mediaroom:' .. room, 'node:' .. dead) == 1 then
+    redis.call('SADD', prefix .. 'mediaorphans', room)
   end
   if redis.call('HLEN', hash) == 0 then
     redis.call('DEL', prefix .. 'order:' .. room)
