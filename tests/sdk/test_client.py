@@ -80,6 +80,40 @@ async def test_join_chat_signal_and_presence(hub_url: str) -> None:
         assert alice.participants == {}
 
 
+async def test_signals_that_come_before_any_listener_go_to_the_first_one(
+    hub_url: str,
+) -> None:
+    """A peer offers as soon as it sees us join, which can be before our mesh listens:
+    the signals that came with nobody listening go to the first listener, in order,
+    and once (a second listener gets only what comes after it)."""
+    async with (
+        Client(hub_url, "early", user="alice") as alice,
+        Client(hub_url, "early", user="bob") as bob,
+    ):
+        await alice.signal("bob", {"type": "offer", "n": 1})
+        await alice.signal("bob", {"type": "ice-candidate", "n": 2})
+        assert (await next_of(bob, SignalReceived)).signal["n"] == 1  # bob's client has them
+        assert (await next_of(bob, SignalReceived)).signal["n"] == 2
+        first: list[object] = []
+        second: list[object] = []
+        bob.add_listener(first.append)
+        bob.add_listener(second.append)
+        assert first == [
+            SignalReceived(signal={"type": "offer", "n": 1}, from_user_id="alice"),
+            SignalReceived(signal={"type": "ice-candidate", "n": 2}, from_user_id="alice"),
+        ]
+        assert second == []
+        await alice.signal("bob", {"type": "answer", "n": 3})
+        async with asyncio.timeout(WAIT):
+            while not second:  # noqa: ASYNC110 - a listener is a plain callback
+                await asyncio.sleep(0.01)
+        assert (
+            first[2:]
+            == second
+            == [SignalReceived(signal={"type": "answer", "n": 3}, from_user_id="alice")]
+        )
+
+
 async def test_server_chosen_user_id_and_room_switch(hub_url: str) -> None:
     async with Client(hub_url, "one") as client:
         assert client.user_id is not None

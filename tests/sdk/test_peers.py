@@ -17,6 +17,7 @@ from hubbub.client import Client
 from hubbub.peer import FileInbox, Mesh, Peer
 from hubbub.peer.closing import close_peer_connection
 from hubbub.peer.files import FileSender, wait_open
+from hubbub.peer.negotiation import Move
 
 WAIT = 60.0
 
@@ -313,26 +314,52 @@ async def test_a_close_cancelled_while_aiortc_closes_by_itself_breaks_nothing() 
     assert pc.connectionState == "closed"
 
 
+async def _offer_out(mesh: Mesh, to: str) -> None:
+    """Until ``mesh``'s offer to ``to`` is out (its side waits for an answer)."""
+    async with asyncio.timeout(WAIT):
+        while not (  # noqa: ASYNC110 - aiortc has no event for it
+            (peer := mesh.peers.get(to)) is not None
+            and peer.pc.signalingState == "have-local-offer"
+        ):
+            await asyncio.sleep(0.05)
+
+
+async def test_an_offer_that_came_before_the_mesh_listened_is_answered(hub_url: str) -> None:
+    """Alice offers as soon as she sees Bob join; it reaches Bob's client before his
+    mesh listens (a busy machine widens that moment). His client keeps it, and his mesh
+    answers it: no offer of his own crosses hers. Neither side waits long enough to
+    offer again, so the pair connects only if the first offer is answered."""
+    patient = WAIT * 2
+    async with (
+        Client(hub_url, "early", user="alice", events=False) as alice,
+        Mesh(alice, polite_offer_after=patient) as alice_mesh,
+        Client(hub_url, "early", user="bob", events=False) as bob,
+    ):
+        await _offer_out(alice_mesh, "bob")
+        await asyncio.sleep(0.3)  # it reached Bob's client, with nobody listening yet
+        async with Mesh(bob, polite_offer_after=patient) as bob_mesh:
+            to_alice = await bob_mesh.wait_for_peer("alice", timeout=WAIT)
+            await alice_mesh.wait_for_peer("bob", timeout=WAIT)
+            assert to_alice.moves == [Move.ACCEPT]
+
+
 async def test_a_first_offer_lost_before_the_other_listened_does_not_stall_the_pair(
     hub_url: str,
 ) -> None:
-    """Bob's mesh starts after Alice's first offer reached his client, which had no
-    mesh listening yet: the offer is lost. Bob, polite, offers himself once he has
-    waited; Alice, whose own offer is still unanswered by then, takes his (it was
-    ignored as a collision, and the pair never connected)."""
+    """Alice's first offer reaches Bob's client and goes to a listener that is not his
+    mesh (an app's own, attached first): his mesh never sees it. Bob, polite, offers
+    himself once he has waited; Alice, whose own offer is still unanswered by then,
+    takes his (it was ignored as a collision, and the pair never connected)."""
     async with (
         Client(hub_url, "late", user="alice", events=False) as alice,
         Mesh(alice, polite_offer_after=0.5) as alice_mesh,
         Client(hub_url, "late", user="bob", events=False) as bob,
     ):
-        async with asyncio.timeout(WAIT):
-            # Alice's offer is out once her side waits for an answer.
-            while not (  # noqa: ASYNC110 - aiortc has no event for it
-                (peer := alice_mesh.peers.get("bob")) is not None
-                and peer.pc.signalingState == "have-local-offer"
-            ):
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # it reached Bob's client, with nobody to take it
+        heard: list[object] = []
+        bob.add_listener(heard.append)
+        await _offer_out(alice_mesh, "bob")
+        await asyncio.sleep(0.3)  # it reached Bob's client, whose listener took it
+        assert heard, "Alice's offer did not reach Bob's client"
         async with Mesh(bob, polite_offer_after=0.5) as bob_mesh:
             to_alice = await bob_mesh.wait_for_peer("alice", timeout=WAIT)
             to_bob = await alice_mesh.wait_for_peer("bob", timeout=WAIT)

@@ -56,9 +56,11 @@ from hubbub.client.events import (
     NotificationsRead,
     Participant,
     ParticipantRemoved,
+    Reconnected,
     RoomEnded,
     RoomJoined,
     ServerMessage,
+    SignalReceived,
     StoredChat,
     UnreadNotifications,
 )
@@ -90,6 +92,10 @@ DEFAULT_HEARTBEAT = 15.0
 
 DEFAULT_MAX_QUEUED_EVENTS = 1000
 """Events kept for the iterator before the client stops reading from the server."""
+
+MAX_UNHEARD_SIGNALS = 200
+"""Signals kept while no listener is attached, for the first one (the oldest go
+first past this)."""
 
 
 def websocket_url(url: str) -> str:
@@ -169,6 +175,9 @@ class Client:
         self._room_for_events = asyncio.Event()
         self._room_for_events.set()
         self._listeners: list[Listener] = []
+        self._unheard_signals: deque[SignalReceived] = deque(maxlen=MAX_UNHEARD_SIGNALS)
+        """Signals that came while no listener was attached: a peer's offer can come
+        right after the join, before the caller has attached its mesh."""
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -333,8 +342,16 @@ class Client:
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` with every event, as it arrives, before it is queued for
-        the iterator. Listeners must not block; exceptions they raise are logged."""
+        the iterator. Listeners must not block; exceptions they raise are logged.
+
+        The ``signal`` messages that came while no listener was attached (a peer
+        offers as soon as it sees us join, which can be before the caller attaches
+        its :class:`~hubbub.peer.Mesh`) are given to the first listener at once,
+        oldest first, up to :data:`MAX_UNHEARD_SIGNALS`."""
         self._listeners.append(listener)
+        unheard = self._unheard_signals
+        while unheard and listener in self._listeners:
+            self._call(listener, unheard.popleft())
 
     def remove_listener(self, listener: Listener) -> None:
         with contextlib.suppress(ValueError):
@@ -636,16 +653,26 @@ class Client:
             raise ConnectError(f"cannot reach {self.url}: {exc}") from None
 
     def _emit(self, event: Event) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("hubbub client: a listener failed on %s", type(event).__name__)
+        listeners = self._listeners
+        if not listeners:
+            if isinstance(event, SignalReceived):
+                self._unheard_signals.append(event)
+            elif isinstance(event, Reconnected):
+                self._unheard_signals.clear()  # the old session's peers are gone
+        for listener in list(listeners):
+            self._call(listener, event)
         if self._queue_events:
             self._events.append(event)
             self._event_ready.set()
             if len(self._events) >= self._max_queued_events:
                 self._room_for_events.clear()
+
+    @staticmethod
+    def _call(listener: Listener, event: Event) -> None:
+        try:
+            listener(event)
+        except Exception:
+            log.exception("hubbub client: a listener failed on %s", type(event).__name__)
 
     def _finished(self, reason: str) -> None:
         if self._closed.is_set():

@@ -594,9 +594,11 @@ class Mesh:
         if self._started:
             return
         self._started = True
-        self.client.add_listener(self._on_event)
         for participant in self.client.participants.values():
             self._add_peer(participant.user_id, participant.polite)
+        # then the signals that came before we listened (an offer made as soon as
+        # the other saw us join) go to those peers, and what comes later too
+        self.client.add_listener(self._on_event)
 
     async def close(self) -> None:
         self.client.remove_listener(self._on_event)
