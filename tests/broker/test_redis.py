@@ -9,6 +9,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
+import redis.asyncio as aioredis
 
 from hubbub.broker import (
     CallPlacement,
@@ -21,12 +22,12 @@ from hubbub.broker import (
     SessionState,
     SharedMedia,
 )
-from hubbub.broker.redis import RedisBroker, keys, node_of, scripts
+from hubbub.broker.redis import RedisBroker, keys, node_of, scripts, wire
 from hubbub.media.modes import BACK_TO_MESH_AT, MediaSetting, Mode, next_mode
 from hubbub.media.placements import new_placement
 from hubbub.protocol.errors import CloseCode
 from hubbub.protocol.messages import MediaFeed
-from tests.broker.conftest import Node, eventually
+from tests.broker.conftest import WAIT, Node, eventually
 from tests.redis import FreezingProxy, RedisServer
 
 MakeNode = Callable[..., Awaitable[Node]]
@@ -100,6 +101,65 @@ async def test_a_session_message_reaches_its_node(make_redis_node: MakeNode) -> 
     a[0].publish_to_session(target, b'{"type":"signal"}')
     assert await eventually(lambda: b[1].session) == [(target, b'{"type":"signal"}')]
     assert a[1].session == []
+
+
+async def test_what_one_turn_sends_a_nodes_sessions_is_one_publication_in_order(
+    make_redis_node: MakeNode, redis_server: RedisServer
+) -> None:
+    """Signals to members of another node: what one turn of the event loop sends there
+    goes as one publication (SESSIONS), each delivered, in order. A room message in
+    between closes it: what comes after it goes in another."""
+    a, b = await make_redis_node(), await make_redis_node()
+    await eventually(lambda: b[0].node_id in a[0]._node.read_batches)  # a heartbeat said so
+    targets = [b[0].new_session_id() for _ in range(3)]
+    sent = [(targets[n % 3], f'{{"n":{n}}}'.encode()) for n in range(30)]
+    before = publish_calls(redis_server.port)
+    for target, payload in sent:
+        a[0].publish_to_session(target, payload)
+    assert await eventually(lambda: len(b[1].session) == len(sent) and b[1].session) == sent
+    assert publish_calls(redis_server.port) - before == 1
+
+    before = publish_calls(redis_server.port)
+    a[0].publish_to_session(targets[0], b"1")
+    a[0].publish_to_room("elsewhere", b"r")
+    a[0].publish_to_session(targets[0], b"2")
+    a[0].publish_to_session(targets[1], b"3")
+    await eventually(lambda: len(b[1].session) == len(sent) + 3)
+    assert b[1].session[len(sent) :] == [(targets[0], b"1"), (targets[0], b"2"), (targets[1], b"3")]
+    assert publish_calls(redis_server.port) - before == 3
+
+
+async def test_a_node_that_does_not_say_it_reads_batches_gets_one_publication_each(
+    make_redis_node: MakeNode, redis_url: str
+) -> None:
+    """A node of an earlier version (its alive key holds 1, or anything but a
+    version of 2 or more) shares the cluster during a rolling upgrade: signals to its
+    members go one publication each, as it reads them."""
+    a = await make_redis_node()
+    old = "0123abcd"
+    client = aioredis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    try:
+        await client.set(keys.alive(old), "1", px=30_000)
+        await client.sadd(keys.NODES, old)
+        await pubsub.subscribe(keys.node_channel(old))
+        await eventually(lambda: old in a[0]._node.peers)
+        assert old not in a[0]._node.read_batches
+        sent = [(f"{old}.s{n % 2}", f"signal {n}".encode()) for n in range(6)]
+        for session_id, payload in sent:
+            a[0].publish_to_session(session_id, payload)
+        heard = []
+        async with asyncio.timeout(WAIT):
+            while len(heard) < len(sent):
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    heard.append(message["data"])
+        assert heard == [wire.encode_session(*message) for message in sent]
+    finally:
+        await pubsub.aclose()
+        await client.delete(keys.alive(old))
+        await client.srem(keys.NODES, old)
+        await client.aclose()
 
 
 async def test_a_user_message_reaches_every_node_once(

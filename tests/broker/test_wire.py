@@ -100,6 +100,26 @@ def test_a_session_message_round_trips() -> None:
     assert wire.decode_node(data) == wire.SessionMessage(f"{OTHER}.abc", b"x\ny")
 
 
+def test_messages_to_one_nodes_sessions_round_trip_as_one_in_order() -> None:
+    messages = [
+        (f"{OTHER}.abc", b'{"type":"signal"}'),
+        (f"{OTHER}.d e", b"x\ny 12\n"),  # what the separators are, inside
+        (f"{OTHER}.abc", b""),
+        (f"{OTHER}.\u00e9", "\u00e9t\u00e9".encode()),
+    ]
+    data = wire.encode_sessions(messages)
+    assert data[:1] == Kind.SESSIONS.value
+    assert wire.decode_node(data) == wire.SessionMessages(
+        [wire.SessionMessage(session_id, payload) for session_id, payload in messages]
+    )
+
+
+def test_one_message_to_a_nodes_sessions_is_a_plain_session_message() -> None:
+    """What a node of wire version 1 reads, when there is nothing to put together."""
+    data = wire.encode_sessions([(f"{OTHER}.abc", b"x")])
+    assert data == wire.encode_session(f"{OTHER}.abc", b"x")
+
+
 @pytest.mark.parametrize(
     "request_",
     [
@@ -370,6 +390,14 @@ NOT_FOR_A_NODE = [
     b"z" + b"\xc0",  # MessagePack nil: not a hand-over
     b"z" + b"\x82\xa1b\xa1x\xa2st\x81\xa1x\x01",  # a state missing its fields
     b"Q" + b"\xff" * 4,
+    b"S",
+    b"S" + OTHER.encode() + b".s 3",  # no newline
+    b"S" + OTHER.encode() + b".s\nabc",  # no length
+    b"S" + OTHER.encode() + b".s 4\nabc",  # past the end
+    b"S" + OTHER.encode() + b".s -1\nabc",
+    b"S" + OTHER.encode() + b".s 1\nab",  # what follows is not a message
+    b"S\xff 1\na",
+    b"S" + wire.encode_session(f"{OTHER}.s", b"x"),
 ]
 
 NOT_FOR_THE_USERS = [

@@ -121,8 +121,12 @@ class RedisBroker:
             if self._node.delivery is not None:
                 self._node.delivery.deliver_to_session(session_id, payload)
             return
-        data = wire.encode_session(session_id, payload)
-        self._pipeline.send(publish(node_channel(node), data))
+        channel = node_channel(node)
+        if node in self._node.read_batches:
+            # with what else this turn sends that node's sessions, in one publication
+            self._pipeline.send_batched(channel, (session_id, payload), wire.encode_sessions)
+        else:
+            self._pipeline.send(publish(channel, wire.encode_session(session_id, payload)))
 
     def publish_to_user(self, user_id: str, payload: bytes, exclude: str | None = None) -> None:
         if self._node.delivery is not None:
@@ -297,7 +301,13 @@ class RedisBroker:
         except wire.WireError as error:
             self._node.reject(self._node.channel, error)
             return
-        if type(publication) is wire.SessionMessage:  # the most of them, by far
+        if type(publication) is wire.SessionMessages:  # the most of them, by far
+            delivery = self._node.delivery
+            if delivery is not None:
+                for message in publication.messages:
+                    delivery.deliver_to_session(message.session_id, message.payload)
+            return
+        if type(publication) is wire.SessionMessage:
             if self._node.delivery is not None:
                 self._node.delivery.deliver_to_session(publication.session_id, publication.payload)
             return

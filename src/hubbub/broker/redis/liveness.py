@@ -13,7 +13,7 @@ import logging
 
 import redis.asyncio as aioredis
 
-from hubbub.broker.redis import keys
+from hubbub.broker.redis import keys, wire
 from hubbub.broker.redis.calls import Calls
 from hubbub.broker.redis.membership import RoomMembership
 from hubbub.broker.redis.node import Node
@@ -36,7 +36,7 @@ class Liveness:
         """This node is alive (and its calls too); the dead ones are reaped."""
         node = self._node
         async with self._client.pipeline(transaction=False) as pipe:
-            pipe.set(keys.alive(node.id), "1", px=node.ttl_ms)
+            pipe.set(keys.alive(node.id), wire.WIRE_VERSION, px=node.ttl_ms)
             pipe.sadd(keys.NODES, node.id)
             self._calls.refresh(pipe)
             pipe.smembers(keys.NODES)
@@ -44,14 +44,17 @@ class Liveness:
         others = [n.decode() for n in nodes if n.decode() != node.id]
         if not others:
             node.peers = []
+            node.read_batches = frozenset()
             return
-        async with self._client.pipeline(transaction=False) as pipe:
-            for other in others:
-                pipe.exists(keys.alive(other))
-            alive = await pipe.execute()
-        node.peers = [other for other, up in zip(others, alive, strict=True) if up]
-        for other, up in zip(others, alive, strict=True):
-            if up:
+        versions = await self._client.mget([keys.alive(other) for other in others])
+        node.peers = [other for other, version in zip(others, versions, strict=True) if version]
+        node.read_batches = frozenset(
+            other
+            for other, version in zip(others, versions, strict=True)
+            if version and version.isdigit() and int(version) >= 2
+        )
+        for other, version in zip(others, versions, strict=True):
+            if version is not None:
                 continue
             gone = await self._membership.reap(self._client, other)
             if gone >= 0:

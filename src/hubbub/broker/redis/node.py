@@ -33,6 +33,7 @@ class Node:
         "node_timeout",
         "peers",
         "pipeline",
+        "read_batches",
         "wire",
     )
 
@@ -52,6 +53,8 @@ class Node:
         self.events: MembershipEvents | None = None
         self.peers: list[str] = []
         """The other nodes alive at the last heartbeat."""
+        self.read_batches: frozenset[str] = frozenset()
+        """Those of them that read SESSIONS (:data:`~hubbub.broker.redis.wire.WIRE_VERSION`)."""
         self.malformed = 0
         """Publications (and member entries) dropped because they were not ours or
         were malformed."""

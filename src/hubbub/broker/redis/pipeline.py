@@ -6,6 +6,11 @@ event loop queued is written at its end, in one pipeline, on the publisher
 connection (:mod:`hubbub.broker.redis.resp`); the replies come back in order. What
 does not fit (``max_pending`` operations queued or waiting for their reply), or
 comes while there is no connection, is dropped and counted.
+
+Publications to one channel can also go as one (:meth:`Pipeline.send_batched`): what
+a turn sends there is gathered in a :class:`Batch`, one PUBLISH however many it
+holds, up to the next operation of another kind (which must reach every subscriber
+after them) or :data:`MAX_BATCH` items.
 """
 
 from __future__ import annotations
@@ -50,11 +55,34 @@ def publish(channel: str, data: bytes) -> Op:
     return Op("PUBLISH", channel, data)
 
 
+MAX_BATCH = 256
+"""Items in one batched publication at most (a full one is sent, the next starts)."""
+
+
+class Batch(Op):
+    """Items for one channel, published as one message: ``encode`` makes its bytes
+    from them once the batch is closed."""
+
+    __slots__ = ("channel", "encode", "items")
+
+    def __init__(self, channel: str, encode: Callable[[list[Any]], bytes]) -> None:
+        self.channel = channel
+        self.encode = encode
+        self.items: list[Any] = []
+        self.data = b""
+        self.on_error = self.on_sent = self.on_reply = None
+        self.at = time.monotonic()
+
+    def close(self) -> None:
+        self.data = pack_command(("PUBLISH", self.channel, self.encode(self.items)))
+
+
 class Pipeline:
     """The queue, and the publisher connection it is written to while the node is
     connected."""
 
     __slots__ = (
+        "_batches",
         "_connection",
         "_flush_soon",
         "_heard_at",
@@ -78,6 +106,8 @@ class Pipeline:
         """Waiting for the end of this turn of the event loop, to be written."""
         self._inflight: deque[Op] = deque()
         """Written, waiting for Redis's reply, in order."""
+        self._batches: dict[str, Batch] = {}
+        """The batches in the queue that may take more, by channel."""
         self._flush_soon = False
         self._held: list[Op] | None = None
         """While held (:meth:`hold`): what is sent meanwhile, to go after what the
@@ -134,6 +164,7 @@ class Pipeline:
         lost = [*self._inflight, *self._queue]
         self._inflight.clear()
         self._queue.clear()
+        self._batches.clear()
         self.dropped += len(lost)
         for op in lost:
             if op.on_error is not None:
@@ -141,6 +172,7 @@ class Pipeline:
 
     def hold(self) -> None:
         """Keep what is sent from now on aside, until :meth:`unhold`."""
+        self._close_batches()  # nothing sent from now on may join them
         self._held = []
 
     def unhold(self) -> list[Op]:
@@ -157,7 +189,37 @@ class Pipeline:
             if op.on_error is not None:
                 op.on_error()
             return
+        if self._batches:
+            self._close_batches()  # what they hold goes first, for every subscriber
         self._queue.append(op)
+        self._flush_at_end_of_turn()
+
+    def send_batched(self, channel: str, item: Any, encode: Callable[[list[Any]], bytes]) -> None:
+        """Publish ``item`` on ``channel``, with what else this turn sends there by
+        this method (until an operation of another kind comes): ``encode`` makes one
+        publication of the items, in order."""
+        batch = self._batches.get(channel)
+        if batch is None:
+            if self._held is not None or self._connection is None:
+                self.send(publish(channel, encode([item])))  # held, or dropped
+                return
+            if self.pending >= self.max_pending:
+                self.dropped += 1
+                return
+            batch = self._batches[channel] = Batch(channel, encode)
+            self._queue.append(batch)
+            self._flush_at_end_of_turn()
+        batch.items.append(item)
+        if len(batch.items) >= MAX_BATCH:
+            batch.close()
+            del self._batches[channel]
+
+    def _close_batches(self) -> None:
+        for batch in self._batches.values():
+            batch.close()
+        self._batches.clear()
+
+    def _flush_at_end_of_turn(self) -> None:
         if not self._flush_soon:
             # Everything this turn of the event loop sends goes in one write.
             self._flush_soon = True
@@ -180,6 +242,8 @@ class Pipeline:
         self._flush_soon = False
         queue = self._queue
         connection = self._connection
+        if self._batches:
+            self._close_batches()
         if not queue or connection is None or connection.closed:
             return
         count = len(queue)

@@ -16,6 +16,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from hubbub.broker.redis import wire
+
 Command = tuple[Any, ...]
 """A command's words (str, bytes, int), as :func:`hubbub.broker.redis.resp.pack_command`
 and redis-py's ``execute_command`` take them."""
@@ -172,7 +174,7 @@ def sync(
     ids whose user id another session holds now."""
     return SYNC.call(
         [node_rooms_key, alive_key, nodes_key],
-        [node_id, prefix, ttl_ms, node_channel, want],
+        [node_id, prefix, ttl_ms, node_channel, want, wire.WIRE_VERSION],
     )
 
 

@@ -5,8 +5,9 @@
 local node_rooms_key, alive_key, nodes_key = KEYS[1], KEYS[2], KEYS[3]
 local node_id, prefix, ttl_ms, node_channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local want = cjson.decode(ARGV[5])  -- room -> [[user id, session id, info]...]
+local wire_version = ARGV[6]  -- what the alive key holds: the publications it reads
 
-redis.call('SET', alive_key, '1', 'PX', ttl_ms)
+redis.call('SET', alive_key, wire_version, 'PX', ttl_ms)
 redis.call('SADD', nodes_key, node_id)
 local node = node_id .. '.'
 local conflicts = {}

@@ -23,6 +23,8 @@ A publication is one byte naming its :class:`Kind`, then its body::
                                        "s": setting or "", "r": reason}
     USER          u hubbub:u          <origin><exclude>\\n<user id>\\n<payload>
     SESSION       s hubbub:n:<node>   <session id>\\n<payload>
+    SESSIONS      S hubbub:n:<node>   (<session id> <payload length>\\n<payload>)...:
+                                      several SESSION in one, in order
     CLAIMED       c hubbub:n:<node>   {"s": session id, "r": room, "o": outcome,
                                        "p": the entry replaced, or "",
                                        "m": [user id, entry, user id, entry...],
@@ -77,6 +79,12 @@ NODE_ID_LENGTH = 8
 """Characters of a node id (hexadecimal); a session id or call id starts with its
 node's id and a dot."""
 
+WIRE_VERSION = 2
+"""What a node's alive key holds: the publications it reads. 1 (or a node before
+this value existed): every kind but SESSIONS; 2: SESSIONS too. A node sends
+SESSIONS only to the nodes that say 2, so nodes of both kinds share a cluster (a
+rolling upgrade)."""
+
 NUMBER_LENGTH = 8
 """Hexadecimal digits of a ROOM or CHAT publication's number on its node (it wraps
 around at 16**8)."""
@@ -96,6 +104,7 @@ class Kind(Enum):
     UPDATED = b"v"
     USER = b"u"
     SESSION = b"s"
+    SESSIONS = b"S"
     CLAIMED = b"c"
     CLOSE_SESSION = b"x"
     SNAPSHOT = b"y"
@@ -192,6 +201,12 @@ class UserMessage(msgspec.Struct, frozen=True):
 class SessionMessage(msgspec.Struct, frozen=True):
     session_id: str
     payload: bytes
+
+
+class SessionMessages(msgspec.Struct, frozen=True):
+    """SESSIONS: messages to sessions of one node, in the order they were sent."""
+
+    messages: list[SessionMessage]
 
 
 class ClaimAnswer(msgspec.Struct, frozen=True):
@@ -318,6 +333,7 @@ RoomPublication = (
 )
 NodePublication = (
     SessionMessage
+    | SessionMessages
     | ClaimAnswer
     | CloseSession
     | Snapshot
@@ -337,6 +353,7 @@ _TAKE = Kind.TAKE.value
 _MEDIA = Kind.MEDIA.value
 _USER = Kind.USER.value
 _SESSION = Kind.SESSION.value
+_SESSIONS = Kind.SESSIONS.value
 _MESSAGES = (_ROOM, _CHAT)
 _CHANGES = (Kind.JOINED.value, Kind.LEFT.value, Kind.UPDATED.value)
 _ADDRESS = 1 + NODE_ID_LENGTH
@@ -479,6 +496,39 @@ def encode_session(session_id: str, payload: bytes) -> bytes:
     return _SESSION + session_id.encode() + b"\n" + payload
 
 
+def encode_sessions(messages: Sequence[tuple[str, bytes]]) -> bytes:
+    """Messages to sessions of one node (session id, payload) as one publication:
+    SESSION for one, SESSIONS for more."""
+    if len(messages) == 1:
+        return encode_session(*messages[0])
+    parts = [_SESSIONS]
+    for session_id, payload in messages:
+        parts.append(f"{session_id} {len(payload)}\n".encode())
+        parts.append(payload)
+    return b"".join(parts)
+
+
+def _sessions(data: bytes) -> SessionMessages:
+    messages = []
+    offset = 1
+    size = len(data)
+    while offset < size:
+        newline = data.find(b"\n", offset)
+        space = data.rfind(b" ", offset, newline) if newline > 0 else -1
+        if space < 0:
+            raise WireError("malformed publication (SESSIONS): no session id and length")
+        length = data[space + 1 : newline]
+        start = newline + 1
+        end = start + int(length) if length.isdigit() else size + 1
+        if end > size:
+            raise WireError("malformed publication (SESSIONS): a length past the end")
+        messages.append(SessionMessage(data[offset:space].decode(), data[start:end]))
+        offset = end
+    if not messages:
+        raise WireError("malformed publication (SESSIONS): no message")
+    return SessionMessages(messages)
+
+
 def encode_request(request: Request) -> bytes:
     return _REQUEST_KINDS[type(request)].value + _json_encode(request)
 
@@ -502,6 +552,8 @@ def decode_node(data: bytes) -> NodePublication:
     kind = _KINDS.get(data[:1])
     try:
         match kind:
+            case Kind.SESSIONS:
+                return _sessions(data)
             case Kind.CLAIMED:
                 claimed = _claimed(data[1:])
                 members = decode_members(claimed.m)

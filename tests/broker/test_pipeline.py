@@ -1,0 +1,108 @@
+"""The publisher's queue (hubbub.broker.redis.pipeline): what one turn of the event loop
+sends, as the connection to Redis is given it. The connection here records what it is
+given and answers nothing; what Redis does with it is in test_redis.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import hiredis
+
+from hubbub.broker.redis.pipeline import MAX_BATCH, Op, Pipeline, publish
+
+
+class Written:
+    """Stands for the publisher connection: records each write, as commands."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.writes: list[list[list[bytes]]] = []
+
+    def call_many(self, data: bytes, count: int, on_reply: Any) -> None:
+        reader = hiredis.Reader()
+        reader.feed(data)
+        commands = []
+        while (command := reader.gets()) is not False:
+            commands.append(command)
+        assert len(commands) == count
+        self.writes.append(commands)
+
+
+def joined(items: list[Any]) -> bytes:
+    return b"|".join(items)
+
+
+async def a_turn() -> None:
+    """Until what this turn queued is written (the flush is called soon)."""
+    await asyncio.sleep(0)
+
+
+async def test_what_a_turn_batches_for_a_channel_is_one_publish_in_order() -> None:
+    pipeline, written = Pipeline(max_pending=100), Written()
+    pipeline.open(written)  # type: ignore[arg-type]
+    for n in range(5):
+        pipeline.send_batched("a", str(n).encode(), joined)
+        pipeline.send_batched("b", str(n).encode(), joined)
+    await a_turn()
+    assert written.writes == [[[b"PUBLISH", b"a", b"0|1|2|3|4"], [b"PUBLISH", b"b", b"0|1|2|3|4"]]]
+    assert pipeline.pending == 2  # two replies awaited, not ten
+    pipeline.send_batched("a", b"5", joined)
+    await a_turn()
+    assert written.writes[1] == [[b"PUBLISH", b"a", b"5"]]  # a new turn, a new batch
+
+
+async def test_an_operation_of_another_kind_closes_the_batches_before_it() -> None:
+    """Whatever a subscriber hears of it, it hears after what was batched before."""
+    pipeline, written = Pipeline(max_pending=100), Written()
+    pipeline.open(written)  # type: ignore[arg-type]
+    pipeline.send_batched("a", b"1", joined)
+    pipeline.send(publish("room", b"r"))
+    pipeline.send_batched("a", b"2", joined)
+    pipeline.send_batched("a", b"3", joined)
+    await a_turn()
+    assert written.writes == [
+        [[b"PUBLISH", b"a", b"1"], [b"PUBLISH", b"room", b"r"], [b"PUBLISH", b"a", b"2|3"]]
+    ]
+
+
+async def test_a_full_batch_is_closed_and_the_next_item_starts_one() -> None:
+    pipeline, written = Pipeline(max_pending=100), Written()
+    pipeline.open(written)  # type: ignore[arg-type]
+    for _ in range(MAX_BATCH + 1):
+        pipeline.send_batched("a", b"x", joined)
+    await a_turn()
+    [commands] = written.writes
+    assert [command[2].count(b"x") for command in commands] == [MAX_BATCH, 1]
+
+
+async def test_what_is_held_is_not_batched_with_what_came_before() -> None:
+    """While held (a hand-over sends its own first), a batched item waits with the
+    rest, after the holder's; the batch queued before the hold takes no more."""
+    pipeline, written = Pipeline(max_pending=100), Written()
+    pipeline.open(written)  # type: ignore[arg-type]
+    pipeline.send_batched("a", b"1", joined)
+    pipeline.hold()
+    pipeline.send_batched("a", b"2", joined)
+    held = pipeline.unhold()
+    pipeline.send(Op("SET", "k", "v"))
+    for op in held:
+        pipeline.send(op)
+    await a_turn()
+    assert written.writes == [
+        [[b"PUBLISH", b"a", b"1"], [b"SET", b"k", b"v"], [b"PUBLISH", b"a", b"2"]]
+    ]
+
+
+async def test_batched_items_are_dropped_and_counted_without_a_connection_or_room() -> None:
+    pipeline = Pipeline(max_pending=1)
+    pipeline.send_batched("a", b"1", joined)  # no connection
+    assert pipeline.dropped == 1
+    written = Written()
+    pipeline.open(written)  # type: ignore[arg-type]
+    pipeline.send(publish("room", b"r"))
+    pipeline.send_batched("a", b"2", joined)  # the queue is full
+    assert pipeline.dropped == 2
+    await a_turn()
+    assert written.writes == [[[b"PUBLISH", b"room", b"r"]]]
