@@ -107,7 +107,9 @@ class Recorder:
     def session_found(self, asked_by: str, found: SessionFound) -> None:
         self.found[asked_by] = found
 
-    def taking(self, room: str, session_id: str, taken_by: str) -> None:
+    def taking(
+        self, room: str, session_id: str, taken_by: str, media: SharedMedia | None = None
+    ) -> None:
         self.takes.append((room, session_id, taken_by))
         self.log.append(("taking", session_id))
 

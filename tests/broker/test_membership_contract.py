@@ -249,6 +249,26 @@ async def test_a_rooms_mode_follows_its_senders_with_a_gap(
     assert len(recorder.media[room]) == before + 1, "the count of 3 changed nothing"
 
 
+async def test_a_count_that_decides_nothing_leaves_the_mode_to_the_next_that_does(
+    make_membership: MembershipFactory,
+) -> None:
+    """A session that moves between nodes changes two nodes' counts one after the
+    other: those counts decide nothing (the room would dip in between)."""
+    membership, recorder = await make_membership()
+    room = fresh("call")
+    await claimed(membership, recorder, room, member(membership, "alice"))
+    membership.count_senders(room, 5, RULE, "auto")
+    await eventually(
+        lambda: next((m for m in recorder.media.get(room, []) if m.mode is Mode.SFU), None)
+    )
+    before = len(recorder.media[room])
+    membership.count_senders(room, 1, None, "auto")
+    await asyncio.sleep(0.2)
+    assert len(recorder.media[room]) == before, "a count of 1 that decides nothing decided"
+    membership.count_senders(room, 1, RULE, "auto")
+    assert (await media_after(recorder, room, before + 1)).mode is Mode.MESH
+
+
 async def test_feeds_are_listed_for_the_room_until_withdrawn(
     make_membership: MembershipFactory,
 ) -> None:

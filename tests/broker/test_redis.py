@@ -681,6 +681,39 @@ async def test_a_rooms_mode_is_decided_once_from_every_nodes_senders(
         assert await eventually(lambda n=node: media_now(n, "call").mode is Mode.MESH)
 
 
+async def test_a_nodes_count_goes_with_its_last_members_to_the_node_they_moved_to(
+    make_redis_node: MakeNode, redis_url: str
+) -> None:
+    """A room whose members were all on one node, in SFU mode with 5 senders; they
+    move to another node (a rolling restart). Nothing of it decides the mode, nor is
+    the room's call forgotten when the first node is done with it: the second counts
+    them anew (3 of them still send: above the gap, SFU stays)."""
+    first = await make_redis_node()
+    second = await make_redis_node()
+    await admitted(first, "moving", member(first[0], "a"))
+    first[0].count_senders("moving", 5, CALL_RULE, "auto")
+    assert await eventually(lambda: (m := media_now(first, "moving")) and m.mode is Mode.SFU)
+    taker = member(second[0], "a")
+    second[0].take_session("moving", "whatever", taker.session_id)
+    await eventually(lambda: second[1].takes)
+    told = len(first[1].media["moving"])
+    first[0].media_done("moving", handed_to=taker.session_id)
+    second[0].count_senders("moving", 5, None, "auto")  # its members are here now
+    await asyncio.sleep(0.3)
+    assert len(first[1].media["moving"]) == told  # no decision, nothing published
+    second[0].count_senders("moving", 3, CALL_RULE, "auto")  # two stopped sending
+    await asyncio.sleep(0.3)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await client.hget(keys.media("moving"), "mode") == b"sfu"
+        assert await client.hget(keys.media("moving"), f"s:{second[0].node_id}") == b"3"
+        assert await client.hget(keys.media("moving"), f"s:{first[0].node_id}") is None
+    finally:
+        await client.aclose()
+    second[0].count_senders("moving", 2, CALL_RULE, "auto")
+    assert await eventually(lambda: (m := media_now(second, "moving")) and m.mode is Mode.MESH)
+
+
 async def test_a_node_new_to_a_room_gets_its_calls_with_the_claim(
     make_redis_node: MakeNode,
 ) -> None:

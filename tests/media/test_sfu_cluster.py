@@ -20,6 +20,7 @@ from tests.cluster.nodes import GONE_WITHIN, NODE_TIMEOUT, cluster
 from tests.conftest import ServerFactory
 from tests.janus import JanusLab, janus_lab, needs_janus
 from tests.media.test_sfu_server import Member, media_of, member, sfu_settings
+from tests.wsclient import Client
 
 pytestmark = needs_janus()
 
@@ -215,3 +216,73 @@ async def test_a_room_whose_last_node_is_killed_goes_from_janus(
             assert any(b"event=media-orphan-removed" in line for line in survivor.log)
         finally:
             await closed(alice)
+
+
+async def janus_publishers(lab: JanusLab, room_id: str) -> list[str]:
+    """The publishers in a room on the lab's Janus, by display name, sorted."""
+    janus = JanusMediaServer(lab.url, api_secret=lab.api_secret, admin_key=lab.admin_key)
+    await janus.start()
+    try:
+        data = await janus._control_request({"request": "listparticipants", "room": room_id})
+        return sorted(str(p.get("display")) for p in data.get("participants") or [])
+    finally:
+        await janus.close()
+
+
+async def test_a_member_whose_session_moves_to_another_node_calls_on_from_there(
+    lab: JanusLab, start_hub: ServerFactory, redis_url: str
+) -> None:
+    """Bob's client resumes through the other node (his session moves there): what he
+    had on Janus went with his old node (which removes it: no ghost publisher), and
+    the new node tells him to start afresh. He publishes through it, Alice sees him
+    again, and when he leaves, his feed goes for good."""
+    settings = replace(sfu_settings(lab), broker=redis_url)
+    first = await start_hub(settings)
+    second = await start_hub(settings)
+    before = set(await janus_rooms(lab))
+    alice = await member(second, "moving", "alice")
+    bob = Member(await Client.connect(first), "bob")
+    joined = await bob.client.join("moving", "bob", features=["sfu"])
+    try:
+        await alice.publish()
+        await bob.publish()
+        await alice.feeds_with("bob")
+        await alice.subscribe("bob")
+        await alice.frame()
+        [room_id] = set(await janus_rooms(lab)) - before
+        assert await janus_publishers(lab, room_id) == ["alice", "bob"]
+
+        # His client comes back through the other node (the old connection is cut).
+        old = bob.client
+        bob.client = await Client.connect(second)
+        bob.client.last_n = old.last_n  # (it checks the numbers that follow)
+        resume = {"sessionId": joined["sessionId"], "resumeToken": joined["resumeToken"]}
+        await bob.client.send({"type": "resume", **resume, "lastN": old.last_n})
+        resumed = await bob.expect("resumed")
+        assert (resumed["userId"], resumed["room"]) == ("bob", "moving")
+        assert resumed["sessionId"] != joined["sessionId"]  # a session of the new node
+        mode = await bob.expect("media-mode")
+        assert (mode["mode"], mode["reason"]) == ("sfu", "session-moved")
+        async with asyncio.timeout(10):
+            while await janus_publishers(lab, room_id) != ["alice"]:  # noqa: ASYNC110 - Janus has no event for it
+                await asyncio.sleep(0.1)
+        while [f["userId"] for f in (await alice.expect("media-feeds"))["feeds"]] != ["alice"]:
+            pass
+
+        await bob.close()
+        await bob.republish()
+        await alice.feeds_with("bob")
+        alice.track_came.clear()
+        await alice.subscribe("bob", connection="again")  # his new feed
+        await alice.frame()
+        assert await janus_publishers(lab, room_id) == ["alice", "bob"]
+
+        await bob.client.send({"type": "leave-room"})
+        while [f["userId"] for f in (await alice.expect("media-feeds"))["feeds"]] != ["alice"]:
+            pass
+        async with asyncio.timeout(10):
+            while await janus_publishers(lab, room_id) != ["alice"]:  # noqa: ASYNC110 - Janus has no event for it
+                await asyncio.sleep(0.1)
+        await old.close()
+    finally:
+        await closed(alice, bob)

@@ -58,7 +58,7 @@ class ScriptedCluster:
         self.calls_over: list[str] = []
         self.moves: list[tuple[str, str, str, str, str | int | None, str | None]] = []
         self.announced: tuple[bytes | None, bytes | None] = (None, None)
-        self.senders: list[tuple[str, int, str]] = []
+        self.senders: list[tuple[str, int, str | None]] = []
         self.feeds_shared: list[tuple[str, str, MediaFeed | None]] = []
         self.media_settings: list[tuple[str, MediaSetting | None]] = []
         self.done_with_media: list[str] = []
@@ -132,8 +132,9 @@ class ScriptedCluster:
     def call_over(self, call_id: str, caller: str, callee: str) -> None:
         self.calls_over.append(call_id)
 
-    def count_senders(self, room: str, senders: int, rule: ModeRule, reason: str) -> None:
-        self.senders.append((room, senders, reason))
+    def count_senders(self, room: str, senders: int, rule: ModeRule | None, reason: str) -> None:
+        # (a count that decides nothing: no reason)
+        self.senders.append((room, senders, reason if rule is not None else None))
 
     def share_feed(self, room: str, user_id: str, feed: MediaFeed | None) -> None:
         self.feeds_shared.append((room, user_id, feed))
@@ -141,8 +142,8 @@ class ScriptedCluster:
     def set_media_setting(self, room: str, setting: MediaSetting | None, rule: ModeRule) -> None:
         self.media_settings.append((room, setting))
 
-    def media_done(self, room: str) -> None:
-        self.done_with_media.append(room)
+    def media_done(self, room: str, handed_to: str | None = None) -> None:
+        self.done_with_media.append(room if handed_to is None else f"{room} to {handed_to}")
 
     def call_move(
         self,
@@ -901,3 +902,77 @@ def test_a_feed_up_here_is_the_clusters_to_list(cluster: ScriptedCluster) -> Non
     h.send("alice", {"type": "leave-room"})
     assert cluster.feeds_shared[-1] == ("r", "alice", None)
     assert cluster.done_with_media == ["r"]
+
+
+def test_a_member_cut_for_another_node_leaves_its_media_here_and_takes_what_it_said(
+    cluster: ScriptedCluster,
+) -> None:
+    """Its connections to the media server are this node's: they go with it, and its
+    feed leaves the cluster's list. That it takes part through the media server and
+    sends goes with its state, for the other node to count."""
+    from tests.unit.test_media import OFFER, RecordingMedia
+
+    media = RecordingMedia()
+    h = Harness(broker=cluster, membership=cluster, media=media)
+    for user in ("alice", "dave"):
+        h.send(
+            user,
+            {"type": "join-room", "room": "r", "userId": user, "features": ["sfu"]},
+            connect=True,
+        )
+        cluster.answer()
+    assert cluster.events is not None
+    cluster.events.media_changed("r", SharedMedia(1, Mode.SFU, []))
+    alice = h.clients["alice"].session_id
+    h.send("alice", {"type": "media-sending", "active": True})
+    h.send("alice", {"type": "media-publish", "jsep": OFFER, "ref": 1})
+    h.events.feed_up("r", alice)
+    feed = MediaFeed(user_id="alice", audio=True, video=True)
+    assert cluster.feeds_shared == [("r", "alice", feed)]
+    assert cluster.senders[-1] == ("r", 1, "auto")
+    state = cluster.events.session_cut("r", alice, "remote.new")
+    assert state is not None
+    assert (state.sfu, state.sending) == (True, True)
+    assert media.of("kick") == [("kick", "r", "alice", alice, ["publisher"])]
+    assert cluster.feeds_shared[-1] == ("r", "alice", None)
+    # dave sends nothing; alice's sending is in between two nodes' words: the count
+    # decides nothing (the room's mode stays until someone's sending changes)
+    assert cluster.senders[-1] == ("r", 0, None)
+    assert cluster.done_with_media == []  # dave is still here
+    dave = h.clients["dave"].session_id
+    cluster.events.session_cut("r", dave, "remote.new2")
+    assert cluster.done_with_media == ["r to remote.new2"]  # its count goes with it
+
+
+def test_a_member_taken_from_another_node_is_told_to_start_its_calls_afresh(
+    cluster: ScriptedCluster,
+) -> None:
+    """This node had nobody in the room: the mark says the room's calls go through
+    the media server. After what it missed, the member hears it (its connections
+    there were its old node's), and it counts as a sender here."""
+    h = sfu_node(cluster)
+    h.send("alice", {**RESUME, "ref": "r1"}, connect=True)
+    new_id = h.clients["alice"].session_id
+    assert cluster.events is not None
+    cluster.events.session_found(new_id, SessionFound(Located.THERE, "remote.alice", "r", "alice"))
+    bobs_feed = MediaFeed(user_id="bob", audio=True, video=True)
+    cluster.events.taking("r", "remote.alice", new_id, SharedMedia(4, Mode.SFU, [bobs_feed]))
+    state = held_elsewhere(5, [{"type": "m", "i": i} for i in range(1, 6)], sfu=True, sending=True)
+    cluster.events.session_handed(new_id, state)
+    wire = h.wire("alice")
+    assert [(m["type"], m.get("n")) for m in wire] == [
+        ("resumed", None),
+        ("m", 4),
+        ("m", 5),
+        ("media-mode", 6),
+    ]
+    assert wire[-1] == {
+        "type": "media-mode",
+        "n": 6,
+        "mode": "sfu",
+        "feeds": [{"userId": "bob", "audio": True, "video": True}],
+        "reason": "session-moved",
+    }
+    assert cluster.senders[-1] == ("r", 1, None)  # counted here, deciding nothing
+    h.send("alice", {"type": "media-sending", "active": False})
+    assert cluster.senders[-1] == ("r", 0, "auto")

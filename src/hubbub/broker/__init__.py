@@ -264,6 +264,10 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     """The ``seq`` of the last chat of its room it was sent (the room's, on its node)."""
     lost_for: float | None = None
     """Seconds since its connection was lost, if it was (its grace period runs on)."""
+    sfu: bool = False
+    """It takes part in calls through the media server (``features: ["sfu"]``)."""
+    sending: bool = False
+    """It said it sends (``media-sending``): its room's mode counts it."""
 
 
 class Located(StrEnum):
@@ -332,10 +336,13 @@ class MembershipEvents(Protocol):
         """The answer to :meth:`Membership.find_session` asked for local session
         ``asked_by``."""
 
-    def taking(self, room: str, session_id: str, taken_by: str) -> None:
+    def taking(
+        self, room: str, session_id: str, taken_by: str, media: SharedMedia | None = None
+    ) -> None:
         """This node's mark for local session ``taken_by`` came back on ``room``'s
         channel: what the room gets from here on is ``taken_by``'s (it holds it until
-        the state of ``session_id`` arrives: :meth:`session_handed`)."""
+        the state of ``session_id`` arrives: :meth:`session_handed`); ``media``: the
+        room's calls at the mark, if it has any."""
 
     def session_cut(self, room: str, session_id: str, taken_by: str) -> SessionState | None:
         """Another node marked, in ``room``'s order, where its session ``taken_by``
@@ -450,10 +457,12 @@ class Membership(Protocol):
     # Each change reaches every node with members in the room, this one included, as
     # MembershipEvents.media_changed (at once on a lone node).
 
-    def count_senders(self, room: str, senders: int, rule: ModeRule, reason: str) -> None:
+    def count_senders(self, room: str, senders: int, rule: ModeRule | None, reason: str) -> None:
         """This node's members of ``room`` who send are ``senders`` now (0: it has
         members there still). The room's mode is decided again from every node's
-        senders with ``rule``, once for the cluster."""
+        senders with ``rule``, once for the cluster; not with ``rule`` None (a
+        session moved between nodes: nobody's sending changed, and the count is in
+        between two nodes' words)."""
 
     def share_feed(self, room: str, user_id: str, feed: MediaFeed | None) -> None:
         """The feed of this node's member ``user_id`` is up (or gone, ``None``)."""
@@ -462,9 +471,11 @@ class Membership(Protocol):
         """A backend set ``room``'s mode (``None``: back to the server's default); it
         holds whether the room has members or not."""
 
-    def media_done(self, room: str) -> None:
+    def media_done(self, room: str, handed_to: str | None = None) -> None:
         """This node has no member in ``room`` any more (its feeds were withdrawn
-        first): its senders count no longer."""
+        first): its senders count no longer. With ``handed_to`` (a session id of
+        another node: its last member moved there), its count goes to that node's,
+        which counts anew when it has its member, and the mode is not decided."""
 
     def call_move(
         self,

@@ -214,12 +214,13 @@ class LocalMembership:
 
     # -- calls through the media server: decided here, at once ------------------------
 
-    def count_senders(self, room: str, senders: int, rule: ModeRule, reason: str) -> None:
+    def count_senders(self, room: str, senders: int, rule: ModeRule | None, reason: str) -> None:
         calls = self._calls.get(room)
         if calls is None:
             calls = self._calls[room] = _RoomCalls()
         calls.senders = senders
-        self._decide(room, calls, rule, reason, changed=False)
+        if rule is not None:
+            self._decide(room, calls, rule, reason, changed=False)
 
     def share_feed(self, room: str, user_id: str, feed: MediaFeed | None) -> None:
         calls = self._calls.get(room)
@@ -243,8 +244,9 @@ class LocalMembership:
         if calls is not None:
             self._decide(room, calls, rule, "setting", changed=before != setting)
 
-    def media_done(self, room: str) -> None:
-        self._calls.pop(room, None)
+    def media_done(self, room: str, handed_to: str | None = None) -> None:
+        if handed_to is None:  # (a lone node hands no session to another)
+            self._calls.pop(room, None)
 
     def _decide(
         self, room: str, calls: _RoomCalls, rule: ModeRule, reason: str, *, changed: bool

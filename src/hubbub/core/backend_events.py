@@ -156,8 +156,10 @@ class BackendEvents:
         self._handover.found(asked_by, found)
         self._settle()
 
-    def taking(self, room: str, session_id: str, taken_by: str) -> None:
-        self._handover.taking(room, session_id, taken_by)
+    def taking(
+        self, room: str, session_id: str, taken_by: str, media: SharedMedia | None = None
+    ) -> None:
+        self._handover.taking(room, session_id, taken_by, media)
 
     def session_cut(self, room: str, session_id: str, taken_by: str) -> SessionState | None:
         state = self._handover.cut(room, session_id, taken_by)

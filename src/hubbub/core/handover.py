@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass, field
 
 from hubbub.auth.grants import Grant, Identity, RoomScope
-from hubbub.broker import Located, Member, SessionFound, SessionState
+from hubbub.broker import Located, Member, SessionFound, SessionState, SharedMedia
 from hubbub.core.context import HubContext
 from hubbub.core.rooms import ParkedTake, Room
 from hubbub.core.session import LinkState, Session
@@ -154,12 +154,16 @@ class Handover:
     def _mark(self, take: Take) -> None:
         self.ctx.membership.take_session(take.room, take.session_id, take.by.session_id)
 
-    def taking(self, room_name: str, session_id: str, taken_by: str) -> None:
-        """The mark came back: what the room gets from here on is kept for the session."""
+    def taking(
+        self, room_name: str, session_id: str, taken_by: str, media: SharedMedia | None = None
+    ) -> None:
+        """The mark came back: what the room gets from here on is kept for the session;
+        the room's calls are as ``media`` says (this node may have had no member there)."""
         take = self._taking.get(taken_by)
         room = self.ctx.rooms.get(room_name)
         if take is None or room is None or take.kept is not None:
             return
+        self.ctx.media.claimed(room_name, media)
         take.since_seq = room.last_seq
         take.kept = []
         room.recorders.append(take)
@@ -293,6 +297,9 @@ class Handover:
             session.number(payload)
         room.members[state.user_id] = session
         session.room = room
+        media_mode = ctx.media.adopted(session, room, capable=state.sfu, sending=state.sending)
+        if media_mode is not None:  # after what it missed, as the rest of what it is sent
+            session.number(encode(media_mode))
         if not ctx.users.connected(state.user_id):
             ctx.membership.user_here(state.user_id, True)
         ctx.users.address(session, state.user_id)
@@ -351,6 +358,7 @@ class Handover:
         lost_for = None  # connected: its client is told to come back (or is back)
         if session.state is LinkState.DETACHED:
             lost_for = ctx.now() - session.lost_at
+        media = ctx.media.part_of(session_id)
         state = SessionState(
             session_id=session_id,
             room=room.name,
@@ -371,6 +379,8 @@ class Handover:
             replay=list(session.replay),
             seq=room.last_seq,
             lost_for=lost_for,
+            sfu=media.capable if media is not None else session.sfu_capable,
+            sending=media is not None and media.sending,
         )
         # Out of the room and of this node, without a word to the room: the member
         # goes on, elsewhere.
@@ -378,6 +388,9 @@ class Handover:
             del room.members[session.user_id]
         session.room = None
         session.typing = False
+        # What it had on the media server was this node's: it goes (its feed too),
+        # and the new node tells its client to publish and subscribe again there.
+        ctx.media.left(session, room, moved_to=taken_by)
         link = session.link
         ctx.lifecycle.hand_off(session)
         self.moved[session_id] = taken_by

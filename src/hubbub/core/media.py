@@ -66,6 +66,10 @@ SFU_FEATURE = "sfu"
 """What a client puts in ``join-room``'s ``features`` when it can take part in calls
 through the media server."""
 
+SESSION_MOVED = "session-moved"
+"""A ``media-mode`` reason: the member's session moved to another node (its client
+resumed there, or its node stopped), and what it had on the media server did not."""
+
 CLOSE_AFTER_MESH = 10.0
 """Seconds the media server keeps a room that went back to mesh: its members keep
 their tiles from it until their peer-to-peer links are up."""
@@ -162,6 +166,28 @@ class MediaFeature:
             else:
                 self.ctx.send_error(session, sfu_required(None))
 
+    def adopted(
+        self, session: Session, room: Room, *, capable: bool, sending: bool
+    ) -> MediaMode | None:
+        """A member whose session moved here from another node: its part in the
+        calls goes on here. What it had on the media server went with its old node,
+        so in a room in SFU mode it must start afresh: the ``media-mode`` (reason
+        ``session-moved``) to send it after what it missed, or None."""
+        user_id = session.user_id
+        if user_id is None:  # pragma: no cover - a member has a user id
+            return None
+        session.sfu_capable = capable
+        self.members[session.session_id] = MemberMedia(room.name, user_id, capable, sending)
+        state = self._state(room.name)
+        self._count(room, state, "auto", decide=False)  # see left()
+        if state.mode is not Mode.SFU or not capable:
+            return None
+        return MediaMode(mode=Mode.SFU, feeds=self._feeds(state), reason=SESSION_MOVED)
+
+    def part_of(self, session_id: str) -> MemberMedia | None:
+        """A member's part in its room's calls, as this node has it."""
+        return self.members.get(session_id)
+
     def prepare(self, room: Room) -> str | None:
         """Before a member's ``room-joined``: the room's mode, looked at again (a room
         set to SFU is in SFU mode from its first member on); ``sfu`` or None."""
@@ -175,9 +201,11 @@ class MediaFeature:
         if media is not None:
             self._apply(room_name, self._state(room_name), media)
 
-    def left(self, session: Session, room: Room) -> None:
+    def left(self, session: Session, room: Room, *, moved_to: str | None = None) -> None:
         """A member left (or was removed, or its connection went): everything it had
-        on the media server goes, and the room's mode may change."""
+        on the media server goes, and the room's mode may change. Not when it moved
+        to another node's session ``moved_to``: it goes on there, its sending with
+        it, so the count here changes and the mode is decided by nobody."""
         member = self.members.pop(session.session_id, None)
         if member is None:
             return
@@ -191,9 +219,9 @@ class MediaFeature:
         if member.withdraw():
             self.membership.share_feed(room.name, member.user_id, None)
         if not room.members:
-            self._drop_room(room.name, state)
+            self._drop_room(room.name, state, handed_to=moved_to)
             return
-        self._count(room, state, "auto")
+        self._count(room, state, "auto", decide=moved_to is None)
 
     def others_left(self, room: Room) -> None:
         """Members of other nodes left without a word (their node died): the room's
@@ -512,12 +540,14 @@ class MediaFeature:
                 count += 1
         return count
 
-    def _count(self, room: Room, state: RoomMedia, reason: str) -> None:
+    def _count(self, room: Room, state: RoomMedia, reason: str, *, decide: bool = True) -> None:
         """Tell the membership how many of this node's members send: the room's
-        mode is decided from there (:meth:`media_changed` when it changes). Without
-        a media server every room is a mesh: nothing to decide, nothing to tell."""
+        mode is decided from there (:meth:`media_changed` when it changes), unless
+        ``decide`` is False. Without a media server every room is a mesh: nothing to
+        decide, nothing to tell."""
         if self.rule.sfu_available:
-            self.membership.count_senders(room.name, self._senders(room, state), self.rule, reason)
+            rule = self.rule if decide else None
+            self.membership.count_senders(room.name, self._senders(room, state), rule, reason)
 
     def media_changed(self, room_name: str, media: SharedMedia) -> None:
         """The cluster's word on the room's calls: applied if it is newer."""
@@ -594,11 +624,11 @@ class MediaFeature:
         for user_id in withdrawn:
             self.membership.share_feed(room_name, user_id, None)
 
-    def _drop_room(self, room_name: str, state: RoomMedia) -> None:
-        """The room's last member on this node left."""
+    def _drop_room(self, room_name: str, state: RoomMedia, *, handed_to: str | None = None) -> None:
+        """The room's last member on this node left (or moved to ``handed_to``)."""
         del self.rooms[room_name]
         if self.rule.sfu_available:
-            self.membership.media_done(room_name)
+            self.membership.media_done(room_name, handed_to)
         if state.on_media_server:
             self.requests.close_room(room_name)
 

@@ -629,7 +629,8 @@ class MediaMode(Outgoing, tag="media-mode"):
     """In ``sfu``: the feeds there are to subscribe to."""
     reason: str | None = None
     """Why it changed: ``auto`` (the number of senders), ``setting`` (the room's
-    mode was set), ``media-server-lost`` (the call moves to another media server)."""
+    mode was set), ``media-server-lost`` (the call moves to another media server),
+    ``session-moved`` (the member's session moved to another node of a cluster)."""
 
 
 class MediaFeeds(Outgoing, tag="media-feeds"):

@@ -202,7 +202,7 @@ class RedisBroker:
     def end_room_elsewhere(self, room: str) -> None:
         self._membership.end_room_elsewhere(room)
 
-    def count_senders(self, room: str, senders: int, rule: ModeRule, reason: str) -> None:
+    def count_senders(self, room: str, senders: int, rule: ModeRule | None, reason: str) -> None:
         self._room_calls.count_senders(room, senders, rule, reason)
 
     def share_feed(self, room: str, user_id: str, feed: MediaFeed | None) -> None:
@@ -211,8 +211,8 @@ class RedisBroker:
     def set_media_setting(self, room: str, setting: MediaSetting | None, rule: ModeRule) -> None:
         self._room_calls.set_media_setting(room, setting, rule)
 
-    def media_done(self, room: str) -> None:
-        self._room_calls.media_done(room)
+    def media_done(self, room: str, handed_to: str | None = None) -> None:
+        self._room_calls.media_done(room, handed_to)
 
     def find_session(self, session_id: str, resume_token: str, asked_by: str) -> bool:
         return self._handovers.find(session_id, resume_token, asked_by)

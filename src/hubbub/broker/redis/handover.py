@@ -144,9 +144,12 @@ class Handovers:
         self._taking[taken_by] = (room, time.monotonic() + CLAIM_TIMEOUT)
         command = scripts.take(
             members_key=keys.members(room),
+            media_key=keys.media(room),
+            settings_key=keys.MEDIA_SETTINGS,
             room_channel=keys.room_channel(room),
             session_id=session_id,
             taken_by=taken_by,
+            room=room,
         )
         op = Op(*command, on_error=lambda: self._handed(taken_by, None))
         if not node.pipeline.is_open:
@@ -163,7 +166,7 @@ class Handovers:
             if take.taken_by in self._taking:
                 # Who is in the room, as of the mark (this node may hear it only now).
                 self._membership.seed(room, take.members)
-                events.taking(room, take.session_id, take.taken_by)
+                events.taking(room, take.session_id, take.taken_by, take.media)
             return
         if not node.holds(take.session_id):
             return

@@ -6,7 +6,8 @@
 --
 -- op: 'senders' (value: this node's count), 'feed' (value: the feed, '' when it
 -- goes), 'setting' (value: the setting, '' for the server's default), 'done' (this
--- node has no member there any more).
+-- node has no member there any more), 'handed' (nor has it, because its last
+-- members moved to node value: its count goes to that node's until it counts anew).
 --
 -- The mode is hubbub.media.modes.next_mode's table, which tests hold this to;
 -- with no default setting given (a feed's change), it stays as it is.
@@ -34,6 +35,10 @@ elseif op == 'setting' then
   changed = put(settings_key, room, value) or changed
 elseif op == 'done' then
   redis.call('HDEL', media_key, 's:' .. node)
+elseif op == 'handed' then
+  local mine = tonumber(redis.call('HGET', media_key, 's:' .. node) or '0')
+  redis.call('HDEL', media_key, 's:' .. node)
+  redis.call('HINCRBY', media_key, 's:' .. value, mine)  -- (made, at 0, if need be)
 end
 
 local senders, nodes, feeds = 0, 0, {}

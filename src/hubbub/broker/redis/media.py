@@ -35,8 +35,9 @@ class RoomCalls:
         self._rule: ModeRule | None = None
         """The rule this node last gave: every node gives the same."""
 
-    def count_senders(self, room: str, senders: int, rule: ModeRule, reason: str) -> None:
-        self._rule = rule
+    def count_senders(self, room: str, senders: int, rule: ModeRule | None, reason: str) -> None:
+        if rule is not None:
+            self._rule = rule
         self._send(room, "senders", senders, "", rule, reason)
 
     def share_feed(self, room: str, user_id: str, feed: MediaFeed | None) -> None:
@@ -47,8 +48,12 @@ class RoomCalls:
         self._rule = rule
         self._send(room, "setting", setting.value if setting else "", "", rule, "setting")
 
-    def media_done(self, room: str) -> None:
-        self._send(room, "done", "", "", self._rule, "auto")
+    def media_done(self, room: str, handed_to: str | None = None) -> None:
+        to = None if handed_to is None else wire.node_of(handed_to)
+        if to is None:
+            self._send(room, "done", "", "", self._rule, "auto")
+        else:
+            self._send(room, "handed", to, "", None, "auto")
 
     def _send(
         self,

@@ -241,9 +241,20 @@ def move(
     )
 
 
-def take(*, members_key: str, room_channel: str, session_id: str, taken_by: str) -> Command:
-    """Publishes TAKE, with the room's members, on ``room_channel``."""
-    return TAKE.call([members_key], [room_channel, session_id, taken_by])
+def take(
+    *,
+    members_key: str,
+    media_key: str,
+    settings_key: str,
+    room_channel: str,
+    session_id: str,
+    taken_by: str,
+    room: str,
+) -> Command:
+    """Publishes TAKE, with the room's members and calls, on ``room_channel``."""
+    return TAKE.call(
+        [members_key, media_key, settings_key], [room_channel, session_id, taken_by, room]
+    )
 
 
 def media(

@@ -13,7 +13,9 @@ A publication is one byte naming its :class:`Kind`, then its body::
     CHAT          h hubbub:r:<room>   <origin><number><exclude>\\n<seq>\\n<payload>
     ROOM_ENDED    e hubbub:r:<room>   <origin>
     TAKE          T hubbub:r:<room>   {"s": session id, "b": the session taking it,
-                                       "m": [user id, entry...]: the room's members}
+                                       "m": [user id, entry...]: the room's members,
+                                       "md": the room's calls as MEDIA has them,
+                                       if it has any}
     JOINED        j hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1)}
     LEFT          l hubbub:r:<room>   {"u": user id, "e": entry, "a": announce (0, 1),
                                        "t": last seen (ms; 0: it did not chat)}
@@ -306,11 +308,13 @@ class Adopt(
 
 class Take(msgspec.Struct, frozen=True):
     """On a room's channel: from here on, what the room gets is ``taken_by``'s, no
-    longer ``session_id``'s; ``members``: the room's members then."""
+    longer ``session_id``'s; ``members``: the room's members then; ``media``: its
+    calls then, if it has any (None too from a node of wire version 1)."""
 
     session_id: str
     taken_by: str
     members: list[Member]
+    media: SharedMedia | None = None
 
 
 class Handed(msgspec.Struct, frozen=True, rename={"taken_by": "b", "state": "st"}):
@@ -443,9 +447,10 @@ class Endpoint:
         if kind == _TAKE:
             try:
                 take = _take(data[1:])
-            except msgspec.DecodeError as error:
+                media = None if take.md is None else _shared(take.md)
+            except (msgspec.DecodeError, ValueError) as error:  # ValueError: a bad mode
                 raise WireError(f"malformed publication (TAKE): {error}") from None
-            return Take(take.s, take.b, decode_members(take.m))
+            return Take(take.s, take.b, decode_members(take.m), media)
         if kind in _CHANGES:
             try:
                 change = _change(data[1:])
@@ -670,6 +675,7 @@ class _Take(msgspec.Struct):
     s: str
     b: str
     m: list[str] | dict[str, str]
+    md: _Media | None = None
 
 
 class _Snapshot(msgspec.Struct):
