@@ -976,3 +976,29 @@ def test_a_member_taken_from_another_node_is_told_to_start_its_calls_afresh(
     assert cluster.senders[-1] == ("r", 1, None)  # counted here, deciding nothing
     h.send("alice", {"type": "media-sending", "active": False})
     assert cluster.senders[-1] == ("r", 0, "auto")
+
+
+def test_a_member_adopted_from_a_stopping_node_hears_to_start_afresh_when_it_is_back(
+    cluster: ScriptedCluster,
+) -> None:
+    """A rolling restart: the stopping node hands the session here before its client
+    comes back. The media-mode waits with what it missed, and comes after it."""
+    h = sfu_node(cluster)
+    assert cluster.events is not None
+    cluster.events.adopt("remote.alice", "t0k", "r", "alice")
+    h.answer()  # the room's history, loaded here first
+    [(_, _, new_id)] = cluster.taking
+    cluster.events.taking("r", "remote.alice", new_id, SharedMedia(2, Mode.SFU, []))
+    cluster.events.session_handed(new_id, held_elsewhere(5, [{"type": "m"}] * 5, sfu=True))
+    assert new_id in h.hub.detached
+    h.send("back", {**RESUME, "ref": "r2"}, connect=True)
+    back = h.clients["back"].session_id
+    cluster.events.session_found(back, SessionFound(Located.HERE, new_id))
+    wire = h.wire("back")
+    assert [(m["type"], m.get("n")) for m in wire] == [
+        ("resumed", None),
+        ("m", 4),
+        ("m", 5),
+        ("media-mode", 6),
+    ]
+    assert wire[-1]["reason"] == "session-moved"
