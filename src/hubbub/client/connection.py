@@ -93,9 +93,9 @@ DEFAULT_HEARTBEAT = 15.0
 DEFAULT_MAX_QUEUED_EVENTS = 1000
 """Events kept for the iterator before the client stops reading from the server."""
 
-MAX_UNHEARD_SIGNALS = 200
-"""Signals kept while no listener is attached, for the first one (the oldest go
-first past this)."""
+MAX_KEPT_SIGNALS = 200
+"""Signals kept until something takes them (:meth:`Client.take_signals`); the
+oldest go first past this."""
 
 
 def websocket_url(url: str) -> str:
@@ -175,9 +175,9 @@ class Client:
         self._room_for_events = asyncio.Event()
         self._room_for_events.set()
         self._listeners: list[Listener] = []
-        self._unheard_signals: deque[SignalReceived] = deque(maxlen=MAX_UNHEARD_SIGNALS)
-        """Signals that came while no listener was attached: a peer's offer can come
-        right after the join, before the caller has attached its mesh."""
+        self._kept_signals: deque[SignalReceived] | None = deque(maxlen=MAX_KEPT_SIGNALS)
+        """The signals that came before anything took them (None once taken): a
+        peer's offer can come right after the join, before the caller's mesh listens."""
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -342,16 +342,16 @@ class Client:
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` with every event, as it arrives, before it is queued for
-        the iterator. Listeners must not block; exceptions they raise are logged.
-
-        The ``signal`` messages that came while no listener was attached (a peer
-        offers as soon as it sees us join, which can be before the caller attaches
-        its :class:`~hubbub.peer.Mesh`) are given to the first listener at once,
-        oldest first, up to :data:`MAX_UNHEARD_SIGNALS`."""
+        the iterator. Listeners must not block; exceptions they raise are logged."""
         self._listeners.append(listener)
-        unheard = self._unheard_signals
-        while unheard and listener in self._listeners:
-            self._call(listener, unheard.popleft())
+
+    def take_signals(self) -> list[SignalReceived]:
+        """The ``signal`` messages that came before anything took them, oldest first
+        (up to :data:`MAX_KEPT_SIGNALS`); none is kept from then on. A peer offers
+        as soon as it sees us join, which can be before the caller starts its
+        :class:`~hubbub.peer.Mesh`: the mesh takes them as it starts listening."""
+        kept, self._kept_signals = self._kept_signals, None
+        return list(kept or ())
 
     def remove_listener(self, listener: Listener) -> None:
         with contextlib.suppress(ValueError):
@@ -653,13 +653,13 @@ class Client:
             raise ConnectError(f"cannot reach {self.url}: {exc}") from None
 
     def _emit(self, event: Event) -> None:
-        listeners = self._listeners
-        if not listeners:
+        kept = self._kept_signals
+        if kept is not None:
             if isinstance(event, SignalReceived):
-                self._unheard_signals.append(event)
+                kept.append(event)
             elif isinstance(event, Reconnected):
-                self._unheard_signals.clear()  # the old session's peers are gone
-        for listener in list(listeners):
+                kept.clear()  # the old session's peers are gone
+        for listener in list(self._listeners):
             self._call(listener, event)
         if self._queue_events:
             self._events.append(event)

@@ -596,9 +596,11 @@ class Mesh:
         self._started = True
         for participant in self.client.participants.values():
             self._add_peer(participant.user_id, participant.polite)
-        # then the signals that came before we listened (an offer made as soon as
-        # the other saw us join) go to those peers, and what comes later too
         self.client.add_listener(self._on_event)
+        # then the signals that came before we listened (an offer made as soon as the
+        # other saw us join) go to those peers, before anything that comes later
+        for early in self.client.take_signals():
+            self._on_event(early)
 
     async def close(self) -> None:
         self.client.remove_listener(self._on_event)
