@@ -16,10 +16,9 @@ from dataclasses import replace
 
 import pytest
 from playwright.async_api import Browser, Page
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from hubbub.server import ServerSettings
-from tests.browser.pages import page_server
+from tests.browser.pages import goto_ready, page_server, record_what_it_says
 from tests.browser.sfu_page import sfu_page
 from tests.conftest import ServerFactory
 from tests.janus import JanusLab, janus_lab, needs_janus
@@ -48,15 +47,8 @@ def settings_for(lab: JanusLab, media_mode: str) -> ServerSettings:
 async def open_page(browser: Browser, hub_url: str) -> AsyncIterator[Page]:
     async with page_server({"/": lambda request: sfu_page(hub_url)}) as page_url:
         page = await browser.new_page()
-        said: list[str] = []  # what the page logs, throws and fails to load, from its start
-        page.on("console", lambda message: said.append(f"{message.type}: {message.text}"))
-        page.on("pageerror", lambda error: said.append(f"thrown: {error}"))
-        page.on("requestfailed", lambda r: said.append(f"not loaded: {r.url} {r.failure}"))
-        await page.goto(page_url + "/")
-        try:
-            await page.wait_for_function("window.ready === true")
-        except PlaywrightTimeoutError as error:
-            raise AssertionError(f"the page is not ready; it said: {said}") from error
+        # (the lab's veth pair, made just before, can make Chromium drop the first load)
+        await goto_ready(page, page_url + "/", record_what_it_says(page))
         yield page
 
 

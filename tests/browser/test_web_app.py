@@ -17,6 +17,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.web_app import join_app
 from tests.process import hubbub_serve
 
 pytestmark = pytest.mark.browser
@@ -32,13 +33,6 @@ VIDEO_PLAYING = """(selector) => {
   const video = document.querySelector(selector + " video");
   return Boolean(video) && video.videoWidth > 0 && video.currentTime > 0.3 && !video.paused;
 }"""
-
-
-async def join_app(page: Page, url: str, room: str, name: str) -> None:
-    await page.goto(f"{url}/?room={room}")
-    await page.fill("#name-input", name)
-    await page.click("#join-button")
-    await page.wait_for_selector("#call-screen:not([hidden])", timeout=WAIT)
 
 
 TILES = """[...document.querySelectorAll(".tile")].map((tile) => {

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from playwright.async_api import Page
 
+from tests.browser.pages import APP_READY, goto_ready, record_what_it_says
+
 WAIT = 30_000
 
 
@@ -13,7 +15,7 @@ def tile(user: str, kind: str = "camera") -> str:
 
 
 async def join_app(page: Page, url: str, room: str, name: str) -> None:
-    await page.goto(f"{url}/?room={room}")
+    await goto_ready(page, f"{url}/?room={room}", record_what_it_says(page), ready=APP_READY)
     await page.fill("#name-input", name)
     await page.click("#join-button")
     await page.wait_for_selector("#call-screen:not([hidden])", timeout=WAIT)

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from playwright.async_api import Page, Playwright, Route
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from hubbub.server.app import STATIC_DIR
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.pages import APP_READY, goto_ready, record_what_it_says
 from tests.network.lab import HUBBUB_ADDRESS, TOOLS, TURN_ADDRESS, Host
 
 PAGE = """<!doctype html>
@@ -196,27 +196,19 @@ async def lab_page(
         try:
             page = await browser.new_page()
             # From the start: a file of the page that fails to load says so too.
-            said = _SAID.setdefault(page, [])
-            page.on("console", lambda message: said.append(f"{message.type}: {message.text}"))
-            page.on("pageerror", lambda error: said.append(f"error: {error}"))
-            page.on(
-                "requestfailed",
-                lambda request: said.append(f"failed: {request.url} {request.failure}"),
-            )
+            said = _SAID[page] = record_what_it_says(page)
             if web_app:
                 if app_files_from_disk:
                     await page.route(f"{hub_url}/", _from_disk)
                     await page.route(f"{hub_url}/static/**", _from_disk)
-                await page.goto(f"{hub_url}/")
+                await goto_ready(page, f"{hub_url}/", said, ready=APP_READY)
                 yield page
                 return
             await page.route(f"{hub_url}/lab", lambda route: route.fulfill(
                 body=PAGE, content_type="text/html"))  # fmt: skip
-            await page.goto(f"{hub_url}/lab")
-            try:
-                await page.wait_for_function("window.ready === true", timeout=30_000)
-            except PlaywrightTimeoutError:
-                raise AssertionError(f"the lab page is not ready in 30 s; it said {said}") from None
+            # (the lab's links are made around Chromium's start: it can drop a first
+            # load as the network changes under it)
+            await goto_ready(page, f"{hub_url}/lab", said)
             yield page
         finally:
             await browser.close()

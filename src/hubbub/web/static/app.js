@@ -28,3 +28,5 @@ setupConnectionTest();
 setupCallScreen();
 state.accessReady = showAccess();
 state.previewReady = startPreview();
+// Every part is set up: the page says so (what waits for the app, tests too, can look).
+document.documentElement.dataset.app = "ready";
