@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -31,15 +32,20 @@ async def lab() -> AsyncIterator[JanusLab]:
         yield running
 
 
-async def janus_rooms(lab: JanusLab) -> list[str]:
-    """The VideoRoom rooms on the lab's Janus, its private ones included."""
+async def janus_asked(lab: JanusLab, body: dict[str, Any]) -> dict[str, Any]:
+    """What the VideoRoom plugin on the lab's Janus answers ``body``."""
     janus = JanusMediaServer(lab.url, api_secret=lab.api_secret, admin_key=lab.admin_key)
     await janus.start()
     try:
-        data = await janus._control_request({"request": "list", "admin_key": lab.admin_key})
-        return [str(room["room"]) for room in data.get("list") or []]
+        return dict(await janus._control_request(body))
     finally:
         await janus.close()
+
+
+async def janus_rooms(lab: JanusLab) -> list[str]:
+    """The VideoRoom rooms on the lab's Janus, its private ones included."""
+    data = await janus_asked(lab, {"request": "list", "admin_key": lab.admin_key})
+    return [str(room["room"]) for room in data.get("list") or []]
 
 
 async def closed(*members: Member) -> None:
@@ -220,13 +226,8 @@ async def test_a_room_whose_last_node_is_killed_goes_from_janus(
 
 async def janus_publishers(lab: JanusLab, room_id: str) -> list[str]:
     """The publishers in a room on the lab's Janus, by display name, sorted."""
-    janus = JanusMediaServer(lab.url, api_secret=lab.api_secret, admin_key=lab.admin_key)
-    await janus.start()
-    try:
-        data = await janus._control_request({"request": "listparticipants", "room": room_id})
-        return sorted(str(p.get("display")) for p in data.get("participants") or [])
-    finally:
-        await janus.close()
+    data = await janus_asked(lab, {"request": "listparticipants", "room": room_id})
+    return sorted(str(p.get("display")) for p in data.get("participants") or [])
 
 
 async def test_a_member_whose_session_moves_to_another_node_calls_on_from_there(

@@ -53,7 +53,8 @@ def test_the_installed_package_has_the_clusters_lua_scripts(
         [
             str(installed / "python"),
             "-c",
-            "from hubbub.broker.redis import scripts; print(*(s.name for s in scripts.ALL))",
+            "from hubbub.broker.redis import scripts; "
+            "print(*(s.name for s in scripts.ALL), *scripts.PARTS)",
         ],
         capture_output=True,
         text=True,
@@ -61,7 +62,8 @@ def test_the_installed_package_has_the_clusters_lua_scripts(
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    # every script of the source tree, each loaded from the wheel
+    # every script of the source tree, each loaded from the wheel (and every part of
+    # one, read with the scripts that use it)
     in_source = {path.stem for path in Path(scripts.__file__).parent.glob("*.lua")}
     assert len(in_source) >= 11
     assert sorted(result.stdout.split()) == sorted(in_source)

@@ -660,19 +660,15 @@ class Client:
             elif isinstance(event, Reconnected):
                 kept.clear()  # the old session's peers are gone
         for listener in list(self._listeners):
-            self._call(listener, event)
+            try:
+                listener(event)
+            except Exception:
+                log.exception("hubbub client: a listener failed on %s", type(event).__name__)
         if self._queue_events:
             self._events.append(event)
             self._event_ready.set()
             if len(self._events) >= self._max_queued_events:
                 self._room_for_events.clear()
-
-    @staticmethod
-    def _call(listener: Listener, event: Event) -> None:
-        try:
-            listener(event)
-        except Exception:
-            log.exception("hubbub client: a listener failed on %s", type(event).__name__)
 
     def _finished(self, reason: str) -> None:
         if self._closed.is_set():

@@ -39,16 +39,7 @@ if outcome == 'admitted' then
   end
 end
 local all = redis.call('HGETALL', members_key)
-local answer = {s=session_id, r=room, o=outcome, p=existing or '', m=all}
-local version = redis.call('HGET', media_key, 'v')
-if version then
-  local feeds = {}
-  local media = redis.call('HGETALL', media_key)
-  for i = 1, #media, 2 do
-    if string.sub(media[i], 1, 2) == 'f:' then feeds[string.sub(media[i], 3)] = media[i + 1] end
-  end
-  answer.md = {v=tonumber(version), m=redis.call('HGET', media_key, 'mode') or 'mesh', f=feeds,
-    s=redis.call('HGET', settings_key, room) or ''}
-end
+local answer = {s=session_id, r=room, o=outcome, p=existing or '', m=all,
+  md=room_calls(media_key, settings_key, room)}
 redis.call('PUBLISH', node_channel, 'c' .. cjson.encode(answer))
 return outcome

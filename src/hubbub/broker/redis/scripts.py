@@ -26,14 +26,23 @@ and redis-py's ``execute_command`` take them."""
 _FOLDER = resources.files(__name__.rpartition(".")[0])
 
 
+def _lua(name: str) -> str:
+    return (_FOLDER / f"{name}.lua").read_text("utf-8")
+
+
+PARTS = ("room_calls",)
+"""The ``.lua`` files of this folder that are parts of scripts, not scripts: each
+defines a function the scripts that name it use."""
+
+
 class Script:
-    """One ``<name>.lua`` of this folder."""
+    """One ``<name>.lua`` of this folder, after the parts it uses (:data:`PARTS`)."""
 
     __slots__ = ("name", "sha", "source")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, uses: tuple[str, ...] = ()) -> None:
         self.name = name
-        self.source = (_FOLDER / f"{name}.lua").read_text("utf-8")
+        self.source = "".join(_lua(part) for part in uses) + _lua(name)
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
         """What Redis names it by once loaded."""
 
@@ -46,7 +55,7 @@ async def run(client: aioredis.Redis, command: Command) -> Any:
     return await client.execute_command(*command)  # type: ignore[no-untyped-call]
 
 
-CLAIM = Script("claim")
+CLAIM = Script("claim", uses=("room_calls",))
 RELEASE = Script("release")
 REAP = Script("reap")
 SYNC = Script("sync")
@@ -56,7 +65,7 @@ USER_GONE = Script("user_gone")
 UPDATE = Script("update")
 LOCATE = Script("locate")
 MOVE = Script("move")
-TAKE = Script("take")
+TAKE = Script("take", uses=("room_calls",))
 MEDIA = Script("media")
 MEDIA_ROOM = Script("media_room")
 ALL = (
