@@ -18,15 +18,22 @@ class Written:
     closed = False
 
     def __init__(self) -> None:
-        self.writes: list[list[list[bytes]]] = []
+        self.writes: list[list[Any]] = []
 
     def call_many(self, data: bytes, count: int, on_reply: Any) -> None:
+        """Records the commands, each one asked to have no reply as ``[b"NO REPLY",
+        command]``; ``count`` must be the replies that Redis would send."""
         reader = hiredis.Reader()
         reader.feed(data)
-        commands = []
+        commands: list[Any] = []
+        skip = False
         while (command := reader.gets()) is not False:
-            commands.append(command)
-        assert len(commands) == count
+            if command == [b"CLIENT", b"REPLY", b"SKIP"]:
+                skip = True
+                continue
+            commands.append([b"NO REPLY", command] if skip else command)
+            skip = False
+        assert len([c for c in commands if c[0] != b"NO REPLY"]) == count
         self.writes.append(commands)
 
 
@@ -106,3 +113,25 @@ async def test_batched_items_are_dropped_and_counted_without_a_connection_or_roo
     assert pipeline.dropped == 2
     await a_turn()
     assert written.writes == [[[b"PUBLISH", b"room", b"r"]]]
+
+
+async def test_what_nothing_waits_for_is_sent_asking_for_no_reply() -> None:
+    """Where the connection may skip replies: publications with no callback go with
+    ``CLIENT REPLY SKIP`` and are done once written; the rest wait for their reply."""
+    pipeline, written = Pipeline(max_pending=100), Written()
+    pipeline.open(written, skip_replies=True)  # type: ignore[arg-type]
+    replies: list[Any] = []
+    pipeline.send_batched("a", b"1", joined)
+    pipeline.send_batched("a", b"2", joined)
+    pipeline.send(publish("room", b"r"))
+    pipeline.send(Op("INCR", "k", on_reply=replies.append))
+    await a_turn()
+    assert written.writes == [
+        [
+            [b"NO REPLY", [b"PUBLISH", b"a", b"1|2"]],
+            [b"NO REPLY", [b"PUBLISH", b"room", b"r"]],
+            [b"INCR", b"k"],
+        ]
+    ]
+    assert pipeline.pending == 1  # the INCR's reply
+    assert pipeline.sent == 3

@@ -23,6 +23,7 @@ from hubbub.broker import (
     SharedMedia,
 )
 from hubbub.broker.redis import RedisBroker, keys, node_of, scripts, wire
+from hubbub.broker.redis.pipeline import Op
 from hubbub.media.modes import BACK_TO_MESH_AT, MediaSetting, Mode, next_mode
 from hubbub.media.placements import new_placement
 from hubbub.protocol.errors import CloseCode
@@ -127,6 +128,48 @@ async def test_what_one_turn_sends_a_nodes_sessions_is_one_publication_in_order(
     await eventually(lambda: len(b[1].session) == len(sent) + 3)
     assert b[1].session[len(sent) :] == [(targets[0], b"1"), (targets[0], b"2"), (targets[1], b"3")]
     assert publish_calls(redis_server.port) - before == 3
+
+
+def client_reply_calls(port: int) -> int:
+    stats = redis_command(port, "INFO", "commandstats").decode()
+    for line in stats.splitlines():
+        if line.startswith("cmdstat_client|reply:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+@pytest.mark.parametrize("may_skip", [True, False])
+async def test_what_nothing_waits_for_gets_no_reply_and_the_replies_stay_in_step(
+    make_redis_node: MakeNode, redis_server: RedisServer, may_skip: bool
+) -> None:
+    """Publications of signals ask Redis for no reply (CLIENT REPLY SKIP), where the
+    node's user may: the replies of what waits for one still reach it, each its own.
+    A user an ACL denies CLIENT gets every reply, read as before."""
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    if not may_skip:
+        user = f"no-client-{redis_server.port}"
+        redis_command(
+            redis_server.port, "ACL", "SETUSER", user, "reset", "on", ">secret", "~*", "&*",
+            "+@all", "-client",
+        )  # fmt: skip
+        url = f"redis://{user}:secret@127.0.0.1:{redis_server.port}/0"
+    a, b = await make_redis_node(url), await make_redis_node()
+    await eventually(lambda: b[0].node_id in a[0]._node.read_batches)
+    target = b[0].new_session_id()
+    counter = f"test:counter:{a[0].node_id}"
+    replies: list[int] = []
+    before = client_reply_calls(redis_server.port)
+    for n in range(10):
+        a[0].publish_to_session(target, str(n).encode())
+        a[0]._pipeline.send(Op("INCR", counter, on_reply=replies.append))
+    await eventually(lambda: len(replies) == 10)
+    assert replies == list(range(1, 11))
+    assert await eventually(lambda: len(b[1].session) == 10 and b[1].session) == [
+        (target, str(n).encode()) for n in range(10)
+    ]
+    assert a[0]._pipeline.pending == 0
+    skipped = client_reply_calls(redis_server.port) - before
+    assert skipped == (10 if may_skip else 0)
 
 
 async def test_a_node_that_does_not_say_it_reads_batches_gets_one_publication_each(
@@ -425,7 +468,7 @@ async def test_a_member_who_left_during_an_outage_is_announced_gone(
 
 @pytest.mark.parametrize(
     "connection",
-    [b"SUBSCRIBE", b"EVALSHA"],  # what each begins with: subscriber, publisher (a claim)
+    [b"SUBSCRIBE", b"REPLY"],  # what each begins with: subscriber, publisher (CLIENT REPLY ON)
 )
 async def test_a_connection_of_its_own_that_stops_answering_is_noticed_and_made_again(
     make_redis_node: MakeNode,

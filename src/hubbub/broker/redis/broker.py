@@ -31,7 +31,7 @@ from hubbub.broker.redis.liveness import Liveness
 from hubbub.broker.redis.media import RedisPlacements, RoomCalls
 from hubbub.broker.redis.membership import RoomMembership
 from hubbub.broker.redis.node import Node
-from hubbub.broker.redis.pipeline import Pipeline, publish
+from hubbub.broker.redis.pipeline import Pipeline, may_skip_replies, publish
 from hubbub.broker.redis.resp import RespConnection, open_connection
 from hubbub.broker.redis.rooms import Rooms
 from hubbub.broker.redis.subscriptions import Subscriptions
@@ -406,6 +406,7 @@ class RedisBroker:
         try:
             if self.target.sentinel is not None:
                 await self._check_master(publisher)
+            skip_replies = await may_skip_replies(publisher)
             rooms = await self._subscriptions.open(url, self._subscriber_lost, timeout)
             await self._resync()
             if self._subscriptions.closed or publisher.closed:
@@ -414,7 +415,7 @@ class RedisBroker:
             publisher.close()
             self._subscriptions.close()
             raise
-        self._pipeline.open(publisher)
+        self._pipeline.open(publisher, skip_replies=skip_replies)
         self.connected = True
         self._connect_error = ""
         self._up.set()

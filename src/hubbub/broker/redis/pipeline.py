@@ -3,8 +3,12 @@ of the event loop.
 
 Nothing here awaits. An operation goes to a bounded queue, and what one turn of the
 event loop queued is written at its end, in one pipeline, on the publisher
-connection (:mod:`hubbub.broker.redis.resp`); the replies come back in order. What
-does not fit (``max_pending`` operations queued or waiting for their reply), or
+connection (:mod:`hubbub.broker.redis.resp`); the replies come back in order. An
+operation that nothing waits for (no callback: a publication of signals, say) asks
+Redis for no reply (``CLIENT REPLY SKIP`` before it), where the connection may
+(:func:`may_skip_replies`): Redis writes none and the node reads none, which for a
+turn of such operations alone is a write and a read fewer.
+What does not fit (``max_pending`` operations queued or waiting for their reply), or
 comes while there is no connection, is dropped and counted.
 
 Publications to one channel can also go as one (:meth:`Pipeline.send_batched`): what
@@ -30,10 +34,14 @@ from hubbub.broker.redis.resp import Reply, RespConnection, pack_command
 log = logging.getLogger("hubbub.broker")
 
 
+SKIP_REPLY = pack_command(("CLIENT", "REPLY", "SKIP"))
+"""Written before a command whose reply nothing waits for: Redis sends none."""
+
+
 class Op:
     """One command to send (a PUBLISH, a script's EVALSHA...)."""
 
-    __slots__ = ("at", "data", "on_error", "on_reply", "on_sent")
+    __slots__ = ("answered", "at", "data", "on_error", "on_reply", "on_sent")
 
     def __init__(
         self,
@@ -42,6 +50,8 @@ class Op:
         on_sent: Callable[[], None] | None = None,
         on_reply: Callable[[Reply], None] | None = None,
     ) -> None:
+        self.answered = on_error is not None or on_sent is not None or on_reply is not None
+        """Redis replies to it (something waits for the reply)."""
         self.data: bytes = pack_command(command)
         self.on_error = on_error
         """Called if the command is dropped or fails."""
@@ -71,10 +81,18 @@ class Batch(Op):
         self.items: list[Any] = []
         self.data = b""
         self.on_error = self.on_sent = self.on_reply = None
+        self.answered = False
         self.at = time.monotonic()
 
     def close(self) -> None:
         self.data = pack_command(("PUBLISH", self.channel, self.encode(self.items)))
+
+
+async def may_skip_replies(connection: RespConnection) -> bool:
+    """Whether ``connection`` may ask for no reply (``CLIENT REPLY``: an ACL can
+    deny it, and then every reply must be read as before)."""
+    reply = await connection.ask_unchecked("CLIENT", "REPLY", "ON")
+    return not isinstance(reply, hiredis.ReplyError)
 
 
 class Pipeline:
@@ -90,6 +108,7 @@ class Pipeline:
         "_inflight",
         "_pinged_at",
         "_queue",
+        "_skip_replies",
         "dropped",
         "max_pending",
         "sent",
@@ -116,6 +135,7 @@ class Pipeline:
         """When the PING not answered yet was sent."""
         self._heard_at = 0.0
         """When the connection last brought a reply."""
+        self._skip_replies = False
 
     @property
     def is_open(self) -> bool:
@@ -131,10 +151,12 @@ class Pipeline:
         oldest = self._inflight or self._queue
         return time.monotonic() - oldest[0].at if oldest else 0.0
 
-    def open(self, connection: RespConnection) -> None:
-        """Send on ``connection`` from now on."""
+    def open(self, connection: RespConnection, *, skip_replies: bool = False) -> None:
+        """Send on ``connection`` from now on (asking for no reply to what nothing
+        waits for, if ``skip_replies``)."""
         self._connection = connection
         self._pinged_at = None
+        self._skip_replies = skip_replies
 
     def ping(self, now: float, within: float) -> bool:
         """Ask the connection for a sign of life; False if the one asked for at least
@@ -246,12 +268,15 @@ class Pipeline:
             self._close_batches()
         if not queue or connection is None or connection.closed:
             return
-        count = len(queue)
-        data = b"".join([op.data for op in queue])
-        self._inflight.extend(queue)
+        if self._skip_replies:
+            data = b"".join([op.data if op.answered else SKIP_REPLY + op.data for op in queue])
+        else:
+            data = b"".join([op.data for op in queue])
+        answered = [op for op in queue if op.answered] if self._skip_replies else list(queue)
+        self._inflight.extend(answered)
+        self.sent += len(queue)
         queue.clear()
-        self.sent += count
-        connection.call_many(data, count, self._on_reply)
+        connection.call_many(data, len(answered), self._on_reply)
 
     def _on_reply(self, reply: Reply) -> None:
         self._heard_at = time.monotonic()

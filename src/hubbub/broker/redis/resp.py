@@ -102,7 +102,15 @@ class RespConnection(asyncio.Protocol):
         self.write(data)
 
     async def ask(self, *command: Any) -> Reply:
-        """Send one command and wait for its reply (set-up only: not the hot path)."""
+        """Send one command and wait for its reply (set-up only: not the hot path);
+        an error reply is raised as :class:`RespError`."""
+        reply = await self.ask_unchecked(*command)
+        if isinstance(reply, hiredis.ReplyError):
+            raise RespError(str(reply))
+        return reply
+
+    async def ask_unchecked(self, *command: Any) -> Reply:
+        """:meth:`ask`, an error reply returned as it is."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
 
         def answer(reply: Reply) -> None:
@@ -110,10 +118,7 @@ class RespConnection(asyncio.Protocol):
                 future.set_result(reply)
 
         self.call(pack_command(command), answer)
-        reply = await future
-        if isinstance(reply, hiredis.ReplyError):
-            raise RespError(str(reply))
-        return reply
+        return await future
 
     def close(self) -> None:
         self.closed = True
