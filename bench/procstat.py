@@ -1,4 +1,5 @@
-"""What the kernel says a process has used: CPU time and resident memory (Linux /proc)."""
+"""What the kernel says a process has used: CPU time, resident memory and system calls
+(Linux /proc)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,22 @@ def rss_bytes(pid: int) -> int:
     """Resident set size of the process, from /proc/<pid>/statm."""
     with open(f"/proc/{pid}/statm", "rb") as statm:
         return int(statm.read().split()[1]) * _PAGE_BYTES
+
+
+def io_calls(pid: int) -> tuple[int, int, int]:
+    """System calls that read and that wrote (``syscr``, ``syscw`` of /proc/<pid>/io:
+    recv and send on sockets count, and reads and writes of files; epoll_wait does
+    not), and the times the scheduler took a core from the process while it could
+    run (``nonvoluntary_ctxt_switches`` of /proc/<pid>/status, its main thread's)."""
+    reads = writes = taken = 0
+    with open(f"/proc/{pid}/io", "rb") as io:
+        for line in io:
+            if line.startswith(b"syscr:"):
+                reads = int(line.split()[1])
+            elif line.startswith(b"syscw:"):
+                writes = int(line.split()[1])
+    with open(f"/proc/{pid}/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"nonvoluntary_ctxt_switches:"):
+                taken = int(line.split()[1])
+    return reads, writes, taken

@@ -258,6 +258,10 @@ class Window:
     parts_start: dict[str, CpuTimes] = field(default_factory=dict)
     parts: dict[str, CpuTimes] = field(default_factory=dict)
     """CPU time by part of the server (a cluster's nodes, its Redis)."""
+    io_start: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    io: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    """System calls that read and that wrote, and times preempted, by process of the
+    server."""
 
     profiler: subprocess.Popen[bytes] | None = None
 
@@ -276,6 +280,7 @@ class Window:
                 stderr=subprocess.DEVNULL,
             )
         self.parts_start = self.server.cpu_parts()
+        self.io_start = self.server.io_parts()
         self.cpu_start = self.server.cpu()
         self.started = time.monotonic()
 
@@ -284,14 +289,32 @@ class Window:
         self.cpu = self.server.cpu() - self.cpu_start
         now = self.server.cpu_parts()
         self.parts = {name: now[name] - self.parts_start[name] for name in now}
+        io_now = self.server.io_parts()
+        self.io = {
+            name: (
+                counts[0] - self.io_start[name][0],
+                counts[1] - self.io_start[name][1],
+                counts[2] - self.io_start[name][2],
+            )
+            for name, counts in io_now.items()
+        }
         if self.profiler is not None:
             self.profiler.send_signal(signal.SIGINT)  # py-spy writes its output, then exits
             self.profiler.wait(30)
 
 
 def cpu_parts(window: Window) -> dict[str, float]:
-    """The window's CPU seconds by part of the server (``cpu_s_<part>``)."""
-    return {f"cpu_s_{name}": times.total for name, times in window.parts.items()}
+    """The window's CPU seconds by part of the server (``cpu_s_<part>``, of which in
+    the kernel ``cpu_system_s_<part>``), and its system calls and preemptions by
+    process (``reads_<process>``, ``writes_<process>``, ``preempted_<process>``)."""
+    calls = {}
+    for name, (reads, writes, taken) in window.io.items():
+        calls[f"reads_{name}"] = reads
+        calls[f"writes_{name}"] = writes
+        calls[f"preempted_{name}"] = taken
+    cpu = {f"cpu_s_{name}": times.total for name, times in window.parts.items()}
+    system = {f"cpu_system_s_{name}": times.system for name, times in window.parts.items()}
+    return {**cpu, **system, **calls}
 
 
 def generator_figures(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procstat import CpuTimes, cpu_times, rss_bytes
+from bench.procstat import CpuTimes, cpu_times, io_calls, rss_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 WORK_DIR = REPO / "bench" / ".work"
@@ -77,6 +77,11 @@ class RunningServer:
     def cpu_parts(self) -> dict[str, CpuTimes]:
         """CPU time by part (a cluster: its nodes and Redis); one part otherwise."""
         return {"server": self.cpu()}
+
+    def io_parts(self) -> dict[str, tuple[int, int, int]]:
+        """System calls that read and that wrote so far, and times preempted, by
+        process (a cluster: each node and Redis): :func:`~bench.procstat.io_calls`."""
+        return {"server": io_calls(self.pid)}
 
     def rss(self) -> int:
         return rss_bytes(self.pid)
@@ -361,6 +366,11 @@ class RunningCluster(RunningServer):
             nodes = nodes + node.cpu()
         assert self.redis.process is not None
         return {"server": nodes, "redis": cpu_times(self.redis.process.pid)}
+
+    def io_parts(self) -> dict[str, tuple[int, int, int]]:
+        assert self.redis.process is not None
+        parts = {f"node{n}": io_calls(node.pid) for n, node in enumerate(self.nodes, 1)}
+        return {**parts, "redis": io_calls(self.redis.process.pid)}
 
     def cpu(self) -> CpuTimes:
         total = CpuTimes(0.0, 0.0)

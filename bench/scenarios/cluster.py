@@ -6,7 +6,10 @@ machine runs), one node on Redis (the broker's cost alone: every room message is
 still published), and two nodes on one Redis with the clients dealt over both
 (every relay pair split across the nodes; fanout members in turn on each node, the
 sender on the first). CPU is that of every process together (the nodes and
-redis-server), per message delivered to one recipient, and also given by part.
+redis-server), per message delivered to one recipient, and also given by part and,
+for the nodes, how much of it was in the kernel; the nodes' system calls that read
+and that wrote (``recv``, ``send`` and file reads and writes; not ``epoll_wait``),
+per delivery, say how many messages each carries.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ class Cluster(Scenario):
         Column("cpu_us_per_delivery", "CPU/delivery, all", "µs", 2, True, True),
         Column("nodes_cpu_us_per_delivery", "of which nodes", "µs", 2),
         Column("redis_cpu_us_per_delivery", "of which Redis", "µs", 2, may_be_zero=True),
+        Column("nodes_system_us_per_delivery", "of which nodes' kernel", "µs", 2),
+        Column("node_writes_per_delivery", "writes/delivery, nodes", digits=3),
+        Column("node_reads_per_delivery", "reads/delivery, nodes", digits=3),
         Column("server_cpu_pct", "CPU, all", "%", 0),
         Column("generator_cpu_pct", "generators CPU", "%", 0),
     )
@@ -75,8 +81,14 @@ class Cluster(Scenario):
         per = 1e6 / max(deliveries, 1)
         nodes = figures["cpu_s_server"]
         redis = figures.get("cpu_s_redis", 0.0)
+        # The nodes' processes (one node's: "server"), not Redis's.
+        nodes_io = [key[7:] for key in figures if key.startswith("writes_")]
+        nodes_io = [name for name in nodes_io if name != "redis"]
         return {
             **figures,
+            "nodes_system_us_per_delivery": figures["cpu_system_s_server"] * per,
+            "node_writes_per_delivery": sum(figures[f"writes_{n}"] for n in nodes_io) * per / 1e6,
+            "node_reads_per_delivery": sum(figures[f"reads_{n}"] for n in nodes_io) * per / 1e6,
             "deliveries": deliveries,
             "deliveries_per_s": deliveries / figures["seconds"],
             "cpu_us_per_delivery": (nodes + redis) * per,
