@@ -148,10 +148,10 @@ async def test_what_nothing_waits_for_gets_no_reply_and_the_replies_stay_in_step
     url = f"redis://127.0.0.1:{redis_server.port}/0"
     if not may_skip:
         user = f"no-client-{redis_server.port}"
-        redis_command(
+        assert redis_command(
             redis_server.port, "ACL", "SETUSER", user, "reset", "on", ">secret", "~*", "&*",
             "+@all", "-client",
-        )  # fmt: skip
+        ) == b"+OK\r\n"  # fmt: skip
         url = f"redis://{user}:secret@127.0.0.1:{redis_server.port}/0"
     a, b = await make_redis_node(url), await make_redis_node()
     await eventually(lambda: b[0].node_id in a[0]._node.read_batches)

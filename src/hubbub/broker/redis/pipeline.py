@@ -3,13 +3,14 @@ of the event loop.
 
 Nothing here awaits. An operation goes to a bounded queue, and what one turn of the
 event loop queued is written at its end, in one pipeline, on the publisher
-connection (:mod:`hubbub.broker.redis.resp`); the replies come back in order. An
-operation that nothing waits for (no callback: a publication of signals, say) asks
-Redis for no reply (``CLIENT REPLY SKIP`` before it), where the connection may
+connection (:mod:`hubbub.broker.redis.resp`); the replies come back in order. What
+does not fit (``max_pending`` operations queued or waiting for their reply), or
+comes while there is no connection, is dropped and counted.
+
+An operation that nothing waits for (no callback: a publication of signals, say)
+asks Redis for no reply (``CLIENT REPLY SKIP`` before it), where the connection may
 (:func:`may_skip_replies`): Redis writes none and the node reads none, which for a
 turn of such operations alone is a write and a read fewer.
-What does not fit (``max_pending`` operations queued or waiting for their reply), or
-comes while there is no connection, is dropped and counted.
 
 Publications to one channel can also go as one (:meth:`Pipeline.send_batched`): what
 a turn sends there is gathered in a :class:`Batch`, one PUBLISH however many it
