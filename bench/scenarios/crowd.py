@@ -48,7 +48,9 @@ class Crowd(Scenario):
         "connection is the growth of the server's resident memory over the number of "
         "clients; RSS at 100,000 is measured, or projected from it when the machine's "
         "open-files limit holds fewer (see the notes); idle CPU is the server's CPU use over "
-        "20 s of quiet (one `ping_interval`: every client is pinged once, and answers). "
+        "20 s of quiet (one `ping_interval`: every client is pinged once, and answers), "
+        "and of it, the time in the kernel (on loopback a ping's write also carries the "
+        "client's side of TCP). "
         "Then a `broadcast` is posted to every room through hubbub's HTTP API "
         f"({BROADCAST_CONCURRENCY} requests at a time): the time from the first request until "
         "every client has it (the seed server has no such API)."
@@ -60,6 +62,7 @@ class Crowd(Scenario):
         Column("rss_mb", "server RSS", "MB", 0),
         Column("rss_mb_100k", "RSS at 100,000", "MB", 0, True, True),
         Column("idle_cpu_pct", "idle CPU", "%", 1, may_be_zero=True),
+        Column("idle_cpu_kernel_pct", "of which kernel", "%", 1, may_be_zero=True),
         Column(
             "idle_cpu_pct_100k",
             "idle CPU at 100,000",
@@ -147,6 +150,8 @@ class Crowd(Scenario):
         joined = sum(r["clients"] for r in reports)
         per_connection = (loaded - baseline) / joined
         idle_cpu_pct = 100.0 * window.cpu.total / window.seconds
+        # Over the quiet window: a ping is a write, a pong a read.
+        idle_reads, idle_writes, _ = window.io["server"]
         return {
             "clients": joined,
             "connect_seconds": connect_seconds,
@@ -159,6 +164,9 @@ class Crowd(Scenario):
                 else (baseline + per_connection * PROJECTED_CLIENTS) / 1e6
             ),
             "idle_cpu_pct": idle_cpu_pct,
+            "idle_cpu_kernel_pct": 100.0 * window.cpu.system / window.seconds,
+            "idle_reads": idle_reads,
+            "idle_writes": idle_writes,
             # Measured with 100,000 clients, or projected from the clients held: idle
             # work (liveness pings) grows with them.
             "idle_cpu_pct_100k": idle_cpu_pct * max(1.0, PROJECTED_CLIENTS / joined),
