@@ -52,12 +52,18 @@ def redis_command(port: int, *words: str) -> bytes:
         return sock.recv(65536)
 
 
-def publish_calls(port: int) -> int:
+def command_calls(port: int, command: str) -> int:
+    """How many times Redis ran ``command`` (``INFO commandstats``; a subcommand as
+    ``client|reply``)."""
     stats = redis_command(port, "INFO", "commandstats").decode()
     for line in stats.splitlines():
-        if line.startswith("cmdstat_publish:"):
+        if line.startswith(f"cmdstat_{command}:"):
             return int(line.split("calls=")[1].split(",")[0])
     return 0
+
+
+def publish_calls(port: int) -> int:
+    return command_calls(port, "publish")
 
 
 async def test_session_ids_name_their_node(make_redis_node: MakeNode) -> None:
@@ -130,14 +136,6 @@ async def test_what_one_turn_sends_a_nodes_sessions_is_one_publication_in_order(
     assert publish_calls(redis_server.port) - before == 3
 
 
-def client_reply_calls(port: int) -> int:
-    stats = redis_command(port, "INFO", "commandstats").decode()
-    for line in stats.splitlines():
-        if line.startswith("cmdstat_client|reply:"):
-            return int(line.split("calls=")[1].split(",")[0])
-    return 0
-
-
 @pytest.mark.parametrize("may_skip", [True, False])
 async def test_what_nothing_waits_for_gets_no_reply_and_the_replies_stay_in_step(
     make_redis_node: MakeNode, redis_server: RedisServer, may_skip: bool
@@ -158,7 +156,7 @@ async def test_what_nothing_waits_for_gets_no_reply_and_the_replies_stay_in_step
     target = b[0].new_session_id()
     counter = f"test:counter:{a[0].node_id}"
     replies: list[int] = []
-    before = client_reply_calls(redis_server.port)
+    before = command_calls(redis_server.port, "client|reply")
     for n in range(10):
         a[0].publish_to_session(target, str(n).encode())
         a[0]._pipeline.send(Op("INCR", counter, on_reply=replies.append))
@@ -168,7 +166,7 @@ async def test_what_nothing_waits_for_gets_no_reply_and_the_replies_stay_in_step
         (target, str(n).encode()) for n in range(10)
     ]
     assert a[0]._pipeline.pending == 0
-    skipped = client_reply_calls(redis_server.port) - before
+    skipped = command_calls(redis_server.port, "client|reply") - before
     assert skipped == (10 if may_skip else 0)
 
 
