@@ -1,10 +1,13 @@
 """The network lab's fixtures: a lab per test, removed after it whatever happens,
-and a check that the run leaves no namespace of its own behind."""
+and checks that the run leaves no namespace of its own behind, nor a Python peer's
+working folder."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,17 @@ def _no_lab_left_behind() -> Iterator[None]:
     yield
     ours = [name for name in lab_namespaces() if name.startswith(f"{PREFIX}{os.getpid()}-")]
     assert not ours, f"network namespaces left behind: {ours}"
+
+
+@pytest.fixture(autouse=True)
+def _no_peer_folder_left_behind() -> Iterator[None]:
+    """Each Python peer's working folder (tests/network/services.py python_peer) is
+    gone once the test is: the peer is killed, so its starter removes it."""
+    folders = Path(tempfile.gettempdir())
+    before = set(folders.glob("hubbub-lab-peer-*"))
+    yield
+    left = set(folders.glob("hubbub-lab-peer-*")) - before
+    assert not left, f"Python peers' folders left behind: {sorted(map(str, left))}"
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """A Python peer (``hubbub.peer``) run inside a lab host, driven over its stdio.
 
-``python -m tests.network.peer --url URL --user NAME [--room R] [--relay]`` joins
-room R (``lab``)
-and then takes one JSON command a line on stdin, answering each with one JSON line
-on stdout:
+``python -m tests.network.peer --url URL --user NAME --workdir DIR [--room R]
+[--relay]`` joins room R (``lab``), keeps its files in DIR (made and removed by its
+starter: it is killed, not asked to quit), and then takes one JSON command a line
+on stdin, answering each with one JSON line on stdout:
 
 - ``{"cmd": "connect", "to": USER, "timeout": S}`` -> ``{"ok": true, "pair": {...},
   "seconds": S}`` once the peer connection to USER is up (``pair``: the selected ICE
@@ -33,9 +33,7 @@ import json
 import logging
 import os
 import resource
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -123,6 +121,8 @@ async def main() -> None:
     parser.add_argument("--room", default=ROOM)
     parser.add_argument("--relay", action="store_true", help="relay-only ICE policy")
     parser.add_argument("--log", choices=("debug", "info", "warning"), default="warning")
+    parser.add_argument("--workdir", required=True, type=Path,
+                        help="a folder of its own (its starter removes it)")  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=args.log.upper(), stream=sys.stderr,
                         format="%(relativeCreated)d %(name)s %(message)s")  # fmt: skip
@@ -130,7 +130,7 @@ async def main() -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     policy = "relay" if args.relay else "all"
-    workdir = Path(tempfile.mkdtemp(prefix="hubbub-lab-peer-"))
+    workdir: Path = args.workdir
     inbox = FileInbox(workdir / "in")
     joined_at = time.monotonic()
     async with Client(args.url, args.room, user=args.user, events=False) as client:
@@ -143,18 +143,15 @@ async def main() -> None:
         ) as mesh:
             driver = Driver(mesh, joined_at, inbox, workdir)
             print(json.dumps({"ok": True, "joined": client.user_id}), flush=True)
-            try:
-                while line := await reader.readline():
-                    command = json.loads(line)
-                    if command.get("cmd") == "quit":
-                        break
-                    try:
-                        answer = await driver.handle(command)
-                    except Exception as exc:
-                        answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-                    print(json.dumps(answer), flush=True)
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
+            while line := await reader.readline():
+                command = json.loads(line)
+                if command.get("cmd") == "quit":
+                    break
+                try:
+                    answer = await driver.handle(command)
+                except Exception as exc:
+                    answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":

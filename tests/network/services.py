@@ -264,8 +264,9 @@ async def python_peer(
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if ca is not None:
         env["SSL_CERT_FILE"] = str(ca)
+    workdir = Path(tempfile.mkdtemp(prefix="hubbub-lab-peer-"))
     argv = [sys.executable, "-m", "tests.network.peer", "--url", url, "--user", user,
-            "--room", room,
+            "--room", room, "--workdir", str(workdir),
             "--log", os.environ.get("HUBBUB_LAB_PEER_LOG", "warning")]  # fmt: skip
     if relay:
         argv.append("--relay")
@@ -273,16 +274,21 @@ async def python_peer(
     stderr: Any = asyncio.subprocess.PIPE
     if log_dir:
         stderr = (Path(log_dir) / f"{room}-{user}.log").open("ab")
-    process = await host.spawn(
-        *argv,
-        env=env,
-        cwd=ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=stderr,
-    )
-    if log_dir:
-        stderr.close()
+    try:
+        process = await host.spawn(
+            *argv,
+            env=env,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    finally:
+        if log_dir:
+            stderr.close()
     peer = PythonPeer(process, user)
     try:
         assert process.stdout is not None
@@ -295,3 +301,4 @@ async def python_peer(
         if process.returncode is None:
             process.kill()
         await process.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
