@@ -82,7 +82,7 @@ class Cluster(Scenario):
         nodes = figures["cpu_s_server"]
         redis = figures.get("cpu_s_redis", 0.0)
         # The nodes' processes (one node's: "server"), not Redis's.
-        nodes_io = [key[7:] for key in figures if key.startswith("writes_")]
+        nodes_io = [key.removeprefix("writes_") for key in figures if key.startswith("writes_")]
         nodes_io = [name for name in nodes_io if name != "redis"]
         return {
             **figures,

@@ -271,9 +271,10 @@ class Pipeline:
             return
         if self._skip_replies:
             data = b"".join([op.data if op.answered else SKIP_REPLY + op.data for op in queue])
+            answered = [op for op in queue if op.answered]
         else:
             data = b"".join([op.data for op in queue])
-        answered = [op for op in queue if op.answered] if self._skip_replies else list(queue)
+            answered = list(queue)
         self._inflight.extend(answered)
         self.sent += len(queue)
         queue.clear()
