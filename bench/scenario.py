@@ -258,6 +258,9 @@ class Window:
     parts_start: dict[str, CpuTimes] = field(default_factory=dict)
     parts: dict[str, CpuTimes] = field(default_factory=dict)
     """CPU time by part of the server (a cluster's nodes, its Redis)."""
+    processes_start: dict[str, CpuTimes] = field(default_factory=dict)
+    processes: dict[str, CpuTimes] = field(default_factory=dict)
+    """CPU time by process of the server (a cluster's each node, its Redis)."""
     io_start: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     io: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     """System calls that read and that wrote, and times preempted, by process of the
@@ -280,6 +283,7 @@ class Window:
                 stderr=subprocess.DEVNULL,
             )
         self.parts_start = self.server.cpu_parts()
+        self.processes_start = self.server.process_cpu()
         self.io_start = self.server.io_parts()
         self.cpu_start = self.server.cpu()
         self.started = time.monotonic()
@@ -289,6 +293,8 @@ class Window:
         self.cpu = self.server.cpu() - self.cpu_start
         now = self.server.cpu_parts()
         self.parts = {name: now[name] - self.parts_start[name] for name in now}
+        processes = self.server.process_cpu()
+        self.processes = {name: processes[name] - self.processes_start[name] for name in processes}
         io_now = self.server.io_parts()
         self.io = {
             name: (
@@ -305,15 +311,17 @@ class Window:
 
 def cpu_parts(window: Window) -> dict[str, float]:
     """The window's CPU seconds by part of the server (``cpu_s_<part>``, of which in
-    the kernel ``cpu_system_s_<part>``), and its system calls and preemptions by
-    process (``reads_<process>``, ``writes_<process>``, ``preempted_<process>``)."""
+    the kernel ``cpu_system_s_<part>``), the same by process where a part has several
+    (a cluster's ``cpu_s_node1``...), and its system calls and preemptions by process
+    (``reads_<process>``, ``writes_<process>``, ``preempted_<process>``)."""
     calls = {}
     for name, (reads, writes, taken) in window.io.items():
         calls[f"reads_{name}"] = reads
         calls[f"writes_{name}"] = writes
         calls[f"preempted_{name}"] = taken
-    cpu = {f"cpu_s_{name}": times.total for name, times in window.parts.items()}
-    system = {f"cpu_system_s_{name}": times.system for name, times in window.parts.items()}
+    parts = {**window.processes, **window.parts}
+    cpu = {f"cpu_s_{name}": times.total for name, times in parts.items()}
+    system = {f"cpu_system_s_{name}": times.system for name, times in parts.items()}
     return {**cpu, **system, **calls}
 
 

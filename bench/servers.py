@@ -83,6 +83,10 @@ class RunningServer:
         process (a cluster: each node and Redis): :func:`~bench.procstat.io_calls`."""
         return {"server": io_calls(self.pid)}
 
+    def process_cpu(self) -> dict[str, CpuTimes]:
+        """CPU time by process (a cluster: each node and Redis)."""
+        return {"server": self.cpu()}
+
     def rss(self) -> int:
         return rss_bytes(self.pid)
 
@@ -371,6 +375,11 @@ class RunningCluster(RunningServer):
         assert self.redis.process is not None
         parts = {f"node{n}": io_calls(node.pid) for n, node in enumerate(self.nodes, 1)}
         return {**parts, "redis": io_calls(self.redis.process.pid)}
+
+    def process_cpu(self) -> dict[str, CpuTimes]:
+        assert self.redis.process is not None
+        nodes = {f"node{n}": node.cpu() for n, node in enumerate(self.nodes, 1)}
+        return {**nodes, "redis": cpu_times(self.redis.process.pid)}
 
     def cpu(self) -> CpuTimes:
         total = CpuTimes(0.0, 0.0)
