@@ -34,6 +34,8 @@ CONNECT_ATTEMPTS = 3
 """A connection reset or refused during the connect is tried again this many times
 in all (a busy server's full accept queue, an overloaded machine); each attempt is
 logged to the run's generators.log."""
+PACE_TICK = 0.002
+"""Seconds between two sends of a paced load (:meth:`Driver.pace`)."""
 
 
 # -- wire formats ---------------------------------------------------------------
@@ -246,6 +248,7 @@ class Driver:
         self.clients: list[Client] = []
         self._marked_cpu = 0.0
         self._marked_at = 0.0
+        self._pacing: asyncio.Task[None] | None = None
 
     async def connect(
         self,
@@ -288,9 +291,28 @@ class Driver:
         return {}
 
     async def on_quit(self) -> dict[str, Any]:
+        if self._pacing is not None:
+            self._pacing.cancel()
         for client in self.clients:
             client.close()
         return {}
+
+    def pace(self, rate: float, send: Callable[[int], None]) -> None:
+        """Send at ``rate`` a second from now on, whatever comes back (an open loop):
+        every ``PACE_TICK`` seconds, ``send(count)`` sends what is due by then."""
+
+        async def pacing() -> None:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            sent = 0
+            while True:
+                await asyncio.sleep(PACE_TICK)
+                due = int(rate * (loop.time() - started)) - sent
+                if due > 0:
+                    send(due)
+                    sent += due
+
+        self._pacing = asyncio.get_running_loop().create_task(pacing())
 
 
 def _own_cpu() -> float:

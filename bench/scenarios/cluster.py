@@ -10,6 +10,13 @@ redis-server), per message delivered to one recipient, and also given by part an
 for the nodes, how much of it was in the kernel; the nodes' system calls that read
 and that wrote (``recv``, ``send`` and file reads and writes; not ``epoll_wait``),
 per delivery, say how many messages each carries.
+
+Closed loops run each set-up as fast as it can, so on one machine the set-ups'
+processes (two nodes, Redis and the generators on the same cores) take the cores
+from each other, and each delivery's cost depends on how many a turn of a node's
+event loop finds. The paced cases offer every set-up the same load, below what any
+of them can take (``rate``: signals, or chats, a second), so that CPU per delivery
+compares the set-ups at one rate.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ class Cluster(Scenario):
         "as two nodes on one Redis with the clients dealt over both (each relay pair split "
         "across the nodes; fanout members in turn on each node, the sender on the first). "
         "CPU/delivery counts every process: the nodes and redis-server, per message "
-        "delivered to one recipient; the two next columns split it."
+        "delivered to one recipient; the two next columns split it. The paced cases send "
+        "at a fixed rate, the same for every set-up, instead of as fast as each goes."
     )
     servers = (
         "hubbub",
@@ -60,13 +68,22 @@ class Cluster(Scenario):
 
     def cases(self, size: str) -> list[Case]:
         seconds = {"smoke": 1.0, "quick": 5.0, "full": 15.0}[size]
-        relay = next(iter(_RELAY.cases(size))).params
+        # Paced: about 30,000 deliveries a second (under half of what two nodes relay
+        # here, a third of what they fan out).
+        signals, chats = (5_000, 100) if size == "smoke" else (30_000, 150)
+        relay = {**next(iter(_RELAY.cases(size))).params, "load": "relay", "seconds": seconds}
         fanout = next(iter(_FANOUT.cases(size))).params  # the smaller room
+        fanout = {**fanout, "load": "fanout", "seconds": seconds}
         return [
-            Case(f"relay, {relay['pairs']} pairs", {**relay, "load": "relay", "seconds": seconds}),
+            Case(f"relay, {relay['pairs']} pairs", relay),
+            Case(f"fanout, {fanout['members']} members", fanout),
             Case(
-                f"fanout, {fanout['members']} members",
-                {**fanout, "load": "fanout", "seconds": seconds},
+                f"relay, {relay['pairs']} pairs, {signals:,} signals a second",
+                {**relay, "rate": signals},
+            ),
+            Case(
+                f"fanout, {fanout['members']} members, {chats:,} chats a second",
+                {**fanout, "rate": chats},
             ),
         ]
 

@@ -90,6 +90,10 @@ class Fanout(Scenario):
                     "members": part,
                     "sender": index == 0,
                     "in_flight": p["in_flight"],
+                    # With a "rate" (chats a second), the sender sends at that pace
+                    # instead of when everyone has the last (the cluster scenario's
+                    # paced loads).
+                    "rate": p.get("rate"),
                     "other_processes": len(parts) - 1,
                 }
                 for index, part in enumerate(parts)
@@ -212,7 +216,7 @@ class Driver(BaseDriver):
             return
         self.received.pop(number, None)
         if self.sender is not None:
-            if self.running:
+            if self.running and self.params["rate"] is None:
                 self._send_chat()
         elif self.witness is not None:
             assert self.to_sender is not None
@@ -230,10 +234,16 @@ class Driver(BaseDriver):
 
     async def on_run(self) -> dict[str, Any]:
         self.running = True
-        if self.sender is not None:
+        if self.sender is not None and self.params["rate"] is not None:
+            self.pace(self.params["rate"], self._send_chats)
+        elif self.sender is not None:
             for _ in range(self.params["in_flight"]):
                 self._send_chat()
         return {}
+
+    def _send_chats(self, count: int) -> None:
+        for _ in range(count):
+            self._send_chat()
 
     def mark(self) -> None:
         self.counting = True

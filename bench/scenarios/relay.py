@@ -68,10 +68,14 @@ class Relay(Scenario):
     async def measure(self, run: Run, server: RunningServer, case: Case) -> dict[str, Any]:
         p = case.params
         parts = split(range(p["pairs"]), p["generators"])
+        # With a "rate" (signals a second in all), each generator sends its share at
+        # that pace instead of bouncing them (the cluster scenario's paced loads).
+        rate = p.get("rate")
+        share = None if rate is None else rate / len(parts)
         generators = await run.generators(
             self,
             server,
-            [{"pairs": part, "in_flight": p["in_flight"]} for part in parts],
+            [{"pairs": part, "in_flight": p["in_flight"], "rate": share} for part in parts],
             p["loadgen"],
         )
         try:
@@ -104,6 +108,8 @@ class Driver(BaseDriver):
         self.partners: dict[Client, str] = {}
         self.signal_to: dict[Client, Callable[[str], bytes]] = {}
         self.joined: dict[int, asyncio.Future[None]] = {}
+        self.paced = job["params"].get("rate") is not None
+        self.next_sender = 0
 
     async def setup(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -140,7 +146,8 @@ class Driver(BaseDriver):
             if self.counting:
                 self.messages += 1
                 self.latencies.append(now - message["signal"]["t"])
-            client.send_raw(self.signal_to[client](repr(now)))
+            if not self.paced:
+                client.send_raw(self.signal_to[client](repr(now)))
         elif kind == "user-joined":
             # Whichever of the two sees the other join, both are in the room.
             future = self.joined[int(client.name[1:])]
@@ -148,11 +155,24 @@ class Driver(BaseDriver):
                 future.set_result(None)
 
     async def on_run(self) -> dict[str, Any]:
+        if self.paced:
+            self.pace(self.params["rate"], self._send_paced)
+            return {}
         for client, partner in self.partners.items():
             if partner == "b":
                 for _ in range(self.params["in_flight"]):
                     client.send_raw(self.signal_to[client](repr(time.monotonic())))
         return {}
+
+    def _send_paced(self, count: int) -> None:
+        """``count`` signals, each from the next client in turn (both ends of every
+        pair) to its partner."""
+        clients = list(self.partners)
+        now = repr(time.monotonic())
+        for _ in range(count):
+            client = clients[self.next_sender % len(clients)]
+            self.next_sender += 1
+            client.send_raw(self.signal_to[client](now))
 
     def mark(self) -> None:
         self.counting = True
