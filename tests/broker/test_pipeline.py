@@ -9,7 +9,8 @@ from typing import Any
 
 import hiredis
 
-from hubbub.broker.redis.pipeline import MAX_BATCH, Op, Pipeline, publish
+from hubbub.broker.redis.pipeline import MAX_BATCH, Op, Pipeline, pack_publish, publish
+from hubbub.broker.redis.resp import pack_command
 
 
 class Written:
@@ -135,3 +136,37 @@ async def test_what_nothing_waits_for_is_sent_asking_for_no_reply() -> None:
     ]
     assert pipeline.pending == 1  # the INCR's reply
     assert pipeline.sent == 3
+
+
+async def test_an_operation_alone_in_its_turn_is_written_as_in_company() -> None:
+    """A turn that sends one operation (most turns, at a moderate rate) writes
+    it as a turn of several would: without a reply if nothing waits for it."""
+    for skip_replies in (True, False):
+        pipeline, written = Pipeline(max_pending=100), Written()
+        pipeline.open(written, skip_replies=skip_replies)  # type: ignore[arg-type]
+        replies: list[Any] = []
+        pipeline.send(publish("room", b"r"))
+        await a_turn()
+        pipeline.send(Op("INCR", "k", on_reply=replies.append))
+        await a_turn()
+        pipeline.send_batched("a", b"1", joined)
+        await a_turn()
+        skipped = (lambda command: [b"NO REPLY", command]) if skip_replies else (lambda c: c)
+        assert written.writes == [
+            [skipped([b"PUBLISH", b"room", b"r"])],
+            [[b"INCR", b"k"]],
+            [skipped([b"PUBLISH", b"a", b"1"])],
+        ]
+        assert pipeline.pending == (1 if skip_replies else 3)
+        assert pipeline.sent == 3
+
+
+def test_a_publication_is_packed_as_redis_reads_any_command() -> None:
+    for channel, message in (
+        ("hubbub:n:abc", b"x" * 300),
+        ("salle-\u00e9t\u00e9", b""),
+        ("a", b"\r\n"),
+    ):
+        packed = pack_command(("PUBLISH", channel, message))
+        assert pack_publish(channel, message) == packed
+        assert pack_publish(channel, message) == packed  # the channel's part kept from the first

@@ -86,7 +86,24 @@ class Batch(Op):
         self.at = time.monotonic()
 
     def close(self) -> None:
-        self.data = pack_command(("PUBLISH", self.channel, self.encode(self.items)))
+        self.data = pack_publish(self.channel, self.encode(self.items))
+
+
+_PUBLISH_HEADS: dict[str, bytes] = {}
+"""A channel -> ``PUBLISH <channel>`` packed, without the message (batches go to a
+few channels: the other nodes')."""
+
+
+def pack_publish(channel: str, message: bytes) -> bytes:
+    """``PUBLISH channel message`` packed, as :func:`pack_command` packs it, with the
+    channel's part packed once."""
+    head = _PUBLISH_HEADS.get(channel)
+    if head is None:
+        if len(_PUBLISH_HEADS) >= 1024:  # nodes come and go over a long life
+            _PUBLISH_HEADS.clear()
+        name = channel.encode()
+        head = _PUBLISH_HEADS[channel] = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n" % (len(name), name)
+    return b"%s$%d\r\n%s\r\n" % (head, len(message), message)
 
 
 async def may_skip_replies(connection: RespConnection) -> bool:
@@ -268,6 +285,15 @@ class Pipeline:
         if self._batches:
             self._close_batches()
         if not queue or connection is None or connection.closed:
+            return
+        if len(queue) == 1:  # one operation: most turns, at a moderate rate
+            op = queue.popleft()
+            self.sent += 1
+            if op.answered or not self._skip_replies:
+                self._inflight.append(op)
+                connection.call_many(op.data, 1, self._on_reply)
+            else:
+                connection.call_many(SKIP_REPLY + op.data, 0, self._on_reply)
             return
         if self._skip_replies:
             data = b"".join([op.data if op.answered else SKIP_REPLY + op.data for op in queue])
