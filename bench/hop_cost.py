@@ -46,9 +46,6 @@ class _Redis:
     def call_many(self, data: bytes, count: int, answer: Any) -> None:
         self.written.append(data)
 
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
 
 class _Delivery:
     """The receiving node's hub: counts what reaches its sessions."""
@@ -60,9 +57,9 @@ class _Delivery:
         self.delivered += 1
 
 
-def _broker(node_id: str | None = None) -> RedisBroker:
+def _broker() -> RedisBroker:
     # No connection is made: Redis is never reached.
-    return RedisBroker("redis://127.0.0.1:1", node_id=node_id)
+    return RedisBroker("redis://127.0.0.1:1")
 
 
 def publish(turns: int, per_turn: int) -> tuple[float, list[bytes]]:

@@ -109,6 +109,7 @@ class Driver(BaseDriver):
         self.signal_to: dict[Client, Callable[[str], bytes]] = {}
         self.joined: dict[int, asyncio.Future[None]] = {}
         self.paced = job["params"].get("rate") is not None
+        self.senders: list[Client] = []
         self.next_sender = 0
 
     async def setup(self) -> dict[str, Any]:
@@ -156,6 +157,7 @@ class Driver(BaseDriver):
 
     async def on_run(self) -> dict[str, Any]:
         if self.paced:
+            self.senders = list(self.partners)  # both ends of every pair, in turn
             self.pace(self.params["rate"], self._send_paced)
             return {}
         for client, partner in self.partners.items():
@@ -165,12 +167,11 @@ class Driver(BaseDriver):
         return {}
 
     def _send_paced(self, count: int) -> None:
-        """``count`` signals, each from the next client in turn (both ends of every
-        pair) to its partner."""
-        clients = list(self.partners)
+        """``count`` signals, each from the next client in turn to its partner."""
+        senders = self.senders
         now = repr(time.monotonic())
         for _ in range(count):
-            client = clients[self.next_sender % len(clients)]
+            client = senders[self.next_sender % len(senders)]
             self.next_sender += 1
             client.send_raw(self.signal_to[client](now))
 
