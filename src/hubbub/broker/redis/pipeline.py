@@ -286,25 +286,21 @@ class Pipeline:
             self._close_batches()
         if not queue or connection is None or connection.closed:
             return
-        if len(queue) == 1:  # one operation: most turns, at a moderate rate
-            op = queue.popleft()
-            self.sent += 1
-            if op.answered or not self._skip_replies:
-                self._inflight.append(op)
-                connection.call_many(op.data, 1, self._on_reply)
+        # One pass, no list built for its own sake: most turns hold one operation.
+        skip = self._skip_replies
+        inflight = self._inflight
+        pieces: list[bytes] = []
+        answered = 0
+        for op in queue:
+            if op.answered or not skip:
+                inflight.append(op)
+                answered += 1
             else:
-                connection.call_many(SKIP_REPLY + op.data, 0, self._on_reply)
-            return
-        if self._skip_replies:
-            data = b"".join([op.data if op.answered else SKIP_REPLY + op.data for op in queue])
-            answered = [op for op in queue if op.answered]
-        else:
-            data = b"".join([op.data for op in queue])
-            answered = list(queue)
-        self._inflight.extend(answered)
+                pieces.append(SKIP_REPLY)
+            pieces.append(op.data)
         self.sent += len(queue)
         queue.clear()
-        connection.call_many(data, len(answered), self._on_reply)
+        connection.call_many(b"".join(pieces), answered, self._on_reply)
 
     def _on_reply(self, reply: Reply) -> None:
         self._heard_at = time.monotonic()
