@@ -365,11 +365,9 @@ class RunningCluster(RunningServer):
         return [node.url for node in self.nodes]
 
     def cpu_parts(self) -> dict[str, CpuTimes]:
-        nodes = CpuTimes(0.0, 0.0)
-        for node in self.nodes:
-            nodes = nodes + node.cpu()
-        assert self.redis.process is not None
-        return {"server": nodes, "redis": cpu_times(self.redis.process.pid)}
+        processes = self.process_cpu()
+        redis = processes.pop("redis")
+        return {"server": sum(processes.values(), CpuTimes(0.0, 0.0)), "redis": redis}
 
     def io_parts(self) -> dict[str, tuple[int, int, int]]:
         assert self.redis.process is not None
