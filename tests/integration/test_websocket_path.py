@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import struct
 from pathlib import Path
@@ -18,6 +19,7 @@ from hubbub.server import ServerSettings, start_server
 from hubbub.server import websocket as websocket_module
 from hubbub.server.app import HUB_SERVER
 from hubbub.server.connection import Connection
+from tests.integration.test_integer_bounds import assert_no_error_logged
 from tests.integration.test_limits import (
     _masked_frame,
     _raw_websocket,
@@ -157,6 +159,69 @@ async def test_an_invalid_handshake_is_refused_400(hub_url: str, change: tuple[s
     status, body = await _request(hub_url, head.replace(*change))
     assert status.startswith(b"HTTP/1.1 400 ")
     assert json.loads(body)["error"]["code"] == "bad-handshake"
+
+
+_UPGRADE = (
+    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "heads",
+    [
+        [_UPGRADE.replace("Connection:", "\xf8onnection:")],
+        [_UPGRADE.replace("HTTP/1.1", "HTTP/1.1 x")],
+        ["GET /api/rooms HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n"],
+        [
+            "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+        ],
+        ["GET / HTTP/1.1\r\nHost: x\r\nCookie: " + "c" * 20_000 + "\r\n\r\n"],
+    ],
+    ids=["bad-header-in-upgrade", "bad-request-line", "bad-header", "after-a-request", "too-long"],
+)
+async def test_a_request_that_is_not_http_is_refused_400_and_logged_without_a_traceback(
+    hub_url: str, heads: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bad input is answered with the documented 400 and its JSON body, and costs
+    the log one line, not a traceback (whichever parser, hubbub's or aiohttp's,
+    found it: the last two go to aiohttp, after a request it served on the same
+    connection or for a head longer than hubbub reads itself)."""
+    caplog.set_level(logging.INFO, "hubbub.server")
+    host, port = hub_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        async with asyncio.timeout(10):
+            *served, bad = heads
+            for head in served:  # answered in full before the next is sent
+                writer.write(head.encode())
+                status = await reader.readuntil(b"\r\n\r\n")
+                assert status.startswith(b"HTTP/1.1 200 "), status
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in status.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+            writer.write(bad.encode("latin-1"))
+            answer = await reader.read()
+    finally:
+        writer.close()
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.split(b" ")[1] == b"400", answer[:300]
+    assert b"Content-Type: application/json" in status, status
+    assert json.loads(body)["error"]["code"] == "bad-request", body
+    assert_no_error_logged(caplog)
+    assert any("status=400" in record.getMessage() for record in caplog.records)
+
+
+async def test_responses_do_not_name_the_software_behind_them(hub_url: str) -> None:
+    """No ``Server`` header tells a scanner which Python or aiohttp answers."""
+    async with aiohttp.ClientSession() as http:
+        for path in ("/healthz", "/", "/hubbub.js", "/api/nothing-here", "/no-such-page"):
+            async with http.get(hub_url + path) as response:
+                assert response.headers.get("Server") == "hubbub", path
 
 
 async def test_an_upgrade_after_http_requests_on_one_connection(hub_url: str) -> None:

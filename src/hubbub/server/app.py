@@ -39,6 +39,7 @@ from hubbub.server.connection import Connection, TransportOutbox
 from hubbub.server.frames import PING_FRAME
 from hubbub.server.handshake import HandshakeGate
 from hubbub.server.http_api import Api, ApiError, bearer_matches, json_errors
+from hubbub.server.http_protocol import name_the_server
 from hubbub.server.liveness import Liveness
 from hubbub.server.media import MediaBridge, create_media_servers
 from hubbub.server.metrics import Exposition, ServerMetrics
@@ -533,6 +534,7 @@ def create_app(settings: ServerSettings | None = None) -> web.Application:
     app.router.add_static("/hubbub/", STATIC_DIR / "hubbub", name="client_modules")
     app.router.add_static("/static/", STATIC_DIR, name="static")
     app.on_response_prepare.append(_static_headers)
+    app.on_response_prepare.append(name_the_server)
     app.on_startup.append(server.start)
     app.on_shutdown.append(server.shutdown)
     app.on_cleanup.append(server.cleanup)

@@ -33,12 +33,12 @@ class ApiError(web.HTTPException):
     def __init__(self, status: int, code: str, message: str) -> None:
         self.status_code = status
         super().__init__(
-            text=_error_body(code, message),
+            text=error_body(code, message),
             content_type="application/json",
         )
 
 
-def _error_body(code: str, message: str) -> str:
+def error_body(code: str, message: str) -> str:
     return json.dumps({"error": {"code": code, "message": message}})
 
 

@@ -10,10 +10,12 @@ import signal
 import socket
 import ssl
 import sys
+from functools import partial
 
 from aiohttp import web
 
 from hubbub.server.app import HUB_SERVER, create_app
+from hubbub.server.http_protocol import HttpProtocol
 from hubbub.settings import ServerSettings, SettingsError
 from hubbub.store import StoreError
 
@@ -99,8 +101,15 @@ async def start_server(settings: ServerSettings) -> tuple[ServerRunner, str]:
     endpoint = app[HUB_SERVER].endpoint
     http = runner.server
     assert http is not None
-    endpoint.http_protocol = http
     loop = asyncio.get_running_loop()
+    # What runner.server() would make, as hubbub's subclass, with the runner's
+    # arguments: no access log (None, which aiohttp takes though its hint says Logger).
+    endpoint.http_protocol = partial(
+        HttpProtocol,
+        http,
+        loop=loop,
+        access_log=None,  # type: ignore[arg-type]
+    )
     try:
         listener = await loop.create_server(
             endpoint.protocol,
