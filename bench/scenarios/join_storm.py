@@ -27,6 +27,7 @@ from bench.scenario import (
     Target,
     Window,
     by_loadgen,
+    cpu_parts,
     generator_figures,
     split,
 )
@@ -102,6 +103,7 @@ class JoinStorm(Scenario):
             "watcher_p99_ms": watcher["p99_ms"],
             "server_cpu_us_per_join": 1e6 * window.cpu.total / max(joins, 1),
             "server_cpu_pct": 100.0 * window.cpu.total / storm_seconds,
+            **cpu_parts(window),
             **generator_figures(reports),
         }
 
