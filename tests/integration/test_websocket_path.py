@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hubbub.server import ServerSettings, start_server
+from hubbub.server import ServerSettings, http_protocol, start_server
 from hubbub.server import websocket as websocket_module
 from hubbub.server.app import HUB_SERVER
 from hubbub.server.connection import Connection
@@ -178,16 +178,27 @@ _UPGRADE = (
             "GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
         ],
         ["GET / HTTP/1.1\r\nHost: x\r\nCookie: " + "c" * 20_000 + "\r\n\r\n"],
+        [
+            "POST /api/rooms/r/broadcast HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            '\r\n5\r\n{"dat\r\nZZ\r\n'
+        ],
     ],
-    ids=["bad-header-in-upgrade", "bad-request-line", "bad-header", "after-a-request", "too-long"],
+    ids=[
+        "bad-header-in-upgrade",
+        "bad-request-line",
+        "bad-header",
+        "after-a-request",
+        "too-long",
+        "bad-chunk",
+    ],
 )
 async def test_a_request_that_is_not_http_is_refused_400_and_logged_without_a_traceback(
     hub_url: str, heads: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Bad input is answered with the documented 400 and its JSON body, and costs
     the log one line, not a traceback (whichever parser, hubbub's or aiohttp's,
-    found it: the last two go to aiohttp, after a request it served on the same
-    connection or for a head longer than hubbub reads itself)."""
+    found it: the last three go to aiohttp, after a request it served on the same
+    connection, for a head longer than hubbub reads itself, or with a body)."""
     caplog.set_level(logging.INFO, "hubbub.server")
     host, port = hub_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -214,6 +225,28 @@ async def test_a_request_that_is_not_http_is_refused_400_and_logged_without_a_tr
     assert json.loads(body)["error"]["code"] == "bad-request", body
     assert_no_error_logged(caplog)
     assert any("status=400" in record.getMessage() for record in caplog.records)
+
+
+async def test_an_http_connection_left_idle_is_closed(
+    start_hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HTTP keep-alive connection that sends no next request is closed after
+    ``KEEPALIVE_TIMEOUT`` (75 s; here 0.5), not held for aiohttp's hour."""
+    monkeypatch.setattr(http_protocol, "KEEPALIVE_TIMEOUT", 0.5, raising=False)
+    url = await start_hub()
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        assert b"Connection: close" not in head  # kept alive, for a next request
+        async with asyncio.timeout(5):
+            await reader.read()  # the rest of the body, then the end of the stream
+        assert reader.at_eof()
+    finally:
+        writer.close()
 
 
 async def test_responses_do_not_name_the_software_behind_them(hub_url: str) -> None:

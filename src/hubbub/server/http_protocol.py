@@ -1,13 +1,17 @@
 """aiohttp's protocol for the connections that are not WebSockets (the HTTP API,
 the web app, the admin page), with two things of hubbub's own.
 
-- A request aiohttp's parser cannot read (a malformed request line or header, a
-  header line over its bounds) is bad input from the network, not a fault of the
-  server's: it is answered with the documented ``400 bad-request`` and its JSON body
-  (:mod:`hubbub.server.http_api`), and logged in one line at ``info``, as a refused
-  handshake is, instead of aiohttp's plain-text 400 and a traceback at ``error``.
-  Anything else aiohttp's handler is asked to answer (an exception in a handler, a
-  500) keeps aiohttp's answer and its traceback: that is a fault of the server's.
+- A request aiohttp's parser cannot read (a malformed request line, header or
+  chunked body, a header line over its bounds) is bad input from the network, not a
+  fault of the server's: it is answered with the documented ``400 bad-request`` and
+  its JSON body (:mod:`hubbub.server.http_api`), and logged in one line at ``info``,
+  as a refused handshake is, instead of aiohttp's plain-text 400 and a traceback at
+  ``error``. Anything else aiohttp's handler is asked to answer (an exception in a
+  handler, a 500) keeps aiohttp's answer and its traceback: that is a fault of the
+  server's.
+- An idle keep-alive connection is closed after :data:`KEEPALIVE_TIMEOUT` (75 s),
+  not after aiohttp's default of an hour: idle HTTP connections count against no
+  per-address bound, and must not pile up.
 - No answer says which Python or aiohttp serves it: the ``Server`` header is
   :data:`SERVER`, without a version.
 """
@@ -17,7 +21,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import BadHttpMessage
 
 from hubbub.server.http_api import error_body
 
@@ -25,6 +29,11 @@ log = logging.getLogger("hubbub.server")
 
 SERVER = "hubbub"
 """The ``Server`` header of every HTTP answer."""
+
+KEEPALIVE_TIMEOUT = 75.0
+"""Seconds an HTTP connection may wait for its next request before it is closed:
+longer than a reverse proxy keeps its idle connections to hubbub (nginx: 60 s), so
+that the proxy closes one first rather than reuse one hubbub is closing."""
 
 
 class HttpProtocol(web.RequestHandler):
@@ -38,17 +47,18 @@ class HttpProtocol(web.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        if not isinstance(exc, HttpProcessingError):
+        if not isinstance(exc, BadHttpMessage):
             response = super().handle_error(request, status, exc, message)
         else:
+            # 400 whoever found it: the parser, or a handler reading a malformed
+            # body (which aiohttp would answer as its own 500).
             log.info(
-                "event=refused remote=%s status=%d detail=%r",
+                "event=refused remote=%s status=400 detail=%r",
                 request.remote,
-                status,
                 "not a valid HTTP request",
             )
             response = web.Response(
-                status=status,
+                status=400,
                 text=error_body("bad-request", "not a valid HTTP request"),
                 content_type="application/json",
             )

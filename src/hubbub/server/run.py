@@ -14,8 +14,8 @@ from functools import partial
 
 from aiohttp import web
 
+from hubbub.server import http_protocol
 from hubbub.server.app import HUB_SERVER, create_app
-from hubbub.server.http_protocol import HttpProtocol
 from hubbub.settings import ServerSettings, SettingsError
 from hubbub.store import StoreError
 
@@ -105,10 +105,11 @@ async def start_server(settings: ServerSettings) -> tuple[ServerRunner, str]:
     # What runner.server() would make, as hubbub's subclass, with the runner's
     # arguments: no access log (None, which aiohttp takes though its hint says Logger).
     endpoint.http_protocol = partial(
-        HttpProtocol,
+        http_protocol.HttpProtocol,
         http,
         loop=loop,
         access_log=None,  # type: ignore[arg-type]
+        keepalive_timeout=http_protocol.KEEPALIVE_TIMEOUT,
     )
     try:
         listener = await loop.create_server(
