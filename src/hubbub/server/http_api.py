@@ -142,9 +142,15 @@ async def read_json(request: web.Request, max_bytes: int = 1024 * 1024) -> Any:
     """The request's JSON body, or an ``ApiError`` that says what is wrong with it."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, "too-large", f"the body holds at most {max_bytes} bytes")
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise ApiError(413, "too-large", f"the body holds at most {max_bytes} bytes")
+    # A read gives what has arrived so far: a body in several packets takes several.
+    body = bytearray()
+    try:
+        while chunk := await request.content.read(max_bytes + 1 - len(body)):
+            body += chunk
+            if len(body) > max_bytes:
+                raise ApiError(413, "too-large", f"the body holds at most {max_bytes} bytes")
+    except ConnectionResetError:  # the client went away before its body was whole
+        raise ApiError(400, "bad-request", "the body ended before it was whole") from None
     try:
         return msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError):
