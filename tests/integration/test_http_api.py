@@ -34,6 +34,23 @@ async def test_api_key_is_required_and_checked(tmp_path: Path) -> None:
         await runner.cleanup()
 
 
+async def test_head_is_answered_as_get_without_the_body(tmp_path: Path) -> None:
+    """HTTP's HEAD (RFC 9110, 9.3.2), as ``curl -I`` and monitors send it."""
+    runner, url = await start_server(ServerSettings(port=0, api_key="s3cret", data_dir=tmp_path))
+    try:
+        async with aiohttp.ClientSession() as http:
+            right = {"Authorization": "Bearer s3cret"}
+            async with http.get(url + "/api/rooms", headers=right) as response:
+                got = response.status, response.headers["Content-Type"]
+            async with http.head(url + "/api/rooms", headers=right) as response:
+                assert (response.status, response.headers["Content-Type"]) == got
+                assert await response.read() == b""
+            async with http.head(url + "/api/rooms") as response:
+                assert response.status == 401
+    finally:
+        await runner.cleanup()
+
+
 async def test_without_an_api_key_the_api_is_off(tmp_path: Path) -> None:
     runner, url = await start_server(ServerSettings(port=0, data_dir=tmp_path))
     try:

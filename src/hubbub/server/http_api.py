@@ -81,6 +81,8 @@ class Api:
             raise ValueError(f"API paths start with /api/: {path}")
         wrapped = self._with_api_key(handler) if api_key else handler
         self._app.router.add_route(method, path, wrapped)
+        if method == "GET":  # HEAD is GET without the body (aiohttp leaves the body out)
+            self._app.router.add_route("HEAD", path, wrapped)
         operation: dict[str, Any] = {"summary": summary, "responses": dict(responses or {})}
         operation["responses"].setdefault("default", _error_response("An error"))
         if api_key:
