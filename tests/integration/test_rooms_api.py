@@ -10,7 +10,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from hubbub.server import ServerSettings
+from hubbub.server import ServerSettings, http_api
 from tests.tokens import token, token_settings
 from tests.wsclient import Client
 
@@ -102,6 +102,30 @@ async def test_a_client_that_leaves_before_its_body_is_whole_costs_no_traceback(
     finally:
         writer.close()
     assert answer == b"" or answer.startswith(b"HTTP/1.1 400 "), answer[:300]
+
+
+async def test_a_body_that_stops_coming_is_answered_408(
+    api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sends part of a body and then nothing does not hold its request
+    for good: after ``BODY_TIMEOUT`` (10 s; here 0.5) without a byte, 408."""
+    monkeypatch.setattr(http_api, "BODY_TIMEOUT", 0.5, raising=False)
+    url, _ = api
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            b"POST /api/rooms/r/broadcast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":1' % KEY.encode()
+        )
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408 "), head
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            body = json.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
+    assert body["error"]["code"] == "body-timeout", body
 
 
 async def test_broadcast_reaches_everyone_in_the_room_in_order(api) -> None:

@@ -12,6 +12,7 @@ its range.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
@@ -140,6 +141,12 @@ def _error_response(description: str) -> dict[str, Any]:
     }
 
 
+BODY_TIMEOUT = 10.0
+"""Seconds a request body may go without a byte arriving before the request is
+answered 408 (as a connection's request head has 10 s to arrive whole): a client
+that stops half-way does not hold its request for good."""
+
+
 async def read_json(request: web.Request, max_bytes: int = 1024 * 1024) -> Any:
     """The request's JSON body, or an ``ApiError`` that says what is wrong with it."""
     if request.content_length is not None and request.content_length > max_bytes:
@@ -147,12 +154,20 @@ async def read_json(request: web.Request, max_bytes: int = 1024 * 1024) -> Any:
     # A read gives what has arrived so far: a body in several packets takes several.
     body = bytearray()
     try:
-        while chunk := await request.content.read(max_bytes + 1 - len(body)):
+        while True:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                chunk = await request.content.read(max_bytes + 1 - len(body))
+            if not chunk:
+                break
             body += chunk
             if len(body) > max_bytes:
                 raise ApiError(413, "too-large", f"the body holds at most {max_bytes} bytes")
     except ConnectionResetError:  # the client went away before its body was whole
         raise ApiError(400, "bad-request", "the body ended before it was whole") from None
+    except TimeoutError:
+        raise ApiError(
+            408, "body-timeout", f"no part of the body came for {BODY_TIMEOUT:g} s"
+        ) from None
     try:
         return msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError):
