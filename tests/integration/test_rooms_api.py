@@ -82,18 +82,23 @@ async def test_a_body_that_comes_in_pieces_is_read_whole(api, chunked: bool) -> 
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
 
 
+async def _post_a_part(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that has sent a broadcast's head and the first 9 of its 100 bytes."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /api/rooms/r/broadcast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":1' % KEY.encode()
+    )
+    return reader, writer
+
+
 async def test_a_client_that_leaves_before_its_body_is_whole_costs_no_traceback(api) -> None:
     """The server waits for the rest of a body; a client that ends its side of the
     connection instead is answered 400 (if it still reads), and nothing is logged as
     an error (the test fails on any)."""
-    url, _ = api
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await _post_a_part(api[0])
     try:
-        writer.write(
-            b"POST /api/rooms/r/broadcast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":1' % KEY.encode()
-        )
         await writer.drain()
         await asyncio.sleep(0.2)  # the handler is waiting for the rest
         writer.write_eof()
@@ -110,14 +115,8 @@ async def test_a_body_that_stops_coming_is_answered_408(
     """A client that sends part of a body and then nothing does not hold its request
     for good: after ``BODY_TIMEOUT`` (10 s; here 0.5) without a byte, 408."""
     monkeypatch.setattr(http_api, "BODY_TIMEOUT", 0.5, raising=False)
-    url, _ = api
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await _post_a_part(api[0])
     try:
-        writer.write(
-            b"POST /api/rooms/r/broadcast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":1' % KEY.encode()
-        )
         async with asyncio.timeout(10):
             head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 408 "), head
