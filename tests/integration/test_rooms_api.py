@@ -30,17 +30,26 @@ async def _error(response: aiohttp.ClientResponse) -> tuple[int, str]:
     return response.status, (await response.json())["error"]["code"]
 
 
+def _post_head(path: str, headers: bytes) -> bytes:
+    """The head of an API POST with a JSON body, ``headers`` (lines) added."""
+    return (
+        b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\n%s\r\n" % (path.encode(), KEY.encode(), headers)
+    )
+
+
+def _chunked(pieces: list[bytes]) -> list[bytes]:
+    """``pieces`` as the chunks of a chunked body, and its last (empty) chunk."""
+    return [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces] + [b"0\r\n\r\n"]
+
+
 async def _post_in_pieces(url: str, path: str, head: bytes, pieces: list[bytes]) -> bytes:
     """POST with the body written piece by piece, a pause after each (as it comes over
     a slow network, or bigger than a packet); the answer, head and body."""
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
-        writer.write(
-            b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-            b"Content-Type: application/json\r\nConnection: close\r\n%s\r\n"
-            % (path.encode(), KEY.encode(), head)
-        )
+        writer.write(_post_head(path, b"Connection: close\r\n" + head))
         for piece in pieces:
             writer.write(piece)
             await writer.drain()
@@ -58,7 +67,7 @@ async def test_a_body_that_comes_in_pieces_is_read_whole(api, chunked: bool) -> 
     pieces = [body[:10], body[10:1500], body[1500:]]
     if chunked:
         head = b"Transfer-Encoding: chunked\r\n"
-        pieces = [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces] + [b"0\r\n\r\n"]
+        pieces = _chunked(pieces)
     else:
         head = b"Content-Length: %d\r\n" % len(body)
     async with await Client.connect(url) as member:
@@ -73,11 +82,7 @@ async def test_a_body_that_comes_in_pieces_is_read_whole(api, chunked: bool) -> 
         url,
         "/api/rooms/slow/broadcast",
         b"Transfer-Encoding: chunked\r\n",
-        [
-            b"%x\r\n%s\r\n" % (len(big[i : i + 20_000]), big[i : i + 20_000])
-            for i in range(0, len(big), 20_000)
-        ]
-        + [b"0\r\n\r\n"],
+        _chunked([big[i : i + 20_000] for i in range(0, len(big), 20_000)]),
     )
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
 
@@ -86,10 +91,7 @@ async def _post_a_part(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWr
     """A connection that has sent a broadcast's head and the first 9 of its 100 bytes."""
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
-        b"POST /api/rooms/r/broadcast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-        b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":1' % KEY.encode()
-    )
+    writer.write(_post_head("/api/rooms/r/broadcast", b"Content-Length: 100\r\n") + b'{"data":1')
     return reader, writer
 
 
