@@ -13,6 +13,7 @@ restart, a new peer): hubbub sends fresh credentials before the old ones expire.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -33,10 +34,12 @@ def turn_credentials(secret: str, user_id: str, expires_at: int) -> tuple[str, s
     return username, base64.b64encode(digest).decode()
 
 
+@functools.lru_cache(maxsize=256)
 def stun_host(host_header: str | None) -> str | None:
     """The host of an HTTP ``Host`` header (``example.com:8080``, ``[2001:db8::1]``),
     bracketed when it is an IPv6 address, as a STUN URI takes it; None when it is
-    missing or not a host name or address."""
+    missing or not a host name or address. Remembered for the last few headers seen:
+    every join asks, and its clients reach the server by one or two names."""
     if not host_header:
         return None
     text = host_header.strip()
