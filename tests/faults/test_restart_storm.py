@@ -52,6 +52,8 @@ async def test_a_thousand_clients_come_back_after_a_restart(tmp_path) -> None:  
         str(tmp_path),
         "--max-connections-per-ip",
         str(4 * CLIENTS),
+        "--max-http-connections-per-ip",
+        str(4 * CLIENTS),
         "--reconnect-spread",
         str(SPREAD),
     )

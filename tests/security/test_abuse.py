@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -232,3 +234,123 @@ async def test_an_ipv6_client_counts_by_its_slash_64(start_hub) -> None:
         assert await _refused_status(url, headers=same_network[2]) == 429
         async with await Client.connect(url, headers={"X-Forwarded-For": "2001:db8:1:3::1"}):
             pass
+
+
+@dataclass
+class _Socket:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def served(self) -> bool:
+        """Whether a keep-alive GET on this connection is answered 200."""
+        self.writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            async with asyncio.timeout(5):
+                head = await self.reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                await self.reader.readexactly(length)
+        except (asyncio.IncompleteReadError, ConnectionResetError):
+            return False
+        return head.startswith(b"HTTP/1.1 200 ")
+
+    async def dropped(self) -> bool:
+        """Whether the server ended this connection, unasked and unanswered, within 2 s."""
+        try:
+            async with asyncio.timeout(2):
+                return await self.reader.read(1) == b""
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+
+
+class _Sockets:
+    """Raw connections to a server, all closed at the end."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self.opened: list[_Socket] = []
+
+    async def open(self) -> _Socket:
+        socket = _Socket(*await asyncio.open_connection(self.host, self.port))
+        self.opened.append(socket)
+        return socket
+
+    async def close(self) -> None:
+        for socket in self.opened:
+            socket.writer.close()
+        for socket in self.opened:
+            with contextlib.suppress(ConnectionError):
+                await socket.writer.wait_closed()
+
+
+async def test_connections_that_are_not_websockets_are_bounded_per_address(
+    start_hub, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Connections that wait for a request head, or serve HTTP and are kept alive: one
+    # address may hold only so many, or it could hold every file descriptor.
+    caplog.set_level(logging.INFO, logger="hubbub.server")
+    url = await start_hub(ServerSettings(metrics_key="m"), max_http_connections_per_ip=3)
+    sockets = _Sockets(url)
+    try:
+        kept = await sockets.open()
+        assert await kept.served()
+        silent = [await sockets.open() for _ in range(2)]
+        assert await (await sockets.open()).dropped()
+        assert "event=refused remote=127.0.0.1 reason=address-http-connection-limit" in (
+            caplog.text
+        )
+        # those already held are served as before
+        assert await silent[0].served()
+        # one gone: its place is free. A WebSocket takes a place only for its handshake.
+        silent[1].writer.close()
+        await asyncio.sleep(0.2)
+        async with await Client.connect(url) as client:
+            await client.join("r", "ws")
+            assert await (await sockets.open()).served()
+            assert await (await sockets.open()).dropped()
+        # another address is not held to 127.0.0.1's count
+        other = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(connector=other) as http:
+            metrics = http.get(url + "/metrics", headers={"Authorization": "Bearer m"})
+            async with metrics as response:
+                text = await response.text()
+        assert "\nhubbub_connections_dropped_total 2\n" in text
+    finally:
+        await sockets.close()
+
+
+async def test_a_trusted_proxys_connections_are_not_counted(start_hub) -> None:
+    url = await start_hub(
+        ServerSettings(trusted_proxy=["127.0.0.1"]), max_http_connections_per_ip=1
+    )
+    sockets = _Sockets(url)
+    try:
+        held = [await sockets.open() for _ in range(3)]
+        assert await held[0].served()
+        assert await (await sockets.open()).served()
+        assert not await held[1].dropped()
+    finally:
+        await sockets.close()
+
+
+@pytest.mark.parametrize("path", ["/ws", "/y-webrtc"])
+async def test_a_connection_upgraded_after_http_requests_no_longer_counts_as_http(
+    start_hub, path: str
+) -> None:
+    # An upgrade that aiohttp serves: hubbub's own on a connection that carried a
+    # request before it, or a front-end's. Once it is a WebSocket, the gate counts it
+    # as one; its place among the address's HTTP connections is given back.
+    url = await start_hub(ServerSettings(frontend=["y-webrtc"]), max_http_connections_per_ip=1)
+    sockets = _Sockets(url)
+    connector = aiohttp.TCPConnector(limit=1)  # one connection, reused
+    try:
+        async with aiohttp.ClientSession(connector=connector) as http:
+            async with http.get(url + "/healthz") as response:
+                assert response.status == 200
+            async with http.ws_connect(url + path) as ws:
+                assert not ws.closed
+                assert await (await sockets.open()).served()
+    finally:
+        await sockets.close()

@@ -91,6 +91,13 @@ class Limits:
         "Most WebSocket connections from one IP address (IPv6: one /64) at once; past it "
         "the handshake is answered 429.",
     )
+    max_http_connections_per_ip: int = _limit(
+        1_000,
+        "Most connections from one IP address (IPv6: one /64) at once that are not "
+        "WebSockets: waiting for their request head, or serving HTTP and kept alive between "
+        "requests; past it a new connection is closed at once. Not counted for a trusted "
+        "proxy.",
+    )
     message_rate: float = _limit(100.0, "Messages per second a connection may send, sustained.")
     message_burst: int = _limit(
         200, "Messages a connection may send at once above its rate (token bucket size)."

@@ -39,6 +39,7 @@ from hubbub.protocol import peerjs, tracker, y_webrtc
 from hubbub.protocol.errors import CloseCode
 from hubbub.server.frames import close_frame, text_frame
 from hubbub.server.http_api import ApiError
+from hubbub.server.http_protocol import now_a_websocket
 
 if TYPE_CHECKING:
     from hubbub.server.app import HubServer
@@ -459,6 +460,7 @@ class Frontends:
                 timeout=CLOSE_TIMEOUT,
             )
             await ws.prepare(request)
+            now_a_websocket(request)
             transport = request.transport
             if transport is None:  # the client went away during the handshake
                 return ws

@@ -38,7 +38,10 @@ class Refusal(Exception):
 
 
 class HandshakeGate:
-    """Admits or refuses WebSocket handshakes, and counts open connections."""
+    """Admits or refuses WebSocket handshakes, and counts open connections: the
+    WebSockets of each client address, and apart from them the connections of each
+    peer address that are not WebSockets (yet): those waiting for their request head,
+    and those serving HTTP, kept alive between requests."""
 
     def __init__(
         self,
@@ -53,6 +56,8 @@ class HandshakeGate:
         self._proxies = {_normal_ip(proxy) for proxy in trusted_proxies}
         self.open_by_address: Counter[str] = Counter()
         self.open_total = 0
+        self.http_by_address: Counter[str] = Counter()
+        """Connections that are not WebSockets, by the key of their peer's address."""
 
     def client_address(self, request: UpgradeRequest) -> str:
         """The client's IP address; behind a trusted proxy, the one it reports."""
@@ -115,6 +120,35 @@ class HandshakeGate:
             self.open_by_address[key] = left
         else:
             del self.open_by_address[key]
+
+    def http_opened(self, peer: str) -> str | None:
+        """A new connection from ``peer`` (the address its socket is connected to;
+        "-" when there is none): the key it is counted under until
+        :meth:`http_closed` (empty when it is not counted: a trusted proxy's
+        connections are many clients'), or None when the address holds
+        ``max_http_connections_per_ip`` connections that are not WebSockets already
+        (it is then refused)."""
+        if ":" in peer:  # IPv4 from the kernel is in its normal form already
+            peer = _normal_ip(peer)
+        if peer == "-" or peer in self._proxies:
+            return ""
+        key = address_key(peer)
+        count = self.http_by_address[key]
+        if count >= self._limits.max_http_connections_per_ip:
+            return None
+        self.http_by_address[key] = count + 1
+        return key
+
+    def http_closed(self, key: str) -> None:
+        """A connection counted by :meth:`http_opened` under ``key`` is gone, or is a
+        WebSocket now (counted by :meth:`opened` from then on)."""
+        if not key:
+            return
+        left = self.http_by_address[key] - 1
+        if left > 0:
+            self.http_by_address[key] = left
+        else:
+            del self.http_by_address[key]
 
 
 def address_key(address: str) -> str:

@@ -10,8 +10,9 @@ the web app, the admin page), with two things of hubbub's own.
   handler, a 500) keeps aiohttp's answer and its traceback: that is a fault of the
   server's.
 - An idle keep-alive connection is closed after :data:`KEEPALIVE_TIMEOUT` (75 s),
-  not after aiohttp's default of an hour: idle HTTP connections count against no
-  per-address bound, and must not pile up.
+  not after aiohttp's default of an hour. Until it is lost (or becomes a WebSocket),
+  the connection counts against its address's ``max_http_connections_per_ip``:
+  :attr:`HttpProtocol.on_gone` gives its place back.
 - No answer says which Python or aiohttp serves it: the ``Server`` header is
   :data:`SERVER`, without a version.
 """
@@ -19,6 +20,8 @@ the web app, the admin page), with two things of hubbub's own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
@@ -39,6 +42,23 @@ that the proxy closes one first rather than reuse one hubbub is closing."""
 class HttpProtocol(web.RequestHandler):
     """One connection that :class:`~hubbub.server.websocket.HandshakeReader` found
     is not a WebSocket upgrade, served by aiohttp."""
+
+    __slots__ = ("on_gone",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_gone: Callable[[], None] | None = None
+        """Gives the connection's place among its address's back (set when it counts)."""
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        self.give_back()
+
+    def give_back(self) -> None:
+        """The connection is gone, or a WebSocket now: it no longer counts."""
+        on_gone, self.on_gone = self.on_gone, None
+        if on_gone is not None:
+            on_gone()
 
     def handle_error(
         self,
@@ -70,3 +90,11 @@ class HttpProtocol(web.RequestHandler):
 async def name_the_server(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: every answer of the application says :data:`SERVER`."""
     response.headers["Server"] = SERVER
+
+
+def now_a_websocket(request: web.BaseRequest) -> None:
+    """``request``'s connection was upgraded (its 101 written): it counts as a
+    WebSocket from now on, no longer as one of its address's HTTP connections."""
+    protocol = request.protocol
+    if isinstance(protocol, HttpProtocol):
+        protocol.give_back()

@@ -72,6 +72,7 @@ class ServerMetrics:
     """What the server adapter counts itself (the hub and outbox count the rest)."""
 
     __slots__ = (
+        "connections_dropped",
         "connections_opened",
         "event_loop_lag",
         "handshakes_refused",
@@ -82,6 +83,9 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.started_at = time.time()
         self.connections_opened = 0
+        self.connections_dropped = 0
+        """Connections closed as soon as accepted: their address held
+        ``max_http_connections_per_ip`` connections that were not WebSockets."""
         self.handshakes_refused: dict[int, int] = {}
         """WebSocket handshakes answered with an HTTP error, by status."""
         self.store_writes = Histogram(STORE_WRITE_BUCKETS)
@@ -150,6 +154,13 @@ def render(server: HubServer) -> str:
         "counter",
         "WebSocket connections accepted.",
         metrics.connections_opened,
+    )
+    out.single(
+        "hubbub_connections_dropped_total",
+        "counter",
+        "Connections closed as soon as accepted: their address held "
+        "max_http_connections_per_ip connections that were not WebSockets.",
+        metrics.connections_dropped,
     )
     out.labelled(
         "hubbub_handshakes_refused_total",

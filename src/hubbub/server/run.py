@@ -108,7 +108,7 @@ async def start_server(settings: ServerSettings) -> tuple[ServerRunner, str]:
         http_protocol.HttpProtocol,
         http,
         loop=loop,
-        access_log=None,  # type: ignore[arg-type]
+        access_log=None,
         keepalive_timeout=http_protocol.KEEPALIVE_TIMEOUT,
     )
     try:

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -28,6 +29,7 @@ from hubbub.server import upgrade
 from hubbub.server.connection import CLOSE_TIMEOUT, Connection, TransportOutbox
 from hubbub.server.handshake import SUBPROTOCOL, HandshakeGate, Refusal
 from hubbub.server.http_api import ApiError
+from hubbub.server.http_protocol import HttpProtocol, now_a_websocket
 from hubbub.server.upgrade import UpgradeRequest
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ class WebSocketEndpoint:
         """Pings the quiet connections (set by the server)."""
         self.accepting = True
         """False once the server is shutting down: handshakes are refused with 503."""
-        self.http_protocol: Callable[[], asyncio.Protocol] | None = None
+        self.http_protocol: Callable[[], HttpProtocol] | None = None
         """Makes the protocol that serves plain HTTP (aiohttp's), for the connections
         that are not WebSocket upgrades."""
         self._adopted: dict[Connection, asyncio.Future[None]] = {}
@@ -164,6 +166,7 @@ class WebSocketEndpoint:
             connection = self.open(head, transport)
         except Refusal as refusal:
             raise ApiError(refusal.status, refusal.code, refusal.message) from None
+        now_a_websocket(request)
         transport.set_protocol(connection)
         gone = self._adopted[connection] = self.loop.create_future()
         await gone
@@ -193,21 +196,36 @@ class WebSocketEndpoint:
 
 class HandshakeReader(asyncio.Protocol):
     """A new connection until its request head is read: then a WebSocket
-    (:class:`Connection`), or aiohttp's HTTP protocol."""
+    (:class:`Connection`), or aiohttp's HTTP protocol. Until it is a WebSocket, it
+    counts against its address's ``max_http_connections_per_ip``; past that bound it
+    is closed as soon as it is accepted."""
 
-    __slots__ = ("_buffer", "_timer", "endpoint", "transport")
+    __slots__ = ("_buffer", "_counted", "_peer", "_timer", "endpoint", "transport")
 
     def __init__(self, endpoint: WebSocketEndpoint) -> None:
         self.endpoint = endpoint
         self.transport: asyncio.Transport | None = None
         self._buffer = b""
         self._timer: asyncio.TimerHandle | None = None
+        self._peer = "-"
+        self._counted = ""
+        """The key of the address this connection counts against (empty: none)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A TCP (or TLS) transport; uvloop's are not subclasses of asyncio.Transport.
         stream: asyncio.Transport = transport  # type: ignore[assignment]
         self.transport = stream
-        self._timer = self.endpoint.loop.call_later(HANDSHAKE_TIMEOUT, stream.abort)
+        peer = stream.get_extra_info("peername")
+        self._peer = str(peer[0]) if isinstance(peer, tuple) else "-"
+        endpoint = self.endpoint
+        counted = endpoint.gate.http_opened(self._peer)
+        if counted is None:
+            log.info("event=refused remote=%s reason=address-http-connection-limit", self._peer)
+            endpoint.metrics.connections_dropped += 1
+            stream.abort()
+            return
+        self._counted = counted
+        self._timer = endpoint.loop.call_later(HANDSHAKE_TIMEOUT, stream.abort)
 
     def data_received(self, data: bytes) -> None:
         searched = max(0, len(self._buffer) - 3)
@@ -223,10 +241,10 @@ class HandshakeReader(asyncio.Protocol):
             self._to_http()
             return
         self._stop_timer()
+        self._uncount()  # counted as a WebSocket by the gate, if it is let in
         transport = self.transport
         assert transport is not None
-        peer = transport.get_extra_info("peername")
-        request.remote = str(peer[0]) if isinstance(peer, tuple) else "-"
+        request.remote = self._peer
         try:
             connection = self.endpoint.open(request, transport)
         except Refusal as refusal:
@@ -240,13 +258,17 @@ class HandshakeReader(asyncio.Protocol):
             connection.data_received(rest)
 
     def _to_http(self) -> None:
-        """Not a WebSocket: aiohttp takes the connection, and what was read of it."""
+        """Not a WebSocket: aiohttp takes the connection, and what was read of it. It
+        still counts against its address, until aiohttp's protocol loses it."""
         self._stop_timer()
         transport = self.transport
         factory = self.endpoint.http_protocol
         if transport is None or factory is None:  # pragma: no cover - set at start
             return
         http = factory()
+        if self._counted:
+            http.on_gone = partial(self.endpoint.gate.http_closed, self._counted)
+            self._counted = ""
         transport.set_protocol(http)
         http.connection_made(transport)
         data, self._buffer = self._buffer, b""
@@ -257,8 +279,14 @@ class HandshakeReader(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
+    def _uncount(self) -> None:
+        if self._counted:
+            self.endpoint.gate.http_closed(self._counted)
+            self._counted = ""
+
     def eof_received(self) -> bool:
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
+        self._uncount()
