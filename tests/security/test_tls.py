@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import ssl
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hubbub.server import ServerSettings, start_server
+from hubbub.server import ServerSettings, start_server, websocket
 from hubbub.settings import SettingsError
 from tests.tokens import token, token_settings
 from tests.wsclient import Client
@@ -101,3 +102,20 @@ async def test_unusable_certificates_are_refused_at_start(tmp_path: Path) -> Non
     ):
         with pytest.raises(SettingsError, match="cannot load"):
             await start_server(ServerSettings(port=0, tls_cert=bad_cert, tls_key=bad_key))
+
+
+async def test_a_connection_that_never_starts_its_tls_handshake_is_dropped(
+    start_hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection on the TLS port has as long for its TLS handshake as a plain one
+    # has for its request head (HANDSHAKE_TIMEOUT, 10 s; here 0.5), not 60 s.
+    monkeypatch.setattr(websocket, "HANDSHAKE_TIMEOUT", 0.5)
+    cert, key = make_certificate(tmp_path)
+    url = await start_hub(ServerSettings(tls_cert=cert, tls_key=key))
+    host, port = url.removeprefix("https://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""
+    finally:
+        writer.close()

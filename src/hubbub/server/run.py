@@ -14,7 +14,7 @@ from functools import partial
 
 from aiohttp import web
 
-from hubbub.server import http_protocol
+from hubbub.server import http_protocol, websocket
 from hubbub.server.app import HUB_SERVER, create_app
 from hubbub.settings import ServerSettings, SettingsError
 from hubbub.store import StoreError
@@ -119,6 +119,8 @@ async def start_server(settings: ServerSettings) -> tuple[ServerRunner, str]:
             backlog=LISTEN_BACKLOG,
             reuse_address=True,
             ssl=ssl_context,
+            # as long for the TLS handshake as for the request head after it (not 60 s)
+            ssl_handshake_timeout=websocket.HANDSHAKE_TIMEOUT if ssl_context else None,
         )
     except BaseException:
         await runner.cleanup()
