@@ -48,7 +48,8 @@ class HttpProtocol(web.RequestHandler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_gone: Callable[[], None] | None = None
-        """Gives the connection's place among its address's back (set when it counts)."""
+        """Gives back the connection's place in its address's count (set when it is
+        counted)."""
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
