@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import linecache
 import logging
 import os
@@ -40,12 +42,28 @@ def pytest_asyncio_loop_factories(
 
 class CheckedLoop(uvloop.Loop):
     """uvloop's loop, whose close fails the test that left something open instead of
-    hanging it.
+    hanging it, and whose child processes do not collect the tests' garbage.
 
     Closing, uvloop warns about each transport still open (ResourceWarning); made an
     error by the tests' warnings filter, that warning leaves uvloop's close waiting for
     ever, out of reach of the test's deadline (a leaked UDP socket did so). The
-    warnings of the close are collected instead, and fail the test once it is over."""
+    warnings of the close are collected instead, and fail the test once it is over.
+
+    To start a process, uvloop forks and runs Python's after-fork work in the child
+    before its exec; the garbage collector may run there, and free the tests' garbage
+    in the child. An object whose freeing waits for one of the parent's threads then
+    hangs the child, and the parent waiting for its exec with it, for good: PyAV's
+    scaler, left by aiortc's VP8 encoder in a test that runs a peer, waits for its
+    slice threads, which the child does not have (seen in CI). The collector is off
+    while a process starts (the child inherits that), so the child frees nothing."""
+
+    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
+        with _collector_off():
+            return await super().subprocess_exec(*args, **kwargs)
+
+    async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
+        with _collector_off():
+            return await super().subprocess_shell(*args, **kwargs)
 
     def close(self) -> None:
         with warnings.catch_warnings(record=True) as caught:
@@ -56,6 +74,17 @@ class CheckedLoop(uvloop.Loop):
             pytest.fail(
                 f"the test's event loop closed on what was left open:\n{left}", pytrace=False
             )
+
+
+@contextlib.contextmanager
+def _collector_off() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @pytest.fixture(scope="session", autouse=True)
