@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import gc
 import linecache
 import logging
@@ -253,6 +254,27 @@ STUCK_GRACE = 10.0
 reaches it (in code that is not Python, such as an event loop's close): its stacks are
 written out, and the run exits, failed, instead of hanging."""
 
+HELD_GRACE = 30.0
+"""Seconds after that before the run is ended by the interpreter's fault handler, from
+a thread that needs no Python: when the test is stuck holding the interpreter's lock,
+no Python thread can end the run (a process start on uvloop did so, waiting for a
+child that had hung). Every thread's stack is written to the terminal, and the
+process exits, failed, at once."""
+
+_TERMINAL = -1
+"""The terminal's stderr, as it was before output was captured (for the fault handler,
+which writes to a descriptor)."""
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _TERMINAL
+    _TERMINAL = os.dup(2)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    faulthandler.cancel_dump_traceback_later()  # each test's is cancelled after it already
+
+
 SLOW_MARKERS = {"browser": 180.0, "bench": 300.0}
 """The deadline of a test with one of these marks and no ``timeout`` mark of its own;
 the others have the ``timeout`` of pyproject.toml."""
@@ -301,6 +323,7 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool:
 
     def cancel() -> None:
         stuck.cancel()
+        faulthandler.cancel_dump_traceback_later()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
@@ -308,6 +331,12 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool:
     signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, settings.timeout)
     stuck.start()
+    if _TERMINAL >= 0:
+        faulthandler.dump_traceback_later(
+            settings.timeout + TIMEOUT_GRACE + STUCK_GRACE + HELD_GRACE,
+            exit=True,
+            file=_TERMINAL,
+        )
     return True
 
 
