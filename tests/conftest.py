@@ -3,16 +3,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
-import gc
 import linecache
 import logging
 import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import traceback
 import warnings
+from asyncio import unix_events
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -43,7 +44,7 @@ def pytest_asyncio_loop_factories(
 
 class CheckedLoop(uvloop.Loop):
     """uvloop's loop, whose close fails the test that left something open instead of
-    hanging it, and whose child processes do not collect the tests' garbage.
+    hanging it, and which starts processes as the standard library does.
 
     Closing, uvloop warns about each transport still open (ResourceWarning); made an
     error by the tests' warnings filter, that warning leaves uvloop's close waiting for
@@ -51,20 +52,40 @@ class CheckedLoop(uvloop.Loop):
     warnings of the close are collected instead, and fail the test once it is over.
 
     To start a process, uvloop forks and runs Python's after-fork work in the child
-    before its exec; the garbage collector may run there, and free the tests' garbage
-    in the child. An object whose freeing waits for one of the parent's threads then
-    hangs the child, and the parent waiting for its exec with it, for good: PyAV's
-    scaler, left by aiortc's VP8 encoder in a test that runs a peer, waits for its
-    slice threads, which the child does not have (seen in CI). The collector is off
-    while a process starts (the child inherits that), so the child frees nothing."""
+    before its exec, which frees what the parent's other threads hold (their
+    thread-locals). An object whose freeing waits for one of those threads hangs the
+    child, and the parent waiting for its exec with it, for good: PyAV's scaler, left
+    by aiortc's VP8 encoder in a test that runs a peer, waits for its slice threads,
+    which the child does not have (CI hung so). ``subprocess.Popen`` runs no Python
+    in the child; the process's pipes and exit are then the loop's as usual."""
 
-    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
-        with _collector_off():
-            return await super().subprocess_exec(*args, **kwargs)
-
-    async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
-        with _collector_off():
-            return await super().subprocess_shell(*args, **kwargs)
+    async def subprocess_exec(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.SubprocessProtocol],
+        *args: Any,
+        stdin: Any = subprocess.PIPE,
+        stdout: Any = subprocess.PIPE,
+        stderr: Any = subprocess.PIPE,
+        **kwargs: Any,
+    ) -> tuple[asyncio.SubprocessTransport, asyncio.SubprocessProtocol]:
+        protocol = protocol_factory()
+        waiter = self.create_future()
+        # the standard library's own transport, as its loop makes it (a private name,
+        # in the tests only)
+        transport = unix_events._UnixSubprocessTransport(  # type: ignore[attr-defined]
+            self, protocol, args, False, stdin, stdout, stderr, 0, waiter=waiter, **kwargs
+        )
+        pid = transport.get_pid()
+        threading.Thread(
+            target=_reap, args=(self, transport, pid), name=f"reap-{pid}", daemon=True
+        ).start()
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            await transport._wait()
+            raise
+        return transport, protocol
 
     def close(self) -> None:
         with warnings.catch_warnings(record=True) as caught:
@@ -77,15 +98,12 @@ class CheckedLoop(uvloop.Loop):
             )
 
 
-@contextlib.contextmanager
-def _collector_off() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def _reap(loop: asyncio.AbstractEventLoop, transport: Any, pid: int) -> None:
+    """Wait for a process of :meth:`CheckedLoop.subprocess_exec`, and tell its
+    transport on the loop (as the standard library's thread-per-process watcher does)."""
+    _, status = os.waitpid(pid, 0)
+    with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile
+        loop.call_soon_threadsafe(transport._process_exited, os.waitstatus_to_exitcode(status))
 
 
 @pytest.fixture(scope="session", autouse=True)
