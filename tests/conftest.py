@@ -290,7 +290,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    faulthandler.cancel_dump_traceback_later()  # each test's is cancelled after it already
+    # each test's timer is cancelled once it is torn down; this one is for good measure
+    faulthandler.cancel_dump_traceback_later()
 
 
 SLOW_MARKERS = {"browser": 180.0, "bench": 300.0}
