@@ -1,5 +1,5 @@
 """aiohttp's protocol for the connections that are not WebSockets (the HTTP API,
-the web app, the admin page), with two things of hubbub's own.
+the web app, the admin page), with what hubbub adds to it.
 
 - A request aiohttp's parser cannot read (a malformed request line, header or
   chunked body, a header line over its bounds) is bad input from the network, not a
