@@ -49,6 +49,8 @@ from tests.network.lab import (
     unavailable_reason,
 )
 
+from bench.procstat import core_busy, cpu_times
+
 REPO = Path(__file__).resolve().parent.parent
 PORT = 8000
 SERVER_ADDRESS = "192.0.2.1"
@@ -56,7 +58,6 @@ CLIENTS_ADDRESS = "192.0.2.2"
 SERVER_CORE = 0
 CLIENTS_CORE = 1
 PROJECTED_CLIENTS = 100_000
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _why_not() -> str | None:
@@ -68,24 +69,6 @@ def _why_not() -> str | None:
     if shutil.which("taskset") is None:
         return "needs taskset (util-linux)"
     return None
-
-
-def _core_busy(core: int) -> float:
-    """Seconds core ``core`` has not been idle, from /proc/stat."""
-    with open("/proc/stat") as stat:
-        for line in stat:
-            if line.startswith(f"cpu{core} "):
-                user, nice, system, _idle, _iowait, irq, softirq, steal = map(
-                    int, line.split()[1:9]
-                )
-                return (user + nice + system + irq + softirq + steal) / TICKS
-    raise RuntimeError(f"no cpu{core} in /proc/stat")
-
-
-def _process_cpu(pid: int) -> float:
-    """Seconds of user and system time of process ``pid``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Namespaces:
@@ -183,10 +166,10 @@ def measure_one(
             # after the last frame heard, and the joins took a while
             time.sleep(ping_interval + joined["seconds"] + 2.0)
             before = ask("count")
-            process_before, core_before = _process_cpu(server.pid), _core_busy(SERVER_CORE)
+            process_before, core_before = cpu_times(server.pid).total, core_busy(SERVER_CORE)
             started = time.monotonic()
             time.sleep(rounds * ping_interval)
-            process_after, core_after = _process_cpu(server.pid), _core_busy(SERVER_CORE)
+            process_after, core_after = cpu_times(server.pid).total, core_busy(SERVER_CORE)
             seconds = time.monotonic() - started
             after = ask("count")
             assert fleet.stdin is not None
@@ -241,9 +224,9 @@ def _measure(
     clients: int, ping_interval: float, rounds: int, quiet_seconds: float
 ) -> dict[str, Any]:
     remove_stale_labs()
-    quiet_core_before = _core_busy(SERVER_CORE)
+    quiet_core_before = core_busy(SERVER_CORE)
     time.sleep(quiet_seconds)  # what the server's core does without the benchmark
-    quiet_core = (_core_busy(SERVER_CORE) - quiet_core_before) / quiet_seconds
+    quiet_core = (core_busy(SERVER_CORE) - quiet_core_before) / quiet_seconds
     results = {}
     with Namespaces() as namespaces:
         results["loopback"] = measure_one(

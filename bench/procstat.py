@@ -36,6 +36,19 @@ def cpu_times(pid: int) -> CpuTimes:
     return CpuTimes(utime / _TICKS_PER_SECOND, stime / _TICKS_PER_SECOND)
 
 
+def core_busy(core: int) -> float:
+    """Seconds core ``core`` has not been idle since boot (user, nice, system, interrupts,
+    softirq and steal time of its line in /proc/stat)."""
+    with open("/proc/stat", "rb") as stat:
+        for line in stat:
+            if line.startswith(f"cpu{core} ".encode()):
+                user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+                    int, line.split()[1:9]
+                )
+                return (user + nice + system + irq + softirq + steal) / _TICKS_PER_SECOND
+    raise RuntimeError(f"no cpu{core} in /proc/stat")
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of the process, from /proc/<pid>/statm."""
     with open(f"/proc/{pid}/statm", "rb") as statm:
