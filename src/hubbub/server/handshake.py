@@ -114,12 +114,7 @@ class HandshakeGate:
 
     def closed(self, address: str) -> None:
         self.open_total -= 1
-        key = address_key(address)
-        left = self.open_by_address[key] - 1
-        if left > 0:
-            self.open_by_address[key] = left
-        else:
-            del self.open_by_address[key]
+        _count_down(self.open_by_address, address_key(address))
 
     def http_opened(self, peer: str) -> str | None:
         """A new connection from ``peer`` (the address its socket is connected to;
@@ -142,13 +137,18 @@ class HandshakeGate:
     def http_closed(self, key: str) -> None:
         """A connection counted by :meth:`http_opened` under ``key`` is gone, or is a
         WebSocket now (counted by :meth:`opened` from then on)."""
-        if not key:
-            return
-        left = self.http_by_address[key] - 1
-        if left > 0:
-            self.http_by_address[key] = left
-        else:
-            del self.http_by_address[key]
+        if key:
+            _count_down(self.http_by_address, key)
+
+
+def _count_down(counts: Counter[str], key: str) -> None:
+    """One fewer under ``key``; a key that comes to none goes (the counts stay as
+    small as what is open)."""
+    left = counts[key] - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 def address_key(address: str) -> str:
